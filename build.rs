@@ -1,0 +1,40 @@
+//! Link-time set-up: an rpath to libtorch so that `rotbench` and the test
+//! binaries run from any shell without LD_LIBRARY_PATH.
+//!
+//! torch-sys declares `links = "tch"`, so cargo hands us its libtorch lib folder
+//! as `DEP_TCH_LIBTORCH_LIB`.
+use std::env;
+use std::fs;
+use std::path::PathBuf;
+
+const EXPECTED_TORCH: &str = "2.13.0";
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    let Ok(lib) = env::var("DEP_TCH_LIBTORCH_LIB") else {
+        println!("cargo:warning=torch-sys did not report its libtorch folder; binaries will need LD_LIBRARY_PATH");
+        return;
+    };
+    // `.libtorch` is a symlink into the cache: bake in the real folder so a
+    // binary keeps working wherever the checkout moves.
+    let lib = fs::canonicalize(&lib).unwrap_or_else(|_| PathBuf::from(&lib));
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+    if let Some(root) = lib.parent() {
+        // The LIBTORCH route skips tch's own version check, so pin it here.
+        if let Ok(v) = fs::read_to_string(root.join("build-version")) {
+            let v = v.trim();
+            if !v.starts_with(EXPECTED_TORCH) {
+                panic!(
+                    "libtorch at {} is version {v}, but tch 0.26 needs {EXPECTED_TORCH}; \
+                     unset LIBTORCH to use `make setup`'s slim copy",
+                    root.display()
+                );
+            }
+        }
+    }
+    if lib.join("libtorch_cuda.so").exists() {
+        // Without this, --as-needed drops libtorch_cuda.so and CUDA goes unseen.
+        println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
+    }
+}

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Build a slim CPU libtorch 2.13.0 from PyPI wheels, in a cache outside the repo.
+#
+# Usage: scripts/setup-libtorch.sh        # prints the libtorch folder on stdout
+#
+# - Respects a user's own libtorch: if LIBTORCH is set and holds lib/libtorch_cpu.so,
+#   nothing is downloaded and that folder is printed.
+# - Idempotent: a finished folder carries a .complete stamp; a half-finished one
+#   is rebuilt from scratch.
+# - Only PyPI is reached (pip download). Progress goes to stderr.
+set -euo pipefail
+
+TORCH_VERSION=2.13.0
+CUDART_VERSION=13.0.96
+CUPTI_VERSION=13.0.85
+
+log() { printf 'setup-libtorch: %s\n' "$*" >&2; }
+
+if [ -n "${LIBTORCH:-}" ]; then
+  if [ -f "$LIBTORCH/lib/libtorch_cpu.so" ]; then
+    echo "$LIBTORCH"; exit 0
+  fi
+  log "LIBTORCH=$LIBTORCH has no lib/libtorch_cpu.so; unset LIBTORCH to use the cached slim set-up, or point it at a libtorch $TORCH_VERSION folder"
+  exit 2
+fi
+
+CACHE="${ROTBENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rotbench}"
+DEST="$CACHE/libtorch-$TORCH_VERSION-cpu"
+if [ -f "$DEST/.complete" ]; then
+  echo "$DEST"; exit 0
+fi
+
+command -v python3 >/dev/null || { log "python3 is needed to run pip download; install python3 (with pip) and rerun"; exit 2; }
+python3 -m pip --version >/dev/null 2>&1 || { log "pip is missing; install it (apt-get install python3-pip) and rerun"; exit 2; }
+
+mkdir -p "$CACHE"
+WORK=$(mktemp -d "$CACHE/.setup.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+log "downloading torch==$TORCH_VERSION (about 540 MB with the CUDA runtime wheels) into $WORK"
+python3 -m pip download --quiet --no-deps --only-binary :all: \
+  -d "$WORK/wheels" \
+  "torch==$TORCH_VERSION" "nvidia-cuda-runtime==$CUDART_VERSION" "nvidia-cuda-cupti==$CUPTI_VERSION" >&2
+
+STAGE="$WORK/libtorch"
+mkdir -p "$STAGE/lib"
+log "unpacking headers and libraries"
+python3 - "$WORK/wheels" "$STAGE" <<'PY'
+import sys, zipfile, pathlib, os, stat
+wheels, stage = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+want = {"libtorch_cpu.so", "libtorch.so", "libc10.so", "libgomp.so.1",
+        "libcudart.so.13", "libcupti.so.13"}
+found = set()
+for whl in sorted(wheels.glob("*.whl")):
+    with zipfile.ZipFile(whl) as z:
+        for info in z.infolist():
+            name = info.filename
+            base = name.rsplit("/", 1)[-1]
+            if name.startswith("torch/include/") and not name.endswith("/"):
+                out = stage / "include" / name[len("torch/include/"):]
+            elif base in want and "/lib/" in "/" + name and not name.endswith("/"):
+                out = stage / "lib" / base
+                found.add(base)
+            else:
+                continue
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with z.open(info) as src, open(out, "wb") as dst:
+                while chunk := src.read(1 << 20):
+                    dst.write(chunk)
+            if out.suffix == ".so" or ".so." in out.name:
+                out.chmod(0o755)
+missing = want - found
+if missing:
+    sys.exit(f"setup-libtorch: the wheels lack {sorted(missing)}")
+PY
+echo "$TORCH_VERSION" > "$STAGE/build-version"
+touch "$STAGE/.complete"
+rm -rf "$DEST"
+mv "$STAGE" "$DEST"
+log "libtorch $TORCH_VERSION ready at $DEST ($(du -sh "$DEST" | cut -f1))"
+echo "$DEST"

@@ -1,0 +1,170 @@
+//! Angle specs: parsing `0,90,180` lists and `start:stop:step` ranges into degrees.
+//!
+//! Degrees, counter-clockwise positive. Ranges exclude `stop`, as Python's
+//! `range` does; each angle is `start + i*step` (no accumulated rounding).
+
+use std::fmt;
+
+/// The most angles one spec may produce.
+pub const MAX_ANGLES: usize = 100_000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AngleSpecError(pub String);
+
+impl fmt::Display for AngleSpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for AngleSpecError {}
+
+const FORMS: &str = "use a list like `0,90,180` or a range `start:stop:step` (stop excluded), e.g. `0:360:15`";
+
+fn number(text: &str, what: &str, spec: &str) -> Result<f64, AngleSpecError> {
+    let t = text.trim();
+    let v: f64 = t.parse().map_err(|_| {
+        AngleSpecError(format!("angle spec `{spec}`: {what} `{t}` is not a number; {FORMS}"))
+    })?;
+    if !v.is_finite() {
+        return Err(AngleSpecError(format!(
+            "angle spec `{spec}`: {what} `{t}` is not a finite number; {FORMS}"
+        )));
+    }
+    Ok(v)
+}
+
+/// Parse an angle spec. Duplicates are an error (each angle is one row of output).
+pub fn parse(spec: &str) -> Result<Vec<f64>, AngleSpecError> {
+    let s = spec.trim();
+    if s.is_empty() {
+        return Err(AngleSpecError(format!("the angle spec is empty; {FORMS}")));
+    }
+    let angles = if s.contains(':') {
+        let parts: Vec<&str> = s.split(':').collect();
+        if parts.len() != 3 {
+            return Err(AngleSpecError(format!(
+                "angle spec `{s}`: a range needs exactly three parts; {FORMS}"
+            )));
+        }
+        let start = number(parts[0], "start", s)?;
+        let stop = number(parts[1], "stop", s)?;
+        let step = number(parts[2], "step", s)?;
+        if step == 0.0 {
+            return Err(AngleSpecError(format!(
+                "angle spec `{s}`: the step is 0, which never reaches the stop; use a non-zero step such as `0:360:15`"
+            )));
+        }
+        let count = ((stop - start) / step).ceil();
+        if count <= 0.0 {
+            return Err(AngleSpecError(format!(
+                "angle spec `{s}` holds no angles: with step {step} the range must go from start towards stop; {FORMS}"
+            )));
+        }
+        if count > MAX_ANGLES as f64 {
+            return Err(AngleSpecError(format!(
+                "angle spec `{s}` gives {count} angles, more than the limit of {MAX_ANGLES}; use a larger step"
+            )));
+        }
+        let count = count as usize;
+        (0..count)
+            .map(|i| clean(start + i as f64 * step))
+            .filter(|a| if step > 0.0 { *a < stop } else { *a > stop })
+            .collect::<Vec<_>>()
+    } else {
+        let items: Vec<&str> = s.split(',').collect();
+        if items.len() > MAX_ANGLES {
+            return Err(AngleSpecError(format!(
+                "angle spec has {} angles, more than the limit of {MAX_ANGLES}",
+                items.len()
+            )));
+        }
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            if item.trim().is_empty() {
+                return Err(AngleSpecError(format!(
+                    "angle spec `{s}` has an empty item; {FORMS}"
+                )));
+            }
+            out.push(clean(number(item, "angle", s)?));
+        }
+        out
+    };
+    if angles.is_empty() {
+        return Err(AngleSpecError(format!("angle spec `{s}` holds no angles; {FORMS}")));
+    }
+    for (i, a) in angles.iter().enumerate() {
+        if angles[..i].contains(a) {
+            return Err(AngleSpecError(format!(
+                "angle spec `{s}` lists {} twice; list each angle once",
+                format_angle(*a)
+            )));
+        }
+    }
+    Ok(angles)
+}
+
+/// Round away float noise from `start + i*step` (e.g. 0.1*3) to 1e-9 degrees.
+fn clean(a: f64) -> f64 {
+    let r = (a * 1e9).round() / 1e9;
+    if r == 0.0 {
+        0.0 // no negative zero
+    } else {
+        r
+    }
+}
+
+/// Shortest text for an angle: `90`, `137.5`, `-30`.
+pub fn format_angle(a: f64) -> String {
+    if a.fract() == 0.0 && a.abs() < 1e15 {
+        format!("{}", a as i64)
+    } else {
+        format!("{a}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_keeps_its_order() {
+        assert_eq!(parse("0,90,180,270").unwrap(), vec![0.0, 90.0, 180.0, 270.0]);
+        assert_eq!(parse(" 45 , -30,137.5").unwrap(), vec![45.0, -30.0, 137.5]);
+    }
+
+    #[test]
+    fn a_range_excludes_stop() {
+        assert_eq!(parse("0:360:90").unwrap(), vec![0.0, 90.0, 180.0, 270.0]);
+        assert_eq!(parse("0:360:15").unwrap().len(), 24);
+        assert_eq!(parse("0:1:0.1").unwrap().len(), 10);
+        assert_eq!(parse("0:0.3:0.1").unwrap(), vec![0.0, 0.1, 0.2]);
+        assert_eq!(parse("90:-1:-45").unwrap(), vec![90.0, 45.0, 0.0]);
+    }
+
+    #[test]
+    fn bad_specs_are_refused_with_the_reason() {
+        assert!(parse("0:360:0").unwrap_err().0.contains("step is 0"));
+        assert!(parse("abc").unwrap_err().0.contains("not a number"));
+        assert!(parse("nan").unwrap_err().0.contains("not a finite number"));
+        assert!(parse("inf").unwrap_err().0.contains("not a finite number"));
+        assert!(parse("").unwrap_err().0.contains("empty"));
+        assert!(parse("0,,90").unwrap_err().0.contains("empty item"));
+        assert!(parse("0:360:0.001").unwrap_err().0.contains("limit"));
+        assert!(parse("360:0:15").unwrap_err().0.contains("no angles"));
+        assert!(parse("0:360").unwrap_err().0.contains("three parts"));
+        assert!(parse("0,90,0").unwrap_err().0.contains("twice"));
+    }
+
+    #[test]
+    fn exactly_the_limit_is_allowed() {
+        assert_eq!(parse("0:100000:1").unwrap().len(), MAX_ANGLES);
+        assert!(parse("0:100001:1").is_err());
+    }
+
+    #[test]
+    fn angles_format_shortest() {
+        assert_eq!(format_angle(90.0), "90");
+        assert_eq!(format_angle(137.5), "137.5");
+        assert_eq!(format_angle(-30.0), "-30");
+    }
+}

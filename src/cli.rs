@@ -1,0 +1,184 @@
+//! Command-line interface: clap parses raw arguments, then each command's
+//! `check()` turns them into a validated config with errors that name the flag.
+
+use anyhow::{anyhow, bail, Result};
+use clap::{Args, Parser, Subcommand};
+use rotbench::model::{read_classes_file, SpecFlags};
+use rotbench::rotate::{Fill, Interpolation, RotateOptions};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rotbench",
+    version,
+    about = "Rotation-robustness evaluation for TorchScript image classifiers",
+    long_about = "Sweeps a labelled test set across rotation angles and reports accuracy, \
+precision/recall/F1, confusion matrices and invariance measures at every angle.\n\n\
+Angles are degrees, counter-clockwise positive (as torchvision and PIL), about the image centre.\n\
+Exit codes: 0 success, 1 a failed gate, 2 an error."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Sweep models over a dataset at many rotation angles and write the results.
+    Sweep(SweepArgs),
+    /// Rotate one image exactly as the sweep does and write it as PNG.
+    Rotate(RotateArgs),
+    /// Print the spec a model will be run with, where each field came from, and its output width.
+    Inspect(InspectArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SpecArgs {
+    /// Model input as CxHxW (e.g. 1x28x28); overrides the sidecar.
+    #[arg(long, value_name = "CxHxW")]
+    pub input_size: Option<String>,
+    /// Mean on the [0,1] pixel scale: one value, or one per channel (comma-separated).
+    #[arg(long, value_name = "V[,V,V]", allow_hyphen_values = true)]
+    pub mean: Option<String>,
+    /// Std on the [0,1] pixel scale: one value, or one per channel.
+    #[arg(long, value_name = "V[,V,V]")]
+    pub std: Option<String>,
+    /// Class names, one per line, in the model's output order.
+    #[arg(long, value_name = "FILE")]
+    pub classes: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RotationArgs {
+    /// Interpolation: nearest, bilinear or bicubic.
+    #[arg(long, default_value = "bilinear", value_name = "MODE")]
+    pub interpolation: String,
+    /// Fill for pixels rotated in from outside: a constant on the [0,1] scale (0 = black), `edge` or `reflect`.
+    #[arg(long, default_value = "0", value_name = "V|edge|reflect")]
+    pub fill: String,
+    /// Blank everything outside the inscribed circle at every angle (0 included).
+    #[arg(long)]
+    pub mask_circle: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// TorchScript model (.pt) with a sidecar MODEL.json; repeat for several models.
+    #[arg(long = "model", value_name = "PATH", required = true)]
+    pub models: Vec<PathBuf>,
+    /// Dataset: an MNIST IDX folder or images file (raw or .gz), or an image folder
+    /// (one subfolder per class; classes in the model's order when the names match,
+    /// else sorted folder names as torchvision does).
+    #[arg(long, value_name = "PATH")]
+    pub data: PathBuf,
+    /// Angles in degrees, counter-clockwise: a list `0,90,180` or a range `start:stop:step` (stop excluded).
+    #[arg(long, value_name = "SPEC", allow_hyphen_values = true)]
+    pub angles: String,
+    /// Output folder (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Images per forward pass.
+    #[arg(long, default_value = "256", value_name = "N")]
+    pub batch_size: String,
+    /// Use only the first N samples.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<String>,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
+    pub device: String,
+    /// libtorch intra-op threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<String>,
+    #[command(flatten)]
+    pub rotation: RotationArgs,
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// Skip images that fail to decode (and count them) instead of stopping.
+    #[arg(long)]
+    pub skip_bad_images: bool,
+    /// Do not write predictions.csv (it has one row per model x angle x sample).
+    #[arg(long)]
+    pub no_predictions: bool,
+    /// No progress bar and no table on stdout.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RotateArgs {
+    /// Angle in degrees, counter-clockwise positive.
+    #[arg(long, allow_hyphen_values = true)]
+    pub angle: String,
+    #[command(flatten)]
+    pub rotation: RotationArgs,
+    /// Input image (PNG or JPEG, grayscale or RGB).
+    pub input: PathBuf,
+    /// Output PNG (same size and mode as the input).
+    pub output: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// TorchScript model (.pt).
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+/// Parse a positive integer flag with an error that names it.
+pub fn positive(flag: &str, v: &str) -> Result<usize> {
+    match v.trim().parse::<usize>() {
+        Ok(0) => bail!("{flag} 0: must be at least 1"),
+        Ok(n) => Ok(n),
+        Err(_) => bail!("{flag} {v}: not a whole number; give a positive integer"),
+    }
+}
+
+fn floats(flag: &str, v: &str) -> Result<Vec<f32>> {
+    v.split(',')
+        .map(|s| {
+            let x: f32 = s.trim().parse().map_err(|_| anyhow!("{flag} {v}: `{s}` is not a number; give one value or one per channel, comma-separated"))?;
+            if !x.is_finite() {
+                bail!("{flag} {v}: values must be finite");
+            }
+            Ok(x)
+        })
+        .collect()
+}
+
+impl SpecArgs {
+    pub fn check(&self) -> Result<SpecFlags> {
+        let input = match &self.input_size {
+            None => None,
+            Some(s) => {
+                let parts: Vec<&str> = s.split(['x', 'X', ',']).collect();
+                let dims: Option<Vec<usize>> = parts.iter().map(|p| p.trim().parse().ok()).collect();
+                match dims {
+                    Some(d) if d.len() == 3 => Some([d[0], d[1], d[2]]),
+                    _ => bail!("--input-size {s}: expected CxHxW, e.g. 1x28x28 or 3x224x224"),
+                }
+            }
+        };
+        Ok(SpecFlags {
+            input,
+            mean: self.mean.as_deref().map(|v| floats("--mean", v)).transpose()?,
+            std: self.std.as_deref().map(|v| floats("--std", v)).transpose()?,
+            classes: match &self.classes {
+                None => None,
+                Some(p) => Some((p.clone(), read_classes_file(p)?)),
+            },
+        })
+    }
+}
+
+impl RotationArgs {
+    pub fn check(&self) -> Result<RotateOptions> {
+        let interpolation: Interpolation =
+            self.interpolation.parse().map_err(|e: String| anyhow!("--interpolation {}: {e}", self.interpolation))?;
+        let fill: Fill = self.fill.parse().map_err(|e: String| anyhow!("--fill {}: {e}", self.fill))?;
+        Ok(RotateOptions { interpolation, fill, mask_circle: self.mask_circle })
+    }
+}

@@ -1,0 +1,406 @@
+//! MNIST IDX files, raw or gzip: `*-images-idx3-ubyte[.gz]` with its
+//! `*-labels-idx1-ubyte[.gz]`. The whole file is checked (size, counts) and
+//! hashed before the sweep starts; then images stream in chunks.
+
+use super::{display, limit_len, Chunk, DatasetInfo, OpenOptions, Source, Target};
+use anyhow::{anyhow, bail, Context, Result};
+use flate2::read::GzDecoder;
+use image::{DynamicImage, GrayImage};
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+const IMAGES_MAGIC: u32 = 0x0000_0803;
+const LABELS_MAGIC: u32 = 0x0000_0801;
+
+fn is_images_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.contains("images") && n.contains("idx3")
+}
+
+/// True for an IDX images file, or a folder that holds one.
+pub fn looks_like_idx(path: &Path) -> bool {
+    if path.is_file() {
+        return path.file_name().is_some_and(|n| is_images_name(&n.to_string_lossy()));
+    }
+    fs::read_dir(path)
+        .map(|rd| rd.flatten().any(|e| is_images_name(&e.file_name().to_string_lossy())))
+        .unwrap_or(false)
+}
+
+/// Find the images and labels files for `path` (a folder or an images file).
+pub fn find_files(path: &Path) -> Result<(PathBuf, PathBuf)> {
+    let images = if path.is_file() {
+        path.to_path_buf()
+    } else {
+        let mut found: Vec<PathBuf> = fs::read_dir(path)
+            .with_context(|| format!("--data {}: cannot list the folder", path.display()))?
+            .flatten()
+            .filter(|e| is_images_name(&e.file_name().to_string_lossy()))
+            .map(|e| e.path())
+            .collect();
+        found.sort();
+        match found.len() {
+            1 => found.remove(0),
+            _ => bail!(
+                "--data {}: the folder holds {} IDX image files ({}); point --data at the one images file to use",
+                path.display(),
+                found.len(),
+                found.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    };
+    let name = images.file_name().unwrap().to_string_lossy().into_owned();
+    let dir = images.parent().unwrap_or(Path::new("."));
+    let want = name.replace("images", "labels").replace("idx3", "idx1");
+    let candidates = [want.clone(), want.trim_end_matches(".gz").to_string(), format!("{}.gz", want.trim_end_matches(".gz"))];
+    for c in &candidates {
+        let p = dir.join(c);
+        if p.is_file() {
+            return Ok((images, p));
+        }
+    }
+    bail!(
+        "{}: no labels file beside it; expected {} (raw or .gz) in {}",
+        images.display(),
+        want.trim_end_matches(".gz"),
+        dir.display()
+    )
+}
+
+fn reader(path: &Path) -> Result<Box<dyn Read + Send>> {
+    let mut f = fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let mut magic = [0u8; 2];
+    let n = f.read(&mut magic)?;
+    let f = fs::File::open(path)?;
+    if n == 2 && magic == [0x1f, 0x8b] {
+        Ok(Box::new(BufReader::new(GzDecoder::new(BufReader::new(f)))))
+    } else {
+        Ok(Box::new(BufReader::new(f)))
+    }
+}
+
+/// Read as much as possible into `buf`; returns the count (short only at EOF).
+fn read_full(r: &mut dyn Read, buf: &mut [u8], path: &Path) -> Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => bail!("{}: read failed: {e} (a corrupt .gz?)", path.display()),
+        }
+    }
+    Ok(got)
+}
+
+fn be_u32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// The parsed header of an IDX images file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImagesHeader {
+    pub count: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+pub fn parse_images_header(b: &[u8], path: &Path) -> Result<ImagesHeader> {
+    if b.len() < 16 {
+        bail!("{}: truncated IDX images file: {} bytes, shorter than the 16-byte header", path.display(), b.len());
+    }
+    let magic = be_u32(&b[0..4]);
+    if magic != IMAGES_MAGIC {
+        bail!(
+            "{}: not an IDX images file (magic 0x{magic:08x}, expected 0x{IMAGES_MAGIC:08x}: unsigned bytes, 3 dimensions)",
+            path.display()
+        );
+    }
+    let h = ImagesHeader { count: be_u32(&b[4..8]) as usize, height: be_u32(&b[8..12]) as usize, width: be_u32(&b[12..16]) as usize };
+    if h.height == 0 || h.width == 0 || h.height > 8192 || h.width > 8192 {
+        bail!("{}: IDX header gives images of {}x{}; expected sizes between 1 and 8192", path.display(), h.height, h.width);
+    }
+    Ok(h)
+}
+
+/// Parse a whole IDX labels file.
+pub fn parse_labels(b: &[u8], path: &Path) -> Result<Vec<u8>> {
+    if b.len() < 8 {
+        bail!("{}: truncated IDX labels file: {} bytes, shorter than the 8-byte header", path.display(), b.len());
+    }
+    let magic = be_u32(&b[0..4]);
+    if magic != LABELS_MAGIC {
+        bail!("{}: not an IDX labels file (magic 0x{magic:08x}, expected 0x{LABELS_MAGIC:08x})", path.display());
+    }
+    let n = be_u32(&b[4..8]) as usize;
+    let body = &b[8..];
+    if body.len() != n {
+        bail!(
+            "{}: {} IDX labels file: the header promises {n} labels but the file holds {}",
+            path.display(),
+            if body.len() < n { "truncated" } else { "over-long" },
+            body.len()
+        );
+    }
+    Ok(body.to_vec())
+}
+
+pub struct IdxSource {
+    info: DatasetInfo,
+    images_path: PathBuf,
+    header: ImagesHeader,
+    labels: Vec<u8>,
+    target: Target,
+    reader: Option<Box<dyn Read + Send>>,
+    next: usize,
+}
+
+impl IdxSource {
+    pub fn open(path: &Path, target: Target, n_classes: usize, opts: &OpenOptions) -> Result<IdxSource> {
+        let (images_path, labels_path) = find_files(path)?;
+        let mut lab_bytes = Vec::new();
+        reader(&labels_path)?
+            .read_to_end(&mut lab_bytes)
+            .map_err(|e| anyhow!("{}: read failed: {e} (a corrupt .gz?)", labels_path.display()))?;
+        let labels = parse_labels(&lab_bytes, &labels_path)?;
+
+        // One pass over the images: header, exact size, hash.
+        let mut r = reader(&images_path)?;
+        let mut head = [0u8; 16];
+        let got = read_full(&mut *r, &mut head, &images_path)?;
+        let header = parse_images_header(&head[..got], &images_path)?;
+        let mut hasher = Sha256::new();
+        hasher.update(head);
+        let mut body = 0usize;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = read_full(&mut *r, &mut buf, &images_path)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            body += n;
+        }
+        let want = header.count * header.height * header.width;
+        if body != want {
+            bail!(
+                "{}: {} IDX images file: the header promises {} images of {}x{} ({} bytes) but the file holds {body} bytes",
+                images_path.display(),
+                if body < want { "truncated" } else { "over-long" },
+                header.count,
+                header.height,
+                header.width,
+                want
+            );
+        }
+        if labels.len() != header.count {
+            bail!(
+                "{} holds {} images but {} holds {} labels; the counts must agree",
+                images_path.display(),
+                header.count,
+                labels_path.display(),
+                labels.len()
+            );
+        }
+        if header.count == 0 {
+            bail!("--data {}: the dataset is empty (0 images)", path.display());
+        }
+        let len = limit_len(header.count, opts.limit);
+        if let Some((i, &l)) = labels[..len].iter().enumerate().find(|(_, &l)| l as usize >= n_classes) {
+            bail!(
+                "{}: label {l} at sample {i} is outside the model's {n_classes} classes (0..{}); check the data or the model's `classes`",
+                labels_path.display(),
+                n_classes.saturating_sub(1)
+            );
+        }
+        hasher.update(&lab_bytes);
+        let info = DatasetInfo {
+            format: "idx".into(),
+            path: display(path),
+            len,
+            total: header.count,
+            sha256: crate::model::hex(&hasher.finalize()),
+            class_names: None,
+            class_order: "IDX labels are class indices into the model's classes".into(),
+            skipped: vec![],
+        };
+        Ok(IdxSource { info, images_path, header, labels, target, reader: None, next: 0 })
+    }
+}
+
+impl Source for IdxSource {
+    fn info(&self) -> &DatasetInfo {
+        &self.info
+    }
+
+    fn next_chunk(&mut self, max: usize) -> Result<Option<Chunk>> {
+        if self.next >= self.info.len {
+            return Ok(None);
+        }
+        if self.reader.is_none() {
+            let mut r = reader(&self.images_path)?;
+            let mut head = [0u8; 16];
+            read_full(&mut *r, &mut head, &self.images_path)?;
+            self.reader = Some(r);
+        }
+        let n = max.min(self.info.len - self.next);
+        let (h, w) = (self.header.height, self.header.width);
+        let mut raw = vec![0u8; n * h * w];
+        let got = read_full(self.reader.as_mut().unwrap().as_mut(), &mut raw, &self.images_path)?;
+        if got != raw.len() {
+            bail!("{}: the file changed while it was read (short read)", self.images_path.display());
+        }
+        let t = self.target;
+        let same = h == t.height && w == t.width;
+        let mut pixels = Vec::with_capacity(n * t.pixels());
+        for i in 0..n {
+            let plane = &raw[i * h * w..(i + 1) * h * w];
+            let plane = if same {
+                plane.to_vec()
+            } else {
+                let img = GrayImage::from_raw(w as u32, h as u32, plane.to_vec()).expect("sizes agree");
+                super::convert(DynamicImage::ImageLuma8(img), Target { channels: 1, ..t })
+            };
+            if t.channels == 1 {
+                pixels.extend_from_slice(&plane);
+            } else {
+                pixels.extend(super::replicate_gray(&plane, t.channels));
+            }
+        }
+        let start = self.next;
+        self.next += n;
+        Ok(Some(Chunk {
+            indices: (start as u64..(start + n) as u64).collect(),
+            labels: self.labels[start..start + n].iter().map(|&l| l as u32).collect(),
+            pixels,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn images_file(n: u32, h: u32, w: u32, body: usize) -> Vec<u8> {
+        let mut b = Vec::new();
+        for v in [IMAGES_MAGIC, n, h, w] {
+            b.extend_from_slice(&v.to_be_bytes());
+        }
+        b.extend((0..body).map(|i| (i % 251) as u8));
+        b
+    }
+
+    fn labels_file(labels: &[u8]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&LABELS_MAGIC.to_be_bytes());
+        b.extend_from_slice(&(labels.len() as u32).to_be_bytes());
+        b.extend_from_slice(labels);
+        b
+    }
+
+    fn write_set(dir: &Path, images: &[u8], labels: &[u8], gz: bool) {
+        use flate2::{write::GzEncoder, Compression};
+        use std::io::Write;
+        let put = |name: &str, bytes: &[u8]| {
+            if gz {
+                let mut e = GzEncoder::new(fs::File::create(dir.join(format!("{name}.gz"))).unwrap(), Compression::fast());
+                e.write_all(bytes).unwrap();
+                e.finish().unwrap();
+            } else {
+                fs::write(dir.join(name), bytes).unwrap();
+            }
+        };
+        put("t-images-idx3-ubyte", images);
+        put("t-labels-idx1-ubyte", labels);
+    }
+
+    const T: Target = Target { channels: 1, height: 2, width: 3 };
+
+    #[test]
+    fn a_good_file_streams_in_chunks_raw_and_gz() {
+        for gz in [false, true] {
+            let d = tempfile::tempdir().unwrap();
+            write_set(d.path(), &images_file(5, 2, 3, 30), &labels_file(&[0, 1, 2, 1, 0]), gz);
+            let mut s = IdxSource::open(d.path(), T, 3, &OpenOptions::default()).unwrap();
+            assert_eq!(s.info().len, 5);
+            let a = s.next_chunk(2).unwrap().unwrap();
+            assert_eq!(a.labels, vec![0, 1]);
+            assert_eq!(a.pixels, (0..12).collect::<Vec<u8>>());
+            let b = s.next_chunk(10).unwrap().unwrap();
+            assert_eq!(b.indices, vec![2, 3, 4]);
+            assert_eq!(b.pixels[0], 12);
+            assert!(s.next_chunk(10).unwrap().is_none());
+        }
+    }
+
+    #[test]
+    fn the_hash_ignores_compression() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        write_set(a.path(), &images_file(2, 2, 3, 12), &labels_file(&[0, 1]), false);
+        write_set(b.path(), &images_file(2, 2, 3, 12), &labels_file(&[0, 1]), true);
+        let ha = IdxSource::open(a.path(), T, 2, &OpenOptions::default()).unwrap().info.sha256;
+        let hb = IdxSource::open(b.path(), T, 2, &OpenOptions::default()).unwrap().info.sha256;
+        assert_eq!(ha, hb);
+    }
+
+    #[test]
+    fn a_truncated_images_file_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        write_set(d.path(), &images_file(5, 2, 3, 29), &labels_file(&[0; 5]), false);
+        let err = IdxSource::open(d.path(), T, 3, &OpenOptions::default()).err().unwrap().to_string();
+        assert!(err.contains("truncated IDX images file") && err.contains("29 bytes"), "{err}");
+        // Truncated inside the header.
+        let d = tempfile::tempdir().unwrap();
+        write_set(d.path(), &images_file(5, 2, 3, 0)[..10], &labels_file(&[0; 5]), true);
+        let err = IdxSource::open(d.path(), T, 3, &OpenOptions::default()).err().unwrap().to_string();
+        assert!(err.contains("shorter than the 16-byte header"), "{err}");
+    }
+
+    #[test]
+    fn a_truncated_labels_file_and_disagreeing_counts_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let mut lab = labels_file(&[0; 5]);
+        lab.pop();
+        write_set(d.path(), &images_file(5, 2, 3, 30), &lab, false);
+        let err = IdxSource::open(d.path(), T, 3, &OpenOptions::default()).err().unwrap().to_string();
+        assert!(err.contains("truncated IDX labels file"), "{err}");
+        let d = tempfile::tempdir().unwrap();
+        write_set(d.path(), &images_file(5, 2, 3, 30), &labels_file(&[0; 4]), false);
+        let err = IdxSource::open(d.path(), T, 3, &OpenOptions::default()).err().unwrap().to_string();
+        assert!(err.contains("holds 5 images but") && err.contains("4 labels"), "{err}");
+    }
+
+    #[test]
+    fn a_label_outside_the_classes_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        write_set(d.path(), &images_file(3, 2, 3, 18), &labels_file(&[0, 7, 1]), false);
+        let err = IdxSource::open(d.path(), T, 3, &OpenOptions::default()).err().unwrap().to_string();
+        assert!(err.contains("label 7 at sample 1"), "{err}");
+    }
+
+    #[test]
+    fn wrong_magic_is_named() {
+        let d = tempfile::tempdir().unwrap();
+        let mut img = images_file(1, 2, 3, 6);
+        img[3] = 0x01;
+        write_set(d.path(), &img, &labels_file(&[0]), false);
+        let err = IdxSource::open(d.path(), T, 3, &OpenOptions::default()).err().unwrap().to_string();
+        assert!(err.contains("not an IDX images file"), "{err}");
+    }
+
+    #[test]
+    fn limit_and_resize_and_rgb() {
+        let d = tempfile::tempdir().unwrap();
+        write_set(d.path(), &images_file(4, 2, 3, 24), &labels_file(&[0, 1, 0, 1]), false);
+        let t = Target { channels: 3, height: 4, width: 6 };
+        let mut s = IdxSource::open(d.path(), t, 2, &OpenOptions { limit: Some(3), ..Default::default() }).unwrap();
+        assert_eq!(s.info().len, 3);
+        assert_eq!(s.info().total, 4);
+        let c = s.next_chunk(10).unwrap().unwrap();
+        assert_eq!(c.len(), 3);
+        assert_eq!(c.pixels.len(), 3 * 3 * 4 * 6);
+        assert_eq!(&c.pixels[0..24], &c.pixels[24..48], "gray replicated to RGB");
+    }
+}

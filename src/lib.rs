@@ -1,0 +1,17 @@
+//! rotbench: how does an image classifier behave when its input is rotated?
+//!
+//! The library holds the whole pipeline; `src/main.rs` is a thin CLI over it.
+//! Only [`output`] writes files and only the binary prints.
+
+pub mod angles;
+pub mod dataset;
+pub mod metrics;
+pub mod model;
+pub mod output;
+pub mod report;
+pub mod rotate;
+pub mod summary;
+pub mod sweep;
+
+/// The libtorch version rotbench is built for (tch 0.26).
+pub const LIBTORCH_VERSION: &str = "2.13.0";

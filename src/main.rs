@@ -1,0 +1,40 @@
+//! The `rotbench` binary: parse arguments, run a command, map the outcome to an
+//! exit code (0 success, 1 failed gate, 2 error). Errors print one clear message,
+//! never a panic or a backtrace.
+
+mod cli;
+mod commands;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn run() -> anyhow::Result<ExitCode> {
+    let cli = match cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return Ok(ExitCode::from(code));
+        }
+    };
+    match cli.command {
+        cli::Command::Sweep(a) => commands::sweep(a),
+        cli::Command::Rotate(a) => commands::rotate(a),
+        cli::Command::Inspect(a) => commands::inspect(a),
+    }
+}
+
+fn main() -> ExitCode {
+    // A bug must still end as a message and exit code 2, not an abort trace.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("error: internal error (please report it): {info}");
+    }));
+    match std::panic::catch_unwind(run) {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(_) => ExitCode::from(2),
+    }
+}

@@ -1,0 +1,480 @@
+//! Models: the spec (input size, channels, mean/std, classes) and where each field
+//! came from, TorchScript loading with clear errors, and the forward pass.
+//!
+//! Spec precedence: command-line flags, then the sidecar `MODEL.json` next to
+//! `MODEL.pt`, then `extra/rotbench.json` embedded in the TorchScript zip.
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use tch::{CModule, Device, Kind, Tensor};
+
+/// The schema users see in errors about a malformed sidecar.
+pub const SIDECAR_SCHEMA: &str = r#"{"input": [C, H, W], "mean": [m, ...], "std": [s, ...], "classes": ["name", ...]}"#;
+
+/// What the model expects. `mean`/`std` have one value per channel and apply to
+/// pixels scaled to [0, 1]: `x = (pixel/255 - mean) / std`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    pub input: [usize; 3],
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+    pub classes: Vec<String>,
+}
+
+impl ModelSpec {
+    pub fn channels(&self) -> usize {
+        self.input[0]
+    }
+    pub fn height(&self) -> usize {
+        self.input[1]
+    }
+    pub fn width(&self) -> usize {
+        self.input[2]
+    }
+    pub fn n_classes(&self) -> usize {
+        self.classes.len()
+    }
+}
+
+/// A spec as written in a sidecar or embedded file: every field optional.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpecFile {
+    pub input: Option<Vec<usize>>,
+    pub mean: Option<Vec<f32>>,
+    pub std: Option<Vec<f32>>,
+    pub classes: Option<Vec<String>>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+}
+
+impl SpecFile {
+    /// Parse JSON, reporting line and column and the expected schema on error.
+    pub fn parse(text: &str, origin: &str) -> Result<SpecFile> {
+        serde_json::from_str(text).map_err(|e| {
+            anyhow!(
+                "{origin}: invalid model spec at line {}, column {}: {e}; expected {SIDECAR_SCHEMA} (optional \"name\", \"description\")",
+                e.line(),
+                e.column()
+            )
+        })
+    }
+}
+
+/// Spec fields given on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct SpecFlags {
+    pub input: Option<[usize; 3]>,
+    pub mean: Option<Vec<f32>>,
+    pub std: Option<Vec<f32>>,
+    pub classes: Option<(PathBuf, Vec<String>)>,
+}
+
+/// Where each spec field came from, for `inspect` and the reports.
+pub type Provenance = BTreeMap<String, String>;
+
+/// The sidecar path for a model: `x.pt` -> `x.json`.
+pub fn sidecar_path(model: &Path) -> PathBuf {
+    model.with_extension("json")
+}
+
+/// Read a `--classes` file: one name per line, blank lines ignored.
+pub fn read_classes_file(path: &Path) -> Result<Vec<String>> {
+    let text = fs::read_to_string(path)
+        .with_context(|| format!("--classes {}: cannot read the file; give a text file with one class name per line", path.display()))?;
+    let classes: Vec<String> = text.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+    if classes.is_empty() {
+        bail!("--classes {}: the file has no class names; write one name per line", path.display());
+    }
+    Ok(classes)
+}
+
+fn per_channel(values: &[f32], channels: usize, what: &str, from: &str) -> Result<Vec<f32>> {
+    let out = match values.len() {
+        1 => vec![values[0]; channels],
+        n if n == channels => values.to_vec(),
+        n => bail!("{from}: {what} has {n} values but the input has {channels} channels; give 1 value or {channels}"),
+    };
+    if out.iter().any(|v| !v.is_finite()) {
+        bail!("{from}: {what} must be finite numbers");
+    }
+    Ok(out)
+}
+
+/// Combine flags, sidecar and embedded spec into a checked [`ModelSpec`].
+pub fn resolve_spec(
+    model_path: &Path,
+    flags: &SpecFlags,
+    sidecar: Option<(&Path, &SpecFile)>,
+    embedded: Option<&SpecFile>,
+) -> Result<(ModelSpec, Provenance)> {
+    let mut prov = Provenance::new();
+    let side_name = sidecar.map(|(p, _)| format!("sidecar {}", p.display()));
+    let emb_name = "embedded extra/rotbench.json".to_string();
+    let pick = |field: &str, from_flag: bool, side: bool, emb: bool, prov: &mut Provenance| -> Option<String> {
+        let src = if from_flag {
+            Some(format!("flag --{field}"))
+        } else if side {
+            side_name.clone()
+        } else if emb {
+            Some(emb_name.clone())
+        } else {
+            None
+        };
+        if let Some(s) = &src {
+            prov.insert(field.to_string(), s.clone());
+        }
+        src
+    };
+    let sc = sidecar.map(|(_, s)| s);
+    let how_to = |field: &str, flag: &str| {
+        format!(
+            "{}: the model spec has no `{field}`; add it to the sidecar {} ({SIDECAR_SCHEMA}) or pass {flag}",
+            model_path.display(),
+            sidecar_path(model_path).display()
+        )
+    };
+
+    let input = if let Some(i) = flags.input {
+        pick("input-size", true, false, false, &mut prov);
+        i.to_vec()
+    } else if let Some(i) = sc.and_then(|s| s.input.clone()) {
+        pick("input-size", false, true, false, &mut prov);
+        i
+    } else if let Some(i) = embedded.and_then(|s| s.input.clone()) {
+        pick("input-size", false, false, true, &mut prov);
+        i
+    } else {
+        bail!(how_to("input", "--input-size CxHxW"));
+    };
+    let from = prov["input-size"].clone();
+    if input.len() != 3 {
+        bail!("{from}: `input` must be [C, H, W], got {} values", input.len());
+    }
+    let input = [input[0], input[1], input[2]];
+    if !(input[0] == 1 || input[0] == 3) {
+        bail!("{from}: the input has {} channels; rotbench feeds 1 (grayscale) or 3 (RGB)", input[0]);
+    }
+    if input[1] == 0 || input[2] == 0 || input[1] > 8192 || input[2] > 8192 {
+        bail!("{from}: input height and width must be between 1 and 8192, got {}x{}", input[1], input[2]);
+    }
+
+    let mut vector = |field: &str, flag: Option<&Vec<f32>>, s: Option<&Vec<f32>>, e: Option<&Vec<f32>>| -> Result<Vec<f32>> {
+        let (v, src) = match (flag, s, e) {
+            (Some(v), _, _) => (v.clone(), pick(field, true, false, false, &mut prov)),
+            (None, Some(v), _) => (v.clone(), pick(field, false, true, false, &mut prov)),
+            (None, None, Some(v)) => (v.clone(), pick(field, false, false, true, &mut prov)),
+            _ => bail!(how_to(field, &format!("--{field} V (one value, or one per channel)"))),
+        };
+        per_channel(&v, input[0], field, src.as_deref().unwrap_or(field))
+    };
+    let mean = vector("mean", flags.mean.as_ref(), sc.and_then(|s| s.mean.as_ref()), embedded.and_then(|s| s.mean.as_ref()))?;
+    let std = vector("std", flags.std.as_ref(), sc.and_then(|s| s.std.as_ref()), embedded.and_then(|s| s.std.as_ref()))?;
+    if std.iter().any(|s| *s <= 0.0) {
+        bail!("{}: std must be positive in every channel, got {:?}", prov["std"], std);
+    }
+
+    let classes = if let Some((p, c)) = &flags.classes {
+        prov.insert("classes".into(), format!("flag --classes {}", p.display()));
+        c.clone()
+    } else if let Some(c) = sc.and_then(|s| s.classes.clone()) {
+        pick("classes", false, true, false, &mut prov);
+        c
+    } else if let Some(c) = embedded.and_then(|s| s.classes.clone()) {
+        pick("classes", false, false, true, &mut prov);
+        c
+    } else {
+        bail!(how_to("classes", "--classes FILE (one name per line)"));
+    };
+    if classes.is_empty() {
+        bail!("{}: `classes` is empty; list the model's output classes in order", prov["classes"]);
+    }
+    for (i, c) in classes.iter().enumerate() {
+        if classes[..i].contains(c) {
+            bail!("{}: class name `{c}` appears twice; class names must be unique", prov["classes"]);
+        }
+    }
+    Ok((ModelSpec { input, mean, std, classes }, prov))
+}
+
+/// Read `extra/rotbench.json` from a TorchScript zip, if present.
+pub fn read_embedded_spec(path: &Path) -> Result<Option<SpecFile>> {
+    let Ok(file) = fs::File::open(path) else { return Ok(None) };
+    let Ok(mut zip) = zip::ZipArchive::new(file) else { return Ok(None) };
+    let name: Option<String> = zip
+        .file_names()
+        .filter_map(|n| n.ok().map(|n| n.to_string()))
+        .find(|n| n.ends_with("/extra/rotbench.json") || n == "extra/rotbench.json");
+    let Some(name) = name else { return Ok(None) };
+    let mut text = String::new();
+    zip.by_name(&name)
+        .map_err(|e| anyhow!("{}: cannot read embedded {name}: {e}", path.display()))?
+        .read_to_string(&mut text)
+        .with_context(|| format!("{}: embedded {name} is not UTF-8 text", path.display()))?;
+    SpecFile::parse(&text, &format!("{} (embedded {name})", path.display())).map(Some)
+}
+
+/// Look inside the file before handing it to libtorch, to explain common mistakes.
+fn diagnose_model_file(path: &Path, bytes_head: &[u8], len: u64) -> Result<()> {
+    const EXPORT: &str = "export it with `torch.jit.save(torch.jit.script(model.eval()), \"model.pt\")` (or torch.jit.trace)";
+    if len == 0 {
+        bail!("{}: the model file is empty; {EXPORT}", path.display());
+    }
+    if !bytes_head.starts_with(b"PK\x03\x04") {
+        bail!("{}: not a TorchScript file (TorchScript files are zip archives); {EXPORT}", path.display());
+    }
+    let file = fs::File::open(path)?;
+    let zip = zip::ZipArchive::new(file)
+        .map_err(|e| anyhow!("{}: not a TorchScript file (broken zip archive: {e}); {EXPORT}", path.display()))?;
+    let names: Vec<String> = zip.file_names().filter_map(|n| n.ok().map(|n| n.to_string())).collect();
+    let has_code = names.iter().any(|n| n.contains("/code/") || n.starts_with("code/"));
+    let has_data = names.iter().any(|n| n.ends_with("data.pkl"));
+    if has_data && !has_code {
+        bail!(
+            "{}: this is a state_dict or pickled object saved with torch.save, not TorchScript; load it into your model class in Python and {EXPORT}",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// A loaded TorchScript model with its spec.
+pub struct Model {
+    pub name: String,
+    pub path: PathBuf,
+    pub sha256: String,
+    pub spec: ModelSpec,
+    pub provenance: Provenance,
+    pub device: Device,
+    module: CModule,
+    mean: Tensor,
+    inv_std: Tensor,
+}
+
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).with_context(|| format!("{}: read failed", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(&h.finalize()))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// Load the spec for a model path: sidecar (if present), embedded (if present), flags.
+pub fn load_spec(path: &Path, flags: &SpecFlags) -> Result<(ModelSpec, Provenance)> {
+    let side = sidecar_path(path);
+    let sidecar = if side.is_file() {
+        let text = fs::read_to_string(&side)
+            .with_context(|| format!("{}: cannot read the sidecar", side.display()))?;
+        Some(SpecFile::parse(&text, &side.display().to_string())?)
+    } else {
+        None
+    };
+    let embedded = read_embedded_spec(path)?;
+    resolve_spec(path, flags, sidecar.as_ref().map(|s| (side.as_path(), s)), embedded.as_ref())
+}
+
+impl Model {
+    pub fn load(path: &Path, flags: &SpecFlags, device: Device) -> Result<Model> {
+        let meta = fs::metadata(path).map_err(|e| {
+            anyhow!("--model {}: cannot read the model file ({e}); check the path", path.display())
+        })?;
+        if meta.is_dir() {
+            bail!("--model {}: is a folder; give the TorchScript .pt file", path.display());
+        }
+        let mut head = [0u8; 4];
+        let n = fs::File::open(path)
+            .and_then(|mut f| f.read(&mut head))
+            .with_context(|| format!("--model {}: cannot read the model file", path.display()))?;
+        diagnose_model_file(path, &head[..n], meta.len())?;
+        let (spec, provenance) = load_spec(path, flags)?;
+        let mut module = CModule::load_on_device(path, device).map_err(|e| {
+            anyhow!("{}: libtorch could not load this TorchScript file: {}", path.display(), first_line(&e.to_string()))
+        })?;
+        module
+            .f_set_eval()
+            .map_err(|e| anyhow!("{}: cannot switch the model to eval mode: {e}", path.display()))?;
+        let c = spec.channels() as i64;
+        let mean = Tensor::from_slice(&spec.mean).view([1, c, 1, 1]).to_device(device);
+        let inv_std = Tensor::from_slice(&spec.std.iter().map(|s| 1.0 / s).collect::<Vec<f32>>())
+            .view([1, c, 1, 1])
+            .to_device(device);
+        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+        Ok(Model { name, path: path.to_path_buf(), sha256: sha256_file(path)?, spec, provenance, device, module, mean, inv_std })
+    }
+
+    /// Run the model on a batch of raw pixels (0..255 scale, NCHW on any device):
+    /// scale to [0, 1], normalise, forward. Returns logits [N, classes] on the CPU.
+    pub fn forward_raw(&self, raw: &Tensor) -> Result<Tensor> {
+        let x = (raw.to_device(self.device) * (1.0 / 255.0) - &self.mean) * &self.inv_std;
+        let shape = x.size();
+        let out = self.module.forward_ts(&[x]).map_err(|e| {
+            anyhow!(
+                "{}: the model failed in forward on an input of shape {:?} (float32, NCHW): {}; check `input` in the spec (--input-size)",
+                self.path.display(),
+                shape,
+                first_line(&e.to_string())
+            )
+        })?;
+        let size = out.size();
+        if size.len() != 2 || size[0] != shape[0] {
+            bail!(
+                "{}: the model returned shape {:?} for an input of shape {:?}; rotbench needs logits of shape [N, classes]",
+                self.path.display(),
+                size,
+                shape
+            );
+        }
+        if size[1] as usize != self.spec.n_classes() {
+            bail!(
+                "{}: the model outputs {} values per image but the spec lists {} classes ({}); fix `classes` in the sidecar or --classes",
+                self.path.display(),
+                size[1],
+                self.spec.n_classes(),
+                self.provenance.get("classes").map(String::as_str).unwrap_or("spec")
+            );
+        }
+        out.to_device(Device::Cpu)
+            .to_kind(Kind::Float)
+            .contiguous()
+            .f_view([-1])
+            .map_err(|e| anyhow!("{}: cannot read the logits: {e}", self.path.display()))
+    }
+}
+
+fn first_line(s: &str) -> String {
+    // libtorch errors carry C++ backtraces after the first lines; keep the message.
+    let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
+    let keep: Vec<&str> = lines
+        .iter()
+        .take_while(|l| !l.contains("Exception raised from") && !l.starts_with("frame #"))
+        .take(6)
+        .copied()
+        .collect();
+    keep.join(" ").split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Parse `--device cpu|cuda|cuda:N|auto`.
+pub fn parse_device(s: &str) -> Result<Device> {
+    match s {
+        "cpu" => Ok(Device::Cpu),
+        "auto" => Ok(Device::cuda_if_available()),
+        "cuda" | "gpu" => {
+            if tch::Cuda::is_available() {
+                Ok(Device::Cuda(0))
+            } else {
+                bail!("--device cuda: no CUDA device is visible to libtorch (the default slim set-up is CPU-only; see the README's CUDA set-up), or use --device cpu")
+            }
+        }
+        s if s.starts_with("cuda:") => {
+            let i: usize = s[5..].parse().map_err(|_| anyhow!("--device {s}: expected cuda:N with N a GPU index"))?;
+            if (i as i64) < tch::Cuda::device_count() {
+                Ok(Device::Cuda(i))
+            } else {
+                bail!("--device {s}: libtorch sees {} CUDA device(s)", tch::Cuda::device_count())
+            }
+        }
+        _ => bail!("--device {s}: use cpu, cuda, cuda:N or auto"),
+    }
+}
+
+pub fn device_name(d: Device) -> String {
+    match d {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(i) => format!("cuda:{i}"),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn side(json: &str) -> SpecFile {
+        SpecFile::parse(json, "m.json").unwrap()
+    }
+
+    #[test]
+    fn the_sidecar_gives_the_spec() {
+        let s = side(r#"{"input":[1,28,28],"mean":[0.1307],"std":[0.3081],"classes":["a","b"]}"#);
+        let (spec, prov) = resolve_spec(Path::new("m.pt"), &SpecFlags::default(), Some((Path::new("m.json"), &s)), None).unwrap();
+        assert_eq!(spec.input, [1, 28, 28]);
+        assert_eq!(spec.mean, vec![0.1307]);
+        assert_eq!(spec.classes.len(), 2);
+        assert_eq!(prov["mean"], "sidecar m.json");
+    }
+
+    #[test]
+    fn flags_override_the_sidecar_which_overrides_the_embedded_spec() {
+        let s = side(r#"{"input":[3,32,32],"mean":[0.5],"classes":["a","b"]}"#);
+        let e = side(r#"{"input":[1,8,8],"mean":[0.1],"std":[0.2],"classes":["x"]}"#);
+        let flags = SpecFlags { mean: Some(vec![0.1, 0.2, 0.3]), ..Default::default() };
+        let (spec, prov) = resolve_spec(Path::new("m.pt"), &flags, Some((Path::new("m.json"), &s)), Some(&e)).unwrap();
+        assert_eq!(spec.input, [3, 32, 32]);
+        assert_eq!(spec.mean, vec![0.1, 0.2, 0.3]);
+        assert_eq!(spec.std, vec![0.2, 0.2, 0.2], "one std value spreads to every channel");
+        assert_eq!(spec.classes, vec!["a", "b"]);
+        assert_eq!(prov["mean"], "flag --mean");
+        assert_eq!(prov["std"], "embedded extra/rotbench.json");
+    }
+
+    #[test]
+    fn a_missing_field_says_how_to_give_it() {
+        let s = side(r#"{"input":[1,28,28],"mean":[0.5],"std":[0.5]}"#);
+        let err = resolve_spec(Path::new("m.pt"), &SpecFlags::default(), Some((Path::new("m.json"), &s)), None).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("no `classes`") && msg.contains("--classes FILE"), "{msg}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let bad = [
+            (r#"{"input":[2,28,28],"mean":[0],"std":[1],"classes":["a"]}"#, "channels"),
+            (r#"{"input":[1,28],"mean":[0],"std":[1],"classes":["a"]}"#, "[C, H, W]"),
+            (r#"{"input":[1,28,28],"mean":[0,0],"std":[1],"classes":["a"]}"#, "give 1 value or 1"),
+            (r#"{"input":[1,28,28],"mean":[0],"std":[0],"classes":["a"]}"#, "positive"),
+            (r#"{"input":[1,28,28],"mean":[0],"std":[1],"classes":["a","a"]}"#, "twice"),
+            (r#"{"input":[1,28,28],"mean":[0],"std":[1],"classes":[]}"#, "empty"),
+        ];
+        for (json, want) in bad {
+            let s = side(json);
+            let err = resolve_spec(Path::new("m.pt"), &SpecFlags::default(), Some((Path::new("m.json"), &s)), None).unwrap_err();
+            assert!(err.to_string().contains(want), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn malformed_json_reports_line_and_column() {
+        let err = SpecFile::parse("{\n  \"input\": [1, 28, 28],\n  \"mean\": oops\n}", "m.json").unwrap_err().to_string();
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("column"), "{err}");
+        assert!(err.contains("\"classes\""), "shows the schema: {err}");
+        let err = SpecFile::parse(r#"{"inputs":[1,2,3]}"#, "m.json").unwrap_err().to_string();
+        assert!(err.contains("unknown field `inputs`"), "{err}");
+    }
+
+    #[test]
+    fn libtorch_errors_lose_their_backtrace() {
+        let e = "shape mismatch\nException raised from foo at bar.cpp:1\nframe #0: x";
+        assert_eq!(first_line(e), "shape mismatch");
+    }
+}

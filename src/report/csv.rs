@@ -1,0 +1,174 @@
+//! The CSV exports: `per_angle.csv`, `per_class.csv`, `confusion.csv` (long form,
+//! non-zero cells only) and `predictions.csv`. Every float is written in shortest
+//! round-trip form, so reading it back gives the exact value.
+
+use super::{num, num32, Export, Results};
+use crate::angles::format_angle;
+use anyhow::Result;
+
+fn writer() -> csv::Writer<Vec<u8>> {
+    csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new())
+}
+
+fn finish(w: csv::Writer<Vec<u8>>) -> Result<Vec<u8>> {
+    Ok(w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))?)
+}
+
+pub const PER_ANGLE_COLUMNS: [&str; 24] = [
+    "model",
+    "angle",
+    "reference",
+    "n",
+    "accuracy",
+    "accuracy_ci_low",
+    "accuracy_ci_high",
+    "precision_macro",
+    "recall_macro",
+    "f1_macro",
+    "precision_micro",
+    "recall_micro",
+    "f1_micro",
+    "precision_weighted",
+    "recall_weighted",
+    "f1_weighted",
+    "consistency",
+    "accuracy_drop",
+    "prob_shift",
+    "error_consistency",
+    "confusion_similarity",
+    "mcnemar_p_vs_reference",
+    "nonfinite",
+    "in_sweep",
+];
+
+pub struct PerAngle;
+impl Export for PerAngle {
+    fn file_name(&self) -> &'static str {
+        "per_angle.csv"
+    }
+    fn render(&self, r: &Results<'_>) -> Result<Vec<u8>> {
+        let mut w = writer();
+        w.write_record(PER_ANGLE_COLUMNS)?;
+        for m in &r.summary.models {
+            for a in &m.angles {
+                w.write_record([
+                    m.name.clone(),
+                    format_angle(a.angle),
+                    a.reference.to_string(),
+                    a.n.to_string(),
+                    num(a.accuracy),
+                    num(a.accuracy_ci_low),
+                    num(a.accuracy_ci_high),
+                    num(a.precision_macro),
+                    num(a.recall_macro),
+                    num(a.f1_macro),
+                    num(a.precision_micro),
+                    num(a.recall_micro),
+                    num(a.f1_micro),
+                    num(a.precision_weighted),
+                    num(a.recall_weighted),
+                    num(a.f1_weighted),
+                    num(a.consistency),
+                    num(a.accuracy_drop),
+                    num(a.prob_shift),
+                    num(a.error_consistency),
+                    num(a.confusion_similarity),
+                    num(a.mcnemar_p_vs_reference),
+                    a.nonfinite.to_string(),
+                    a.in_sweep.to_string(),
+                ])?;
+            }
+        }
+        finish(w)
+    }
+}
+
+pub struct PerClass;
+impl Export for PerClass {
+    fn file_name(&self) -> &'static str {
+        "per_class.csv"
+    }
+    fn render(&self, r: &Results<'_>) -> Result<Vec<u8>> {
+        let mut w = writer();
+        w.write_record(["model", "angle", "class", "class_name", "precision", "recall", "f1", "support"])?;
+        for m in &r.summary.models {
+            for a in &m.angles {
+                for (c, s) in a.per_class.iter().enumerate() {
+                    w.write_record([
+                        m.name.clone(),
+                        format_angle(a.angle),
+                        c.to_string(),
+                        m.spec.classes[c].clone(),
+                        num(s.precision),
+                        num(s.recall),
+                        num(s.f1),
+                        s.support.to_string(),
+                    ])?;
+                }
+            }
+        }
+        finish(w)
+    }
+}
+
+pub struct ConfusionLong;
+impl Export for ConfusionLong {
+    fn file_name(&self) -> &'static str {
+        "confusion.csv"
+    }
+    fn render(&self, r: &Results<'_>) -> Result<Vec<u8>> {
+        let mut w = writer();
+        w.write_record(["model", "angle", "true", "pred", "count"])?;
+        for m in &r.summary.models {
+            for a in &m.angles {
+                for (t, row) in a.confusion.iter().enumerate() {
+                    for (p, &count) in row.iter().enumerate() {
+                        if count > 0 {
+                            w.write_record([m.name.clone(), format_angle(a.angle), t.to_string(), p.to_string(), count.to_string()])?;
+                        }
+                    }
+                    if a.invalid_per_class[t] > 0 {
+                        w.write_record([
+                            m.name.clone(),
+                            format_angle(a.angle),
+                            t.to_string(),
+                            "-1".into(),
+                            a.invalid_per_class[t].to_string(),
+                        ])?;
+                    }
+                }
+            }
+        }
+        finish(w)
+    }
+}
+
+pub struct Predictions;
+impl Export for Predictions {
+    fn file_name(&self) -> &'static str {
+        "predictions.csv"
+    }
+    fn render(&self, r: &Results<'_>) -> Result<Vec<u8>> {
+        let Some(sweep) = r.sweep else {
+            anyhow::bail!("predictions.csv needs the sweep's predictions");
+        };
+        let mut w = writer();
+        w.write_record(["model", "angle", "index", "label", "pred", "confidence"])?;
+        for (m, ms) in r.summary.models.iter().zip(&sweep.models) {
+            for (ai, &angle) in sweep.angles.iter().enumerate() {
+                let a = format_angle(angle);
+                for s in 0..sweep.labels.len() {
+                    w.write_record([
+                        m.name.as_str(),
+                        a.as_str(),
+                        &sweep.indices[s].to_string(),
+                        &sweep.labels[s].to_string(),
+                        &ms.preds[ai][s].to_string(),
+                        &num32(ms.confidence[ai][s]),
+                    ])?;
+                }
+            }
+        }
+        finish(w)
+    }
+}

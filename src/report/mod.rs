@@ -1,0 +1,40 @@
+//! Exporters: each turns results into bytes (one file per format, behind
+//! [`Export`]); nothing here touches the filesystem. `crate::output` writes them.
+
+pub mod csv;
+pub mod json;
+pub mod table;
+
+use crate::summary::Summary;
+use crate::sweep::SweepResult;
+
+/// Everything an exporter may read.
+pub struct Results<'a> {
+    pub summary: &'a Summary,
+    /// Per-sample predictions; absent when re-rendering from summary.json alone.
+    pub sweep: Option<&'a SweepResult>,
+}
+
+pub trait Export {
+    /// The file name this exporter writes inside the output folder.
+    fn file_name(&self) -> &'static str;
+    fn render(&self, results: &Results<'_>) -> anyhow::Result<Vec<u8>>;
+}
+
+/// Shortest text that parses back to exactly the same f64 (at most 17
+/// significant digits); NaN becomes an empty field.
+pub fn num(v: f64) -> String {
+    if v.is_nan() {
+        String::new()
+    } else {
+        format!("{v}")
+    }
+}
+
+pub fn num32(v: f32) -> String {
+    if v.is_nan() {
+        String::new()
+    } else {
+        format!("{v}")
+    }
+}

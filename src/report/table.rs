@@ -1,0 +1,58 @@
+//! The readable table printed to stdout after a sweep.
+
+use crate::angles::format_angle;
+use crate::summary::Summary;
+use std::fmt::Write;
+
+pub fn render(s: &Summary) -> String {
+    let mut out = String::new();
+    for m in &s.models {
+        let _ = writeln!(out, "model {}  ({} samples, {})", m.name, s.dataset.n, s.dataset.path);
+        let _ = writeln!(
+            out,
+            "  {:>8}  {:>8}  {:>17}  {:>8}  {:>11}  {:>8}",
+            "angle", "accuracy", "95% CI", "macro-F1", "consistency", "drop"
+        );
+        for a in &m.angles {
+            let mark = if a.reference && !a.in_sweep { " (reference)" } else { "" };
+            let _ = writeln!(
+                out,
+                "  {:>8}  {:>8.4}  [{:.4}, {:.4}]  {:>8.4}  {:>11.4}  {:>+8.4}{}",
+                format_angle(a.angle),
+                a.accuracy,
+                a.accuracy_ci_low,
+                a.accuracy_ci_high,
+                a.f1_macro,
+                a.consistency,
+                a.accuracy_drop,
+                mark
+            );
+        }
+        let w = &m.sweep;
+        let _ = writeln!(
+            out,
+            "  mean accuracy {:.4}, worst {:.4} at {}°, worst-of-sweep {:.4}, relative robustness {:.4}",
+            w.mean_accuracy,
+            w.worst_accuracy,
+            format_angle(w.worst_angle),
+            w.worst_of_sweep_accuracy,
+            w.relative_robustness
+        );
+        if m.nonfinite_logits > 0 {
+            let _ = writeln!(out, "  warning: {} predictions had NaN or inf logits and count as wrong", m.nonfinite_logits);
+        }
+    }
+    for c in &s.comparisons {
+        let _ = writeln!(out, "compare {} vs {}:", c.a, c.b);
+        for p in &c.angles {
+            let _ = writeln!(
+                out,
+                "  {:>8}  diff {:>+8.4}  McNemar p {:.3e}",
+                format_angle(p.angle),
+                p.accuracy_diff,
+                p.mcnemar_p
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,294 @@
+//! The results data model: everything `summary.json` holds, built purely from a
+//! [`SweepResult`]. The report, the gate and `rotbench report` read it back.
+
+use crate::dataset::DatasetInfo;
+use crate::metrics::{self, confusion_similarity, report, ClassScores, Paired};
+use crate::model::{ModelSpec, Provenance};
+use crate::sweep::SweepResult;
+use serde::{Deserialize, Serialize};
+
+/// Bumped when the layout of summary.json changes incompatibly.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    pub angles: Vec<f64>,
+    pub reference_angle: f64,
+    /// True when 0 was not among the requested angles and was added as the reference.
+    pub reference_added: bool,
+    pub interpolation: String,
+    pub fill: String,
+    pub mask_circle: bool,
+    pub batch_size: usize,
+    pub limit: Option<usize>,
+    pub device: String,
+    /// `plain` (TorchScript forward as loaded).
+    pub inference: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetSummary {
+    pub format: String,
+    pub path: String,
+    pub n: usize,
+    pub total: usize,
+    pub sha256: String,
+    pub class_order: String,
+    pub class_names: Option<Vec<String>>,
+    #[serde(default)]
+    pub skipped: Vec<crate::dataset::SkippedFile>,
+}
+
+impl From<&DatasetInfo> for DatasetSummary {
+    fn from(d: &DatasetInfo) -> Self {
+        DatasetSummary {
+            format: d.format.clone(),
+            path: d.path.clone(),
+            n: d.len,
+            total: d.total,
+            sha256: d.sha256.clone(),
+            class_order: d.class_order.clone(),
+            class_names: d.class_names.clone(),
+            skipped: d.skipped.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AngleMetrics {
+    pub angle: f64,
+    /// The 0-degree reference every invariance measure compares with.
+    pub reference: bool,
+    /// False only for a reference that was added, not requested.
+    pub in_sweep: bool,
+    pub n: u64,
+    pub correct: u64,
+    pub accuracy: f64,
+    pub accuracy_ci_low: f64,
+    pub accuracy_ci_high: f64,
+    pub precision_macro: f64,
+    pub recall_macro: f64,
+    pub f1_macro: f64,
+    pub precision_micro: f64,
+    pub recall_micro: f64,
+    pub f1_micro: f64,
+    pub precision_weighted: f64,
+    pub recall_weighted: f64,
+    pub f1_weighted: f64,
+    pub consistency: f64,
+    pub accuracy_drop: f64,
+    pub prob_shift: f64,
+    pub error_consistency: f64,
+    pub confusion_similarity: f64,
+    /// Exact McNemar p-value, this angle against the reference, same samples.
+    pub mcnemar_p_vs_reference: f64,
+    pub nonfinite: u64,
+    pub per_class: Vec<ClassScores>,
+    pub zero_division_classes: Vec<usize>,
+    /// Counts, rows true, columns predicted.
+    pub confusion: Vec<Vec<u64>>,
+    /// Per true class: predictions lost to NaN/inf logits (in no column).
+    pub invalid_per_class: Vec<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepStats {
+    pub accuracy_at_reference: f64,
+    pub mean_accuracy: f64,
+    pub best_angle: f64,
+    pub best_accuracy: f64,
+    pub worst_angle: f64,
+    pub worst_accuracy: f64,
+    /// mean accuracy / accuracy at 0 degrees.
+    pub relative_robustness: f64,
+    /// Share of samples correct at every swept angle (Engstrom et al. 2019).
+    pub worst_of_sweep_accuracy: f64,
+    pub worst_of_sweep_correct: u64,
+    pub consistency_at_worst: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSummary {
+    pub name: String,
+    pub path: String,
+    pub sha256: String,
+    pub spec: ModelSpec,
+    pub spec_sources: Provenance,
+    pub nonfinite_logits: u64,
+    pub sweep: SweepStats,
+    pub angles: Vec<AngleMetrics>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairAngle {
+    pub angle: f64,
+    pub accuracy_a: f64,
+    pub accuracy_b: f64,
+    /// accuracy_a - accuracy_b
+    pub accuracy_diff: f64,
+    pub only_a_correct: u64,
+    pub only_b_correct: u64,
+    pub mcnemar_p: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    pub a: String,
+    pub b: String,
+    pub angles: Vec<PairAngle>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub schema: u32,
+    pub rotbench_version: String,
+    pub libtorch_version: String,
+    pub settings: Settings,
+    pub dataset: DatasetSummary,
+    pub models: Vec<ModelSummary>,
+    pub comparisons: Vec<Comparison>,
+}
+
+/// What `build` needs to know about each model besides its predictions.
+pub struct ModelMeta<'a> {
+    pub name: &'a str,
+    pub path: String,
+    pub sha256: &'a str,
+    pub spec: &'a ModelSpec,
+    pub provenance: &'a Provenance,
+}
+
+fn div(a: f64, b: f64) -> f64 {
+    if b == 0.0 {
+        0.0
+    } else {
+        a / b
+    }
+}
+
+pub fn build(
+    result: &SweepResult,
+    metas: &[ModelMeta<'_>],
+    dataset: &DatasetInfo,
+    settings: Settings,
+    libtorch_version: &str,
+) -> Summary {
+    let user = result.user_angles();
+    let n = result.labels.len();
+    let models: Vec<ModelSummary> = result
+        .models
+        .iter()
+        .zip(metas)
+        .map(|(ms, meta)| {
+            let ref_counts = &ms.counts[result.reference];
+            let ref_acc = report(&ref_counts.confusion).accuracy;
+            let angles: Vec<AngleMetrics> = result
+                .angles
+                .iter()
+                .enumerate()
+                .map(|(ai, &angle)| {
+                    let c = &ms.counts[ai];
+                    let r = report(&c.confusion);
+                    let (lo, hi) = metrics::wilson(r.correct, r.n);
+                    AngleMetrics {
+                        angle,
+                        reference: ai == result.reference,
+                        in_sweep: user.contains(&ai),
+                        n: r.n,
+                        correct: r.correct,
+                        accuracy: r.accuracy,
+                        accuracy_ci_low: lo,
+                        accuracy_ci_high: hi,
+                        precision_macro: r.macro_avg.precision,
+                        recall_macro: r.macro_avg.recall,
+                        f1_macro: r.macro_avg.f1,
+                        precision_micro: r.micro_avg.precision,
+                        recall_micro: r.micro_avg.recall,
+                        f1_micro: r.micro_avg.f1,
+                        precision_weighted: r.weighted_avg.precision,
+                        recall_weighted: r.weighted_avg.recall,
+                        f1_weighted: r.weighted_avg.f1,
+                        consistency: div(c.consistent as f64, r.n as f64),
+                        accuracy_drop: ref_acc - r.accuracy,
+                        prob_shift: div(c.prob_shift_sum, r.n as f64),
+                        error_consistency: c.vs_reference.kappa(),
+                        confusion_similarity: confusion_similarity(&ref_counts.confusion, &c.confusion),
+                        mcnemar_p_vs_reference: c.vs_reference.mcnemar(),
+                        nonfinite: c.nonfinite,
+                        per_class: r.per_class.clone(),
+                        zero_division_classes: r.zero_division_classes.clone(),
+                        confusion: c.confusion.rows(),
+                        invalid_per_class: (0..c.confusion.n_classes).map(|t| c.confusion.invalid(t)).collect(),
+                    }
+                })
+                .collect();
+            let swept: Vec<&AngleMetrics> = user.clone().map(|i| &angles[i]).collect();
+            let mean = swept.iter().map(|a| a.accuracy).sum::<f64>() / swept.len() as f64;
+            let best = swept.iter().fold(swept[0], |b, a| if a.accuracy > b.accuracy { a } else { b });
+            let worst = swept.iter().fold(swept[0], |w, a| if a.accuracy < w.accuracy { a } else { w });
+            let wos = (0..n)
+                .filter(|&s| user.clone().all(|ai| ms.preds[ai][s] == result.labels[s] as i32))
+                .count() as u64;
+            ModelSummary {
+                name: meta.name.to_string(),
+                path: meta.path.clone(),
+                sha256: meta.sha256.to_string(),
+                spec: meta.spec.clone(),
+                spec_sources: meta.provenance.clone(),
+                nonfinite_logits: ms.counts.iter().map(|c| c.nonfinite).sum(),
+                sweep: SweepStats {
+                    accuracy_at_reference: ref_acc,
+                    mean_accuracy: mean,
+                    best_angle: best.angle,
+                    best_accuracy: best.accuracy,
+                    worst_angle: worst.angle,
+                    worst_accuracy: worst.accuracy,
+                    relative_robustness: div(mean, ref_acc),
+                    worst_of_sweep_accuracy: div(wos as f64, n as f64),
+                    worst_of_sweep_correct: wos,
+                    consistency_at_worst: worst.consistency,
+                },
+                angles,
+            }
+        })
+        .collect();
+
+    let mut comparisons = Vec::new();
+    for a in 0..result.models.len() {
+        for b in a + 1..result.models.len() {
+            let angles = result
+                .angles
+                .iter()
+                .enumerate()
+                .map(|(ai, &angle)| {
+                    let mut p = Paired::default();
+                    for s in 0..n {
+                        let l = result.labels[s] as i32;
+                        p.add(result.models[a].preds[ai][s] == l, result.models[b].preds[ai][s] == l);
+                    }
+                    let (acc_a, acc_b) = (models[a].angles[ai].accuracy, models[b].angles[ai].accuracy);
+                    PairAngle {
+                        angle,
+                        accuracy_a: acc_a,
+                        accuracy_b: acc_b,
+                        accuracy_diff: acc_a - acc_b,
+                        only_a_correct: p.only_a,
+                        only_b_correct: p.only_b,
+                        mcnemar_p: p.mcnemar(),
+                    }
+                })
+                .collect();
+            comparisons.push(Comparison { a: models[a].name.clone(), b: models[b].name.clone(), angles });
+        }
+    }
+
+    Summary {
+        schema: SCHEMA_VERSION,
+        rotbench_version: env!("CARGO_PKG_VERSION").to_string(),
+        libtorch_version: libtorch_version.to_string(),
+        settings,
+        dataset: dataset.into(),
+        models,
+        comparisons,
+    }
+}

@@ -1,0 +1,97 @@
+//! End-to-end: the real binary, the bundled TorchScript model, real libtorch,
+//! the real MNIST test set.
+
+mod common;
+use common::*;
+use std::fs;
+
+#[test]
+fn the_bundled_model_scores_at_least_99_percent_upright_on_the_first_1000_images() {
+    let out = tempfile::tempdir().unwrap();
+    rotbench()
+        .args(["sweep", "--model"])
+        .arg(bundled_model())
+        .arg("--data")
+        .arg(mnist())
+        .args(["--angles", "0,90,180,270", "--limit", "1000", "--out"])
+        .arg(out.path())
+        .assert()
+        .success();
+    let rows = read_csv(&out.path().join("per_angle.csv"));
+    assert_eq!(rows.len(), 4);
+    let acc0: f64 = rows.iter().find(|r| r["angle"] == "0").unwrap()["accuracy"].parse().unwrap();
+    assert!(acc0 >= 0.99, "accuracy at 0 degrees is {acc0}");
+    let acc90: f64 = rows.iter().find(|r| r["angle"] == "90").unwrap()["accuracy"].parse().unwrap();
+    assert!(acc90 < 0.5, "an upright CNN should fail at 90 degrees, got {acc90}");
+    for name in ["summary.json", "per_angle.csv", "per_class.csv", "confusion.csv", "predictions.csv", "timing.json"] {
+        assert!(out.path().join(name).is_file(), "{name} missing");
+    }
+    let preds = read_csv(&out.path().join("predictions.csv"));
+    assert_eq!(preds.len(), 4000);
+    let per_class = read_csv(&out.path().join("per_class.csv"));
+    assert_eq!(per_class.len(), 40);
+    let s = summary(out.path());
+    assert_eq!(s["models"][0]["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(s["dataset"]["n"], 1000);
+}
+
+#[test]
+fn per_angle_columns_are_the_documented_ones() {
+    let out = tempfile::tempdir().unwrap();
+    rotbench()
+        .args(["sweep", "--quiet", "--model"])
+        .arg(bundled_model())
+        .arg("--data")
+        .arg(mnist())
+        .args(["--angles", "30", "--limit", "64", "--out"])
+        .arg(out.path())
+        .assert()
+        .success();
+    let text = fs::read_to_string(out.path().join("per_angle.csv")).unwrap();
+    let header = text.lines().next().unwrap();
+    assert!(header.starts_with(
+        "model,angle,reference,n,accuracy,accuracy_ci_low,accuracy_ci_high,precision_macro,recall_macro,f1_macro,precision_micro,recall_micro,f1_micro,precision_weighted,recall_weighted,f1_weighted,consistency,accuracy_drop,prob_shift,error_consistency,confusion_similarity"
+    ), "{header}");
+    // 0 was not asked for, so it is added and marked as the reference.
+    let rows = read_csv(&out.path().join("per_angle.csv"));
+    assert_eq!(rows[0]["angle"], "0");
+    assert_eq!(rows[0]["reference"], "true");
+    assert_eq!(rows[0]["in_sweep"], "false");
+    assert_eq!(rows[1]["angle"], "30");
+    assert_eq!(fs::read_to_string(out.path().join("confusion.csv")).unwrap().lines().next().unwrap(), "model,angle,true,pred,count");
+    assert_eq!(
+        fs::read_to_string(out.path().join("predictions.csv")).unwrap().lines().next().unwrap(),
+        "model,angle,index,label,pred,confidence"
+    );
+}
+
+#[test]
+fn an_unchanged_rerun_writes_byte_identical_results() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for out in [a.path(), b.path()] {
+        rotbench()
+            .args(["sweep", "--quiet", "--model"])
+            .arg(bundled_model())
+            .arg("--data")
+            .arg(mnist())
+            .args(["--angles", "0:360:45", "--limit", "300", "--out"])
+            .arg(out)
+            .assert()
+            .success();
+    }
+    for f in ["summary.json", "per_angle.csv", "per_class.csv", "confusion.csv", "predictions.csv"] {
+        assert_eq!(fs::read(a.path().join(f)).unwrap(), fs::read(b.path().join(f)).unwrap(), "{f} differs");
+    }
+}
+
+#[test]
+fn inspect_prints_the_spec_and_the_output_width() {
+    rotbench()
+        .arg("inspect")
+        .arg(bundled_model())
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("1x28x28"))
+        .stdout(predicates::str::contains("10 logits per image"))
+        .stdout(predicates::str::contains("sidecar"));
+}

@@ -1,0 +1,40 @@
+//! Helpers shared by the CLI tests: the built binary, the bundled model and data.
+#![allow(dead_code)]
+
+use assert_cmd::Command;
+use std::path::{Path, PathBuf};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn bundled_model() -> PathBuf {
+    root().join("models/mnist-cnn.pt")
+}
+
+pub fn mnist() -> PathBuf {
+    root().join("datasets/mnist")
+}
+
+/// The rotbench binary with a clean environment: no LD_LIBRARY_PATH, so the
+/// rpath set by build.rs must find libtorch.
+pub fn rotbench() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rotbench"));
+    c.env_clear().env("PATH", "/usr/bin:/bin");
+    c
+}
+
+pub fn read_csv(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
+    let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let headers = r.headers().unwrap().clone();
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            headers.iter().zip(rec.iter()).map(|(h, v)| (h.to_string(), v.to_string())).collect()
+        })
+        .collect()
+}
+
+pub fn summary(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap()
+}
