@@ -5,8 +5,11 @@
 //! degrees, counter-clockwise positive, about the centre `((w-1)/2, (h-1)/2)` in
 //! pixel-index coordinates, output the same size as the input. Differences from
 //! torchvision (all measured in `tests/rotation_fidelity.rs`, listed in the README):
-//! - a constant fill is blended once (`sum(valid taps) + fill * sum(outside taps)`),
-//!   where torchvision multiplies the bilinear result by its coverage mask a second time;
+//! - none for a constant fill: like torchvision, an output pixel is
+//!   `m * sum(w_i * v_i over taps inside) + (1 - m) * fill` with `m` the summed weight
+//!   of the inside taps (torchvision's coverage mask), so edge pixels are
+//!   attenuated twice, exactly as torchvision does; torchvision's `fill=None`
+//!   (plain zero padding, no second attenuation) is not offered;
 //! - multiples of 90 degrees use exact sines and cosines, so on a square image (or
 //!   any image whose sides differ by an even number) they are exact pixel
 //!   permutations, and 0 degrees is the identity for every interpolation;
@@ -169,7 +172,10 @@ pub struct Plan {
     taps: usize,
     idx: Vec<u32>,
     wts: Vec<f32>,
+    /// Summed weight of the taps that fell outside the image (1 for masked pixels).
     fill_w: Vec<f32>,
+    /// torchvision's coverage factor for a constant fill: 1 - fill_w (1 for edge/reflect).
+    keep: Vec<f32>,
     fill_255: f32,
 }
 
@@ -248,12 +254,14 @@ impl Plan {
             idx: vec![0; n * taps],
             wts: vec![0.0; n * taps],
             fill_w: vec![0.0; n],
+            keep: vec![1.0; n],
             fill_255: opts.fill.constant_255(),
         };
         let (h, w) = (in_h as i64, in_w as i64);
         for (p, &(x, y, masked)) in src.iter().enumerate() {
             if masked {
                 plan.fill_w[p] = 1.0;
+                plan.keep[p] = 0.0;
                 continue;
             }
             let mut k = 0;
@@ -274,11 +282,8 @@ impl Plan {
                 k += 1;
             };
             let integral = (x - x.round()).abs() <= 1e-9 && (y - y.round()).abs() <= 1e-9;
-            if integral {
-                put(x.round() as i64, y.round() as i64, 1.0, &mut plan);
-                continue;
-            }
-            match opts.interpolation {
+            let interpolation = if integral { Interpolation::Nearest } else { opts.interpolation };
+            match interpolation {
                 Interpolation::Nearest => {
                     put(x.round_ties_even() as i64, y.round_ties_even() as i64, 1.0, &mut plan)
                 }
@@ -303,6 +308,7 @@ impl Plan {
                     }
                 }
             }
+            plan.keep[p] = 1.0 - plan.fill_w[p];
         }
         plan
     }
@@ -328,12 +334,12 @@ impl Plan {
             } else {
                 let t = self.taps;
                 for p in 0..op {
-                    let mut acc = self.fill_w[p] * self.fill_255;
                     let base = p * t;
+                    let mut acc = 0.0f32;
                     for k in 0..t {
                         acc += self.wts[base + k] * plane[self.idx[base + k] as usize] as f32;
                     }
-                    dst[p] = acc;
+                    dst[p] = acc * self.keep[p] + self.fill_w[p] * self.fill_255;
                 }
             }
         }
