@@ -111,6 +111,17 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     });
     files.push(("timing.json".into(), serde_json::to_vec_pretty(&timing)?));
     output::write_all(&args.out, &files)?;
+    for m in &summary.models {
+        if m.nonfinite_logits > 0 {
+            eprintln!(
+                "warning: {}: {} predictions had NaN or inf logits; they count as wrong (nonfinite in per_angle.csv, nonfinite_logits in summary.json)",
+                m.name, m.nonfinite_logits
+            );
+        }
+    }
+    if !summary.dataset.skipped.is_empty() {
+        eprintln!("warning: skipped {} unreadable images (listed under dataset.skipped in summary.json)", summary.dataset.skipped.len());
+    }
     if !args.quiet {
         print!("{}", report::table::render(&summary));
         println!("wrote {} ({:.1} s)", args.out.display(), wall);
