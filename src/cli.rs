@@ -30,6 +30,10 @@ pub enum Command {
     Rotate(RotateArgs),
     /// Print the spec a model will be run with, where each field came from, and its output width.
     Inspect(InspectArgs),
+    /// Re-render the plots and index.html of an existing output folder (no model runs).
+    Report(ReportArgs),
+    /// Check results against thresholds and a saved baseline: exit 0 pass, 1 fail, 2 error.
+    Gate(GateArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -99,9 +103,75 @@ pub struct SweepArgs {
     /// Do not write predictions.csv (it has one row per model x angle x sample).
     #[arg(long)]
     pub no_predictions: bool,
+    /// Do not write the plots and index.html.
+    #[arg(long)]
+    pub no_report: bool,
+    /// Store these results (predictions included) as a named baseline for `gate --baseline`.
+    #[arg(long, value_name = "NAME")]
+    pub save_baseline: Option<String>,
+    /// Where baselines live.
+    #[arg(long, default_value = ".rotbench/baselines", value_name = "DIR")]
+    pub baseline_dir: PathBuf,
+    /// Gate the results right after the sweep with the [gate] table of this TOML file (exit 1 on failure).
+    #[arg(long, value_name = "FILE")]
+    pub gate_config: Option<PathBuf>,
     /// No progress bar and no table on stdout.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// An output folder written by `rotbench sweep` (holds summary.json).
+    pub dir: PathBuf,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct GateArgs {
+    /// summary.json written by `rotbench sweep` (or its folder).
+    #[arg(long, value_name = "FILE")]
+    pub results: PathBuf,
+    /// Checks from the [gate] table of a TOML file; flags given here override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Minimum accuracy at every checked angle (holds at equality).
+    #[arg(long, value_name = "A")]
+    pub min_accuracy: Option<f64>,
+    /// Minimum mean accuracy over the checked angles.
+    #[arg(long, value_name = "A")]
+    pub min_mean_accuracy: Option<f64>,
+    /// Maximum accuracy drop acc(0) - acc(angle) at every checked angle.
+    #[arg(long, value_name = "D")]
+    pub max_drop: Option<f64>,
+    /// Minimum consistency (same prediction as at 0 degrees) at every checked angle.
+    #[arg(long, value_name = "C")]
+    pub min_consistency: Option<f64>,
+    /// Minimum worst-of-sweep accuracy.
+    #[arg(long, value_name = "W")]
+    pub min_worst_of_sweep: Option<f64>,
+    /// Limit the checked angles (same syntax as sweep --angles).
+    #[arg(long, value_name = "SPEC", allow_hyphen_values = true)]
+    pub angles: Option<String>,
+    /// Limit the checked models (repeatable).
+    #[arg(long = "model", value_name = "NAME")]
+    pub models: Vec<String>,
+    /// Baseline name (under --baseline-dir) or path to compare with.
+    #[arg(long, value_name = "NAME|PATH")]
+    pub baseline: Option<String>,
+    #[arg(long, default_value = ".rotbench/baselines", value_name = "DIR")]
+    pub baseline_dir: PathBuf,
+    /// Largest tolerated accuracy fall against the baseline at any angle.
+    #[arg(long, value_name = "R")]
+    pub max_regression: Option<f64>,
+    /// Significance level for the exact McNemar test against the baseline.
+    #[arg(long, default_value = "0.05", value_name = "ALPHA")]
+    pub significance: f64,
+    /// Write JUnit XML (one testcase per model x check).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write a Markdown table (also appended to $GITHUB_STEP_SUMMARY when set).
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

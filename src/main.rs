@@ -21,6 +21,8 @@ fn run() -> anyhow::Result<ExitCode> {
         cli::Command::Sweep(a) => commands::sweep(a),
         cli::Command::Rotate(a) => commands::rotate(a),
         cli::Command::Inspect(a) => commands::inspect(a),
+        cli::Command::Report(a) => commands::report(a),
+        cli::Command::Gate(a) => commands::gate(a),
     }
 }
 

@@ -21,6 +21,19 @@ pub struct SweepSettings {
     pub angles: Vec<f64>,
     pub rotate: RotateOptions,
     pub batch_size: usize,
+    /// Keep the raw pixels of up to this many leading samples, for galleries and strips.
+    pub keep_examples: usize,
+}
+
+/// Raw (unrotated, converted) pixels of the first samples, kept for the report.
+#[derive(Debug, Clone, Default)]
+pub struct Examples {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    /// Positions within the sweep's samples (0..n), not dataset indices.
+    pub count: usize,
+    pub pixels: Vec<u8>,
 }
 
 /// Per model, per angle running counts.
@@ -57,6 +70,7 @@ pub struct SweepResult {
     pub indices: Vec<u64>,
     pub labels: Vec<u32>,
     pub models: Vec<ModelSweep>,
+    pub examples: Examples,
 }
 
 impl SweepResult {
@@ -154,6 +168,7 @@ pub fn run(
     let order: Vec<usize> = std::iter::once(reference).chain((0..angles.len()).filter(|&i| i != reference)).collect();
 
     let n_total = source.info().len;
+    let px = target.pixels();
     let mut result = SweepResult {
         angles: angles.clone(),
         reference_added,
@@ -177,11 +192,13 @@ pub fn run(
                 confidence: vec![Vec::with_capacity(n_total); angles.len()],
             })
             .collect(),
+        examples: Examples { channels: target.channels, height: target.height, width: target.width, count: 0, pixels: vec![] },
     };
+    // Keep at most 8 MB of example pixels whatever the image size.
+    let keep = settings.keep_examples.min((8 << 20) / px.max(1));
 
     let (tx, rx) = sync_channel::<Result<Rotated>>(2);
     let batch = settings.batch_size;
-    let px = target.pixels();
     let shape = [0i64, target.channels as i64, target.height as i64, target.width as i64];
     std::thread::scope(|scope| -> Result<()> {
         let plans = &plans;
@@ -222,6 +239,10 @@ pub fn run(
             if angle == reference {
                 result.indices.extend_from_slice(&chunk.indices);
                 result.labels.extend_from_slice(&chunk.labels);
+                let ex = &mut result.examples;
+                let take = keep.saturating_sub(ex.count).min(n);
+                ex.pixels.extend_from_slice(&chunk.pixels[..take * px]);
+                ex.count += take;
             }
             let mut sh = shape;
             sh[0] = n as i64;

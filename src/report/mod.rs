@@ -2,6 +2,7 @@
 //! [`Export`]); nothing here touches the filesystem. `crate::output` writes them.
 
 pub mod csv;
+pub mod examples;
 pub mod json;
 pub mod table;
 

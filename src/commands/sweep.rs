@@ -1,19 +1,16 @@
-//! The commands: glue between the checked CLI config, the library, the output
-//! writer and the terminal. The only place that prints.
+//! `rotbench sweep`: check flags, load models and data, run the engine, export, write, print.
 
-use crate::cli::{positive, InspectArgs, RotateArgs, SweepArgs};
-use anyhow::{anyhow, bail, Context, Result};
+use crate::cli::{positive, SweepArgs};
+use anyhow::{anyhow, bail, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rotbench::dataset::{self, OpenOptions, Target};
 use rotbench::model::{device_name, parse_device, Model};
 use rotbench::report::{self, csv as csvx, json::SummaryJson, Export, Results};
-use rotbench::rotate::{to_u8, Geometry, Plan};
 use rotbench::summary::{self, ModelMeta, Settings};
 use rotbench::{angles, output, sweep, LIBTORCH_VERSION};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
-use tch::Tensor;
 
 pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     // Check every flag before any work starts.
@@ -63,7 +60,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     } else {
         ProgressBar::hidden()
     };
-    let settings = sweep::SweepSettings { angles: user_angles.clone(), rotate, batch_size };
+    let settings = sweep::SweepSettings { angles: user_angles.clone(), rotate, batch_size, keep_examples: 256 };
     let _guard = tch::no_grad_guard();
     let result = sweep::run(&models, source.as_mut(), &settings, &|done| bar.set_position(done))?;
     bar.finish_and_clear();
@@ -92,8 +89,13 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         LIBTORCH_VERSION,
     );
     let results = Results { summary: &summary, sweep: Some(&result) };
-    let mut exporters: Vec<Box<dyn Export>> =
-        vec![Box::new(SummaryJson), Box::new(csvx::PerAngle), Box::new(csvx::PerClass), Box::new(csvx::ConfusionLong)];
+    let mut exporters: Vec<Box<dyn Export>> = vec![
+        Box::new(SummaryJson),
+        Box::new(csvx::PerAngle),
+        Box::new(csvx::PerClass),
+        Box::new(csvx::ConfusionLong),
+        Box::new(rotbench::report::examples::Examples),
+    ];
     if !args.no_predictions {
         exporters.push(Box::new(csvx::Predictions));
     }
@@ -129,69 +131,3 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn rotate(args: RotateArgs) -> Result<ExitCode> {
-    let angle = angles::parse(&args.angle).map_err(|e| anyhow!("--angle: {e}"))?;
-    if angle.len() != 1 {
-        bail!("--angle {}: give one angle", args.angle);
-    }
-    let opts = args.rotation.check()?;
-    let img = image::open(&args.input)
-        .map_err(|e| anyhow!("{}: cannot read the image ({e}); give a PNG or JPEG file", args.input.display()))?;
-    let (w, h) = (img.width() as usize, img.height() as usize);
-    let gray = matches!(img.color(), image::ColorType::L8 | image::ColorType::L16 | image::ColorType::La8 | image::ColorType::La16);
-    let (channels, planes) = if gray {
-        (1, img.into_luma8().into_raw())
-    } else {
-        let rgb = img.into_rgb8().into_raw();
-        let mut planes = vec![0u8; 3 * w * h];
-        for p in 0..w * h {
-            for c in 0..3 {
-                planes[c * w * h + p] = rgb[p * 3 + c];
-            }
-        }
-        (3, planes)
-    };
-    let plan = Plan::new(Geometry::same(h, w), angle[0], &opts);
-    let mut out = vec![0f32; planes.len()];
-    plan.apply(&planes, channels, &mut out);
-    let bytes = to_u8(&out);
-    let mut png = Vec::new();
-    let encoder = image::codecs::png::PngEncoder::new(&mut png);
-    let interleaved: Vec<u8> = if channels == 1 {
-        bytes
-    } else {
-        (0..w * h).flat_map(|p| (0..3).map(move |c| (c, p))).map(|(c, p)| bytes[c * w * h + p]).collect()
-    };
-    use image::ImageEncoder;
-    encoder
-        .write_image(
-            &interleaved,
-            w as u32,
-            h as u32,
-            if channels == 1 { image::ExtendedColorType::L8 } else { image::ExtendedColorType::Rgb8 },
-        )
-        .context("encoding the PNG")?;
-    output::write_atomic(&args.output, &png)
-        .map_err(|e| anyhow!("{}: cannot write the output ({e:#}); choose a writable path", args.output.display()))?;
-    Ok(ExitCode::SUCCESS)
-}
-
-pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
-    let flags = args.spec.check()?;
-    let device = parse_device(&args.device)?;
-    let model = Model::load(&args.model, &flags, device)?;
-    let s = &model.spec;
-    let src = |k: &str| model.provenance.get(k).cloned().unwrap_or_default();
-    println!("model    {}", model.path.display());
-    println!("sha256   {}", model.sha256);
-    println!("input    {}x{}x{} (CxHxW, float32 NCHW)   from {}", s.input[0], s.input[1], s.input[2], src("input-size"));
-    println!("mean     {:?}   from {}", s.mean, src("mean"));
-    println!("std      {:?}   from {}", s.std, src("std"));
-    println!("classes  {} {:?}   from {}", s.n_classes(), s.classes, src("classes"));
-    println!("pixels   scaled to [0,1], then (x - mean) / std");
-    let _g = tch::no_grad_guard();
-    let x = Tensor::zeros([1, s.input[0] as i64, s.input[1] as i64, s.input[2] as i64], (tch::Kind::Float, tch::Device::Cpu));
-    let logits = model.forward_raw(&x)?;
-    println!("output   {} logits per image (dry run on one blank input)", logits.size()[0]);
-    Ok(ExitCode::SUCCESS)
-}

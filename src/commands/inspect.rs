@@ -1,0 +1,27 @@
+//! `rotbench inspect`: the spec a model runs with, where each field came from, its output width.
+
+use crate::cli::InspectArgs;
+use anyhow::Result;
+use rotbench::model::{parse_device, Model};
+use std::process::ExitCode;
+use tch::Tensor;
+
+pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
+    let flags = args.spec.check()?;
+    let device = parse_device(&args.device)?;
+    let model = Model::load(&args.model, &flags, device)?;
+    let s = &model.spec;
+    let src = |k: &str| model.provenance.get(k).cloned().unwrap_or_default();
+    println!("model    {}", model.path.display());
+    println!("sha256   {}", model.sha256);
+    println!("input    {}x{}x{} (CxHxW, float32 NCHW)   from {}", s.input[0], s.input[1], s.input[2], src("input-size"));
+    println!("mean     {:?}   from {}", s.mean, src("mean"));
+    println!("std      {:?}   from {}", s.std, src("std"));
+    println!("classes  {} {:?}   from {}", s.n_classes(), s.classes, src("classes"));
+    println!("pixels   scaled to [0,1], then (x - mean) / std");
+    let _g = tch::no_grad_guard();
+    let x = Tensor::zeros([1, s.input[0] as i64, s.input[1] as i64, s.input[2] as i64], (tch::Kind::Float, tch::Device::Cpu));
+    let logits = model.forward_raw(&x)?;
+    println!("output   {} logits per image (dry run on one blank input)", logits.size()[0]);
+    Ok(ExitCode::SUCCESS)
+}

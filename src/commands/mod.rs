@@ -1,0 +1,14 @@
+//! The commands: glue between the checked CLI config, the library, the output
+//! writer and the terminal. The only place that prints. One file per command.
+
+mod gate;
+mod inspect;
+mod report;
+mod rotate;
+mod sweep;
+
+pub use gate::gate;
+pub use inspect::inspect;
+pub use report::report;
+pub use rotate::rotate;
+pub use sweep::sweep;
