@@ -103,6 +103,10 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     for e in &exporters {
         files.push((e.file_name().to_string(), e.render(&results)?));
     }
+    if !args.no_report {
+        let examples = rotbench::report::examples::build(&results);
+        files.extend(rotbench::report::visual::render(&summary, examples.as_ref())?);
+    }
     let evaluated = result.labels.len() * result.angles.len() * models.len();
     let timing = serde_json::json!({
         "wall_seconds": wall,
@@ -127,6 +131,10 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     if !args.quiet {
         print!("{}", report::table::render(&summary));
         println!("wrote {} ({:.1} s)", args.out.display(), wall);
+    }
+    // Baselines and the optional gate (src/commands/gate.rs).
+    if let Some(code) = super::gate::after_sweep(&args, &summary, &result)? {
+        return Ok(code);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -5,6 +5,7 @@ pub mod csv;
 pub mod examples;
 pub mod json;
 pub mod table;
+pub mod visual;
 
 use crate::summary::Summary;
 use crate::sweep::SweepResult;
