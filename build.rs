@@ -33,8 +33,29 @@ fn main() {
             }
         }
     }
+    build_shim(&lib);
     if lib.join("libtorch_cuda.so").exists() {
         // Without this, --as-needed drops libtorch_cuda.so and CUDA goes unseen.
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
     }
+}
+
+/// Compile src/shim/optimized.cpp (freeze + optimize_for_inference, forward on
+/// tch tensors) against the same libtorch headers torch-sys uses.
+fn build_shim(lib: &std::path::Path) {
+    println!("cargo:rerun-if-changed=src/shim/optimized.cpp");
+    println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
+    let root = lib.parent().expect("libtorch lib folder has a parent");
+    let abi = env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_owned());
+    cc::Build::new()
+        .cpp(true)
+        .pic(true)
+        .warnings(false)
+        .include(root.join("include"))
+        .include(root.join("include/torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
+        .flag("-DGLOG_USE_GLOG_EXPORT")
+        .file("src/shim/optimized.cpp")
+        .compile("rotbench_shim");
 }

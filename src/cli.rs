@@ -103,6 +103,9 @@ pub struct SweepArgs {
     /// Do not write predictions.csv (it has one row per model x angle x sample).
     #[arg(long)]
     pub no_predictions: bool,
+    /// Run each model exactly as loaded, without torch.jit.freeze + optimize_for_inference.
+    #[arg(long)]
+    pub exact: bool,
     /// Do not write the plots and index.html.
     #[arg(long)]
     pub no_report: bool,
@@ -191,6 +194,9 @@ pub struct RotateArgs {
 pub struct InspectArgs {
     /// TorchScript model (.pt).
     pub model: PathBuf,
+    /// Load the model as is, without freeze + optimize_for_inference.
+    #[arg(long)]
+    pub exact: bool,
     #[command(flatten)]
     pub spec: SpecArgs,
     /// cpu, cuda, cuda:N or auto.

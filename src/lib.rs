@@ -5,6 +5,7 @@
 
 pub mod angles;
 pub mod dataset;
+pub mod gate;
 pub mod metrics;
 pub mod model;
 pub mod output;

@@ -12,7 +12,8 @@ use std::fmt::Write as _;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use tch::{CModule, Device, Kind, Tensor};
+use std::ffi::{c_char, c_int, CStr, CString};
+use tch::{Device, Kind, Tensor};
 
 /// The schema users see in errors about a malformed sidecar.
 pub const SIDECAR_SCHEMA: &str = r#"{"input": [C, H, W], "mean": [m, ...], "std": [s, ...], "classes": ["name", ...]}"#;
@@ -244,6 +245,90 @@ fn diagnose_model_file(path: &Path, bytes_head: &[u8], len: u64) -> Result<()> {
     Ok(())
 }
 
+/// How the TorchScript module runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Inference {
+    /// `torch.jit.freeze` + `torch.jit.optimize_for_inference`, done in-process (the default).
+    Optimized,
+    /// The module as loaded, in eval mode (`--exact`).
+    Exact,
+}
+
+impl Inference {
+    pub fn name(self) -> &'static str {
+        match self {
+            Inference::Optimized => "optimized",
+            Inference::Exact => "exact",
+        }
+    }
+}
+
+mod shim {
+    use std::ffi::{c_char, c_int};
+    #[repr(C)]
+    pub struct RbModule {
+        _private: [u8; 0],
+    }
+    extern "C" {
+        pub fn rb_load(path: *const c_char, device_kind: c_int, device_index: c_int, optimize: c_int, err: *mut *mut c_char) -> *mut RbModule;
+        pub fn rb_forward(m: *mut RbModule, input: *const torch_sys::C_tensor, err: *mut *mut c_char) -> *mut torch_sys::C_tensor;
+        pub fn rb_free(m: *mut RbModule);
+        pub fn rb_free_message(s: *mut c_char);
+    }
+}
+
+/// Take ownership of a message from the shim.
+fn shim_message(err: *mut c_char) -> String {
+    if err.is_null() {
+        return "unknown libtorch error".into();
+    }
+    // SAFETY: the shim returns a NUL-terminated malloc'd string, freed here once.
+    let s = unsafe { CStr::from_ptr(err) }.to_string_lossy().into_owned();
+    unsafe { shim::rb_free_message(err) };
+    s
+}
+
+/// A TorchScript module owned through the C++ shim (src/shim/optimized.cpp).
+struct ScriptModule {
+    ptr: *mut shim::RbModule,
+}
+
+impl ScriptModule {
+    fn load(path: &Path, device: Device, inference: Inference) -> std::result::Result<Self, String> {
+        let c_path = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| "the path holds a NUL byte".to_string())?;
+        let (kind, index) = match device {
+            Device::Cuda(i) => (1, i as c_int),
+            _ => (0, 0),
+        };
+        let mut err: *mut c_char = std::ptr::null_mut();
+        // SAFETY: valid C string; err is an out-pointer the shim sets on failure.
+        let ptr = unsafe { shim::rb_load(c_path.as_ptr(), kind, index, (inference == Inference::Optimized) as c_int, &mut err) };
+        if ptr.is_null() {
+            return Err(shim_message(err));
+        }
+        Ok(ScriptModule { ptr })
+    }
+
+    fn forward(&self, x: &Tensor) -> std::result::Result<Tensor, String> {
+        let mut err: *mut c_char = std::ptr::null_mut();
+        // SAFETY: self.ptr is live; x.as_ptr() is a valid torch::Tensor* for the call.
+        let out = unsafe { shim::rb_forward(self.ptr, x.as_ptr(), &mut err) };
+        if out.is_null() {
+            return Err(shim_message(err));
+        }
+        // SAFETY: the shim hands over a new heap torch::Tensor*, which tch now owns.
+        Ok(unsafe { Tensor::from_ptr(out) })
+    }
+}
+
+impl Drop for ScriptModule {
+    fn drop(&mut self) {
+        // SAFETY: allocated by rb_load, freed once.
+        unsafe { shim::rb_free(self.ptr) }
+    }
+}
+
 /// A loaded TorchScript model with its spec.
 pub struct Model {
     pub name: String,
@@ -252,7 +337,8 @@ pub struct Model {
     pub spec: ModelSpec,
     pub provenance: Provenance,
     pub device: Device,
-    module: CModule,
+    pub inference: Inference,
+    module: ScriptModule,
     mean: Tensor,
     inv_std: Tensor,
 }
@@ -294,7 +380,7 @@ pub fn load_spec(path: &Path, flags: &SpecFlags) -> Result<(ModelSpec, Provenanc
 }
 
 impl Model {
-    pub fn load(path: &Path, flags: &SpecFlags, device: Device) -> Result<Model> {
+    pub fn load(path: &Path, flags: &SpecFlags, device: Device, inference: Inference) -> Result<Model> {
         let meta = fs::metadata(path).map_err(|e| {
             anyhow!("--model {}: cannot read the model file ({e}); check the path", path.display())
         })?;
@@ -307,19 +393,21 @@ impl Model {
             .with_context(|| format!("--model {}: cannot read the model file", path.display()))?;
         diagnose_model_file(path, &head[..n], meta.len())?;
         let (spec, provenance) = load_spec(path, flags)?;
-        let mut module = CModule::load_on_device(path, device).map_err(|e| {
-            anyhow!("{}: libtorch could not load this TorchScript file: {}", path.display(), first_line(&e.to_string()))
+        let module = ScriptModule::load(path, device, inference).map_err(|e| {
+            let hint = if inference == Inference::Optimized {
+                "; if the optimisation step is the problem, retry with --exact"
+            } else {
+                ""
+            };
+            anyhow!("{}: libtorch could not load this TorchScript file: {}{hint}", path.display(), first_line(&e))
         })?;
-        module
-            .f_set_eval()
-            .map_err(|e| anyhow!("{}: cannot switch the model to eval mode: {e}", path.display()))?;
         let c = spec.channels() as i64;
         let mean = Tensor::from_slice(&spec.mean).view([1, c, 1, 1]).to_device(device);
         let inv_std = Tensor::from_slice(&spec.std.iter().map(|s| 1.0 / s).collect::<Vec<f32>>())
             .view([1, c, 1, 1])
             .to_device(device);
         let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
-        Ok(Model { name, path: path.to_path_buf(), sha256: sha256_file(path)?, spec, provenance, device, module, mean, inv_std })
+        Ok(Model { name, path: path.to_path_buf(), sha256: sha256_file(path)?, spec, provenance, device, inference, module, mean, inv_std })
     }
 
     /// Run the model on a batch of raw pixels (0..255 scale, NCHW on any device):
@@ -327,12 +415,12 @@ impl Model {
     pub fn forward_raw(&self, raw: &Tensor) -> Result<Tensor> {
         let x = (raw.to_device(self.device) * (1.0 / 255.0) - &self.mean) * &self.inv_std;
         let shape = x.size();
-        let out = self.module.forward_ts(&[x]).map_err(|e| {
+        let out = self.module.forward(&x).map_err(|e| {
             anyhow!(
                 "{}: the model failed in forward on an input of shape {:?} (float32, NCHW): {}; check `input` in the spec (--input-size)",
                 self.path.display(),
                 shape,
-                first_line(&e.to_string())
+                first_line(&e)
             )
         })?;
         let size = out.size();

@@ -22,7 +22,7 @@ pub struct Settings {
     pub batch_size: usize,
     pub limit: Option<usize>,
     pub device: String,
-    /// `plain` (TorchScript forward as loaded).
+    /// `optimized` (freeze + optimize_for_inference) or `exact` (the module as loaded).
     pub inference: String,
 }
 

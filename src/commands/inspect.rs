@@ -2,14 +2,15 @@
 
 use crate::cli::InspectArgs;
 use anyhow::Result;
-use rotbench::model::{parse_device, Model};
+use rotbench::model::{parse_device, Inference, Model};
 use std::process::ExitCode;
 use tch::Tensor;
 
 pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
     let flags = args.spec.check()?;
     let device = parse_device(&args.device)?;
-    let model = Model::load(&args.model, &flags, device)?;
+    let inference = if args.exact { Inference::Exact } else { Inference::Optimized };
+    let model = Model::load(&args.model, &flags, device, inference)?;
     let s = &model.spec;
     let src = |k: &str| model.provenance.get(k).cloned().unwrap_or_default();
     println!("model    {}", model.path.display());

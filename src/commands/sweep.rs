@@ -4,7 +4,7 @@ use crate::cli::{positive, SweepArgs};
 use anyhow::{anyhow, bail, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rotbench::dataset::{self, OpenOptions, Target};
-use rotbench::model::{device_name, parse_device, Model};
+use rotbench::model::{device_name, parse_device, Inference, Model};
 use rotbench::report::{self, csv as csvx, json::SummaryJson, Export, Results};
 use rotbench::summary::{self, ModelMeta, Settings};
 use rotbench::{angles, output, sweep, LIBTORCH_VERSION};
@@ -21,6 +21,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     let rotate = args.rotation.check()?;
     let spec_flags = args.spec.check()?;
     let device = parse_device(&args.device)?;
+    let inference = if args.exact { Inference::Exact } else { Inference::Optimized };
     output::prepare_dir(&args.out, "--out")?;
     let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     tch::set_num_threads(threads as i32);
@@ -28,7 +29,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     let t0 = Instant::now();
     let mut models = Vec::with_capacity(args.models.len());
     for p in &args.models {
-        let m = Model::load(p, &spec_flags, device)?;
+        let m = Model::load(p, &spec_flags, device, inference)?;
         if let Some(prev) = models.iter().find(|x: &&Model| x.name == m.name) {
             bail!(
                 "--model {}: another model is also named `{}` ({}); models are named by file stem, so rename one file",
@@ -84,7 +85,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
             batch_size,
             limit,
             device: device_name(device),
-            inference: "plain".into(),
+            inference: inference.name().into(),
         },
         LIBTORCH_VERSION,
     );

@@ -1,0 +1,750 @@
+//! The charts, drawn with plotters: accuracy, macro-F1 and consistency against
+//! angle (PNG and SVG, Wilson 95% bands where the value is a proportion), a polar
+//! accuracy plot, and per model a per-class recall heatmap (class × angle) and
+//! row-normalised confusion heatmaps at 0° and at the worst angle (PNG).
+//! Also the PNG encoder and the colours that the page and the strip share.
+
+use super::font::FAMILY;
+use super::{deg, View};
+use crate::metrics::wilson;
+use crate::summary::{AngleMetrics, ModelSummary};
+use anyhow::{anyhow, Result};
+use plotters::backend::{BitMapBackend, RGBPixel, SVGBackend};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use std::fmt::Display;
+
+/// Line charts are this size (PNG and SVG).
+pub const LINE_SIZE: (u32, u32) = (800, 450);
+/// The polar chart is square.
+pub const POLAR_SIZE: (u32, u32) = (560, 560);
+
+/// One chart, ready to write and to embed.
+pub struct Plot {
+    /// File stem under `plots/`.
+    pub stem: String,
+    pub title: String,
+    /// The model a per-model chart belongs to.
+    pub model: Option<usize>,
+    pub width: u32,
+    pub height: u32,
+    pub png: Vec<u8>,
+    pub svg: Option<String>,
+}
+
+/// Map any plotters error into anyhow.
+pub trait PlotErr<T> {
+    fn pe(self) -> Result<T>;
+}
+
+impl<T, E: Display> PlotErr<T> for std::result::Result<T, E> {
+    fn pe(self) -> Result<T> {
+        self.map_err(|e| anyhow!("drawing a chart: {e}"))
+    }
+}
+
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+const INK: RGBColor = RGBColor(33, 37, 41);
+const MUTED: RGBColor = RGBColor(108, 117, 125);
+const GRID: RGBColor = RGBColor(226, 230, 234);
+pub const GOOD: RGBColor = RGBColor(25, 135, 84);
+pub const BAD: RGBColor = RGBColor(200, 35, 51);
+
+/// The colour of model `i` in every chart.
+pub fn model_color(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
+/// `#rrggbb` for the page.
+pub fn hex(c: RGBColor) -> String {
+    format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2)
+}
+
+/// Piecewise-linear colour map over `stops` for `v` in [0, 1].
+fn ramp(stops: &[(u8, u8, u8)], v: f64) -> RGBColor {
+    let v = if v.is_finite() { v.clamp(0.0, 1.0) } else { 0.0 };
+    let seg = (stops.len() - 1) as f64;
+    let x = v * seg;
+    let i = (x.floor() as usize).min(stops.len() - 2);
+    let t = x - i as f64;
+    let (a, b) = (stops[i], stops[i + 1]);
+    let mix = |p: u8, q: u8| (p as f64 + (q as f64 - p as f64) * t).round() as u8;
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+/// ColorBrewer "Blues": confusion matrices (white = 0, dark blue = 1).
+pub const BLUES: [(u8, u8, u8); 9] = [
+    (247, 251, 255),
+    (222, 235, 247),
+    (198, 219, 239),
+    (158, 202, 225),
+    (107, 174, 214),
+    (66, 146, 198),
+    (33, 113, 181),
+    (8, 81, 156),
+    (8, 48, 107),
+];
+/// Viridis (5 stops): recall heatmaps.
+const VIRIDIS: [(u8, u8, u8); 5] = [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)];
+
+pub fn blues(v: f64) -> RGBColor {
+    ramp(&BLUES, v)
+}
+
+fn viridis(v: f64) -> RGBColor {
+    ramp(&VIRIDIS, v)
+}
+
+/// Encode an RGB8 buffer as PNG.
+pub fn png_rgb(buf: &[u8], w: u32, h: u32) -> Result<Vec<u8>> {
+    encode(buf, w, h, image::ExtendedColorType::Rgb8)
+}
+
+/// Encode an 8-bit grey buffer as PNG.
+pub fn png_gray(buf: &[u8], w: u32, h: u32) -> Result<Vec<u8>> {
+    encode(buf, w, h, image::ExtendedColorType::L8)
+}
+
+fn encode(buf: &[u8], w: u32, h: u32, color: image::ExtendedColorType) -> Result<Vec<u8>> {
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+    use image::ImageEncoder;
+    let mut out = Vec::new();
+    PngEncoder::new_with_quality(&mut out, CompressionType::Best, FilterType::Adaptive)
+        .write_image(buf, w, h, color)
+        .map_err(|e| anyhow!("encoding a PNG: {e}"))?;
+    Ok(out)
+}
+
+/// Draw on a white RGB canvas of `size` and return the PNG.
+pub fn bitmap<F>(size: (u32, u32), draw: F) -> Result<Vec<u8>>
+where
+    F: FnOnce(&DrawingArea<BitMapBackend<'_, RGBPixel>, Shift>) -> Result<()>,
+{
+    let mut buf = vec![255u8; size.0 as usize * size.1 as usize * 3];
+    bitmap_on(&mut buf, size, draw)?;
+    png_rgb(&buf, size.0, size.1)
+}
+
+/// Draw on an existing RGB buffer (pixels already there stay unless drawn over).
+pub fn bitmap_on<F>(buf: &mut [u8], size: (u32, u32), draw: F) -> Result<()>
+where
+    F: FnOnce(&DrawingArea<BitMapBackend<'_, RGBPixel>, Shift>) -> Result<()>,
+{
+    let backend = BitMapBackend::<RGBPixel>::with_buffer_and_format(buf, size).pe()?;
+    let root = backend.into_drawing_area();
+    draw(&root)?;
+    root.present().pe()?;
+    Ok(())
+}
+
+fn svg<F>(size: (u32, u32), draw: F) -> Result<String>
+where
+    F: FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<()>,
+{
+    let mut s = String::new();
+    {
+        let root = SVGBackend::with_string(&mut s, size).into_drawing_area();
+        draw(&root)?;
+        root.present().pe()?;
+    }
+    Ok(s)
+}
+
+pub fn font(size: f64) -> TextStyle<'static> {
+    TextStyle::from((FAMILY, size).into_font()).color(&INK)
+}
+
+pub fn anchored(style: TextStyle<'static>, h: HPos, v: VPos) -> TextStyle<'static> {
+    style.pos(Pos::new(h, v))
+}
+
+/// Width in pixels of `text` at `size`.
+pub fn text_width(text: &str, size: f64) -> u32 {
+    (FAMILY, size).into_font().box_size(text).map_or(text.chars().count() as u32 * size as u32 / 2, |b| b.0)
+}
+
+/// At most `max` characters, with an ellipsis when cut.
+pub fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let mut s: String = text.chars().take(max.saturating_sub(1)).collect();
+        s.push('…');
+        s
+    }
+}
+
+/// Every chart of the report.
+pub fn all(view: &View<'_>) -> Result<Vec<Plot>> {
+    let mut plots = Vec::new();
+    let models = view.models();
+    let chance = view.class_names(0).len();
+    let line = |band: bool, value: &dyn Fn(&AngleMetrics) -> f64| -> Vec<Series> {
+        models.iter().enumerate().map(|(i, m)| Series::new(view, i, m, band, value)).collect()
+    };
+    let acc = LineChart {
+        title: "Accuracy against rotation angle (shaded: Wilson 95% interval)".into(),
+        y_desc: "accuracy".into(),
+        series: line(true, &|a| a.accuracy),
+        chance: (chance > 0).then(|| 1.0 / chance as f64),
+    };
+    let f1 = LineChart {
+        title: "Macro-F1 against rotation angle".into(),
+        y_desc: "macro-F1".into(),
+        series: line(false, &|a| a.f1_macro),
+        chance: None,
+    };
+    let cons = LineChart {
+        title: "Consistency with the 0° prediction (shaded: Wilson 95% interval)".into(),
+        y_desc: "same prediction as at 0°".into(),
+        series: line(true, &|a| a.consistency),
+        chance: None,
+    };
+    for (stem, chart) in [("accuracy", &acc), ("f1", &f1), ("consistency", &cons)] {
+        plots.push(Plot {
+            stem: stem.into(),
+            title: chart.title.clone(),
+            model: None,
+            width: LINE_SIZE.0,
+            height: LINE_SIZE.1,
+            png: bitmap(LINE_SIZE, |r| line_chart(r, chart))?,
+            svg: Some(svg(LINE_SIZE, |r| line_chart(r, chart))?),
+        });
+    }
+    let polar = PolarChart { title: "Accuracy by angle (polar; 0° at the right, counter-clockwise)".into(), series: acc.series.clone() };
+    plots.push(Plot {
+        stem: "polar".into(),
+        title: polar.title.clone(),
+        model: None,
+        width: POLAR_SIZE.0,
+        height: POLAR_SIZE.1,
+        png: bitmap(POLAR_SIZE, |r| polar_chart(r, &polar))?,
+        svg: Some(svg(POLAR_SIZE, |r| polar_chart(r, &polar))?),
+    });
+    for (i, m) in models.iter().enumerate() {
+        let slug = &view.slugs[i];
+        let classes = view.class_names(i);
+        let recall = recall_heatmap(view, m, &classes);
+        plots.push(heat_plot(format!("recall-{slug}"), Some(i), &recall)?);
+        let reference = m.angles.iter().position(|a| a.reference).unwrap_or(view.order[0]);
+        let worst = m
+            .angles
+            .iter()
+            .position(|a| a.angle == m.sweep.worst_angle && a.in_sweep)
+            .or_else(|| m.angles.iter().position(|a| a.angle == m.sweep.worst_angle))
+            .unwrap_or(reference);
+        for (tag, ai, what) in [("0", reference, "at 0°"), ("worst", worst, "at the worst angle")] {
+            let a = &m.angles[ai];
+            let title = format!("{}: confusion {what} ({}, accuracy {}), row-normalised", clip(&m.name, 40), deg(a.angle), super::pct(a.accuracy));
+            let hm = confusion_heatmap(title, a, &classes);
+            plots.push(heat_plot(format!("confusion-{slug}-{tag}"), Some(i), &hm)?);
+        }
+    }
+    Ok(plots)
+}
+
+fn heat_plot(stem: String, model: Option<usize>, hm: &Heatmap) -> Result<Plot> {
+    let size = hm.size();
+    Ok(Plot { stem, title: hm.title.clone(), model, width: size.0, height: size.1, png: bitmap(size, |r| heatmap(r, hm))?, svg: None })
+}
+
+/// One model's line: (angle, value) in angle order, with an optional band.
+#[derive(Clone)]
+pub struct Series {
+    name: String,
+    color: RGBColor,
+    points: Vec<(f64, f64)>,
+    /// (angle, low, high)
+    band: Vec<(f64, f64, f64)>,
+}
+
+impl Series {
+    fn new(view: &View<'_>, i: usize, m: &ModelSummary, band: bool, value: &dyn Fn(&AngleMetrics) -> f64) -> Series {
+        let mut points = Vec::new();
+        let mut bands = Vec::new();
+        for &ai in &view.order {
+            let a = &m.angles[ai];
+            let v = value(a);
+            if !v.is_finite() {
+                continue;
+            }
+            points.push((a.angle, v));
+            if band {
+                // The band of a proportion of n samples: k = v * n.
+                let k = (v * a.n as f64).round().max(0.0) as u64;
+                let (lo, hi) = wilson(k.min(a.n), a.n);
+                bands.push((a.angle, lo, hi));
+            }
+        }
+        Series { name: clip(&m.name, 48), color: model_color(i), points, band: bands }
+    }
+}
+
+struct LineChart {
+    title: String,
+    y_desc: String,
+    series: Vec<Series>,
+    chance: Option<f64>,
+}
+
+/// Draw the title and a wrapping legend across the top; return the rest.
+fn header<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, series: &[Series], extra: Option<&str>) -> Result<DrawingArea<DB, Shift>> {
+    let (w, _) = root.dim_in_pixel();
+    root.draw(&Text::new(title.to_string(), (w as i32 / 2, 12), anchored(font(17.0), HPos::Center, VPos::Top))).pe()?;
+    // Lay the legend out in rows.
+    let mut items: Vec<(String, Option<RGBColor>, u32)> =
+        series.iter().map(|s| (s.name.clone(), Some(s.color), 30 + text_width(&s.name, 13.0))).collect();
+    if let Some(e) = extra {
+        items.push((e.to_string(), None, 30 + text_width(e, 13.0)));
+    }
+    let mut rows: Vec<Vec<(String, Option<RGBColor>, u32)>> = vec![Vec::new()];
+    let mut used = 0;
+    for it in items {
+        let need = it.2 + 20;
+        if used + need > w.saturating_sub(40) && !rows.last().is_some_and(|r| r.is_empty()) {
+            rows.push(Vec::new());
+            used = 0;
+        }
+        used += need;
+        if let Some(r) = rows.last_mut() {
+            r.push(it);
+        }
+    }
+    let mut y = 44;
+    for row in &rows {
+        let total: u32 = row.iter().map(|it| it.2 + 20).sum();
+        let mut x = (w.saturating_sub(total) / 2) as i32;
+        for (name, color, width) in row {
+            match color {
+                Some(c) => root.draw(&PathElement::new(vec![(x, y), (x + 22, y)], c.stroke_width(3))).pe()?,
+                None => root.draw(&PathElement::new(vec![(x, y), (x + 6, y)], MUTED.stroke_width(1))).pe()?,
+            }
+            if color.is_none() {
+                root.draw(&PathElement::new(vec![(x + 10, y), (x + 16, y)], MUTED.stroke_width(1))).pe()?;
+            }
+            root.draw(&Text::new(name.clone(), (x + 30, y), anchored(font(13.0), HPos::Left, VPos::Center))).pe()?;
+            x += *width as i32 + 20;
+        }
+        y += 20;
+    }
+    let top = (y - 6).max(40) as u32;
+    Ok(root.split_vertically(top).1)
+}
+
+/// Tick marks for an angle axis: multiples of a "degree-friendly" step.
+fn angle_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let span = (hi - lo).abs().max(1e-9);
+    let step = [1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 45.0, 90.0, 180.0, 360.0]
+        .into_iter()
+        .find(|s| span / s <= 12.0)
+        .unwrap_or(360.0 * (span / 3600.0).ceil());
+    let mut t = (lo / step).ceil() * step;
+    let mut out = Vec::new();
+    while t <= hi + 1e-9 && out.len() < 50 {
+        out.push(t);
+        t += step;
+    }
+    out
+}
+
+fn x_range(series: &[Series]) -> (f64, f64) {
+    let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
+    let (lo, hi) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), x| (l.min(x), h.max(x)));
+    if !lo.is_finite() {
+        (0.0, 360.0)
+    } else if hi - lo < 1e-9 {
+        (lo - 1.0, hi + 1.0)
+    } else {
+        (lo, hi)
+    }
+}
+
+fn line_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &LineChart) -> Result<()> {
+    root.fill(&WHITE).pe()?;
+    let body = header(root, &c.title, &c.series, c.chance.map(|_| "chance level"))?;
+    let (x0, x1) = x_range(&c.series);
+    let pad = (x1 - x0) * 0.01;
+    let yticks: Vec<f64> = (0..=10).map(|i| i as f64 / 10.0).collect();
+    let mut chart = ChartBuilder::on(&body)
+        .margin_left(10)
+        .margin_right(28)
+        .margin_bottom(6)
+        .margin_top(6)
+        .x_label_area_size(46)
+        .y_label_area_size(66)
+        .build_cartesian_2d(
+            ((x0 - pad)..(x1 + pad)).with_key_points(angle_ticks(x0, x1)),
+            (0.0..1.0).with_key_points(yticks),
+        )
+        .pe()?;
+    chart
+        .configure_mesh()
+        .x_desc("rotation angle (degrees, counter-clockwise)")
+        .y_desc(c.y_desc.as_str())
+        .x_label_formatter(&|v| deg(*v))
+        .y_label_formatter(&|v| format!("{:.0}%", v * 100.0))
+        .bold_line_style(GRID)
+        .light_line_style(TRANSPARENT)
+        .axis_style(MUTED)
+        .label_style(font(13.0).color(&MUTED))
+        .axis_desc_style(font(14.0))
+        .draw()
+        .pe()?;
+    if let Some(ch) = c.chance {
+        let pts = vec![(x0 - pad, ch), (x1 + pad, ch)];
+        chart.draw_series(DashedLineSeries::new(pts, 6, 4, MUTED.stroke_width(1))).pe()?;
+    }
+    for s in &c.series {
+        if s.band.len() >= 2 {
+            let mut poly: Vec<(f64, f64)> = s.band.iter().map(|b| (b.0, b.1)).collect();
+            poly.extend(s.band.iter().rev().map(|b| (b.0, b.2)));
+            chart.draw_series(std::iter::once(Polygon::new(poly, s.color.mix(0.18).filled()))).pe()?;
+        }
+    }
+    for s in &c.series {
+        chart.draw_series(LineSeries::new(s.points.iter().copied(), s.color.stroke_width(2))).pe()?;
+        if s.points.len() <= 100 {
+            let r = if s.points.len() <= 40 { 3 } else { 2 };
+            chart.draw_series(s.points.iter().map(|&p| Circle::new(p, r, s.color.filled()))).pe()?;
+        }
+    }
+    Ok(())
+}
+
+struct PolarChart {
+    title: String,
+    series: Vec<Series>,
+}
+
+/// Angles (mod 360) in the order to join them, starting after the widest gap,
+/// and whether the path closes (the sweep goes all the way round evenly).
+fn polar_path(points: &[(f64, f64)]) -> (Vec<(f64, f64)>, bool) {
+    let mut pts: Vec<(f64, f64)> = points.iter().map(|&(a, v)| (a.rem_euclid(360.0), v)).collect();
+    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    pts.dedup_by(|a, b| (a.0 - b.0).abs() < 1e-9);
+    if pts.len() < 2 {
+        return (pts, false);
+    }
+    let n = pts.len();
+    let gaps: Vec<f64> = (0..n).map(|i| if i + 1 < n { pts[i + 1].0 - pts[i].0 } else { pts[0].0 + 360.0 - pts[i].0 }).collect();
+    let (widest, max_gap) = gaps.iter().enumerate().fold((0, f64::MIN), |b, (i, &g)| if g > b.1 { (i, g) } else { b });
+    let min_gap = gaps.iter().copied().fold(f64::INFINITY, f64::min);
+    let closed = n >= 3 && max_gap <= 1.5 * min_gap;
+    let start = (widest + 1) % n;
+    let ordered = (0..n).map(|k| pts[(start + k) % n]).collect();
+    (ordered, closed)
+}
+
+fn polar_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &PolarChart) -> Result<()> {
+    root.fill(&WHITE).pe()?;
+    let body = header(root, &c.title, &c.series, None)?;
+    let (w, h) = body.dim_in_pixel();
+    let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
+    let radius = (w.min(h) as f64 / 2.0 - 36.0).max(20.0);
+    let at = |angle: f64, r: f64| -> (i32, i32) {
+        let t = angle.to_radians();
+        ((cx + r * radius * t.cos()).round() as i32, (cy - r * radius * t.sin()).round() as i32)
+    };
+    let grid = ShapeStyle { color: GRID.to_rgba(), filled: false, stroke_width: 1 };
+    for k in 1..=4 {
+        let r = k as f64 / 4.0;
+        let circle: Vec<(i32, i32)> = (0..=180).map(|i| at(i as f64 * 2.0, r)).collect();
+        body.draw(&PathElement::new(circle, if k == 4 { MUTED.stroke_width(1) } else { grid })).pe()?;
+    }
+    for k in 0..12 {
+        let a = k as f64 * 30.0;
+        body.draw(&PathElement::new(vec![at(a, 0.0), at(a, 1.0)], grid)).pe()?;
+        let (lx, ly) = at(a, 1.0 + 20.0 / radius);
+        body.draw(&Text::new(deg(a), (lx, ly), anchored(font(12.0).color(&MUTED), HPos::Center, VPos::Center))).pe()?;
+    }
+    for k in 1..=4 {
+        let (x, y) = at(75.0, k as f64 / 4.0);
+        body.draw(&Text::new(format!("{}%", k * 25), (x + 3, y), anchored(font(11.0).color(&MUTED), HPos::Left, VPos::Bottom))).pe()?;
+    }
+    for s in &c.series {
+        let (pts, closed) = polar_path(&s.points);
+        let mut path: Vec<(i32, i32)> = pts.iter().map(|&(a, v)| at(a, v.clamp(0.0, 1.0))).collect();
+        if closed {
+            if let Some(&p) = path.first() {
+                path.push(p);
+            }
+        }
+        body.draw(&PathElement::new(path.clone(), s.color.stroke_width(2))).pe()?;
+        if pts.len() <= 100 {
+            for p in path {
+                body.draw(&Circle::new(p, 3, s.color.filled())).pe()?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum Cmap {
+    Blues,
+    Viridis,
+}
+
+impl Cmap {
+    fn color(self, v: f64) -> RGBColor {
+        match self {
+            Cmap::Blues => blues(v),
+            Cmap::Viridis => viridis(v),
+        }
+    }
+    /// Text on a cell of value v: light on dark cells.
+    fn ink(self, v: f64) -> RGBColor {
+        let dark = match self {
+            Cmap::Blues => v > 0.55,
+            Cmap::Viridis => v < 0.6,
+        };
+        if dark {
+            WHITE
+        } else {
+            INK
+        }
+    }
+}
+
+struct Heatmap {
+    title: String,
+    rows: Vec<String>,
+    cols: Vec<String>,
+    x_desc: String,
+    y_desc: String,
+    /// rows × cols in [0, 1]; NaN is drawn grey.
+    values: Vec<Vec<f64>>,
+    /// Text inside each cell, when the cells are large enough.
+    text: Option<Vec<Vec<String>>>,
+    cmap: Cmap,
+    cell: (u32, u32),
+    legend: String,
+}
+
+const LABEL_FONT: f64 = 12.0;
+
+impl Heatmap {
+    fn row_label_width(&self) -> u32 {
+        self.rows.iter().map(|r| text_width(r, LABEL_FONT)).max().unwrap_or(0).min(170)
+    }
+    /// Column labels stand upright when any is wider than a cell.
+    fn cols_vertical(&self) -> bool {
+        self.cols.iter().any(|c| text_width(c, LABEL_FONT) + 4 > self.cell.0) && self.col_step() == 1
+    }
+    /// Label every k-th column when the cells are narrow.
+    fn col_step(&self) -> usize {
+        let widest = self.cols.iter().map(|c| text_width(c, LABEL_FONT)).max().unwrap_or(0) + 8;
+        if self.cell.0 >= 14 {
+            1
+        } else {
+            (widest as usize).div_ceil(self.cell.0.max(1) as usize).max(1)
+        }
+    }
+    fn row_step(&self) -> usize {
+        (15usize).div_ceil(self.cell.1.max(1) as usize).max(1)
+    }
+    fn geometry(&self) -> (u32, u32, u32, u32) {
+        let left = 16 + 22 + self.row_label_width() + 8;
+        let top = 48;
+        let grid_w = self.cell.0 * self.cols.len() as u32;
+        let grid_h = self.cell.1 * self.rows.len() as u32;
+        (left, top, grid_w, grid_h)
+    }
+    fn size(&self) -> (u32, u32) {
+        let (left, top, grid_w, grid_h) = self.geometry();
+        let bottom = if self.cols_vertical() {
+            self.cols.iter().map(|c| text_width(c, LABEL_FONT)).max().unwrap_or(0).min(170) + 40
+        } else {
+            48
+        };
+        let right = 100;
+        let w = (left + grid_w + right).max(text_width(&self.title, 16.0) + 40);
+        (w, top + grid_h + bottom)
+    }
+}
+
+fn heatmap<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, hm: &Heatmap) -> Result<()> {
+    root.fill(&WHITE).pe()?;
+    let (w, _) = root.dim_in_pixel();
+    root.draw(&Text::new(hm.title.clone(), (w as i32 / 2, 12), anchored(font(16.0), HPos::Center, VPos::Top))).pe()?;
+    let (left, top, grid_w, grid_h) = hm.geometry();
+    let (cw, ch) = (hm.cell.0 as i32, hm.cell.1 as i32);
+    let (left, top) = (left as i32, top as i32);
+    for (r, row) in hm.values.iter().enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            let x = left + c as i32 * cw;
+            let y = top + r as i32 * ch;
+            let color = if v.is_finite() { hm.cmap.color(v) } else { RGBColor(200, 200, 200) };
+            root.draw(&Rectangle::new([(x, y), (x + cw, y + ch)], color.filled())).pe()?;
+            if let Some(text) = hm.text.as_ref().and_then(|t| t.get(r)).and_then(|t| t.get(c)) {
+                if !text.is_empty() {
+                    let style = anchored(font(11.0).color(&hm.cmap.ink(v)), HPos::Center, VPos::Center);
+                    root.draw(&Text::new(text.clone(), (x + cw / 2, y + ch / 2), style)).pe()?;
+                }
+            }
+        }
+    }
+    root.draw(&Rectangle::new([(left, top), (left + grid_w as i32, top + grid_h as i32)], MUTED.stroke_width(1))).pe()?;
+    // Row labels.
+    let step = hm.row_step();
+    for (r, name) in hm.rows.iter().enumerate().step_by(step) {
+        let y = top + r as i32 * ch + ch / 2;
+        root.draw(&Text::new(clip(name, 24), (left - 6, y), anchored(font(LABEL_FONT), HPos::Right, VPos::Center))).pe()?;
+    }
+    // Column labels.
+    let vertical = hm.cols_vertical();
+    let y0 = top + grid_h as i32 + 6;
+    for (c, name) in hm.cols.iter().enumerate().step_by(hm.col_step()) {
+        let x = left + c as i32 * cw + cw / 2;
+        if vertical {
+            let style = anchored(font(LABEL_FONT), HPos::Right, VPos::Center).transform(FontTransform::Rotate270);
+            root.draw(&Text::new(clip(name, 24), (x, y0), style)).pe()?;
+        } else {
+            root.draw(&Text::new(name.clone(), (x, y0), anchored(font(LABEL_FONT), HPos::Center, VPos::Top))).pe()?;
+        }
+    }
+    let (_, h) = root.dim_in_pixel();
+    let gx = left + grid_w as i32 / 2;
+    root.draw(&Text::new(hm.x_desc.clone(), (gx, h as i32 - 10), anchored(font(13.0), HPos::Center, VPos::Bottom))).pe()?;
+    let yd = anchored(font(13.0), HPos::Center, VPos::Top).transform(FontTransform::Rotate270);
+    root.draw(&Text::new(hm.y_desc.clone(), (12, top + grid_h as i32 / 2), yd)).pe()?;
+    // Colour bar.
+    let bx = left + grid_w as i32 + 18;
+    let bh = (grid_h as i32).clamp(60, 300);
+    for i in 0..bh {
+        let v = 1.0 - i as f64 / (bh - 1).max(1) as f64;
+        root.draw(&Rectangle::new([(bx, top + i), (bx + 14, top + i + 1)], hm.cmap.color(v).filled())).pe()?;
+    }
+    root.draw(&Rectangle::new([(bx, top), (bx + 14, top + bh)], MUTED.stroke_width(1))).pe()?;
+    for (v, label) in [(1.0, "100%"), (0.5, "50%"), (0.0, "0%")] {
+        let y = top + ((1.0 - v) * (bh - 1) as f64).round() as i32;
+        root.draw(&Text::new(label, (bx + 19, y), anchored(font(11.0).color(&MUTED), HPos::Left, VPos::Center))).pe()?;
+    }
+    let ly = top + bh + 8;
+    root.draw(&Text::new(hm.legend.clone(), (bx, ly), anchored(font(11.0).color(&MUTED), HPos::Left, VPos::Top))).pe()?;
+    Ok(())
+}
+
+fn recall_heatmap(view: &View<'_>, m: &ModelSummary, classes: &[String]) -> Heatmap {
+    let cols: Vec<String> = view.order.iter().map(|&ai| deg(m.angles[ai].angle)).collect();
+    let values: Vec<Vec<f64>> = (0..classes.len())
+        .map(|c| {
+            view.order
+                .iter()
+                .map(|&ai| m.angles[ai].per_class.get(c).map_or(f64::NAN, |s| if s.support == 0 { f64::NAN } else { s.recall }))
+                .collect()
+        })
+        .collect();
+    let cw = (640 / cols.len().max(1) as u32).clamp(3, 48);
+    let chh = (360 / classes.len().max(1) as u32).clamp(1, 26);
+    let text = (cw >= 34 && chh >= 16).then(|| {
+        values.iter().map(|row| row.iter().map(|v| if v.is_finite() { format!("{:.0}", v * 100.0) } else { String::new() }).collect()).collect()
+    });
+    Heatmap {
+        title: format!("{}: recall per class and angle", clip(&m.name, 48)),
+        rows: classes.to_vec(),
+        cols,
+        x_desc: "rotation angle".into(),
+        y_desc: "true class".into(),
+        values,
+        text,
+        cmap: Cmap::Viridis,
+        cell: (cw, chh),
+        legend: "recall".into(),
+    }
+}
+
+fn confusion_heatmap(title: String, a: &AngleMetrics, classes: &[String]) -> Heatmap {
+    let n = classes.len();
+    let values: Vec<Vec<f64>> = (0..n)
+        .map(|t| {
+            let row = a.confusion.get(t);
+            let total: u64 = row.map_or(0, |r| r.iter().sum::<u64>()) + a.invalid_per_class.get(t).copied().unwrap_or(0);
+            (0..n)
+                .map(|p| {
+                    let k = row.and_then(|r| r.get(p)).copied().unwrap_or(0);
+                    if total == 0 {
+                        0.0
+                    } else {
+                        k as f64 / total as f64
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let cell = (440 / n.max(1) as u32).clamp(2, 44);
+    let text = (cell >= 28).then(|| {
+        values
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .map(|&v| match v {
+                        v if v <= 0.0 => String::new(),
+                        v if v < 0.005 => "<1".to_string(),
+                        v => format!("{:.0}", v * 100.0),
+                    })
+                    .collect()
+            })
+            .collect()
+    });
+    Heatmap {
+        title,
+        rows: classes.to_vec(),
+        cols: classes.to_vec(),
+        x_desc: "predicted class".into(),
+        y_desc: "true class".into(),
+        values,
+        text,
+        cmap: Cmap::Blues,
+        cell: (cell, cell),
+        legend: "share of row (%)".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_sweep_closes_the_polar_path_and_a_partial_one_does_not() {
+        let full: Vec<(f64, f64)> = (0..24).map(|i| (i as f64 * 15.0, 0.5)).collect();
+        let (p, closed) = polar_path(&full);
+        assert!(closed);
+        assert_eq!(p.len(), 24);
+        let partial: Vec<(f64, f64)> = (-3..=3).map(|i| (i as f64 * 10.0, 0.5)).collect();
+        let (p, closed) = polar_path(&partial);
+        assert!(!closed);
+        // The arc runs from -30 (330) through 0 to 30, not across the gap.
+        assert_eq!(p.iter().map(|x| x.0).collect::<Vec<_>>(), vec![330.0, 340.0, 350.0, 0.0, 10.0, 20.0, 30.0]);
+    }
+
+    #[test]
+    fn angle_ticks_use_degree_friendly_steps() {
+        assert_eq!(angle_ticks(0.0, 345.0), vec![0.0, 45.0, 90.0, 135.0, 180.0, 225.0, 270.0, 315.0]);
+        assert_eq!(angle_ticks(-30.0, 30.0), vec![-30.0, -25.0, -20.0, -15.0, -10.0, -5.0, 0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0]);
+    }
+
+    #[test]
+    fn colour_ramps_hit_their_ends() {
+        assert_eq!(blues(0.0), RGBColor(247, 251, 255));
+        assert_eq!(blues(1.0), RGBColor(8, 48, 107));
+        assert_eq!(blues(f64::NAN), RGBColor(247, 251, 255));
+        assert_eq!(viridis(2.0), RGBColor(253, 231, 37));
+    }
+
+    #[test]
+    fn clip_adds_an_ellipsis_only_when_cutting() {
+        assert_eq!(clip("seven", 8), "seven");
+        assert_eq!(clip("abcdefghij", 5), "abcd…");
+    }
+}
