@@ -34,6 +34,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Check results against thresholds and a saved baseline: exit 0 pass, 1 fail, 2 error.
     Gate(GateArgs),
+    /// Merge the results of `sweep --shard i/n` runs into exactly what one run writes.
+    Merge(MergeArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -106,6 +108,21 @@ pub struct SweepArgs {
     /// Run each model exactly as loaded, without torch.jit.freeze + optimize_for_inference.
     #[arg(long)]
     pub exact: bool,
+    /// Continue an interrupted run in the same --out folder (same arguments) without
+    /// recomputing finished batches.
+    #[arg(long)]
+    pub resume: bool,
+    /// Evaluate a deterministic part of the samples and write a shard result for
+    /// `rotbench merge`: `i/n` (0-based) or `auto` (from JOB_COMPLETION_INDEX/JOB_COMPLETIONS,
+    /// SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, or ROTBENCH_SHARD_INDEX/ROTBENCH_SHARD_COUNT).
+    #[arg(long, value_name = "i/n|auto")]
+    pub shard: Option<String>,
+    /// Ignore and do not update the prediction cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Prediction cache folder (default: $XDG_CACHE_HOME/rotbench/predictions or ~/.cache/rotbench/predictions).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
     /// Do not write the plots and index.html.
     #[arg(long)]
     pub no_report: bool,
@@ -119,6 +136,25 @@ pub struct SweepArgs {
     #[arg(long, value_name = "FILE")]
     pub gate_config: Option<PathBuf>,
     /// No progress bar and no table on stdout.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// Shard output folders written by `sweep --shard i/n`, all n of them.
+    #[arg(required = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Output folder for the merged results.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Do not write predictions.csv.
+    #[arg(long)]
+    pub no_predictions: bool,
+    /// Do not write the plots and index.html.
+    #[arg(long)]
+    pub no_report: bool,
+    /// No table on stdout.
     #[arg(long, short)]
     pub quiet: bool,
 }
@@ -256,5 +292,57 @@ impl RotationArgs {
             self.interpolation.parse().map_err(|e: String| anyhow!("--interpolation {}: {e}", self.interpolation))?;
         let fill: Fill = self.fill.parse().map_err(|e: String| anyhow!("--fill {}: {e}", self.fill))?;
         Ok(RotateOptions { interpolation, fill, mask_circle: self.mask_circle })
+    }
+}
+
+/// Parse `--shard i/n` or `auto` (reading the job engines' variables from `env`).
+pub fn parse_shard(v: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(usize, usize)> {
+    let (i, n, from) = if v == "auto" {
+        let pairs = [
+            ("JOB_COMPLETION_INDEX", "JOB_COMPLETIONS"),
+            ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT"),
+            ("ROTBENCH_SHARD_INDEX", "ROTBENCH_SHARD_COUNT"),
+        ];
+        let Some((iv, nv, from)) = pairs.iter().find_map(|(a, b)| Some((env(a)?, env(b)?, format!("{a}/{b}")))) else {
+            bail!("--shard auto: none of JOB_COMPLETION_INDEX/JOB_COMPLETIONS, SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT or ROTBENCH_SHARD_INDEX/ROTBENCH_SHARD_COUNT is set; set one pair or pass --shard i/n");
+        };
+        (iv, nv, from)
+    } else {
+        let Some((i, n)) = v.split_once('/') else {
+            bail!("--shard {v}: expected i/n with 0 <= i < n, e.g. 0/4, or auto");
+        };
+        (i.to_string(), n.to_string(), "--shard".to_string())
+    };
+    let i: usize = i.trim().parse().map_err(|_| anyhow!("--shard {v}: index `{i}` (from {from}) is not a whole number"))?;
+    let n: usize = n.trim().parse().map_err(|_| anyhow!("--shard {v}: count `{n}` (from {from}) is not a whole number"))?;
+    if n == 0 || i >= n {
+        bail!("--shard {v}: need 0 <= index < count, got index {i} and count {n} (from {from}); indices are 0-based");
+    }
+    Ok((i, n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_specs_parse_from_flags_and_job_engines() {
+        let none = |_: &str| None;
+        assert_eq!(parse_shard("1/3", &none).unwrap(), (1, 3));
+        assert!(parse_shard("3/3", &none).unwrap_err().to_string().contains("0-based"));
+        assert!(parse_shard("x", &none).is_err());
+        assert!(parse_shard("auto", &none).unwrap_err().to_string().contains("JOB_COMPLETION_INDEX"));
+        let k8s = |k: &str| match k {
+            "JOB_COMPLETION_INDEX" => Some("2".to_string()),
+            "JOB_COMPLETIONS" => Some("4".to_string()),
+            _ => None,
+        };
+        assert_eq!(parse_shard("auto", &k8s).unwrap(), (2, 4));
+        let slurm = |k: &str| match k {
+            "SLURM_ARRAY_TASK_ID" => Some("0".to_string()),
+            "SLURM_ARRAY_TASK_COUNT" => Some("5".to_string()),
+            _ => None,
+        };
+        assert_eq!(parse_shard("auto", &slurm).unwrap(), (0, 5));
     }
 }

@@ -752,9 +752,10 @@ pub fn evaluate(
     let models: Vec<&ModelSummary> = match &checks.models {
         None => summary.models.iter().collect(),
         Some(names) => {
-            let mut out = Vec::new();
+            let mut out: Vec<&ModelSummary> = Vec::new();
             for n in names {
                 match summary.models.iter().find(|m| &m.name == n) {
+                    Some(m) if out.iter().any(|o| o.name == m.name) => {}
                     Some(m) => out.push(m),
                     None => bail!(
                         "--model {n}: no such model in {results} (models: {}); name a swept model",
@@ -828,7 +829,8 @@ pub fn evaluate(
             let passed = at_least(s.worst_of_sweep_accuracy, t);
             let swept = m.angles.iter().filter(|a| a.in_sweep).count();
             let mut notes = Vec::new();
-            if sel.is_some() {
+            let narrowed = angles.len() != swept || angles.iter().any(|a| !a.in_sweep);
+            if narrowed {
                 notes.push("worst-of-sweep covers every swept angle; --angles does not narrow it".into());
             }
             verdict.checks.push(CheckResult {
@@ -889,12 +891,11 @@ fn regression(model: &str, angles: &[&AngleMetrics], b: &Baseline, cur: &Predict
         };
         compared += 1;
         let mut p = Paired::default();
-        for s in 0..n {
-            let l = labels[s] as i32;
-            let (Some(&bp), Some(&np)) = (base.get(s), now.get(s)) else {
-                bail!("baseline {}: model {model} at {} has fewer predictions than samples; save it again", b.label, deg(a.angle));
-            };
-            p.add(bp == l, np == l);
+        if base.len() != n || now.len() != n {
+            bail!("baseline {}: model {model} at {} has {} predictions for {n} samples; save it again", b.label, deg(a.angle), base.len());
+        }
+        for ((&l, &bp), &np) in labels.iter().zip(base).zip(now) {
+            p.add(bp == l as i32, np == l as i32);
         }
         let acc_base = (p.both + p.only_a) as f64 / n as f64;
         let acc_now = (p.both + p.only_b) as f64 / n as f64;
@@ -1130,10 +1131,9 @@ pub fn render_markdown(v: &Verdict) -> String {
 mod tests {
     use super::*;
     use crate::dataset::DatasetInfo;
-    use crate::metrics::Confusion;
     use crate::model::{ModelSpec, Provenance};
     use crate::summary::{self, ModelMeta, Settings};
-    use crate::sweep::{plan_angles, AngleCounts, Examples, ModelSweep};
+    use crate::sweep::{plan_angles, Examples, ModelSweep};
 
     const SHA: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
@@ -1147,29 +1147,14 @@ mod tests {
             .iter()
             .map(|(_, p)| {
                 // An added 0° reference: every sample correct there.
-                let p: Vec<Vec<i32>> = if reference_added { std::iter::once(labels.iter().map(|&l| l as i32).collect()).chain(p.iter().cloned()).collect() } else { p.clone() };
-                let counts = p
-                    .iter()
-                    .map(|ap| {
-                        let mut vs = Paired::default();
-                        let mut consistent = 0;
-                        for s in 0..n {
-                            let l = labels[s] as i32;
-                            vs.add(p[reference][s] == l, ap[s] == l);
-                            if ap[s] >= 0 && ap[s] == p[reference][s] {
-                                consistent += 1;
-                            }
-                        }
-                        AngleCounts {
-                            confusion: Confusion::from_labels(labels, ap, nc),
-                            consistent,
-                            prob_shift_sum: 0.0,
-                            vs_reference: vs,
-                            nonfinite: 0,
-                        }
-                    })
-                    .collect();
-                ModelSweep { counts, confidence: p.iter().map(|v| vec![1.0; v.len()]).collect(), preds: p }
+                let p: Vec<Vec<i32>> = if reference_added {
+                    std::iter::once(labels.iter().map(|&l| l as i32).collect()).chain(p.iter().cloned()).collect()
+                } else {
+                    p.clone()
+                };
+                let ones = p.iter().map(|v| vec![1.0; v.len()]).collect();
+                let tv = p.iter().map(|v| vec![0.0; v.len()]).collect();
+                ModelSweep::tallied(p, ones, tv, labels, reference, nc)
             })
             .collect();
         let result = SweepResult {
@@ -1191,6 +1176,7 @@ mod tests {
             format: "idx".into(),
             path: "data".into(),
             len: n,
+            start: 0,
             total: n,
             sha256: sha.into(),
             class_names: None,
@@ -1437,18 +1423,9 @@ mod tests {
     fn pair(both: usize, b: usize, c: usize) -> (Summary, Predictions, Baseline) {
         let n = 100;
         let labels = vec![0u32; n];
-        let mut base = vec![1; n];
-        let mut now = vec![1; n];
-        for s in 0..both {
-            base[s] = 0;
-            now[s] = 0;
-        }
-        for s in both..both + b {
-            base[s] = 0;
-        }
-        for s in both + b..both + b + c {
-            now[s] = 0;
-        }
+        // Label 0 is right, 1 wrong: `both` right in both, then `b` only in the baseline, then `c` only now.
+        let base: Vec<i32> = (0..n).map(|s| if s < both + b { 0 } else { 1 }).collect();
+        let now: Vec<i32> = (0..n).map(|s| if s < both || (both + b..both + b + c).contains(&s) { 0 } else { 1 }).collect();
         let (bs, br) = fake(&[0.0, 90.0], &labels, &[("net", vec![k_of(n, n), base])], SHA);
         let (cs, cr) = fake(&[0.0, 90.0], &labels, &[("net", vec![k_of(n, n), now])], SHA);
         let bp = Predictions::from_sweep(&bs, &br);

@@ -11,6 +11,8 @@ pub mod model;
 pub mod output;
 pub mod report;
 pub mod rotate;
+pub mod shard;
+pub mod store;
 pub mod summary;
 pub mod sweep;
 

@@ -23,6 +23,7 @@ fn run() -> anyhow::Result<ExitCode> {
         cli::Command::Inspect(a) => commands::inspect(a),
         cli::Command::Report(a) => commands::report(a),
         cli::Command::Gate(a) => commands::gate(a),
+        cli::Command::Merge(a) => commands::merge(a),
     }
 }
 

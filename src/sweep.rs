@@ -52,12 +52,54 @@ pub struct AngleCounts {
 
 #[derive(Debug, Clone)]
 pub struct ModelSweep {
-    /// Aligned with [`SweepResult::angles`].
+    /// Aligned with [`SweepResult::angles`]; derived from the per-sample arrays by [`tally`].
     pub counts: Vec<AngleCounts>,
     /// `preds[angle][sample]`; [`INVALID`] for non-finite logits.
     pub preds: Vec<Vec<i32>>,
     /// Softmax probability of the predicted class (NaN when invalid).
     pub confidence: Vec<Vec<f32>>,
+    /// Total-variation distance between the softmax at this angle and at 0 degrees
+    /// (1 when exactly one side is invalid, 0 when both are).
+    pub tv: Vec<Vec<f32>>,
+}
+
+impl ModelSweep {
+    /// Build from per-sample arrays, tallying the counts (the one place counts are made,
+    /// so a sweep, a cache hit, a resumed run and a merge of shards all agree bit for bit).
+    pub fn tallied(
+        preds: Vec<Vec<i32>>,
+        confidence: Vec<Vec<f32>>,
+        tv: Vec<Vec<f32>>,
+        labels: &[u32],
+        reference: usize,
+        n_classes: usize,
+    ) -> ModelSweep {
+        let counts = (0..preds.len()).map(|a| tally(&preds[a], &preds[reference], labels, &tv[a], n_classes)).collect();
+        ModelSweep { counts, preds, confidence, tv }
+    }
+}
+
+/// Counts for one angle from per-sample predictions, in sample order.
+pub fn tally(preds: &[i32], ref_preds: &[i32], labels: &[u32], tv: &[f32], n_classes: usize) -> AngleCounts {
+    let mut c = AngleCounts {
+        confusion: Confusion::new(n_classes),
+        consistent: 0,
+        prob_shift_sum: 0.0,
+        vs_reference: Paired::default(),
+        nonfinite: 0,
+    };
+    for i in 0..preds.len() {
+        let (p, rp, l) = (preds[i], ref_preds[i], labels[i]);
+        c.confusion.add(l, p);
+        if p == INVALID {
+            c.nonfinite += 1;
+        } else if p == rp {
+            c.consistent += 1;
+        }
+        c.prob_shift_sum += tv[i] as f64;
+        c.vs_reference.add(rp == l as i32, p == l as i32);
+    }
+    c
 }
 
 #[derive(Debug, Clone)]
@@ -122,20 +164,103 @@ pub fn softmax_row(logits: &[f32], probs: &mut [f32]) -> Option<(usize, f32)> {
     Some((arg, probs[arg]))
 }
 
+/// Per-sample results for a run of samples: the unit that checkpoints, caches and
+/// shards store. `preds/confidence/tv[model][angle][sample]`; an empty inner vector
+/// means "not computed here" (filled from a cache by the caller).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SampleData {
+    pub indices: Vec<u64>,
+    pub labels: Vec<u32>,
+    pub preds: Vec<Vec<Vec<i32>>>,
+    pub confidence: Vec<Vec<Vec<f32>>>,
+    pub tv: Vec<Vec<Vec<f32>>>,
+}
+
+impl SampleData {
+    pub fn empty(models: usize, angles: usize) -> Self {
+        SampleData {
+            indices: vec![],
+            labels: vec![],
+            preds: vec![vec![vec![]; angles]; models],
+            confidence: vec![vec![vec![]; angles]; models],
+            tv: vec![vec![vec![]; angles]; models],
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.indices.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.indices.is_empty()
+    }
+
+    /// Append `other` (same models and angles) after these samples.
+    pub fn append(&mut self, other: &SampleData) {
+        self.indices.extend_from_slice(&other.indices);
+        self.labels.extend_from_slice(&other.labels);
+        for m in 0..self.preds.len() {
+            for a in 0..self.preds[m].len() {
+                self.preds[m][a].extend_from_slice(&other.preds[m][a]);
+                self.confidence[m][a].extend_from_slice(&other.confidence[m][a]);
+                self.tv[m][a].extend_from_slice(&other.tv[m][a]);
+            }
+        }
+    }
+}
+
+/// What a run must compute, and what it may skip.
+#[derive(Debug, Clone, Default)]
+pub struct Work {
+    /// `[model][angle]`: compute this pair. `None`: everything. A model that computes
+    /// any angle also computes its reference (the other angles compare with it).
+    pub compute: Option<Vec<Vec<bool>>>,
+    /// Finished samples from an interrupted run: their chunks are read (for the
+    /// examples) but not evaluated again. Must cover whole leading chunks.
+    pub resume: Option<SampleData>,
+}
+
+/// The engine's raw output, before tallying.
+#[derive(Debug, Clone)]
+pub struct RawSweep {
+    pub angles: Vec<f64>,
+    pub reference_added: bool,
+    pub reference: usize,
+    pub data: SampleData,
+    pub examples: Examples,
+}
+
+impl RawSweep {
+    /// Tally the counts. Every (model, angle) must hold one value per sample.
+    pub fn finish(self, n_classes: usize) -> Result<SweepResult> {
+        let RawSweep { angles, reference_added, reference, data, examples } = self;
+        let n = data.len();
+        for (m, per) in data.preds.iter().enumerate() {
+            for (a, p) in per.iter().enumerate() {
+                if p.len() != n || data.confidence[m][a].len() != n || data.tv[m][a].len() != n {
+                    bail!("internal: model {m} at angle {} has {} of {n} predictions", angles[a], p.len());
+                }
+            }
+        }
+        let labels = data.labels;
+        let models = data
+            .preds
+            .into_iter()
+            .zip(data.confidence)
+            .zip(data.tv)
+            .map(|((p, c), t)| ModelSweep::tallied(p, c, t, &labels, reference, n_classes))
+            .collect();
+        Ok(SweepResult { angles, reference_added, reference, indices: data.indices, labels, models, examples })
+    }
+}
+
 struct Rotated {
-    chunk: Arc<Chunk>,
     angle: usize,
     pixels: Vec<f32>,
 }
 
-/// Run the sweep. `progress` is called with the number of images x angles x
-/// models finished so far (monotone).
-pub fn run(
-    models: &[Model],
-    source: &mut dyn Source,
-    settings: &SweepSettings,
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<SweepResult> {
+/// Check that models can be swept together and return their shared input layout.
+pub fn shared_target(models: &[Model]) -> Result<Target> {
     let Some(first) = models.first() else { bail!("no model to sweep") };
     let spec = &first.spec;
     for m in &models[1..] {
@@ -156,54 +281,70 @@ pub fn run(
             );
         }
     }
+    Ok(Target { channels: spec.channels(), height: spec.height(), width: spec.width() })
+}
+
+/// Run the sweep and tally it.
+pub fn run(
+    models: &[Model],
+    source: &mut dyn Source,
+    settings: &SweepSettings,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<SweepResult> {
+    let n_classes = models.first().map_or(0, |m| m.spec.n_classes());
+    run_raw(models, source, settings, &Work::default(), progress, &mut |_| Ok(()))?.finish(n_classes)
+}
+
+/// The engine. `progress` gets the number of images x angles x models evaluated so
+/// far; `on_chunk` gets each finished chunk's per-sample results (for checkpoints).
+pub fn run_raw(
+    models: &[Model],
+    source: &mut dyn Source,
+    settings: &SweepSettings,
+    work: &Work,
+    progress: &(dyn Fn(u64) + Sync),
+    on_chunk: &mut dyn FnMut(&SampleData) -> Result<()>,
+) -> Result<RawSweep> {
+    let target = shared_target(models)?;
     if settings.batch_size == 0 {
         bail!("--batch-size 0: the batch size must be at least 1");
     }
-    let target = Target { channels: spec.channels(), height: spec.height(), width: spec.width() };
-    let n_classes = spec.n_classes();
+    let n_classes = models[0].spec.n_classes();
     let (angles, reference_added, reference) = plan_angles(&settings.angles);
-    let plans: Vec<Plan> =
-        angles.iter().map(|&a| Plan::new(Geometry::same(target.height, target.width), a, &settings.rotate)).collect();
+    let (nm, na) = (models.len(), angles.len());
+    let mut compute: Vec<Vec<bool>> = work.compute.clone().unwrap_or_else(|| vec![vec![true; na]; nm]);
+    for c in compute.iter_mut() {
+        if c.iter().any(|&x| x) {
+            c[reference] = true;
+        }
+    }
+    let angle_needed: Vec<bool> = (0..na).map(|a| compute.iter().any(|c| c[a])).collect();
+    let plans: Vec<Option<Plan>> = angles
+        .iter()
+        .enumerate()
+        .map(|(a, &deg)| angle_needed[a].then(|| Plan::new(Geometry::same(target.height, target.width), deg, &settings.rotate)))
+        .collect();
     // Work order inside a chunk: the reference first, so later angles compare to it.
-    let order: Vec<usize> = std::iter::once(reference).chain((0..angles.len()).filter(|&i| i != reference)).collect();
+    let order: Vec<usize> =
+        std::iter::once(reference).chain((0..na).filter(|&i| i != reference)).filter(|&a| angle_needed[a]).collect();
 
-    let n_total = source.info().len;
     let px = target.pixels();
-    let mut result = SweepResult {
-        angles: angles.clone(),
-        reference_added,
-        reference,
-        indices: Vec::with_capacity(n_total),
-        labels: Vec::with_capacity(n_total),
-        models: models
-            .iter()
-            .map(|_| ModelSweep {
-                counts: angles
-                    .iter()
-                    .map(|_| AngleCounts {
-                        confusion: Confusion::new(n_classes),
-                        consistent: 0,
-                        prob_shift_sum: 0.0,
-                        vs_reference: Paired::default(),
-                        nonfinite: 0,
-                    })
-                    .collect(),
-                preds: vec![Vec::with_capacity(n_total); angles.len()],
-                confidence: vec![Vec::with_capacity(n_total); angles.len()],
-            })
-            .collect(),
-        examples: Examples { channels: target.channels, height: target.height, width: target.width, count: 0, pixels: vec![] },
-    };
+    let mut data = work.resume.clone().unwrap_or_else(|| SampleData::empty(nm, na));
+    let resumed = data.len();
+    let mut examples =
+        Examples { channels: target.channels, height: target.height, width: target.width, count: 0, pixels: vec![] };
     // Keep at most 8 MB of example pixels whatever the image size.
     let keep = settings.keep_examples.min((8 << 20) / px.max(1));
 
-    let (tx, rx) = sync_channel::<Result<Rotated>>(2);
+    let (tx, rx) = sync_channel::<Result<(Arc<Chunk>, Option<Rotated>)>>(2);
     let batch = settings.batch_size;
     let shape = [0i64, target.channels as i64, target.height as i64, target.width as i64];
+    let mut done = 0u64;
     std::thread::scope(|scope| -> Result<()> {
         let plans = &plans;
         let order = &order;
         scope.spawn(move || {
+            let mut seen = 0usize;
             loop {
                 let chunk = match source.next_chunk(batch) {
                     Ok(Some(c)) => Arc::new(c),
@@ -213,46 +354,71 @@ pub fn run(
                         return;
                     }
                 };
-                if chunk.is_empty() {
-                    continue;
+                seen += chunk.len();
+                // Announce the chunk (examples and resume bookkeeping) before its angles.
+                if tx.send(Ok((chunk.clone(), None))).is_err() {
+                    return;
+                }
+                if seen <= resumed {
+                    continue; // finished in the interrupted run
                 }
                 for &a in order {
+                    let Some(plan) = &plans[a] else { continue };
                     let mut pixels = vec![0f32; chunk.len() * px];
                     pixels.par_chunks_mut(px).zip(chunk.pixels.par_chunks(px)).for_each(|(out, src)| {
-                        plans[a].apply(src, target.channels, out);
+                        plan.apply(src, target.channels, out);
                     });
-                    if tx.send(Ok(Rotated { chunk: chunk.clone(), angle: a, pixels })).is_err() {
-                        return; // consumer stopped on an error
+                    if tx.send(Ok((chunk.clone(), Some(Rotated { angle: a, pixels })))).is_err() {
+                        return;
                     }
                 }
             }
         });
 
-        let mut done = 0u64;
-        // Per model: the reference probabilities, predictions and correctness of the current chunk.
-        let mut ref_probs: Vec<Vec<f32>> = vec![Vec::new(); models.len()];
-        let mut ref_pred: Vec<Vec<i32>> = vec![Vec::new(); models.len()];
         let mut probs = vec![0f32; n_classes];
-        for msg in rx {
-            let Rotated { chunk, angle, pixels } = msg?;
-            let n = chunk.len();
-            if angle == reference {
-                result.indices.extend_from_slice(&chunk.indices);
-                result.labels.extend_from_slice(&chunk.labels);
-                let ex = &mut result.examples;
-                let take = keep.saturating_sub(ex.count).min(n);
-                ex.pixels.extend_from_slice(&chunk.pixels[..take * px]);
-                ex.count += take;
+        let mut ref_probs: Vec<Vec<f32>> = vec![Vec::new(); nm];
+        let mut ref_pred: Vec<Vec<i32>> = vec![Vec::new(); nm];
+        let mut current = SampleData::empty(nm, na);
+        let mut samples_seen = 0usize;
+        let mut flush = |current: &mut SampleData, data: &mut SampleData| -> Result<()> {
+            if !current.is_empty() {
+                on_chunk(current)?;
+                data.append(current);
+                *current = SampleData::empty(nm, na);
             }
+            Ok(())
+        };
+        for msg in rx {
+            let (chunk, rotated) = msg?;
+            let Some(Rotated { angle, pixels }) = rotated else {
+                // A new chunk: the previous one is complete.
+                flush(&mut current, &mut data)?;
+                let n = chunk.len();
+                let take = keep.saturating_sub(examples.count).min(n);
+                examples.pixels.extend_from_slice(&chunk.pixels[..take * px]);
+                examples.count += take;
+                samples_seen += n;
+                if samples_seen <= resumed {
+                    continue;
+                }
+                if samples_seen - n < resumed {
+                    bail!("internal: resume point {resumed} is not on a chunk boundary");
+                }
+                current.indices.extend_from_slice(&chunk.indices);
+                current.labels.extend_from_slice(&chunk.labels);
+                continue;
+            };
+            let n = chunk.len();
             let mut sh = shape;
             sh[0] = n as i64;
             let input = Tensor::from_slice(&pixels).view(sh);
             for (mi, model) in models.iter().enumerate() {
+                if !compute[mi][angle] {
+                    continue;
+                }
                 let logits = model.forward_raw(&input)?;
                 let logits: Vec<f32> = Vec::<f32>::try_from(&logits)
                     .map_err(|e| anyhow::anyhow!("{}: cannot read the logits: {e}", model.path.display()))?;
-                let ms = &mut result.models[mi];
-                let acc = &mut ms.counts[angle];
                 if angle == reference {
                     ref_probs[mi].resize(n * n_classes, 0.0);
                     ref_pred[mi].resize(n, INVALID);
@@ -261,40 +427,35 @@ pub fn run(
                     let row = &logits[i * n_classes..(i + 1) * n_classes];
                     let (pred, conf) = match softmax_row(row, &mut probs) {
                         Some((p, c)) => (p as i32, c),
-                        None => {
-                            acc.nonfinite += 1;
-                            (INVALID, f32::NAN)
-                        }
+                        None => (INVALID, f32::NAN),
                     };
-                    let label = chunk.labels[i];
-                    acc.confusion.add(label, pred);
-                    ms.preds[angle].push(pred);
-                    ms.confidence[angle].push(conf);
                     if angle == reference {
                         ref_probs[mi][i * n_classes..(i + 1) * n_classes].copy_from_slice(&probs);
                         ref_pred[mi][i] = pred;
                     }
                     let rp = ref_pred[mi][i];
-                    if pred != INVALID && pred == rp {
-                        acc.consistent += 1;
-                    }
-                    if pred != INVALID && rp != INVALID {
-                        acc.prob_shift_sum += total_variation(&probs, &ref_probs[mi][i * n_classes..(i + 1) * n_classes]);
+                    let shift = if pred != INVALID && rp != INVALID {
+                        total_variation(&probs, &ref_probs[mi][i * n_classes..(i + 1) * n_classes]) as f32
                     } else if pred != rp {
-                        acc.prob_shift_sum += 1.0; // one side undefined: count as maximal shift
-                    }
-                    acc.vs_reference.add(rp == label as i32, pred == label as i32);
+                        1.0 // exactly one side undefined: count as the largest shift
+                    } else {
+                        0.0
+                    };
+                    current.preds[mi][angle].push(pred);
+                    current.confidence[mi][angle].push(conf);
+                    current.tv[mi][angle].push(shift);
                 }
                 done += n as u64;
                 progress(done);
             }
         }
+        flush(&mut current, &mut data)?;
         Ok(())
     })?;
-    if result.labels.is_empty() {
+    if data.is_empty() {
         bail!("the dataset yielded no samples (all skipped?)");
     }
-    Ok(result)
+    Ok(RawSweep { angles, reference_added, reference, data, examples })
 }
 
 #[cfg(test)]

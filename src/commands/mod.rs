@@ -1,14 +1,18 @@
 //! The commands: glue between the checked CLI config, the library, the output
 //! writer and the terminal. The only place that prints. One file per command.
 
+mod finish;
 mod gate;
 mod inspect;
+mod merge;
+mod state;
 mod report;
 mod rotate;
 mod sweep;
 
 pub use gate::gate;
 pub use inspect::inspect;
+pub use merge::merge;
 pub use report::report;
 pub use rotate::rotate;
 pub use sweep::sweep;

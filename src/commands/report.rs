@@ -1,9 +1,51 @@
-//! `rotbench report DIR`: re-render plots and index.html from summary.json and examples.json.
+//! `rotbench report DIR`: re-render the plots and index.html of an output folder
+//! from its summary.json (plus examples.json and timing.json when present),
+//! without running a model.
 
 use crate::cli::ReportArgs;
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
+use rotbench::report::examples::ExamplesFile;
+use rotbench::report::visual;
+use rotbench::summary::Summary;
+use std::path::Path;
 use std::process::ExitCode;
 
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
+    let bytes = std::fs::read(path).map_err(|e| anyhow!("{}: cannot read {what} ({e})", path.display()))?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        anyhow!(
+            "{}: not a valid {what} (line {}, column {}: {e}); re-run `rotbench sweep` to write it again",
+            path.display(),
+            e.line(),
+            e.column()
+        )
+    })
+}
+
 pub fn report(args: ReportArgs) -> Result<ExitCode> {
-    bail!("rotbench report {}: not built yet", args.dir.display())
+    let dir = &args.dir;
+    if !dir.is_dir() {
+        bail!("{}: not a folder; give the --out folder of a `rotbench sweep` run", dir.display());
+    }
+    let summary_path = dir.join("summary.json");
+    if !summary_path.is_file() {
+        bail!("{}: missing; `rotbench report` needs a folder written by `rotbench sweep`", summary_path.display());
+    }
+    let summary: Summary = read_json(&summary_path, "rotbench summary.json")?;
+    let examples_path = dir.join("examples.json");
+    let examples: Option<ExamplesFile> =
+        if examples_path.is_file() { Some(read_json(&examples_path, "rotbench examples.json")?) } else { None };
+    // Wall time is optional metadata: a missing or odd timing.json only drops it.
+    let wall_seconds = std::fs::read(dir.join("timing.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v.get("wall_seconds").and_then(|w| w.as_f64()));
+    let files = visual::render(&summary, examples.as_ref(), wall_seconds)
+        .map_err(|e| anyhow!("{}: {e:#}", dir.display()))?;
+    rotbench::output::write_all(dir, &files)?;
+    if examples.is_none() {
+        eprintln!("note: {} is missing, so the report has no rotation strip and no gallery", examples_path.display());
+    }
+    println!("wrote {} report files to {}", files.len(), dir.display());
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,16 +1,25 @@
-//! `rotbench sweep`: check flags, load models and data, run the engine, export, write, print.
+//! `rotbench sweep`: check flags, load models and data, fill what the cache
+//! already knows, run the engine (checkpointing each batch), then write results,
+//! a shard result, a baseline or a gate verdict.
 
-use crate::cli::{positive, SweepArgs};
+use super::finish::{write_results, Outputs};
+use super::state::{cache_key, column, default_cache_dir, Cache, Checkpoint};
+use crate::cli::{parse_shard, positive, SweepArgs};
 use anyhow::{anyhow, bail, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rotbench::dataset::{self, OpenOptions, Target};
+use rotbench::dataset::{self, OpenOptions, ShardSpec, Target};
 use rotbench::model::{device_name, parse_device, Inference, Model};
-use rotbench::report::{self, csv as csvx, json::SummaryJson, Export, Results};
-use rotbench::summary::{self, ModelMeta, Settings};
-use rotbench::{angles, output, sweep, LIBTORCH_VERSION};
+use rotbench::shard::{examples_of, ShardManifest, ShardModel, SHARD_FORMAT};
+use rotbench::summary::{self, DatasetSummary, ModelMeta, Settings};
+use rotbench::sweep::{self, SweepSettings, Work};
+use rotbench::{angles, output, store, LIBTORCH_VERSION};
+use serde_json::json;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// Samples whose raw pixels a run keeps for the report.
+const KEEP_EXAMPLES: usize = 256;
 
 pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     // Check every flag before any work starts.
@@ -22,6 +31,16 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     let spec_flags = args.spec.check()?;
     let device = parse_device(&args.device)?;
     let inference = if args.exact { Inference::Exact } else { Inference::Optimized };
+    let shard = match &args.shard {
+        None => None,
+        Some(v) => {
+            let (index, count) = parse_shard(v, &|k| std::env::var(k).ok())?;
+            if args.save_baseline.is_some() || args.gate_config.is_some() {
+                bail!("--shard: a shard holds part of the samples; save baselines and gate after `rotbench merge`");
+            }
+            Some(ShardSpec { index, count, batch_size })
+        }
+    };
     output::prepare_dir(&args.out, "--out")?;
     let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     tch::set_num_threads(threads as i32);
@@ -40,98 +59,183 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         }
         models.push(m);
     }
-    let spec = models[0].spec.clone();
-    let target = Target { channels: spec.channels(), height: spec.height(), width: spec.width() };
-    let mut source = dataset::open(
-        &args.data,
-        target,
-        &spec.classes,
-        &OpenOptions { limit, skip_bad_images: args.skip_bad_images },
-    )?;
-    let n = source.info().len;
-    let (all_angles, _, _) = sweep::plan_angles(&user_angles);
-    let total = (n * all_angles.len() * models.len()) as u64;
-    let bar = if !args.quiet && std::io::stderr().is_terminal() {
+    let target: Target = sweep::shared_target(&models)?;
+    let classes = models[0].spec.classes.clone();
+    let open = OpenOptions { limit, shard, skip_bad_images: args.skip_bad_images };
+    let mut source = dataset::open(&args.data, target, &classes, &open)?;
+    let info = source.info().clone();
+    if info.len == 0 {
+        bail!("--shard {}: this shard has no samples (the data has fewer batches than shards); use fewer shards or a smaller --batch-size", args.shard.as_deref().unwrap_or(""));
+    }
+    let (all_angles, reference_added, _) = sweep::plan_angles(&user_angles);
+    let settings = Settings {
+        angles: user_angles.clone(),
+        reference_angle: 0.0,
+        reference_added,
+        interpolation: rotate.interpolation.to_string(),
+        fill: rotate.fill.to_string(),
+        mask_circle: rotate.mask_circle,
+        batch_size,
+        limit,
+        device: device_name(device),
+        inference: inference.name().into(),
+    };
+
+    // What the predictions depend on besides the model and the angle.
+    let common = json!({
+        "dataset_sha256": info.sha256,
+        "start": info.start,
+        "len": info.len,
+        "interpolation": settings.interpolation,
+        "fill": settings.fill,
+        "mask_circle": settings.mask_circle,
+        "skip_bad_images": args.skip_bad_images,
+    });
+    let cache = (!args.no_cache).then(|| Cache { dir: args.cache_dir.clone().unwrap_or_else(default_cache_dir) });
+    let keys: Vec<Vec<String>> =
+        models.iter().map(|m| all_angles.iter().map(|&a| cache_key(m, &common, a)).collect()).collect();
+    let mut cached = vec![vec![None; all_angles.len()]; models.len()];
+    if let Some(c) = &cache {
+        for (m, row) in keys.iter().enumerate() {
+            for (a, k) in row.iter().enumerate() {
+                cached[m][a] = c.get(k).filter(|d| d.len() == info.len);
+            }
+        }
+    }
+    let (_, _, reference) = sweep::plan_angles(&user_angles);
+    let mut compute: Vec<Vec<bool>> = cached.iter().map(|r| r.iter().map(|c| c.is_none()).collect()).collect();
+    for (m, row) in compute.iter_mut().enumerate() {
+        // New angles compare with the reference's softmax, so it runs again too.
+        if row.iter().any(|&c| c) {
+            row[reference] = true;
+            cached[m][reference] = None;
+        }
+    }
+    let any_compute = compute.iter().flatten().any(|&c| c);
+
+    let run_key = json!({
+        "rotbench_version": env!("CARGO_PKG_VERSION"),
+        "models": models.iter().map(|m| (&m.sha256, &m.spec, m.inference.name())).collect::<Vec<_>>(),
+        "common": common,
+        "angles": all_angles,
+        "batch_size": batch_size,
+        "compute": compute,
+    });
+    let (mut checkpoint, resumed) = Checkpoint::open(&args.out, &run_key, args.resume, models.len(), all_angles.len())?;
+    let done_before = resumed.as_ref().map_or(0, |d| d.len());
+
+    let per_sample = (compute.iter().flatten().filter(|&&c| c).count()) as u64;
+    let total = info.len as u64 * per_sample;
+    let bar = if !args.quiet && std::io::stderr().is_terminal() && any_compute {
         let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
         b.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} images x angles x models  {per_sec}  ETA {eta}")
+            ProgressStyle::with_template("{bar:40} {pos}/{len} evaluations  {per_sec}  ETA {eta}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
+        b.set_position(done_before as u64 * per_sample);
         b
     } else {
         ProgressBar::hidden()
     };
-    let settings = sweep::SweepSettings { angles: user_angles.clone(), rotate, batch_size, keep_examples: 256 };
+    let sweep_settings = SweepSettings { angles: user_angles.clone(), rotate, batch_size, keep_examples: KEEP_EXAMPLES };
+    let work = Work { compute: Some(compute.clone()), resume: resumed };
     let _guard = tch::no_grad_guard();
-    let result = sweep::run(&models, source.as_mut(), &settings, &|done| bar.set_position(done))?;
+    let offset = done_before as u64 * per_sample;
+    let mut raw = sweep::run_raw(
+        &models,
+        source.as_mut(),
+        &sweep_settings,
+        &work,
+        &|done| bar.set_position(offset + done),
+        &mut |chunk| checkpoint.append(chunk),
+    )?;
     bar.finish_and_clear();
+
+    // Fill the cached (model, angle) pairs, then store the computed ones.
+    for (m, row) in cached.into_iter().enumerate() {
+        for (a, entry) in row.into_iter().enumerate() {
+            if let Some(e) = entry {
+                if e.indices != raw.data.indices || e.labels != raw.data.labels {
+                    bail!("the prediction cache entry for {} at {}° does not match the data; rerun with --no-cache", models[m].name, all_angles[a]);
+                }
+                raw.data.preds[m][a] = e.preds[0][0].clone();
+                raw.data.confidence[m][a] = e.confidence[0][0].clone();
+                raw.data.tv[m][a] = e.tv[0][0].clone();
+            } else if let Some(c) = &cache {
+                if let Err(e) = c.put(&keys[m][a], &column(&raw.data, m, a)) {
+                    eprintln!("warning: cannot update the prediction cache: {e:#}");
+                }
+            }
+        }
+    }
     let wall = t0.elapsed().as_secs_f64();
 
+    if let Some(spec) = shard {
+        let manifest = ShardManifest {
+            rotbench_shard: SHARD_FORMAT,
+            rotbench_version: env!("CARGO_PKG_VERSION").into(),
+            shard: spec,
+            start: info.start,
+            end: info.start + info.len,
+            selected: OpenOptions { shard: None, ..open.clone() }.select(info.total).1,
+            settings,
+            models: models
+                .iter()
+                .map(|m| ShardModel {
+                    name: m.name.clone(),
+                    path: m.path.display().to_string(),
+                    sha256: m.sha256.clone(),
+                    spec: m.spec.clone(),
+                    spec_sources: m.provenance.clone(),
+                })
+                .collect(),
+            dataset: DatasetSummary::from(source.info()),
+            examples: examples_of(&raw.examples),
+            keep_examples: KEEP_EXAMPLES,
+        };
+        let bytes = store::encode(&raw.data, serde_json::to_value(&manifest)?);
+        output::write_all(
+            &args.out,
+            &[("shard.bin".into(), bytes), ("shard.json".into(), serde_json::to_vec_pretty(&manifest)?)],
+        )?;
+        checkpoint.finish()?;
+        if !args.quiet {
+            println!(
+                "wrote shard {}/{} (samples {}..{}) to {} ({:.1} s); merge all shards with `rotbench merge DIR... --out DIR`",
+                spec.index,
+                spec.count,
+                info.start,
+                info.start + info.len,
+                args.out.display(),
+                wall
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let result = raw.finish(classes.len())?;
     let metas: Vec<ModelMeta<'_>> = models
         .iter()
         .map(|m| ModelMeta { name: &m.name, path: m.path.display().to_string(), sha256: &m.sha256, spec: &m.spec, provenance: &m.provenance })
         .collect();
-    let summary = summary::build(
-        &result,
-        &metas,
-        source.info(),
-        Settings {
-            angles: user_angles,
-            reference_angle: 0.0,
-            reference_added: result.reference_added,
-            interpolation: rotate.interpolation.to_string(),
-            fill: rotate.fill.to_string(),
-            mask_circle: rotate.mask_circle,
-            batch_size,
-            limit,
-            device: device_name(device),
-            inference: inference.name().into(),
-        },
-        LIBTORCH_VERSION,
-    );
-    let results = Results { summary: &summary, sweep: Some(&result) };
-    let mut exporters: Vec<Box<dyn Export>> = vec![
-        Box::new(SummaryJson),
-        Box::new(csvx::PerAngle),
-        Box::new(csvx::PerClass),
-        Box::new(csvx::ConfusionLong),
-        Box::new(rotbench::report::examples::Examples),
-    ];
-    if !args.no_predictions {
-        exporters.push(Box::new(csvx::Predictions));
-    }
-    let mut files = Vec::new();
-    for e in &exporters {
-        files.push((e.file_name().to_string(), e.render(&results)?));
-    }
-    if !args.no_report {
-        let examples = rotbench::report::examples::build(&results);
-        files.extend(rotbench::report::visual::render(&summary, examples.as_ref())?);
-    }
-    let evaluated = result.labels.len() * result.angles.len() * models.len();
-    let timing = serde_json::json!({
+    let summary = summary::build(&result, &metas, source.info(), settings, LIBTORCH_VERSION);
+    let evaluated = info.len as u64 * per_sample;
+    let timing = json!({
         "wall_seconds": wall,
         "finished_unix": SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         "evaluations": evaluated,
         "evaluations_per_second": evaluated as f64 / wall.max(1e-9),
+        "cached_pairs": compute.iter().flatten().filter(|&&c| !c).count(),
+        "resumed_samples": done_before,
         "threads": threads,
     });
-    files.push(("timing.json".into(), serde_json::to_vec_pretty(&timing)?));
-    output::write_all(&args.out, &files)?;
-    for m in &summary.models {
-        if m.nonfinite_logits > 0 {
-            eprintln!(
-                "warning: {}: {} predictions had NaN or inf logits; they count as wrong (nonfinite in per_angle.csv, nonfinite_logits in summary.json)",
-                m.name, m.nonfinite_logits
-            );
-        }
-    }
-    if !summary.dataset.skipped.is_empty() {
-        eprintln!("warning: skipped {} unreadable images (listed under dataset.skipped in summary.json)", summary.dataset.skipped.len());
-    }
+    let outs = Outputs { out: &args.out, no_predictions: args.no_predictions, no_report: args.no_report, quiet: args.quiet };
+    write_results(&outs, &summary, &result, timing)?;
+    checkpoint.finish()?;
     if !args.quiet {
-        print!("{}", report::table::render(&summary));
-        println!("wrote {} ({:.1} s)", args.out.display(), wall);
+        let reused = compute.iter().flatten().filter(|&&c| !c).count();
+        let note = if reused > 0 { format!("; {reused} model x angle results from the cache") } else { String::new() };
+        println!("wrote {} ({:.1} s{note})", args.out.display(), wall);
     }
     // Baselines and the optional gate (src/commands/gate.rs).
     if let Some(code) = super::gate::after_sweep(&args, &summary, &result)? {
@@ -139,4 +243,3 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
-

@@ -3,7 +3,7 @@
 //! follow the model's class list when every folder name is in it, and otherwise
 //! the sorted folder names (torchvision's order).
 
-use super::{convert, display, limit_len, Chunk, DatasetInfo, OpenOptions, SkippedFile, Source, Target};
+use super::{convert, display, Chunk, DatasetInfo, OpenOptions, SkippedFile, Source, Target};
 use anyhow::{anyhow, bail, Context, Result};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
@@ -82,19 +82,20 @@ impl FolderSource {
             hasher.update(&bytes);
         }
         let total = files.len();
-        let len = limit_len(total, opts.limit);
-        files.truncate(len);
+        let (start, end) = opts.select(total);
+        files.truncate(end);
         let info = DatasetInfo {
             format: "image-folder".into(),
             path: display(root),
-            len,
+            len: end - start,
+            start,
             total,
             sha256: crate::model::hex(&hasher.finalize()),
             class_names: Some(names),
             class_order: order,
             skipped: vec![],
         };
-        Ok(FolderSource { info, files, target, skip_bad: opts.skip_bad_images, next: 0 })
+        Ok(FolderSource { info, files, target, skip_bad: opts.skip_bad_images, next: start })
     }
 }
 

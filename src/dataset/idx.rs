@@ -2,7 +2,7 @@
 //! `*-labels-idx1-ubyte[.gz]`. The whole file is checked (size, counts) and
 //! hashed before the sweep starts; then images stream in chunks.
 
-use super::{display, limit_len, Chunk, DatasetInfo, OpenOptions, Source, Target};
+use super::{display, Chunk, DatasetInfo, OpenOptions, Source, Target};
 use anyhow::{anyhow, bail, Context, Result};
 use flate2::read::GzDecoder;
 use image::{DynamicImage, GrayImage};
@@ -207,8 +207,8 @@ impl IdxSource {
         if header.count == 0 {
             bail!("--data {}: the dataset is empty (0 images)", path.display());
         }
-        let len = limit_len(header.count, opts.limit);
-        if let Some((i, &l)) = labels[..len].iter().enumerate().find(|(_, &l)| l as usize >= n_classes) {
+        let (start, end) = opts.select(header.count);
+        if let Some((i, &l)) = labels[..end].iter().enumerate().find(|(_, &l)| l as usize >= n_classes) {
             bail!(
                 "{}: label {l} at sample {i} is outside the model's {n_classes} classes (0..{}); check the data or the model's `classes`",
                 labels_path.display(),
@@ -219,14 +219,15 @@ impl IdxSource {
         let info = DatasetInfo {
             format: "idx".into(),
             path: display(path),
-            len,
+            len: end - start,
+            start,
             total: header.count,
             sha256: crate::model::hex(&hasher.finalize()),
             class_names: None,
             class_order: "IDX labels are class indices into the model's classes".into(),
             skipped: vec![],
         };
-        Ok(IdxSource { info, images_path, header, labels, target, reader: None, next: 0 })
+        Ok(IdxSource { info, images_path, header, labels, target, reader: None, next: start })
     }
 }
 
@@ -236,16 +237,27 @@ impl Source for IdxSource {
     }
 
     fn next_chunk(&mut self, max: usize) -> Result<Option<Chunk>> {
-        if self.next >= self.info.len {
+        let end = self.info.start + self.info.len;
+        if self.next >= end {
             return Ok(None);
         }
         if self.reader.is_none() {
             let mut r = reader(&self.images_path)?;
             let mut head = [0u8; 16];
             read_full(&mut *r, &mut head, &self.images_path)?;
+            // Skip to the first selected sample (a shard).
+            let mut skip = (self.info.start * self.header.height * self.header.width) as u64;
+            let mut buf = vec![0u8; 1 << 16];
+            while skip > 0 {
+                let n = read_full(&mut *r, &mut buf[..skip.min(1 << 16) as usize], &self.images_path)?;
+                if n == 0 {
+                    bail!("{}: the file changed while it was read (short read)", self.images_path.display());
+                }
+                skip -= n as u64;
+            }
             self.reader = Some(r);
         }
-        let n = max.min(self.info.len - self.next);
+        let n = max.min(end - self.next);
         let (h, w) = (self.header.height, self.header.width);
         let mut raw = vec![0u8; n * h * w];
         let got = read_full(self.reader.as_mut().unwrap().as_mut(), &mut raw, &self.images_path)?;

@@ -53,8 +53,11 @@ pub struct SkippedFile {
 pub struct DatasetInfo {
     pub format: String,
     pub path: String,
-    /// Samples that will be streamed (after `--limit`).
+    /// Samples that will be streamed (after `--limit` and any shard range).
     pub len: usize,
+    /// Position of the first streamed sample (non-zero only for a shard).
+    #[serde(skip)]
+    pub start: usize,
     /// Samples in the dataset.
     pub total: usize,
     /// sha256 over the dataset's content (decompressed IDX bytes; folder paths and bytes).
@@ -75,8 +78,42 @@ pub trait Source: Send {
 
 #[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
+    /// Use only the first N samples.
     pub limit: Option<usize>,
+    /// Then only this shard's samples.
+    pub shard: Option<ShardSpec>,
     pub skip_bad_images: bool,
+}
+
+/// Shard `index` of `count` (0-based). Shards are runs of whole batches, so a
+/// shard feeds the model exactly the batches a single run would, and a merge
+/// reproduces the single run bit for bit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardSpec {
+    pub index: usize,
+    pub count: usize,
+    pub batch_size: usize,
+}
+
+impl ShardSpec {
+    /// Sample positions `start..end` of this shard among `n` selected samples.
+    pub fn range(&self, n: usize) -> (usize, usize) {
+        let batches = n.div_ceil(self.batch_size.max(1));
+        let b0 = self.index * batches / self.count;
+        let b1 = (self.index + 1) * batches / self.count;
+        ((b0 * self.batch_size).min(n), (b1 * self.batch_size).min(n))
+    }
+}
+
+impl OpenOptions {
+    /// The selected positions out of `total` samples.
+    pub fn select(&self, total: usize) -> (usize, usize) {
+        let n = limit_len(total, self.limit);
+        match self.shard {
+            Some(s) => s.range(n),
+            None => (0, n),
+        }
+    }
 }
 
 /// Open `path` as whichever format it holds.
@@ -131,6 +168,25 @@ pub fn replicate_gray(plane: &[u8], channels: usize) -> Vec<u8> {
 
 pub(crate) fn display(p: &Path) -> String {
     p.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_are_whole_batches_that_cover_every_sample_once() {
+        for (n, bs, count) in [(10_000, 256, 3), (1000, 256, 4), (7, 2, 3), (5, 10, 1), (1001, 100, 7)] {
+            let mut next = 0;
+            for index in 0..count {
+                let (a, b) = ShardSpec { index, count, batch_size: bs }.range(n);
+                assert_eq!(a, next, "contiguous");
+                assert!(a % bs == 0, "starts on a batch boundary");
+                next = b;
+            }
+            assert_eq!(next, n, "covers everything");
+        }
+    }
 }
 
 pub(crate) fn limit_len(total: usize, limit: Option<usize>) -> usize {

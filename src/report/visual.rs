@@ -2,9 +2,11 @@
 //! `index.html`, built purely from a [`Summary`] and, when present, the kept
 //! example images of [`ExamplesFile`]. Nothing here reads or writes files.
 //!
-//! Submodules: [`font`] (the embedded font), [`draw`] (plotters charts),
+//! Submodules: [`font`] (the embedded font), [`canvas`] (the bitmap backend
+//! that draws its text), [`draw`] (plotters charts),
 //! [`frames`] (rotated example images), [`html`] (the page and its escaping).
 
+mod canvas;
 mod draw;
 mod font;
 mod frames;

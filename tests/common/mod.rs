@@ -20,8 +20,16 @@ pub fn mnist() -> PathBuf {
 /// rpath set by build.rs must find libtorch.
 pub fn rotbench() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_rotbench"));
-    c.env_clear().env("PATH", "/usr/bin:/bin");
+    c.env_clear().env("PATH", "/usr/bin:/bin").env("XDG_CACHE_HOME", fresh_cache());
     c
+}
+
+/// An empty prediction cache for each invocation (tests that share a cache set
+/// XDG_CACHE_HOME themselves, which overrides this).
+pub fn fresh_cache() -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    std::env::temp_dir().join(format!("rotbench-test-cache-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)))
 }
 
 pub fn read_csv(path: &Path) -> Vec<std::collections::HashMap<String, String>> {

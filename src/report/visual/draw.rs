@@ -4,6 +4,7 @@
 //! row-normalised confusion heatmaps at 0° and at the worst angle (PNG).
 //! Also the PNG encoder and the colours that the page and the strip share.
 
+use super::canvas::{self, Canvas};
 use super::font::FAMILY;
 use super::{deg, View};
 use crate::metrics::wilson;
@@ -19,6 +20,8 @@ use std::fmt::Display;
 pub const LINE_SIZE: (u32, u32) = (800, 450);
 /// The polar chart is square.
 pub const POLAR_SIZE: (u32, u32) = (560, 560);
+/// Text in the SVGs is larger: the page shows them scaled down into a column.
+const SVG_TEXT: f64 = 1.5;
 
 /// One chart, ready to write and to embed.
 pub struct Plot {
@@ -128,7 +131,7 @@ fn encode(buf: &[u8], w: u32, h: u32, color: image::ExtendedColorType) -> Result
 /// Draw on a white RGB canvas of `size` and return the PNG.
 pub fn bitmap<F>(size: (u32, u32), draw: F) -> Result<Vec<u8>>
 where
-    F: FnOnce(&DrawingArea<BitMapBackend<'_, RGBPixel>, Shift>) -> Result<()>,
+    F: FnOnce(&DrawingArea<Canvas<'_>, Shift>) -> Result<()>,
 {
     let mut buf = vec![255u8; size.0 as usize * size.1 as usize * 3];
     bitmap_on(&mut buf, size, draw)?;
@@ -138,10 +141,11 @@ where
 /// Draw on an existing RGB buffer (pixels already there stay unless drawn over).
 pub fn bitmap_on<F>(buf: &mut [u8], size: (u32, u32), draw: F) -> Result<()>
 where
-    F: FnOnce(&DrawingArea<BitMapBackend<'_, RGBPixel>, Shift>) -> Result<()>,
+    F: FnOnce(&DrawingArea<Canvas<'_>, Shift>) -> Result<()>,
 {
+    let font = canvas::font_ref().ok_or_else(|| anyhow!("the embedded font could not be parsed"))?;
     let backend = BitMapBackend::<RGBPixel>::with_buffer_and_format(buf, size).pe()?;
-    let root = backend.into_drawing_area();
+    let root = Canvas::new(backend, font).into_drawing_area();
     draw(&root)?;
     root.present().pe()?;
     Ok(())
@@ -164,7 +168,7 @@ pub fn font(size: f64) -> TextStyle<'static> {
     TextStyle::from((FAMILY, size).into_font()).color(&INK)
 }
 
-pub fn anchored(style: TextStyle<'static>, h: HPos, v: VPos) -> TextStyle<'static> {
+pub fn anchored(style: TextStyle<'_>, h: HPos, v: VPos) -> TextStyle<'_> {
     style.pos(Pos::new(h, v))
 }
 
@@ -217,19 +221,19 @@ pub fn all(view: &View<'_>) -> Result<Vec<Plot>> {
             model: None,
             width: LINE_SIZE.0,
             height: LINE_SIZE.1,
-            png: bitmap(LINE_SIZE, |r| line_chart(r, chart))?,
-            svg: Some(svg(LINE_SIZE, |r| line_chart(r, chart))?),
+            png: bitmap(LINE_SIZE, |r| line_chart(r, chart, 1.0))?,
+            svg: Some(svg(LINE_SIZE, |r| line_chart(r, chart, SVG_TEXT))?),
         });
     }
-    let polar = PolarChart { title: "Accuracy by angle (polar; 0° at the right, counter-clockwise)".into(), series: acc.series.clone() };
+    let polar = PolarChart { title: "Accuracy by angle (polar)".into(), series: acc.series.clone() };
     plots.push(Plot {
         stem: "polar".into(),
         title: polar.title.clone(),
         model: None,
         width: POLAR_SIZE.0,
         height: POLAR_SIZE.1,
-        png: bitmap(POLAR_SIZE, |r| polar_chart(r, &polar))?,
-        svg: Some(svg(POLAR_SIZE, |r| polar_chart(r, &polar))?),
+        png: bitmap(POLAR_SIZE, |r| polar_chart(r, &polar, 1.0))?,
+        svg: Some(svg(POLAR_SIZE, |r| polar_chart(r, &polar, SVG_TEXT))?),
     });
     for (i, m) in models.iter().enumerate() {
         let slug = &view.slugs[i];
@@ -243,9 +247,9 @@ pub fn all(view: &View<'_>) -> Result<Vec<Plot>> {
             .position(|a| a.angle == m.sweep.worst_angle && a.in_sweep)
             .or_else(|| m.angles.iter().position(|a| a.angle == m.sweep.worst_angle))
             .unwrap_or(reference);
-        for (tag, ai, what) in [("0", reference, "at 0°"), ("worst", worst, "at the worst angle")] {
+        for (tag, ai, what) in [("0", reference, "at"), ("worst", worst, "at the worst angle,")] {
             let a = &m.angles[ai];
-            let title = format!("{}: confusion {what} ({}, accuracy {}), row-normalised", clip(&m.name, 40), deg(a.angle), super::pct(a.accuracy));
+            let title = format!("{}: confusion {what} {} (accuracy {}), row-normalised", clip(&m.name, 40), deg(a.angle), super::pct(a.accuracy));
             let hm = confusion_heatmap(title, a, &classes);
             plots.push(heat_plot(format!("confusion-{slug}-{tag}"), Some(i), &hm)?);
         }
@@ -298,14 +302,14 @@ struct LineChart {
 }
 
 /// Draw the title and a wrapping legend across the top; return the rest.
-fn header<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, series: &[Series], extra: Option<&str>) -> Result<DrawingArea<DB, Shift>> {
+fn header<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, series: &[Series], extra: Option<&str>, ts: f64) -> Result<DrawingArea<DB, Shift>> {
     let (w, _) = root.dim_in_pixel();
-    root.draw(&Text::new(title.to_string(), (w as i32 / 2, 12), anchored(font(17.0), HPos::Center, VPos::Top))).pe()?;
+    root.draw(&Text::new(title.to_string(), (w as i32 / 2, 12), anchored(font(20.0 * ts), HPos::Center, VPos::Top))).pe()?;
     // Lay the legend out in rows.
     let mut items: Vec<(String, Option<RGBColor>, u32)> =
-        series.iter().map(|s| (s.name.clone(), Some(s.color), 30 + text_width(&s.name, 13.0))).collect();
+        series.iter().map(|s| (s.name.clone(), Some(s.color), 30 + text_width(&s.name, 15.0 * ts))).collect();
     if let Some(e) = extra {
-        items.push((e.to_string(), None, 30 + text_width(e, 13.0)));
+        items.push((e.to_string(), None, 30 + text_width(e, 15.0 * ts)));
     }
     let mut rows: Vec<Vec<(String, Option<RGBColor>, u32)>> = vec![Vec::new()];
     let mut used = 0;
@@ -320,7 +324,7 @@ fn header<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, series
             r.push(it);
         }
     }
-    let mut y = 44;
+    let mut y = (12.0 + 38.0 * ts) as i32;
     for row in &rows {
         let total: u32 = row.iter().map(|it| it.2 + 20).sum();
         let mut x = (w.saturating_sub(total) / 2) as i32;
@@ -332,10 +336,10 @@ fn header<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, series
             if color.is_none() {
                 root.draw(&PathElement::new(vec![(x + 10, y), (x + 16, y)], MUTED.stroke_width(1))).pe()?;
             }
-            root.draw(&Text::new(name.clone(), (x + 30, y), anchored(font(13.0), HPos::Left, VPos::Center))).pe()?;
+            root.draw(&Text::new(name.clone(), (x + 30, y), anchored(font(15.0 * ts), HPos::Left, VPos::Center))).pe()?;
             x += *width as i32 + 20;
         }
-        y += 20;
+        y += (22.0 * ts) as i32;
     }
     let top = (y - 6).max(40) as u32;
     Ok(root.split_vertically(top).1)
@@ -369,9 +373,9 @@ fn x_range(series: &[Series]) -> (f64, f64) {
     }
 }
 
-fn line_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &LineChart) -> Result<()> {
+fn line_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &LineChart, ts: f64) -> Result<()> {
     root.fill(&WHITE).pe()?;
-    let body = header(root, &c.title, &c.series, c.chance.map(|_| "chance level"))?;
+    let body = header(root, &c.title, &c.series, c.chance.map(|_| "chance level"), ts)?;
     let (x0, x1) = x_range(&c.series);
     let pad = (x1 - x0) * 0.01;
     let yticks: Vec<f64> = (0..=10).map(|i| i as f64 / 10.0).collect();
@@ -380,12 +384,9 @@ fn line_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &LineChart) 
         .margin_right(28)
         .margin_bottom(6)
         .margin_top(6)
-        .x_label_area_size(46)
-        .y_label_area_size(66)
-        .build_cartesian_2d(
-            ((x0 - pad)..(x1 + pad)).with_key_points(angle_ticks(x0, x1)),
-            (0.0..1.0).with_key_points(yticks),
-        )
+        .x_label_area_size((46.0 * ts) as u32)
+        .y_label_area_size((66.0 * ts) as u32)
+        .build_cartesian_2d(Axis::new(x0 - pad, x1 + pad, angle_ticks(x0, x1)), Axis::new(0.0, 1.0, yticks))
         .pe()?;
     chart
         .configure_mesh()
@@ -396,8 +397,8 @@ fn line_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &LineChart) 
         .bold_line_style(GRID)
         .light_line_style(TRANSPARENT)
         .axis_style(MUTED)
-        .label_style(font(13.0).color(&MUTED))
-        .axis_desc_style(font(14.0))
+        .label_style(font(14.0 * ts).color(&MUTED))
+        .axis_desc_style(font(15.0 * ts))
         .draw()
         .pe()?;
     if let Some(ch) = c.chance {
@@ -419,6 +420,46 @@ fn line_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &LineChart) 
         }
     }
     Ok(())
+}
+
+/// A linear f64 axis whose ticks are given, not computed (plotters' own choice
+/// of "nice" numbers does not suit degrees).
+struct Axis {
+    lo: f64,
+    hi: f64,
+    ticks: Vec<f64>,
+}
+
+impl Axis {
+    fn new(lo: f64, hi: f64, ticks: Vec<f64>) -> Axis {
+        Axis { lo, hi, ticks }
+    }
+}
+
+impl Ranged for Axis {
+    type FormatOption = plotters::coord::ranged1d::DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, v: &f64, limit: (i32, i32)) -> i32 {
+        let span = self.hi - self.lo;
+        if span.abs() < 1e-12 {
+            return (limit.0 + limit.1) / 2;
+        }
+        let t = (v - self.lo) / span;
+        limit.0 + ((limit.1 - limit.0) as f64 * t).round() as i32
+    }
+
+    fn key_points<Hint: plotters::coord::ranged1d::KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        if hint.weight().allow_light_points() {
+            Vec::new()
+        } else {
+            self.ticks.clone()
+        }
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.lo..self.hi
+    }
 }
 
 struct PolarChart {
@@ -445,12 +486,12 @@ fn polar_path(points: &[(f64, f64)]) -> (Vec<(f64, f64)>, bool) {
     (ordered, closed)
 }
 
-fn polar_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &PolarChart) -> Result<()> {
+fn polar_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &PolarChart, ts: f64) -> Result<()> {
     root.fill(&WHITE).pe()?;
-    let body = header(root, &c.title, &c.series, None)?;
+    let body = header(root, &c.title, &c.series, None, ts)?;
     let (w, h) = body.dim_in_pixel();
     let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
-    let radius = (w.min(h) as f64 / 2.0 - 36.0).max(20.0);
+    let radius = (w.min(h) as f64 / 2.0 - 30.0 - 8.0 * ts).max(20.0);
     let at = |angle: f64, r: f64| -> (i32, i32) {
         let t = angle.to_radians();
         ((cx + r * radius * t.cos()).round() as i32, (cy - r * radius * t.sin()).round() as i32)
@@ -464,12 +505,12 @@ fn polar_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &PolarChart
     for k in 0..12 {
         let a = k as f64 * 30.0;
         body.draw(&PathElement::new(vec![at(a, 0.0), at(a, 1.0)], grid)).pe()?;
-        let (lx, ly) = at(a, 1.0 + 20.0 / radius);
-        body.draw(&Text::new(deg(a), (lx, ly), anchored(font(12.0).color(&MUTED), HPos::Center, VPos::Center))).pe()?;
+        let (lx, ly) = at(a, 1.0 + (8.0 + 12.0 * ts) / radius);
+        body.draw(&Text::new(deg(a), (lx, ly), anchored(font(14.0 * ts).color(&MUTED), HPos::Center, VPos::Center))).pe()?;
     }
     for k in 1..=4 {
         let (x, y) = at(75.0, k as f64 / 4.0);
-        body.draw(&Text::new(format!("{}%", k * 25), (x + 3, y), anchored(font(11.0).color(&MUTED), HPos::Left, VPos::Bottom))).pe()?;
+        body.draw(&Text::new(format!("{}%", k * 25), (x + 3, y), anchored(font(12.0 * ts).color(&MUTED), HPos::Left, VPos::Bottom))).pe()?;
     }
     for s in &c.series {
         let (pts, closed) = polar_path(&s.points);
@@ -531,7 +572,7 @@ struct Heatmap {
     legend: String,
 }
 
-const LABEL_FONT: f64 = 12.0;
+const LABEL_FONT: f64 = 14.0;
 
 impl Heatmap {
     fn row_label_width(&self) -> u32 {
@@ -568,7 +609,7 @@ impl Heatmap {
             48
         };
         let right = 100;
-        let w = (left + grid_w + right).max(text_width(&self.title, 16.0) + 40);
+        let w = (left + grid_w + right).max(text_width(&self.title, 18.0) + 40);
         (w, top + grid_h + bottom)
     }
 }
@@ -576,7 +617,7 @@ impl Heatmap {
 fn heatmap<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, hm: &Heatmap) -> Result<()> {
     root.fill(&WHITE).pe()?;
     let (w, _) = root.dim_in_pixel();
-    root.draw(&Text::new(hm.title.clone(), (w as i32 / 2, 12), anchored(font(16.0), HPos::Center, VPos::Top))).pe()?;
+    root.draw(&Text::new(hm.title.clone(), (w as i32 / 2, 12), anchored(font(18.0), HPos::Center, VPos::Top))).pe()?;
     let (left, top, grid_w, grid_h) = hm.geometry();
     let (cw, ch) = (hm.cell.0 as i32, hm.cell.1 as i32);
     let (left, top) = (left as i32, top as i32);
@@ -588,7 +629,8 @@ fn heatmap<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, hm: &Heatmap) -> R
             root.draw(&Rectangle::new([(x, y), (x + cw, y + ch)], color.filled())).pe()?;
             if let Some(text) = hm.text.as_ref().and_then(|t| t.get(r)).and_then(|t| t.get(c)) {
                 if !text.is_empty() {
-                    let style = anchored(font(11.0).color(&hm.cmap.ink(v)), HPos::Center, VPos::Center);
+                    let ink = hm.cmap.ink(v);
+                    let style = anchored(font(13.0).color(&ink), HPos::Center, VPos::Center);
                     root.draw(&Text::new(text.clone(), (x + cw / 2, y + ch / 2), style)).pe()?;
                 }
             }
@@ -615,8 +657,8 @@ fn heatmap<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, hm: &Heatmap) -> R
     }
     let (_, h) = root.dim_in_pixel();
     let gx = left + grid_w as i32 / 2;
-    root.draw(&Text::new(hm.x_desc.clone(), (gx, h as i32 - 10), anchored(font(13.0), HPos::Center, VPos::Bottom))).pe()?;
-    let yd = anchored(font(13.0), HPos::Center, VPos::Top).transform(FontTransform::Rotate270);
+    root.draw(&Text::new(hm.x_desc.clone(), (gx, h as i32 - 10), anchored(font(15.0), HPos::Center, VPos::Bottom))).pe()?;
+    let yd = anchored(font(15.0), HPos::Center, VPos::Top).transform(FontTransform::Rotate270);
     root.draw(&Text::new(hm.y_desc.clone(), (12, top + grid_h as i32 / 2), yd)).pe()?;
     // Colour bar.
     let bx = left + grid_w as i32 + 18;
@@ -628,10 +670,10 @@ fn heatmap<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, hm: &Heatmap) -> R
     root.draw(&Rectangle::new([(bx, top), (bx + 14, top + bh)], MUTED.stroke_width(1))).pe()?;
     for (v, label) in [(1.0, "100%"), (0.5, "50%"), (0.0, "0%")] {
         let y = top + ((1.0 - v) * (bh - 1) as f64).round() as i32;
-        root.draw(&Text::new(label, (bx + 19, y), anchored(font(11.0).color(&MUTED), HPos::Left, VPos::Center))).pe()?;
+        root.draw(&Text::new(label, (bx + 19, y), anchored(font(13.0).color(&MUTED), HPos::Left, VPos::Center))).pe()?;
     }
     let ly = top + bh + 8;
-    root.draw(&Text::new(hm.legend.clone(), (bx, ly), anchored(font(11.0).color(&MUTED), HPos::Left, VPos::Top))).pe()?;
+    root.draw(&Text::new(hm.legend.clone(), (bx, ly), anchored(font(13.0).color(&MUTED), HPos::Left, VPos::Top))).pe()?;
     Ok(())
 }
 

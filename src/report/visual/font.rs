@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 /// The family name the charts ask for.
 pub const FAMILY: &str = "sans-serif";
 
-static FONT: &[u8] = include_bytes!("../../../assets/fonts/Go-Regular.ttf");
+pub static FONT: &[u8] = include_bytes!("../../../assets/fonts/Go-Regular.ttf");
 static REGISTERED: OnceLock<bool> = OnceLock::new();
 
 /// Register the embedded font under the generic family names (once per process).

@@ -209,7 +209,7 @@ fn strip(view: &View<'_>, ex: &ExamplesFile, thumbs: &Thumbs<'_>, plans: &[Plan]
     );
     let legend_h = if models.len() > 1 { 22 } else { 0 };
     let top = 44 + legend_h;
-    let width = (cols * cell_w + 32).max(text_width(&title, 16.0) + 40);
+    let width = (cols * cell_w + 32).max(text_width(&title, 18.0) + 40);
     let height = top + rows * row_h + 8;
     let mut buf = vec![255u8; width as usize * height as usize * 3];
     let x0 = (width - cols * cell_w) / 2;
@@ -233,22 +233,22 @@ fn strip(view: &View<'_>, ex: &ExamplesFile, thumbs: &Thumbs<'_>, plans: &[Plan]
     }
     let label = ex.labels[k] as i32;
     bitmap_on(&mut buf, (width, height), |root| {
-        root.draw(&Text::new(title.clone(), (width as i32 / 2, 12), anchored(font(16.0), HPos::Center, VPos::Top))).pe()?;
+        root.draw(&Text::new(title.clone(), (width as i32 / 2, 12), anchored(font(18.0), HPos::Center, VPos::Top))).pe()?;
         if models.len() > 1 {
             let items: Vec<String> = models.iter().map(|m| clip(&m.name, 32)).collect();
-            let total: u32 = items.iter().map(|s| 18 + text_width(s, 12.0) + 18).sum();
+            let total: u32 = items.iter().map(|s| 18 + text_width(s, 14.0) + 18).sum();
             let mut x = (width.saturating_sub(total) / 2) as i32;
             for (i, s) in items.iter().enumerate() {
                 root.draw(&Rectangle::new([(x, 38), (x + 10, 48)], model_color(i).filled())).pe()?;
-                root.draw(&Text::new(s.clone(), (x + 16, 43), anchored(font(12.0), HPos::Left, VPos::Center))).pe()?;
-                x += (18 + text_width(s, 12.0) + 18) as i32;
+                root.draw(&Text::new(s.clone(), (x + 16, 43), anchored(font(14.0), HPos::Left, VPos::Center))).pe()?;
+                x += (18 + text_width(s, 14.0) + 18) as i32;
             }
         }
         for (d, &ai) in view.order.iter().enumerate() {
             let (cx, cy) = origin(d);
             let (cx, cy) = (cx as i32, cy as i32);
             let mid = cx + cell_w as i32 / 2;
-            root.draw(&Text::new(deg(models[0].angles[ai].angle), (mid, cy + 2), anchored(font(12.0), HPos::Center, VPos::Top))).pe()?;
+            root.draw(&Text::new(deg(models[0].angles[ai].angle), (mid, cy + 2), anchored(font(14.0), HPos::Center, VPos::Top))).pe()?;
             let fx = cx + (cell_w - fw) as i32 / 2;
             let fy = cy + 20;
             root.draw(&Rectangle::new([(fx - 1, fy - 1), (fx + fw as i32, fy + fh as i32)], RGBColor(206, 212, 218).stroke_width(1)))
@@ -260,12 +260,12 @@ fn strip(view: &View<'_>, ex: &ExamplesFile, thumbs: &Thumbs<'_>, plans: &[Plan]
                 let max_chars = ((cell_w as usize).saturating_sub(if models.len() > 1 { 16 } else { 4 })) / 7;
                 let text = clip(&class_name(&names[m], p as i64), max_chars.max(3));
                 if models.len() > 1 {
-                    let tw = text_width(&text, 12.0) as i32;
+                    let tw = text_width(&text, 14.0) as i32;
                     let sx = mid - (tw + 10) / 2;
                     root.draw(&Rectangle::new([(sx, y - 3), (sx + 6, y + 3)], model_color(m).filled())).pe()?;
-                    root.draw(&Text::new(text, (sx + 10, y), anchored(font(12.0).color(&color), HPos::Left, VPos::Center))).pe()?;
+                    root.draw(&Text::new(text, (sx + 10, y), anchored(font(14.0).color(&color), HPos::Left, VPos::Center))).pe()?;
                 } else {
-                    root.draw(&Text::new(text, (mid, y), anchored(font(12.0).color(&color), HPos::Center, VPos::Center))).pe()?;
+                    root.draw(&Text::new(text, (mid, y), anchored(font(14.0).color(&color), HPos::Center, VPos::Center))).pe()?;
                 }
             }
         }

@@ -1,0 +1,57 @@
+//! The end of every run that produces results (a sweep, a merge): build the
+//! exports, write them atomically, print warnings and the table.
+
+use anyhow::Result;
+use rotbench::output;
+use rotbench::report::{self, csv as csvx, json::SummaryJson, Export, Results};
+use rotbench::summary::Summary;
+use rotbench::sweep::SweepResult;
+use std::path::Path;
+
+pub struct Outputs<'a> {
+    pub out: &'a Path,
+    pub no_predictions: bool,
+    pub no_report: bool,
+    pub quiet: bool,
+}
+
+/// Write every result file; `timing` goes to timing.json (not deterministic).
+pub fn write_results(o: &Outputs<'_>, summary: &Summary, result: &SweepResult, timing: serde_json::Value) -> Result<()> {
+    let results = Results { summary, sweep: Some(result) };
+    let mut exporters: Vec<Box<dyn Export>> = vec![
+        Box::new(SummaryJson),
+        Box::new(csvx::PerAngle),
+        Box::new(csvx::PerClass),
+        Box::new(csvx::ConfusionLong),
+        Box::new(report::examples::Examples),
+    ];
+    if !o.no_predictions {
+        exporters.push(Box::new(csvx::Predictions));
+    }
+    let mut files = Vec::new();
+    for e in &exporters {
+        files.push((e.file_name().to_string(), e.render(&results)?));
+    }
+    if !o.no_report {
+        let examples = report::examples::build(&results);
+        let wall = timing.get("wall_seconds").and_then(|v| v.as_f64());
+        files.extend(report::visual::render(summary, examples.as_ref(), wall)?);
+    }
+    files.push(("timing.json".into(), serde_json::to_vec_pretty(&timing)?));
+    output::write_all(o.out, &files)?;
+    for m in &summary.models {
+        if m.nonfinite_logits > 0 {
+            eprintln!(
+                "warning: {}: {} predictions had NaN or inf logits; they count as wrong (nonfinite in per_angle.csv, nonfinite_logits in summary.json)",
+                m.name, m.nonfinite_logits
+            );
+        }
+    }
+    if !summary.dataset.skipped.is_empty() {
+        eprintln!("warning: skipped {} unreadable images (listed under dataset.skipped in summary.json)", summary.dataset.skipped.len());
+    }
+    if !o.quiet {
+        print!("{}", report::table::render(summary));
+    }
+    Ok(())
+}

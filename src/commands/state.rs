@@ -1,0 +1,124 @@
+//! Run state kept between invocations: the prediction cache (per model x angle)
+//! and the checkpoint that `sweep --resume` continues from.
+
+use anyhow::{bail, Result};
+use rotbench::model::{hex, Model};
+use rotbench::output::{self, RecordLog};
+use rotbench::store;
+use rotbench::sweep::SampleData;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// Bump when the meaning of cached predictions changes.
+const CACHE_VERSION: u32 = 1;
+
+pub fn default_cache_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("rotbench").join("predictions")
+}
+
+/// Everything that determines one model's predictions at one angle.
+pub fn cache_key(model: &Model, common: &Value, angle: f64) -> String {
+    let v = json!({
+        "cache_version": CACHE_VERSION,
+        "model_sha256": model.sha256,
+        "spec": model.spec,
+        "inference": model.inference.name(),
+        "angle": angle,
+        "common": common,
+    });
+    hex(&Sha256::digest(v.to_string().as_bytes()))
+}
+
+pub struct Cache {
+    pub dir: PathBuf,
+}
+
+impl Cache {
+    fn path(&self, key: &str) -> PathBuf {
+        self.dir.join(&key[..2]).join(format!("{key}.bin"))
+    }
+
+    /// A cached (1 model x 1 angle) entry, if present and whole.
+    pub fn get(&self, key: &str) -> Option<SampleData> {
+        let bytes = std::fs::read(self.path(key)).ok()?;
+        let (h, data) = store::decode(&bytes, "cache entry").ok()?;
+        (h.models == 1 && h.angles == 1 && h.present[0][0]).then_some(data)
+    }
+
+    pub fn put(&self, key: &str, data: &SampleData) -> Result<()> {
+        output::write_atomic(&self.path(key), &store::encode(data, json!({ "key": key })))
+    }
+}
+
+/// One (model, angle) column of a run's data.
+pub fn column(data: &SampleData, m: usize, a: usize) -> SampleData {
+    let mut d = SampleData::empty(1, 1);
+    d.indices = data.indices.clone();
+    d.labels = data.labels.clone();
+    d.preds[0][0] = data.preds[m][a].clone();
+    d.confidence[0][0] = data.confidence[m][a].clone();
+    d.tv[0][0] = data.tv[m][a].clone();
+    d
+}
+
+/// The checkpoint of a run in progress: `OUT/.rotbench-checkpoint/`.
+pub struct Checkpoint {
+    dir: PathBuf,
+    log: RecordLog,
+}
+
+fn checkpoint_dir(out: &Path) -> PathBuf {
+    out.join(".rotbench-checkpoint")
+}
+
+impl Checkpoint {
+    /// Start a checkpoint for `run_key`. With `resume`, continue the one already
+    /// there (it must have been made with the same arguments) and return its samples.
+    pub fn open(out: &Path, run_key: &Value, resume: bool, models: usize, angles: usize) -> Result<(Checkpoint, Option<SampleData>)> {
+        let dir = checkpoint_dir(out);
+        let key_path = dir.join("run.json");
+        let log_path = dir.join("batches.bin");
+        if resume {
+            let Ok(text) = std::fs::read_to_string(&key_path) else {
+                bail!(
+                    "--resume: {} holds no checkpoint to continue (the last run finished, or never started); run without --resume",
+                    out.display()
+                );
+            };
+            let saved: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            if &saved != run_key {
+                bail!(
+                    "--resume: the checkpoint in {} was made with different arguments or inputs; rerun with the same arguments, or without --resume to start over",
+                    out.display()
+                );
+            }
+            let (records, whole) = if log_path.exists() { RecordLog::read(&log_path)? } else { (vec![], 0) };
+            let mut data = SampleData::empty(models, angles);
+            for (i, r) in records.iter().enumerate() {
+                let (_, part) = store::decode(r, &format!("{} record {i}", log_path.display()))?;
+                data.append(&part);
+            }
+            let log = if log_path.exists() { RecordLog::reopen(&log_path, whole)? } else { RecordLog::create(&log_path)? };
+            return Ok((Checkpoint { dir, log }, (!data.is_empty()).then_some(data)));
+        }
+        output::remove(&dir)?;
+        output::write_atomic(&key_path, serde_json::to_string_pretty(run_key)?.as_bytes())?;
+        let log = RecordLog::create(&log_path)?;
+        Ok((Checkpoint { dir, log }, None))
+    }
+
+    pub fn append(&mut self, chunk: &SampleData) -> Result<()> {
+        self.log.append(&store::encode(chunk, Value::Null))
+    }
+
+    /// The run finished and its results are written: drop the checkpoint.
+    pub fn finish(self) -> Result<()> {
+        drop(self.log);
+        output::remove(&self.dir)
+    }
+}
