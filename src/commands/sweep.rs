@@ -41,6 +41,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
             Some(ShardSpec { index, count, batch_size })
         }
     };
+    super::gate::check_sweep_flags(&args)?;
     output::prepare_dir(&args.out, "--out")?;
     let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     tch::set_num_threads(threads as i32);
