@@ -49,9 +49,25 @@ pub struct SpecArgs {
     /// Std on the [0,1] pixel scale: one value, or one per channel.
     #[arg(long, value_name = "V[,V,V]")]
     pub std: Option<String>,
-    /// Class names, one per line, in the model's output order.
+    /// Class names, one per line, in the model's output order. This fixes the class
+    /// indices: image folders whose names are in it map by name (a subset keeps its
+    /// indices); otherwise folders are indexed in sorted order, as torchvision does.
     #[arg(long, value_name = "FILE")]
     pub classes: Option<PathBuf>,
+    /// Resize before the centre crop: N (shorter side, aspect kept) or HxW (exact).
+    /// Default: resize straight to the input size when an image differs from it.
+    #[arg(long, value_name = "N|HxW")]
+    pub resize: Option<String>,
+    /// rotate-then-crop (default: rotate the resized image, then centre-crop, so the
+    /// corners come from image content) or crop-then-rotate (rotate the model's input).
+    #[arg(long, value_name = "ORDER")]
+    pub order: Option<String>,
+    /// Channel order the model expects: rgb (default) or bgr.
+    #[arg(long, value_name = "rgb|bgr")]
+    pub channel_order: Option<String>,
+    /// Pixel scale before mean/std: 1 ([0,1], default) or 255 ([0,255]).
+    #[arg(long, value_name = "1|255")]
+    pub value_range: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -102,6 +118,9 @@ pub struct SweepArgs {
     /// Skip images that fail to decode (and count them) instead of stopping.
     #[arg(long)]
     pub skip_bad_images: bool,
+    /// CIFAR-100: evaluate against the coarse (20 superclass) labels instead of the fine ones.
+    #[arg(long)]
+    pub coarse_labels: bool,
     /// Do not write predictions.csv (it has one row per model x angle x sample).
     #[arg(long)]
     pub no_predictions: bool,
@@ -282,6 +301,22 @@ impl SpecArgs {
                 None => None,
                 Some(p) => Some((p.clone(), read_classes_file(p)?)),
             },
+            resize: self.resize.as_deref().map(|v| v.parse().map_err(|e: String| anyhow!("--resize {v}: {e}"))).transpose()?,
+            order: self.order.as_deref().map(|v| v.parse().map_err(|e: String| anyhow!("--order {v}: {e}"))).transpose()?,
+            channel_order: self
+                .channel_order
+                .as_deref()
+                .map(|v| v.parse().map_err(|e: String| anyhow!("--channel-order {v}: {e}")))
+                .transpose()?,
+            value_range: self
+                .value_range
+                .as_deref()
+                .map(|v| match v.trim() {
+                    "1" | "1.0" => Ok(1.0),
+                    "255" | "255.0" => Ok(255.0),
+                    _ => Err(anyhow!("--value-range {v}: use 1 (pixels in [0,1]) or 255 (pixels in [0,255])")),
+                })
+                .transpose()?,
         })
     }
 }

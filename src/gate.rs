@@ -1166,7 +1166,7 @@ mod tests {
             models,
             examples: Examples::default(),
         };
-        let spec = ModelSpec { input: [1, 28, 28], mean: vec![0.0], std: vec![1.0], classes: (0..nc).map(|c| c.to_string()).collect() };
+        let spec = ModelSpec { input: [1, 28, 28], mean: vec![0.0], std: vec![1.0], classes: (0..nc).map(|c| c.to_string()).collect(), preprocess: Default::default() };
         let prov = Provenance::new();
         let metas: Vec<ModelMeta<'_>> = preds
             .iter()

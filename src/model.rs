@@ -16,16 +16,97 @@ use std::ffi::{c_char, c_int, CStr, CString};
 use tch::{Device, Kind, Tensor};
 
 /// The schema users see in errors about a malformed sidecar.
-pub const SIDECAR_SCHEMA: &str = r#"{"input": [C, H, W], "mean": [m, ...], "std": [s, ...], "classes": ["name", ...]}"#;
+pub const SIDECAR_SCHEMA: &str = r#"{"input": [C, H, W], "mean": [m, ...], "std": [s, ...], "classes": ["name", ...]} (optional: "resize": N or [H, W], "order": "rotate-then-crop"|"crop-then-rotate", "channel_order": "rgb"|"bgr", "value_range": 1|255)"#;
 
 /// What the model expects. `mean`/`std` have one value per channel and apply to
-/// pixels scaled to [0, 1]: `x = (pixel/255 - mean) / std`.
+/// pixels on the `value_range` scale: `x = (pixel * value_range/255 - mean) / std`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelSpec {
     pub input: [usize; 3],
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
     pub classes: Vec<String>,
+    #[serde(default)]
+    pub preprocess: Preprocess,
+}
+
+/// How an image becomes the model's input (besides mean/std), in this order:
+/// decode, convert to the model's channels, resize, then centre-crop to the input
+/// size and rotate in the order `order` says, scale by `value_range`, reorder
+/// channels, normalise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preprocess {
+    /// `None`: resize straight to the input size when an image differs from it.
+    pub resize: Option<Resize>,
+    pub order: CropOrder,
+    pub channel_order: ChannelOrder,
+    /// Pixels are divided by 255 when this is 1 ([0,1] scale), left as is when 255.
+    pub value_range: f32,
+}
+
+impl Default for Preprocess {
+    fn default() -> Self {
+        Preprocess { resize: None, order: CropOrder::RotateThenCrop, channel_order: ChannelOrder::Rgb, value_range: 1.0 }
+    }
+}
+
+/// `256` resizes the shorter side to 256 (aspect kept, torchvision's `Resize(256)`);
+/// `[H, W]` resizes to exactly that size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Resize {
+    Shorter(usize),
+    Exact([usize; 2]),
+}
+
+impl std::str::FromStr for Resize {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let bad = || format!("`{s}` is not a resize; give N (shorter side) or HxW (exact)");
+        match s.split_once(['x', 'X']) {
+            Some((h, w)) => Ok(Resize::Exact([h.trim().parse().map_err(|_| bad())?, w.trim().parse().map_err(|_| bad())?])),
+            None => Ok(Resize::Shorter(s.trim().parse().map_err(|_| bad())?)),
+        }
+    }
+}
+
+/// Rotate the resized image and then centre-crop (the default: the crop's corners
+/// come from real image content at moderate angles, not from the fill), or crop
+/// first and rotate the crop (what rotating the model's input tensor does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CropOrder {
+    RotateThenCrop,
+    CropThenRotate,
+}
+
+impl std::str::FromStr for CropOrder {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "rotate-then-crop" => Ok(CropOrder::RotateThenCrop),
+            "crop-then-rotate" => Ok(CropOrder::CropThenRotate),
+            _ => Err(format!("`{s}` is not an order; use rotate-then-crop or crop-then-rotate")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelOrder {
+    Rgb,
+    Bgr,
+}
+
+impl std::str::FromStr for ChannelOrder {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "rgb" | "RGB" => Ok(ChannelOrder::Rgb),
+            "bgr" | "BGR" => Ok(ChannelOrder::Bgr),
+            _ => Err(format!("`{s}` is not a channel order; use rgb or bgr")),
+        }
+    }
 }
 
 impl ModelSpec {
@@ -51,6 +132,10 @@ pub struct SpecFile {
     pub mean: Option<Vec<f32>>,
     pub std: Option<Vec<f32>>,
     pub classes: Option<Vec<String>>,
+    pub resize: Option<Resize>,
+    pub order: Option<CropOrder>,
+    pub channel_order: Option<ChannelOrder>,
+    pub value_range: Option<f32>,
     pub name: Option<String>,
     pub description: Option<String>,
 }
@@ -75,6 +160,10 @@ pub struct SpecFlags {
     pub mean: Option<Vec<f32>>,
     pub std: Option<Vec<f32>>,
     pub classes: Option<(PathBuf, Vec<String>)>,
+    pub resize: Option<Resize>,
+    pub order: Option<CropOrder>,
+    pub channel_order: Option<ChannelOrder>,
+    pub value_range: Option<f32>,
 }
 
 /// Where each spec field came from, for `inspect` and the reports.
@@ -201,7 +290,49 @@ pub fn resolve_spec(
             bail!("{}: class name `{c}` appears twice; class names must be unique", prov["classes"]);
         }
     }
-    Ok((ModelSpec { input, mean, std, classes }, prov))
+    // Preprocessing: each field from the first source that has it, else the default.
+    let mut pre = Preprocess::default();
+    macro_rules! layered {
+        ($field:ident, $name:expr) => {
+            let picked = if let Some(v) = flags.$field {
+                Some((v, format!("flag --{}", $name)))
+            } else if let Some(v) = sc.and_then(|s| s.$field) {
+                Some((v, side_name.clone().unwrap_or_default()))
+            } else {
+                embedded.and_then(|s| s.$field).map(|v| (v, emb_name.clone()))
+            };
+            if let Some((v, src)) = picked {
+                pre.$field = v.into();
+                prov.insert($name.to_string(), src);
+            } else {
+                prov.insert($name.to_string(), "default".to_string());
+            }
+        };
+    }
+    layered!(resize, "resize");
+    layered!(order, "order");
+    layered!(channel_order, "channel-order");
+    layered!(value_range, "value-range");
+    if pre.value_range != 1.0 && pre.value_range != 255.0 {
+        bail!("{}: value_range must be 1 (pixels in [0,1]) or 255 (pixels in [0,255]), got {}", prov["value-range"], pre.value_range);
+    }
+    match pre.resize {
+        Some(Resize::Shorter(n)) if n < input[1].min(input[2]) => bail!(
+            "{}: resize {n} makes the shorter side smaller than the {}x{} input; use at least {}",
+            prov["resize"],
+            input[1],
+            input[2],
+            input[1].max(input[2])
+        ),
+        Some(Resize::Exact([h, w])) if h < input[1] || w < input[2] || h == 0 || w == 0 => bail!(
+            "{}: resize {h}x{w} is smaller than the {}x{} input; the centre crop needs at least the input size",
+            prov["resize"],
+            input[1],
+            input[2]
+        ),
+        _ => {}
+    }
+    Ok((ModelSpec { input, mean, std, classes, preprocess: pre }, prov))
 }
 
 /// Read `extra/rotbench.json` from a TorchScript zip, if present.
@@ -413,7 +544,16 @@ impl Model {
     /// Run the model on a batch of raw pixels (0..255 scale, NCHW on any device):
     /// scale to [0, 1], normalise, forward. Returns logits [N, classes] on the CPU.
     pub fn forward_raw(&self, raw: &Tensor) -> Result<Tensor> {
-        let x = (raw.to_device(self.device) * (1.0 / 255.0) - &self.mean) * &self.inv_std;
+        let pre = &self.spec.preprocess;
+        let mut x = raw.to_device(self.device);
+        if pre.value_range == 1.0 {
+            x = x * (1.0 / 255.0);
+        }
+        // mean/std are given in RGB order; a BGR model gets the normalised channels reversed.
+        let mut x = (x - &self.mean) * &self.inv_std;
+        if pre.channel_order == ChannelOrder::Bgr {
+            x = x.flip([1]);
+        }
         let shape = x.size();
         let out = self.module.forward(&x).map_err(|e| {
             anyhow!(

@@ -273,6 +273,13 @@ pub fn shared_target(models: &[Model]) -> Result<Target> {
                 spec.input
             );
         }
+        if m.spec.preprocess != spec.preprocess {
+            bail!(
+                "{} and {} preprocess differently (resize, order, channel order or value range); models swept together must share that (run them separately)",
+                m.path.display(),
+                first.path.display()
+            );
+        }
         if m.spec.classes != spec.classes {
             bail!(
                 "{} and {} have different class lists; models swept together must share their classes",
@@ -324,6 +331,8 @@ pub fn run_raw(
         .enumerate()
         .map(|(a, &deg)| angle_needed[a].then(|| Plan::new(Geometry::same(target.height, target.width), deg, &settings.rotate)))
         .collect();
+    let rotate_opts = settings.rotate;
+    let angles_for_plans = angles.clone();
     // Work order inside a chunk: the reference first, so later angles compare to it.
     let order: Vec<usize> =
         std::iter::once(reference).chain((0..na).filter(|&i| i != reference)).filter(|&a| angle_needed[a]).collect();
@@ -362,12 +371,42 @@ pub fn run_raw(
                 if seen <= resumed {
                     continue; // finished in the interrupted run
                 }
+                // Images larger than the target (rotate-then-crop) need a plan per size.
+                let sized: Vec<(usize, usize)> = if chunk.dims.is_empty() {
+                    vec![]
+                } else {
+                    chunk.dims.clone()
+                };
+                let offsets: Vec<usize> = sized
+                    .iter()
+                    .scan(0usize, |at, &(h, w)| {
+                        let o = *at;
+                        *at += target.channels * h * w;
+                        Some(o)
+                    })
+                    .collect();
                 for &a in order {
                     let Some(plan) = &plans[a] else { continue };
                     let mut pixels = vec![0f32; chunk.len() * px];
-                    pixels.par_chunks_mut(px).zip(chunk.pixels.par_chunks(px)).for_each(|(out, src)| {
-                        plan.apply(src, target.channels, out);
-                    });
+                    if sized.is_empty() {
+                        pixels.par_chunks_mut(px).zip(chunk.pixels.par_chunks(px)).for_each(|(out, src)| {
+                            plan.apply(src, target.channels, out);
+                        });
+                    } else {
+                        let mut by_size: std::collections::HashMap<(usize, usize), Plan> = Default::default();
+                        for &(h, w) in &sized {
+                            by_size.entry((h, w)).or_insert_with(|| {
+                                let (top, left) = crate::dataset::center_offsets(h, w, target.height, target.width);
+                                let g = Geometry { in_h: h, in_w: w, out_h: target.height, out_w: target.width, top, left };
+                                Plan::new(g, angles_for_plans[a], &rotate_opts)
+                            });
+                        }
+                        pixels.par_chunks_mut(px).enumerate().for_each(|(k, out)| {
+                            let (h, w) = sized[k];
+                            let src = &chunk.pixels[offsets[k]..offsets[k] + target.channels * h * w];
+                            by_size[&(h, w)].apply(src, target.channels, out);
+                        });
+                    }
                     if tx.send(Ok((chunk.clone(), Some(Rotated { angle: a, pixels })))).is_err() {
                         return;
                     }
@@ -395,7 +434,23 @@ pub fn run_raw(
                 flush(&mut current, &mut data)?;
                 let n = chunk.len();
                 let take = keep.saturating_sub(examples.count).min(n);
-                examples.pixels.extend_from_slice(&chunk.pixels[..take * px]);
+                if chunk.dims.is_empty() {
+                    examples.pixels.extend_from_slice(&chunk.pixels[..take * px]);
+                } else {
+                    // Keep the unrotated centre crop (what the model sees at 0 degrees).
+                    let crop = Plan::new(Geometry::same(target.height, target.width), 0.0, &settings.rotate);
+                    let mut at = 0;
+                    for k in 0..take {
+                        let (h, w) = chunk.dims[k];
+                        let (top, left) = crate::dataset::center_offsets(h, w, target.height, target.width);
+                        let g = Geometry { in_h: h, in_w: w, out_h: target.height, out_w: target.width, top, left };
+                        let mut out = vec![0f32; px];
+                        Plan::new(g, 0.0, &settings.rotate).apply(&chunk.pixels[at..at + target.channels * h * w], target.channels, &mut out);
+                        examples.pixels.extend(crate::rotate::to_u8(&out));
+                        at += target.channels * h * w;
+                    }
+                    let _ = crop;
+                }
                 examples.count += take;
                 samples_seen += n;
                 if samples_seen <= resumed {

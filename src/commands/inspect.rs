@@ -19,7 +19,16 @@ pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
     println!("mean     {:?}   from {}", s.mean, src("mean"));
     println!("std      {:?}   from {}", s.std, src("std"));
     println!("classes  {} {:?}   from {}", s.n_classes(), s.classes, src("classes"));
-    println!("pixels   scaled to [0,1], then (x - mean) / std");
+    let pre = &s.preprocess;
+    let resize = match pre.resize {
+        None => "none (straight to the input size when an image differs)".to_string(),
+        Some(rotbench::model::Resize::Shorter(n)) => format!("shorter side to {n}, then centre crop"),
+        Some(rotbench::model::Resize::Exact([h, w])) => format!("to {h}x{w} (HxW), then centre crop"),
+    };
+    println!("resize   {resize}   from {}", src("resize"));
+    println!("order    {}   from {}", serde_json::to_value(pre.order)?.as_str().unwrap_or(""), src("order"));
+    println!("channels {}   from {}", serde_json::to_value(pre.channel_order)?.as_str().unwrap_or(""), src("channel-order"));
+    println!("pixels   on the [0,{}] scale, then (x - mean) / std   from {}", pre.value_range, src("value-range"));
     let _g = tch::no_grad_guard();
     let x = Tensor::zeros([1, s.input[0] as i64, s.input[1] as i64, s.input[2] as i64], (tch::Kind::Float, tch::Device::Cpu));
     let logits = model.forward_raw(&x)?;

@@ -8,7 +8,7 @@ use crate::cli::{parse_shard, positive, SweepArgs};
 use anyhow::{anyhow, bail, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rotbench::dataset::{self, OpenOptions, ShardSpec, Target};
-use rotbench::model::{device_name, parse_device, Inference, Model};
+use rotbench::model::{device_name, parse_device, CropOrder, Inference, Model};
 use rotbench::shard::{examples_of, ShardManifest, ShardModel, SHARD_FORMAT};
 use rotbench::summary::{self, DatasetSummary, ModelMeta, Settings};
 use rotbench::sweep::{self, SweepSettings, Work};
@@ -62,7 +62,15 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     }
     let target: Target = sweep::shared_target(&models)?;
     let classes = models[0].spec.classes.clone();
-    let open = OpenOptions { limit, shard, skip_bad_images: args.skip_bad_images };
+    let pre = models[0].spec.preprocess.clone();
+    let open = OpenOptions {
+        limit,
+        shard,
+        skip_bad_images: args.skip_bad_images,
+        resize: pre.resize,
+        crop_first: pre.order == CropOrder::CropThenRotate,
+        coarse_labels: args.coarse_labels,
+    };
     let mut source = dataset::open(&args.data, target, &classes, &open)?;
     let info = source.info().clone();
     if info.len == 0 {
@@ -91,6 +99,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         "fill": settings.fill,
         "mask_circle": settings.mask_circle,
         "skip_bad_images": args.skip_bad_images,
+        "coarse_labels": args.coarse_labels,
     });
     let cache = (!args.no_cache).then(|| Cache { dir: args.cache_dir.clone().unwrap_or_else(default_cache_dir) });
     let keys: Vec<Vec<String>> =

@@ -153,6 +153,7 @@ pub struct IdxSource {
     header: ImagesHeader,
     labels: Vec<u8>,
     target: Target,
+    opts: OpenOptions,
     reader: Option<Box<dyn Read + Send>>,
     next: usize,
 }
@@ -227,7 +228,7 @@ impl IdxSource {
             class_order: "IDX labels are class indices into the model's classes".into(),
             skipped: vec![],
         };
-        Ok(IdxSource { info, images_path, header, labels, target, reader: None, next: start })
+        Ok(IdxSource { info, images_path, header, labels, target, opts: opts.clone(), reader: None, next: start })
     }
 }
 
@@ -265,16 +266,24 @@ impl Source for IdxSource {
             bail!("{}: the file changed while it was read (short read)", self.images_path.display());
         }
         let t = self.target;
-        let same = h == t.height && w == t.width;
+        let native = super::is_native(h, w, t, &self.opts);
         let mut pixels = Vec::with_capacity(n * t.pixels());
+        let mut dims = Vec::new();
         for i in 0..n {
             let plane = &raw[i * h * w..(i + 1) * h * w];
-            let plane = if same {
-                plane.to_vec()
+            let (plane, ph, pw) = if native {
+                (plane.to_vec(), h, w)
             } else {
                 let img = GrayImage::from_raw(w as u32, h as u32, plane.to_vec()).expect("sizes agree");
-                super::convert(DynamicImage::ImageLuma8(img), Target { channels: 1, ..t })
+                super::convert(DynamicImage::ImageLuma8(img), Target { channels: 1, ..t }, &self.opts)
+                    .map_err(|e| anyhow!("{}: image {} {e}", self.images_path.display(), self.next + i))?
             };
+            if (ph, pw) != (t.height, t.width) || !dims.is_empty() {
+                if dims.is_empty() {
+                    dims.resize(i, (t.height, t.width));
+                }
+                dims.push((ph, pw));
+            }
             if t.channels == 1 {
                 pixels.extend_from_slice(&plane);
             } else {
@@ -287,6 +296,7 @@ impl Source for IdxSource {
             indices: (start as u64..(start + n) as u64).collect(),
             labels: self.labels[start..start + n].iter().map(|&l| l as u32).collect(),
             pixels,
+            dims,
         }))
     }
 }

@@ -4,9 +4,12 @@
 //! Sample indices are positions in the dataset's own order (IDX record order,
 //! or sorted class folder then sorted file name), so they are stable across runs.
 
+pub mod cifar;
 pub mod folder;
 pub mod idx;
+pub mod manifest;
 
+use crate::model::Resize;
 use anyhow::{bail, Result};
 use image::{imageops::FilterType, DynamicImage};
 use serde::{Deserialize, Serialize};
@@ -26,12 +29,16 @@ impl Target {
     }
 }
 
-/// A run of consecutive samples: `pixels` holds `labels.len()` images, CHW, u8.
+/// A run of consecutive samples: `pixels` holds `labels.len()` images, CHW, u8,
+/// concatenated. Every image has the target size unless `dims` lists per-image
+/// `(height, width)` (rotate-then-crop keeps the resized image whole; the crop to
+/// the target happens in the rotation).
 #[derive(Debug, Clone, Default)]
 pub struct Chunk {
     pub indices: Vec<u64>,
     pub labels: Vec<u32>,
     pub pixels: Vec<u8>,
+    pub dims: Vec<(usize, usize)>,
 }
 
 impl Chunk {
@@ -83,6 +90,13 @@ pub struct OpenOptions {
     /// Then only this shard's samples.
     pub shard: Option<ShardSpec>,
     pub skip_bad_images: bool,
+    /// Resize before the centre crop (None: straight to the target size).
+    pub resize: Option<Resize>,
+    /// Crop to the target before rotating (crop-then-rotate); otherwise chunks may
+    /// carry larger images and the rotation crops.
+    pub crop_first: bool,
+    /// CIFAR-100: use the coarse labels instead of the fine ones.
+    pub coarse_labels: bool,
 }
 
 /// Shard `index` of `count` (0-based). Shards are runs of whole batches, so a
@@ -124,25 +138,59 @@ pub fn open(path: &Path, target: Target, classes: &[String], opts: &OpenOptions)
     if idx::looks_like_idx(path) {
         return Ok(Box::new(idx::IdxSource::open(path, target, classes.len(), opts)?));
     }
+    if let Some(file) = cifar::find(path) {
+        return Ok(Box::new(cifar::CifarSource::open(&file, target, classes.len(), opts)?));
+    }
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
+        return Ok(Box::new(manifest::open(path, target, classes, opts)?));
+    }
     if path.is_dir() {
         return Ok(Box::new(folder::FolderSource::open(path, target, classes, opts)?));
     }
     bail!(
-        "--data {}: not a dataset rotbench reads; give an MNIST IDX folder (or its *-images-idx3-ubyte[.gz] file) or an image folder with one subfolder per class",
+        "--data {}: not a dataset rotbench reads; give an MNIST IDX folder or file, a CIFAR binary batch (.bin) or its folder, a CSV manifest (path,label), or an image folder with one subfolder per class",
         path.display()
     )
 }
 
-/// Convert a decoded image to the target channels and size (bilinear "triangle"
-/// resize when the size differs).
-pub fn convert(img: DynamicImage, target: Target) -> Vec<u8> {
-    let img = if img.width() as usize != target.width || img.height() as usize != target.height {
-        img.resize_exact(target.width as u32, target.height as u32, FilterType::Triangle)
-    } else {
-        img
+/// Top-left offset of a centre crop of `(th, tw)` out of `(h, w)`, rounded as
+/// torchvision's `CenterCrop` does (Python's `round`, half to even).
+pub fn center_offsets(h: usize, w: usize, th: usize, tw: usize) -> (usize, usize) {
+    let off = |a: usize, b: usize| ((a.saturating_sub(b)) as f64 / 2.0).round_ties_even() as usize;
+    (off(h, th), off(w, tw))
+}
+
+/// Convert a decoded image to the target channels and, per `opts`, resize it
+/// (bilinear "triangle" filter) and centre-crop it. Returns CHW planes and their
+/// `(height, width)`, which is the target size unless the crop is left to the rotation.
+pub fn convert(img: DynamicImage, target: Target, opts: &OpenOptions) -> std::result::Result<(Vec<u8>, usize, usize), String> {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let (nw, nh) = match opts.resize {
+        None => (target.width, target.height),
+        Some(Resize::Exact([rh, rw])) => (rw, rh),
+        Some(Resize::Shorter(s)) => {
+            // torchvision Resize(s): the shorter side becomes s, the longer int(s * long / short).
+            if w <= h {
+                (s, (s as f64 * h as f64 / w as f64) as usize)
+            } else {
+                ((s as f64 * w as f64 / h as f64) as usize, s)
+            }
+        }
     };
-    let (h, w) = (target.height, target.width);
-    if target.channels == 1 {
+    let mut img = if (nw, nh) != (w, h) { img.resize_exact(nw as u32, nh as u32, FilterType::Triangle) } else { img };
+    if nh < target.height || nw < target.width {
+        return Err(format!(
+            "is {nw}x{nh} (width x height) after resizing, smaller than the model's {}x{} input; raise `resize`",
+            target.width, target.height
+        ));
+    }
+    let (mut h, mut w) = (nh, nw);
+    if opts.crop_first && (h, w) != (target.height, target.width) {
+        let (top, left) = center_offsets(h, w, target.height, target.width);
+        img = img.crop_imm(left as u32, top as u32, target.width as u32, target.height as u32);
+        (h, w) = (target.height, target.width);
+    }
+    let planes = if target.channels == 1 {
         img.into_luma8().into_raw()
     } else {
         let rgb = img.into_rgb8();
@@ -154,7 +202,18 @@ pub fn convert(img: DynamicImage, target: Target) -> Vec<u8> {
             }
         }
         out
-    }
+    };
+    Ok((planes, h, w))
+}
+
+/// Whether images of `(h, w)` pass through unchanged (no resize, no crop).
+pub fn is_native(h: usize, w: usize, target: Target, opts: &OpenOptions) -> bool {
+    (h, w) == (target.height, target.width)
+        && match opts.resize {
+            None => true,
+            Some(Resize::Exact([rh, rw])) => (rh, rw) == (h, w),
+            Some(Resize::Shorter(s)) => s == h.min(w),
+        }
 }
 
 /// Expand single-channel planes to `channels` copies (grayscale data, RGB model).

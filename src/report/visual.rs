@@ -4,13 +4,15 @@
 //!
 //! Submodules: [`font`] (the embedded font), [`canvas`] (the bitmap backend
 //! that draws its text), [`draw`] (plotters charts),
-//! [`frames`] (rotated example images), [`html`] (the page and its escaping).
+//! [`frames`] (rotated example images), [`pngenc`] (palette PNGs), [`html`]
+//! (the page and its escaping).
 
 mod canvas;
 mod draw;
 mod font;
 mod frames;
 pub mod html;
+mod pngenc;
 
 use crate::report::examples::ExamplesFile;
 use crate::summary::{ModelSummary, Summary};
@@ -25,7 +27,7 @@ pub fn render(summary: &Summary, examples: Option<&ExamplesFile>, wall_seconds: 
     font::register()?;
     let plots = draw::all(&view)?;
     let frames = match examples {
-        Some(ex) => Some(frames::build(&view, ex)?),
+        Some(ex) => frames::build(&view, ex)?,
         None => None,
     };
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();

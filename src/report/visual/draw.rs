@@ -108,26 +108,6 @@ fn viridis(v: f64) -> RGBColor {
     ramp(&VIRIDIS, v)
 }
 
-/// Encode an RGB8 buffer as PNG.
-pub fn png_rgb(buf: &[u8], w: u32, h: u32) -> Result<Vec<u8>> {
-    encode(buf, w, h, image::ExtendedColorType::Rgb8)
-}
-
-/// Encode an 8-bit grey buffer as PNG.
-pub fn png_gray(buf: &[u8], w: u32, h: u32) -> Result<Vec<u8>> {
-    encode(buf, w, h, image::ExtendedColorType::L8)
-}
-
-fn encode(buf: &[u8], w: u32, h: u32, color: image::ExtendedColorType) -> Result<Vec<u8>> {
-    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
-    use image::ImageEncoder;
-    let mut out = Vec::new();
-    PngEncoder::new_with_quality(&mut out, CompressionType::Best, FilterType::Adaptive)
-        .write_image(buf, w, h, color)
-        .map_err(|e| anyhow!("encoding a PNG: {e}"))?;
-    Ok(out)
-}
-
 /// Draw on a white RGB canvas of `size` and return the PNG.
 pub fn bitmap<F>(size: (u32, u32), draw: F) -> Result<Vec<u8>>
 where
@@ -135,7 +115,7 @@ where
 {
     let mut buf = vec![255u8; size.0 as usize * size.1 as usize * 3];
     bitmap_on(&mut buf, size, draw)?;
-    png_rgb(&buf, size.0, size.1)
+    super::pngenc::rgb(&buf, size.0, size.1)
 }
 
 /// Draw on an existing RGB buffer (pixels already there stay unless drawn over).
@@ -570,6 +550,8 @@ struct Heatmap {
     cmap: Cmap,
     cell: (u32, u32),
     legend: String,
+    /// The angle of each column, when the columns are angles.
+    col_angles: Option<Vec<f64>>,
 }
 
 const LABEL_FONT: f64 = 14.0;
@@ -578,18 +560,39 @@ impl Heatmap {
     fn row_label_width(&self) -> u32 {
         self.rows.iter().map(|r| text_width(r, LABEL_FONT)).max().unwrap_or(0).min(170)
     }
-    /// Column labels stand upright when any is wider than a cell.
+    /// Column labels stand upright when any is wider than a cell (class names only).
     fn cols_vertical(&self) -> bool {
-        self.cols.iter().any(|c| text_width(c, LABEL_FONT) + 4 > self.cell.0) && self.col_step() == 1
+        self.col_angles.is_none() && self.cols.iter().any(|c| text_width(c, LABEL_FONT) + 4 > self.cell.0) && self.col_step() == 1
     }
     /// Label every k-th column when the cells are narrow.
     fn col_step(&self) -> usize {
         let widest = self.cols.iter().map(|c| text_width(c, LABEL_FONT)).max().unwrap_or(0) + 8;
-        if self.cell.0 >= 14 {
+        if self.cell.0 >= 14 && self.col_angles.is_none() {
             1
         } else {
             (widest as usize).div_ceil(self.cell.0.max(1) as usize).max(1)
         }
+    }
+    /// The columns that get a label: for an angle axis, the multiples of the
+    /// smallest degree-friendly step whose labels do not collide.
+    fn labelled_cols(&self) -> Vec<usize> {
+        let every = |k: usize| (0..self.cols.len()).step_by(k.max(1)).collect::<Vec<_>>();
+        let Some(angles) = &self.col_angles else { return every(self.col_step()) };
+        let widest = self.cols.iter().map(|c| text_width(c, LABEL_FONT)).max().unwrap_or(0) as f64 + 10.0;
+        let gap = angles.windows(2).map(|p| p[1] - p[0]).filter(|g| *g > 1e-9).fold(f64::INFINITY, f64::min);
+        if !gap.is_finite() {
+            return every(self.col_step());
+        }
+        for step in [1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 45.0, 90.0, 180.0] {
+            if step / gap * self.cell.0 as f64 >= widest {
+                let cols: Vec<usize> =
+                    (0..angles.len()).filter(|&i| (angles[i] / step - (angles[i] / step).round()).abs() < 1e-6).collect();
+                if cols.len() >= 2 {
+                    return cols;
+                }
+            }
+        }
+        every(self.col_step())
     }
     fn row_step(&self) -> usize {
         (15usize).div_ceil(self.cell.1.max(1) as usize).max(1)
@@ -646,7 +649,8 @@ fn heatmap<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, hm: &Heatmap) -> R
     // Column labels.
     let vertical = hm.cols_vertical();
     let y0 = top + grid_h as i32 + 6;
-    for (c, name) in hm.cols.iter().enumerate().step_by(hm.col_step()) {
+    for c in hm.labelled_cols() {
+        let name = &hm.cols[c];
         let x = left + c as i32 * cw + cw / 2;
         if vertical {
             let style = anchored(font(LABEL_FONT), HPos::Right, VPos::Center).transform(FontTransform::Rotate270);
@@ -703,6 +707,7 @@ fn recall_heatmap(view: &View<'_>, m: &ModelSummary, classes: &[String]) -> Heat
         cmap: Cmap::Viridis,
         cell: (cw, chh),
         legend: "recall".into(),
+        col_angles: Some(view.order.iter().map(|&ai| m.angles[ai].angle).collect()),
     }
 }
 
@@ -724,7 +729,7 @@ fn confusion_heatmap(title: String, a: &AngleMetrics, classes: &[String]) -> Hea
                 .collect()
         })
         .collect();
-    let cell = (440 / n.max(1) as u32).clamp(2, 44);
+    let cell = (440 / n.max(1) as u32).clamp(1, 44);
     let text = (cell >= 28).then(|| {
         values
             .iter()
@@ -750,6 +755,7 @@ fn confusion_heatmap(title: String, a: &AngleMetrics, classes: &[String]) -> Hea
         cmap: Cmap::Blues,
         cell: (cell, cell),
         legend: "share of row (%)".into(),
+        col_angles: None,
     }
 }
 
@@ -772,7 +778,9 @@ mod tests {
 
     #[test]
     fn angle_ticks_use_degree_friendly_steps() {
-        assert_eq!(angle_ticks(0.0, 345.0), vec![0.0, 45.0, 90.0, 135.0, 180.0, 225.0, 270.0, 315.0]);
+        assert_eq!(angle_ticks(0.0, 345.0), (0..12).map(|i| i as f64 * 30.0).collect::<Vec<_>>());
+        assert_eq!(angle_ticks(-180.0, 180.0), (0..13).map(|i| -180.0 + i as f64 * 30.0).collect::<Vec<_>>());
+        assert_eq!(angle_ticks(0.0, 720.0), (0..9).map(|i| i as f64 * 90.0).collect::<Vec<_>>());
         assert_eq!(angle_ticks(-30.0, 30.0), vec![-30.0, -25.0, -20.0, -15.0, -10.0, -5.0, 0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0]);
     }
 

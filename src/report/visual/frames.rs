@@ -4,7 +4,8 @@
 //! each frame) and, per angle, a sprite of the misclassified examples' thumbnails
 //! for the page's gallery.
 
-use super::draw::{self, anchored, bitmap_on, clip, font, model_color, text_width, PlotErr, BAD, GOOD};
+use super::pngenc;
+use super::draw::{anchored, bitmap_on, clip, font, model_color, text_width, PlotErr, BAD, GOOD};
 use super::{deg, View};
 use crate::report::examples::ExamplesFile;
 use crate::rotate::{to_u8, Fill, Geometry, Interpolation, Plan, RotateOptions};
@@ -129,15 +130,19 @@ impl<'a> Thumbs<'a> {
     }
 }
 
-pub fn build(view: &View<'_>, ex: &ExamplesFile) -> Result<Frames> {
+/// The strip and the gallery; `None` when examples.json holds no samples.
+pub fn build(view: &View<'_>, ex: &ExamplesFile) -> Result<Option<Frames>> {
     check(view, ex)?;
+    if ex.labels.is_empty() {
+        return Ok(None);
+    }
     let opts = options(view)?;
     let thumbs = Thumbs::new(ex)?;
     let geometry = Geometry::same(ex.height, ex.width);
     let plans: Vec<Plan> = view.order.iter().map(|&ai| Plan::new(geometry, view.models()[0].angles[ai].angle, &opts)).collect();
     let strip = strip(view, ex, &thumbs, &plans)?;
     let gallery = gallery(view, ex, &thumbs, &plans)?;
-    Ok(Frames { strip, gallery })
+    Ok(Some(Frames { strip, gallery }))
 }
 
 fn gallery(view: &View<'_>, ex: &ExamplesFile, thumbs: &Thumbs<'_>, plans: &[Plan]) -> Result<Gallery> {
@@ -161,9 +166,9 @@ fn gallery(view: &View<'_>, ex: &ExamplesFile, thumbs: &Thumbs<'_>, plans: &[Pla
             }
             if grey {
                 let l: Vec<u8> = rgb.pixels().map(|p| p.0[0]).collect();
-                draw::png_gray(&l, sw, th)?
+                pngenc::gray(&l, sw, th)?
             } else {
-                draw::png_rgb(rgb.as_raw(), sw, th)?
+                pngenc::rgb(rgb.as_raw(), sw, th)?
             }
         };
         let items = ks
@@ -189,9 +194,6 @@ fn strip(view: &View<'_>, ex: &ExamplesFile, thumbs: &Thumbs<'_>, plans: &[Plan]
     let reference = models[0].angles.iter().position(|a| a.reference).unwrap_or(view.order[0]);
     // The first sample the first model gets right upright, else the first sample.
     let k = (0..ex.labels.len()).find(|&k| ex.preds[0][reference][k] == ex.labels[k] as i32).unwrap_or(0);
-    if ex.labels.is_empty() {
-        bail!("examples.json holds no samples");
-    }
     let (tw, th) = thumbs.size;
     let scale = (56 / tw.max(th)).max(1);
     let (fw, fh) = (tw * scale, th * scale);
@@ -271,6 +273,57 @@ fn strip(view: &View<'_>, ex: &ExamplesFile, thumbs: &Thumbs<'_>, plans: &[Plan]
         }
         Ok(())
     })?;
-    let png = draw::png_rgb(&buf, width, height)?;
+    let png = pngenc::rgb(&buf, width, height)?;
     Ok(Strip { png, width, height, index: ex.indices[k], label: ex.labels[k] })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    fn examples(c: usize, h: usize, w: usize, pixels: Vec<u8>) -> ExamplesFile {
+        ExamplesFile {
+            channels: c,
+            height: h,
+            width: w,
+            indices: vec![0],
+            labels: vec![0],
+            pixels_base64: base64::engine::general_purpose::STANDARD.encode(pixels),
+            preds: vec![vec![vec![0]]],
+        }
+    }
+
+    #[test]
+    fn colour_planes_become_rgb_pixels() {
+        // 3x2 CHW image: red plane 10.., green 20.., blue 30..
+        let (h, w) = (2, 3);
+        let px: Vec<u8> = (0..3).flat_map(|c| (0..6).map(move |i| (10 * (c + 1) + i) as u8)).collect();
+        let ex = examples(3, h, w, px);
+        let thumbs = Thumbs::new(&ex).unwrap();
+        let plan = Plan::new(Geometry::same(h, w), 0.0, &RotateOptions::default());
+        let img = thumbs.get(&plan, 0);
+        assert_eq!(img.dimensions(), (3, 2));
+        assert_eq!(img.get_pixel(1, 1).0, [14, 24, 34]);
+    }
+
+    #[test]
+    fn large_images_are_scaled_down_to_thumbnails() {
+        let (h, w) = (200, 100);
+        let ex = examples(1, h, w, vec![128; h * w]);
+        let thumbs = Thumbs::new(&ex).unwrap();
+        assert_eq!(thumbs.size, (32, 64));
+        let plan = Plan::new(Geometry::same(h, w), 0.0, &RotateOptions::default());
+        let img = thumbs.get(&plan, 0);
+        assert_eq!(img.dimensions(), (32, 64));
+        assert_eq!(img.get_pixel(16, 32).0, [128, 128, 128]);
+    }
+
+    #[test]
+    fn class_names_cover_invalid_and_unknown_predictions() {
+        let names = vec!["cat".to_string()];
+        assert_eq!(class_name(&names, 0), "cat");
+        assert_eq!(class_name(&names, -1), "invalid (NaN/inf)");
+        assert_eq!(class_name(&names, 7), "class 7");
+    }
 }

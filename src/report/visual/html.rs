@@ -131,7 +131,7 @@ code{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;backgrou
 figure{margin:0}
 figure.plot{border:1px solid var(--line);border-radius:6px;padding:6px;background:#fff;overflow:auto;display:flex;flex-direction:column;justify-content:center}
 figure.wide{grid-column:1/-1}
-#plot-polar svg{max-width:min(100%,440px)}
+#plot-polar svg{max-width:min(100%,390px)}
 figure.plot svg,figure.plot img{display:block;max-width:100%;height:auto;margin:0 auto}
 figcaption{color:var(--muted);font-size:12px;margin-top:4px;text-align:center}
 .note{color:var(--muted);font-size:12.5px}
@@ -149,7 +149,8 @@ table.cm th{color:var(--muted);font-weight:500;padding:0 6px;max-width:110px;ove
 table.cm th.corner{font-size:11px}
 .scroll{overflow:auto;max-width:100%}
 .gallery{display:flex;flex-wrap:wrap;gap:12px}
-.thumb{width:auto;border:1px solid var(--line);border-radius:6px;padding:6px;background:#fff;font-size:12px}
+.thumb{border:1px solid var(--line);border-radius:6px;padding:6px;background:#fff;font-size:12px}
+.thumb>div:not(.img){overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .thumb .img{image-rendering:pixelated;background-repeat:no-repeat;margin:0 auto 4px;background-color:#000}
 .thumb .t{color:var(--good)}
 .thumb .p{color:var(--bad)}
@@ -266,6 +267,7 @@ const JS: &str = r#"
       if (pred === it[1]) return;
       shown++;
       var f = el('figure', 'thumb');
+      f.style.width = (Math.max(g.tw * s, 96) + 14) + 'px';
       var img = el('div', 'img');
       img.style.width = (g.tw * s) + 'px';
       img.style.height = (g.th * s) + 'px';
@@ -275,8 +277,11 @@ const JS: &str = r#"
       img.setAttribute('role', 'img');
       img.setAttribute('aria-label', 'sample ' + it[0] + ' rotated by ' + deg(data.angles[ai]));
       f.appendChild(img);
-      f.appendChild(el('div', 't', 'true: ' + cls(m, it[1])));
-      f.appendChild(el('div', 'p', 'pred: ' + cls(m, pred)));
+      [['t', 'true: ' + cls(m, it[1])], ['p', 'pred: ' + cls(m, pred)]].forEach(function (line) {
+        var d = el('div', line[0], line[1]);
+        d.title = line[1];
+        f.appendChild(d);
+      });
       f.appendChild(el('div', 'i', '#' + it[0]));
       box.appendChild(f);
     });

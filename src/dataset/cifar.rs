@@ -1,0 +1,208 @@
+//! CIFAR-10 and CIFAR-100 binary batches. CIFAR-10 records are 1 label byte +
+//! 3072 pixel bytes (R, G, B planes of 32x32); CIFAR-100 records are a coarse and
+//! a fine label byte + 3072 (fine labels by default, coarse with `--coarse-labels`).
+//! A folder means its `test_batch.bin` (CIFAR-10) or `test.bin` (CIFAR-100).
+
+use super::{display, Chunk, DatasetInfo, OpenOptions, Source, Target};
+use anyhow::{anyhow, bail, Context, Result};
+use image::{DynamicImage, RgbImage};
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+const SIDE: usize = 32;
+const PIXELS: usize = 3 * SIDE * SIDE;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Cifar10,
+    Cifar100,
+}
+
+fn kind_of(file: &Path) -> Option<Kind> {
+    let name = file.file_name()?.to_string_lossy().to_ascii_lowercase();
+    if !name.ends_with(".bin") {
+        return None;
+    }
+    if name.starts_with("test_batch") || name.starts_with("data_batch") {
+        Some(Kind::Cifar10)
+    } else if name == "test.bin" || name == "train.bin" {
+        Some(Kind::Cifar100)
+    } else {
+        None
+    }
+}
+
+/// The batch file `path` names, if it is (or holds) a CIFAR binary batch.
+pub fn find(path: &Path) -> Option<PathBuf> {
+    if path.is_file() {
+        return kind_of(path).map(|_| path.to_path_buf());
+    }
+    ["test_batch.bin", "test.bin"].iter().map(|n| path.join(n)).find(|p| p.is_file())
+}
+
+fn read_names(dir: &Path, file: &str) -> Option<Vec<String>> {
+    let text = fs::read_to_string(dir.join(file)).ok()?;
+    let names: Vec<String> = text.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+    (!names.is_empty()).then_some(names)
+}
+
+pub struct CifarSource {
+    info: DatasetInfo,
+    bytes: Vec<u8>,
+    record: usize,
+    labels: Vec<u32>,
+    target: Target,
+    opts: OpenOptions,
+    next: usize,
+}
+
+impl CifarSource {
+    pub fn open(file: &Path, target: Target, n_classes: usize, opts: &OpenOptions) -> Result<CifarSource> {
+        let kind = kind_of(file).ok_or_else(|| anyhow!("{}: not a CIFAR batch name", file.display()))?;
+        let bytes = fs::read(file).with_context(|| format!("--data {}: cannot read", file.display()))?;
+        let record = if kind == Kind::Cifar10 { 1 + PIXELS } else { 2 + PIXELS };
+        if bytes.is_empty() {
+            bail!("--data {}: the dataset is empty (0 bytes)", file.display());
+        }
+        if bytes.len() % record != 0 {
+            bail!(
+                "{}: {} bytes is not a whole number of {} records ({record} bytes each); the file is truncated or not a {} batch",
+                file.display(),
+                bytes.len(),
+                if kind == Kind::Cifar10 { "CIFAR-10" } else { "CIFAR-100" },
+                if kind == Kind::Cifar10 { "CIFAR-10" } else { "CIFAR-100" }
+            );
+        }
+        let count = bytes.len() / record;
+        let label_at = match (kind, opts.coarse_labels) {
+            (Kind::Cifar10, _) => 0,
+            (Kind::Cifar100, true) => 0,
+            (Kind::Cifar100, false) => 1,
+        };
+        let labels: Vec<u32> = (0..count).map(|i| bytes[i * record + label_at] as u32).collect();
+        let (start, end) = opts.select(count);
+        if let Some((i, l)) = labels[..end].iter().enumerate().find(|(_, &l)| l as usize >= n_classes) {
+            bail!(
+                "{}: label {l} at sample {i} is outside the model's {n_classes} classes; check the data, the model's `classes`, or --coarse-labels",
+                file.display()
+            );
+        }
+        let dir = file.parent().unwrap_or(Path::new("."));
+        let class_names = match (kind, opts.coarse_labels) {
+            (Kind::Cifar10, _) => read_names(dir, "batches.meta.txt"),
+            (Kind::Cifar100, false) => read_names(dir, "fine_label_names.txt"),
+            (Kind::Cifar100, true) => read_names(dir, "coarse_label_names.txt"),
+        };
+        let info = DatasetInfo {
+            format: match (kind, opts.coarse_labels) {
+                (Kind::Cifar10, _) => "cifar-10".into(),
+                (Kind::Cifar100, false) => "cifar-100 (fine labels)".into(),
+                (Kind::Cifar100, true) => "cifar-100 (coarse labels)".into(),
+            },
+            path: display(file),
+            len: end - start,
+            start,
+            total: count,
+            sha256: crate::model::hex(&Sha256::digest(&bytes)),
+            class_names,
+            class_order: "CIFAR labels are class indices into the model's classes".into(),
+            skipped: vec![],
+        };
+        Ok(CifarSource { info, bytes, record, labels, target, opts: opts.clone(), next: start })
+    }
+}
+
+impl Source for CifarSource {
+    fn info(&self) -> &DatasetInfo {
+        &self.info
+    }
+
+    fn next_chunk(&mut self, max: usize) -> Result<Option<Chunk>> {
+        let end = self.info.start + self.info.len;
+        if self.next >= end {
+            return Ok(None);
+        }
+        let n = max.min(end - self.next);
+        let t = self.target;
+        let native = super::is_native(SIDE, SIDE, t, &self.opts);
+        let mut chunk = Chunk::default();
+        let mut dims = Vec::new();
+        let mut varied = false;
+        for i in self.next..self.next + n {
+            let planes = &self.bytes[i * self.record + self.record - PIXELS..(i + 1) * self.record];
+            let (px, h, w) = if native && t.channels == 3 {
+                (planes.to_vec(), SIDE, SIDE)
+            } else {
+                let mut rgb = RgbImage::new(SIDE as u32, SIDE as u32);
+                for p in 0..SIDE * SIDE {
+                    rgb.get_pixel_mut((p % SIDE) as u32, (p / SIDE) as u32).0 =
+                        [planes[p], planes[SIDE * SIDE + p], planes[2 * SIDE * SIDE + p]];
+                }
+                super::convert(DynamicImage::ImageRgb8(rgb), t, &self.opts)
+                    .map_err(|e| anyhow!("{}: image {i} {e}", self.info.path))?
+            };
+            varied |= (h, w) != (t.height, t.width);
+            dims.push((h, w));
+            chunk.indices.push(i as u64);
+            chunk.labels.push(self.labels[i]);
+            chunk.pixels.extend(px);
+        }
+        if varied {
+            chunk.dims = dims;
+        }
+        self.next += n;
+        Ok(Some(chunk))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(kind: Kind, labels: &[(u8, u8)]) -> Vec<u8> {
+        let mut b = Vec::new();
+        for (i, (coarse, fine)) in labels.iter().enumerate() {
+            if kind == Kind::Cifar100 {
+                b.push(*coarse);
+            }
+            b.push(*fine);
+            b.extend(std::iter::repeat_n(i as u8, PIXELS));
+        }
+        b
+    }
+
+    const T: Target = Target { channels: 3, height: 32, width: 32 };
+
+    #[test]
+    fn cifar10_and_cifar100_fine_and_coarse() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("test_batch.bin"), batch(Kind::Cifar10, &[(0, 3), (0, 1)])).unwrap();
+        let mut s = CifarSource::open(&find(d.path()).unwrap(), T, 10, &OpenOptions::default()).unwrap();
+        let c = s.next_chunk(10).unwrap().unwrap();
+        assert_eq!(c.labels, vec![3, 1]);
+        assert_eq!(c.pixels.len(), 2 * PIXELS);
+        assert_eq!(c.pixels[PIXELS], 1);
+
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("test.bin"), batch(Kind::Cifar100, &[(4, 40), (5, 55)])).unwrap();
+        let mut s = CifarSource::open(&d.path().join("test.bin"), T, 100, &OpenOptions::default()).unwrap();
+        assert_eq!(s.next_chunk(10).unwrap().unwrap().labels, vec![40, 55]);
+        let opts = OpenOptions { coarse_labels: true, ..Default::default() };
+        let mut s = CifarSource::open(&d.path().join("test.bin"), T, 20, &opts).unwrap();
+        assert_eq!(s.next_chunk(10).unwrap().unwrap().labels, vec![4, 5]);
+    }
+
+    #[test]
+    fn truncated_batches_and_bad_labels_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let mut b = batch(Kind::Cifar10, &[(0, 3), (0, 1)]);
+        b.pop();
+        fs::write(d.path().join("test_batch.bin"), &b).unwrap();
+        let err = CifarSource::open(&d.path().join("test_batch.bin"), T, 10, &OpenOptions::default()).err().unwrap().to_string();
+        assert!(err.contains("not a whole number"), "{err}");
+        fs::write(d.path().join("test_batch.bin"), batch(Kind::Cifar10, &[(0, 3), (0, 12)])).unwrap();
+        let err = CifarSource::open(&d.path().join("test_batch.bin"), T, 10, &OpenOptions::default()).err().unwrap().to_string();
+        assert!(err.contains("label 12 at sample 1"), "{err}");
+    }
+}
