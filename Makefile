@@ -28,6 +28,10 @@ demo: build
 	target/release/rotbench sweep --model models/mnist-cnn.pt --data datasets/mnist \
 	  --angles $(DEMO_ANGLES) --out reports/demo
 
+# rotbench vs the hand-written PyTorch peer and the forward-pass floor (needs the venv).
+bench: build
+	"$$(bash scripts/setup-venv.sh)/bin/python" bench/run.py
+
 # Python venv (torch, torchvision, scikit-learn) for fixtures, training and benchmarks.
 fixtures:
 	"$$(bash scripts/setup-venv.sh)/bin/python" tests/fixtures/make_fixtures.py
