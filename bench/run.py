@@ -46,7 +46,8 @@ def median_of(n, cmd, env=None, field=None):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
-    a = ap.parse_args()
+    args = ap.parse_args()
+    reps = args.repeat
     cache = pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home() / ".cache")) / "rotbench"
     rgb = cache / "bench/rgb10k/test_batch.bin"
     if not rgb.exists():
@@ -60,13 +61,13 @@ def main():
     tmp = tempfile.mkdtemp(prefix="rotbench-bench-")
     for name, model, peer_data, rot_data, shape, extra in work:
         images = 10_000 * 12
-        a, a_rss, _ = median_of(a.repeat, [PY, str(ROOT / "bench/floor.py"), "--model", str(model), "--shape", shape, "--images", str(images)], field="forward_seconds")
-        a2, a2_rss, _ = median_of(a.repeat, [PY, str(ROOT / "bench/floor.py"), "--model", str(model), "--shape", shape, "--images", str(images), "--optimized"], field="forward_seconds")
+        a, a_rss, _ = median_of(reps, [PY, str(ROOT / "bench/floor.py"), "--model", str(model), "--shape", shape, "--images", str(images)], field="forward_seconds")
+        a2, a2_rss, _ = median_of(reps, [PY, str(ROOT / "bench/floor.py"), "--model", str(model), "--shape", shape, "--images", str(images), "--optimized"], field="forward_seconds")
         rot = [ROT, "sweep", "--quiet", "--no-cache", "--no-report", "--model", str(model), "--data", str(rot_data), "--angles", ANGLES, "--out", f"{tmp}/out"] + extra
-        b, b_rss, _ = median_of(a.repeat, rot)
-        c, c_rss, _ = median_of(a.repeat, [PY, str(ROOT / "bench/peer.py"), "--model", str(model), "--data", str(peer_data), "--angles", ANGLES])
+        b, b_rss, _ = median_of(reps, rot)
+        c, c_rss, _ = median_of(reps, [PY, str(ROOT / "bench/peer.py"), "--model", str(model), "--data", str(peer_data), "--angles", ANGLES])
         rows.append((name, a, a_rss, a2, a2_rss, b, b_rss, c, c_rss))
-    print(f"\n10,000 images x 12 angles ({ANGLES}), median of {a.repeat} runs, {os.cpu_count()} cores")
+    print(f"\n10,000 images x 12 angles ({ANGLES}), median of {reps} runs, {os.cpu_count()} cores")
     print(f"{'workload':<15} {'(a) floor':>10} {'(a2) opt floor':>15} {'(b) rotbench':>13} {'(c) peer':>10} {'c/b':>6} {'b/a2':>6}   peak RSS MB a/a2/b/c")
     for name, a, ar, a2, a2r, b, br, c, cr in rows:
         print(f"{name:<15} {a:>9.2f}s {a2:>14.2f}s {b:>12.2f}s {c:>9.2f}s {c / b:>6.2f} {b / a2:>6.2f}   {ar:.0f}/{a2r:.0f}/{br:.0f}/{cr:.0f}")
@@ -77,7 +78,7 @@ def main():
     _, rss10, _ = timed(base + ["--data", str(ROOT / "datasets/mnist")])
     _, rss60, _ = timed(base + ["--data", str(mnist_raw / "train-images.idx3-ubyte")])
     print(f"peak RSS, MNIST CNN, 2 angles, no predictions.csv: 10k images {rss10:.0f} MB, 60k images {rss60:.0f} MB")
-    start, _, _ = median_of(a.repeat, [ROT, "sweep", "--quiet", "--no-cache", "--no-report", "--model", str(ROOT / "models/mnist-cnn.pt"), "--data", str(ROOT / "datasets/mnist"), "--angles", "0", "--limit", "1", "--out", f"{tmp}/s"])
+    start, _, _ = median_of(reps, [ROT, "sweep", "--quiet", "--no-cache", "--no-report", "--model", str(ROOT / "models/mnist-cnn.pt"), "--data", str(ROOT / "datasets/mnist"), "--angles", "0", "--limit", "1", "--out", f"{tmp}/s"])
     print(f"start-up (sweep of 1 image at 1 angle, whole process): {start:.2f} s")
     env = dict(os.environ, XDG_CACHE_HOME=f"{tmp}/cache")
     cold = [ROT, "sweep", "--quiet", "--no-report", "--model", str(ROOT / "models/mnist-cnn.pt"), "--data", str(ROOT / "datasets/mnist"), "--angles", ANGLES, "--out", f"{tmp}/c"]

@@ -229,52 +229,66 @@ class RotSpacePool(nn.Module):
         return x.amax(dim=2).mean(dim=2)
 
 
-class P4CNN(nn.Module):
-    """lift3x3(1->c1)-BN-ReLU-maxpool2 (28->14) / p4conv3x3(c1->c2)-BN-ReLU-maxpool2 (14->7) /
-    p4conv3x3(c2->c3)-BN-ReLU / p4conv3x3(c3->c4)-BN-ReLU / max over rotations, mean over
-    the 7x7 map / linear(c4->10).  BN statistics are shared by the 4 rotations of a channel."""
+P4_STAGES_DEFAULT = "4/12,12/16,16"
+P4_HEAD_DEFAULT = 64
 
-    def __init__(self, c1=4, c2=8, c3=16, c4=16):
+
+class P4CNN(nn.Module):
+    """P4 group-equivariant CNN.  `stages` gives the channel counts (per rotation) of the
+    3x3 layers at resolutions 28 / 14 / 7, e.g. "4/12,12/16,16": the first layer is the
+    lifting convolution, every other layer a P4 group convolution, each followed by
+    BatchNorm3d (statistics shared by the 4 rotations of a channel) and ReLU; 2x2 max-pooling
+    between stages (28->14->7).  Then a 1x1 P4 convolution to `head` channels (BN, ReLU),
+    max over the 4 rotations, mean over the 7x7 map, and linear(head->10)."""
+
+    def __init__(self, stages=P4_STAGES_DEFAULT, head=P4_HEAD_DEFAULT):
         super().__init__()
-        self.lift, self.bn1 = P4Lift(1, c1), nn.BatchNorm3d(c1)
-        self.g2, self.bn2 = P4Conv(c1, c2), nn.BatchNorm3d(c2)
-        self.g3, self.bn3 = P4Conv(c2, c3), nn.BatchNorm3d(c3)
-        self.g4, self.bn4 = P4Conv(c3, c4), nn.BatchNorm3d(c4)
-        self.fc = nn.Linear(c4, 10)
-        self.c4 = c4
+        plan = [[int(c) for c in st.split(",")] for st in stages.split("/")]
+        assert len(plan) == 3 and all(plan), "need three stages (28/14/7), each with >= 1 layer"
+        self.plan = plan
+        self.convs, self.bns, self.pool_after = nn.ModuleList(), nn.ModuleList(), []
+        cin = None
+        for si, stage in enumerate(plan):
+            for li, c in enumerate(stage):
+                self.convs.append(P4Lift(1, c) if cin is None else P4Conv(cin, c))
+                self.bns.append(nn.BatchNorm3d(c))
+                self.pool_after.append(si < 2 and li == len(stage) - 1)
+                cin = c
+        self.convs.append(P4Conv(cin, head, k=1))
+        self.bns.append(nn.BatchNorm3d(head))
+        self.pool_after.append(False)
+        self.fc = nn.Linear(head, 10)
+        self.head = head
 
     def forward(self, x):
-        x = p4_maxpool(F.relu(self.bn1(self.lift(x))))
-        x = p4_maxpool(F.relu(self.bn2(self.g2(x))))
-        x = F.relu(self.bn3(self.g3(x)))
-        x = F.relu(self.bn4(self.g4(x)))
+        for conv, bn, pool in zip(self.convs, self.bns, self.pool_after):
+            x = F.relu(bn(conv(x)))
+            if pool:
+                x = p4_maxpool(x)
         x = x.amax(dim=2).mean(dim=(2, 3))
         return self.fc(x)
 
     def export(self):
         """Plain nn.Sequential of ordinary Conv2d layers holding the expanded (rotated and
         shifted) filters with BN folded in; channels are laid out as c*4 + r."""
-        def conv(layer, bn):
-            c = nn.Conv2d(layer.weight.shape[1] * (1 if isinstance(layer, P4Lift) else 4),
-                          layer.cout * 4, layer.k, padding=layer.k // 2, bias=False)
+        layers = []
+        for conv, bn, pool in zip(self.convs, self.bns, self.pool_after):
+            c = nn.Conv2d(conv.cin * (1 if isinstance(conv, P4Lift) else 4), conv.cout * 4,
+                          conv.k, padding=conv.k // 2, bias=False)
             with torch.no_grad():
-                c.weight.copy_(layer.expanded_weight())
-            return fold_bn(c, bn, scale_repeat=4)
-
-        return nn.Sequential(
-            conv(self.lift, self.bn1), nn.ReLU(), nn.MaxPool2d(2),
-            conv(self.g2, self.bn2), nn.ReLU(), nn.MaxPool2d(2),
-            conv(self.g3, self.bn3), nn.ReLU(),
-            conv(self.g4, self.bn4), nn.ReLU(),
-            RotSpacePool(self.c4), clone_linear(self.fc),
-        ).eval()
+                c.weight.copy_(conv.expanded_weight())
+            layers += [fold_bn(c, bn, scale_repeat=4), nn.ReLU()]
+            if pool:
+                layers.append(nn.MaxPool2d(2))
+        layers += [RotSpacePool(self.head), clone_linear(self.fc)]
+        return nn.Sequential(*layers).eval()
 
 
-def build(arch):
+def build(arch, p4_stages=P4_STAGES_DEFAULT, p4_head=P4_HEAD_DEFAULT):
     if arch == "cnn":
         return CNN()
     if arch == "p4cnn":
-        return P4CNN()
+        return P4CNN(p4_stages, p4_head)
     raise ValueError(arch)
 
 
@@ -329,6 +343,10 @@ def main():
     ap.add_argument("--data", default=None, help="folder with the raw MNIST IDX files")
     ap.add_argument("--angle-step", type=float, default=5.0,
                     help="step of the rotated-test-set sweep over [0, 360) in the log (0 = skip)")
+    ap.add_argument("--p4-stages", default=P4_STAGES_DEFAULT,
+                    help="p4cnn only: channels of the 3x3 layers per stage 28/14/7")
+    ap.add_argument("--p4-head", type=int, default=P4_HEAD_DEFAULT,
+                    help="p4cnn only: channels of the final 1x1 P4 convolution")
     ap.add_argument("--name", default=None)
     ap.add_argument("--description", default=None)
     args = ap.parse_args()
@@ -362,7 +380,7 @@ def main():
     tx, ty, vx, vy = load_mnist(data_dir)
     log(f"data: {data_dir} (train {tx.shape[0]}, test {vx.shape[0]})")
 
-    model = build(args.arch)
+    model = build(args.arch, args.p4_stages, args.p4_head)
     n_params = count_params(model)
     log(f"parameters (trainable, incl. BN affine): {n_params}")
     log(str(model))
