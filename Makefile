@@ -6,7 +6,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEMO_ANGLES ?= 0:360:15
 
-.PHONY: setup build test demo bench fixtures clean-cache help
+.PHONY: setup build test demo bench exactness fixtures help
 
 help:
 	@echo "make demo   - sweep the bundled model over MNIST and write reports/demo/"
@@ -27,6 +27,10 @@ test: setup
 demo: build
 	target/release/rotbench sweep --model models/mnist-cnn.pt --data datasets/mnist \
 	  --angles $(DEMO_ANGLES) --out reports/demo
+
+# Optimised vs exact inference on the full test set at every demo angle (slow).
+exactness: setup
+	$(CARGO) test --release --locked --test exactness -- --ignored --nocapture
 
 # rotbench vs the hand-written PyTorch peer and the forward-pass floor (needs the venv).
 bench: build
