@@ -260,6 +260,24 @@ fn zero_limit_batch_size_and_threads_are_refused() {
     }
 }
 
+/// Every file under `dir` (recursively) with its bytes, sorted by path.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.strip_prefix(dir).unwrap().display().to_string(), fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 #[test]
 fn a_failed_run_leaves_the_previous_results_intact() {
     let d = tmp();
@@ -273,21 +291,9 @@ fn a_failed_run_leaves_the_previous_results_intact() {
         .arg(&out)
         .assert()
         .success();
-    let before: Vec<(String, Vec<u8>)> = {
-        let mut v: Vec<_> = fs::read_dir(&out)
-            .unwrap()
-            .flatten()
-            .map(|e| (e.file_name().to_string_lossy().into_owned(), fs::read(e.path()).unwrap()))
-            .collect();
-        v.sort();
-        v
-    };
+    let before = snapshot(&out);
+    assert!(before.iter().any(|(n, _)| n.ends_with(".png")), "the report is part of what must survive");
     sweep_fails(&fixture_model("wrong_channels.pt"), &mnist(), &["--limit", "20"], &out);
-    let mut after: Vec<_> = fs::read_dir(&out)
-        .unwrap()
-        .flatten()
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), fs::read(e.path()).unwrap()))
-        .collect();
-    after.sort();
+    let after = snapshot(&out);
     assert_eq!(before, after, "the failed run changed the output folder");
 }

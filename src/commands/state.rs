@@ -70,6 +70,8 @@ pub fn column(data: &SampleData, m: usize, a: usize) -> SampleData {
 pub struct Checkpoint {
     dir: PathBuf,
     log: RecordLog,
+    /// Batches recorded by this process.
+    appended: usize,
 }
 
 fn checkpoint_dir(out: &Path) -> PathBuf {
@@ -104,16 +106,24 @@ impl Checkpoint {
                 data.append(&part);
             }
             let log = if log_path.exists() { RecordLog::reopen(&log_path, whole)? } else { RecordLog::create(&log_path)? };
-            return Ok((Checkpoint { dir, log }, (!data.is_empty()).then_some(data)));
+            return Ok((Checkpoint { dir, log, appended: 0 }, (!data.is_empty()).then_some(data)));
         }
         output::remove(&dir)?;
         output::write_atomic(&key_path, serde_json::to_string_pretty(run_key)?.as_bytes())?;
         let log = RecordLog::create(&log_path)?;
-        Ok((Checkpoint { dir, log }, None))
+        Ok((Checkpoint { dir, log, appended: 0 }, None))
     }
 
     pub fn append(&mut self, chunk: &SampleData) -> Result<()> {
+        self.appended += 1;
         self.log.append(&store::encode(chunk, Value::Null))
+    }
+
+    /// The run failed: keep the checkpoint only if it holds finished work to resume.
+    pub fn abandon(self, resumed: bool) {
+        if self.appended == 0 && !resumed {
+            let _ = self.finish();
+        }
     }
 
     /// The run finished and its results are written: drop the checkpoint.

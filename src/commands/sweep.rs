@@ -151,14 +151,22 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     let work = Work { compute: Some(compute.clone()), resume: resumed };
     let _guard = tch::no_grad_guard();
     let offset = done_before as u64 * per_sample;
-    let mut raw = sweep::run_raw(
+    let run = sweep::run_raw(
         &models,
         source.as_mut(),
         &sweep_settings,
         &work,
         &|done| bar.set_position(offset + done),
         &mut |chunk| checkpoint.append(chunk),
-    )?;
+    );
+    let mut raw = match run {
+        Ok(r) => r,
+        Err(e) => {
+            bar.finish_and_clear();
+            checkpoint.abandon(done_before > 0);
+            return Err(e);
+        }
+    };
     bar.finish_and_clear();
 
     // Fill the cached (model, angle) pairs, then store the computed ones.
