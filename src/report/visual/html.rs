@@ -482,6 +482,7 @@ fn metadata(out: &mut String, view: &View<'_>, wall_seconds: Option<f64>) {
     };
     row(out, "Fill", format!("{}{}", escape(&fill), if set.mask_circle { "; everything outside the inscribed circle blanked at every angle" } else { "" }));
     row(out, "Device", escape(&set.device));
+    row(out, "Inference", escape(&set.inference));
     row(
         out,
         "Batch size / limit",
