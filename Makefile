@@ -4,9 +4,10 @@
 
 SHELL := /bin/bash
 CARGO ?= cargo
-DEMO_ANGLES ?= 0:360:15
+DEMO_ANGLES ?= 0:360:5
+DEMO_MODELS ?= models/mnist-cnn.pt models/mnist-cnn-aug.pt models/mnist-p4cnn.pt
 
-.PHONY: setup build test demo bench exactness fixtures help
+.PHONY: setup build test demo screenshot bench exactness fixtures help
 
 help:
 	@echo "make demo   - sweep the bundled model over MNIST and write reports/demo/"
@@ -24,9 +25,15 @@ build: setup
 test: setup
 	$(CARGO) test --release --locked
 
+# The three bundled models on the full MNIST test set (predictions.csv is written
+# but not committed: reports/demo/ in git stays small).
 demo: build
-	target/release/rotbench sweep --model models/mnist-cnn.pt --data datasets/mnist \
+	target/release/rotbench sweep $(foreach m,$(DEMO_MODELS),--model $(m)) --data datasets/mnist \
 	  --angles $(DEMO_ANGLES) --out reports/demo
+
+# Screenshot of reports/demo/index.html in headless Chromium (docs/report-screenshot.png).
+screenshot:
+	bash scripts/screenshot.sh reports/demo/index.html docs/report-screenshot.png
 
 # Optimised vs exact inference on the full test set at every demo angle (slow).
 exactness: setup

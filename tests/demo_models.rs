@@ -1,0 +1,65 @@
+//! The seed's story, checked on the real MNIST test set with the three bundled
+//! models: an upright CNN, the same CNN trained with rotations, and a P4
+//! group-equivariant CNN (models/README.md).
+
+mod common;
+use common::*;
+use std::path::PathBuf;
+
+fn model(name: &str) -> PathBuf {
+    root().join("models").join(format!("{name}.pt"))
+}
+
+fn sweep(models: &[&str], angles: &str, limit: Option<&str>) -> serde_json::Value {
+    let out = tempfile::tempdir().unwrap();
+    let mut c = rotbench();
+    c.args(["sweep", "--quiet", "--no-report", "--no-predictions", "--angles", angles, "--data"]).arg(mnist()).arg("--out").arg(out.path());
+    for m in models {
+        c.arg("--model").arg(model(m));
+    }
+    if let Some(l) = limit {
+        c.args(["--limit", l]);
+    }
+    c.assert().success();
+    summary(out.path())
+}
+
+fn angle<'a>(m: &'a serde_json::Value, a: f64) -> &'a serde_json::Value {
+    m["angles"].as_array().unwrap().iter().find(|x| x["angle"].as_f64() == Some(a)).unwrap()
+}
+
+#[test]
+fn the_p4cnn_gives_the_same_prediction_at_every_quarter_turn_on_the_full_test_set() {
+    let s = sweep(&["mnist-p4cnn"], "0,90,180,270", None);
+    let m = &s["models"][0];
+    for a in [90.0, 180.0, 270.0] {
+        let x = angle(m, a);
+        let consistency = x["consistency"].as_f64().unwrap();
+        let flips = ((1.0 - consistency) * 10_000.0).round();
+        eprintln!("p4cnn at {a}: consistency {consistency} ({flips} of 10000 predictions differ from 0 degrees), accuracy {}", x["accuracy"]);
+        assert!(consistency >= 0.999, "consistency {consistency} at {a}");
+    }
+}
+
+#[test]
+fn all_three_models_score_at_least_98_5_percent_upright_and_rotation_training_holds_up() {
+    let s = sweep(&["mnist-cnn", "mnist-cnn-aug", "mnist-p4cnn"], "0:360:30", None);
+    let by = |n: &str| s["models"].as_array().unwrap().iter().find(|m| m["name"] == n).unwrap().clone();
+    for n in ["mnist-cnn", "mnist-cnn-aug", "mnist-p4cnn"] {
+        let acc0 = angle(&by(n), 0.0)["accuracy"].as_f64().unwrap();
+        let mean = by(n)["sweep"]["mean_accuracy"].as_f64().unwrap();
+        eprintln!("{n}: accuracy at 0 {acc0:.4}, mean over 0:360:30 {mean:.4}");
+        assert!(acc0 >= 0.985, "{n}: {acc0} at 0 degrees");
+    }
+    let aug = by("mnist-cnn-aug")["sweep"]["mean_accuracy"].as_f64().unwrap();
+    let upright = by("mnist-cnn")["sweep"]["mean_accuracy"].as_f64().unwrap();
+    assert!(aug >= 0.95, "augmented mean accuracy {aug}");
+    assert!(upright < aug - 0.3, "the upright CNN's mean accuracy {upright} should be far lower");
+    // The pairwise comparison is in summary.json, with exact McNemar p-values.
+    let cmp = s["comparisons"].as_array().unwrap();
+    assert_eq!(cmp.len(), 3);
+    let c = cmp.iter().find(|c| c["a"] == "mnist-cnn" && c["b"] == "mnist-cnn-aug").unwrap();
+    let at90 = c["angles"].as_array().unwrap().iter().find(|x| x["angle"].as_f64() == Some(90.0)).unwrap();
+    assert!(at90["accuracy_diff"].as_f64().unwrap() < -0.5);
+    assert!(at90["mcnemar_p"].as_f64().unwrap() < 1e-10);
+}
