@@ -217,20 +217,27 @@ def p4_maxpool(x):
 
 
 class RotSpacePool(nn.Module):
-    """[N, C*4, H, W] -> [N, C]: max over the 4 rotations, then mean over space."""
+    """[N, C*4, H, W] -> [N, C] invariant pooling.  order "rot-space": max over the 4
+    rotations at each position, then mean over space; "space-rot": mean over space for each
+    rotation channel, then max over the 4 rotations (keeps the orientation of the whole
+    digit consistent across its parts)."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, space_first: bool):
         super().__init__()
         self.channels = channels
+        self.space_first = space_first
 
     def forward(self, x):
         n = x.shape[0]
         x = x.reshape(n, self.channels, 4, x.shape[-2] * x.shape[-1])
+        if self.space_first:
+            return x.mean(dim=3).amax(dim=2)
         return x.amax(dim=2).mean(dim=2)
 
 
 P4_STAGES_DEFAULT = "4/12,12/16,16"
 P4_HEAD_DEFAULT = 64
+P4_POOL_DEFAULT = "space-rot"
 
 
 class P4CNN(nn.Module):
@@ -241,7 +248,7 @@ class P4CNN(nn.Module):
     between stages (28->14->7).  Then a 1x1 P4 convolution to `head` channels (BN, ReLU),
     max over the 4 rotations, mean over the 7x7 map, and linear(head->10)."""
 
-    def __init__(self, stages=P4_STAGES_DEFAULT, head=P4_HEAD_DEFAULT):
+    def __init__(self, stages=P4_STAGES_DEFAULT, head=P4_HEAD_DEFAULT, pool=P4_POOL_DEFAULT):
         super().__init__()
         plan = [[int(c) for c in st.split(",")] for st in stages.split("/")]
         assert len(plan) == 3 and all(plan), "need three stages (28/14/7), each with >= 1 layer"
@@ -259,14 +266,16 @@ class P4CNN(nn.Module):
         self.pool_after.append(False)
         self.fc = nn.Linear(head, 10)
         self.head = head
+        assert pool in ("rot-space", "space-rot"), pool
+        self.pool = RotSpacePool(head, pool == "space-rot")
 
     def forward(self, x):
         for conv, bn, pool in zip(self.convs, self.bns, self.pool_after):
             x = F.relu(bn(conv(x)))
             if pool:
                 x = p4_maxpool(x)
-        x = x.amax(dim=2).mean(dim=(2, 3))
-        return self.fc(x)
+        n, c, r, h, w = x.shape
+        return self.fc(self.pool(x.reshape(n, c * r, h, w)))
 
     def export(self):
         """Plain nn.Sequential of ordinary Conv2d layers holding the expanded (rotated and
@@ -280,15 +289,15 @@ class P4CNN(nn.Module):
             layers += [fold_bn(c, bn, scale_repeat=4), nn.ReLU()]
             if pool:
                 layers.append(nn.MaxPool2d(2))
-        layers += [RotSpacePool(self.head), clone_linear(self.fc)]
+        layers += [RotSpacePool(self.head, self.pool.space_first), clone_linear(self.fc)]
         return nn.Sequential(*layers).eval()
 
 
-def build(arch, p4_stages=P4_STAGES_DEFAULT, p4_head=P4_HEAD_DEFAULT):
+def build(arch, p4_stages=P4_STAGES_DEFAULT, p4_head=P4_HEAD_DEFAULT, p4_pool=P4_POOL_DEFAULT):
     if arch == "cnn":
         return CNN()
     if arch == "p4cnn":
-        return P4CNN(p4_stages, p4_head)
+        return P4CNN(p4_stages, p4_head, p4_pool)
     raise ValueError(arch)
 
 
@@ -347,6 +356,8 @@ def main():
                     help="p4cnn only: channels of the 3x3 layers per stage 28/14/7")
     ap.add_argument("--p4-head", type=int, default=P4_HEAD_DEFAULT,
                     help="p4cnn only: channels of the final 1x1 P4 convolution")
+    ap.add_argument("--p4-pool", choices=["space-rot", "rot-space"], default=P4_POOL_DEFAULT,
+                    help="p4cnn only: order of the invariant pooling (see RotSpacePool)")
     ap.add_argument("--name", default=None)
     ap.add_argument("--description", default=None)
     args = ap.parse_args()
@@ -380,7 +391,7 @@ def main():
     tx, ty, vx, vy = load_mnist(data_dir)
     log(f"data: {data_dir} (train {tx.shape[0]}, test {vx.shape[0]})")
 
-    model = build(args.arch, args.p4_stages, args.p4_head)
+    model = build(args.arch, args.p4_stages, args.p4_head, args.p4_pool)
     n_params = count_params(model)
     log(f"parameters (trainable, incl. BN affine): {n_params}")
     log(str(model))

@@ -171,7 +171,7 @@ impl Source for FilesSource {
                 Err(e) if self.opts.skip_bad_images => {
                     self.info.skipped.push(SkippedFile { path: display(&self.files[i].0), reason: e.to_string() });
                 }
-                Err(e) => return Err(e.context("a bad image stops the run; pass --skip-bad-images to skip and count such files")),
+                Err(e) => bail!("{e}; a bad image stops the run: fix or remove it, or pass --skip-bad-images to skip and count such files"),
             }
         }
         if varied {

@@ -133,7 +133,7 @@ impl OpenOptions {
 /// Open `path` as whichever format it holds.
 pub fn open(path: &Path, target: Target, classes: &[String], opts: &OpenOptions) -> Result<Box<dyn Source>> {
     if !path.exists() {
-        bail!("--data {}: no such file or folder; give an MNIST IDX folder or file, or an image folder with one subfolder per class", path.display());
+        bail!("--data {}: no such file or folder; give an MNIST IDX folder or file, a CIFAR batch, a CSV manifest, or an image folder with one subfolder per class", path.display());
     }
     if idx::looks_like_idx(path) {
         return Ok(Box::new(idx::IdxSource::open(path, target, classes.len(), opts)?));
