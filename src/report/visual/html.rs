@@ -481,6 +481,25 @@ fn metadata(out: &mut String, view: &View<'_>, wall_seconds: Option<f64>) {
         v => format!("constant {v} (0 black, 1 white)"),
     };
     row(out, "Fill", format!("{}{}", escape(&fill), if set.mask_circle { "; everything outside the inscribed circle blanked at every angle" } else { "" }));
+    // Every model in one run shares its preprocessing (the engine checks).
+    if let Some(m) = s.models.first() {
+        let p = &m.spec.preprocess;
+        let resize = match p.resize {
+            None => "straight to the input size when an image differs".to_string(),
+            Some(crate::model::Resize::Shorter(n)) => format!("shorter side to {n}, then centre crop"),
+            Some(crate::model::Resize::Exact([h, w])) => format!("to {h}x{w}, then centre crop"),
+        };
+        let order = serde_json::to_value(p.order).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let channels = serde_json::to_value(p.channel_order).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        row(
+            out,
+            "Preprocessing",
+            escape(&format!(
+                "input {}x{}x{}; resize {resize}; {order}; {channels}; pixels on the [0,{}] scale, then (x - mean) / std",
+                m.spec.input[0], m.spec.input[1], m.spec.input[2], p.value_range
+            )),
+        );
+    }
     row(out, "Device", escape(&set.device));
     row(out, "Inference", escape(&set.inference));
     row(
