@@ -216,26 +216,33 @@ def p4_maxpool(x):
     return F.max_pool2d(x.reshape(n, c * r, h, w), 2).view(n, c, r, h // 2, w // 2)
 
 
-class RotSpacePool(nn.Module):
-    """[N, C*4, H, W] -> [N, C] invariant pooling.  order "rot-space": max over the 4
-    rotations at each position, then mean over space; "space-rot": mean over space for each
-    rotation channel, then max over the 4 rotations (keeps the orientation of the whole
-    digit consistent across its parts)."""
+P4_POOL_MODES = ("rot-space", "space-rot", "space2-rot")
 
-    def __init__(self, channels: int, space_first: bool):
+
+class RotSpacePool(nn.Module):
+    """[N, C*4, H, W] -> [N, C] (or [N, 2C]) rotation- and translation-invariant pooling.
+    mode 0 "rot-space": max over the 4 rotations at each position, then mean over space.
+    mode 1 "space-rot": mean over space for each rotation channel, then max over the 4
+      rotations (the orientation stays consistent across the parts of the digit).
+    mode 2 "space2-rot": like 1, but with both the spatial mean and the spatial max
+      (each followed by the max over rotations), concatenated -> 2C features."""
+
+    def __init__(self, channels: int, mode: int):
         super().__init__()
         self.channels = channels
-        self.space_first = space_first
+        self.mode = mode
 
     def forward(self, x):
         n = x.shape[0]
         x = x.reshape(n, self.channels, 4, x.shape[-2] * x.shape[-1])
-        if self.space_first:
+        if self.mode == 0:
+            return x.amax(dim=2).mean(dim=2)
+        if self.mode == 1:
             return x.mean(dim=3).amax(dim=2)
-        return x.amax(dim=2).mean(dim=2)
+        return torch.cat([x.mean(dim=3).amax(dim=2), x.amax(dim=3).amax(dim=2)], dim=1)
 
 
-P4_STAGES_DEFAULT = "4/12,12/16,16"
+P4_STAGES_DEFAULT = "8/16,16/16,16"
 P4_HEAD_DEFAULT = 64
 P4_POOL_DEFAULT = "space-rot"
 
@@ -246,7 +253,7 @@ class P4CNN(nn.Module):
     lifting convolution, every other layer a P4 group convolution, each followed by
     BatchNorm3d (statistics shared by the 4 rotations of a channel) and ReLU; 2x2 max-pooling
     between stages (28->14->7).  Then a 1x1 P4 convolution to `head` channels (BN, ReLU),
-    max over the 4 rotations, mean over the 7x7 map, and linear(head->10)."""
+    invariant pooling over rotations and space (see RotSpacePool), and a linear layer to 10."""
 
     def __init__(self, stages=P4_STAGES_DEFAULT, head=P4_HEAD_DEFAULT, pool=P4_POOL_DEFAULT):
         super().__init__()
@@ -264,10 +271,9 @@ class P4CNN(nn.Module):
         self.convs.append(P4Conv(cin, head, k=1))
         self.bns.append(nn.BatchNorm3d(head))
         self.pool_after.append(False)
-        self.fc = nn.Linear(head, 10)
+        self.pool = RotSpacePool(head, P4_POOL_MODES.index(pool))
+        self.fc = nn.Linear(head * (2 if pool == "space2-rot" else 1), 10)
         self.head = head
-        assert pool in ("rot-space", "space-rot"), pool
-        self.pool = RotSpacePool(head, pool == "space-rot")
 
     def forward(self, x):
         for conv, bn, pool in zip(self.convs, self.bns, self.pool_after):
@@ -289,7 +295,7 @@ class P4CNN(nn.Module):
             layers += [fold_bn(c, bn, scale_repeat=4), nn.ReLU()]
             if pool:
                 layers.append(nn.MaxPool2d(2))
-        layers += [RotSpacePool(self.head, self.pool.space_first), clone_linear(self.fc)]
+        layers += [RotSpacePool(self.head, self.pool.mode), clone_linear(self.fc)]
         return nn.Sequential(*layers).eval()
 
 
@@ -356,7 +362,7 @@ def main():
                     help="p4cnn only: channels of the 3x3 layers per stage 28/14/7")
     ap.add_argument("--p4-head", type=int, default=P4_HEAD_DEFAULT,
                     help="p4cnn only: channels of the final 1x1 P4 convolution")
-    ap.add_argument("--p4-pool", choices=["space-rot", "rot-space"], default=P4_POOL_DEFAULT,
+    ap.add_argument("--p4-pool", choices=list(P4_POOL_MODES), default=P4_POOL_DEFAULT,
                     help="p4cnn only: order of the invariant pooling (see RotSpacePool)")
     ap.add_argument("--name", default=None)
     ap.add_argument("--description", default=None)
