@@ -19,13 +19,7 @@ pub fn rotate(args: RotateArgs) -> Result<ExitCode> {
     let (channels, planes) = if gray {
         (1, img.into_luma8().into_raw())
     } else {
-        let rgb = img.into_rgb8().into_raw();
-        let mut planes = vec![0u8; 3 * w * h];
-        for p in 0..w * h {
-            for c in 0..3 {
-                planes[c * w * h + p] = rgb[p * 3 + c];
-            }
-        }
+        let planes = rotbench::dataset::rgb_planes(&img.into_rgb8());
         (3, planes)
     };
     let plan = Plan::new(Geometry::same(h, w), angle[0], &opts);

@@ -190,20 +190,21 @@ pub fn convert(img: DynamicImage, target: Target, opts: &OpenOptions) -> std::re
         img = img.crop_imm(left as u32, top as u32, target.width as u32, target.height as u32);
         (h, w) = (target.height, target.width);
     }
-    let planes = if target.channels == 1 {
-        img.into_luma8().into_raw()
-    } else {
-        let rgb = img.into_rgb8();
-        let raw = rgb.as_raw();
-        let mut out = vec![0u8; 3 * h * w];
-        for p in 0..h * w {
-            for c in 0..3 {
-                out[c * h * w + p] = raw[p * 3 + c];
-            }
-        }
-        out
-    };
+    let planes = if target.channels == 1 { img.into_luma8().into_raw() } else { rgb_planes(&img.into_rgb8()) };
     Ok((planes, h, w))
+}
+
+/// Interleaved RGB pixels to three CHW planes.
+pub fn rgb_planes(rgb: &image::RgbImage) -> Vec<u8> {
+    let (w, h) = (rgb.width() as usize, rgb.height() as usize);
+    let raw = rgb.as_raw();
+    let mut out = vec![0u8; 3 * h * w];
+    for p in 0..h * w {
+        for c in 0..3 {
+            out[c * h * w + p] = raw[p * 3 + c];
+        }
+    }
+    out
 }
 
 /// Whether images of `(h, w)` pass through unchanged (no resize, no crop).
