@@ -18,12 +18,15 @@ impl fmt::Display for AngleSpecError {
 }
 impl std::error::Error for AngleSpecError {}
 
-const FORMS: &str = "use a list like `0,90,180` or a range `start:stop:step` (stop excluded), e.g. `0:360:15`";
+const FORMS: &str =
+    "use a list like `0,90,180` or a range `start:stop:step` (stop excluded), e.g. `0:360:15`";
 
 fn number(text: &str, what: &str, spec: &str) -> Result<f64, AngleSpecError> {
     let t = text.trim();
     let v: f64 = t.parse().map_err(|_| {
-        AngleSpecError(format!("angle spec `{spec}`: {what} `{t}` is not a number; {FORMS}"))
+        AngleSpecError(format!(
+            "angle spec `{spec}`: {what} `{t}` is not a number; {FORMS}"
+        ))
     })?;
     if !v.is_finite() {
         return Err(AngleSpecError(format!(
@@ -90,7 +93,9 @@ pub fn parse(spec: &str) -> Result<Vec<f64>, AngleSpecError> {
         out
     };
     if angles.is_empty() {
-        return Err(AngleSpecError(format!("angle spec `{s}` holds no angles; {FORMS}")));
+        return Err(AngleSpecError(format!(
+            "angle spec `{s}` holds no angles; {FORMS}"
+        )));
     }
     for (i, a) in angles.iter().enumerate() {
         if angles[..i].contains(a) {
@@ -128,7 +133,10 @@ mod tests {
 
     #[test]
     fn a_list_keeps_its_order() {
-        assert_eq!(parse("0,90,180,270").unwrap(), vec![0.0, 90.0, 180.0, 270.0]);
+        assert_eq!(
+            parse("0,90,180,270").unwrap(),
+            vec![0.0, 90.0, 180.0, 270.0]
+        );
         assert_eq!(parse(" 45 , -30,137.5").unwrap(), vec![45.0, -30.0, 137.5]);
     }
 

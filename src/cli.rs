@@ -99,8 +99,9 @@ pub struct SweepArgs {
     /// Output folder (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Images per forward pass.
-    #[arg(long, default_value = "256", value_name = "N")]
+    /// Images per forward pass, or `auto`: time 64, 128, 256 and 512 on the first
+    /// batches (their results are kept) and use the fastest.
+    #[arg(long, default_value = "auto", value_name = "N|auto")]
     pub batch_size: String,
     /// Use only the first N samples.
     #[arg(long, value_name = "N")]
@@ -286,7 +287,8 @@ impl SpecArgs {
             None => None,
             Some(s) => {
                 let parts: Vec<&str> = s.split(['x', 'X', ',']).collect();
-                let dims: Option<Vec<usize>> = parts.iter().map(|p| p.trim().parse().ok()).collect();
+                let dims: Option<Vec<usize>> =
+                    parts.iter().map(|p| p.trim().parse().ok()).collect();
                 match dims {
                     Some(d) if d.len() == 3 => Some([d[0], d[1], d[2]]),
                     _ => bail!("--input-size {s}: expected CxHxW, e.g. 1x28x28 or 3x224x224"),
@@ -295,18 +297,37 @@ impl SpecArgs {
         };
         Ok(SpecFlags {
             input,
-            mean: self.mean.as_deref().map(|v| floats("--mean", v)).transpose()?,
-            std: self.std.as_deref().map(|v| floats("--std", v)).transpose()?,
+            mean: self
+                .mean
+                .as_deref()
+                .map(|v| floats("--mean", v))
+                .transpose()?,
+            std: self
+                .std
+                .as_deref()
+                .map(|v| floats("--std", v))
+                .transpose()?,
             classes: match &self.classes {
                 None => None,
                 Some(p) => Some((p.clone(), read_classes_file(p)?)),
             },
-            resize: self.resize.as_deref().map(|v| v.parse().map_err(|e: String| anyhow!("--resize {v}: {e}"))).transpose()?,
-            order: self.order.as_deref().map(|v| v.parse().map_err(|e: String| anyhow!("--order {v}: {e}"))).transpose()?,
+            resize: self
+                .resize
+                .as_deref()
+                .map(|v| v.parse().map_err(|e: String| anyhow!("--resize {v}: {e}")))
+                .transpose()?,
+            order: self
+                .order
+                .as_deref()
+                .map(|v| v.parse().map_err(|e: String| anyhow!("--order {v}: {e}")))
+                .transpose()?,
             channel_order: self
                 .channel_order
                 .as_deref()
-                .map(|v| v.parse().map_err(|e: String| anyhow!("--channel-order {v}: {e}")))
+                .map(|v| {
+                    v.parse()
+                        .map_err(|e: String| anyhow!("--channel-order {v}: {e}"))
+                })
                 .transpose()?,
             value_range: self
                 .value_range
@@ -314,7 +335,9 @@ impl SpecArgs {
                 .map(|v| match v.trim() {
                     "1" | "1.0" => Ok(1.0),
                     "255" | "255.0" => Ok(255.0),
-                    _ => Err(anyhow!("--value-range {v}: use 1 (pixels in [0,1]) or 255 (pixels in [0,255])")),
+                    _ => Err(anyhow!(
+                        "--value-range {v}: use 1 (pixels in [0,1]) or 255 (pixels in [0,255])"
+                    )),
                 })
                 .transpose()?,
         })
@@ -323,10 +346,19 @@ impl SpecArgs {
 
 impl RotationArgs {
     pub fn check(&self) -> Result<RotateOptions> {
-        let interpolation: Interpolation =
-            self.interpolation.parse().map_err(|e: String| anyhow!("--interpolation {}: {e}", self.interpolation))?;
-        let fill: Fill = self.fill.parse().map_err(|e: String| anyhow!("--fill {}: {e}", self.fill))?;
-        Ok(RotateOptions { interpolation, fill, mask_circle: self.mask_circle })
+        let interpolation: Interpolation = self
+            .interpolation
+            .parse()
+            .map_err(|e: String| anyhow!("--interpolation {}: {e}", self.interpolation))?;
+        let fill: Fill = self
+            .fill
+            .parse()
+            .map_err(|e: String| anyhow!("--fill {}: {e}", self.fill))?;
+        Ok(RotateOptions {
+            interpolation,
+            fill,
+            mask_circle: self.mask_circle,
+        })
     }
 }
 
@@ -338,7 +370,10 @@ pub fn parse_shard(v: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(usi
             ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT"),
             ("ROTBENCH_SHARD_INDEX", "ROTBENCH_SHARD_COUNT"),
         ];
-        let Some((iv, nv, from)) = pairs.iter().find_map(|(a, b)| Some((env(a)?, env(b)?, format!("{a}/{b}")))) else {
+        let Some((iv, nv, from)) = pairs
+            .iter()
+            .find_map(|(a, b)| Some((env(a)?, env(b)?, format!("{a}/{b}"))))
+        else {
             bail!("--shard auto: none of JOB_COMPLETION_INDEX/JOB_COMPLETIONS, SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT or ROTBENCH_SHARD_INDEX/ROTBENCH_SHARD_COUNT is set; set one pair or pass --shard i/n");
         };
         (iv, nv, from)
@@ -348,8 +383,14 @@ pub fn parse_shard(v: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(usi
         };
         (i.to_string(), n.to_string(), "--shard".to_string())
     };
-    let i: usize = i.trim().parse().map_err(|_| anyhow!("--shard {v}: index `{i}` (from {from}) is not a whole number"))?;
-    let n: usize = n.trim().parse().map_err(|_| anyhow!("--shard {v}: count `{n}` (from {from}) is not a whole number"))?;
+    let i: usize = i
+        .trim()
+        .parse()
+        .map_err(|_| anyhow!("--shard {v}: index `{i}` (from {from}) is not a whole number"))?;
+    let n: usize = n
+        .trim()
+        .parse()
+        .map_err(|_| anyhow!("--shard {v}: count `{n}` (from {from}) is not a whole number"))?;
     if n == 0 || i >= n {
         bail!("--shard {v}: need 0 <= index < count, got index {i} and count {n} (from {from}); indices are 0-based");
     }
@@ -364,9 +405,15 @@ mod tests {
     fn shard_specs_parse_from_flags_and_job_engines() {
         let none = |_: &str| None;
         assert_eq!(parse_shard("1/3", &none).unwrap(), (1, 3));
-        assert!(parse_shard("3/3", &none).unwrap_err().to_string().contains("0-based"));
+        assert!(parse_shard("3/3", &none)
+            .unwrap_err()
+            .to_string()
+            .contains("0-based"));
         assert!(parse_shard("x", &none).is_err());
-        assert!(parse_shard("auto", &none).unwrap_err().to_string().contains("JOB_COMPLETION_INDEX"));
+        assert!(parse_shard("auto", &none)
+            .unwrap_err()
+            .to_string()
+            .contains("JOB_COMPLETION_INDEX"));
         let k8s = |k: &str| match k {
             "JOB_COMPLETION_INDEX" => Some("2".to_string()),
             "JOB_COMPLETIONS" => Some("4".to_string()),

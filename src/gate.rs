@@ -144,20 +144,34 @@ impl Checks {
             ("min_accuracy", self.min_accuracy, "an accuracy"),
             ("min_mean_accuracy", self.min_mean_accuracy, "an accuracy"),
             ("max_drop", self.max_drop, "an accuracy difference"),
-            ("min_consistency", self.min_consistency, "a share of samples"),
+            (
+                "min_consistency",
+                self.min_consistency,
+                "a share of samples",
+            ),
             ("min_worst_of_sweep", self.min_worst_of_sweep, "an accuracy"),
-            ("max_regression", self.max_regression, "an accuracy difference"),
+            (
+                "max_regression",
+                self.max_regression,
+                "an accuracy difference",
+            ),
         ];
         for (key, v, what) in unit {
             if let Some(v) = v {
                 if !(0.0..=1.0).contains(&v) {
-                    bail!("{} {v}: must be between 0 and 1 ({what}, e.g. 0.05 for 5 points)", origin.name(key));
+                    bail!(
+                        "{} {v}: must be between 0 and 1 ({what}, e.g. 0.05 for 5 points)",
+                        origin.name(key)
+                    );
                 }
             }
         }
         if let Some(a) = self.significance {
             if !(a > 0.0 && a <= 1.0) {
-                bail!("{} {a}: must be above 0 and at most 1 (e.g. 0.05)", origin.name("significance"));
+                bail!(
+                    "{} {a}: must be above 0 and at most 1 (e.g. 0.05)",
+                    origin.name("significance")
+                );
             }
         }
         if let Some(AngleSel::Spec(s)) = &self.angles {
@@ -165,12 +179,18 @@ impl Checks {
         }
         if let Some(AngleSel::List(v)) = &self.angles {
             if v.is_empty() || v.iter().any(|a| !a.is_finite()) {
-                bail!("{}: give a non-empty list of finite angles, or a spec like \"0:360:30\"", origin.name("angles"));
+                bail!(
+                    "{}: give a non-empty list of finite angles, or a spec like \"0:360:30\"",
+                    origin.name("angles")
+                );
             }
         }
         if let Some(b) = &self.baseline {
             if b.trim().is_empty() {
-                bail!("{}: is empty; give a baseline name such as `main` or a folder path", origin.name("baseline"));
+                bail!(
+                    "{}: is empty; give a baseline name such as `main` or a folder path",
+                    origin.name("baseline")
+                );
             }
         }
         Ok(())
@@ -215,7 +235,10 @@ pub fn parse_config(text: &str, path: &Path) -> Result<Checks> {
         );
     };
     if !table.is_table() {
-        bail!("{}: `gate` must be a table (a [gate] section)", path.display());
+        bail!(
+            "{}: `gate` must be a table (a [gate] section)",
+            path.display()
+        );
     }
     let checks: Checks = table.try_into().map_err(|e: toml::de::Error| {
         anyhow!(
@@ -231,8 +254,12 @@ pub fn parse_config(text: &str, path: &Path) -> Result<Checks> {
 
 /// Read and parse a config file (`--config` / `--gate-config`).
 pub fn read_config(path: &Path, flag: &str) -> Result<Checks> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow!("{flag} {}: cannot read ({e}); give a TOML file with a [gate] table", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        anyhow!(
+            "{flag} {}: cannot read ({e}); give a TOML file with a [gate] table",
+            path.display()
+        )
+    })?;
     parse_config(&text, path)
 }
 
@@ -283,7 +310,10 @@ impl Predictions {
                         .angles
                         .iter()
                         .zip(&ms.preds)
-                        .map(|(&angle, p)| AnglePredictions { angle, preds: p.clone() })
+                        .map(|(&angle, p)| AnglePredictions {
+                            angle,
+                            preds: p.clone(),
+                        })
                         .collect(),
                 })
                 .collect(),
@@ -292,13 +322,30 @@ impl Predictions {
 
     /// From the `predictions.csv` a sweep wrote (columns model, angle, index, label, pred).
     pub fn from_csv(bytes: &[u8], path: &Path, summary: &Summary) -> Result<Predictions> {
-        let bad = |what: String| anyhow!("{}: {what}; rerun `rotbench sweep` to write it again", path.display());
-        let mut r = csv::Reader::from_reader(bytes);
-        let headers = r.headers().map_err(|e| bad(format!("cannot read the header ({e})")))?.clone();
-        let col = |name: &str| {
-            headers.iter().position(|h| h == name).ok_or_else(|| bad(format!("has no `{name}` column")))
+        let bad = |what: String| {
+            anyhow!(
+                "{}: {what}; rerun `rotbench sweep` to write it again",
+                path.display()
+            )
         };
-        let (cm, ca, ci, cl, cp) = (col("model")?, col("angle")?, col("index")?, col("label")?, col("pred")?);
+        let mut r = csv::Reader::from_reader(bytes);
+        let headers = r
+            .headers()
+            .map_err(|e| bad(format!("cannot read the header ({e})")))?
+            .clone();
+        let col = |name: &str| {
+            headers
+                .iter()
+                .position(|h| h == name)
+                .ok_or_else(|| bad(format!("has no `{name}` column")))
+        };
+        let (cm, ca, ci, cl, cp) = (
+            col("model")?,
+            col("angle")?,
+            col("index")?,
+            col("label")?,
+            col("pred")?,
+        );
         let mut out = Predictions {
             schema: BASELINE_SCHEMA,
             dataset_sha256: summary.dataset.sha256.clone(),
@@ -314,29 +361,67 @@ impl Predictions {
             let rec = rec.map_err(|e| bad(format!("line {line}: {e}")))?;
             let field = |i: usize| rec.get(i).unwrap_or("");
             let model = field(cm);
-            let angle: f64 = field(ca).parse().map_err(|_| bad(format!("line {line}: angle `{}` is not a number", field(ca))))?;
-            let index: u64 = field(ci).parse().map_err(|_| bad(format!("line {line}: index `{}` is not a whole number", field(ci))))?;
-            let label: u32 = field(cl).parse().map_err(|_| bad(format!("line {line}: label `{}` is not a whole number", field(cl))))?;
-            let pred: i32 = field(cp).parse().map_err(|_| bad(format!("line {line}: pred `{}` is not a whole number", field(cp))))?;
+            let angle: f64 = field(ca).parse().map_err(|_| {
+                bad(format!(
+                    "line {line}: angle `{}` is not a number",
+                    field(ca)
+                ))
+            })?;
+            let index: u64 = field(ci).parse().map_err(|_| {
+                bad(format!(
+                    "line {line}: index `{}` is not a whole number",
+                    field(ci)
+                ))
+            })?;
+            let label: u32 = field(cl).parse().map_err(|_| {
+                bad(format!(
+                    "line {line}: label `{}` is not a whole number",
+                    field(cl)
+                ))
+            })?;
+            let pred: i32 = field(cp).parse().map_err(|_| {
+                bad(format!(
+                    "line {line}: pred `{}` is not a whole number",
+                    field(cp)
+                ))
+            })?;
             let key = match cur {
-                Some((m, a)) if out.models[m].name == model && out.models[m].angles[a].angle == angle => (m, a),
+                Some((m, a))
+                    if out.models[m].name == model && out.models[m].angles[a].angle == angle =>
+                {
+                    (m, a)
+                }
                 _ => {
                     let m = match out.models.iter().position(|x| x.name == model) {
                         Some(m) => m,
                         None => {
-                            out.models.push(ModelPredictions { name: model.to_string(), angles: Vec::new() });
+                            out.models.push(ModelPredictions {
+                                name: model.to_string(),
+                                angles: Vec::new(),
+                            });
                             out.models.len() - 1
                         }
                     };
                     if out.models[m].angles.iter().any(|x| x.angle == angle) {
-                        return Err(bad(format!("line {line}: the rows of model {model} at {}° are not contiguous", format_angle(angle))));
+                        return Err(bad(format!(
+                            "line {line}: the rows of model {model} at {}° are not contiguous",
+                            format_angle(angle)
+                        )));
                     }
-                    out.models[m].angles.push(AnglePredictions { angle, preds: Vec::new() });
+                    out.models[m].angles.push(AnglePredictions {
+                        angle,
+                        preds: Vec::new(),
+                    });
                     let k = (m, out.models[m].angles.len() - 1);
                     if let Some(done) = cur {
                         let n = out.models[done.0].angles[done.1].preds.len();
                         if n != out.indices.len() {
-                            return Err(bad(format!("model {} at {}° has {n} rows, not {}", out.models[done.0].name, format_angle(out.models[done.0].angles[done.1].angle), out.indices.len())));
+                            return Err(bad(format!(
+                                "model {} at {}° has {n} rows, not {}",
+                                out.models[done.0].name,
+                                format_angle(out.models[done.0].angles[done.1].angle),
+                                out.indices.len()
+                            )));
                         }
                     }
                     first_block.get_or_insert(k);
@@ -360,7 +445,10 @@ impl Predictions {
         if let Some(done) = cur {
             let n = out.models[done.0].angles[done.1].preds.len();
             if n != out.indices.len() {
-                return Err(bad(format!("the last block has {n} rows, not {}", out.indices.len())));
+                return Err(bad(format!(
+                    "the last block has {n} rows, not {}",
+                    out.indices.len()
+                )));
             }
         }
         if out.indices.is_empty() {
@@ -372,7 +460,12 @@ impl Predictions {
     /// Every prediction list has one entry per sample.
     fn check_shape(&self, path: &Path) -> Result<()> {
         if self.labels.len() != self.indices.len() {
-            bail!("{}: {} labels for {} indices; the baseline is damaged, save it again", path.display(), self.labels.len(), self.indices.len());
+            bail!(
+                "{}: {} labels for {} indices; the baseline is damaged, save it again",
+                path.display(),
+                self.labels.len(),
+                self.indices.len()
+            );
         }
         for m in &self.models {
             for a in &m.angles {
@@ -392,7 +485,13 @@ impl Predictions {
     }
 
     fn get(&self, model: &str, angle: f64) -> Option<&[i32]> {
-        self.models.iter().find(|m| m.name == model)?.angles.iter().find(|a| a.angle == angle).map(|a| a.preds.as_slice())
+        self.models
+            .iter()
+            .find(|m| m.name == model)?
+            .angles
+            .iter()
+            .find(|a| a.angle == angle)
+            .map(|a| a.preds.as_slice())
     }
 }
 
@@ -408,7 +507,9 @@ pub struct Baseline {
 
 /// Is `name` usable as a baseline name (a single folder name, no separators)?
 pub fn check_baseline_name(name: &str) -> Result<()> {
-    let ok_chars = name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if name.is_empty() || !ok_chars || name.chars().all(|c| c == '.') || name.len() > 100 {
         bail!(
             "--save-baseline `{name}`: a baseline name uses only letters, digits, `-`, `_` and `.` \
@@ -419,12 +520,18 @@ pub fn check_baseline_name(name: &str) -> Result<()> {
 }
 
 /// The files of a baseline folder: `summary.json` and `predictions.json`.
-pub fn baseline_files(summary: &Summary, predictions: &Predictions) -> Result<Vec<(String, Vec<u8>)>> {
+pub fn baseline_files(
+    summary: &Summary,
+    predictions: &Predictions,
+) -> Result<Vec<(String, Vec<u8>)>> {
     let mut s = serde_json::to_vec_pretty(summary)?;
     s.push(b'\n');
     let mut p = serde_json::to_vec(predictions)?;
     p.push(b'\n');
-    Ok(vec![("summary.json".into(), s), ("predictions.json".into(), p)])
+    Ok(vec![
+        ("summary.json".into(), s),
+        ("predictions.json".into(), p),
+    ])
 }
 
 /// Where `--baseline VALUE` points: a valid name is a folder under `dir`; anything else is a path.
@@ -443,7 +550,11 @@ pub fn load_baseline(value: &str, dir: &Path) -> Result<Baseline> {
     let how = |name: &str| format!("create one with `rotbench sweep ... --save-baseline {name}`");
     if !path.is_dir() {
         if is_name {
-            bail!("--baseline {value}: no baseline `{value}` in {}; {}", dir.display(), how(value));
+            bail!(
+                "--baseline {value}: no baseline `{value}` in {}; {}",
+                dir.display(),
+                how(value)
+            );
         }
         bail!(
             "--baseline {value}: no such folder; give a baseline name (under --baseline-dir {}) or the folder of one; {}",
@@ -460,8 +571,14 @@ pub fn load_baseline(value: &str, dir: &Path) -> Result<Baseline> {
             how(if is_name { value } else { "NAME" })
         );
     }
-    let summary = read_summary(&sum_path).with_context(|| format!("--baseline {value}: cannot use the baseline"))?;
-    let bytes = std::fs::read(&pred_path).map_err(|e| anyhow!("--baseline {value}: {}: cannot read ({e})", pred_path.display()))?;
+    let summary = read_summary(&sum_path)
+        .with_context(|| format!("--baseline {value}: cannot use the baseline"))?;
+    let bytes = std::fs::read(&pred_path).map_err(|e| {
+        anyhow!(
+            "--baseline {value}: {}: cannot read ({e})",
+            pred_path.display()
+        )
+    })?;
     let predictions: Predictions = serde_json::from_slice(&bytes)
         .map_err(|e| anyhow!("--baseline {value}: {}: not a rotbench baseline ({e}); save it again with --save-baseline", pred_path.display()))?;
     if predictions.schema != BASELINE_SCHEMA {
@@ -472,7 +589,12 @@ pub fn load_baseline(value: &str, dir: &Path) -> Result<Baseline> {
         );
     }
     predictions.check_shape(&pred_path)?;
-    Ok(Baseline { label: value.to_string(), path, summary, predictions })
+    Ok(Baseline {
+        label: value.to_string(),
+        path,
+        summary,
+        predictions,
+    })
 }
 
 /// Read a `summary.json` written by `rotbench sweep`.
@@ -480,15 +602,22 @@ pub fn read_summary(path: &Path) -> Result<Summary> {
     let bytes = std::fs::read(path).map_err(|e| {
         anyhow!("{}: cannot read ({e}); give the summary.json written by `rotbench sweep --out DIR` (or DIR)", path.display())
     })?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| anyhow!("{}: not JSON ({e}); give the summary.json written by `rotbench sweep`", path.display()))?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        anyhow!(
+            "{}: not JSON ({e}); give the summary.json written by `rotbench sweep`",
+            path.display()
+        )
+    })?;
     match v.get("schema").and_then(|s| s.as_u64()) {
         Some(s) if s == SCHEMA_VERSION as u64 => {}
         Some(s) => bail!("{}: summary schema {s}, this rotbench reads {SCHEMA_VERSION}; rerun the sweep with this version", path.display()),
         None => bail!("{}: not a rotbench summary.json (no `schema`); give the summary.json written by `rotbench sweep`", path.display()),
     }
     serde_json::from_value(v).map_err(|e| {
-        anyhow!("{}: not a rotbench summary.json ({e}); rerun the sweep with this version of rotbench", path.display())
+        anyhow!(
+            "{}: not a rotbench summary.json ({e}); rerun the sweep with this version of rotbench",
+            path.display()
+        )
     })
 }
 
@@ -521,12 +650,22 @@ impl Baseline {
                 c.n
             );
         }
-        if self.predictions.indices != current.indices || self.predictions.labels != current.labels {
+        if self.predictions.indices != current.indices || self.predictions.labels != current.labels
+        {
             let (bi, ci) = (&self.predictions.indices, &current.indices);
             let first = bi.iter().zip(ci).position(|(x, y)| x != y);
             let diff = match first {
-                _ if bi.len() != ci.len() => format!("baseline {} samples ({}), results {} samples ({})", bi.len(), index_range(bi), ci.len(), index_range(ci)),
-                Some(k) => format!("sample {k} is index {} in the baseline, {} in the results", bi[k], ci[k]),
+                _ if bi.len() != ci.len() => format!(
+                    "baseline {} samples ({}), results {} samples ({})",
+                    bi.len(),
+                    index_range(bi),
+                    ci.len(),
+                    index_range(ci)
+                ),
+                Some(k) => format!(
+                    "sample {k} is index {} in the baseline, {} in the results",
+                    bi[k], ci[k]
+                ),
                 None => "the same indices carry different labels".into(),
             };
             let limit = match self.summary.settings.limit {
@@ -552,9 +691,17 @@ impl Baseline {
                 out.push(format!("the baseline used {what} {x}, these results {y}"));
             }
         };
-        cmp("interpolation", b.interpolation.clone(), c.interpolation.clone());
+        cmp(
+            "interpolation",
+            b.interpolation.clone(),
+            c.interpolation.clone(),
+        );
         cmp("fill", b.fill.clone(), c.fill.clone());
-        cmp("mask_circle", b.mask_circle.to_string(), c.mask_circle.to_string());
+        cmp(
+            "mask_circle",
+            b.mask_circle.to_string(),
+            c.mask_circle.to_string(),
+        );
         cmp("inference", b.inference.clone(), c.inference.clone());
         out
     }
@@ -636,7 +783,11 @@ fn deg(a: f64) -> String {
 const LIST_MAX: usize = 24;
 
 fn list(failing: &[AngleValue]) -> String {
-    let mut s: Vec<String> = failing.iter().take(LIST_MAX).map(|f| format!("{} {}", deg(f.angle), f.text)).collect();
+    let mut s: Vec<String> = failing
+        .iter()
+        .take(LIST_MAX)
+        .map(|f| format!("{} {}", deg(f.angle), f.text))
+        .collect();
     if failing.len() > LIST_MAX {
         s.push(format!("and {} more", failing.len() - LIST_MAX));
     }
@@ -659,22 +810,39 @@ fn per_angle(
 ) -> CheckResult {
     let upper = check.starts_with("max-");
     let what = check.trim_start_matches("max-").trim_start_matches("min-");
-    let title = format!("{check} {} {}", if upper { "≤" } else { "≥" }, fmt_num(threshold));
-    let ok = |v: f64| if upper { at_most(v, threshold) } else { at_least(v, threshold) };
+    let title = format!(
+        "{check} {} {}",
+        if upper { "≤" } else { "≥" },
+        fmt_num(threshold)
+    );
+    let ok = |v: f64| {
+        if upper {
+            at_most(v, threshold)
+        } else {
+            at_least(v, threshold)
+        }
+    };
     let failing: Vec<AngleValue> = angles
         .iter()
         .filter(|a| !ok(value(a)))
-        .map(|a| AngleValue { angle: a.angle, value: value(a), text: text(a, value(a)) })
+        .map(|a| AngleValue {
+            angle: a.angle,
+            value: value(a),
+            text: text(a, value(a)),
+        })
         .collect();
     // The angle that decided it: the worst one (NaN counts as worst).
-    let worst = angles.iter().copied().fold(None::<&AngleMetrics>, |w, a| match w {
-        None => Some(a),
-        Some(w) => {
-            let (va, vw) = (value(a), value(w));
-            let worse = va.is_nan() || (!vw.is_nan() && if upper { va > vw } else { va < vw });
-            Some(if worse { a } else { w })
-        }
-    });
+    let worst = angles
+        .iter()
+        .copied()
+        .fold(None::<&AngleMetrics>, |w, a| match w {
+            None => Some(a),
+            Some(w) => {
+                let (va, vw) = (value(a), value(w));
+                let worse = va.is_nan() || (!vw.is_nan() && if upper { va > vw } else { va < vw });
+                Some(if worse { a } else { w })
+            }
+        });
     let n = angles.len();
     let detail = if failing.is_empty() {
         match worst {
@@ -718,10 +886,18 @@ fn checked_angles<'a>(m: &'a ModelSummary, sel: Option<&[f64]>) -> Result<Vec<&'
     match sel {
         None => Ok(m.angles.iter().filter(|a| a.in_sweep).collect()),
         Some(sel) => {
-            let missing: Vec<String> =
-                sel.iter().filter(|s| !m.angles.iter().any(|a| a.angle == **s)).map(|a| format_angle(*a)).collect();
+            let missing: Vec<String> = sel
+                .iter()
+                .filter(|s| !m.angles.iter().any(|a| a.angle == **s))
+                .map(|a| format_angle(*a))
+                .collect();
             if !missing.is_empty() {
-                let swept: Vec<String> = m.angles.iter().filter(|a| a.in_sweep).map(|a| format_angle(a.angle)).collect();
+                let swept: Vec<String> = m
+                    .angles
+                    .iter()
+                    .filter(|a| a.in_sweep)
+                    .map(|a| format_angle(a.angle))
+                    .collect();
                 bail!(
                     "--angles: {} not in the sweep of {} (swept: {}); check only swept angles, or sweep them",
                     missing.join(", "),
@@ -759,14 +935,24 @@ pub fn evaluate(
                     Some(m) => out.push(m),
                     None => bail!(
                         "--model {n}: no such model in {results} (models: {}); name a swept model",
-                        summary.models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
+                        summary
+                            .models
+                            .iter()
+                            .map(|m| m.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 }
             }
             out
         }
     };
-    let mut verdict = Verdict { results: results.to_string(), samples: summary.dataset.n, checks: Vec::new(), notes: Vec::new() };
+    let mut verdict = Verdict {
+        results: results.to_string(),
+        samples: summary.dataset.n,
+        checks: Vec::new(),
+        notes: Vec::new(),
+    };
     if let Some((b, cur)) = baseline {
         b.check_compatible(summary, cur)?;
         verdict.notes.extend(b.setting_notes(summary));
@@ -785,7 +971,11 @@ pub fn evaluate(
             ));
         }
         if let Some(t) = checks.min_mean_accuracy {
-            let mean = if angles.is_empty() { f64::NAN } else { angles.iter().map(|a| a.accuracy).sum::<f64>() / angles.len() as f64 };
+            let mean = if angles.is_empty() {
+                f64::NAN
+            } else {
+                angles.iter().map(|a| a.accuracy).sum::<f64>() / angles.len() as f64
+            };
             let passed = at_least(mean, t);
             verdict.checks.push(CheckResult {
                 model: name.into(),
@@ -796,7 +986,11 @@ pub fn evaluate(
                 detail: format!(
                     "mean accuracy {}{} over {} angle{}",
                     fmt_vs(mean, t),
-                    if passed { String::new() } else { format!(" < {}", fmt_num(t)) },
+                    if passed {
+                        String::new()
+                    } else {
+                        format!(" < {}", fmt_num(t))
+                    },
                     angles.len(),
                     if angles.len() == 1 { "" } else { "s" }
                 ),
@@ -831,7 +1025,9 @@ pub fn evaluate(
             let mut notes = Vec::new();
             let narrowed = angles.len() != swept || angles.iter().any(|a| !a.in_sweep);
             if narrowed {
-                notes.push("worst-of-sweep covers every swept angle; --angles does not narrow it".into());
+                notes.push(
+                    "worst-of-sweep covers every swept angle; --angles does not narrow it".into(),
+                );
             }
             verdict.checks.push(CheckResult {
                 model: name.into(),
@@ -844,35 +1040,55 @@ pub fn evaluate(
                     fmt_vs(s.worst_of_sweep_accuracy, t),
                     s.worst_of_sweep_correct,
                     summary.dataset.n,
-                    if passed { String::new() } else { format!(" < {}", fmt_num(t)) }
+                    if passed {
+                        String::new()
+                    } else {
+                        format!(" < {}", fmt_num(t))
+                    }
                 ),
                 failing: Vec::new(),
                 notes,
             });
         }
         if let Some((b, cur)) = baseline {
-            verdict.checks.push(regression(name, &angles, b, cur, checks)?);
+            verdict
+                .checks
+                .push(regression(name, &angles, b, cur, checks)?);
         }
     }
     Ok(verdict)
 }
 
 /// One model against the baseline, angle by angle.
-fn regression(model: &str, angles: &[&AngleMetrics], b: &Baseline, cur: &Predictions, checks: &Checks) -> Result<CheckResult> {
+fn regression(
+    model: &str,
+    angles: &[&AngleMetrics],
+    b: &Baseline,
+    cur: &Predictions,
+    checks: &Checks,
+) -> Result<CheckResult> {
     let r = checks.max_regression.unwrap_or(0.0);
     let alpha = checks.significance.unwrap_or(DEFAULT_SIGNIFICANCE);
     let mut res = CheckResult {
         model: model.into(),
         check: "max-regression".into(),
         threshold: r,
-        title: format!("max-regression ≤ {} vs baseline {} (McNemar α={})", fmt_num(r), b.label, fmt_num(alpha)),
+        title: format!(
+            "max-regression ≤ {} vs baseline {} (McNemar α={})",
+            fmt_num(r),
+            b.label,
+            fmt_num(alpha)
+        ),
         passed: true,
         detail: String::new(),
         failing: Vec::new(),
         notes: Vec::new(),
     };
     if !b.predictions.models.iter().any(|m| m.name == model) {
-        res.detail = format!("model {model} is not in baseline {}; nothing to compare", b.label);
+        res.detail = format!(
+            "model {model} is not in baseline {}; nothing to compare",
+            b.label
+        );
         res.notes.push(res.detail.clone());
         return Ok(res);
     }
@@ -933,7 +1149,11 @@ fn regression(model: &str, angles: &[&AngleMetrics], b: &Baseline, cur: &Predict
         }
     }
     if !not_in_base.is_empty() {
-        res.notes.push(format!("not in baseline {}, not compared: {}°", b.label, not_in_base.join("°, ")));
+        res.notes.push(format!(
+            "not in baseline {}, not compared: {}°",
+            b.label,
+            not_in_base.join("°, ")
+        ));
     }
     res.passed = res.failing.is_empty();
     res.detail = if !res.passed {
@@ -947,7 +1167,10 @@ fn regression(model: &str, angles: &[&AngleMetrics], b: &Baseline, cur: &Predict
     } else {
         match worst {
             None => format!("no angle in common with baseline {}", b.label),
-            Some((f, _, _)) if f <= 0.0 => format!("no fall at any of {compared} angles against baseline {}", b.label),
+            Some((f, _, _)) if f <= 0.0 => format!(
+                "no fall at any of {compared} angles against baseline {}",
+                b.label
+            ),
             Some((f, angle, pv)) => format!(
                 "largest fall {} at {} (McNemar p={}), {compared} angles compared",
                 fmt_vs(f, r),
@@ -978,7 +1201,14 @@ pub fn render_text(v: &Verdict) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "rotbench gate: {} ({} samples)", v.results, v.samples);
     for c in &v.checks {
-        let _ = writeln!(out, "  {}  {}  {}: {}", if c.passed { "PASS" } else { "FAIL" }, c.model, c.title, c.detail);
+        let _ = writeln!(
+            out,
+            "  {}  {}  {}: {}",
+            if c.passed { "PASS" } else { "FAIL" },
+            c.model,
+            c.title,
+            c.detail
+        );
         for n in &c.notes {
             if n != &c.detail {
                 let _ = writeln!(out, "        note: {n}");
@@ -990,9 +1220,18 @@ pub fn render_text(v: &Verdict) -> String {
     }
     let total = v.checks.len();
     if v.passed() {
-        let _ = writeln!(out, "gate passed: all {total} check{} passed", if total == 1 { "" } else { "s" });
+        let _ = writeln!(
+            out,
+            "gate passed: all {total} check{} passed",
+            if total == 1 { "" } else { "s" }
+        );
     } else {
-        let _ = writeln!(out, "gate FAILED: {} of {total} check{} failed", v.failures(), if total == 1 { "" } else { "s" });
+        let _ = writeln!(
+            out,
+            "gate FAILED: {} of {total} check{} failed",
+            v.failures(),
+            if total == 1 { "" } else { "s" }
+        );
     }
     out
 }
@@ -1074,7 +1313,11 @@ pub fn render_junit(v: &Verdict) -> Vec<u8> {
                 notes.insert(0, c.detail.clone());
             }
             if !notes.is_empty() {
-                let _ = writeln!(out, "      <system-out>{}</system-out>", xml_escape(&notes.join("\n")));
+                let _ = writeln!(
+                    out,
+                    "      <system-out>{}</system-out>",
+                    xml_escape(&notes.join("\n"))
+                );
             }
             out.push_str("    </testcase>\n");
         }
@@ -1085,7 +1328,11 @@ pub fn render_junit(v: &Verdict) -> Vec<u8> {
 }
 
 fn md_cell(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('|', "\\|").replace(['\n', '\r'], "<br>")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('|', "\\|")
+        .replace(['\n', '\r'], "<br>")
 }
 
 /// A Markdown section for a pull-request comment or `$GITHUB_STEP_SUMMARY`.
@@ -1093,11 +1340,23 @@ pub fn render_markdown(v: &Verdict) -> String {
     let mut out = String::new();
     let total = v.checks.len();
     if v.passed() {
-        let _ = writeln!(out, "### rotbench gate: ✅ passed ({total} of {total} checks)\n");
+        let _ = writeln!(
+            out,
+            "### rotbench gate: ✅ passed ({total} of {total} checks)\n"
+        );
     } else {
-        let _ = writeln!(out, "### rotbench gate: ❌ failed ({} of {total} checks failed)\n", v.failures());
+        let _ = writeln!(
+            out,
+            "### rotbench gate: ❌ failed ({} of {total} checks failed)\n",
+            v.failures()
+        );
     }
-    let _ = writeln!(out, "Results: `{}` ({} samples)\n", v.results.replace('`', "'"), v.samples);
+    let _ = writeln!(
+        out,
+        "Results: `{}` ({} samples)\n",
+        v.results.replace('`', "'"),
+        v.samples
+    );
     out.push_str("| Model | Check | Result | Decided by |\n|---|---|---|---|\n");
     for c in &v.checks {
         let _ = writeln!(
@@ -1112,7 +1371,12 @@ pub fn render_markdown(v: &Verdict) -> String {
     let notes: Vec<String> = v
         .checks
         .iter()
-        .flat_map(|c| c.notes.iter().filter(|n| *n != &c.detail).map(move |n| format!("{}: {n}", c.model)))
+        .flat_map(|c| {
+            c.notes
+                .iter()
+                .filter(|n| *n != &c.detail)
+                .map(move |n| format!("{}: {n}", c.model))
+        })
         .chain(v.notes.iter().cloned())
         .collect();
     if !notes.is_empty() {
@@ -1139,7 +1403,12 @@ mod tests {
 
     /// A real SweepResult and Summary from hand-made predictions:
     /// `preds[model][angle][sample]`, angles in `user` order (0 added if absent).
-    fn fake(user: &[f64], labels: &[u32], preds: &[(&str, Vec<Vec<i32>>)], sha: &str) -> (Summary, SweepResult) {
+    fn fake(
+        user: &[f64],
+        labels: &[u32],
+        preds: &[(&str, Vec<Vec<i32>>)],
+        sha: &str,
+    ) -> (Summary, SweepResult) {
         let (angles, reference_added, reference) = plan_angles(user);
         let nc = 10;
         let n = labels.len();
@@ -1148,7 +1417,9 @@ mod tests {
             .map(|(_, p)| {
                 // An added 0° reference: every sample correct there.
                 let p: Vec<Vec<i32>> = if reference_added {
-                    std::iter::once(labels.iter().map(|&l| l as i32).collect()).chain(p.iter().cloned()).collect()
+                    std::iter::once(labels.iter().map(|&l| l as i32).collect())
+                        .chain(p.iter().cloned())
+                        .collect()
                 } else {
                     p.clone()
                 };
@@ -1166,11 +1437,23 @@ mod tests {
             models,
             examples: Examples::default(),
         };
-        let spec = ModelSpec { input: [1, 28, 28], mean: vec![0.0], std: vec![1.0], classes: (0..nc).map(|c| c.to_string()).collect(), preprocess: Default::default() };
+        let spec = ModelSpec {
+            input: [1, 28, 28],
+            mean: vec![0.0],
+            std: vec![1.0],
+            classes: (0..nc).map(|c| c.to_string()).collect(),
+            preprocess: Default::default(),
+        };
         let prov = Provenance::new();
         let metas: Vec<ModelMeta<'_>> = preds
             .iter()
-            .map(|(name, _)| ModelMeta { name, path: format!("{name}.pt"), sha256: SHA, spec: &spec, provenance: &prov })
+            .map(|(name, _)| ModelMeta {
+                name,
+                path: format!("{name}.pt"),
+                sha256: SHA,
+                spec: &spec,
+                provenance: &prov,
+            })
             .collect();
         let info = DatasetInfo {
             format: "idx".into(),
@@ -1190,7 +1473,7 @@ mod tests {
             interpolation: "bilinear".into(),
             fill: "0".into(),
             mask_circle: false,
-            batch_size: 1,
+            batch_size: crate::summary::BatchSetting::Fixed(1),
             limit: None,
             device: "cpu".into(),
             inference: "exact".into(),
@@ -1207,7 +1490,13 @@ mod tests {
     /// Ten samples: 10/10 correct at 0°, 9/10 at 90°, 7/10 at 180°.
     fn ten() -> Summary {
         let labels = vec![0u32; 10];
-        fake(&[0.0, 90.0, 180.0], &labels, &[("net", vec![k_of(10, 10), k_of(10, 9), k_of(10, 7)])], SHA).0
+        fake(
+            &[0.0, 90.0, 180.0],
+            &labels,
+            &[("net", vec![k_of(10, 10), k_of(10, 9), k_of(10, 7)])],
+            SHA,
+        )
+        .0
     }
 
     fn run(s: &Summary, c: Checks) -> Verdict {
@@ -1223,17 +1512,46 @@ mod tests {
     #[test]
     fn min_accuracy_holds_at_equality_and_fails_just_below() {
         let s = ten();
-        let at = one(&s, Checks { min_accuracy: Some(0.7), ..Default::default() });
+        let at = one(
+            &s,
+            Checks {
+                min_accuracy: Some(0.7),
+                ..Default::default()
+            },
+        );
         assert!(at.passed, "{at:?}");
         assert!(at.detail.contains("0.7000 (7/10) at 180°"), "{}", at.detail);
-        let beyond = one(&s, Checks { min_accuracy: Some(0.7 + 1e-9), ..Default::default() });
+        let beyond = one(
+            &s,
+            Checks {
+                min_accuracy: Some(0.7 + 1e-9),
+                ..Default::default()
+            },
+        );
         assert!(!beyond.passed);
         assert_eq!(beyond.failing.len(), 1);
         assert_eq!(beyond.failing[0].angle, 180.0);
-        let one_sample = one(&s, Checks { min_accuracy: Some(0.9), ..Default::default() });
+        let one_sample = one(
+            &s,
+            Checks {
+                min_accuracy: Some(0.9),
+                ..Default::default()
+            },
+        );
         assert!(!one_sample.passed);
-        assert_eq!(one_sample.failing.iter().map(|f| f.angle).collect::<Vec<_>>(), vec![180.0]);
-        assert!(one_sample.detail.contains("180° 0.7000 (7/10)"), "{}", one_sample.detail);
+        assert_eq!(
+            one_sample
+                .failing
+                .iter()
+                .map(|f| f.angle)
+                .collect::<Vec<_>>(),
+            vec![180.0]
+        );
+        assert!(
+            one_sample.detail.contains("180° 0.7000 (7/10)"),
+            "{}",
+            one_sample.detail
+        );
     }
 
     #[test]
@@ -1242,15 +1560,46 @@ mod tests {
         let s = ten();
         assert_eq!(s.models[0].angles[2].accuracy_drop, 1.0 - 0.7);
         assert!(s.models[0].angles[2].accuracy_drop > 0.3);
-        let at = one(&s, Checks { max_drop: Some(0.3), ..Default::default() });
+        let at = one(
+            &s,
+            Checks {
+                max_drop: Some(0.3),
+                ..Default::default()
+            },
+        );
         assert!(at.passed, "{at:?}");
-        let beyond = one(&s, Checks { max_drop: Some(0.3 - 1e-9), ..Default::default() });
+        let beyond = one(
+            &s,
+            Checks {
+                max_drop: Some(0.3 - 1e-9),
+                ..Default::default()
+            },
+        );
         assert!(!beyond.passed);
-        let tenth = one(&s, Checks { max_drop: Some(0.1), ..Default::default() });
+        let tenth = one(
+            &s,
+            Checks {
+                max_drop: Some(0.1),
+                ..Default::default()
+            },
+        );
         assert!(!tenth.passed);
         assert_eq!(tenth.failing.len(), 1);
-        assert!(tenth.detail.contains("drop above 0.1 at 1 of 3 angles: 180° 0.3000"), "{}", tenth.detail);
-        let v = one(&s, Checks { max_drop: Some(0.1), angles: Some(AngleSel::Spec("0,90".into())), ..Default::default() });
+        assert!(
+            tenth
+                .detail
+                .contains("drop above 0.1 at 1 of 3 angles: 180° 0.3000"),
+            "{}",
+            tenth.detail
+        );
+        let v = one(
+            &s,
+            Checks {
+                max_drop: Some(0.1),
+                angles: Some(AngleSel::Spec("0,90".into())),
+                ..Default::default()
+            },
+        );
         assert!(v.passed, "{v:?}");
     }
 
@@ -1259,23 +1608,75 @@ mod tests {
         // (1.0 + 0.9 + 0.7) / 3 = 0.8666…
         let s = ten();
         let mean = (1.0 + 0.9 + 0.7) / 3.0;
-        assert!(one(&s, Checks { min_mean_accuracy: Some(mean), ..Default::default() }).passed);
-        assert!(one(&s, Checks { min_mean_accuracy: Some(0.8666666666666667), ..Default::default() }).passed);
-        let f = one(&s, Checks { min_mean_accuracy: Some(mean + 1e-9), ..Default::default() });
+        assert!(
+            one(
+                &s,
+                Checks {
+                    min_mean_accuracy: Some(mean),
+                    ..Default::default()
+                }
+            )
+            .passed
+        );
+        assert!(
+            one(
+                &s,
+                Checks {
+                    min_mean_accuracy: Some(0.8666666666666667),
+                    ..Default::default()
+                }
+            )
+            .passed
+        );
+        let f = one(
+            &s,
+            Checks {
+                min_mean_accuracy: Some(mean + 1e-9),
+                ..Default::default()
+            },
+        );
         assert!(!f.passed);
         assert!(f.detail.contains("over 3 angles"), "{}", f.detail);
         // Limited to 90 and 180: (0.9 + 0.7) / 2 = 0.8.
-        let c = Checks { min_mean_accuracy: Some(0.8), angles: Some(AngleSel::List(vec![90.0, 180.0])), ..Default::default() };
+        let c = Checks {
+            min_mean_accuracy: Some(0.8),
+            angles: Some(AngleSel::List(vec![90.0, 180.0])),
+            ..Default::default()
+        };
         assert!(one(&s, c.clone()).passed);
-        assert!(!one(&s, Checks { min_mean_accuracy: Some(0.8 + 1e-9), ..c }).passed);
+        assert!(
+            !one(
+                &s,
+                Checks {
+                    min_mean_accuracy: Some(0.8 + 1e-9),
+                    ..c
+                }
+            )
+            .passed
+        );
     }
 
     #[test]
     fn min_consistency_holds_at_equality() {
         let s = ten();
         assert_eq!(s.models[0].angles[1].consistency, 0.9);
-        assert!(one(&s, Checks { min_consistency: Some(0.7), ..Default::default() }).passed);
-        let f = one(&s, Checks { min_consistency: Some(0.8), ..Default::default() });
+        assert!(
+            one(
+                &s,
+                Checks {
+                    min_consistency: Some(0.7),
+                    ..Default::default()
+                }
+            )
+            .passed
+        );
+        let f = one(
+            &s,
+            Checks {
+                min_consistency: Some(0.8),
+                ..Default::default()
+            },
+        );
         assert!(!f.passed);
         assert_eq!(f.failing[0].angle, 180.0);
     }
@@ -1285,10 +1686,25 @@ mod tests {
         // Samples 0..7 are correct everywhere: 7/10.
         let s = ten();
         assert_eq!(s.models[0].sweep.worst_of_sweep_correct, 7);
-        let at = one(&s, Checks { min_worst_of_sweep: Some(0.7), ..Default::default() });
+        let at = one(
+            &s,
+            Checks {
+                min_worst_of_sweep: Some(0.7),
+                ..Default::default()
+            },
+        );
         assert!(at.passed, "{at:?}");
         assert!(at.detail.contains("(7/10"), "{}", at.detail);
-        assert!(!one(&s, Checks { min_worst_of_sweep: Some(0.7 + 1e-9), ..Default::default() }).passed);
+        assert!(
+            !one(
+                &s,
+                Checks {
+                    min_worst_of_sweep: Some(0.7 + 1e-9),
+                    ..Default::default()
+                }
+            )
+            .passed
+        );
     }
 
     #[test]
@@ -1296,49 +1712,127 @@ mod tests {
         // 0 added as reference; 90 swept. All wrong at 90.
         let labels = vec![0u32; 4];
         let (s, _) = fake(&[90.0], &labels, &[("net", vec![vec![1; 4]])], SHA);
-        let v = one(&s, Checks { min_accuracy: Some(0.5), ..Default::default() });
+        let v = one(
+            &s,
+            Checks {
+                min_accuracy: Some(0.5),
+                ..Default::default()
+            },
+        );
         assert_eq!(v.failing.len(), 1);
         assert!(v.detail.contains("of 1 angles"), "{}", v.detail);
-        let only0 = one(&s, Checks { min_accuracy: Some(0.5), angles: Some(AngleSel::Spec("0".into())), ..Default::default() });
+        let only0 = one(
+            &s,
+            Checks {
+                min_accuracy: Some(0.5),
+                angles: Some(AngleSel::Spec("0".into())),
+                ..Default::default()
+            },
+        );
         assert!(only0.passed);
     }
 
     #[test]
     fn unknown_angles_and_models_are_errors_not_passes() {
         let s = ten();
-        let e = evaluate(&s, &Checks { min_accuracy: Some(0.5), angles: Some(AngleSel::Spec("45".into())), ..Default::default() }, None, "r")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("--angles") && e.contains("45") && e.contains("swept: 0, 90, 180"), "{e}");
-        let e = evaluate(&s, &Checks { min_accuracy: Some(0.5), models: Some(vec!["other".into()]), ..Default::default() }, None, "r")
-            .unwrap_err()
-            .to_string();
+        let e = evaluate(
+            &s,
+            &Checks {
+                min_accuracy: Some(0.5),
+                angles: Some(AngleSel::Spec("45".into())),
+                ..Default::default()
+            },
+            None,
+            "r",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("--angles") && e.contains("45") && e.contains("swept: 0, 90, 180"),
+            "{e}"
+        );
+        let e = evaluate(
+            &s,
+            &Checks {
+                min_accuracy: Some(0.5),
+                models: Some(vec!["other".into()]),
+                ..Default::default()
+            },
+            None,
+            "r",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("--model other") && e.contains("net"), "{e}");
-        let e = evaluate(&s, &Checks::default(), None, "r").unwrap_err().to_string();
+        let e = evaluate(&s, &Checks::default(), None, "r")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no checks given"), "{e}");
     }
 
     #[test]
     fn model_filter_limits_the_checked_models() {
         let labels = vec![0u32; 10];
-        let (s, _) = fake(&[0.0, 90.0], &labels, &[("a", vec![k_of(10, 10), k_of(10, 2)]), ("b", vec![k_of(10, 10), k_of(10, 10)])], SHA);
-        let v = run(&s, Checks { min_accuracy: Some(0.5), ..Default::default() });
+        let (s, _) = fake(
+            &[0.0, 90.0],
+            &labels,
+            &[
+                ("a", vec![k_of(10, 10), k_of(10, 2)]),
+                ("b", vec![k_of(10, 10), k_of(10, 10)]),
+            ],
+            SHA,
+        );
+        let v = run(
+            &s,
+            Checks {
+                min_accuracy: Some(0.5),
+                ..Default::default()
+            },
+        );
         assert_eq!(v.checks.len(), 2);
         assert!(!v.passed());
-        let v = run(&s, Checks { min_accuracy: Some(0.5), models: Some(vec!["b".into()]), ..Default::default() });
+        let v = run(
+            &s,
+            Checks {
+                min_accuracy: Some(0.5),
+                models: Some(vec!["b".into()]),
+                ..Default::default()
+            },
+        );
         assert_eq!(v.checks.len(), 1);
         assert!(v.passed());
     }
 
     #[test]
     fn thresholds_out_of_range_are_refused_naming_the_flag_or_key() {
-        let e = Checks { min_accuracy: Some(1.5), ..Default::default() }.validate(&Origin::Flags).unwrap_err().to_string();
+        let e = Checks {
+            min_accuracy: Some(1.5),
+            ..Default::default()
+        }
+        .validate(&Origin::Flags)
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("--min-accuracy 1.5"), "{e}");
-        let e = Checks { max_drop: Some(f64::NAN), ..Default::default() }.validate(&Origin::Flags).unwrap_err().to_string();
+        let e = Checks {
+            max_drop: Some(f64::NAN),
+            ..Default::default()
+        }
+        .validate(&Origin::Flags)
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("--max-drop"), "{e}");
-        let e = parse_config("[gate]\nsignificance = 0\n", Path::new("g.toml")).unwrap_err().to_string();
+        let e = parse_config("[gate]\nsignificance = 0\n", Path::new("g.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("g.toml: [gate] significance"), "{e}");
-        let e = Checks { max_regression: Some(0.1), min_accuracy: Some(0.1), ..Default::default() }.validate_merged().unwrap_err().to_string();
+        let e = Checks {
+            max_regression: Some(0.1),
+            min_accuracy: Some(0.1),
+            ..Default::default()
+        }
+        .validate_merged()
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("--max-regression needs a baseline"), "{e}");
     }
 
@@ -1372,7 +1866,11 @@ mod tests {
         assert_eq!(c.baseline.as_deref(), Some("main"));
         assert_eq!(c.baseline_dir, Some(PathBuf::from("ci/baselines")));
         assert_eq!(c.significance, Some(0.01));
-        let c = parse_config("[gate]\nangles = [0, 90, 180]\nmodel = \"x\"\n", Path::new("r.toml")).unwrap();
+        let c = parse_config(
+            "[gate]\nangles = [0, 90, 180]\nmodel = \"x\"\n",
+            Path::new("r.toml"),
+        )
+        .unwrap();
         assert_eq!(c.angles, Some(AngleSel::List(vec![0.0, 90.0, 180.0])));
         assert_eq!(c.models, Some(vec!["x".to_string()]));
     }
@@ -1388,30 +1886,63 @@ mod tests {
     #[test]
     fn bad_config_files_name_the_file_and_the_problem() {
         let p = Path::new("rotbench.toml");
-        let e = parse_config("[gate]\nmin_acuracy = 0.5\n", p).unwrap_err().to_string();
-        assert!(e.starts_with("rotbench.toml: [gate]") && e.contains("min_acuracy"), "{e}");
+        let e = parse_config("[gate]\nmin_acuracy = 0.5\n", p)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("rotbench.toml: [gate]") && e.contains("min_acuracy"),
+            "{e}"
+        );
         let e = parse_config("[tool]\nx = 1\n", p).unwrap_err().to_string();
         assert!(e.starts_with("rotbench.toml: has no [gate] table"), "{e}");
         let e = parse_config("[gate\n", p).unwrap_err().to_string();
         assert!(e.starts_with("rotbench.toml: not valid TOML"), "{e}");
-        let e = parse_config("[gate]\nmax_drop = \"0.05\"\n", p).unwrap_err().to_string();
+        let e = parse_config("[gate]\nmax_drop = \"0.05\"\n", p)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("rotbench.toml: [gate]"), "{e}");
-        let e = parse_config("[gate]\nangles = \"0:360:0\"\n", p).unwrap_err().to_string();
+        let e = parse_config("[gate]\nangles = \"0:360:0\"\n", p)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("rotbench.toml: [gate] angles"), "{e}");
-        let e = read_config(Path::new("/nonexistent/rotbench.toml"), "--config").unwrap_err().to_string();
-        assert!(e.starts_with("--config /nonexistent/rotbench.toml: cannot read"), "{e}");
+        let e = read_config(Path::new("/nonexistent/rotbench.toml"), "--config")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("--config /nonexistent/rotbench.toml: cannot read"),
+            "{e}"
+        );
     }
 
     #[test]
     fn flags_override_the_file_field_by_field() {
-        let file = parse_config("[gate]\nmin_accuracy = 0.5\nmax_drop = 0.1\nmodels = [\"a\"]\nsignificance = 0.01\n", Path::new("f")).unwrap();
-        let flags = Checks { max_drop: Some(0.2), models: Some(vec![]), ..Default::default() };
+        let file = parse_config(
+            "[gate]\nmin_accuracy = 0.5\nmax_drop = 0.1\nmodels = [\"a\"]\nsignificance = 0.01\n",
+            Path::new("f"),
+        )
+        .unwrap();
+        let flags = Checks {
+            max_drop: Some(0.2),
+            models: Some(vec![]),
+            ..Default::default()
+        };
         let m = Checks::merge(file.clone(), flags);
         assert_eq!(m.min_accuracy, Some(0.5));
         assert_eq!(m.max_drop, Some(0.2));
-        assert_eq!(m.models, Some(vec!["a".to_string()]), "an empty flag list keeps the file's models");
+        assert_eq!(
+            m.models,
+            Some(vec!["a".to_string()]),
+            "an empty flag list keeps the file's models"
+        );
         assert_eq!(m.significance, Some(0.01));
-        let m = Checks::merge(file, Checks { models: Some(vec!["b".into()]), significance: Some(0.1), ..Default::default() });
+        let m = Checks::merge(
+            file,
+            Checks {
+                models: Some(vec!["b".into()]),
+                significance: Some(0.1),
+                ..Default::default()
+            },
+        );
         assert_eq!(m.models, Some(vec!["b".to_string()]));
         assert_eq!(m.significance, Some(0.1));
     }
@@ -1425,18 +1956,52 @@ mod tests {
         let labels = vec![0u32; n];
         // Label 0 is right, 1 wrong: `both` right in both, then `b` only in the baseline, then `c` only now.
         let base: Vec<i32> = (0..n).map(|s| if s < both + b { 0 } else { 1 }).collect();
-        let now: Vec<i32> = (0..n).map(|s| if s < both || (both + b..both + b + c).contains(&s) { 0 } else { 1 }).collect();
-        let (bs, br) = fake(&[0.0, 90.0], &labels, &[("net", vec![k_of(n, n), base])], SHA);
-        let (cs, cr) = fake(&[0.0, 90.0], &labels, &[("net", vec![k_of(n, n), now])], SHA);
+        let now: Vec<i32> = (0..n)
+            .map(|s| {
+                if s < both || (both + b..both + b + c).contains(&s) {
+                    0
+                } else {
+                    1
+                }
+            })
+            .collect();
+        let (bs, br) = fake(
+            &[0.0, 90.0],
+            &labels,
+            &[("net", vec![k_of(n, n), base])],
+            SHA,
+        );
+        let (cs, cr) = fake(
+            &[0.0, 90.0],
+            &labels,
+            &[("net", vec![k_of(n, n), now])],
+            SHA,
+        );
         let bp = Predictions::from_sweep(&bs, &br);
         let cp = Predictions::from_sweep(&cs, &cr);
-        let baseline = Baseline { label: "main".into(), path: PathBuf::from("b/main"), summary: bs, predictions: bp };
+        let baseline = Baseline {
+            label: "main".into(),
+            path: PathBuf::from("b/main"),
+            summary: bs,
+            predictions: bp,
+        };
         (cs, cp, baseline)
     }
 
-    fn vs_baseline(both: usize, b: usize, c: usize, r: Option<f64>, alpha: Option<f64>) -> CheckResult {
+    fn vs_baseline(
+        both: usize,
+        b: usize,
+        c: usize,
+        r: Option<f64>,
+        alpha: Option<f64>,
+    ) -> CheckResult {
         let (s, cur, base) = pair(both, b, c);
-        let checks = Checks { baseline: Some("main".into()), max_regression: r, significance: alpha, ..Default::default() };
+        let checks = Checks {
+            baseline: Some("main".into()),
+            max_regression: r,
+            significance: alpha,
+            ..Default::default()
+        };
         let v = evaluate(&s, &checks, Some((&base, &cur)), "r").unwrap();
         assert_eq!(v.checks.len(), 1);
         v.checks[0].clone()
@@ -1459,7 +2024,12 @@ mod tests {
         assert_eq!(r.failing.len(), 1);
         assert_eq!(r.failing[0].angle, 90.0);
         assert!((r.failing[0].value - 0.1).abs() < 1e-15);
-        assert!(r.failing[0].text.contains("0.9000 → 0.8000") && r.failing[0].text.contains("p=1.95e-3"), "{}", r.failing[0].text);
+        assert!(
+            r.failing[0].text.contains("0.9000 → 0.8000")
+                && r.failing[0].text.contains("p=1.95e-3"),
+            "{}",
+            r.failing[0].text
+        );
         assert!(r.detail.contains("at 1 of 2 angles"), "{}", r.detail);
     }
 
@@ -1469,7 +2039,12 @@ mod tests {
         let r = vs_baseline(80, 7, 3, Some(0.01), None);
         assert!(r.passed, "{r:?}");
         assert_eq!(r.notes.len(), 1, "{:?}", r.notes);
-        assert!(r.notes[0].contains("fell 0.0400 at 90°") && r.notes[0].contains("p=0.34 ≥ 0.05: within noise"), "{}", r.notes[0]);
+        assert!(
+            r.notes[0].contains("fell 0.0400 at 90°")
+                && r.notes[0].contains("p=0.34 ≥ 0.05: within noise"),
+            "{}",
+            r.notes[0]
+        );
         // With a lenient alpha the same fall is significant.
         assert!(!vs_baseline(80, 7, 3, Some(0.01), Some(0.5)).passed);
     }
@@ -1500,18 +2075,36 @@ mod tests {
     #[test]
     fn a_baseline_from_another_dataset_or_other_samples_is_refused() {
         let (s, cur, mut base) = pair(80, 10, 0);
-        let checks = Checks { baseline: Some("main".into()), ..Default::default() };
+        let checks = Checks {
+            baseline: Some("main".into()),
+            ..Default::default()
+        };
         base.predictions.dataset_sha256 = "b".repeat(64);
-        let e = evaluate(&s, &checks, Some((&base, &cur)), "r").unwrap_err().to_string();
-        assert!(e.contains("--baseline main: refused, it comes from a different dataset") && e.contains("bbbbbbbbbbbb"), "{e}");
+        let e = evaluate(&s, &checks, Some((&base, &cur)), "r")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--baseline main: refused, it comes from a different dataset")
+                && e.contains("bbbbbbbbbbbb"),
+            "{e}"
+        );
         let (s, cur, mut base) = pair(80, 10, 0);
         base.predictions.indices.truncate(50);
         base.predictions.labels.truncate(50);
-        let e = evaluate(&s, &checks, Some((&base, &cur)), "r").unwrap_err().to_string();
-        assert!(e.contains("different samples") && e.contains("baseline 50 samples") && e.contains("results 100 samples"), "{e}");
+        let e = evaluate(&s, &checks, Some((&base, &cur)), "r")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("different samples")
+                && e.contains("baseline 50 samples")
+                && e.contains("results 100 samples"),
+            "{e}"
+        );
         let (s, cur, mut base) = pair(80, 10, 0);
         base.predictions.labels[3] = 4;
-        let e = evaluate(&s, &checks, Some((&base, &cur)), "r").unwrap_err().to_string();
+        let e = evaluate(&s, &checks, Some((&base, &cur)), "r")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("different labels"), "{e}");
     }
 
@@ -1527,28 +2120,54 @@ mod tests {
         assert_eq!(loaded.predictions, base.predictions);
         let by_path = load_baseline(dir.to_str().unwrap(), Path::new("/nowhere")).unwrap();
         assert_eq!(by_path.summary, base.summary);
-        let checks = Checks { baseline: Some("main".into()), max_regression: Some(0.05), ..Default::default() };
-        assert!(!evaluate(&s, &checks, Some((&loaded, &cur)), "r").unwrap().passed());
+        let checks = Checks {
+            baseline: Some("main".into()),
+            max_regression: Some(0.05),
+            ..Default::default()
+        };
+        assert!(!evaluate(&s, &checks, Some((&loaded, &cur)), "r")
+            .unwrap()
+            .passed());
         let e = load_baseline("nope", d.path()).unwrap_err().to_string();
-        assert!(e.contains("no baseline `nope` in") && e.contains("--save-baseline nope"), "{e}");
+        assert!(
+            e.contains("no baseline `nope` in") && e.contains("--save-baseline nope"),
+            "{e}"
+        );
     }
 
     #[test]
     fn predictions_read_back_from_csv_match_the_sweep() {
         let labels: Vec<u32> = vec![3, 1, 4, 1, 5];
-        let (s, r) = fake(&[90.0, 180.0], &labels, &[("a", vec![vec![3, 1, 4, 0, 5], vec![-1, 1, 2, 1, 5]]), ("b", vec![vec![0; 5], vec![1; 5]])], SHA);
+        let (s, r) = fake(
+            &[90.0, 180.0],
+            &labels,
+            &[
+                ("a", vec![vec![3, 1, 4, 0, 5], vec![-1, 1, 2, 1, 5]]),
+                ("b", vec![vec![0; 5], vec![1; 5]]),
+            ],
+            SHA,
+        );
         let mut csv = String::from("model,angle,index,label,pred,confidence\n");
         for m in &Predictions::from_sweep(&s, &r).models {
             for a in &m.angles {
                 for (i, p) in a.preds.iter().enumerate() {
-                    csv.push_str(&format!("{},{},{},{},{},0.5\n", m.name, format_angle(a.angle), r.indices[i], labels[i], p));
+                    csv.push_str(&format!(
+                        "{},{},{},{},{},0.5\n",
+                        m.name,
+                        format_angle(a.angle),
+                        r.indices[i],
+                        labels[i],
+                        p
+                    ));
                 }
             }
         }
         let back = Predictions::from_csv(csv.as_bytes(), Path::new("p.csv"), &s).unwrap();
         assert_eq!(back, Predictions::from_sweep(&s, &r));
         let broken = csv.replacen("a,0,1,1,", "a,0,9,1,", 1);
-        let e = Predictions::from_csv(broken.as_bytes(), Path::new("p.csv"), &s).unwrap_err().to_string();
+        let e = Predictions::from_csv(broken.as_bytes(), Path::new("p.csv"), &s)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("p.csv: line"), "{e}");
     }
 
@@ -1561,16 +2180,37 @@ mod tests {
             let e = check_baseline_name(bad).unwrap_err().to_string();
             assert!(e.starts_with("--save-baseline"), "{e}");
         }
-        assert_eq!(resolve_baseline("main", Path::new("d")), PathBuf::from("d/main"));
-        assert_eq!(resolve_baseline("./x/main", Path::new("d")), PathBuf::from("./x/main"));
+        assert_eq!(
+            resolve_baseline("main", Path::new("d")),
+            PathBuf::from("d/main")
+        );
+        assert_eq!(
+            resolve_baseline("./x/main", Path::new("d")),
+            PathBuf::from("./x/main")
+        );
     }
 
     // --- renderers
 
     fn failing_verdict() -> Verdict {
         let labels = vec![0u32; 10];
-        let (s, _) = fake(&[0.0, 90.0, 180.0], &labels, &[("a<&>\"'", vec![k_of(10, 10), k_of(10, 9), k_of(10, 7)]), ("b", vec![k_of(10, 10); 3])], SHA);
-        run(&s, Checks { min_accuracy: Some(0.8), max_drop: Some(0.05), ..Default::default() })
+        let (s, _) = fake(
+            &[0.0, 90.0, 180.0],
+            &labels,
+            &[
+                ("a<&>\"'", vec![k_of(10, 10), k_of(10, 9), k_of(10, 7)]),
+                ("b", vec![k_of(10, 10); 3]),
+            ],
+            SHA,
+        );
+        run(
+            &s,
+            Checks {
+                min_accuracy: Some(0.8),
+                max_drop: Some(0.05),
+                ..Default::default()
+            },
+        )
     }
 
     #[test]
@@ -1582,13 +2222,22 @@ mod tests {
         assert_eq!(root.tag_name().name(), "testsuites");
         assert_eq!(root.attribute("tests"), Some("4"));
         assert_eq!(root.attribute("failures"), Some("2"));
-        let suites: Vec<_> = root.children().filter(|n| n.has_tag_name("testsuite")).collect();
+        let suites: Vec<_> = root
+            .children()
+            .filter(|n| n.has_tag_name("testsuite"))
+            .collect();
         assert_eq!(suites.len(), 2);
         let mut total = 0;
         let mut failed = 0;
         for s in &suites {
-            let cases: Vec<_> = s.children().filter(|n| n.has_tag_name("testcase")).collect();
-            let fails = cases.iter().filter(|c| c.children().any(|n| n.has_tag_name("failure"))).count();
+            let cases: Vec<_> = s
+                .children()
+                .filter(|n| n.has_tag_name("testcase"))
+                .collect();
+            let fails = cases
+                .iter()
+                .filter(|c| c.children().any(|n| n.has_tag_name("failure")))
+                .count();
             assert_eq!(s.attribute("tests"), Some(cases.len().to_string().as_str()));
             assert_eq!(s.attribute("failures"), Some(fails.to_string().as_str()));
             total += cases.len();
@@ -1601,16 +2250,37 @@ mod tests {
             .find(|n| n.has_tag_name("failure") && n.attribute("type") == Some("max-drop"))
             .unwrap();
         let msg = failure.attribute("message").unwrap();
-        assert!(msg.contains("90° 0.1000") && msg.contains("180° 0.3000"), "{msg}");
+        assert!(
+            msg.contains("90° 0.1000") && msg.contains("180° 0.3000"),
+            "{msg}"
+        );
         assert!(failure.text().unwrap().contains("180°: 0.3000"));
-        let names: Vec<_> = suites[1].children().filter(|n| n.has_tag_name("testcase")).map(|c| c.attribute("name").unwrap()).collect();
+        let names: Vec<_> = suites[1]
+            .children()
+            .filter(|n| n.has_tag_name("testcase"))
+            .map(|c| c.attribute("name").unwrap())
+            .collect();
         assert_eq!(names, vec!["min-accuracy ≥ 0.8", "max-drop ≤ 0.05"]);
     }
 
     #[test]
     fn xml_escaping_drops_forbidden_control_characters() {
         assert_eq!(xml_escape("a\u{1}b<"), "a\u{FFFD}b&lt;");
-        let v = Verdict { results: "r".into(), samples: 1, checks: vec![CheckResult { model: "m\u{0}".into(), check: "c".into(), threshold: 0.0, title: "t]]>".into(), passed: false, detail: "d\u{1b}".into(), failing: vec![], notes: vec![] }], notes: vec![] };
+        let v = Verdict {
+            results: "r".into(),
+            samples: 1,
+            checks: vec![CheckResult {
+                model: "m\u{0}".into(),
+                check: "c".into(),
+                threshold: 0.0,
+                title: "t]]>".into(),
+                passed: false,
+                detail: "d\u{1b}".into(),
+                failing: vec![],
+                notes: vec![],
+            }],
+            notes: vec![],
+        };
         roxmltree::Document::parse(std::str::from_utf8(&render_junit(&v)).unwrap()).unwrap();
     }
 
@@ -1618,13 +2288,35 @@ mod tests {
     fn text_and_markdown_say_pass_or_fail_for_every_check() {
         let v = failing_verdict();
         let t = render_text(&v);
-        assert_eq!(t.lines().filter(|l| l.starts_with("  FAIL") || l.starts_with("  PASS")).count(), 4, "{t}");
-        assert!(!t.contains("FAIL  b") && t.contains("gate FAILED: 2 of 4 checks failed"), "{t}");
+        assert_eq!(
+            t.lines()
+                .filter(|l| l.starts_with("  FAIL") || l.starts_with("  PASS"))
+                .count(),
+            4,
+            "{t}"
+        );
+        assert!(
+            !t.contains("FAIL  b") && t.contains("gate FAILED: 2 of 4 checks failed"),
+            "{t}"
+        );
         let md = render_markdown(&v);
-        assert!(md.starts_with("### rotbench gate: ❌ failed (2 of 4 checks failed)"), "{md}");
-        assert_eq!(md.lines().filter(|l| l.starts_with("| ")).count(), 5, "{md}");
+        assert!(
+            md.starts_with("### rotbench gate: ❌ failed (2 of 4 checks failed)"),
+            "{md}"
+        );
+        assert_eq!(
+            md.lines().filter(|l| l.starts_with("| ")).count(),
+            5,
+            "{md}"
+        );
         assert!(md.contains("a&lt;&amp;&gt;\"'"), "{md}");
-        let ok = run(&ten(), Checks { min_accuracy: Some(0.0), ..Default::default() });
+        let ok = run(
+            &ten(),
+            Checks {
+                min_accuracy: Some(0.0),
+                ..Default::default()
+            },
+        );
         assert!(render_text(&ok).contains("gate passed: all 1 check passed"));
         assert!(render_markdown(&ok).contains("✅ passed"));
     }

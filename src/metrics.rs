@@ -25,7 +25,11 @@ pub const INVALID: i32 = -1;
 
 impl Confusion {
     pub fn new(n_classes: usize) -> Self {
-        Confusion { n_classes, counts: vec![0; n_classes * n_classes], invalid: vec![0; n_classes] }
+        Confusion {
+            n_classes,
+            counts: vec![0; n_classes * n_classes],
+            invalid: vec![0; n_classes],
+        }
     }
 
     /// Build from labels; `y_pred` may hold [`INVALID`]. Panics on out-of-range
@@ -62,7 +66,10 @@ impl Confusion {
 
     /// Rows of counts (true x predicted).
     pub fn rows(&self) -> Vec<Vec<u64>> {
-        self.counts.chunks(self.n_classes.max(1)).map(|r| r.to_vec()).collect()
+        self.counts
+            .chunks(self.n_classes.max(1))
+            .map(|r| r.to_vec())
+            .collect()
     }
 
     pub fn merge(&mut self, other: &Confusion) {
@@ -80,7 +87,10 @@ impl Confusion {
     }
 
     pub fn true_sum(&self, t: usize) -> u64 {
-        self.counts[t * self.n_classes..(t + 1) * self.n_classes].iter().sum::<u64>() + self.invalid[t]
+        self.counts[t * self.n_classes..(t + 1) * self.n_classes]
+            .iter()
+            .sum::<u64>()
+            + self.invalid[t]
     }
 
     pub fn pred_sum(&self, p: usize) -> u64 {
@@ -183,16 +193,38 @@ pub fn report(cm: &Confusion) -> Report {
         if pred_sum[c] == 0.0 || true_sum[c] == 0.0 {
             zero_division_classes.push(c);
         }
-        per_class.push(ClassScores { precision, recall, f1, support: cm.true_sum(c) });
+        per_class.push(ClassScores {
+            precision,
+            recall,
+            f1,
+            support: cm.true_sum(c),
+        });
     }
     let pick = |f: fn(&ClassScores) -> f64| per_class.iter().map(f).collect::<Vec<f64>>();
     let (p, r, f) = (pick(|s| s.precision), pick(|s| s.recall), pick(|s| s.f1));
-    let macro_avg = Averages { precision: mean(&p), recall: mean(&r), f1: mean(&f) };
+    let macro_avg = Averages {
+        precision: mean(&p),
+        recall: mean(&r),
+        f1: mean(&f),
+    };
     let wsum: f64 = true_sum.iter().sum();
-    let wavg = |v: &[f64]| div0(v.iter().zip(&true_sum).map(|(a, w)| a * w).sum::<f64>(), wsum);
-    let weighted_avg = Averages { precision: wavg(&p), recall: wavg(&r), f1: wavg(&f) };
+    let wavg = |v: &[f64]| {
+        div0(
+            v.iter().zip(&true_sum).map(|(a, w)| a * w).sum::<f64>(),
+            wsum,
+        )
+    };
+    let weighted_avg = Averages {
+        precision: wavg(&p),
+        recall: wavg(&r),
+        f1: wavg(&f),
+    };
     let (tps, ts, ps) = (tp.iter().sum::<f64>(), wsum, pred_sum.iter().sum::<f64>());
-    let micro_avg = Averages { precision: div0(tps, ps), recall: div0(tps, ts), f1: div0(2.0 * tps, ts + ps) };
+    let micro_avg = Averages {
+        precision: div0(tps, ps),
+        recall: div0(tps, ts),
+        f1: div0(2.0 * tps, ts + ps),
+    };
     let total = cm.total();
     let correct = cm.correct();
     Report {
@@ -319,8 +351,14 @@ impl Paired {
             return 1.0;
         }
         // Rows: a wrong/right; columns: b wrong/right.
-        let (r0, r1) = ((self.neither + self.only_b) as f64, (self.only_a + self.both) as f64);
-        let (c0, c1) = ((self.neither + self.only_a) as f64, (self.only_b + self.both) as f64);
+        let (r0, r1) = (
+            (self.neither + self.only_b) as f64,
+            (self.only_a + self.both) as f64,
+        );
+        let (c0, c1) = (
+            (self.neither + self.only_a) as f64,
+            (self.only_b + self.both) as f64,
+        );
         let expected_disagree = r0 * c1 / n + r1 * c0 / n;
         let observed_disagree = (self.only_a + self.only_b) as f64;
         if expected_disagree == 0.0 {
@@ -356,7 +394,11 @@ pub fn confusion_similarity(a: &Confusion, b: &Confusion) -> f64 {
 
 /// Total-variation distance between two probability vectors.
 pub fn total_variation(p: &[f32], q: &[f32]) -> f64 {
-    0.5 * p.iter().zip(q).map(|(a, b)| (*a as f64 - *b as f64).abs()).sum::<f64>()
+    0.5 * p
+        .iter()
+        .zip(q)
+        .map(|(a, b)| (*a as f64 - *b as f64).abs())
+        .sum::<f64>()
 }
 
 #[cfg(test)]
@@ -387,7 +429,10 @@ mod tests {
         close(r.macro_avg.f1, (0.5 + 0.8 + 2.0 / 3.0) / 3.0);
         close(r.micro_avg.precision, 4.0 / 6.0);
         close(r.micro_avg.f1, 4.0 / 6.0);
-        close(r.weighted_avg.recall, (0.5 * 2.0 + 1.0 * 2.0 + 0.5 * 2.0) / 6.0);
+        close(
+            r.weighted_avg.recall,
+            (0.5 * 2.0 + 1.0 * 2.0 + 0.5 * 2.0) / 6.0,
+        );
         assert!(r.zero_division_classes.is_empty());
     }
 
@@ -430,7 +475,10 @@ mod tests {
     fn wilson_matches_a_known_value() {
         // statsmodels proportion_confint(8, 10, method="wilson")
         let (lo, hi) = wilson(8, 10);
-        assert!((lo - 0.4901624).abs() < 1e-6 && (hi - 0.9433178).abs() < 1e-6, "{lo} {hi}");
+        assert!(
+            (lo - 0.4901624).abs() < 1e-6 && (hi - 0.9433178).abs() < 1e-6,
+            "{lo} {hi}"
+        );
         assert_eq!(wilson(0, 0), (0.0, 1.0));
     }
 

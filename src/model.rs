@@ -8,11 +8,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::ffi::{c_char, c_int, CStr, CString};
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::ffi::{c_char, c_int, CStr, CString};
 use tch::{Device, Kind, Tensor};
 
 /// The schema users see in errors about a malformed sidecar.
@@ -46,7 +46,12 @@ pub struct Preprocess {
 
 impl Default for Preprocess {
     fn default() -> Self {
-        Preprocess { resize: None, order: CropOrder::RotateThenCrop, channel_order: ChannelOrder::Rgb, value_range: 1.0 }
+        Preprocess {
+            resize: None,
+            order: CropOrder::RotateThenCrop,
+            channel_order: ChannelOrder::Rgb,
+            value_range: 1.0,
+        }
     }
 }
 
@@ -64,7 +69,10 @@ impl std::str::FromStr for Resize {
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         let bad = || format!("`{s}` is not a resize; give N (shorter side) or HxW (exact)");
         match s.split_once(['x', 'X']) {
-            Some((h, w)) => Ok(Resize::Exact([h.trim().parse().map_err(|_| bad())?, w.trim().parse().map_err(|_| bad())?])),
+            Some((h, w)) => Ok(Resize::Exact([
+                h.trim().parse().map_err(|_| bad())?,
+                w.trim().parse().map_err(|_| bad())?,
+            ])),
             None => Ok(Resize::Shorter(s.trim().parse().map_err(|_| bad())?)),
         }
     }
@@ -86,7 +94,9 @@ impl std::str::FromStr for CropOrder {
         match s {
             "rotate-then-crop" => Ok(CropOrder::RotateThenCrop),
             "crop-then-rotate" => Ok(CropOrder::CropThenRotate),
-            _ => Err(format!("`{s}` is not an order; use rotate-then-crop or crop-then-rotate")),
+            _ => Err(format!(
+                "`{s}` is not an order; use rotate-then-crop or crop-then-rotate"
+            )),
         }
     }
 }
@@ -176,11 +186,22 @@ pub fn sidecar_path(model: &Path) -> PathBuf {
 
 /// Read a `--classes` file: one name per line, blank lines ignored.
 pub fn read_classes_file(path: &Path) -> Result<Vec<String>> {
-    let text = fs::read_to_string(path)
-        .with_context(|| format!("--classes {}: cannot read the file; give a text file with one class name per line", path.display()))?;
-    let classes: Vec<String> = text.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+    let text = fs::read_to_string(path).with_context(|| {
+        format!(
+            "--classes {}: cannot read the file; give a text file with one class name per line",
+            path.display()
+        )
+    })?;
+    let classes: Vec<String> = text
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
     if classes.is_empty() {
-        bail!("--classes {}: the file has no class names; write one name per line", path.display());
+        bail!(
+            "--classes {}: the file has no class names; write one name per line",
+            path.display()
+        );
     }
     Ok(classes)
 }
@@ -207,7 +228,12 @@ pub fn resolve_spec(
     let mut prov = Provenance::new();
     let side_name = sidecar.map(|(p, _)| format!("sidecar {}", p.display()));
     let emb_name = "embedded extra/rotbench.json".to_string();
-    let pick = |field: &str, from_flag: bool, side: bool, emb: bool, prov: &mut Provenance| -> Option<String> {
+    let pick = |field: &str,
+                from_flag: bool,
+                side: bool,
+                emb: bool,
+                prov: &mut Provenance|
+     -> Option<String> {
         let src = if from_flag {
             Some(format!("flag --{field}"))
         } else if side {
@@ -245,29 +271,60 @@ pub fn resolve_spec(
     };
     let from = prov["input-size"].clone();
     if input.len() != 3 {
-        bail!("{from}: `input` must be [C, H, W], got {} values", input.len());
+        bail!(
+            "{from}: `input` must be [C, H, W], got {} values",
+            input.len()
+        );
     }
     let input = [input[0], input[1], input[2]];
     if !(input[0] == 1 || input[0] == 3) {
-        bail!("{from}: the input has {} channels; rotbench feeds 1 (grayscale) or 3 (RGB)", input[0]);
+        bail!(
+            "{from}: the input has {} channels; rotbench feeds 1 (grayscale) or 3 (RGB)",
+            input[0]
+        );
     }
     if input[1] == 0 || input[2] == 0 || input[1] > 8192 || input[2] > 8192 {
-        bail!("{from}: input height and width must be between 1 and 8192, got {}x{}", input[1], input[2]);
+        bail!(
+            "{from}: input height and width must be between 1 and 8192, got {}x{}",
+            input[1],
+            input[2]
+        );
     }
 
-    let mut vector = |field: &str, flag: Option<&Vec<f32>>, s: Option<&Vec<f32>>, e: Option<&Vec<f32>>| -> Result<Vec<f32>> {
+    let mut vector = |field: &str,
+                      flag: Option<&Vec<f32>>,
+                      s: Option<&Vec<f32>>,
+                      e: Option<&Vec<f32>>|
+     -> Result<Vec<f32>> {
         let (v, src) = match (flag, s, e) {
             (Some(v), _, _) => (v.clone(), pick(field, true, false, false, &mut prov)),
             (None, Some(v), _) => (v.clone(), pick(field, false, true, false, &mut prov)),
             (None, None, Some(v)) => (v.clone(), pick(field, false, false, true, &mut prov)),
-            _ => bail!(how_to(field, &format!("--{field} V (one value, or one per channel)"))),
+            _ => bail!(how_to(
+                field,
+                &format!("--{field} V (one value, or one per channel)")
+            )),
         };
         per_channel(&v, input[0], field, src.as_deref().unwrap_or(field))
     };
-    let mean = vector("mean", flags.mean.as_ref(), sc.and_then(|s| s.mean.as_ref()), embedded.and_then(|s| s.mean.as_ref()))?;
-    let std = vector("std", flags.std.as_ref(), sc.and_then(|s| s.std.as_ref()), embedded.and_then(|s| s.std.as_ref()))?;
+    let mean = vector(
+        "mean",
+        flags.mean.as_ref(),
+        sc.and_then(|s| s.mean.as_ref()),
+        embedded.and_then(|s| s.mean.as_ref()),
+    )?;
+    let std = vector(
+        "std",
+        flags.std.as_ref(),
+        sc.and_then(|s| s.std.as_ref()),
+        embedded.and_then(|s| s.std.as_ref()),
+    )?;
     if std.iter().any(|s| *s <= 0.0) {
-        bail!("{}: std must be positive in every channel, got {:?}", prov["std"], std);
+        bail!(
+            "{}: std must be positive in every channel, got {:?}",
+            prov["std"],
+            std
+        );
     }
 
     let classes = if let Some((p, c)) = &flags.classes {
@@ -283,11 +340,17 @@ pub fn resolve_spec(
         bail!(how_to("classes", "--classes FILE (one name per line)"));
     };
     if classes.is_empty() {
-        bail!("{}: `classes` is empty; list the model's output classes in order", prov["classes"]);
+        bail!(
+            "{}: `classes` is empty; list the model's output classes in order",
+            prov["classes"]
+        );
     }
     for (i, c) in classes.iter().enumerate() {
         if classes[..i].contains(c) {
-            bail!("{}: class name `{c}` appears twice; class names must be unique", prov["classes"]);
+            bail!(
+                "{}: class name `{c}` appears twice; class names must be unique",
+                prov["classes"]
+            );
         }
     }
     // Preprocessing: each field from the first source that has it, else the default.
@@ -299,7 +362,9 @@ pub fn resolve_spec(
             } else if let Some(v) = sc.and_then(|s| s.$field) {
                 Some((v, side_name.clone().unwrap_or_default()))
             } else {
-                embedded.and_then(|s| s.$field).map(|v| (v, emb_name.clone()))
+                embedded
+                    .and_then(|s| s.$field)
+                    .map(|v| (v, emb_name.clone()))
             };
             if let Some((v, src)) = picked {
                 pre.$field = v.into();
@@ -314,7 +379,11 @@ pub fn resolve_spec(
     layered!(channel_order, "channel-order");
     layered!(value_range, "value-range");
     if pre.value_range != 1.0 && pre.value_range != 255.0 {
-        bail!("{}: value_range must be 1 (pixels in [0,1]) or 255 (pixels in [0,255]), got {}", prov["value-range"], pre.value_range);
+        bail!(
+            "{}: value_range must be 1 (pixels in [0,1]) or 255 (pixels in [0,255]), got {}",
+            prov["value-range"],
+            pre.value_range
+        );
     }
     match pre.resize {
         Some(Resize::Shorter(n)) if n < input[1].min(input[2]) => bail!(
@@ -332,13 +401,26 @@ pub fn resolve_spec(
         ),
         _ => {}
     }
-    Ok((ModelSpec { input, mean, std, classes, preprocess: pre }, prov))
+    Ok((
+        ModelSpec {
+            input,
+            mean,
+            std,
+            classes,
+            preprocess: pre,
+        },
+        prov,
+    ))
 }
 
 /// Read `extra/rotbench.json` from a TorchScript zip, if present.
 pub fn read_embedded_spec(path: &Path) -> Result<Option<SpecFile>> {
-    let Ok(file) = fs::File::open(path) else { return Ok(None) };
-    let Ok(mut zip) = zip::ZipArchive::new(file) else { return Ok(None) };
+    let Ok(file) = fs::File::open(path) else {
+        return Ok(None);
+    };
+    let Ok(mut zip) = zip::ZipArchive::new(file) else {
+        return Ok(None);
+    };
     let name: Option<String> = zip
         .file_names()
         .filter_map(|n| n.ok().map(|n| n.to_string()))
@@ -359,13 +441,25 @@ fn diagnose_model_file(path: &Path, bytes_head: &[u8], len: u64) -> Result<()> {
         bail!("{}: the model file is empty; {EXPORT}", path.display());
     }
     if !bytes_head.starts_with(b"PK\x03\x04") {
-        bail!("{}: not a TorchScript file (TorchScript files are zip archives); {EXPORT}", path.display());
+        bail!(
+            "{}: not a TorchScript file (TorchScript files are zip archives); {EXPORT}",
+            path.display()
+        );
     }
     let file = fs::File::open(path)?;
-    let zip = zip::ZipArchive::new(file)
-        .map_err(|e| anyhow!("{}: not a TorchScript file (broken zip archive: {e}); {EXPORT}", path.display()))?;
-    let names: Vec<String> = zip.file_names().filter_map(|n| n.ok().map(|n| n.to_string())).collect();
-    let has_code = names.iter().any(|n| n.contains("/code/") || n.starts_with("code/"));
+    let zip = zip::ZipArchive::new(file).map_err(|e| {
+        anyhow!(
+            "{}: not a TorchScript file (broken zip archive: {e}); {EXPORT}",
+            path.display()
+        )
+    })?;
+    let names: Vec<String> = zip
+        .file_names()
+        .filter_map(|n| n.ok().map(|n| n.to_string()))
+        .collect();
+    let has_code = names
+        .iter()
+        .any(|n| n.contains("/code/") || n.starts_with("code/"));
     let has_data = names.iter().any(|n| n.ends_with("data.pkl"));
     if has_data && !has_code {
         bail!(
@@ -402,8 +496,18 @@ mod shim {
         _private: [u8; 0],
     }
     extern "C" {
-        pub fn rb_load(path: *const c_char, device_kind: c_int, device_index: c_int, optimize: c_int, err: *mut *mut c_char) -> *mut RbModule;
-        pub fn rb_forward(m: *mut RbModule, input: *const torch_sys::C_tensor, err: *mut *mut c_char) -> *mut torch_sys::C_tensor;
+        pub fn rb_load(
+            path: *const c_char,
+            device_kind: c_int,
+            device_index: c_int,
+            optimize: c_int,
+            err: *mut *mut c_char,
+        ) -> *mut RbModule;
+        pub fn rb_forward(
+            m: *mut RbModule,
+            input: *const torch_sys::C_tensor,
+            err: *mut *mut c_char,
+        ) -> *mut torch_sys::C_tensor;
         pub fn rb_free(m: *mut RbModule);
         pub fn rb_free_message(s: *mut c_char);
     }
@@ -415,7 +519,9 @@ fn shim_message(err: *mut c_char) -> String {
         return "unknown libtorch error".into();
     }
     // SAFETY: the shim returns a NUL-terminated malloc'd string, freed here once.
-    let s = unsafe { CStr::from_ptr(err) }.to_string_lossy().into_owned();
+    let s = unsafe { CStr::from_ptr(err) }
+        .to_string_lossy()
+        .into_owned();
     unsafe { shim::rb_free_message(err) };
     s
 }
@@ -426,15 +532,28 @@ struct ScriptModule {
 }
 
 impl ScriptModule {
-    fn load(path: &Path, device: Device, inference: Inference) -> std::result::Result<Self, String> {
-        let c_path = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| "the path holds a NUL byte".to_string())?;
+    fn load(
+        path: &Path,
+        device: Device,
+        inference: Inference,
+    ) -> std::result::Result<Self, String> {
+        let c_path = CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|_| "the path holds a NUL byte".to_string())?;
         let (kind, index) = match device {
             Device::Cuda(i) => (1, i as c_int),
             _ => (0, 0),
         };
         let mut err: *mut c_char = std::ptr::null_mut();
         // SAFETY: valid C string; err is an out-pointer the shim sets on failure.
-        let ptr = unsafe { shim::rb_load(c_path.as_ptr(), kind, index, (inference == Inference::Optimized) as c_int, &mut err) };
+        let ptr = unsafe {
+            shim::rb_load(
+                c_path.as_ptr(),
+                kind,
+                index,
+                (inference == Inference::Optimized) as c_int,
+                &mut err,
+            )
+        };
         if ptr.is_null() {
             return Err(shim_message(err));
         }
@@ -479,7 +598,9 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = f.read(&mut buf).with_context(|| format!("{}: read failed", path.display()))?;
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("{}: read failed", path.display()))?;
         if n == 0 {
             break;
         }
@@ -507,16 +628,32 @@ pub fn load_spec(path: &Path, flags: &SpecFlags) -> Result<(ModelSpec, Provenanc
         None
     };
     let embedded = read_embedded_spec(path)?;
-    resolve_spec(path, flags, sidecar.as_ref().map(|s| (side.as_path(), s)), embedded.as_ref())
+    resolve_spec(
+        path,
+        flags,
+        sidecar.as_ref().map(|s| (side.as_path(), s)),
+        embedded.as_ref(),
+    )
 }
 
 impl Model {
-    pub fn load(path: &Path, flags: &SpecFlags, device: Device, inference: Inference) -> Result<Model> {
+    pub fn load(
+        path: &Path,
+        flags: &SpecFlags,
+        device: Device,
+        inference: Inference,
+    ) -> Result<Model> {
         let meta = fs::metadata(path).map_err(|e| {
-            anyhow!("--model {}: cannot read the model file ({e}); check the path", path.display())
+            anyhow!(
+                "--model {}: cannot read the model file ({e}); check the path",
+                path.display()
+            )
         })?;
         if meta.is_dir() {
-            bail!("--model {}: is a folder; give the TorchScript .pt file", path.display());
+            bail!(
+                "--model {}: is a folder; give the TorchScript .pt file",
+                path.display()
+            );
         }
         let mut head = [0u8; 4];
         let n = fs::File::open(path)
@@ -530,15 +667,35 @@ impl Model {
             } else {
                 ""
             };
-            anyhow!("{}: libtorch could not load this TorchScript file: {}{hint}", path.display(), first_line(&e))
+            anyhow!(
+                "{}: libtorch could not load this TorchScript file: {}{hint}",
+                path.display(),
+                first_line(&e)
+            )
         })?;
         let c = spec.channels() as i64;
-        let mean = Tensor::from_slice(&spec.mean).view([1, c, 1, 1]).to_device(device);
+        let mean = Tensor::from_slice(&spec.mean)
+            .view([1, c, 1, 1])
+            .to_device(device);
         let inv_std = Tensor::from_slice(&spec.std.iter().map(|s| 1.0 / s).collect::<Vec<f32>>())
             .view([1, c, 1, 1])
             .to_device(device);
-        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
-        Ok(Model { name, path: path.to_path_buf(), sha256: sha256_file(path)?, spec, provenance, device, inference, module, mean, inv_std })
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".into());
+        Ok(Model {
+            name,
+            path: path.to_path_buf(),
+            sha256: sha256_file(path)?,
+            spec,
+            provenance,
+            device,
+            inference,
+            module,
+            mean,
+            inv_std,
+        })
     }
 
     /// Run the model on a batch of raw pixels (0..255 scale, NCHW on any device):
@@ -598,7 +755,10 @@ fn first_line(s: &str) -> String {
         .take(6)
         .copied()
         .collect();
-    keep.join(" ").split_whitespace().collect::<Vec<_>>().join(" ")
+    keep.join(" ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Parse `--device cpu|cuda|cuda:N|auto`.
@@ -614,11 +774,16 @@ pub fn parse_device(s: &str) -> Result<Device> {
             }
         }
         s if s.starts_with("cuda:") => {
-            let i: usize = s[5..].parse().map_err(|_| anyhow!("--device {s}: expected cuda:N with N a GPU index"))?;
+            let i: usize = s[5..]
+                .parse()
+                .map_err(|_| anyhow!("--device {s}: expected cuda:N with N a GPU index"))?;
             if (i as i64) < tch::Cuda::device_count() {
                 Ok(Device::Cuda(i))
             } else {
-                bail!("--device {s}: libtorch sees {} CUDA device(s)", tch::Cuda::device_count())
+                bail!(
+                    "--device {s}: libtorch sees {} CUDA device(s)",
+                    tch::Cuda::device_count()
+                )
             }
         }
         _ => bail!("--device {s}: use cpu, cuda, cuda:N or auto"),
@@ -644,7 +809,13 @@ mod tests {
     #[test]
     fn the_sidecar_gives_the_spec() {
         let s = side(r#"{"input":[1,28,28],"mean":[0.1307],"std":[0.3081],"classes":["a","b"]}"#);
-        let (spec, prov) = resolve_spec(Path::new("m.pt"), &SpecFlags::default(), Some((Path::new("m.json"), &s)), None).unwrap();
+        let (spec, prov) = resolve_spec(
+            Path::new("m.pt"),
+            &SpecFlags::default(),
+            Some((Path::new("m.json"), &s)),
+            None,
+        )
+        .unwrap();
         assert_eq!(spec.input, [1, 28, 28]);
         assert_eq!(spec.mean, vec![0.1307]);
         assert_eq!(spec.classes.len(), 2);
@@ -655,11 +826,24 @@ mod tests {
     fn flags_override_the_sidecar_which_overrides_the_embedded_spec() {
         let s = side(r#"{"input":[3,32,32],"mean":[0.5],"classes":["a","b"]}"#);
         let e = side(r#"{"input":[1,8,8],"mean":[0.1],"std":[0.2],"classes":["x"]}"#);
-        let flags = SpecFlags { mean: Some(vec![0.1, 0.2, 0.3]), ..Default::default() };
-        let (spec, prov) = resolve_spec(Path::new("m.pt"), &flags, Some((Path::new("m.json"), &s)), Some(&e)).unwrap();
+        let flags = SpecFlags {
+            mean: Some(vec![0.1, 0.2, 0.3]),
+            ..Default::default()
+        };
+        let (spec, prov) = resolve_spec(
+            Path::new("m.pt"),
+            &flags,
+            Some((Path::new("m.json"), &s)),
+            Some(&e),
+        )
+        .unwrap();
         assert_eq!(spec.input, [3, 32, 32]);
         assert_eq!(spec.mean, vec![0.1, 0.2, 0.3]);
-        assert_eq!(spec.std, vec![0.2, 0.2, 0.2], "one std value spreads to every channel");
+        assert_eq!(
+            spec.std,
+            vec![0.2, 0.2, 0.2],
+            "one std value spreads to every channel"
+        );
         assert_eq!(spec.classes, vec!["a", "b"]);
         assert_eq!(prov["mean"], "flag --mean");
         assert_eq!(prov["std"], "embedded extra/rotbench.json");
@@ -668,35 +852,75 @@ mod tests {
     #[test]
     fn a_missing_field_says_how_to_give_it() {
         let s = side(r#"{"input":[1,28,28],"mean":[0.5],"std":[0.5]}"#);
-        let err = resolve_spec(Path::new("m.pt"), &SpecFlags::default(), Some((Path::new("m.json"), &s)), None).unwrap_err();
+        let err = resolve_spec(
+            Path::new("m.pt"),
+            &SpecFlags::default(),
+            Some((Path::new("m.json"), &s)),
+            None,
+        )
+        .unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("no `classes`") && msg.contains("--classes FILE"), "{msg}");
+        assert!(
+            msg.contains("no `classes`") && msg.contains("--classes FILE"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn bad_values_are_refused() {
         let bad = [
-            (r#"{"input":[2,28,28],"mean":[0],"std":[1],"classes":["a"]}"#, "channels"),
-            (r#"{"input":[1,28],"mean":[0],"std":[1],"classes":["a"]}"#, "[C, H, W]"),
-            (r#"{"input":[1,28,28],"mean":[0,0],"std":[1],"classes":["a"]}"#, "give 1 value or 1"),
-            (r#"{"input":[1,28,28],"mean":[0],"std":[0],"classes":["a"]}"#, "positive"),
-            (r#"{"input":[1,28,28],"mean":[0],"std":[1],"classes":["a","a"]}"#, "twice"),
-            (r#"{"input":[1,28,28],"mean":[0],"std":[1],"classes":[]}"#, "empty"),
+            (
+                r#"{"input":[2,28,28],"mean":[0],"std":[1],"classes":["a"]}"#,
+                "channels",
+            ),
+            (
+                r#"{"input":[1,28],"mean":[0],"std":[1],"classes":["a"]}"#,
+                "[C, H, W]",
+            ),
+            (
+                r#"{"input":[1,28,28],"mean":[0,0],"std":[1],"classes":["a"]}"#,
+                "give 1 value or 1",
+            ),
+            (
+                r#"{"input":[1,28,28],"mean":[0],"std":[0],"classes":["a"]}"#,
+                "positive",
+            ),
+            (
+                r#"{"input":[1,28,28],"mean":[0],"std":[1],"classes":["a","a"]}"#,
+                "twice",
+            ),
+            (
+                r#"{"input":[1,28,28],"mean":[0],"std":[1],"classes":[]}"#,
+                "empty",
+            ),
         ];
         for (json, want) in bad {
             let s = side(json);
-            let err = resolve_spec(Path::new("m.pt"), &SpecFlags::default(), Some((Path::new("m.json"), &s)), None).unwrap_err();
+            let err = resolve_spec(
+                Path::new("m.pt"),
+                &SpecFlags::default(),
+                Some((Path::new("m.json"), &s)),
+                None,
+            )
+            .unwrap_err();
             assert!(err.to_string().contains(want), "{json}: {err}");
         }
     }
 
     #[test]
     fn malformed_json_reports_line_and_column() {
-        let err = SpecFile::parse("{\n  \"input\": [1, 28, 28],\n  \"mean\": oops\n}", "m.json").unwrap_err().to_string();
+        let err = SpecFile::parse(
+            "{\n  \"input\": [1, 28, 28],\n  \"mean\": oops\n}",
+            "m.json",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("line 3"), "{err}");
         assert!(err.contains("column"), "{err}");
         assert!(err.contains("\"classes\""), "shows the schema: {err}");
-        let err = SpecFile::parse(r#"{"inputs":[1,2,3]}"#, "m.json").unwrap_err().to_string();
+        let err = SpecFile::parse(r#"{"inputs":[1,2,3]}"#, "m.json")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown field `inputs`"), "{err}");
     }
 

@@ -10,32 +10,56 @@ use std::path::{Path, PathBuf};
 /// Make sure `dir` can hold results: create it if needed, refuse a file, probe writability.
 pub fn prepare_dir(dir: &Path, flag: &str) -> Result<()> {
     if dir.exists() && !dir.is_dir() {
-        bail!("{flag} {}: is an existing file, not a folder; choose a folder path", dir.display());
+        bail!(
+            "{flag} {}: is an existing file, not a folder; choose a folder path",
+            dir.display()
+        );
     }
-    fs::create_dir_all(dir)
-        .map_err(|e| anyhow!("{flag} {}: cannot create the output folder ({e}); choose a writable path", dir.display()))?;
+    fs::create_dir_all(dir).map_err(|e| {
+        anyhow!(
+            "{flag} {}: cannot create the output folder ({e}); choose a writable path",
+            dir.display()
+        )
+    })?;
     let probe = dir.join(format!(".rotbench-probe-{}", std::process::id()));
-    fs::write(&probe, b"")
-        .map_err(|e| anyhow!("{flag} {}: the output folder is not writable ({e}); choose a writable path", dir.display()))?;
+    fs::write(&probe, b"").map_err(|e| {
+        anyhow!(
+            "{flag} {}: the output folder is not writable ({e}); choose a writable path",
+            dir.display()
+        )
+    })?;
     let _ = fs::remove_file(&probe);
     Ok(())
 }
 
 fn temp_name(dir: &Path, name: &str) -> PathBuf {
     // Flatten sub-paths (plots/x.png): temps live in `dir`, on the same filesystem.
-    dir.join(format!(".{}.tmp-{}", name.replace('/', "_"), std::process::id()))
+    dir.join(format!(
+        ".{}.tmp-{}",
+        name.replace('/', "_"),
+        std::process::id()
+    ))
 }
 
 /// Write one file atomically (temp file, fsync, rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().ok_or_else(|| anyhow!("{}: not a file path", path.display()))?;
-    write_all(dir, &[(name.to_string_lossy().into_owned(), bytes.to_vec())])
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| anyhow!("{}: not a file path", path.display()))?;
+    write_all(
+        dir,
+        &[(name.to_string_lossy().into_owned(), bytes.to_vec())],
+    )
 }
 
 /// Write several files into `dir`: all temps first, then the renames.
 pub fn write_all(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<()> {
-    fs::create_dir_all(dir).map_err(|e| anyhow!("{}: cannot create the folder ({e})", dir.display()))?;
+    fs::create_dir_all(dir)
+        .map_err(|e| anyhow!("{}: cannot create the folder ({e})", dir.display()))?;
     let mut temps = Vec::with_capacity(files.len());
     let cleanup = |temps: &[PathBuf]| {
         for t in temps {
@@ -52,16 +76,25 @@ pub fn write_all(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<()> {
         if let Err(e) = res {
             cleanup(&temps);
             let _ = fs::remove_file(&tmp);
-            bail!("{}: cannot write ({e}); nothing was replaced", dir.join(name).display());
+            bail!(
+                "{}: cannot write ({e}); nothing was replaced",
+                dir.join(name).display()
+            );
         }
         temps.push(tmp);
     }
     for ((name, _), tmp) in files.iter().zip(&temps) {
         let dest = dir.join(name);
         if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).with_context(|| format!("{}: cannot create", parent.display()))?;
+            fs::create_dir_all(parent)
+                .with_context(|| format!("{}: cannot create", parent.display()))?;
         }
-        fs::rename(tmp, &dest).with_context(|| format!("{}: cannot move the finished file into place", dest.display()))?;
+        fs::rename(tmp, &dest).with_context(|| {
+            format!(
+                "{}: cannot move the finished file into place",
+                dest.display()
+            )
+        })?;
     }
     Ok(())
 }
@@ -78,10 +111,15 @@ impl RecordLog {
     /// Start a new, empty log (replacing any old one).
     pub fn create(path: &Path) -> Result<RecordLog> {
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).with_context(|| format!("{}: cannot create", parent.display()))?;
+            fs::create_dir_all(parent)
+                .with_context(|| format!("{}: cannot create", parent.display()))?;
         }
-        let file = fs::File::create(path).with_context(|| format!("{}: cannot create the checkpoint", path.display()))?;
-        Ok(RecordLog { file, path: path.to_path_buf() })
+        let file = fs::File::create(path)
+            .with_context(|| format!("{}: cannot create the checkpoint", path.display()))?;
+        Ok(RecordLog {
+            file,
+            path: path.to_path_buf(),
+        })
     }
 
     /// Continue an existing log after its last whole record.
@@ -91,7 +129,10 @@ impl RecordLog {
             .open(path)
             .with_context(|| format!("{}: cannot open the checkpoint", path.display()))?;
         file.set_len(whole_len)?;
-        let mut log = RecordLog { file, path: path.to_path_buf() };
+        let mut log = RecordLog {
+            file,
+            path: path.to_path_buf(),
+        };
         use std::io::Seek;
         log.file.seek(std::io::SeekFrom::End(0))?;
         Ok(log)
@@ -101,12 +142,16 @@ impl RecordLog {
         let mut buf = Vec::with_capacity(record.len() + 8);
         buf.extend_from_slice(&(record.len() as u64).to_le_bytes());
         buf.extend_from_slice(record);
-        self.file.write_all(&buf).and_then(|_| self.file.sync_data()).with_context(|| format!("{}: cannot write the checkpoint", self.path.display()))
+        self.file
+            .write_all(&buf)
+            .and_then(|_| self.file.sync_data())
+            .with_context(|| format!("{}: cannot write the checkpoint", self.path.display()))
     }
 
     /// The whole records of a log, and the byte length they span.
     pub fn read(path: &Path) -> Result<(Vec<Vec<u8>>, u64)> {
-        let bytes = fs::read(path).with_context(|| format!("{}: cannot read the checkpoint", path.display()))?;
+        let bytes = fs::read(path)
+            .with_context(|| format!("{}: cannot read the checkpoint", path.display()))?;
         let mut out = Vec::new();
         let mut at = 0usize;
         while bytes.len() - at >= 8 {
@@ -138,9 +183,20 @@ mod tests {
     #[test]
     fn files_appear_whole_and_no_temps_remain() {
         let d = tempfile::tempdir().unwrap();
-        write_all(d.path(), &[("a.txt".into(), b"one".to_vec()), ("b.txt".into(), b"two".to_vec())]).unwrap();
+        write_all(
+            d.path(),
+            &[
+                ("a.txt".into(), b"one".to_vec()),
+                ("b.txt".into(), b"two".to_vec()),
+            ],
+        )
+        .unwrap();
         assert_eq!(fs::read(d.path().join("a.txt")).unwrap(), b"one");
-        let names: Vec<_> = fs::read_dir(d.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        let names: Vec<_> = fs::read_dir(d.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         assert_eq!(names.len(), 2);
     }
 
@@ -150,7 +206,10 @@ mod tests {
         let f = d.path().join("x");
         fs::write(&f, "").unwrap();
         let err = prepare_dir(&f, "--out").unwrap_err().to_string();
-        assert!(err.contains("--out") && err.contains("existing file"), "{err}");
+        assert!(
+            err.contains("--out") && err.contains("existing file"),
+            "{err}"
+        );
     }
 }
 

@@ -60,7 +60,9 @@ impl FromStr for Interpolation {
             "nearest" => Ok(Interpolation::Nearest),
             "bilinear" => Ok(Interpolation::Bilinear),
             "bicubic" => Ok(Interpolation::Bicubic),
-            _ => Err(format!("`{s}` is not an interpolation; use nearest, bilinear or bicubic")),
+            _ => Err(format!(
+                "`{s}` is not an interpolation; use nearest, bilinear or bicubic"
+            )),
         }
     }
 }
@@ -140,7 +142,11 @@ pub struct RotateOptions {
 
 impl Default for RotateOptions {
     fn default() -> Self {
-        RotateOptions { interpolation: Interpolation::Bilinear, fill: Fill::Constant(0.0), mask_circle: false }
+        RotateOptions {
+            interpolation: Interpolation::Bilinear,
+            fill: Fill::Constant(0.0),
+            mask_circle: false,
+        }
     }
 }
 
@@ -159,7 +165,14 @@ pub struct Geometry {
 
 impl Geometry {
     pub fn same(h: usize, w: usize) -> Self {
-        Geometry { in_h: h, in_w: w, out_h: h, out_w: w, top: 0, left: 0 }
+        Geometry {
+            in_h: h,
+            in_w: w,
+            out_h: h,
+            out_w: w,
+            top: 0,
+            left: 0,
+        }
     }
 }
 
@@ -216,7 +229,14 @@ fn reflect_index(i: i64, n: i64) -> i64 {
 
 impl Plan {
     pub fn new(geometry: Geometry, angle_deg: f64, opts: &RotateOptions) -> Plan {
-        let Geometry { in_h, in_w, out_h, out_w, top, left } = geometry;
+        let Geometry {
+            in_h,
+            in_w,
+            out_h,
+            out_w,
+            top,
+            left,
+        } = geometry;
         let (c, s) = cos_sin(angle_deg);
         let (cx, cy) = ((in_w as f64 - 1.0) / 2.0, (in_h as f64 - 1.0) / 2.0);
         let (ocx, ocy) = ((out_w as f64 - 1.0) / 2.0, (out_h as f64 - 1.0) / 2.0);
@@ -246,7 +266,11 @@ impl Plan {
                 src.push((x, y, masked));
             }
         }
-        let taps = if all_integral { 1 } else { opts.interpolation.taps() };
+        let taps = if all_integral {
+            1
+        } else {
+            opts.interpolation.taps()
+        };
         let mut plan = Plan {
             geometry,
             angle: angle_deg,
@@ -282,11 +306,18 @@ impl Plan {
                 k += 1;
             };
             let integral = (x - x.round()).abs() <= 1e-9 && (y - y.round()).abs() <= 1e-9;
-            let interpolation = if integral { Interpolation::Nearest } else { opts.interpolation };
+            let interpolation = if integral {
+                Interpolation::Nearest
+            } else {
+                opts.interpolation
+            };
             match interpolation {
-                Interpolation::Nearest => {
-                    put(x.round_ties_even() as i64, y.round_ties_even() as i64, 1.0, &mut plan)
-                }
+                Interpolation::Nearest => put(
+                    x.round_ties_even() as i64,
+                    y.round_ties_even() as i64,
+                    1.0,
+                    &mut plan,
+                ),
                 Interpolation::Bilinear => {
                     let (x0, y0) = (x.floor(), y.floor());
                     let (fx, fy) = (x - x0, y - y0);
@@ -329,7 +360,8 @@ impl Plan {
             let dst = &mut out[ch * op..(ch + 1) * op];
             if self.taps == 1 {
                 for p in 0..op {
-                    dst[p] = self.wts[p] * plane[self.idx[p] as usize] as f32 + self.fill_w[p] * self.fill_255;
+                    dst[p] = self.wts[p] * plane[self.idx[p] as usize] as f32
+                        + self.fill_w[p] * self.fill_255;
                 }
             } else {
                 let t = self.taps;
@@ -349,7 +381,10 @@ impl Plan {
 /// Round a rotated image to u8 as torchvision does for uint8 tensors
 /// (`torch.round`, ties to even), clamping to 0..=255 first.
 pub fn to_u8(values: &[f32]) -> Vec<u8> {
-    values.iter().map(|v| v.clamp(0.0, 255.0).round_ties_even() as u8).collect()
+    values
+        .iter()
+        .map(|v| v.clamp(0.0, 255.0).round_ties_even() as u8)
+        .collect()
 }
 
 #[cfg(test)]
@@ -370,7 +405,10 @@ mod tests {
     }
 
     fn where_is(img: &[u8], w: usize) -> (usize, usize) {
-        let p = img.iter().position(|&v| v == 255).expect("marked pixel survives");
+        let p = img
+            .iter()
+            .position(|&v| v == 255)
+            .expect("marked pixel survives");
         (p / w, p % w)
     }
 
@@ -392,7 +430,10 @@ mod tests {
     fn small_positive_angles_also_turn_counter_clockwise() {
         // A pixel right of centre on a large grid moves up (row decreases) at +30.
         let img = marked(41, 41, 20, 35);
-        let opts = RotateOptions { interpolation: Interpolation::Nearest, ..Default::default() };
+        let opts = RotateOptions {
+            interpolation: Interpolation::Nearest,
+            ..Default::default()
+        };
         let (r, c) = where_is(&rot(&img, 41, 41, 30.0, &opts), 41);
         // Expected: (20 - 15 sin 30, 20 + 15 cos 30) = (12.5, 32.99)
         assert!(r == 12 || r == 13, "row {r}");
@@ -402,9 +443,17 @@ mod tests {
     #[test]
     fn zero_degrees_is_the_identity_for_every_interpolation() {
         let img: Vec<u8> = (0..(7 * 9 * 3)).map(|i| (i * 37 % 256) as u8).collect();
-        for interp in [Interpolation::Nearest, Interpolation::Bilinear, Interpolation::Bicubic] {
+        for interp in [
+            Interpolation::Nearest,
+            Interpolation::Bilinear,
+            Interpolation::Bicubic,
+        ] {
             for fill in [Fill::Constant(0.3), Fill::Edge, Fill::Reflect] {
-                let opts = RotateOptions { interpolation: interp, fill, mask_circle: false };
+                let opts = RotateOptions {
+                    interpolation: interp,
+                    fill,
+                    mask_circle: false,
+                };
                 let plan = Plan::new(Geometry::same(7, 9), 0.0, &opts);
                 let mut out = vec![0.0; img.len()];
                 plan.apply(&img, 3, &mut out);
@@ -419,14 +468,24 @@ mod tests {
     fn ninety_degrees_is_an_exact_permutation_on_square_images() {
         let (h, w) = (6, 6);
         let img: Vec<u8> = (0..h * w).map(|i| (i * 7) as u8).collect();
-        for interp in [Interpolation::Nearest, Interpolation::Bilinear, Interpolation::Bicubic] {
-            let opts = RotateOptions { interpolation: interp, ..Default::default() };
+        for interp in [
+            Interpolation::Nearest,
+            Interpolation::Bilinear,
+            Interpolation::Bicubic,
+        ] {
+            let opts = RotateOptions {
+                interpolation: interp,
+                ..Default::default()
+            };
             let once = rot(&img, h, w, 90.0, &opts);
             let mut sorted_in = img.clone();
             let mut sorted_out = once.clone();
             sorted_in.sort();
             sorted_out.sort();
-            assert_eq!(sorted_in, sorted_out, "{interp}: 90 degrees permutes pixels");
+            assert_eq!(
+                sorted_in, sorted_out,
+                "{interp}: 90 degrees permutes pixels"
+            );
             // out[r][c] = in[c][w-1-r] for a CCW quarter turn.
             for r in 0..h {
                 for c in 0..w {
@@ -442,20 +501,50 @@ mod tests {
     #[test]
     fn constant_fill_fills_the_corners() {
         let img = vec![100u8; 10 * 10];
-        let opts = RotateOptions { fill: Fill::Constant(1.0), ..Default::default() };
+        let opts = RotateOptions {
+            fill: Fill::Constant(1.0),
+            ..Default::default()
+        };
         let out = rot(&img, 10, 10, 45.0, &opts);
         assert_eq!(out[0], 255, "corner comes from outside");
         assert_eq!(out[5 * 10 + 5], 100, "centre stays");
-        let edge = rot(&img, 10, 10, 45.0, &RotateOptions { fill: Fill::Edge, ..Default::default() });
-        assert!(edge.iter().all(|&v| v == 100), "edge fill of a flat image is flat");
-        let refl = rot(&img, 10, 10, 45.0, &RotateOptions { fill: Fill::Reflect, ..Default::default() });
-        assert!(refl.iter().all(|&v| v == 100), "reflect fill of a flat image is flat");
+        let edge = rot(
+            &img,
+            10,
+            10,
+            45.0,
+            &RotateOptions {
+                fill: Fill::Edge,
+                ..Default::default()
+            },
+        );
+        assert!(
+            edge.iter().all(|&v| v == 100),
+            "edge fill of a flat image is flat"
+        );
+        let refl = rot(
+            &img,
+            10,
+            10,
+            45.0,
+            &RotateOptions {
+                fill: Fill::Reflect,
+                ..Default::default()
+            },
+        );
+        assert!(
+            refl.iter().all(|&v| v == 100),
+            "reflect fill of a flat image is flat"
+        );
     }
 
     #[test]
     fn mask_circle_blanks_corners_at_every_angle() {
         let img = vec![200u8; 8 * 8];
-        let opts = RotateOptions { mask_circle: true, ..Default::default() };
+        let opts = RotateOptions {
+            mask_circle: true,
+            ..Default::default()
+        };
         for a in [0.0, 33.0, 90.0] {
             let out = rot(&img, 8, 8, a, &opts);
             assert_eq!(out[0], 0, "corner blanked at {a}");

@@ -76,12 +76,19 @@ pub type Loaded = (String, ShardManifest, SampleData);
 
 /// Check that the shards belong to one sweep, all present once, and merge them.
 pub fn merge(mut shards: Vec<Loaded>) -> Result<(RawSweep, ShardManifest, DatasetInfo)> {
-    let Some((first_dir, first, _)) = shards.first().cloned() else { bail!("no shard folders given") };
+    let Some((first_dir, first, _)) = shards.first().cloned() else {
+        bail!("no shard folders given")
+    };
     let count = first.shard.count;
     let id = first.identity();
     for (dir, m, data) in &shards {
         if m.identity() != id {
-            let what = if m.models.iter().map(|x| &x.sha256).ne(first.models.iter().map(|x| &x.sha256)) {
+            let what = if m
+                .models
+                .iter()
+                .map(|x| &x.sha256)
+                .ne(first.models.iter().map(|x| &x.sha256))
+            {
                 "different models"
             } else if m.dataset.sha256 != first.dataset.sha256 || m.selected != first.selected {
                 "a different dataset or sample selection"
@@ -99,14 +106,22 @@ pub fn merge(mut shards: Vec<Loaded>) -> Result<(RawSweep, ShardManifest, Datase
     shards.sort_by_key(|(_, m, _)| m.shard.index);
     for w in shards.windows(2) {
         if w[0].1.shard.index == w[1].1.shard.index {
-            bail!("shard {} of {count} appears twice: {} and {}; give each shard once", w[0].1.shard.index, w[0].0, w[1].0);
+            bail!(
+                "shard {} of {count} appears twice: {} and {}; give each shard once",
+                w[0].1.shard.index,
+                w[0].0,
+                w[1].0
+            );
         }
     }
     let have: Vec<usize> = shards.iter().map(|(_, m, _)| m.shard.index).collect();
     if let Some(missing) = (0..count).find(|i| !have.contains(i)) {
         bail!(
             "shard {missing} of {count} is missing (have {}); give all {count} shard folders",
-            have.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+            have.iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     let (angles, reference_added, reference) = plan_angles(&first.settings.angles);
@@ -124,7 +139,11 @@ pub fn merge(mut shards: Vec<Loaded>) -> Result<(RawSweep, ShardManifest, Datase
     let mut next = 0;
     for (dir, m, d) in &shards {
         if m.start != next {
-            bail!("{dir}: shard {} starts at sample {} but the previous shard ends at {next}", m.shard.index, m.start);
+            bail!(
+                "{dir}: shard {} starts at sample {} but the previous shard ends at {next}",
+                m.shard.index,
+                m.start
+            );
         }
         next = m.end;
         data.append(d);
@@ -137,7 +156,10 @@ pub fn merge(mut shards: Vec<Loaded>) -> Result<(RawSweep, ShardManifest, Datase
         skipped.extend(m.dataset.skipped.iter().cloned());
     }
     if next != first.selected {
-        bail!("the shards cover samples 0..{next} of {}; a shard is missing", first.selected);
+        bail!(
+            "the shards cover samples 0..{next} of {}; a shard is missing",
+            first.selected
+        );
     }
     let d = &first.dataset;
     let info = DatasetInfo {
@@ -151,5 +173,18 @@ pub fn merge(mut shards: Vec<Loaded>) -> Result<(RawSweep, ShardManifest, Datase
         class_order: d.class_order.clone(),
         skipped,
     };
-    Ok((RawSweep { angles, reference_added, reference, data, examples }, first, info))
+    let batch_size = first.shard.batch_size;
+    Ok((
+        RawSweep {
+            angles,
+            reference_added,
+            reference,
+            data,
+            examples,
+            batch_size,
+            batch_timings: vec![],
+        },
+        first,
+        info,
+    ))
 }

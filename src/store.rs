@@ -32,7 +32,11 @@ fn put_u64s(out: &mut Vec<u8>, v: impl Iterator<Item = u64>) {
 
 pub fn encode(data: &SampleData, meta: serde_json::Value) -> Vec<u8> {
     let len = data.len();
-    let present: Vec<Vec<bool>> = data.preds.iter().map(|m| m.iter().map(|a| a.len() == len && len > 0).collect()).collect();
+    let present: Vec<Vec<bool>> = data
+        .preds
+        .iter()
+        .map(|m| m.iter().map(|a| a.len() == len && len > 0).collect())
+        .collect();
     let header = Header {
         meta,
         len,
@@ -41,7 +45,9 @@ pub fn encode(data: &SampleData, meta: serde_json::Value) -> Vec<u8> {
         present: present.clone(),
     };
     let h = serde_json::to_vec(&header).expect("header serialises");
-    let mut out = Vec::with_capacity(MAGIC.len() + 8 + h.len() + len * 12 * (1 + header.models * header.angles));
+    let mut out = Vec::with_capacity(
+        MAGIC.len() + 8 + h.len() + len * 12 * (1 + header.models * header.angles),
+    );
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&(h.len() as u64).to_le_bytes());
     out.extend_from_slice(&h);
@@ -87,7 +93,9 @@ impl<'a> Reader<'a> {
     }
     fn vec4<T>(&mut self, n: usize, f: fn([u8; 4]) -> T) -> Result<Vec<T>> {
         let s = self.take(n * 4)?;
-        Ok(s.chunks_exact(4).map(|c| f([c[0], c[1], c[2], c[3]])).collect())
+        Ok(s.chunks_exact(4)
+            .map(|c| f([c[0], c[1], c[2], c[3]]))
+            .collect())
     }
 }
 
@@ -100,19 +108,33 @@ pub fn decode(bytes: &[u8], what: &str) -> Result<(Header, SampleData)> {
     if Sha256::digest(body).as_slice() != digest {
         bail!("{what}: checksum mismatch (the file is damaged or was cut short)");
     }
-    let mut r = Reader { b: body, at: MAGIC.len(), what };
+    let mut r = Reader {
+        b: body,
+        at: MAGIC.len(),
+        what,
+    };
     let hl = u64::from_le_bytes(r.take(8)?.try_into().unwrap()) as usize;
-    let header: Header = serde_json::from_slice(r.take(hl)?).map_err(|e| anyhow::anyhow!("{what}: bad header: {e}"))?;
+    let header: Header = serde_json::from_slice(r.take(hl)?)
+        .map_err(|e| anyhow::anyhow!("{what}: bad header: {e}"))?;
     let n = header.len;
     let idx = r.take(n * 8)?;
-    let indices = idx.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
+    let indices = idx
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
     let labels = r.vec4(n, u32::from_le_bytes)?;
     let mut data = SampleData::empty(header.models, header.angles);
     data.indices = indices;
     data.labels = labels;
     for m in 0..header.models {
         for a in 0..header.angles {
-            if !header.present.get(m).and_then(|p| p.get(a)).copied().unwrap_or(false) {
+            if !header
+                .present
+                .get(m)
+                .and_then(|p| p.get(a))
+                .copied()
+                .unwrap_or(false)
+            {
                 continue;
             }
             data.preds[m][a] = r.vec4(n, i32::from_le_bytes)?;
@@ -165,8 +187,14 @@ mod tests {
         let mut bytes = encode(&sample(), serde_json::json!(null));
         let n = bytes.len();
         bytes[n / 2] ^= 1;
-        assert!(decode(&bytes, "x").unwrap_err().to_string().contains("checksum"));
+        assert!(decode(&bytes, "x")
+            .unwrap_err()
+            .to_string()
+            .contains("checksum"));
         assert!(decode(&bytes[..n - 5], "x").is_err());
-        assert!(decode(b"hello", "x").unwrap_err().to_string().contains("not a rotbench"));
+        assert!(decode(b"hello", "x")
+            .unwrap_err()
+            .to_string()
+            .contains("not a rotbench"));
     }
 }

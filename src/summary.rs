@@ -19,11 +19,30 @@ pub struct Settings {
     pub interpolation: String,
     pub fill: String,
     pub mask_circle: bool,
-    pub batch_size: usize,
+    /// A number, or `"auto"` (the size chosen and what was timed are in timing.json,
+    /// since they vary between runs while the results do not).
+    pub batch_size: BatchSetting,
     pub limit: Option<usize>,
     pub device: String,
     /// `optimized` (freeze + optimize_for_inference) or `exact` (the module as loaded).
     pub inference: String,
+}
+
+/// `--batch-size` as recorded: a number, or a name (`auto`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum BatchSetting {
+    Fixed(usize),
+    Named(String),
+}
+
+impl std::fmt::Display for BatchSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BatchSetting::Fixed(n) => write!(f, "{n}"),
+            BatchSetting::Named(s) => f.write_str(s),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -212,22 +231,34 @@ pub fn build(
                         accuracy_drop: ref_acc - r.accuracy,
                         prob_shift: div(c.prob_shift_sum, r.n as f64),
                         error_consistency: c.vs_reference.kappa(),
-                        confusion_similarity: confusion_similarity(&ref_counts.confusion, &c.confusion),
+                        confusion_similarity: confusion_similarity(
+                            &ref_counts.confusion,
+                            &c.confusion,
+                        ),
                         mcnemar_p_vs_reference: c.vs_reference.mcnemar(),
                         nonfinite: c.nonfinite,
                         per_class: r.per_class.clone(),
                         zero_division_classes: r.zero_division_classes.clone(),
                         confusion: c.confusion.rows(),
-                        invalid_per_class: (0..c.confusion.n_classes).map(|t| c.confusion.invalid(t)).collect(),
+                        invalid_per_class: (0..c.confusion.n_classes)
+                            .map(|t| c.confusion.invalid(t))
+                            .collect(),
                     }
                 })
                 .collect();
             let swept: Vec<&AngleMetrics> = user.clone().map(|i| &angles[i]).collect();
             let mean = swept.iter().map(|a| a.accuracy).sum::<f64>() / swept.len() as f64;
-            let best = swept.iter().fold(swept[0], |b, a| if a.accuracy > b.accuracy { a } else { b });
-            let worst = swept.iter().fold(swept[0], |w, a| if a.accuracy < w.accuracy { a } else { w });
+            let best = swept
+                .iter()
+                .fold(swept[0], |b, a| if a.accuracy > b.accuracy { a } else { b });
+            let worst = swept
+                .iter()
+                .fold(swept[0], |w, a| if a.accuracy < w.accuracy { a } else { w });
             let wos = (0..n)
-                .filter(|&s| user.clone().all(|ai| ms.preds[ai][s] == result.labels[s] as i32))
+                .filter(|&s| {
+                    user.clone()
+                        .all(|ai| ms.preds[ai][s] == result.labels[s] as i32)
+                })
                 .count() as u64;
             ModelSummary {
                 name: meta.name.to_string(),
@@ -264,9 +295,13 @@ pub fn build(
                     let mut p = Paired::default();
                     for s in 0..n {
                         let l = result.labels[s] as i32;
-                        p.add(result.models[a].preds[ai][s] == l, result.models[b].preds[ai][s] == l);
+                        p.add(
+                            result.models[a].preds[ai][s] == l,
+                            result.models[b].preds[ai][s] == l,
+                        );
                     }
-                    let (acc_a, acc_b) = (models[a].angles[ai].accuracy, models[b].angles[ai].accuracy);
+                    let (acc_a, acc_b) =
+                        (models[a].angles[ai].accuracy, models[b].angles[ai].accuracy);
                     PairAngle {
                         angle,
                         accuracy_a: acc_a,
@@ -278,7 +313,11 @@ pub fn build(
                     }
                 })
                 .collect();
-            comparisons.push(Comparison { a: models[a].name.clone(), b: models[b].name.clone(), angles });
+            comparisons.push(Comparison {
+                a: models[a].name.clone(),
+                b: models[b].name.clone(),
+                angles,
+            });
         }
     }
 

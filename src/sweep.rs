@@ -11,16 +11,57 @@ use crate::model::Model;
 use crate::rotate::{Geometry, Plan, RotateOptions};
 use anyhow::{bail, Result};
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
+use std::time::Instant;
 use tch::Tensor;
+
+/// Images per forward pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchSize {
+    Fixed(usize),
+    /// Time [`AUTO_CANDIDATES`] on the first chunks of the sweep (their results are
+    /// kept, so nothing is computed twice) and use the fastest for the rest.
+    Auto,
+}
+
+/// The sizes `--batch-size auto` tries, in this order, one chunk each.
+pub const AUTO_CANDIDATES: [usize; 4] = [64, 128, 256, 512];
+/// What `auto` means where timing cannot decide (fewer than 2 angles, or shards,
+/// which must all cut the data the same way).
+pub const AUTO_FALLBACK: usize = 256;
+
+/// One candidate's measured forward throughput (all models together).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchTiming {
+    pub batch_size: usize,
+    /// Images x models per second of forward pass (pre-processing included), over the
+    /// chunk's timed calls.
+    pub images_per_second: f64,
+    /// Forward calls timed (the first calls of each chunk are warm-up and not counted).
+    pub calls: usize,
+}
+
+/// Pick the fastest candidate; ties go to the larger batch. `None` when nothing was timed.
+pub fn fastest(timings: &[BatchTiming]) -> Option<usize> {
+    timings
+        .iter()
+        .filter(|t| t.images_per_second.is_finite() && t.images_per_second > 0.0)
+        .max_by(|a, b| {
+            a.images_per_second
+                .total_cmp(&b.images_per_second)
+                .then(a.batch_size.cmp(&b.batch_size))
+        })
+        .map(|t| t.batch_size)
+}
 
 #[derive(Debug, Clone)]
 pub struct SweepSettings {
     /// The user's angles, in their order.
     pub angles: Vec<f64>,
     pub rotate: RotateOptions,
-    pub batch_size: usize,
+    pub batch: BatchSize,
     /// Keep the raw pixels of up to this many leading samples, for galleries and strips.
     pub keep_examples: usize,
 }
@@ -74,13 +115,26 @@ impl ModelSweep {
         reference: usize,
         n_classes: usize,
     ) -> ModelSweep {
-        let counts = (0..preds.len()).map(|a| tally(&preds[a], &preds[reference], labels, &tv[a], n_classes)).collect();
-        ModelSweep { counts, preds, confidence, tv }
+        let counts = (0..preds.len())
+            .map(|a| tally(&preds[a], &preds[reference], labels, &tv[a], n_classes))
+            .collect();
+        ModelSweep {
+            counts,
+            preds,
+            confidence,
+            tv,
+        }
     }
 }
 
 /// Counts for one angle from per-sample predictions, in sample order.
-pub fn tally(preds: &[i32], ref_preds: &[i32], labels: &[u32], tv: &[f32], n_classes: usize) -> AngleCounts {
+pub fn tally(
+    preds: &[i32],
+    ref_preds: &[i32],
+    labels: &[u32],
+    tv: &[f32],
+    n_classes: usize,
+) -> AngleCounts {
     let mut c = AngleCounts {
         confusion: Confusion::new(n_classes),
         consistent: 0,
@@ -228,17 +282,32 @@ pub struct RawSweep {
     pub reference: usize,
     pub data: SampleData,
     pub examples: Examples,
+    /// The batch size used after calibration (or the fixed one).
+    pub batch_size: usize,
+    /// What `--batch-size auto` measured (empty for a fixed size).
+    pub batch_timings: Vec<BatchTiming>,
 }
 
 impl RawSweep {
     /// Tally the counts. Every (model, angle) must hold one value per sample.
     pub fn finish(self, n_classes: usize) -> Result<SweepResult> {
-        let RawSweep { angles, reference_added, reference, data, examples } = self;
+        let RawSweep {
+            angles,
+            reference_added,
+            reference,
+            data,
+            examples,
+            ..
+        } = self;
         let n = data.len();
         for (m, per) in data.preds.iter().enumerate() {
             for (a, p) in per.iter().enumerate() {
                 if p.len() != n || data.confidence[m][a].len() != n || data.tv[m][a].len() != n {
-                    bail!("internal: model {m} at angle {} has {} of {n} predictions", angles[a], p.len());
+                    bail!(
+                        "internal: model {m} at angle {} has {} of {n} predictions",
+                        angles[a],
+                        p.len()
+                    );
                 }
             }
         }
@@ -250,7 +319,15 @@ impl RawSweep {
             .zip(data.tv)
             .map(|((p, c), t)| ModelSweep::tallied(p, c, t, &labels, reference, n_classes))
             .collect();
-        Ok(SweepResult { angles, reference_added, reference, indices: data.indices, labels, models, examples })
+        Ok(SweepResult {
+            angles,
+            reference_added,
+            reference,
+            indices: data.indices,
+            labels,
+            models,
+            examples,
+        })
     }
 }
 
@@ -261,7 +338,9 @@ struct Rotated {
 
 /// Check that models can be swept together and return their shared input layout.
 pub fn shared_target(models: &[Model]) -> Result<Target> {
-    let Some(first) = models.first() else { bail!("no model to sweep") };
+    let Some(first) = models.first() else {
+        bail!("no model to sweep")
+    };
     let spec = &first.spec;
     for m in &models[1..] {
         if m.spec.input != spec.input {
@@ -288,7 +367,11 @@ pub fn shared_target(models: &[Model]) -> Result<Target> {
             );
         }
     }
-    Ok(Target { channels: spec.channels(), height: spec.height(), width: spec.width() })
+    Ok(Target {
+        channels: spec.channels(),
+        height: spec.height(),
+        width: spec.width(),
+    })
 }
 
 /// Run the sweep and tally it.
@@ -299,7 +382,15 @@ pub fn run(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<SweepResult> {
     let n_classes = models.first().map_or(0, |m| m.spec.n_classes());
-    run_raw(models, source, settings, &Work::default(), progress, &mut |_| Ok(()))?.finish(n_classes)
+    run_raw(
+        models,
+        source,
+        settings,
+        &Work::default(),
+        progress,
+        &mut |_| Ok(()),
+    )?
+    .finish(n_classes)
 }
 
 /// The engine. `progress` gets the number of images x angles x models evaluated so
@@ -313,13 +404,16 @@ pub fn run_raw(
     on_chunk: &mut dyn FnMut(&SampleData) -> Result<()>,
 ) -> Result<RawSweep> {
     let target = shared_target(models)?;
-    if settings.batch_size == 0 {
+    if settings.batch == BatchSize::Fixed(0) {
         bail!("--batch-size 0: the batch size must be at least 1");
     }
     let n_classes = models[0].spec.n_classes();
     let (angles, reference_added, reference) = plan_angles(&settings.angles);
     let (nm, na) = (models.len(), angles.len());
-    let mut compute: Vec<Vec<bool>> = work.compute.clone().unwrap_or_else(|| vec![vec![true; na]; nm]);
+    let mut compute: Vec<Vec<bool>> = work
+        .compute
+        .clone()
+        .unwrap_or_else(|| vec![vec![true; na]; nm]);
     for c in compute.iter_mut() {
         if c.iter().any(|&x| x) {
             c[reference] = true;
@@ -329,33 +423,85 @@ pub fn run_raw(
     let plans: Vec<Option<Plan>> = angles
         .iter()
         .enumerate()
-        .map(|(a, &deg)| angle_needed[a].then(|| Plan::new(Geometry::same(target.height, target.width), deg, &settings.rotate)))
+        .map(|(a, &deg)| {
+            angle_needed[a].then(|| {
+                Plan::new(
+                    Geometry::same(target.height, target.width),
+                    deg,
+                    &settings.rotate,
+                )
+            })
+        })
         .collect();
     let rotate_opts = settings.rotate;
     let angles_for_plans = angles.clone();
     // Work order inside a chunk: the reference first, so later angles compare to it.
-    let order: Vec<usize> =
-        std::iter::once(reference).chain((0..na).filter(|&i| i != reference)).filter(|&a| angle_needed[a]).collect();
+    let order: Vec<usize> = std::iter::once(reference)
+        .chain((0..na).filter(|&i| i != reference))
+        .filter(|&a| angle_needed[a])
+        .collect();
 
     let px = target.pixels();
-    let mut data = work.resume.clone().unwrap_or_else(|| SampleData::empty(nm, na));
+    let mut data = work
+        .resume
+        .clone()
+        .unwrap_or_else(|| SampleData::empty(nm, na));
     let resumed = data.len();
-    let mut examples =
-        Examples { channels: target.channels, height: target.height, width: target.width, count: 0, pixels: vec![] };
+    let mut examples = Examples {
+        channels: target.channels,
+        height: target.height,
+        width: target.width,
+        count: 0,
+        pixels: vec![],
+    };
     // Keep at most 8 MB of example pixels whatever the image size.
     let keep = settings.keep_examples.min((8 << 20) / px.max(1));
 
     let (tx, rx) = sync_channel::<Result<(Arc<Chunk>, Option<Rotated>)>>(2);
-    let batch = settings.batch_size;
-    let shape = [0i64, target.channels as i64, target.height as i64, target.width as i64];
+    // Auto: one chunk per candidate (after any resumed samples), then the producer
+    // waits for the consumer's choice. Timing needs warm-up calls, so at least 2 angles.
+    let (fixed, schedule): (usize, Vec<usize>) = match settings.batch {
+        BatchSize::Fixed(b) => (b, vec![]),
+        BatchSize::Auto if order.len() >= 2 => (AUTO_FALLBACK, AUTO_CANDIDATES.to_vec()),
+        BatchSize::Auto => (AUTO_FALLBACK, vec![]),
+    };
+    let max_chunk = schedule.iter().copied().max().unwrap_or(fixed).max(fixed);
+    let (choice_tx, choice_rx) = sync_channel::<usize>(1);
+    let mut batch_timings: Vec<BatchTiming> = Vec::new();
+    let mut chosen = fixed;
+    let shape = [
+        0i64,
+        target.channels as i64,
+        target.height as i64,
+        target.width as i64,
+    ];
     let mut done = 0u64;
     std::thread::scope(|scope| -> Result<()> {
         let plans = &plans;
         let order = &order;
+        let schedule_p = schedule.clone();
         scope.spawn(move || {
             let mut seen = 0usize;
+            let mut calibrated = 0usize;
+            let mut batch = fixed;
             loop {
-                let chunk = match source.next_chunk(batch) {
+                // Resumed samples: chunks that end exactly on the resume point.
+                let want = if seen < resumed {
+                    (resumed - seen).min(max_chunk)
+                } else if calibrated < schedule_p.len() {
+                    calibrated += 1;
+                    schedule_p[calibrated - 1]
+                } else {
+                    if calibrated > 0 && calibrated == schedule_p.len() {
+                        calibrated += 1;
+                        match choice_rx.recv() {
+                            Ok(b) => batch = b,
+                            Err(_) => return, // the consumer stopped
+                        }
+                    }
+                    batch
+                };
+                let chunk = match source.next_chunk(want) {
                     Ok(Some(c)) => Arc::new(c),
                     Ok(None) => return,
                     Err(e) => {
@@ -389,36 +535,65 @@ pub fn run_raw(
                     let Some(plan) = &plans[a] else { continue };
                     let mut pixels = vec![0f32; chunk.len() * px];
                     if sized.is_empty() {
-                        pixels.par_chunks_mut(px).zip(chunk.pixels.par_chunks(px)).for_each(|(out, src)| {
-                            plan.apply(src, target.channels, out);
-                        });
+                        pixels
+                            .par_chunks_mut(px)
+                            .zip(chunk.pixels.par_chunks(px))
+                            .for_each(|(out, src)| {
+                                plan.apply(src, target.channels, out);
+                            });
                     } else {
-                        let mut by_size: std::collections::HashMap<(usize, usize), Plan> = Default::default();
+                        let mut by_size: std::collections::HashMap<(usize, usize), Plan> =
+                            Default::default();
                         for &(h, w) in &sized {
                             by_size.entry((h, w)).or_insert_with(|| {
-                                let (top, left) = crate::dataset::center_offsets(h, w, target.height, target.width);
-                                let g = Geometry { in_h: h, in_w: w, out_h: target.height, out_w: target.width, top, left };
+                                let (top, left) = crate::dataset::center_offsets(
+                                    h,
+                                    w,
+                                    target.height,
+                                    target.width,
+                                );
+                                let g = Geometry {
+                                    in_h: h,
+                                    in_w: w,
+                                    out_h: target.height,
+                                    out_w: target.width,
+                                    top,
+                                    left,
+                                };
                                 Plan::new(g, angles_for_plans[a], &rotate_opts)
                             });
                         }
                         pixels.par_chunks_mut(px).enumerate().for_each(|(k, out)| {
                             let (h, w) = sized[k];
-                            let src = &chunk.pixels[offsets[k]..offsets[k] + target.channels * h * w];
+                            let src =
+                                &chunk.pixels[offsets[k]..offsets[k] + target.channels * h * w];
                             by_size[&(h, w)].apply(src, target.channels, out);
                         });
                     }
-                    if tx.send(Ok((chunk.clone(), Some(Rotated { angle: a, pixels })))).is_err() {
+                    if tx
+                        .send(Ok((chunk.clone(), Some(Rotated { angle: a, pixels }))))
+                        .is_err()
+                    {
                         return;
                     }
                 }
             }
         });
 
+        // Owned here so that an early return drops it and a producer waiting for the
+        // choice wakes up and ends.
+        let choice_tx = choice_tx;
         let mut probs = vec![0f32; n_classes];
         let mut ref_probs: Vec<Vec<f32>> = vec![Vec::new(); nm];
         let mut ref_pred: Vec<Vec<i32>> = vec![Vec::new(); nm];
         let mut current = SampleData::empty(nm, na);
         let mut samples_seen = 0usize;
+        // Calibration state: chunks computed so far, angle messages of the current chunk,
+        // and its timed forward seconds / images / calls.
+        let mut computed_chunks = 0usize;
+        let mut angle_msgs = 0usize;
+        let (mut t_sum, mut t_images, mut t_calls) = (0f64, 0usize, 0usize);
+        let warmup = if order.len() >= 4 { 2 } else { 1 };
         let mut flush = |current: &mut SampleData, data: &mut SampleData| -> Result<()> {
             if !current.is_empty() {
                 on_chunk(current)?;
@@ -435,17 +610,35 @@ pub fn run_raw(
                 let n = chunk.len();
                 let take = keep.saturating_sub(examples.count).min(n);
                 if chunk.dims.is_empty() {
-                    examples.pixels.extend_from_slice(&chunk.pixels[..take * px]);
+                    examples
+                        .pixels
+                        .extend_from_slice(&chunk.pixels[..take * px]);
                 } else {
                     // Keep the unrotated centre crop (what the model sees at 0 degrees).
-                    let crop = Plan::new(Geometry::same(target.height, target.width), 0.0, &settings.rotate);
+                    let crop = Plan::new(
+                        Geometry::same(target.height, target.width),
+                        0.0,
+                        &settings.rotate,
+                    );
                     let mut at = 0;
                     for k in 0..take {
                         let (h, w) = chunk.dims[k];
-                        let (top, left) = crate::dataset::center_offsets(h, w, target.height, target.width);
-                        let g = Geometry { in_h: h, in_w: w, out_h: target.height, out_w: target.width, top, left };
+                        let (top, left) =
+                            crate::dataset::center_offsets(h, w, target.height, target.width);
+                        let g = Geometry {
+                            in_h: h,
+                            in_w: w,
+                            out_h: target.height,
+                            out_w: target.width,
+                            top,
+                            left,
+                        };
                         let mut out = vec![0f32; px];
-                        Plan::new(g, 0.0, &settings.rotate).apply(&chunk.pixels[at..at + target.channels * h * w], target.channels, &mut out);
+                        Plan::new(g, 0.0, &settings.rotate).apply(
+                            &chunk.pixels[at..at + target.channels * h * w],
+                            target.channels,
+                            &mut out,
+                        );
                         examples.pixels.extend(crate::rotate::to_u8(&out));
                         at += target.channels * h * w;
                     }
@@ -461,8 +654,13 @@ pub fn run_raw(
                 }
                 current.indices.extend_from_slice(&chunk.indices);
                 current.labels.extend_from_slice(&chunk.labels);
+                computed_chunks += 1;
+                angle_msgs = 0;
+                (t_sum, t_images, t_calls) = (0.0, 0, 0);
                 continue;
             };
+            angle_msgs += 1;
+            let calibrating = computed_chunks >= 1 && computed_chunks <= schedule.len();
             let n = chunk.len();
             let mut sh = shape;
             sh[0] = n as i64;
@@ -471,9 +669,16 @@ pub fn run_raw(
                 if !compute[mi][angle] {
                     continue;
                 }
+                let started = Instant::now();
                 let logits = model.forward_raw(&input)?;
-                let logits: Vec<f32> = Vec::<f32>::try_from(&logits)
-                    .map_err(|e| anyhow::anyhow!("{}: cannot read the logits: {e}", model.path.display()))?;
+                let logits: Vec<f32> = Vec::<f32>::try_from(&logits).map_err(|e| {
+                    anyhow::anyhow!("{}: cannot read the logits: {e}", model.path.display())
+                })?;
+                if calibrating && angle_msgs > warmup {
+                    t_sum += started.elapsed().as_secs_f64();
+                    t_images += n;
+                    t_calls += 1;
+                }
                 if angle == reference {
                     ref_probs[mi].resize(n * n_classes, 0.0);
                     ref_pred[mi].resize(n, INVALID);
@@ -490,7 +695,8 @@ pub fn run_raw(
                     }
                     let rp = ref_pred[mi][i];
                     let shift = if pred != INVALID && rp != INVALID {
-                        total_variation(&probs, &ref_probs[mi][i * n_classes..(i + 1) * n_classes]) as f32
+                        total_variation(&probs, &ref_probs[mi][i * n_classes..(i + 1) * n_classes])
+                            as f32
                     } else if pred != rp {
                         1.0 // exactly one side undefined: count as the largest shift
                     } else {
@@ -503,6 +709,19 @@ pub fn run_raw(
                 done += n as u64;
                 progress(done);
             }
+            if calibrating && angle_msgs == order.len() {
+                if t_calls > 0 && t_sum > 0.0 {
+                    batch_timings.push(BatchTiming {
+                        batch_size: n,
+                        images_per_second: t_images as f64 / t_sum,
+                        calls: t_calls,
+                    });
+                }
+                if computed_chunks == schedule.len() {
+                    chosen = fastest(&batch_timings).unwrap_or(fixed);
+                    let _ = choice_tx.send(chosen); // fails only if the producer has ended
+                }
+            }
         }
         flush(&mut current, &mut data)?;
         Ok(())
@@ -510,7 +729,19 @@ pub fn run_raw(
     if data.is_empty() {
         bail!("the dataset yielded no samples (all skipped?)");
     }
-    Ok(RawSweep { angles, reference_added, reference, data, examples })
+    if chosen == fixed && !batch_timings.is_empty() && batch_timings.len() < schedule.len() {
+        // The data ended during calibration: report the fastest size that was seen.
+        chosen = fastest(&batch_timings).unwrap_or(fixed);
+    }
+    Ok(RawSweep {
+        angles,
+        reference_added,
+        reference,
+        data,
+        examples,
+        batch_size: chosen,
+        batch_timings,
+    })
 }
 
 #[cfg(test)]
@@ -519,7 +750,10 @@ mod tests {
 
     #[test]
     fn zero_is_added_as_the_reference_when_missing() {
-        assert_eq!(plan_angles(&[90.0, 180.0]), (vec![0.0, 90.0, 180.0], true, 0));
+        assert_eq!(
+            plan_angles(&[90.0, 180.0]),
+            (vec![0.0, 90.0, 180.0], true, 0)
+        );
         assert_eq!(plan_angles(&[90.0, 0.0]), (vec![90.0, 0.0], false, 1));
     }
 

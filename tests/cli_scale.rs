@@ -7,13 +7,35 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-const EXACT_FILES: [&str; 6] = ["summary.json", "per_angle.csv", "per_class.csv", "confusion.csv", "predictions.csv", "examples.json"];
+const EXACT_FILES: [&str; 6] = [
+    "summary.json",
+    "per_angle.csv",
+    "per_class.csv",
+    "confusion.csv",
+    "predictions.csv",
+    "examples.json",
+];
 
 fn sweep_args(out: &Path, extra: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = vec!["sweep".into(), "--quiet".into(), "--no-report".into(), "--model".into()];
+    let mut v: Vec<String> = vec![
+        "sweep".into(),
+        "--quiet".into(),
+        "--no-report".into(),
+        "--model".into(),
+    ];
     v.push(bundled_model().display().to_string());
-    v.extend(["--data".into(), mnist().display().to_string(), "--angles".into(), "0:360:45".into()]);
-    v.extend(["--limit".into(), "1000".into(), "--out".into(), out.display().to_string()]);
+    v.extend([
+        "--data".into(),
+        mnist().display().to_string(),
+        "--angles".into(),
+        "0:360:45".into(),
+    ]);
+    v.extend([
+        "--limit".into(),
+        "1000".into(),
+        "--out".into(),
+        out.display().to_string(),
+    ]);
     if !extra.contains(&"--batch-size") {
         v.extend(["--batch-size".into(), "100".into()]);
     }
@@ -22,13 +44,22 @@ fn sweep_args(out: &Path, extra: &[&str]) -> Vec<String> {
 }
 
 fn run_ok(out: &Path, extra: &[&str], cache: &Path) {
-    rotbench().args(sweep_args(out, extra)).env("XDG_CACHE_HOME", cache).assert().success();
+    rotbench()
+        .args(sweep_args(out, extra))
+        .env("XDG_CACHE_HOME", cache)
+        .assert()
+        .success();
 }
 
 fn same_results(a: &Path, b: &Path) {
     for f in EXACT_FILES {
         let (x, y) = (fs::read(a.join(f)).unwrap(), fs::read(b.join(f)).unwrap());
-        assert!(x == y, "{f} differs between {} and {}", a.display(), b.display());
+        assert!(
+            x == y,
+            "{f} differs between {} and {}",
+            a.display(),
+            b.display()
+        );
     }
 }
 
@@ -53,7 +84,11 @@ fn three_shards_merge_into_exactly_the_single_run() {
     let f = Fixture::new();
     run_ok(&f.p("single"), &["--no-cache"], &f.p("cache"));
     for i in 0..3 {
-        run_ok(&f.p(&format!("s{i}")), &["--no-cache", "--shard", &format!("{i}/3")], &f.p("cache"));
+        run_ok(
+            &f.p(&format!("s{i}")),
+            &["--no-cache", "--shard", &format!("{i}/3")],
+            &f.p("cache"),
+        );
     }
     // Shards given in any order.
     rotbench()
@@ -75,22 +110,36 @@ fn shard_auto_reads_the_job_engine_variables() {
         .env("JOB_COMPLETIONS", "2")
         .assert()
         .success();
-    let m: serde_json::Value = serde_json::from_slice(&fs::read(f.p("k/shard.json")).unwrap()).unwrap();
+    let m: serde_json::Value =
+        serde_json::from_slice(&fs::read(f.p("k/shard.json")).unwrap()).unwrap();
     assert_eq!(m["shard"]["index"], 1);
     assert_eq!(m["shard"]["count"], 2);
     assert_eq!(m["start"], 500);
 }
 
 fn merge_fails(dirs: &[PathBuf], out: &Path) -> String {
-    let a = rotbench().args(["merge", "--quiet", "--out"]).arg(out).args(dirs).assert().code(2);
-    String::from_utf8_lossy(&a.get_output().stderr).lines().next().unwrap_or_default().to_string()
+    let a = rotbench()
+        .args(["merge", "--quiet", "--out"])
+        .arg(out)
+        .args(dirs)
+        .assert()
+        .code(2);
+    String::from_utf8_lossy(&a.get_output().stderr)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[test]
 fn merge_refuses_missing_duplicate_failed_and_foreign_shards() {
     let f = Fixture::new();
     for i in 0..2 {
-        run_ok(&f.p(&format!("s{i}")), &["--no-cache", "--shard", &format!("{i}/2")], &f.p("cache"));
+        run_ok(
+            &f.p(&format!("s{i}")),
+            &["--no-cache", "--shard", &format!("{i}/2")],
+            &f.p("cache"),
+        );
     }
     let out = f.p("m");
     let e = merge_fails(&[f.p("s0")], &out);
@@ -99,20 +148,34 @@ fn merge_refuses_missing_duplicate_failed_and_foreign_shards() {
     assert!(e.contains("appears twice"), "{e}");
     fs::create_dir_all(f.p("failed")).unwrap();
     let e = merge_fails(&[f.p("s0"), f.p("failed")], &out);
-    assert!(e.contains("failed") && e.contains("failed or has not finished"), "{e}");
+    assert!(
+        e.contains("failed") && e.contains("failed or has not finished"),
+        "{e}"
+    );
     // A shard of another sweep: different settings (nearest interpolation).
-    run_ok(&f.p("other"), &["--no-cache", "--shard", "1/2", "--interpolation", "nearest"], &f.p("cache"));
+    run_ok(
+        &f.p("other"),
+        &["--no-cache", "--shard", "1/2", "--interpolation", "nearest"],
+        &f.p("cache"),
+    );
     let e = merge_fails(&[f.p("s0"), f.p("other")], &out);
     assert!(e.contains("different settings"), "{e}");
     // A shard of another sample selection.
     rotbench()
-        .args(sweep_args(&f.p("lim"), &["--no-cache", "--shard", "1/2"]).into_iter().map(|s| if s == "1000" { "900".to_string() } else { s }))
+        .args(
+            sweep_args(&f.p("lim"), &["--no-cache", "--shard", "1/2"])
+                .into_iter()
+                .map(|s| if s == "1000" { "900".to_string() } else { s }),
+        )
         .env("XDG_CACHE_HOME", f.p("cache"))
         .assert()
         .success();
     let e = merge_fails(&[f.p("s0"), f.p("lim")], &out);
     assert!(e.contains("different dataset or sample selection"), "{e}");
-    assert!(!out.join("summary.json").exists(), "a refused merge writes nothing");
+    assert!(
+        !out.join("summary.json").exists(),
+        "a refused merge writes nothing"
+    );
 }
 
 #[test]
@@ -121,16 +184,27 @@ fn an_unchanged_rerun_comes_from_the_cache_with_identical_results() {
     run_ok(&f.p("a"), &[], &f.p("cache"));
     run_ok(&f.p("b"), &[], &f.p("cache"));
     same_results(&f.p("a"), &f.p("b"));
-    let t: serde_json::Value = serde_json::from_slice(&fs::read(f.p("b/timing.json")).unwrap()).unwrap();
+    let t: serde_json::Value =
+        serde_json::from_slice(&fs::read(f.p("b/timing.json")).unwrap()).unwrap();
     assert_eq!(t["cached_pairs"], 8, "all 8 angles came from the cache");
     // A new angle reuses the cached ones and computes only itself (and its reference).
     rotbench()
-        .args(sweep_args(&f.p("c"), &[]).into_iter().map(|s| if s == "0:360:45" { "0,45,90,135,180,225,270,315,10".to_string() } else { s }))
+        .args(sweep_args(&f.p("c"), &[]).into_iter().map(|s| {
+            if s == "0:360:45" {
+                "0,45,90,135,180,225,270,315,10".to_string()
+            } else {
+                s
+            }
+        }))
         .env("XDG_CACHE_HOME", f.p("cache"))
         .assert()
         .success();
-    let t: serde_json::Value = serde_json::from_slice(&fs::read(f.p("c/timing.json")).unwrap()).unwrap();
-    assert_eq!(t["cached_pairs"], 7, "0 is recomputed as the reference for the new angle");
+    let t: serde_json::Value =
+        serde_json::from_slice(&fs::read(f.p("c/timing.json")).unwrap()).unwrap();
+    assert_eq!(
+        t["cached_pairs"], 7,
+        "0 is recomputed as the reference for the new angle"
+    );
     // --no-cache recomputes and still agrees.
     run_ok(&f.p("d"), &["--no-cache"], &f.p("cache"));
     same_results(&f.p("a"), &f.p("d"));
@@ -148,7 +222,9 @@ fn a_killed_run_resumes_without_recomputing_and_matches_an_uninterrupted_run() {
     // Kill it once a few batches are checkpointed.
     let log = out.join(".rotbench-checkpoint/batches.bin");
     let t0 = Instant::now();
-    while fs::metadata(&log).map(|m| m.len()).unwrap_or(0) < 3 * 50 * 12 * 8 && t0.elapsed() < Duration::from_secs(60) {
+    while fs::metadata(&log).map(|m| m.len()).unwrap_or(0) < 3 * 50 * 12 * 8
+        && t0.elapsed() < Duration::from_secs(60)
+    {
         if child.try_wait().unwrap().is_some() {
             break;
         }
@@ -157,19 +233,36 @@ fn a_killed_run_resumes_without_recomputing_and_matches_an_uninterrupted_run() {
     let finished = child.try_wait().unwrap().is_some();
     child.kill().ok();
     child.wait().unwrap();
-    assert!(!finished, "the run finished before it could be killed; make it longer");
-    assert!(!out.join("summary.json").exists(), "no results from a killed run");
+    assert!(
+        !finished,
+        "the run finished before it could be killed; make it longer"
+    );
+    assert!(
+        !out.join("summary.json").exists(),
+        "no results from a killed run"
+    );
     rotbench()
-        .args(sweep_args(&out, &["--no-cache", "--batch-size", "50", "--resume"]))
+        .args(sweep_args(
+            &out,
+            &["--no-cache", "--batch-size", "50", "--resume"],
+        ))
         .env("XDG_CACHE_HOME", f.p("cache"))
         .assert()
         .success();
-    let t: serde_json::Value = serde_json::from_slice(&fs::read(out.join("timing.json")).unwrap()).unwrap();
+    let t: serde_json::Value =
+        serde_json::from_slice(&fs::read(out.join("timing.json")).unwrap()).unwrap();
     let resumed = t["resumed_samples"].as_u64().unwrap();
     assert!(resumed >= 50, "resumed {resumed} samples");
-    assert!(!out.join(".rotbench-checkpoint").exists(), "the checkpoint is removed after success");
+    assert!(
+        !out.join(".rotbench-checkpoint").exists(),
+        "the checkpoint is removed after success"
+    );
     // Batch size differs from `whole` (50 vs 100), so compare with a run at 50.
-    run_ok(&f.p("whole50"), &["--no-cache", "--batch-size", "50"], &f.p("cache"));
+    run_ok(
+        &f.p("whole50"),
+        &["--no-cache", "--batch-size", "50"],
+        &f.p("cache"),
+    );
     same_results(&f.p("whole50"), &out);
 }
 
@@ -178,11 +271,74 @@ fn resume_refuses_a_checkpoint_from_other_arguments() {
     let f = Fixture::new();
     let out = f.p("o");
     fs::create_dir_all(out.join(".rotbench-checkpoint")).unwrap();
-    fs::write(out.join(".rotbench-checkpoint/run.json"), "{\"other\": true}").unwrap();
-    let a = rotbench().args(sweep_args(&out, &["--no-cache", "--resume"])).env("XDG_CACHE_HOME", f.p("cache")).assert().code(2);
+    fs::write(
+        out.join(".rotbench-checkpoint/run.json"),
+        "{\"other\": true}",
+    )
+    .unwrap();
+    let a = rotbench()
+        .args(sweep_args(&out, &["--no-cache", "--resume"]))
+        .env("XDG_CACHE_HOME", f.p("cache"))
+        .assert()
+        .code(2);
     let e = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
-    assert!(e.contains("--resume") && e.contains("different arguments"), "{e}");
-    let a = rotbench().args(sweep_args(&f.p("fresh"), &["--no-cache", "--resume"])).env("XDG_CACHE_HOME", f.p("cache")).assert().code(2);
+    assert!(
+        e.contains("--resume") && e.contains("different arguments"),
+        "{e}"
+    );
+    let a = rotbench()
+        .args(sweep_args(&f.p("fresh"), &["--no-cache", "--resume"]))
+        .env("XDG_CACHE_HOME", f.p("cache"))
+        .assert()
+        .code(2);
     let e = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
     assert!(e.contains("no checkpoint"), "{e}");
+}
+
+#[test]
+fn a_killed_auto_batch_run_resumes_on_its_own_chunk_boundaries() {
+    // Auto uses chunks of 64, 128, 256, 512 and then its choice; a resumed run must
+    // skip exactly the finished samples whatever sizes cut them.
+    let f = Fixture::new();
+    let out = f.p("killed");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rotbench"))
+        .args(sweep_args(&out, &["--no-cache", "--batch-size", "auto"]))
+        .env("XDG_CACHE_HOME", f.p("cache"))
+        .spawn()
+        .unwrap();
+    let log = out.join(".rotbench-checkpoint/batches.bin");
+    let t0 = Instant::now();
+    // Past the first chunk (64 samples x 8 angles x 9 bytes).
+    while fs::metadata(&log).map(|m| m.len()).unwrap_or(0) < 64 * 8 * 9 + 64
+        && t0.elapsed() < Duration::from_secs(60)
+    {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let finished = child.try_wait().unwrap().is_some();
+    child.kill().ok();
+    child.wait().unwrap();
+    assert!(
+        !finished,
+        "the run finished before it could be killed; make it longer"
+    );
+    rotbench()
+        .args(sweep_args(
+            &out,
+            &["--no-cache", "--batch-size", "auto", "--resume"],
+        ))
+        .env("XDG_CACHE_HOME", f.p("cache"))
+        .assert()
+        .success();
+    let t: serde_json::Value =
+        serde_json::from_slice(&fs::read(out.join("timing.json")).unwrap()).unwrap();
+    assert!(t["resumed_samples"].as_u64().unwrap() >= 64, "{t}");
+    run_ok(
+        &f.p("whole"),
+        &["--no-cache", "--batch-size", "auto"],
+        &f.p("cache"),
+    );
+    same_results(&f.p("whole"), &out);
 }

@@ -19,11 +19,25 @@ fn the_bundled_model_scores_at_least_99_percent_upright_on_the_first_1000_images
         .success();
     let rows = read_csv(&out.path().join("per_angle.csv"));
     assert_eq!(rows.len(), 4);
-    let acc0: f64 = rows.iter().find(|r| r["angle"] == "0").unwrap()["accuracy"].parse().unwrap();
+    let acc0: f64 = rows.iter().find(|r| r["angle"] == "0").unwrap()["accuracy"]
+        .parse()
+        .unwrap();
     assert!(acc0 >= 0.99, "accuracy at 0 degrees is {acc0}");
-    let acc90: f64 = rows.iter().find(|r| r["angle"] == "90").unwrap()["accuracy"].parse().unwrap();
-    assert!(acc90 < 0.5, "an upright CNN should fail at 90 degrees, got {acc90}");
-    for name in ["summary.json", "per_angle.csv", "per_class.csv", "confusion.csv", "predictions.csv", "timing.json"] {
+    let acc90: f64 = rows.iter().find(|r| r["angle"] == "90").unwrap()["accuracy"]
+        .parse()
+        .unwrap();
+    assert!(
+        acc90 < 0.5,
+        "an upright CNN should fail at 90 degrees, got {acc90}"
+    );
+    for name in [
+        "summary.json",
+        "per_angle.csv",
+        "per_class.csv",
+        "confusion.csv",
+        "predictions.csv",
+        "timing.json",
+    ] {
         assert!(out.path().join(name).is_file(), "{name} missing");
     }
     let preds = read_csv(&out.path().join("predictions.csv"));
@@ -58,9 +72,20 @@ fn per_angle_columns_are_the_documented_ones() {
     assert_eq!(rows[0]["reference"], "true");
     assert_eq!(rows[0]["in_sweep"], "false");
     assert_eq!(rows[1]["angle"], "30");
-    assert_eq!(fs::read_to_string(out.path().join("confusion.csv")).unwrap().lines().next().unwrap(), "model,angle,true,pred,count");
     assert_eq!(
-        fs::read_to_string(out.path().join("predictions.csv")).unwrap().lines().next().unwrap(),
+        fs::read_to_string(out.path().join("confusion.csv"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+        "model,angle,true,pred,count"
+    );
+    assert_eq!(
+        fs::read_to_string(out.path().join("predictions.csv"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
         "model,angle,index,label,pred,confidence"
     );
 }
@@ -79,8 +104,18 @@ fn an_unchanged_rerun_writes_byte_identical_results() {
             .assert()
             .success();
     }
-    for f in ["summary.json", "per_angle.csv", "per_class.csv", "confusion.csv", "predictions.csv"] {
-        assert_eq!(fs::read(a.path().join(f)).unwrap(), fs::read(b.path().join(f)).unwrap(), "{f} differs");
+    for f in [
+        "summary.json",
+        "per_angle.csv",
+        "per_class.csv",
+        "confusion.csv",
+        "predictions.csv",
+    ] {
+        assert_eq!(
+            fs::read(a.path().join(f)).unwrap(),
+            fs::read(b.path().join(f)).unwrap(),
+            "{f} differs"
+        );
     }
 }
 
@@ -94,4 +129,94 @@ fn inspect_prints_the_spec_and_the_output_width() {
         .stdout(predicates::str::contains("1x28x28"))
         .stdout(predicates::str::contains("10 logits per image"))
         .stdout(predicates::str::contains("sidecar"));
+}
+
+#[test]
+fn batch_size_auto_times_each_candidate_once_and_predictions_do_not_depend_on_the_batch_size() {
+    let (auto, fixed) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let models = ["mnist-cnn", "mnist-cnn-aug", "mnist-p4cnn"];
+    for (out, extra) in [
+        (auto.path(), vec![]),
+        (fixed.path(), vec!["--batch-size", "100"]),
+    ] {
+        let mut c = rotbench();
+        c.args(["sweep", "--quiet"]);
+        for m in models {
+            c.arg("--model").arg(root().join(format!("models/{m}.pt")));
+        }
+        c.arg("--data")
+            .arg(mnist())
+            .args(["--angles", "0:360:90", "--limit", "1500", "--out"])
+            .arg(out)
+            .args(&extra);
+        c.assert().success();
+    }
+    let t: serde_json::Value =
+        serde_json::from_slice(&fs::read(auto.path().join("timing.json")).unwrap()).unwrap();
+    let timed: Vec<u64> = t["batch_timings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["batch_size"].as_u64().unwrap())
+        .collect();
+    assert_eq!(timed, vec![64, 128, 256, 512], "{t}");
+    let best = t["batch_timings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by(|a, b| {
+            a["images_per_second"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b["images_per_second"].as_f64().unwrap())
+        })
+        .unwrap()["batch_size"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        t["batch_size"].as_u64().unwrap(),
+        best,
+        "the fastest candidate is kept: {t}"
+    );
+    assert_eq!(summary(auto.path())["settings"]["batch_size"], "auto");
+    assert_eq!(summary(fixed.path())["settings"]["batch_size"], 100);
+    // Chunks of 64..512 then the chosen size against chunks of 100: the same predictions,
+    // confidences and metrics, to the last digit, for every bundled model.
+    for f in [
+        "predictions.csv",
+        "per_angle.csv",
+        "per_class.csv",
+        "confusion.csv",
+    ] {
+        assert_eq!(
+            fs::read(auto.path().join(f)).unwrap(),
+            fs::read(fixed.path().join(f)).unwrap(),
+            "{f} differs"
+        );
+    }
+}
+
+#[test]
+fn with_shards_batch_size_auto_cuts_the_data_in_batches_of_256_so_that_shards_agree() {
+    let out = tempfile::tempdir().unwrap();
+    rotbench()
+        .args(["sweep", "--quiet", "--model"])
+        .arg(bundled_model())
+        .arg("--data")
+        .arg(mnist())
+        .args([
+            "--angles", "0,90", "--limit", "1000", "--shard", "0/2", "--out",
+        ])
+        .arg(out.path())
+        .assert()
+        .success();
+    let m: serde_json::Value =
+        serde_json::from_slice(&fs::read(out.path().join("shard.json")).unwrap()).unwrap();
+    assert_eq!(m["shard"]["batch_size"], 256);
+    assert_eq!(
+        (m["start"].as_u64().unwrap(), m["end"].as_u64().unwrap()),
+        (0, 512),
+        "two whole batches of 256"
+    );
+    assert_eq!(m["settings"]["batch_size"], 256);
 }

@@ -16,8 +16,16 @@ pub struct Outputs<'a> {
 }
 
 /// Write every result file; `timing` goes to timing.json (not deterministic).
-pub fn write_results(o: &Outputs<'_>, summary: &Summary, result: &SweepResult, timing: serde_json::Value) -> Result<()> {
-    let results = Results { summary, sweep: Some(result) };
+pub fn write_results(
+    o: &Outputs<'_>,
+    summary: &Summary,
+    result: &SweepResult,
+    timing: serde_json::Value,
+) -> Result<()> {
+    let results = Results {
+        summary,
+        sweep: Some(result),
+    };
     let mut exporters: Vec<Box<dyn Export>> = vec![
         Box::new(SummaryJson),
         Box::new(csvx::PerAngle),
@@ -48,7 +56,10 @@ pub fn write_results(o: &Outputs<'_>, summary: &Summary, result: &SweepResult, t
         }
     }
     if !summary.dataset.skipped.is_empty() {
-        eprintln!("warning: skipped {} unreadable images (listed under dataset.skipped in summary.json)", summary.dataset.skipped.len());
+        eprintln!(
+            "warning: skipped {} unreadable images (listed under dataset.skipped in summary.json)",
+            summary.dataset.skipped.len()
+        );
     }
     if !o.quiet {
         print!("{}", report::table::render(summary));

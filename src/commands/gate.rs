@@ -49,11 +49,20 @@ pub fn gate(args: GateArgs) -> Result<ExitCode> {
         significance: flag_given("--significance").then_some(args.significance),
     };
     flags.validate(&Origin::Flags)?;
-    let file = args.config.as_deref().map(|p| gate::read_config(p, "--config")).transpose()?.unwrap_or_default();
+    let file = args
+        .config
+        .as_deref()
+        .map(|p| gate::read_config(p, "--config"))
+        .transpose()?
+        .unwrap_or_default();
     let checks = Checks::merge(file, flags);
     checks.validate_merged()?;
 
-    let summary_path = if args.results.is_dir() { args.results.join("summary.json") } else { args.results.clone() };
+    let summary_path = if args.results.is_dir() {
+        args.results.join("summary.json")
+    } else {
+        args.results.clone()
+    };
     if !summary_path.is_file() {
         bail!(
             "--results {}: no such file; give the summary.json written by `rotbench sweep --out DIR` (or DIR)",
@@ -68,7 +77,12 @@ pub fn gate(args: GateArgs) -> Result<ExitCode> {
         None => None,
         Some(b) => Some(current_predictions(&summary_path, &summary, b)?),
     };
-    let verdict = gate::evaluate(&summary, &checks, baseline.as_ref().zip(current.as_ref()), &shown)?;
+    let verdict = gate::evaluate(
+        &summary,
+        &checks,
+        baseline.as_ref().zip(current.as_ref()),
+        &shown,
+    )?;
     print!("{}", gate::render_text(&verdict));
     if let Some(p) = &args.junit {
         write_file(p, "--junit", &gate::render_junit(&verdict))?;
@@ -84,12 +98,23 @@ pub fn gate(args: GateArgs) -> Result<ExitCode> {
 /// The baseline named by the checks, if any, from `baseline_dir` or `default_dir`.
 fn load_named_baseline(checks: &Checks, default_dir: &Path) -> Result<Option<Baseline>> {
     let dir = checks.baseline_dir.as_deref().unwrap_or(default_dir);
-    checks.baseline.as_deref().map(|b| gate::load_baseline(b, dir)).transpose()
+    checks
+        .baseline
+        .as_deref()
+        .map(|b| gate::load_baseline(b, dir))
+        .transpose()
 }
 
 /// The per-sample predictions beside `summary.json`, for the paired comparison.
-fn current_predictions(summary_path: &Path, summary: &Summary, b: &Baseline) -> Result<Predictions> {
-    let dir = summary_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+fn current_predictions(
+    summary_path: &Path,
+    summary: &Summary,
+    b: &Baseline,
+) -> Result<Predictions> {
+    let dir = summary_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let p = dir.join("predictions.csv");
     let bytes = std::fs::read(&p).map_err(|e| {
         anyhow!(
@@ -145,9 +170,14 @@ pub fn check_sweep_flags(args: &SweepArgs) -> Result<Option<Checks>> {
     if let Some(name) = &args.save_baseline {
         gate::check_baseline_name(name)?;
     }
-    let checks = args.gate_config.as_deref().map(|p| gate::read_config(p, "--gate-config")).transpose()?;
+    let checks = args
+        .gate_config
+        .as_deref()
+        .map(|p| gate::read_config(p, "--gate-config"))
+        .transpose()?;
     if let (Some(c), Some(p)) = (&checks, &args.gate_config) {
-        c.validate_merged().map_err(|e| anyhow!("--gate-config {}: {e:#}", p.display()))?;
+        c.validate_merged()
+            .map_err(|e| anyhow!("--gate-config {}: {e:#}", p.display()))?;
     }
     Ok(checks)
 }
@@ -158,7 +188,11 @@ pub fn check_sweep_flags(args: &SweepArgs) -> Result<Option<Checks>> {
 /// With `--save-baseline NAME` and a `[gate]` baseline of the same name, the gate
 /// compares with the baseline as it was before this sweep, then the new one
 /// replaces it; if there was none yet, the comparison is with this run (a note says so).
-pub fn after_sweep(args: &SweepArgs, summary: &Summary, result: &SweepResult) -> Result<Option<ExitCode>> {
+pub fn after_sweep(
+    args: &SweepArgs,
+    summary: &Summary,
+    result: &SweepResult,
+) -> Result<Option<ExitCode>> {
     if args.save_baseline.is_none() && args.gate_config.is_none() {
         return Ok(None);
     }
@@ -169,7 +203,9 @@ pub fn after_sweep(args: &SweepArgs, summary: &Summary, result: &SweepResult) ->
     // A baseline to compare with that exists now is read before a save may replace it.
     let compare_path = checks.as_ref().and_then(|c| {
         let dir = c.baseline_dir.as_deref().unwrap_or(&args.baseline_dir);
-        c.baseline.as_deref().map(|b| gate::resolve_baseline(b, dir))
+        c.baseline
+            .as_deref()
+            .map(|b| gate::resolve_baseline(b, dir))
     });
     let mut baseline = match (&checks, &compare_path) {
         (Some(c), Some(p)) if p.is_dir() => load_named_baseline(c, &args.baseline_dir)?,
@@ -187,7 +223,9 @@ pub fn after_sweep(args: &SweepArgs, summary: &Summary, result: &SweepResult) ->
         saved_now = Some(folder);
     }
 
-    let Some(checks) = checks else { return Ok(None) };
+    let Some(checks) = checks else {
+        return Ok(None);
+    };
     let mut self_note = None;
     if baseline.is_none() && checks.baseline.is_some() {
         baseline = load_named_baseline(&checks, &args.baseline_dir)?;
@@ -208,7 +246,10 @@ pub fn after_sweep(args: &SweepArgs, summary: &Summary, result: &SweepResult) ->
     let md = gate::render_markdown(&verdict);
     output::write_all(
         &args.out,
-        &[("junit.xml".to_string(), gate::render_junit(&verdict)), ("gate.md".to_string(), md.clone().into_bytes())],
+        &[
+            ("junit.xml".to_string(), gate::render_junit(&verdict)),
+            ("gate.md".to_string(), md.clone().into_bytes()),
+        ],
     )?;
     append_step_summary(&md)?;
     Ok(Some(exit_code(&verdict)))

@@ -27,7 +27,8 @@ pub fn merge(args: MergeArgs) -> Result<ExitCode> {
             };
             return Err(anyhow!("{name}: {why}"));
         }
-        let bytes = std::fs::read(&bin).map_err(|e| anyhow!("{}: cannot read ({e})", bin.display()))?;
+        let bytes =
+            std::fs::read(&bin).map_err(|e| anyhow!("{}: cannot read ({e})", bin.display()))?;
         let (header, data) = store::decode(&bytes, &bin.display().to_string())?;
         let manifest: ShardManifest = serde_json::from_value(header.meta)
             .map_err(|e| anyhow!("{}: not a rotbench shard result ({e})", bin.display()))?;
@@ -39,14 +40,35 @@ pub fn merge(args: MergeArgs) -> Result<ExitCode> {
     let metas: Vec<ModelMeta<'_>> = manifest
         .models
         .iter()
-        .map(|m| ModelMeta { name: &m.name, path: m.path.clone(), sha256: &m.sha256, spec: &m.spec, provenance: &m.spec_sources })
+        .map(|m| ModelMeta {
+            name: &m.name,
+            path: m.path.clone(),
+            sha256: &m.sha256,
+            spec: &m.spec,
+            provenance: &m.spec_sources,
+        })
         .collect();
-    let summary = summary::build(&result, &metas, &info, manifest.settings.clone(), LIBTORCH_VERSION);
+    let summary = summary::build(
+        &result,
+        &metas,
+        &info,
+        manifest.settings.clone(),
+        LIBTORCH_VERSION,
+    );
     let timing = serde_json::json!({ "merged_shards": args.dirs.len(), "wall_seconds": t0.elapsed().as_secs_f64() });
-    let outs = Outputs { out: &args.out, no_predictions: args.no_predictions, no_report: args.no_report, quiet: args.quiet };
+    let outs = Outputs {
+        out: &args.out,
+        no_predictions: args.no_predictions,
+        no_report: args.no_report,
+        quiet: args.quiet,
+    };
     write_results(&outs, &summary, &result, timing)?;
     if !args.quiet {
-        println!("merged {} shards into {}", args.dirs.len(), args.out.display());
+        println!(
+            "merged {} shards into {}",
+            args.dirs.len(),
+            args.out.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

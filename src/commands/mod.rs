@@ -5,9 +5,9 @@ mod finish;
 mod gate;
 mod inspect;
 mod merge;
-mod state;
 mod report;
 mod rotate;
+mod state;
 mod sweep;
 
 pub use gate::gate;

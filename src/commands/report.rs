@@ -11,7 +11,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
-    let bytes = std::fs::read(path).map_err(|e| anyhow!("{}: cannot read {what} ({e})", path.display()))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| anyhow!("{}: cannot read {what} ({e})", path.display()))?;
     serde_json::from_slice(&bytes).map_err(|e| {
         anyhow!(
             "{}: not a valid {what} (line {}, column {}: {e}); re-run `rotbench sweep` to write it again",
@@ -25,16 +26,25 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<
 pub fn report(args: ReportArgs) -> Result<ExitCode> {
     let dir = &args.dir;
     if !dir.is_dir() {
-        bail!("{}: not a folder; give the --out folder of a `rotbench sweep` run", dir.display());
+        bail!(
+            "{}: not a folder; give the --out folder of a `rotbench sweep` run",
+            dir.display()
+        );
     }
     let summary_path = dir.join("summary.json");
     if !summary_path.is_file() {
-        bail!("{}: missing; `rotbench report` needs a folder written by `rotbench sweep`", summary_path.display());
+        bail!(
+            "{}: missing; `rotbench report` needs a folder written by `rotbench sweep`",
+            summary_path.display()
+        );
     }
     let summary: Summary = read_json(&summary_path, "rotbench summary.json")?;
     let examples_path = dir.join("examples.json");
-    let examples: Option<ExamplesFile> =
-        if examples_path.is_file() { Some(read_json(&examples_path, "rotbench examples.json")?) } else { None };
+    let examples: Option<ExamplesFile> = if examples_path.is_file() {
+        Some(read_json(&examples_path, "rotbench examples.json")?)
+    } else {
+        None
+    };
     // Wall time is optional metadata: a missing or odd timing.json only drops it.
     let wall_seconds = std::fs::read(dir.join("timing.json"))
         .ok()
@@ -44,7 +54,10 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
         .map_err(|e| anyhow!("{}: {e:#}", dir.display()))?;
     rotbench::output::write_all(dir, &files)?;
     if examples.is_none() {
-        eprintln!("note: {} is missing, so the report has no rotation strip and no gallery", examples_path.display());
+        eprintln!(
+            "note: {} is missing, so the report has no rotation strip and no gallery",
+            examples_path.display()
+        );
     }
     println!("wrote {} report files to {}", files.len(), dir.display());
     Ok(ExitCode::SUCCESS)

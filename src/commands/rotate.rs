@@ -12,10 +12,20 @@ pub fn rotate(args: RotateArgs) -> Result<ExitCode> {
         bail!("--angle {}: give one angle", args.angle);
     }
     let opts = args.rotation.check()?;
-    let img = image::open(&args.input)
-        .map_err(|e| anyhow!("{}: cannot read the image ({e}); give a PNG or JPEG file", args.input.display()))?;
+    let img = image::open(&args.input).map_err(|e| {
+        anyhow!(
+            "{}: cannot read the image ({e}); give a PNG or JPEG file",
+            args.input.display()
+        )
+    })?;
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let gray = matches!(img.color(), image::ColorType::L8 | image::ColorType::L16 | image::ColorType::La8 | image::ColorType::La16);
+    let gray = matches!(
+        img.color(),
+        image::ColorType::L8
+            | image::ColorType::L16
+            | image::ColorType::La8
+            | image::ColorType::La16
+    );
     let (channels, planes) = if gray {
         (1, img.into_luma8().into_raw())
     } else {
@@ -31,7 +41,10 @@ pub fn rotate(args: RotateArgs) -> Result<ExitCode> {
     let interleaved: Vec<u8> = if channels == 1 {
         bytes
     } else {
-        (0..w * h).flat_map(|p| (0..3).map(move |c| (c, p))).map(|(c, p)| bytes[c * w * h + p]).collect()
+        (0..w * h)
+            .flat_map(|p| (0..3).map(move |c| (c, p)))
+            .map(|(c, p)| bytes[c * w * h + p])
+            .collect()
     };
     use image::ImageEncoder;
     encoder
@@ -39,11 +52,18 @@ pub fn rotate(args: RotateArgs) -> Result<ExitCode> {
             &interleaved,
             w as u32,
             h as u32,
-            if channels == 1 { image::ExtendedColorType::L8 } else { image::ExtendedColorType::Rgb8 },
+            if channels == 1 {
+                image::ExtendedColorType::L8
+            } else {
+                image::ExtendedColorType::Rgb8
+            },
         )
         .context("encoding the PNG")?;
-    output::write_atomic(&args.output, &png)
-        .map_err(|e| anyhow!("{}: cannot write the output ({e:#}); choose a writable path", args.output.display()))?;
+    output::write_atomic(&args.output, &png).map_err(|e| {
+        anyhow!(
+            "{}: cannot write the output ({e:#}); choose a writable path",
+            args.output.display()
+        )
+    })?;
     Ok(ExitCode::SUCCESS)
 }
-

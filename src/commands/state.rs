@@ -81,7 +81,13 @@ fn checkpoint_dir(out: &Path) -> PathBuf {
 impl Checkpoint {
     /// Start a checkpoint for `run_key`. With `resume`, continue the one already
     /// there (it must have been made with the same arguments) and return its samples.
-    pub fn open(out: &Path, run_key: &Value, resume: bool, models: usize, angles: usize) -> Result<(Checkpoint, Option<SampleData>)> {
+    pub fn open(
+        out: &Path,
+        run_key: &Value,
+        resume: bool,
+        models: usize,
+        angles: usize,
+    ) -> Result<(Checkpoint, Option<SampleData>)> {
         let dir = checkpoint_dir(out);
         let key_path = dir.join("run.json");
         let log_path = dir.join("batches.bin");
@@ -99,19 +105,41 @@ impl Checkpoint {
                     out.display()
                 );
             }
-            let (records, whole) = if log_path.exists() { RecordLog::read(&log_path)? } else { (vec![], 0) };
+            let (records, whole) = if log_path.exists() {
+                RecordLog::read(&log_path)?
+            } else {
+                (vec![], 0)
+            };
             let mut data = SampleData::empty(models, angles);
             for (i, r) in records.iter().enumerate() {
                 let (_, part) = store::decode(r, &format!("{} record {i}", log_path.display()))?;
                 data.append(&part);
             }
-            let log = if log_path.exists() { RecordLog::reopen(&log_path, whole)? } else { RecordLog::create(&log_path)? };
-            return Ok((Checkpoint { dir, log, appended: 0 }, (!data.is_empty()).then_some(data)));
+            let log = if log_path.exists() {
+                RecordLog::reopen(&log_path, whole)?
+            } else {
+                RecordLog::create(&log_path)?
+            };
+            return Ok((
+                Checkpoint {
+                    dir,
+                    log,
+                    appended: 0,
+                },
+                (!data.is_empty()).then_some(data),
+            ));
         }
         output::remove(&dir)?;
         output::write_atomic(&key_path, serde_json::to_string_pretty(run_key)?.as_bytes())?;
         let log = RecordLog::create(&log_path)?;
-        Ok((Checkpoint { dir, log, appended: 0 }, None))
+        Ok((
+            Checkpoint {
+                dir,
+                log,
+                appended: 0,
+            },
+            None,
+        ))
     }
 
     pub fn append(&mut self, chunk: &SampleData) -> Result<()> {

@@ -10,8 +10,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rotbench::dataset::{self, OpenOptions, ShardSpec, Target};
 use rotbench::model::{device_name, parse_device, CropOrder, Inference, Model};
 use rotbench::shard::{examples_of, ShardManifest, ShardModel, SHARD_FORMAT};
-use rotbench::summary::{self, DatasetSummary, ModelMeta, Settings};
-use rotbench::sweep::{self, SweepSettings, Work};
+use rotbench::summary::{self, BatchSetting, DatasetSummary, ModelMeta, Settings};
+use rotbench::sweep::{self, BatchSize, SweepSettings, Work};
 use rotbench::{angles, output, store, LIBTORCH_VERSION};
 use serde_json::json;
 use std::io::IsTerminal;
@@ -24,13 +24,31 @@ const KEEP_EXAMPLES: usize = 256;
 pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     // Check every flag before any work starts.
     let user_angles = angles::parse(&args.angles).map_err(|e| anyhow!("--angles: {e}"))?;
-    let batch_size = positive("--batch-size", &args.batch_size)?;
-    let limit = args.limit.as_deref().map(|v| positive("--limit", v)).transpose()?;
-    let threads = args.threads.as_deref().map(|v| positive("--threads", v)).transpose()?;
+    let batch = if args.batch_size.trim() == "auto" {
+        BatchSize::Auto
+    } else {
+        BatchSize::Fixed(
+            positive("--batch-size", &args.batch_size).map_err(|e| anyhow!("{e}, or `auto`"))?,
+        )
+    };
+    let limit = args
+        .limit
+        .as_deref()
+        .map(|v| positive("--limit", v))
+        .transpose()?;
+    let threads = args
+        .threads
+        .as_deref()
+        .map(|v| positive("--threads", v))
+        .transpose()?;
     let rotate = args.rotation.check()?;
     let spec_flags = args.spec.check()?;
     let device = parse_device(&args.device)?;
-    let inference = if args.exact { Inference::Exact } else { Inference::Optimized };
+    let inference = if args.exact {
+        Inference::Exact
+    } else {
+        Inference::Optimized
+    };
     let shard = match &args.shard {
         None => None,
         Some(v) => {
@@ -38,12 +56,27 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
             if args.save_baseline.is_some() || args.gate_config.is_some() {
                 bail!("--shard: a shard holds part of the samples; save baselines and gate after `rotbench merge`");
             }
-            Some(ShardSpec { index, count, batch_size })
+            // Shards must cut the data the same way wherever they run, so `auto`
+            // means a fixed size here.
+            let batch_size = match batch {
+                BatchSize::Fixed(b) => b,
+                BatchSize::Auto => sweep::AUTO_FALLBACK,
+            };
+            Some(ShardSpec {
+                index,
+                count,
+                batch_size,
+            })
         }
+    };
+    let batch = match shard {
+        Some(s) => BatchSize::Fixed(s.batch_size),
+        None => batch,
     };
     super::gate::check_sweep_flags(&args)?;
     output::prepare_dir(&args.out, "--out")?;
-    let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads =
+        threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     tch::set_num_threads(threads as i32);
 
     let t0 = Instant::now();
@@ -84,7 +117,10 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         interpolation: rotate.interpolation.to_string(),
         fill: rotate.fill.to_string(),
         mask_circle: rotate.mask_circle,
-        batch_size,
+        batch_size: match batch {
+            BatchSize::Fixed(b) => BatchSetting::Fixed(b),
+            BatchSize::Auto => BatchSetting::Named("auto".into()),
+        },
         limit,
         device: device_name(device),
         inference: inference.name().into(),
@@ -101,9 +137,18 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         "skip_bad_images": args.skip_bad_images,
         "coarse_labels": args.coarse_labels,
     });
-    let cache = (!args.no_cache).then(|| Cache { dir: args.cache_dir.clone().unwrap_or_else(default_cache_dir) });
-    let keys: Vec<Vec<String>> =
-        models.iter().map(|m| all_angles.iter().map(|&a| cache_key(m, &common, a)).collect()).collect();
+    let cache = (!args.no_cache).then(|| Cache {
+        dir: args.cache_dir.clone().unwrap_or_else(default_cache_dir),
+    });
+    let keys: Vec<Vec<String>> = models
+        .iter()
+        .map(|m| {
+            all_angles
+                .iter()
+                .map(|&a| cache_key(m, &common, a))
+                .collect()
+        })
+        .collect();
     let mut cached = vec![vec![None; all_angles.len()]; models.len()];
     if let Some(c) = &cache {
         for (m, row) in keys.iter().enumerate() {
@@ -113,7 +158,10 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         }
     }
     let (_, _, reference) = sweep::plan_angles(&user_angles);
-    let mut compute: Vec<Vec<bool>> = cached.iter().map(|r| r.iter().map(|c| c.is_none()).collect()).collect();
+    let mut compute: Vec<Vec<bool>> = cached
+        .iter()
+        .map(|r| r.iter().map(|c| c.is_none()).collect())
+        .collect();
     for (m, row) in compute.iter_mut().enumerate() {
         // New angles compare with the reference's softmax, so it runs again too.
         if row.iter().any(|&c| c) {
@@ -128,10 +176,16 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         "models": models.iter().map(|m| (&m.sha256, &m.spec, m.inference.name())).collect::<Vec<_>>(),
         "common": common,
         "angles": all_angles,
-        "batch_size": batch_size,
+        "batch_size": args.batch_size.trim(),
         "compute": compute,
     });
-    let (mut checkpoint, resumed) = Checkpoint::open(&args.out, &run_key, args.resume, models.len(), all_angles.len())?;
+    let (mut checkpoint, resumed) = Checkpoint::open(
+        &args.out,
+        &run_key,
+        args.resume,
+        models.len(),
+        all_angles.len(),
+    )?;
     let done_before = resumed.as_ref().map_or(0, |d| d.len());
 
     let per_sample = (compute.iter().flatten().filter(|&&c| c).count()) as u64;
@@ -147,8 +201,16 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     } else {
         ProgressBar::hidden()
     };
-    let sweep_settings = SweepSettings { angles: user_angles.clone(), rotate, batch_size, keep_examples: KEEP_EXAMPLES };
-    let work = Work { compute: Some(compute.clone()), resume: resumed };
+    let sweep_settings = SweepSettings {
+        angles: user_angles.clone(),
+        rotate,
+        batch,
+        keep_examples: KEEP_EXAMPLES,
+    };
+    let work = Work {
+        compute: Some(compute.clone()),
+        resume: resumed,
+    };
     let _guard = tch::no_grad_guard();
     let offset = done_before as u64 * per_sample;
     let run = sweep::run_raw(
@@ -168,6 +230,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         }
     };
     bar.finish_and_clear();
+    let (batch_used, batch_timings) = (raw.batch_size, std::mem::take(&mut raw.batch_timings));
 
     // Fill the cached (model, angle) pairs, then store the computed ones.
     for (m, row) in cached.into_iter().enumerate() {
@@ -195,7 +258,12 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
             shard: spec,
             start: info.start,
             end: info.start + info.len,
-            selected: OpenOptions { shard: None, ..open.clone() }.select(info.total).1,
+            selected: OpenOptions {
+                shard: None,
+                ..open.clone()
+            }
+            .select(info.total)
+            .1,
             settings,
             models: models
                 .iter()
@@ -214,7 +282,10 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         let bytes = store::encode(&raw.data, serde_json::to_value(&manifest)?);
         output::write_all(
             &args.out,
-            &[("shard.bin".into(), bytes), ("shard.json".into(), serde_json::to_vec_pretty(&manifest)?)],
+            &[
+                ("shard.bin".into(), bytes),
+                ("shard.json".into(), serde_json::to_vec_pretty(&manifest)?),
+            ],
         )?;
         checkpoint.finish()?;
         if !args.quiet {
@@ -234,7 +305,13 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     let result = raw.finish(classes.len())?;
     let metas: Vec<ModelMeta<'_>> = models
         .iter()
-        .map(|m| ModelMeta { name: &m.name, path: m.path.display().to_string(), sha256: &m.sha256, spec: &m.spec, provenance: &m.provenance })
+        .map(|m| ModelMeta {
+            name: &m.name,
+            path: m.path.display().to_string(),
+            sha256: &m.sha256,
+            spec: &m.spec,
+            provenance: &m.provenance,
+        })
         .collect();
     let summary = summary::build(&result, &metas, source.info(), settings, LIBTORCH_VERSION);
     let evaluated = info.len as u64 * per_sample;
@@ -246,13 +323,24 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         "cached_pairs": compute.iter().flatten().filter(|&&c| !c).count(),
         "resumed_samples": done_before,
         "threads": threads,
+        "batch_size": batch_used,
+        "batch_timings": batch_timings,
     });
-    let outs = Outputs { out: &args.out, no_predictions: args.no_predictions, no_report: args.no_report, quiet: args.quiet };
+    let outs = Outputs {
+        out: &args.out,
+        no_predictions: args.no_predictions,
+        no_report: args.no_report,
+        quiet: args.quiet,
+    };
     write_results(&outs, &summary, &result, timing)?;
     checkpoint.finish()?;
     if !args.quiet {
         let reused = compute.iter().flatten().filter(|&&c| !c).count();
-        let note = if reused > 0 { format!("; {reused} model x angle results from the cache") } else { String::new() };
+        let note = if reused > 0 {
+            format!("; {reused} model x angle results from the cache")
+        } else {
+            String::new()
+        };
         println!("wrote {} ({:.1} s{note})", args.out.display(), wall);
     }
     // Baselines and the optional gate (src/commands/gate.rs).

@@ -38,12 +38,19 @@ pub fn find(path: &Path) -> Option<PathBuf> {
     if path.is_file() {
         return kind_of(path).map(|_| path.to_path_buf());
     }
-    ["test_batch.bin", "test.bin"].iter().map(|n| path.join(n)).find(|p| p.is_file())
+    ["test_batch.bin", "test.bin"]
+        .iter()
+        .map(|n| path.join(n))
+        .find(|p| p.is_file())
 }
 
 fn read_names(dir: &Path, file: &str) -> Option<Vec<String>> {
     let text = fs::read_to_string(dir.join(file)).ok()?;
-    let names: Vec<String> = text.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+    let names: Vec<String> = text
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
     (!names.is_empty()).then_some(names)
 }
 
@@ -58,10 +65,21 @@ pub struct CifarSource {
 }
 
 impl CifarSource {
-    pub fn open(file: &Path, target: Target, n_classes: usize, opts: &OpenOptions) -> Result<CifarSource> {
-        let kind = kind_of(file).ok_or_else(|| anyhow!("{}: not a CIFAR batch name", file.display()))?;
-        let bytes = fs::read(file).with_context(|| format!("--data {}: cannot read", file.display()))?;
-        let record = if kind == Kind::Cifar10 { 1 + PIXELS } else { 2 + PIXELS };
+    pub fn open(
+        file: &Path,
+        target: Target,
+        n_classes: usize,
+        opts: &OpenOptions,
+    ) -> Result<CifarSource> {
+        let kind =
+            kind_of(file).ok_or_else(|| anyhow!("{}: not a CIFAR batch name", file.display()))?;
+        let bytes =
+            fs::read(file).with_context(|| format!("--data {}: cannot read", file.display()))?;
+        let record = if kind == Kind::Cifar10 {
+            1 + PIXELS
+        } else {
+            2 + PIXELS
+        };
         if bytes.is_empty() {
             bail!("--data {}: the dataset is empty (0 bytes)", file.display());
         }
@@ -80,9 +98,15 @@ impl CifarSource {
             (Kind::Cifar100, true) => 0,
             (Kind::Cifar100, false) => 1,
         };
-        let labels: Vec<u32> = (0..count).map(|i| bytes[i * record + label_at] as u32).collect();
+        let labels: Vec<u32> = (0..count)
+            .map(|i| bytes[i * record + label_at] as u32)
+            .collect();
         let (start, end) = opts.select(count);
-        if let Some((i, l)) = labels[..end].iter().enumerate().find(|(_, &l)| l as usize >= n_classes) {
+        if let Some((i, l)) = labels[..end]
+            .iter()
+            .enumerate()
+            .find(|(_, &l)| l as usize >= n_classes)
+        {
             bail!(
                 "{}: label {l} at sample {i} is outside the model's {n_classes} classes; check the data, the model's `classes`, or --coarse-labels",
                 file.display()
@@ -109,7 +133,15 @@ impl CifarSource {
             class_order: "CIFAR labels are class indices into the model's classes".into(),
             skipped: vec![],
         };
-        Ok(CifarSource { info, bytes, record, labels, target, opts: opts.clone(), next: start })
+        Ok(CifarSource {
+            info,
+            bytes,
+            record,
+            labels,
+            target,
+            opts: opts.clone(),
+            next: start,
+        })
     }
 }
 
@@ -136,8 +168,11 @@ impl Source for CifarSource {
             } else {
                 let mut rgb = RgbImage::new(SIDE as u32, SIDE as u32);
                 for p in 0..SIDE * SIDE {
-                    rgb.get_pixel_mut((p % SIDE) as u32, (p / SIDE) as u32).0 =
-                        [planes[p], planes[SIDE * SIDE + p], planes[2 * SIDE * SIDE + p]];
+                    rgb.get_pixel_mut((p % SIDE) as u32, (p / SIDE) as u32).0 = [
+                        planes[p],
+                        planes[SIDE * SIDE + p],
+                        planes[2 * SIDE * SIDE + p],
+                    ];
                 }
                 super::convert(DynamicImage::ImageRgb8(rgb), t, &self.opts)
                     .map_err(|e| anyhow!("{}: image {i} {e}", self.info.path))?
@@ -172,23 +207,40 @@ mod tests {
         b
     }
 
-    const T: Target = Target { channels: 3, height: 32, width: 32 };
+    const T: Target = Target {
+        channels: 3,
+        height: 32,
+        width: 32,
+    };
 
     #[test]
     fn cifar10_and_cifar100_fine_and_coarse() {
         let d = tempfile::tempdir().unwrap();
-        fs::write(d.path().join("test_batch.bin"), batch(Kind::Cifar10, &[(0, 3), (0, 1)])).unwrap();
-        let mut s = CifarSource::open(&find(d.path()).unwrap(), T, 10, &OpenOptions::default()).unwrap();
+        fs::write(
+            d.path().join("test_batch.bin"),
+            batch(Kind::Cifar10, &[(0, 3), (0, 1)]),
+        )
+        .unwrap();
+        let mut s =
+            CifarSource::open(&find(d.path()).unwrap(), T, 10, &OpenOptions::default()).unwrap();
         let c = s.next_chunk(10).unwrap().unwrap();
         assert_eq!(c.labels, vec![3, 1]);
         assert_eq!(c.pixels.len(), 2 * PIXELS);
         assert_eq!(c.pixels[PIXELS], 1);
 
         let d = tempfile::tempdir().unwrap();
-        fs::write(d.path().join("test.bin"), batch(Kind::Cifar100, &[(4, 40), (5, 55)])).unwrap();
-        let mut s = CifarSource::open(&d.path().join("test.bin"), T, 100, &OpenOptions::default()).unwrap();
+        fs::write(
+            d.path().join("test.bin"),
+            batch(Kind::Cifar100, &[(4, 40), (5, 55)]),
+        )
+        .unwrap();
+        let mut s =
+            CifarSource::open(&d.path().join("test.bin"), T, 100, &OpenOptions::default()).unwrap();
         assert_eq!(s.next_chunk(10).unwrap().unwrap().labels, vec![40, 55]);
-        let opts = OpenOptions { coarse_labels: true, ..Default::default() };
+        let opts = OpenOptions {
+            coarse_labels: true,
+            ..Default::default()
+        };
         let mut s = CifarSource::open(&d.path().join("test.bin"), T, 20, &opts).unwrap();
         assert_eq!(s.next_chunk(10).unwrap().unwrap().labels, vec![4, 5]);
     }
@@ -199,10 +251,30 @@ mod tests {
         let mut b = batch(Kind::Cifar10, &[(0, 3), (0, 1)]);
         b.pop();
         fs::write(d.path().join("test_batch.bin"), &b).unwrap();
-        let err = CifarSource::open(&d.path().join("test_batch.bin"), T, 10, &OpenOptions::default()).err().unwrap().to_string();
+        let err = CifarSource::open(
+            &d.path().join("test_batch.bin"),
+            T,
+            10,
+            &OpenOptions::default(),
+        )
+        .err()
+        .unwrap()
+        .to_string();
         assert!(err.contains("not a whole number"), "{err}");
-        fs::write(d.path().join("test_batch.bin"), batch(Kind::Cifar10, &[(0, 3), (0, 12)])).unwrap();
-        let err = CifarSource::open(&d.path().join("test_batch.bin"), T, 10, &OpenOptions::default()).err().unwrap().to_string();
+        fs::write(
+            d.path().join("test_batch.bin"),
+            batch(Kind::Cifar10, &[(0, 3), (0, 12)]),
+        )
+        .unwrap();
+        let err = CifarSource::open(
+            &d.path().join("test_batch.bin"),
+            T,
+            10,
+            &OpenOptions::default(),
+        )
+        .err()
+        .unwrap()
+        .to_string();
         assert!(err.contains("label 12 at sample 1"), "{err}");
     }
 }

@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 const IMAGE_EXTS: [&str; 3] = ["png", "jpg", "jpeg"];
 
 pub fn is_image_file(p: &Path) -> bool {
-    p.extension().is_some_and(|e| IMAGE_EXTS.contains(&e.to_string_lossy().to_ascii_lowercase().as_str()))
+    p.extension()
+        .is_some_and(|e| IMAGE_EXTS.contains(&e.to_string_lossy().to_ascii_lowercase().as_str()))
 }
 
 /// A list of labelled image files, decoded in parallel chunk by chunk.
@@ -86,7 +87,13 @@ impl FilesSource {
             class_order,
             skipped: vec![],
         };
-        Ok(FilesSource { info, files, target, opts: opts.clone(), next: start })
+        Ok(FilesSource {
+            info,
+            files,
+            target,
+            opts: opts.clone(),
+            next: start,
+        })
     }
 }
 
@@ -94,20 +101,35 @@ pub struct FolderSource;
 
 impl FolderSource {
     #[allow(clippy::new_ret_no_self)]
-    pub fn open(root: &Path, target: Target, model_classes: &[String], opts: &OpenOptions) -> Result<FilesSource> {
-        let class_dirs: Vec<PathBuf> = sorted_entries(root)?.into_iter().filter(|p| p.is_dir()).collect();
+    pub fn open(
+        root: &Path,
+        target: Target,
+        model_classes: &[String],
+        opts: &OpenOptions,
+    ) -> Result<FilesSource> {
+        let class_dirs: Vec<PathBuf> = sorted_entries(root)?
+            .into_iter()
+            .filter(|p| p.is_dir())
+            .collect();
         if class_dirs.is_empty() {
             bail!(
                 "--data {}: the image folder has no class folders; put images in one subfolder per class (ROOT/<class>/<image>.png)",
                 root.display()
             );
         }
-        let names: Vec<String> = class_dirs.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        let names: Vec<String> = class_dirs
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
         let by_model = names.iter().all(|n| model_classes.contains(n));
         let (index_of, order): (Vec<u32>, String) = if by_model {
             (
-                names.iter().map(|n| model_classes.iter().position(|c| c == n).unwrap() as u32).collect(),
-                "folder names matched to the model's class list (a subset keeps its indices)".into(),
+                names
+                    .iter()
+                    .map(|n| model_classes.iter().position(|c| c == n).unwrap() as u32)
+                    .collect(),
+                "folder names matched to the model's class list (a subset keeps its indices)"
+                    .into(),
             )
         } else {
             if names.len() > model_classes.len() {
@@ -118,7 +140,10 @@ impl FolderSource {
                     model_classes.len()
                 );
             }
-            ((0..names.len() as u32).collect(), "sorted folder names (torchvision ImageFolder order)".into())
+            (
+                (0..names.len() as u32).collect(),
+                "sorted folder names (torchvision ImageFolder order)".into(),
+            )
         };
         let mut files = Vec::new();
         for (dir, &label) in class_dirs.iter().zip(&index_of) {
@@ -127,9 +152,20 @@ impl FolderSource {
             files.extend(found.into_iter().map(|f| (f, label)));
         }
         if files.is_empty() {
-            bail!("--data {}: no PNG or JPEG images in its class folders", root.display());
+            bail!(
+                "--data {}: no PNG or JPEG images in its class folders",
+                root.display()
+            );
         }
-        FilesSource::new("image-folder", root, files, Some(names), order, target, opts)
+        FilesSource::new(
+            "image-folder",
+            root,
+            files,
+            Some(names),
+            order,
+            target,
+            opts,
+        )
     }
 }
 
@@ -138,7 +174,8 @@ fn decode(path: &Path, target: Target, opts: &OpenOptions) -> Result<(Vec<u8>, u
     if bytes.is_empty() {
         bail!("{}: the image file is empty (0 bytes)", path.display());
     }
-    let img = image::load_from_memory(&bytes).map_err(|e| anyhow!("{}: cannot decode the image: {e}", path.display()))?;
+    let img = image::load_from_memory(&bytes)
+        .map_err(|e| anyhow!("{}: cannot decode the image: {e}", path.display()))?;
     convert(img, target, opts).map_err(|e| anyhow!("{}: {e}", path.display()))
 }
 
@@ -153,8 +190,10 @@ impl Source for FilesSource {
         }
         let end = (self.next + max).min(self.files.len());
         let (target, opts) = (self.target, &self.opts);
-        let decoded: Vec<Result<(Vec<u8>, usize, usize)>> =
-            self.files[self.next..end].par_iter().map(|(p, _)| decode(p, target, opts)).collect();
+        let decoded: Vec<Result<(Vec<u8>, usize, usize)>> = self.files[self.next..end]
+            .par_iter()
+            .map(|(p, _)| decode(p, target, opts))
+            .collect();
         let mut chunk = Chunk::default();
         let mut dims = Vec::new();
         let mut varied = false;
@@ -191,17 +230,29 @@ mod tests {
         v.iter().map(|s| s.to_string()).collect()
     }
 
-    const T: Target = Target { channels: 1, height: 4, width: 4 };
+    const T: Target = Target {
+        channels: 1,
+        height: 4,
+        width: 4,
+    };
 
     #[test]
     fn folders_named_like_the_model_classes_use_the_model_order() {
         let d = tempfile::tempdir().unwrap();
         for (c, v) in [("cat", 10u8), ("dog", 200u8)] {
             fs::create_dir(d.path().join(c)).unwrap();
-            GrayImage::from_pixel(4, 4, Luma([v])).save(d.path().join(c).join("a.png")).unwrap();
+            GrayImage::from_pixel(4, 4, Luma([v]))
+                .save(d.path().join(c).join("a.png"))
+                .unwrap();
         }
         fs::write(d.path().join("dog").join("notes.txt"), "ignored").unwrap();
-        let mut s = FolderSource::open(d.path(), T, &classes(&["dog", "cat"]), &OpenOptions::default()).unwrap();
+        let mut s = FolderSource::open(
+            d.path(),
+            T,
+            &classes(&["dog", "cat"]),
+            &OpenOptions::default(),
+        )
+        .unwrap();
         let c = s.next_chunk(10).unwrap().unwrap();
         assert_eq!(c.labels, vec![1, 0], "cat is class 1 in the model's list");
         assert_eq!(c.pixels[0], 10);
@@ -212,12 +263,25 @@ mod tests {
     fn a_subset_of_classes_keeps_its_indices_and_nested_folders_are_walked() {
         let d = tempfile::tempdir().unwrap();
         fs::create_dir_all(d.path().join("c/deep/er")).unwrap();
-        GrayImage::from_pixel(4, 4, Luma([7])).save(d.path().join("c/deep/er/x.png")).unwrap();
-        GrayImage::from_pixel(4, 4, Luma([8])).save(d.path().join("c/y.png")).unwrap();
-        let mut s = FolderSource::open(d.path(), T, &classes(&["a", "b", "c"]), &OpenOptions::default()).unwrap();
+        GrayImage::from_pixel(4, 4, Luma([7]))
+            .save(d.path().join("c/deep/er/x.png"))
+            .unwrap();
+        GrayImage::from_pixel(4, 4, Luma([8]))
+            .save(d.path().join("c/y.png"))
+            .unwrap();
+        let mut s = FolderSource::open(
+            d.path(),
+            T,
+            &classes(&["a", "b", "c"]),
+            &OpenOptions::default(),
+        )
+        .unwrap();
         let c = s.next_chunk(10).unwrap().unwrap();
         assert_eq!(c.labels, vec![2, 2], "only class c present, still index 2");
-        assert_eq!(c.pixels[0], 7, "sorted paths: c/deep/er/x.png before c/y.png");
+        assert_eq!(
+            c.pixels[0], 7,
+            "sorted paths: c/deep/er/x.png before c/y.png"
+        );
     }
 
     #[test]
@@ -225,36 +289,54 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         for c in ["b", "a"] {
             fs::create_dir(d.path().join(c)).unwrap();
-            RgbImage::from_pixel(8, 6, image::Rgb([255, 0, 0])).save(d.path().join(c).join("x.jpg")).unwrap();
+            RgbImage::from_pixel(8, 6, image::Rgb([255, 0, 0]))
+                .save(d.path().join(c).join("x.jpg"))
+                .unwrap();
         }
-        let mut s = FolderSource::open(d.path(), T, &classes(&["0", "1"]), &OpenOptions::default()).unwrap();
+        let mut s = FolderSource::open(d.path(), T, &classes(&["0", "1"]), &OpenOptions::default())
+            .unwrap();
         let c = s.next_chunk(10).unwrap().unwrap();
         assert_eq!(c.labels, vec![0, 1]);
         assert_eq!(c.pixels.len(), 2 * 16, "resized to 4x4 gray");
         assert!(c.dims.is_empty());
-        assert_eq!(s.info().class_names.as_ref().unwrap(), &classes(&["a", "b"]));
+        assert_eq!(
+            s.info().class_names.as_ref().unwrap(),
+            &classes(&["a", "b"])
+        );
     }
 
     #[test]
     fn resize_shorter_side_then_crop_or_keep_for_rotation() {
         let d = tempfile::tempdir().unwrap();
         fs::create_dir(d.path().join("a")).unwrap();
-        RgbImage::from_pixel(12, 8, image::Rgb([9, 9, 9])).save(d.path().join("a").join("x.png")).unwrap();
+        RgbImage::from_pixel(12, 8, image::Rgb([9, 9, 9]))
+            .save(d.path().join("a").join("x.png"))
+            .unwrap();
         let resize = Some(crate::model::Resize::Shorter(6));
         // rotate-then-crop: the chunk keeps the 9x6 resized image (w x h).
-        let opts = OpenOptions { resize, ..Default::default() };
+        let opts = OpenOptions {
+            resize,
+            ..Default::default()
+        };
         let mut s = FolderSource::open(d.path(), T, &classes(&["a"]), &opts).unwrap();
         let c = s.next_chunk(10).unwrap().unwrap();
         assert_eq!(c.dims, vec![(6, 9)]);
         assert_eq!(c.pixels.len(), 6 * 9);
         // crop-then-rotate: cropped to the 4x4 target.
-        let opts = OpenOptions { resize, crop_first: true, ..Default::default() };
+        let opts = OpenOptions {
+            resize,
+            crop_first: true,
+            ..Default::default()
+        };
         let mut s = FolderSource::open(d.path(), T, &classes(&["a"]), &opts).unwrap();
         let c = s.next_chunk(10).unwrap().unwrap();
         assert!(c.dims.is_empty());
         assert_eq!(c.pixels.len(), 16);
         // Too small after resizing.
-        let opts = OpenOptions { resize: Some(crate::model::Resize::Exact([3, 3])), ..Default::default() };
+        let opts = OpenOptions {
+            resize: Some(crate::model::Resize::Exact([3, 3])),
+            ..Default::default()
+        };
         let mut s = FolderSource::open(d.path(), T, &classes(&["a"]), &opts).unwrap();
         assert!(format!("{:#}", s.next_chunk(10).unwrap_err()).contains("smaller than the model's"));
     }
@@ -263,13 +345,28 @@ mod tests {
     fn a_corrupt_image_fails_by_default_and_is_skipped_when_asked() {
         let d = tempfile::tempdir().unwrap();
         fs::create_dir(d.path().join("0")).unwrap();
-        GrayImage::from_pixel(4, 4, Luma([1])).save(d.path().join("0").join("a.png")).unwrap();
+        GrayImage::from_pixel(4, 4, Luma([1]))
+            .save(d.path().join("0").join("a.png"))
+            .unwrap();
         fs::write(d.path().join("0").join("b.png"), b"not a png").unwrap();
         fs::write(d.path().join("0").join("c.png"), b"").unwrap();
-        let mut s = FolderSource::open(d.path(), T, &classes(&["0"]), &OpenOptions::default()).unwrap();
+        let mut s =
+            FolderSource::open(d.path(), T, &classes(&["0"]), &OpenOptions::default()).unwrap();
         let err = format!("{:#}", s.next_chunk(10).unwrap_err());
-        assert!(err.contains("b.png") && err.contains("--skip-bad-images"), "{err}");
-        let mut s = FolderSource::open(d.path(), T, &classes(&["0"]), &OpenOptions { skip_bad_images: true, ..Default::default() }).unwrap();
+        assert!(
+            err.contains("b.png") && err.contains("--skip-bad-images"),
+            "{err}"
+        );
+        let mut s = FolderSource::open(
+            d.path(),
+            T,
+            &classes(&["0"]),
+            &OpenOptions {
+                skip_bad_images: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let c = s.next_chunk(10).unwrap().unwrap();
         assert_eq!(c.indices, vec![0]);
         assert_eq!(s.info().skipped.len(), 2);
@@ -279,8 +376,13 @@ mod tests {
     #[test]
     fn a_folder_without_class_folders_is_an_error() {
         let d = tempfile::tempdir().unwrap();
-        GrayImage::from_pixel(4, 4, Luma([1])).save(d.path().join("a.png")).unwrap();
-        let err = FolderSource::open(d.path(), T, &classes(&["0"]), &OpenOptions::default()).err().unwrap().to_string();
+        GrayImage::from_pixel(4, 4, Luma([1]))
+            .save(d.path().join("a.png"))
+            .unwrap();
+        let err = FolderSource::open(d.path(), T, &classes(&["0"]), &OpenOptions::default())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("no class folders"), "{err}");
     }
 }

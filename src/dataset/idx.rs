@@ -22,10 +22,15 @@ fn is_images_name(name: &str) -> bool {
 /// True for an IDX images file, or a folder that holds one.
 pub fn looks_like_idx(path: &Path) -> bool {
     if path.is_file() {
-        return path.file_name().is_some_and(|n| is_images_name(&n.to_string_lossy()));
+        return path
+            .file_name()
+            .is_some_and(|n| is_images_name(&n.to_string_lossy()));
     }
     fs::read_dir(path)
-        .map(|rd| rd.flatten().any(|e| is_images_name(&e.file_name().to_string_lossy())))
+        .map(|rd| {
+            rd.flatten()
+                .any(|e| is_images_name(&e.file_name().to_string_lossy()))
+        })
         .unwrap_or(false)
 }
 
@@ -54,7 +59,11 @@ pub fn find_files(path: &Path) -> Result<(PathBuf, PathBuf)> {
     let name = images.file_name().unwrap().to_string_lossy().into_owned();
     let dir = images.parent().unwrap_or(Path::new("."));
     let want = name.replace("images", "labels").replace("idx3", "idx1");
-    let candidates = [want.clone(), want.trim_end_matches(".gz").to_string(), format!("{}.gz", want.trim_end_matches(".gz"))];
+    let candidates = [
+        want.clone(),
+        want.trim_end_matches(".gz").to_string(),
+        format!("{}.gz", want.trim_end_matches(".gz")),
+    ];
     for c in &candidates {
         let p = dir.join(c);
         if p.is_file() {
@@ -109,7 +118,11 @@ pub struct ImagesHeader {
 
 pub fn parse_images_header(b: &[u8], path: &Path) -> Result<ImagesHeader> {
     if b.len() < 16 {
-        bail!("{}: truncated IDX images file: {} bytes, shorter than the 16-byte header", path.display(), b.len());
+        bail!(
+            "{}: truncated IDX images file: {} bytes, shorter than the 16-byte header",
+            path.display(),
+            b.len()
+        );
     }
     let magic = be_u32(&b[0..4]);
     if magic != IMAGES_MAGIC {
@@ -118,9 +131,18 @@ pub fn parse_images_header(b: &[u8], path: &Path) -> Result<ImagesHeader> {
             path.display()
         );
     }
-    let h = ImagesHeader { count: be_u32(&b[4..8]) as usize, height: be_u32(&b[8..12]) as usize, width: be_u32(&b[12..16]) as usize };
+    let h = ImagesHeader {
+        count: be_u32(&b[4..8]) as usize,
+        height: be_u32(&b[8..12]) as usize,
+        width: be_u32(&b[12..16]) as usize,
+    };
     if h.height == 0 || h.width == 0 || h.height > 8192 || h.width > 8192 {
-        bail!("{}: IDX header gives images of {}x{}; expected sizes between 1 and 8192", path.display(), h.height, h.width);
+        bail!(
+            "{}: IDX header gives images of {}x{}; expected sizes between 1 and 8192",
+            path.display(),
+            h.height,
+            h.width
+        );
     }
     Ok(h)
 }
@@ -128,11 +150,18 @@ pub fn parse_images_header(b: &[u8], path: &Path) -> Result<ImagesHeader> {
 /// Parse a whole IDX labels file.
 pub fn parse_labels(b: &[u8], path: &Path) -> Result<Vec<u8>> {
     if b.len() < 8 {
-        bail!("{}: truncated IDX labels file: {} bytes, shorter than the 8-byte header", path.display(), b.len());
+        bail!(
+            "{}: truncated IDX labels file: {} bytes, shorter than the 8-byte header",
+            path.display(),
+            b.len()
+        );
     }
     let magic = be_u32(&b[0..4]);
     if magic != LABELS_MAGIC {
-        bail!("{}: not an IDX labels file (magic 0x{magic:08x}, expected 0x{LABELS_MAGIC:08x})", path.display());
+        bail!(
+            "{}: not an IDX labels file (magic 0x{magic:08x}, expected 0x{LABELS_MAGIC:08x})",
+            path.display()
+        );
     }
     let n = be_u32(&b[4..8]) as usize;
     let body = &b[8..];
@@ -140,7 +169,11 @@ pub fn parse_labels(b: &[u8], path: &Path) -> Result<Vec<u8>> {
         bail!(
             "{}: {} IDX labels file: the header promises {n} labels but the file holds {}",
             path.display(),
-            if body.len() < n { "truncated" } else { "over-long" },
+            if body.len() < n {
+                "truncated"
+            } else {
+                "over-long"
+            },
             body.len()
         );
     }
@@ -159,12 +192,22 @@ pub struct IdxSource {
 }
 
 impl IdxSource {
-    pub fn open(path: &Path, target: Target, n_classes: usize, opts: &OpenOptions) -> Result<IdxSource> {
+    pub fn open(
+        path: &Path,
+        target: Target,
+        n_classes: usize,
+        opts: &OpenOptions,
+    ) -> Result<IdxSource> {
         let (images_path, labels_path) = find_files(path)?;
         let mut lab_bytes = Vec::new();
         reader(&labels_path)?
             .read_to_end(&mut lab_bytes)
-            .map_err(|e| anyhow!("{}: read failed: {e} (a corrupt .gz?)", labels_path.display()))?;
+            .map_err(|e| {
+                anyhow!(
+                    "{}: read failed: {e} (a corrupt .gz?)",
+                    labels_path.display()
+                )
+            })?;
         let labels = parse_labels(&lab_bytes, &labels_path)?;
 
         // One pass over the images: header, exact size, hash.
@@ -209,7 +252,11 @@ impl IdxSource {
             bail!("--data {}: the dataset is empty (0 images)", path.display());
         }
         let (start, end) = opts.select(header.count);
-        if let Some((i, &l)) = labels[..end].iter().enumerate().find(|(_, &l)| l as usize >= n_classes) {
+        if let Some((i, &l)) = labels[..end]
+            .iter()
+            .enumerate()
+            .find(|(_, &l)| l as usize >= n_classes)
+        {
             bail!(
                 "{}: label {l} at sample {i} is outside the model's {n_classes} classes (0..{}); check the data or the model's `classes`",
                 labels_path.display(),
@@ -228,7 +275,16 @@ impl IdxSource {
             class_order: "IDX labels are class indices into the model's classes".into(),
             skipped: vec![],
         };
-        Ok(IdxSource { info, images_path, header, labels, target, opts: opts.clone(), reader: None, next: start })
+        Ok(IdxSource {
+            info,
+            images_path,
+            header,
+            labels,
+            target,
+            opts: opts.clone(),
+            reader: None,
+            next: start,
+        })
     }
 }
 
@@ -250,9 +306,16 @@ impl Source for IdxSource {
             let mut skip = (self.info.start * self.header.height * self.header.width) as u64;
             let mut buf = vec![0u8; 1 << 16];
             while skip > 0 {
-                let n = read_full(&mut *r, &mut buf[..skip.min(1 << 16) as usize], &self.images_path)?;
+                let n = read_full(
+                    &mut *r,
+                    &mut buf[..skip.min(1 << 16) as usize],
+                    &self.images_path,
+                )?;
                 if n == 0 {
-                    bail!("{}: the file changed while it was read (short read)", self.images_path.display());
+                    bail!(
+                        "{}: the file changed while it was read (short read)",
+                        self.images_path.display()
+                    );
                 }
                 skip -= n as u64;
             }
@@ -261,9 +324,16 @@ impl Source for IdxSource {
         let n = max.min(end - self.next);
         let (h, w) = (self.header.height, self.header.width);
         let mut raw = vec![0u8; n * h * w];
-        let got = read_full(self.reader.as_mut().unwrap().as_mut(), &mut raw, &self.images_path)?;
+        let got = read_full(
+            self.reader.as_mut().unwrap().as_mut(),
+            &mut raw,
+            &self.images_path,
+        )?;
         if got != raw.len() {
-            bail!("{}: the file changed while it was read (short read)", self.images_path.display());
+            bail!(
+                "{}: the file changed while it was read (short read)",
+                self.images_path.display()
+            );
         }
         let t = self.target;
         let native = super::is_native(h, w, t, &self.opts);
@@ -274,9 +344,20 @@ impl Source for IdxSource {
             let (plane, ph, pw) = if native {
                 (plane.to_vec(), h, w)
             } else {
-                let img = GrayImage::from_raw(w as u32, h as u32, plane.to_vec()).expect("sizes agree");
-                super::convert(DynamicImage::ImageLuma8(img), Target { channels: 1, ..t }, &self.opts)
-                    .map_err(|e| anyhow!("{}: image {} {e}", self.images_path.display(), self.next + i))?
+                let img =
+                    GrayImage::from_raw(w as u32, h as u32, plane.to_vec()).expect("sizes agree");
+                super::convert(
+                    DynamicImage::ImageLuma8(img),
+                    Target { channels: 1, ..t },
+                    &self.opts,
+                )
+                .map_err(|e| {
+                    anyhow!(
+                        "{}: image {} {e}",
+                        self.images_path.display(),
+                        self.next + i
+                    )
+                })?
             };
             if (ph, pw) != (t.height, t.width) || !dims.is_empty() {
                 if dims.is_empty() {
@@ -294,7 +375,10 @@ impl Source for IdxSource {
         self.next += n;
         Ok(Some(Chunk {
             indices: (start as u64..(start + n) as u64).collect(),
-            labels: self.labels[start..start + n].iter().map(|&l| l as u32).collect(),
+            labels: self.labels[start..start + n]
+                .iter()
+                .map(|&l| l as u32)
+                .collect(),
             pixels,
             dims,
         }))
@@ -327,7 +411,10 @@ mod tests {
         use std::io::Write;
         let put = |name: &str, bytes: &[u8]| {
             if gz {
-                let mut e = GzEncoder::new(fs::File::create(dir.join(format!("{name}.gz"))).unwrap(), Compression::fast());
+                let mut e = GzEncoder::new(
+                    fs::File::create(dir.join(format!("{name}.gz"))).unwrap(),
+                    Compression::fast(),
+                );
                 e.write_all(bytes).unwrap();
                 e.finish().unwrap();
             } else {
@@ -338,13 +425,22 @@ mod tests {
         put("t-labels-idx1-ubyte", labels);
     }
 
-    const T: Target = Target { channels: 1, height: 2, width: 3 };
+    const T: Target = Target {
+        channels: 1,
+        height: 2,
+        width: 3,
+    };
 
     #[test]
     fn a_good_file_streams_in_chunks_raw_and_gz() {
         for gz in [false, true] {
             let d = tempfile::tempdir().unwrap();
-            write_set(d.path(), &images_file(5, 2, 3, 30), &labels_file(&[0, 1, 2, 1, 0]), gz);
+            write_set(
+                d.path(),
+                &images_file(5, 2, 3, 30),
+                &labels_file(&[0, 1, 2, 1, 0]),
+                gz,
+            );
             let mut s = IdxSource::open(d.path(), T, 3, &OpenOptions::default()).unwrap();
             assert_eq!(s.info().len, 5);
             let a = s.next_chunk(2).unwrap().unwrap();
@@ -360,23 +456,58 @@ mod tests {
     #[test]
     fn the_hash_ignores_compression() {
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        write_set(a.path(), &images_file(2, 2, 3, 12), &labels_file(&[0, 1]), false);
-        write_set(b.path(), &images_file(2, 2, 3, 12), &labels_file(&[0, 1]), true);
-        let ha = IdxSource::open(a.path(), T, 2, &OpenOptions::default()).unwrap().info.sha256;
-        let hb = IdxSource::open(b.path(), T, 2, &OpenOptions::default()).unwrap().info.sha256;
+        write_set(
+            a.path(),
+            &images_file(2, 2, 3, 12),
+            &labels_file(&[0, 1]),
+            false,
+        );
+        write_set(
+            b.path(),
+            &images_file(2, 2, 3, 12),
+            &labels_file(&[0, 1]),
+            true,
+        );
+        let ha = IdxSource::open(a.path(), T, 2, &OpenOptions::default())
+            .unwrap()
+            .info
+            .sha256;
+        let hb = IdxSource::open(b.path(), T, 2, &OpenOptions::default())
+            .unwrap()
+            .info
+            .sha256;
         assert_eq!(ha, hb);
     }
 
     #[test]
     fn a_truncated_images_file_is_refused() {
         let d = tempfile::tempdir().unwrap();
-        write_set(d.path(), &images_file(5, 2, 3, 29), &labels_file(&[0; 5]), false);
-        let err = IdxSource::open(d.path(), T, 3, &OpenOptions::default()).err().unwrap().to_string();
-        assert!(err.contains("truncated IDX images file") && err.contains("29 bytes"), "{err}");
+        write_set(
+            d.path(),
+            &images_file(5, 2, 3, 29),
+            &labels_file(&[0; 5]),
+            false,
+        );
+        let err = IdxSource::open(d.path(), T, 3, &OpenOptions::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("truncated IDX images file") && err.contains("29 bytes"),
+            "{err}"
+        );
         // Truncated inside the header.
         let d = tempfile::tempdir().unwrap();
-        write_set(d.path(), &images_file(5, 2, 3, 0)[..10], &labels_file(&[0; 5]), true);
-        let err = IdxSource::open(d.path(), T, 3, &OpenOptions::default()).err().unwrap().to_string();
+        write_set(
+            d.path(),
+            &images_file(5, 2, 3, 0)[..10],
+            &labels_file(&[0; 5]),
+            true,
+        );
+        let err = IdxSource::open(d.path(), T, 3, &OpenOptions::default())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("shorter than the 16-byte header"), "{err}");
     }
 
@@ -386,19 +517,41 @@ mod tests {
         let mut lab = labels_file(&[0; 5]);
         lab.pop();
         write_set(d.path(), &images_file(5, 2, 3, 30), &lab, false);
-        let err = IdxSource::open(d.path(), T, 3, &OpenOptions::default()).err().unwrap().to_string();
+        let err = IdxSource::open(d.path(), T, 3, &OpenOptions::default())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("truncated IDX labels file"), "{err}");
         let d = tempfile::tempdir().unwrap();
-        write_set(d.path(), &images_file(5, 2, 3, 30), &labels_file(&[0; 4]), false);
-        let err = IdxSource::open(d.path(), T, 3, &OpenOptions::default()).err().unwrap().to_string();
-        assert!(err.contains("holds 5 images but") && err.contains("4 labels"), "{err}");
+        write_set(
+            d.path(),
+            &images_file(5, 2, 3, 30),
+            &labels_file(&[0; 4]),
+            false,
+        );
+        let err = IdxSource::open(d.path(), T, 3, &OpenOptions::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("holds 5 images but") && err.contains("4 labels"),
+            "{err}"
+        );
     }
 
     #[test]
     fn a_label_outside_the_classes_is_refused() {
         let d = tempfile::tempdir().unwrap();
-        write_set(d.path(), &images_file(3, 2, 3, 18), &labels_file(&[0, 7, 1]), false);
-        let err = IdxSource::open(d.path(), T, 3, &OpenOptions::default()).err().unwrap().to_string();
+        write_set(
+            d.path(),
+            &images_file(3, 2, 3, 18),
+            &labels_file(&[0, 7, 1]),
+            false,
+        );
+        let err = IdxSource::open(d.path(), T, 3, &OpenOptions::default())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("label 7 at sample 1"), "{err}");
     }
 
@@ -408,21 +561,46 @@ mod tests {
         let mut img = images_file(1, 2, 3, 6);
         img[3] = 0x01;
         write_set(d.path(), &img, &labels_file(&[0]), false);
-        let err = IdxSource::open(d.path(), T, 3, &OpenOptions::default()).err().unwrap().to_string();
+        let err = IdxSource::open(d.path(), T, 3, &OpenOptions::default())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("not an IDX images file"), "{err}");
     }
 
     #[test]
     fn limit_and_resize_and_rgb() {
         let d = tempfile::tempdir().unwrap();
-        write_set(d.path(), &images_file(4, 2, 3, 24), &labels_file(&[0, 1, 0, 1]), false);
-        let t = Target { channels: 3, height: 4, width: 6 };
-        let mut s = IdxSource::open(d.path(), t, 2, &OpenOptions { limit: Some(3), ..Default::default() }).unwrap();
+        write_set(
+            d.path(),
+            &images_file(4, 2, 3, 24),
+            &labels_file(&[0, 1, 0, 1]),
+            false,
+        );
+        let t = Target {
+            channels: 3,
+            height: 4,
+            width: 6,
+        };
+        let mut s = IdxSource::open(
+            d.path(),
+            t,
+            2,
+            &OpenOptions {
+                limit: Some(3),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(s.info().len, 3);
         assert_eq!(s.info().total, 4);
         let c = s.next_chunk(10).unwrap().unwrap();
         assert_eq!(c.len(), 3);
         assert_eq!(c.pixels.len(), 3 * 3 * 4 * 6);
-        assert_eq!(&c.pixels[0..24], &c.pixels[24..48], "gray replicated to RGB");
+        assert_eq!(
+            &c.pixels[0..24],
+            &c.pixels[24..48],
+            "gray replicated to RGB"
+        );
     }
 }

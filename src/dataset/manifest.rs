@@ -6,12 +6,25 @@ use super::{OpenOptions, Target};
 use anyhow::{anyhow, bail, Result};
 use std::path::Path;
 
-pub fn open(csv_path: &Path, target: Target, classes: &[String], opts: &OpenOptions) -> Result<FilesSource> {
+pub fn open(
+    csv_path: &Path,
+    target: Target,
+    classes: &[String],
+    opts: &OpenOptions,
+) -> Result<FilesSource> {
     let mut r = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_path(csv_path)
-        .map_err(|e| anyhow!("--data {}: cannot read the CSV manifest: {e}", csv_path.display()))?;
-    let headers = r.headers().map_err(|e| anyhow!("{}: cannot read the header row: {e}", csv_path.display()))?.clone();
+        .map_err(|e| {
+            anyhow!(
+                "--data {}: cannot read the CSV manifest: {e}",
+                csv_path.display()
+            )
+        })?;
+    let headers = r
+        .headers()
+        .map_err(|e| anyhow!("{}: cannot read the header row: {e}", csv_path.display()))?
+        .clone();
     let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
     let (Some(pc), Some(lc)) = (col("path"), col("label")) else {
         bail!(
@@ -47,12 +60,19 @@ pub fn open(csv_path: &Path, target: Target, classes: &[String], opts: &OpenOpti
         };
         let path = root.join(p);
         if !path.is_file() {
-            bail!("{}: line {line}: image {} does not exist (paths are relative to the CSV file)", csv_path.display(), path.display());
+            bail!(
+                "{}: line {line}: image {} does not exist (paths are relative to the CSV file)",
+                csv_path.display(),
+                path.display()
+            );
         }
         files.push((path, label));
     }
     if files.is_empty() {
-        bail!("--data {}: the manifest lists no images", csv_path.display());
+        bail!(
+            "--data {}: the manifest lists no images",
+            csv_path.display()
+        );
     }
     FilesSource::new(
         "csv-manifest",
@@ -76,12 +96,28 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         fs::create_dir(d.path().join("img")).unwrap();
         for n in ["a", "b"] {
-            image::GrayImage::new(4, 4).save(d.path().join("img").join(format!("{n}.png"))).unwrap();
+            image::GrayImage::new(4, 4)
+                .save(d.path().join("img").join(format!("{n}.png")))
+                .unwrap();
         }
-        fs::write(d.path().join("m.csv"), "path,label\nimg/a.png,dog\nimg/b.png,0\n").unwrap();
+        fs::write(
+            d.path().join("m.csv"),
+            "path,label\nimg/a.png,dog\nimg/b.png,0\n",
+        )
+        .unwrap();
         let classes = vec!["cat".to_string(), "dog".to_string()];
-        let t = Target { channels: 1, height: 4, width: 4 };
-        let mut s = open(&d.path().join("m.csv"), t, &classes, &OpenOptions::default()).unwrap();
+        let t = Target {
+            channels: 1,
+            height: 4,
+            width: 4,
+        };
+        let mut s = open(
+            &d.path().join("m.csv"),
+            t,
+            &classes,
+            &OpenOptions::default(),
+        )
+        .unwrap();
         let c = s.next_chunk(10).unwrap().unwrap();
         assert_eq!(c.labels, vec![1, 0]);
     }
@@ -89,9 +125,15 @@ mod tests {
     #[test]
     fn bad_manifests_name_the_line() {
         let d = tempfile::tempdir().unwrap();
-        image::GrayImage::new(4, 4).save(d.path().join("a.png")).unwrap();
+        image::GrayImage::new(4, 4)
+            .save(d.path().join("a.png"))
+            .unwrap();
         let classes = vec!["cat".to_string()];
-        let t = Target { channels: 1, height: 4, width: 4 };
+        let t = Target {
+            channels: 1,
+            height: 4,
+            width: 4,
+        };
         for (body, want) in [
             ("file,class\na.png,cat\n", "`path` and `label`"),
             ("path,label\na.png,wolf\n", "line 2: label `wolf`"),
@@ -100,7 +142,15 @@ mod tests {
             ("path,label\n", "lists no images"),
         ] {
             fs::write(d.path().join("m.csv"), body).unwrap();
-            let err = open(&d.path().join("m.csv"), t, &classes, &OpenOptions::default()).err().unwrap().to_string();
+            let err = open(
+                &d.path().join("m.csv"),
+                t,
+                &classes,
+                &OpenOptions::default(),
+            )
+            .err()
+            .unwrap()
+            .to_string();
             assert!(err.contains(want), "{body:?}: {err}");
         }
     }

@@ -131,21 +131,41 @@ impl OpenOptions {
 }
 
 /// Open `path` as whichever format it holds.
-pub fn open(path: &Path, target: Target, classes: &[String], opts: &OpenOptions) -> Result<Box<dyn Source>> {
+pub fn open(
+    path: &Path,
+    target: Target,
+    classes: &[String],
+    opts: &OpenOptions,
+) -> Result<Box<dyn Source>> {
     if !path.exists() {
         bail!("--data {}: no such file or folder; give an MNIST IDX folder or file, a CIFAR batch, a CSV manifest, or an image folder with one subfolder per class", path.display());
     }
     if idx::looks_like_idx(path) {
-        return Ok(Box::new(idx::IdxSource::open(path, target, classes.len(), opts)?));
+        return Ok(Box::new(idx::IdxSource::open(
+            path,
+            target,
+            classes.len(),
+            opts,
+        )?));
     }
     if let Some(file) = cifar::find(path) {
-        return Ok(Box::new(cifar::CifarSource::open(&file, target, classes.len(), opts)?));
+        return Ok(Box::new(cifar::CifarSource::open(
+            &file,
+            target,
+            classes.len(),
+            opts,
+        )?));
     }
-    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+    {
         return Ok(Box::new(manifest::open(path, target, classes, opts)?));
     }
     if path.is_dir() {
-        return Ok(Box::new(folder::FolderSource::open(path, target, classes, opts)?));
+        return Ok(Box::new(folder::FolderSource::open(
+            path, target, classes, opts,
+        )?));
     }
     bail!(
         "--data {}: not a dataset rotbench reads; give an MNIST IDX folder or file, a CIFAR binary batch (.bin) or its folder, a CSV manifest (path,label), or an image folder with one subfolder per class",
@@ -163,7 +183,11 @@ pub fn center_offsets(h: usize, w: usize, th: usize, tw: usize) -> (usize, usize
 /// Convert a decoded image to the target channels and, per `opts`, resize it
 /// (bilinear "triangle" filter) and centre-crop it. Returns CHW planes and their
 /// `(height, width)`, which is the target size unless the crop is left to the rotation.
-pub fn convert(img: DynamicImage, target: Target, opts: &OpenOptions) -> std::result::Result<(Vec<u8>, usize, usize), String> {
+pub fn convert(
+    img: DynamicImage,
+    target: Target,
+    opts: &OpenOptions,
+) -> std::result::Result<(Vec<u8>, usize, usize), String> {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let (nw, nh) = match opts.resize {
         None => (target.width, target.height),
@@ -177,7 +201,11 @@ pub fn convert(img: DynamicImage, target: Target, opts: &OpenOptions) -> std::re
             }
         }
     };
-    let mut img = if (nw, nh) != (w, h) { img.resize_exact(nw as u32, nh as u32, FilterType::Triangle) } else { img };
+    let mut img = if (nw, nh) != (w, h) {
+        img.resize_exact(nw as u32, nh as u32, FilterType::Triangle)
+    } else {
+        img
+    };
     if nh < target.height || nw < target.width {
         return Err(format!(
             "is {nw}x{nh} (width x height) after resizing, smaller than the model's {}x{} input; raise `resize`",
@@ -187,10 +215,19 @@ pub fn convert(img: DynamicImage, target: Target, opts: &OpenOptions) -> std::re
     let (mut h, mut w) = (nh, nw);
     if opts.crop_first && (h, w) != (target.height, target.width) {
         let (top, left) = center_offsets(h, w, target.height, target.width);
-        img = img.crop_imm(left as u32, top as u32, target.width as u32, target.height as u32);
+        img = img.crop_imm(
+            left as u32,
+            top as u32,
+            target.width as u32,
+            target.height as u32,
+        );
         (h, w) = (target.height, target.width);
     }
-    let planes = if target.channels == 1 { img.into_luma8().into_raw() } else { rgb_planes(&img.into_rgb8()) };
+    let planes = if target.channels == 1 {
+        img.into_luma8().into_raw()
+    } else {
+        rgb_planes(&img.into_rgb8())
+    };
     Ok((planes, h, w))
 }
 
@@ -236,10 +273,21 @@ mod tests {
 
     #[test]
     fn shards_are_whole_batches_that_cover_every_sample_once() {
-        for (n, bs, count) in [(10_000, 256, 3), (1000, 256, 4), (7, 2, 3), (5, 10, 1), (1001, 100, 7)] {
+        for (n, bs, count) in [
+            (10_000, 256, 3),
+            (1000, 256, 4),
+            (7, 2, 3),
+            (5, 10, 1),
+            (1001, 100, 7),
+        ] {
             let mut next = 0;
             for index in 0..count {
-                let (a, b) = ShardSpec { index, count, batch_size: bs }.range(n);
+                let (a, b) = ShardSpec {
+                    index,
+                    count,
+                    batch_size: bs,
+                }
+                .range(n);
                 assert_eq!(a, next, "contiguous");
                 assert!(a % bs == 0, "starts on a batch boundary");
                 next = b;

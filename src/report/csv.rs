@@ -7,7 +7,9 @@ use crate::angles::format_angle;
 use anyhow::Result;
 
 fn writer() -> csv::Writer<Vec<u8>> {
-    csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new())
+    csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new())
 }
 
 fn finish(w: csv::Writer<Vec<u8>>) -> Result<Vec<u8>> {
@@ -90,7 +92,16 @@ impl Export for PerClass {
     }
     fn render(&self, r: &Results<'_>) -> Result<Vec<u8>> {
         let mut w = writer();
-        w.write_record(["model", "angle", "class", "class_name", "precision", "recall", "f1", "support"])?;
+        w.write_record([
+            "model",
+            "angle",
+            "class",
+            "class_name",
+            "precision",
+            "recall",
+            "f1",
+            "support",
+        ])?;
         for m in &r.summary.models {
             for a in &m.angles {
                 for (c, s) in a.per_class.iter().enumerate() {
@@ -124,7 +135,13 @@ impl Export for ConfusionLong {
                 for (t, row) in a.confusion.iter().enumerate() {
                     for (p, &count) in row.iter().enumerate() {
                         if count > 0 {
-                            w.write_record([m.name.clone(), format_angle(a.angle), t.to_string(), p.to_string(), count.to_string()])?;
+                            w.write_record([
+                                m.name.clone(),
+                                format_angle(a.angle),
+                                t.to_string(),
+                                p.to_string(),
+                                count.to_string(),
+                            ])?;
                         }
                     }
                     if a.invalid_per_class[t] > 0 {

@@ -27,7 +27,13 @@ impl ExamplesFile {
             .decode(&self.pixels_base64)
             .map_err(|e| anyhow!("examples.json: pixels_base64 is not base64: {e}"))?;
         if px.len() != self.indices.len() * self.channels * self.height * self.width {
-            bail!("examples.json: pixel data does not match {} samples of {}x{}x{}", self.indices.len(), self.channels, self.height, self.width);
+            bail!(
+                "examples.json: pixel data does not match {} samples of {}x{}x{}",
+                self.indices.len(),
+                self.channels,
+                self.height,
+                self.width
+            );
         }
         Ok(px)
     }
@@ -52,7 +58,11 @@ pub fn build(r: &Results<'_>) -> Option<ExamplesFile> {
         indices: sweep.indices[..k].to_vec(),
         labels: sweep.labels[..k].to_vec(),
         pixels_base64: base64::engine::general_purpose::STANDARD.encode(&ex.pixels),
-        preds: sweep.models.iter().map(|m| m.preds.iter().map(|p| p[..k].to_vec()).collect()).collect(),
+        preds: sweep
+            .models
+            .iter()
+            .map(|m| m.preds.iter().map(|p| p[..k].to_vec()).collect())
+            .collect(),
     })
 }
 

@@ -7,14 +7,22 @@ use std::fmt::Write;
 pub fn render(s: &Summary) -> String {
     let mut out = String::new();
     for m in &s.models {
-        let _ = writeln!(out, "model {}  ({} samples, {})", m.name, s.dataset.n, s.dataset.path);
+        let _ = writeln!(
+            out,
+            "model {}  ({} samples, {})",
+            m.name, s.dataset.n, s.dataset.path
+        );
         let _ = writeln!(
             out,
             "  {:>8}  {:>8}  {:>17}  {:>8}  {:>11}  {:>8}",
             "angle", "accuracy", "95% CI", "macro-F1", "consistency", "drop"
         );
         for a in &m.angles {
-            let mark = if a.reference && !a.in_sweep { " (reference)" } else { "" };
+            let mark = if a.reference && !a.in_sweep {
+                " (reference)"
+            } else {
+                ""
+            };
             let _ = writeln!(
                 out,
                 "  {:>8}  {:>8.4}  [{:.4}, {:.4}]  {:>8.4}  {:>11.4}  {:>+8.4}{}",
@@ -39,7 +47,11 @@ pub fn render(s: &Summary) -> String {
             w.relative_robustness
         );
         if m.nonfinite_logits > 0 {
-            let _ = writeln!(out, "  warning: {} predictions had NaN or inf logits and count as wrong", m.nonfinite_logits);
+            let _ = writeln!(
+                out,
+                "  warning: {} predictions had NaN or inf logits and count as wrong",
+                m.nonfinite_logits
+            );
         }
     }
     for c in &s.comparisons {

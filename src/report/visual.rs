@@ -22,7 +22,11 @@ use anyhow::{bail, Result};
 ///
 /// `wall_seconds` is the sweep's wall time (from `timing.json`) for the page's
 /// run metadata; with it the page is not byte-deterministic, the plots always are.
-pub fn render(summary: &Summary, examples: Option<&ExamplesFile>, wall_seconds: Option<f64>) -> Result<Vec<(String, Vec<u8>)>> {
+pub fn render(
+    summary: &Summary,
+    examples: Option<&ExamplesFile>,
+    wall_seconds: Option<f64>,
+) -> Result<Vec<(String, Vec<u8>)>> {
     let view = View::new(summary)?;
     font::register()?;
     let plots = draw::all(&view)?;
@@ -65,9 +69,16 @@ impl<'a> View<'a> {
         }
         for m in &summary.models {
             let same = m.angles.len() == first.angles.len()
-                && m.angles.iter().zip(&first.angles).all(|(a, b)| a.angle == b.angle);
+                && m.angles
+                    .iter()
+                    .zip(&first.angles)
+                    .all(|(a, b)| a.angle == b.angle);
             if !same {
-                bail!("summary: model `{}` was evaluated at other angles than `{}`", m.name, first.name);
+                bail!(
+                    "summary: model `{}` was evaluated at other angles than `{}`",
+                    m.name,
+                    first.name
+                );
             }
         }
         let mut order: Vec<usize> = (0..first.angles.len()).collect();
@@ -80,7 +91,11 @@ impl<'a> View<'a> {
             }
             slugs.push(s);
         }
-        Ok(View { summary, order, slugs })
+        Ok(View {
+            summary,
+            order,
+            slugs,
+        })
     }
 
     pub fn models(&self) -> &'a [ModelSummary] {
@@ -89,14 +104,30 @@ impl<'a> View<'a> {
 
     /// Angles in display order.
     pub fn angles(&self) -> Vec<f64> {
-        self.order.iter().map(|&i| self.summary.models[0].angles[i].angle).collect()
+        self.order
+            .iter()
+            .map(|&i| self.summary.models[0].angles[i].angle)
+            .collect()
     }
 
     /// Class names of model `m`, padded with numbers if the spec is short.
     pub fn class_names(&self, m: usize) -> Vec<String> {
         let model = &self.summary.models[m];
-        let n = model.angles.first().map_or(0, |a| a.confusion.len()).max(model.spec.classes.len());
-        (0..n).map(|c| model.spec.classes.get(c).cloned().unwrap_or_else(|| c.to_string())).collect()
+        let n = model
+            .angles
+            .first()
+            .map_or(0, |a| a.confusion.len())
+            .max(model.spec.classes.len());
+        (0..n)
+            .map(|c| {
+                model
+                    .spec
+                    .classes
+                    .get(c)
+                    .cloned()
+                    .unwrap_or_else(|| c.to_string())
+            })
+            .collect()
     }
 }
 
@@ -104,7 +135,13 @@ impl<'a> View<'a> {
 fn slug(name: &str) -> String {
     let s: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(64)
         .collect();
     if s.is_empty() {

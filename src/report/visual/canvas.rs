@@ -9,7 +9,9 @@ use ab_glyph::{point, Font, FontRef, GlyphId, PxScale, ScaleFont};
 use plotters::backend::{BitMapBackend, RGBPixel};
 use plotters::prelude::DrawingBackend;
 use plotters_backend::text_anchor::{HPos, VPos};
-use plotters_backend::{BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingErrorKind};
+use plotters_backend::{
+    BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingErrorKind,
+};
 
 type Inner<'a> = BitMapBackend<'a, RGBPixel>;
 type Error<'a> = DrawingErrorKind<<Inner<'a> as DrawingBackend>::ErrorType>;
@@ -26,7 +28,13 @@ impl<'a> Canvas<'a> {
 }
 
 /// Pixels (relative to the anchor, before rotation) and their coverage for `text`.
-pub fn rasterize(font: &FontRef<'_>, text: &str, size: f32, h: HPos, v: VPos) -> Vec<((i32, i32), f32)> {
+pub fn rasterize(
+    font: &FontRef<'_>,
+    text: &str,
+    size: f32,
+    h: HPos,
+    v: VPos,
+) -> Vec<((i32, i32), f32)> {
     let scale = PxScale::from(size.max(1.0));
     let sf = font.as_scaled(scale);
     let mut caret = 0f32;
@@ -61,7 +69,10 @@ pub fn rasterize(font: &FontRef<'_>, text: &str, size: f32, h: HPos, v: VPos) ->
             let b = o.px_bounds();
             o.draw(|gx, gy, cov| {
                 if cov > 0.0 {
-                    px.push(((b.min.x as i32 + gx as i32, b.min.y as i32 + gy as i32), cov.min(1.0)));
+                    px.push((
+                        (b.min.x as i32 + gx as i32, b.min.y as i32 + gy as i32),
+                        cov.min(1.0),
+                    ));
                 }
             });
         }
@@ -84,35 +95,79 @@ impl<'a> DrawingBackend for Canvas<'a> {
     fn draw_pixel(&mut self, point: BackendCoord, color: BackendColor) -> Result<(), Error<'a>> {
         self.inner.draw_pixel(point, color)
     }
-    fn draw_line<S: BackendStyle>(&mut self, from: BackendCoord, to: BackendCoord, style: &S) -> Result<(), Error<'a>> {
+    fn draw_line<S: BackendStyle>(
+        &mut self,
+        from: BackendCoord,
+        to: BackendCoord,
+        style: &S,
+    ) -> Result<(), Error<'a>> {
         self.inner.draw_line(from, to, style)
     }
-    fn draw_rect<S: BackendStyle>(&mut self, ul: BackendCoord, br: BackendCoord, style: &S, fill: bool) -> Result<(), Error<'a>> {
+    fn draw_rect<S: BackendStyle>(
+        &mut self,
+        ul: BackendCoord,
+        br: BackendCoord,
+        style: &S,
+        fill: bool,
+    ) -> Result<(), Error<'a>> {
         self.inner.draw_rect(ul, br, style, fill)
     }
-    fn draw_path<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(&mut self, path: I, style: &S) -> Result<(), Error<'a>> {
+    fn draw_path<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
+        &mut self,
+        path: I,
+        style: &S,
+    ) -> Result<(), Error<'a>> {
         self.inner.draw_path(path, style)
     }
-    fn draw_circle<S: BackendStyle>(&mut self, center: BackendCoord, radius: u32, style: &S, fill: bool) -> Result<(), Error<'a>> {
+    fn draw_circle<S: BackendStyle>(
+        &mut self,
+        center: BackendCoord,
+        radius: u32,
+        style: &S,
+        fill: bool,
+    ) -> Result<(), Error<'a>> {
         self.inner.draw_circle(center, radius, style, fill)
     }
-    fn fill_polygon<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(&mut self, vert: I, style: &S) -> Result<(), Error<'a>> {
+    fn fill_polygon<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
+        &mut self,
+        vert: I,
+        style: &S,
+    ) -> Result<(), Error<'a>> {
         self.inner.fill_polygon(vert, style)
     }
-    fn blit_bitmap(&mut self, pos: BackendCoord, size: (u32, u32), src: &[u8]) -> Result<(), Error<'a>> {
+    fn blit_bitmap(
+        &mut self,
+        pos: BackendCoord,
+        size: (u32, u32),
+        src: &[u8],
+    ) -> Result<(), Error<'a>> {
         self.inner.blit_bitmap(pos, size, src)
     }
 
-    fn draw_text<T: BackendTextStyle>(&mut self, text: &str, style: &T, pos: BackendCoord) -> Result<(), Error<'a>> {
+    fn draw_text<T: BackendTextStyle>(
+        &mut self,
+        text: &str,
+        style: &T,
+        pos: BackendCoord,
+    ) -> Result<(), Error<'a>> {
         let color = style.color();
         if color.alpha == 0.0 {
             return Ok(());
         }
         let anchor = style.anchor();
         let trans = style.transform();
-        for ((x, y), cov) in rasterize(&self.font, text, style.size() as f32, anchor.h_pos, anchor.v_pos) {
+        for ((x, y), cov) in rasterize(
+            &self.font,
+            text,
+            style.size() as f32,
+            anchor.h_pos,
+            anchor.v_pos,
+        ) {
             let (tx, ty) = trans.transform(x, y);
-            let c = BackendColor { alpha: color.alpha * cov as f64, rgb: color.rgb };
+            let c = BackendColor {
+                alpha: color.alpha * cov as f64,
+                rgb: color.rgb,
+            };
             self.inner.draw_pixel((pos.0 + tx, pos.1 + ty), c)?;
         }
         Ok(())

@@ -75,7 +75,11 @@ pub fn hex(c: RGBColor) -> String {
 
 /// Piecewise-linear colour map over `stops` for `v` in [0, 1].
 fn ramp(stops: &[(u8, u8, u8)], v: f64) -> RGBColor {
-    let v = if v.is_finite() { v.clamp(0.0, 1.0) } else { 0.0 };
+    let v = if v.is_finite() {
+        v.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let seg = (stops.len() - 1) as f64;
     let x = v * seg;
     let i = (x.floor() as usize).min(stops.len() - 2);
@@ -98,7 +102,13 @@ pub const BLUES: [(u8, u8, u8); 9] = [
     (8, 48, 107),
 ];
 /// Viridis (5 stops): recall heatmaps.
-const VIRIDIS: [(u8, u8, u8); 5] = [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)];
+const VIRIDIS: [(u8, u8, u8); 5] = [
+    (68, 1, 84),
+    (59, 82, 139),
+    (33, 145, 140),
+    (94, 201, 98),
+    (253, 231, 37),
+];
 
 pub fn blues(v: f64) -> RGBColor {
     ramp(&BLUES, v)
@@ -123,7 +133,8 @@ pub fn bitmap_on<F>(buf: &mut [u8], size: (u32, u32), draw: F) -> Result<()>
 where
     F: FnOnce(&DrawingArea<Canvas<'_>, Shift>) -> Result<()>,
 {
-    let font = canvas::font_ref().ok_or_else(|| anyhow!("the embedded font could not be parsed"))?;
+    let font =
+        canvas::font_ref().ok_or_else(|| anyhow!("the embedded font could not be parsed"))?;
     let backend = BitMapBackend::<RGBPixel>::with_buffer_and_format(buf, size).pe()?;
     let root = Canvas::new(backend, font).into_drawing_area();
     draw(&root)?;
@@ -154,7 +165,10 @@ pub fn anchored(style: TextStyle<'_>, h: HPos, v: VPos) -> TextStyle<'_> {
 
 /// Width in pixels of `text` at `size`.
 pub fn text_width(text: &str, size: f64) -> u32 {
-    (FAMILY, size).into_font().box_size(text).map_or(text.chars().count() as u32 * size as u32 / 2, |b| b.0)
+    (FAMILY, size)
+        .into_font()
+        .box_size(text)
+        .map_or(text.chars().count() as u32 * size as u32 / 2, |b| b.0)
 }
 
 /// At most `max` characters, with an ellipsis when cut.
@@ -174,7 +188,11 @@ pub fn all(view: &View<'_>) -> Result<Vec<Plot>> {
     let models = view.models();
     let chance = view.class_names(0).len();
     let line = |band: bool, value: &dyn Fn(&AngleMetrics) -> f64| -> Vec<Series> {
-        models.iter().enumerate().map(|(i, m)| Series::new(view, i, m, band, value)).collect()
+        models
+            .iter()
+            .enumerate()
+            .map(|(i, m)| Series::new(view, i, m, band, value))
+            .collect()
     };
     let acc = LineChart {
         title: "Accuracy against rotation angle (shaded: Wilson 95% interval)".into(),
@@ -205,7 +223,10 @@ pub fn all(view: &View<'_>) -> Result<Vec<Plot>> {
             svg: Some(svg(LINE_SIZE, |r| line_chart(r, chart, SVG_TEXT))?),
         });
     }
-    let polar = PolarChart { title: "Accuracy by angle (polar)".into(), series: acc.series.clone() };
+    let polar = PolarChart {
+        title: "Accuracy by angle (polar)".into(),
+        series: acc.series.clone(),
+    };
     plots.push(Plot {
         stem: "polar".into(),
         title: polar.title.clone(),
@@ -220,16 +241,28 @@ pub fn all(view: &View<'_>) -> Result<Vec<Plot>> {
         let classes = view.class_names(i);
         let recall = recall_heatmap(view, m, &classes);
         plots.push(heat_plot(format!("recall-{slug}"), Some(i), &recall)?);
-        let reference = m.angles.iter().position(|a| a.reference).unwrap_or(view.order[0]);
+        let reference = m
+            .angles
+            .iter()
+            .position(|a| a.reference)
+            .unwrap_or(view.order[0]);
         let worst = m
             .angles
             .iter()
             .position(|a| a.angle == m.sweep.worst_angle && a.in_sweep)
             .or_else(|| m.angles.iter().position(|a| a.angle == m.sweep.worst_angle))
             .unwrap_or(reference);
-        for (tag, ai, what) in [("0", reference, "at"), ("worst", worst, "at the worst angle,")] {
+        for (tag, ai, what) in [
+            ("0", reference, "at"),
+            ("worst", worst, "at the worst angle,"),
+        ] {
             let a = &m.angles[ai];
-            let title = format!("{}: confusion {what} {} (accuracy {}), row-normalised", clip(&m.name, 40), deg(a.angle), super::pct(a.accuracy));
+            let title = format!(
+                "{}: confusion {what} {} (accuracy {}), row-normalised",
+                clip(&m.name, 40),
+                deg(a.angle),
+                super::pct(a.accuracy)
+            );
             let hm = confusion_heatmap(title, a, &classes);
             plots.push(heat_plot(format!("confusion-{slug}-{tag}"), Some(i), &hm)?);
         }
@@ -239,7 +272,15 @@ pub fn all(view: &View<'_>) -> Result<Vec<Plot>> {
 
 fn heat_plot(stem: String, model: Option<usize>, hm: &Heatmap) -> Result<Plot> {
     let size = hm.size();
-    Ok(Plot { stem, title: hm.title.clone(), model, width: size.0, height: size.1, png: bitmap(size, |r| heatmap(r, hm))?, svg: None })
+    Ok(Plot {
+        stem,
+        title: hm.title.clone(),
+        model,
+        width: size.0,
+        height: size.1,
+        png: bitmap(size, |r| heatmap(r, hm))?,
+        svg: None,
+    })
 }
 
 /// One model's line: (angle, value) in angle order, with an optional band.
@@ -253,7 +294,13 @@ pub struct Series {
 }
 
 impl Series {
-    fn new(view: &View<'_>, i: usize, m: &ModelSummary, band: bool, value: &dyn Fn(&AngleMetrics) -> f64) -> Series {
+    fn new(
+        view: &View<'_>,
+        i: usize,
+        m: &ModelSummary,
+        band: bool,
+        value: &dyn Fn(&AngleMetrics) -> f64,
+    ) -> Series {
         let mut points = Vec::new();
         let mut bands = Vec::new();
         for &ai in &view.order {
@@ -270,7 +317,12 @@ impl Series {
                 bands.push((a.angle, lo, hi));
             }
         }
-        Series { name: clip(&m.name, 48), color: model_color(i), points, band: bands }
+        Series {
+            name: clip(&m.name, 48),
+            color: model_color(i),
+            points,
+            band: bands,
+        }
     }
 }
 
@@ -282,12 +334,31 @@ struct LineChart {
 }
 
 /// Draw the title and a wrapping legend across the top; return the rest.
-fn header<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, series: &[Series], extra: Option<&str>, ts: f64) -> Result<DrawingArea<DB, Shift>> {
+fn header<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    series: &[Series],
+    extra: Option<&str>,
+    ts: f64,
+) -> Result<DrawingArea<DB, Shift>> {
     let (w, _) = root.dim_in_pixel();
-    root.draw(&Text::new(title.to_string(), (w as i32 / 2, 12), anchored(font(20.0 * ts), HPos::Center, VPos::Top))).pe()?;
+    root.draw(&Text::new(
+        title.to_string(),
+        (w as i32 / 2, 12),
+        anchored(font(20.0 * ts), HPos::Center, VPos::Top),
+    ))
+    .pe()?;
     // Lay the legend out in rows.
-    let mut items: Vec<(String, Option<RGBColor>, u32)> =
-        series.iter().map(|s| (s.name.clone(), Some(s.color), 30 + text_width(&s.name, 15.0 * ts))).collect();
+    let mut items: Vec<(String, Option<RGBColor>, u32)> = series
+        .iter()
+        .map(|s| {
+            (
+                s.name.clone(),
+                Some(s.color),
+                30 + text_width(&s.name, 15.0 * ts),
+            )
+        })
+        .collect();
     if let Some(e) = extra {
         items.push((e.to_string(), None, 30 + text_width(e, 15.0 * ts)));
     }
@@ -310,13 +381,32 @@ fn header<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, series
         let mut x = (w.saturating_sub(total) / 2) as i32;
         for (name, color, width) in row {
             match color {
-                Some(c) => root.draw(&PathElement::new(vec![(x, y), (x + 22, y)], c.stroke_width(3))).pe()?,
-                None => root.draw(&PathElement::new(vec![(x, y), (x + 6, y)], MUTED.stroke_width(1))).pe()?,
+                Some(c) => root
+                    .draw(&PathElement::new(
+                        vec![(x, y), (x + 22, y)],
+                        c.stroke_width(3),
+                    ))
+                    .pe()?,
+                None => root
+                    .draw(&PathElement::new(
+                        vec![(x, y), (x + 6, y)],
+                        MUTED.stroke_width(1),
+                    ))
+                    .pe()?,
             }
             if color.is_none() {
-                root.draw(&PathElement::new(vec![(x + 10, y), (x + 16, y)], MUTED.stroke_width(1))).pe()?;
+                root.draw(&PathElement::new(
+                    vec![(x + 10, y), (x + 16, y)],
+                    MUTED.stroke_width(1),
+                ))
+                .pe()?;
             }
-            root.draw(&Text::new(name.clone(), (x + 30, y), anchored(font(15.0 * ts), HPos::Left, VPos::Center))).pe()?;
+            root.draw(&Text::new(
+                name.clone(),
+                (x + 30, y),
+                anchored(font(15.0 * ts), HPos::Left, VPos::Center),
+            ))
+            .pe()?;
             x += *width as i32 + 20;
         }
         y += (22.0 * ts) as i32;
@@ -343,7 +433,9 @@ fn angle_ticks(lo: f64, hi: f64) -> Vec<f64> {
 
 fn x_range(series: &[Series]) -> (f64, f64) {
     let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
-    let (lo, hi) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), x| (l.min(x), h.max(x)));
+    let (lo, hi) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), x| {
+        (l.min(x), h.max(x))
+    });
     if !lo.is_finite() {
         (0.0, 360.0)
     } else if hi - lo < 1e-9 {
@@ -353,9 +445,19 @@ fn x_range(series: &[Series]) -> (f64, f64) {
     }
 }
 
-fn line_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &LineChart, ts: f64) -> Result<()> {
+fn line_chart<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    c: &LineChart,
+    ts: f64,
+) -> Result<()> {
     root.fill(&WHITE).pe()?;
-    let body = header(root, &c.title, &c.series, c.chance.map(|_| "chance level"), ts)?;
+    let body = header(
+        root,
+        &c.title,
+        &c.series,
+        c.chance.map(|_| "chance level"),
+        ts,
+    )?;
     let (x0, x1) = x_range(&c.series);
     let pad = (x1 - x0) * 0.01;
     let yticks: Vec<f64> = (0..=10).map(|i| i as f64 / 10.0).collect();
@@ -366,7 +468,10 @@ fn line_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &LineChart, 
         .margin_top(6)
         .x_label_area_size((46.0 * ts) as u32)
         .y_label_area_size((66.0 * ts) as u32)
-        .build_cartesian_2d(Axis::new(x0 - pad, x1 + pad, angle_ticks(x0, x1)), Axis::new(0.0, 1.0, yticks))
+        .build_cartesian_2d(
+            Axis::new(x0 - pad, x1 + pad, angle_ticks(x0, x1)),
+            Axis::new(0.0, 1.0, yticks),
+        )
         .pe()?;
     chart
         .configure_mesh()
@@ -383,20 +488,38 @@ fn line_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &LineChart, 
         .pe()?;
     if let Some(ch) = c.chance {
         let pts = vec![(x0 - pad, ch), (x1 + pad, ch)];
-        chart.draw_series(DashedLineSeries::new(pts, 6, 4, MUTED.stroke_width(1))).pe()?;
+        chart
+            .draw_series(DashedLineSeries::new(pts, 6, 4, MUTED.stroke_width(1)))
+            .pe()?;
     }
     for s in &c.series {
         if s.band.len() >= 2 {
             let mut poly: Vec<(f64, f64)> = s.band.iter().map(|b| (b.0, b.1)).collect();
             poly.extend(s.band.iter().rev().map(|b| (b.0, b.2)));
-            chart.draw_series(std::iter::once(Polygon::new(poly, s.color.mix(0.18).filled()))).pe()?;
+            chart
+                .draw_series(std::iter::once(Polygon::new(
+                    poly,
+                    s.color.mix(0.18).filled(),
+                )))
+                .pe()?;
         }
     }
     for s in &c.series {
-        chart.draw_series(LineSeries::new(s.points.iter().copied(), s.color.stroke_width(2))).pe()?;
+        chart
+            .draw_series(LineSeries::new(
+                s.points.iter().copied(),
+                s.color.stroke_width(2),
+            ))
+            .pe()?;
         if s.points.len() <= 100 {
             let r = if s.points.len() <= 40 { 3 } else { 2 };
-            chart.draw_series(s.points.iter().map(|&p| Circle::new(p, r, s.color.filled()))).pe()?;
+            chart
+                .draw_series(
+                    s.points
+                        .iter()
+                        .map(|&p| Circle::new(p, r, s.color.filled())),
+                )
+                .pe()?;
         }
     }
     Ok(())
@@ -450,15 +573,29 @@ struct PolarChart {
 /// Angles (mod 360) in the order to join them, starting after the widest gap,
 /// and whether the path closes (the sweep goes all the way round evenly).
 fn polar_path(points: &[(f64, f64)]) -> (Vec<(f64, f64)>, bool) {
-    let mut pts: Vec<(f64, f64)> = points.iter().map(|&(a, v)| (a.rem_euclid(360.0), v)).collect();
+    let mut pts: Vec<(f64, f64)> = points
+        .iter()
+        .map(|&(a, v)| (a.rem_euclid(360.0), v))
+        .collect();
     pts.sort_by(|a, b| a.0.total_cmp(&b.0));
     pts.dedup_by(|a, b| (a.0 - b.0).abs() < 1e-9);
     if pts.len() < 2 {
         return (pts, false);
     }
     let n = pts.len();
-    let gaps: Vec<f64> = (0..n).map(|i| if i + 1 < n { pts[i + 1].0 - pts[i].0 } else { pts[0].0 + 360.0 - pts[i].0 }).collect();
-    let (widest, max_gap) = gaps.iter().enumerate().fold((0, f64::MIN), |b, (i, &g)| if g > b.1 { (i, g) } else { b });
+    let gaps: Vec<f64> = (0..n)
+        .map(|i| {
+            if i + 1 < n {
+                pts[i + 1].0 - pts[i].0
+            } else {
+                pts[0].0 + 360.0 - pts[i].0
+            }
+        })
+        .collect();
+    let (widest, max_gap) =
+        gaps.iter()
+            .enumerate()
+            .fold((0, f64::MIN), |b, (i, &g)| if g > b.1 { (i, g) } else { b });
     let min_gap = gaps.iter().copied().fold(f64::INFINITY, f64::min);
     let closed = n >= 3 && max_gap <= 1.5 * min_gap;
     let start = (widest + 1) % n;
@@ -466,7 +603,11 @@ fn polar_path(points: &[(f64, f64)]) -> (Vec<(f64, f64)>, bool) {
     (ordered, closed)
 }
 
-fn polar_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &PolarChart, ts: f64) -> Result<()> {
+fn polar_chart<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    c: &PolarChart,
+    ts: f64,
+) -> Result<()> {
     root.fill(&WHITE).pe()?;
     let body = header(root, &c.title, &c.series, None, ts)?;
     let (w, h) = body.dim_in_pixel();
@@ -474,33 +615,57 @@ fn polar_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &PolarChart
     let radius = (w.min(h) as f64 / 2.0 - 30.0 - 8.0 * ts).max(20.0);
     let at = |angle: f64, r: f64| -> (i32, i32) {
         let t = angle.to_radians();
-        ((cx + r * radius * t.cos()).round() as i32, (cy - r * radius * t.sin()).round() as i32)
+        (
+            (cx + r * radius * t.cos()).round() as i32,
+            (cy - r * radius * t.sin()).round() as i32,
+        )
     };
-    let grid = ShapeStyle { color: GRID.to_rgba(), filled: false, stroke_width: 1 };
+    let grid = ShapeStyle {
+        color: GRID.to_rgba(),
+        filled: false,
+        stroke_width: 1,
+    };
     for k in 1..=4 {
         let r = k as f64 / 4.0;
         let circle: Vec<(i32, i32)> = (0..=180).map(|i| at(i as f64 * 2.0, r)).collect();
-        body.draw(&PathElement::new(circle, if k == 4 { MUTED.stroke_width(1) } else { grid })).pe()?;
+        body.draw(&PathElement::new(
+            circle,
+            if k == 4 { MUTED.stroke_width(1) } else { grid },
+        ))
+        .pe()?;
     }
     for k in 0..12 {
         let a = k as f64 * 30.0;
-        body.draw(&PathElement::new(vec![at(a, 0.0), at(a, 1.0)], grid)).pe()?;
+        body.draw(&PathElement::new(vec![at(a, 0.0), at(a, 1.0)], grid))
+            .pe()?;
         let (lx, ly) = at(a, 1.0 + (8.0 + 12.0 * ts) / radius);
-        body.draw(&Text::new(deg(a), (lx, ly), anchored(font(14.0 * ts).color(&MUTED), HPos::Center, VPos::Center))).pe()?;
+        body.draw(&Text::new(
+            deg(a),
+            (lx, ly),
+            anchored(font(14.0 * ts).color(&MUTED), HPos::Center, VPos::Center),
+        ))
+        .pe()?;
     }
     for k in 1..=4 {
         let (x, y) = at(75.0, k as f64 / 4.0);
-        body.draw(&Text::new(format!("{}%", k * 25), (x + 3, y), anchored(font(12.0 * ts).color(&MUTED), HPos::Left, VPos::Bottom))).pe()?;
+        body.draw(&Text::new(
+            format!("{}%", k * 25),
+            (x + 3, y),
+            anchored(font(12.0 * ts).color(&MUTED), HPos::Left, VPos::Bottom),
+        ))
+        .pe()?;
     }
     for s in &c.series {
         let (pts, closed) = polar_path(&s.points);
-        let mut path: Vec<(i32, i32)> = pts.iter().map(|&(a, v)| at(a, v.clamp(0.0, 1.0))).collect();
+        let mut path: Vec<(i32, i32)> =
+            pts.iter().map(|&(a, v)| at(a, v.clamp(0.0, 1.0))).collect();
         if closed {
             if let Some(&p) = path.first() {
                 path.push(p);
             }
         }
-        body.draw(&PathElement::new(path.clone(), s.color.stroke_width(2))).pe()?;
+        body.draw(&PathElement::new(path.clone(), s.color.stroke_width(2)))
+            .pe()?;
         if pts.len() <= 100 {
             for p in path {
                 body.draw(&Circle::new(p, 3, s.color.filled())).pe()?;
@@ -558,35 +723,66 @@ const LABEL_FONT: f64 = 14.0;
 
 impl Heatmap {
     fn row_label_width(&self) -> u32 {
-        self.rows.iter().map(|r| text_width(r, LABEL_FONT)).max().unwrap_or(0).min(170)
+        self.rows
+            .iter()
+            .map(|r| text_width(r, LABEL_FONT))
+            .max()
+            .unwrap_or(0)
+            .min(170)
     }
     /// Column labels stand upright when any is wider than a cell (class names only).
     fn cols_vertical(&self) -> bool {
-        self.col_angles.is_none() && self.cols.iter().any(|c| text_width(c, LABEL_FONT) + 4 > self.cell.0) && self.col_step() == 1
+        self.col_angles.is_none()
+            && self
+                .cols
+                .iter()
+                .any(|c| text_width(c, LABEL_FONT) + 4 > self.cell.0)
+            && self.col_step() == 1
     }
     /// Label every k-th column when the cells are narrow.
     fn col_step(&self) -> usize {
-        let widest = self.cols.iter().map(|c| text_width(c, LABEL_FONT)).max().unwrap_or(0) + 8;
+        let widest = self
+            .cols
+            .iter()
+            .map(|c| text_width(c, LABEL_FONT))
+            .max()
+            .unwrap_or(0)
+            + 8;
         if self.cell.0 >= 14 && self.col_angles.is_none() {
             1
         } else {
-            (widest as usize).div_ceil(self.cell.0.max(1) as usize).max(1)
+            (widest as usize)
+                .div_ceil(self.cell.0.max(1) as usize)
+                .max(1)
         }
     }
     /// The columns that get a label: for an angle axis, the multiples of the
     /// smallest degree-friendly step whose labels do not collide.
     fn labelled_cols(&self) -> Vec<usize> {
         let every = |k: usize| (0..self.cols.len()).step_by(k.max(1)).collect::<Vec<_>>();
-        let Some(angles) = &self.col_angles else { return every(self.col_step()) };
-        let widest = self.cols.iter().map(|c| text_width(c, LABEL_FONT)).max().unwrap_or(0) as f64 + 10.0;
-        let gap = angles.windows(2).map(|p| p[1] - p[0]).filter(|g| *g > 1e-9).fold(f64::INFINITY, f64::min);
+        let Some(angles) = &self.col_angles else {
+            return every(self.col_step());
+        };
+        let widest = self
+            .cols
+            .iter()
+            .map(|c| text_width(c, LABEL_FONT))
+            .max()
+            .unwrap_or(0) as f64
+            + 10.0;
+        let gap = angles
+            .windows(2)
+            .map(|p| p[1] - p[0])
+            .filter(|g| *g > 1e-9)
+            .fold(f64::INFINITY, f64::min);
         if !gap.is_finite() {
             return every(self.col_step());
         }
         for step in [1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 45.0, 90.0, 180.0] {
             if step / gap * self.cell.0 as f64 >= widest {
-                let cols: Vec<usize> =
-                    (0..angles.len()).filter(|&i| (angles[i] / step - (angles[i] / step).round()).abs() < 1e-6).collect();
+                let cols: Vec<usize> = (0..angles.len())
+                    .filter(|&i| (angles[i] / step - (angles[i] / step).round()).abs() < 1e-6)
+                    .collect();
                 if cols.len() >= 2 {
                     return cols;
                 }
@@ -607,7 +803,13 @@ impl Heatmap {
     fn size(&self) -> (u32, u32) {
         let (left, top, grid_w, grid_h) = self.geometry();
         let bottom = if self.cols_vertical() {
-            self.cols.iter().map(|c| text_width(c, LABEL_FONT)).max().unwrap_or(0).min(170) + 40
+            self.cols
+                .iter()
+                .map(|c| text_width(c, LABEL_FONT))
+                .max()
+                .unwrap_or(0)
+                .min(170)
+                + 40
         } else {
             48
         };
@@ -620,7 +822,12 @@ impl Heatmap {
 fn heatmap<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, hm: &Heatmap) -> Result<()> {
     root.fill(&WHITE).pe()?;
     let (w, _) = root.dim_in_pixel();
-    root.draw(&Text::new(hm.title.clone(), (w as i32 / 2, 12), anchored(font(18.0), HPos::Center, VPos::Top))).pe()?;
+    root.draw(&Text::new(
+        hm.title.clone(),
+        (w as i32 / 2, 12),
+        anchored(font(18.0), HPos::Center, VPos::Top),
+    ))
+    .pe()?;
     let (left, top, grid_w, grid_h) = hm.geometry();
     let (cw, ch) = (hm.cell.0 as i32, hm.cell.1 as i32);
     let (left, top) = (left as i32, top as i32);
@@ -628,23 +835,43 @@ fn heatmap<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, hm: &Heatmap) -> R
         for (c, &v) in row.iter().enumerate() {
             let x = left + c as i32 * cw;
             let y = top + r as i32 * ch;
-            let color = if v.is_finite() { hm.cmap.color(v) } else { RGBColor(200, 200, 200) };
-            root.draw(&Rectangle::new([(x, y), (x + cw, y + ch)], color.filled())).pe()?;
-            if let Some(text) = hm.text.as_ref().and_then(|t| t.get(r)).and_then(|t| t.get(c)) {
+            let color = if v.is_finite() {
+                hm.cmap.color(v)
+            } else {
+                RGBColor(200, 200, 200)
+            };
+            root.draw(&Rectangle::new([(x, y), (x + cw, y + ch)], color.filled()))
+                .pe()?;
+            if let Some(text) = hm
+                .text
+                .as_ref()
+                .and_then(|t| t.get(r))
+                .and_then(|t| t.get(c))
+            {
                 if !text.is_empty() {
                     let ink = hm.cmap.ink(v);
                     let style = anchored(font(13.0).color(&ink), HPos::Center, VPos::Center);
-                    root.draw(&Text::new(text.clone(), (x + cw / 2, y + ch / 2), style)).pe()?;
+                    root.draw(&Text::new(text.clone(), (x + cw / 2, y + ch / 2), style))
+                        .pe()?;
                 }
             }
         }
     }
-    root.draw(&Rectangle::new([(left, top), (left + grid_w as i32, top + grid_h as i32)], MUTED.stroke_width(1))).pe()?;
+    root.draw(&Rectangle::new(
+        [(left, top), (left + grid_w as i32, top + grid_h as i32)],
+        MUTED.stroke_width(1),
+    ))
+    .pe()?;
     // Row labels.
     let step = hm.row_step();
     for (r, name) in hm.rows.iter().enumerate().step_by(step) {
         let y = top + r as i32 * ch + ch / 2;
-        root.draw(&Text::new(clip(name, 24), (left - 6, y), anchored(font(LABEL_FONT), HPos::Right, VPos::Center))).pe()?;
+        root.draw(&Text::new(
+            clip(name, 24),
+            (left - 6, y),
+            anchored(font(LABEL_FONT), HPos::Right, VPos::Center),
+        ))
+        .pe()?;
     }
     // Column labels.
     let vertical = hm.cols_vertical();
@@ -653,48 +880,107 @@ fn heatmap<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, hm: &Heatmap) -> R
         let name = &hm.cols[c];
         let x = left + c as i32 * cw + cw / 2;
         if vertical {
-            let style = anchored(font(LABEL_FONT), HPos::Right, VPos::Center).transform(FontTransform::Rotate270);
+            let style = anchored(font(LABEL_FONT), HPos::Right, VPos::Center)
+                .transform(FontTransform::Rotate270);
             root.draw(&Text::new(clip(name, 24), (x, y0), style)).pe()?;
         } else {
-            root.draw(&Text::new(name.clone(), (x, y0), anchored(font(LABEL_FONT), HPos::Center, VPos::Top))).pe()?;
+            root.draw(&Text::new(
+                name.clone(),
+                (x, y0),
+                anchored(font(LABEL_FONT), HPos::Center, VPos::Top),
+            ))
+            .pe()?;
         }
     }
     let (_, h) = root.dim_in_pixel();
     let gx = left + grid_w as i32 / 2;
-    root.draw(&Text::new(hm.x_desc.clone(), (gx, h as i32 - 10), anchored(font(15.0), HPos::Center, VPos::Bottom))).pe()?;
+    root.draw(&Text::new(
+        hm.x_desc.clone(),
+        (gx, h as i32 - 10),
+        anchored(font(15.0), HPos::Center, VPos::Bottom),
+    ))
+    .pe()?;
     let yd = anchored(font(15.0), HPos::Center, VPos::Top).transform(FontTransform::Rotate270);
-    root.draw(&Text::new(hm.y_desc.clone(), (12, top + grid_h as i32 / 2), yd)).pe()?;
+    root.draw(&Text::new(
+        hm.y_desc.clone(),
+        (12, top + grid_h as i32 / 2),
+        yd,
+    ))
+    .pe()?;
     // Colour bar.
     let bx = left + grid_w as i32 + 18;
     let bh = (grid_h as i32).clamp(60, 300);
     for i in 0..bh {
         let v = 1.0 - i as f64 / (bh - 1).max(1) as f64;
-        root.draw(&Rectangle::new([(bx, top + i), (bx + 14, top + i + 1)], hm.cmap.color(v).filled())).pe()?;
+        root.draw(&Rectangle::new(
+            [(bx, top + i), (bx + 14, top + i + 1)],
+            hm.cmap.color(v).filled(),
+        ))
+        .pe()?;
     }
-    root.draw(&Rectangle::new([(bx, top), (bx + 14, top + bh)], MUTED.stroke_width(1))).pe()?;
+    root.draw(&Rectangle::new(
+        [(bx, top), (bx + 14, top + bh)],
+        MUTED.stroke_width(1),
+    ))
+    .pe()?;
     for (v, label) in [(1.0, "100%"), (0.5, "50%"), (0.0, "0%")] {
         let y = top + ((1.0 - v) * (bh - 1) as f64).round() as i32;
-        root.draw(&Text::new(label, (bx + 19, y), anchored(font(13.0).color(&MUTED), HPos::Left, VPos::Center))).pe()?;
+        root.draw(&Text::new(
+            label,
+            (bx + 19, y),
+            anchored(font(13.0).color(&MUTED), HPos::Left, VPos::Center),
+        ))
+        .pe()?;
     }
     let ly = top + bh + 8;
-    root.draw(&Text::new(hm.legend.clone(), (bx, ly), anchored(font(13.0).color(&MUTED), HPos::Left, VPos::Top))).pe()?;
+    root.draw(&Text::new(
+        hm.legend.clone(),
+        (bx, ly),
+        anchored(font(13.0).color(&MUTED), HPos::Left, VPos::Top),
+    ))
+    .pe()?;
     Ok(())
 }
 
 fn recall_heatmap(view: &View<'_>, m: &ModelSummary, classes: &[String]) -> Heatmap {
-    let cols: Vec<String> = view.order.iter().map(|&ai| deg(m.angles[ai].angle)).collect();
+    let cols: Vec<String> = view
+        .order
+        .iter()
+        .map(|&ai| deg(m.angles[ai].angle))
+        .collect();
     let values: Vec<Vec<f64>> = (0..classes.len())
         .map(|c| {
             view.order
                 .iter()
-                .map(|&ai| m.angles[ai].per_class.get(c).map_or(f64::NAN, |s| if s.support == 0 { f64::NAN } else { s.recall }))
+                .map(|&ai| {
+                    m.angles[ai].per_class.get(c).map_or(f64::NAN, |s| {
+                        if s.support == 0 {
+                            f64::NAN
+                        } else {
+                            s.recall
+                        }
+                    })
+                })
                 .collect()
         })
         .collect();
     let cw = (640 / cols.len().max(1) as u32).clamp(3, 48);
     let chh = (360 / classes.len().max(1) as u32).clamp(1, 26);
     let text = (cw >= 34 && chh >= 16).then(|| {
-        values.iter().map(|row| row.iter().map(|v| if v.is_finite() { format!("{:.0}", v * 100.0) } else { String::new() }).collect()).collect()
+        values
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .map(|v| {
+                        if v.is_finite() {
+                            format!("{:.0}", v * 100.0)
+                        } else {
+                            String::new()
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
     });
     Heatmap {
         title: format!("{}: recall per class and angle", clip(&m.name, 48)),
@@ -716,7 +1002,8 @@ fn confusion_heatmap(title: String, a: &AngleMetrics, classes: &[String]) -> Hea
     let values: Vec<Vec<f64>> = (0..n)
         .map(|t| {
             let row = a.confusion.get(t);
-            let total: u64 = row.map_or(0, |r| r.iter().sum::<u64>()) + a.invalid_per_class.get(t).copied().unwrap_or(0);
+            let total: u64 = row.map_or(0, |r| r.iter().sum::<u64>())
+                + a.invalid_per_class.get(t).copied().unwrap_or(0);
             (0..n)
                 .map(|p| {
                     let k = row.and_then(|r| r.get(p)).copied().unwrap_or(0);
@@ -773,15 +1060,32 @@ mod tests {
         let (p, closed) = polar_path(&partial);
         assert!(!closed);
         // The arc runs from -30 (330) through 0 to 30, not across the gap.
-        assert_eq!(p.iter().map(|x| x.0).collect::<Vec<_>>(), vec![330.0, 340.0, 350.0, 0.0, 10.0, 20.0, 30.0]);
+        assert_eq!(
+            p.iter().map(|x| x.0).collect::<Vec<_>>(),
+            vec![330.0, 340.0, 350.0, 0.0, 10.0, 20.0, 30.0]
+        );
     }
 
     #[test]
     fn angle_ticks_use_degree_friendly_steps() {
-        assert_eq!(angle_ticks(0.0, 345.0), (0..12).map(|i| i as f64 * 30.0).collect::<Vec<_>>());
-        assert_eq!(angle_ticks(-180.0, 180.0), (0..13).map(|i| -180.0 + i as f64 * 30.0).collect::<Vec<_>>());
-        assert_eq!(angle_ticks(0.0, 720.0), (0..9).map(|i| i as f64 * 90.0).collect::<Vec<_>>());
-        assert_eq!(angle_ticks(-30.0, 30.0), vec![-30.0, -25.0, -20.0, -15.0, -10.0, -5.0, 0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0]);
+        assert_eq!(
+            angle_ticks(0.0, 345.0),
+            (0..12).map(|i| i as f64 * 30.0).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            angle_ticks(-180.0, 180.0),
+            (0..13)
+                .map(|i| -180.0 + i as f64 * 30.0)
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            angle_ticks(0.0, 720.0),
+            (0..9).map(|i| i as f64 * 90.0).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            angle_ticks(-30.0, 30.0),
+            vec![-30.0, -25.0, -20.0, -15.0, -10.0, -5.0, 0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0]
+        );
     }
 
     #[test]

@@ -22,7 +22,9 @@ pub fn register() -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(anyhow!("the embedded font (assets/fonts/Go-Regular.ttf) could not be parsed"))
+        Err(anyhow!(
+            "the embedded font (assets/fonts/Go-Regular.ttf) could not be parsed"
+        ))
     }
 }
 

@@ -4,8 +4,8 @@
 //! each frame) and, per angle, a sprite of the misclassified examples' thumbnails
 //! for the page's gallery.
 
-use super::pngenc;
 use super::draw::{anchored, bitmap_on, clip, font, model_color, text_width, PlotErr, BAD, GOOD};
+use super::pngenc;
 use super::{deg, View};
 use crate::report::examples::ExamplesFile;
 use crate::rotate::{to_u8, Fill, Geometry, Interpolation, Plan, RotateOptions};
@@ -62,21 +62,45 @@ pub struct GalleryItem {
 
 fn options(view: &View<'_>) -> Result<RotateOptions> {
     let s = &view.summary.settings;
-    let interpolation: Interpolation = s.interpolation.parse().map_err(|e| anyhow!("summary.json: settings.interpolation: {e}"))?;
-    let fill: Fill = s.fill.parse().map_err(|e| anyhow!("summary.json: settings.fill: {e}"))?;
-    Ok(RotateOptions { interpolation, fill, mask_circle: s.mask_circle })
+    let interpolation: Interpolation = s
+        .interpolation
+        .parse()
+        .map_err(|e| anyhow!("summary.json: settings.interpolation: {e}"))?;
+    let fill: Fill = s
+        .fill
+        .parse()
+        .map_err(|e| anyhow!("summary.json: settings.fill: {e}"))?;
+    Ok(RotateOptions {
+        interpolation,
+        fill,
+        mask_circle: s.mask_circle,
+    })
 }
 
 fn check(view: &View<'_>, ex: &ExamplesFile) -> Result<()> {
     let n = ex.indices.len();
     let angles = view.order.len();
     if ex.labels.len() != n {
-        bail!("examples.json: {} labels for {} samples", ex.labels.len(), n);
+        bail!(
+            "examples.json: {} labels for {} samples",
+            ex.labels.len(),
+            n
+        );
     }
     if ex.channels == 0 || ex.height == 0 || ex.width == 0 || ex.height > 4096 || ex.width > 4096 {
-        bail!("examples.json: image size {}x{}x{} is not usable", ex.channels, ex.height, ex.width);
+        bail!(
+            "examples.json: image size {}x{}x{} is not usable",
+            ex.channels,
+            ex.height,
+            ex.width
+        );
     }
-    if ex.preds.len() != view.models().len() || ex.preds.iter().any(|m| m.len() != angles || m.iter().any(|a| a.len() != n)) {
+    if ex.preds.len() != view.models().len()
+        || ex
+            .preds
+            .iter()
+            .any(|m| m.len() != angles || m.iter().any(|a| a.len() != n))
+    {
         bail!(
             "examples.json does not match summary.json: expected predictions for {} models x {} angles x {} samples",
             view.models().len(),
@@ -100,7 +124,10 @@ impl<'a> Thumbs<'a> {
         let (w, h) = (ex.width as u32, ex.height as u32);
         let size = if w.max(h) > MAX_THUMB {
             let s = MAX_THUMB as f64 / w.max(h) as f64;
-            (((w as f64 * s).round() as u32).max(1), ((h as f64 * s).round() as u32).max(1))
+            (
+                ((w as f64 * s).round() as u32).max(1),
+                ((h as f64 * s).round() as u32).max(1),
+            )
         } else {
             (w, h)
         };
@@ -139,21 +166,37 @@ pub fn build(view: &View<'_>, ex: &ExamplesFile) -> Result<Option<Frames>> {
     let opts = options(view)?;
     let thumbs = Thumbs::new(ex)?;
     let geometry = Geometry::same(ex.height, ex.width);
-    let plans: Vec<Plan> = view.order.iter().map(|&ai| Plan::new(geometry, view.models()[0].angles[ai].angle, &opts)).collect();
+    let plans: Vec<Plan> = view
+        .order
+        .iter()
+        .map(|&ai| Plan::new(geometry, view.models()[0].angles[ai].angle, &opts))
+        .collect();
     let strip = strip(view, ex, &thumbs, &plans)?;
     let gallery = gallery(view, ex, &thumbs, &plans)?;
     Ok(Some(Frames { strip, gallery }))
 }
 
-fn gallery(view: &View<'_>, ex: &ExamplesFile, thumbs: &Thumbs<'_>, plans: &[Plan]) -> Result<Gallery> {
+fn gallery(
+    view: &View<'_>,
+    ex: &ExamplesFile,
+    thumbs: &Thumbs<'_>,
+    plans: &[Plan],
+) -> Result<Gallery> {
     let (tw, th) = thumbs.size;
     let grey = ex.channels < 3;
     let mut angles = Vec::with_capacity(plans.len());
     for (d, &ai) in view.order.iter().enumerate() {
-        let wrong_of = |m: usize| -> Vec<usize> { (0..ex.labels.len()).filter(|&k| ex.preds[m][ai][k] != ex.labels[k] as i32).collect() };
+        let wrong_of = |m: usize| -> Vec<usize> {
+            (0..ex.labels.len())
+                .filter(|&k| ex.preds[m][ai][k] != ex.labels[k] as i32)
+                .collect()
+        };
         let wrong: Vec<Vec<usize>> = (0..view.models().len()).map(wrong_of).collect();
         // The first GALLERY_CAP mistakes of each model, merged in sample order.
-        let mut ks: Vec<usize> = wrong.iter().flat_map(|w| w.iter().take(GALLERY_CAP).copied()).collect();
+        let mut ks: Vec<usize> = wrong
+            .iter()
+            .flat_map(|w| w.iter().take(GALLERY_CAP).copied())
+            .collect();
         ks.sort_unstable();
         ks.dedup();
         let sprite = if ks.is_empty() {
@@ -162,7 +205,12 @@ fn gallery(view: &View<'_>, ex: &ExamplesFile, thumbs: &Thumbs<'_>, plans: &[Pla
             let sw = tw * ks.len() as u32;
             let mut rgb = RgbImage::new(sw, th);
             for (j, &k) in ks.iter().enumerate() {
-                image::imageops::replace(&mut rgb, &thumbs.get(&plans[d], k), (j as u32 * tw) as i64, 0);
+                image::imageops::replace(
+                    &mut rgb,
+                    &thumbs.get(&plans[d], k),
+                    (j as u32 * tw) as i64,
+                    0,
+                );
             }
             if grey {
                 let l: Vec<u8> = rgb.pixels().map(|p| p.0[0]).collect();
@@ -173,11 +221,25 @@ fn gallery(view: &View<'_>, ex: &ExamplesFile, thumbs: &Thumbs<'_>, plans: &[Pla
         };
         let items = ks
             .iter()
-            .map(|&k| GalleryItem { index: ex.indices[k], label: ex.labels[k], preds: (0..view.models().len()).map(|m| ex.preds[m][ai][k]).collect() })
+            .map(|&k| GalleryItem {
+                index: ex.indices[k],
+                label: ex.labels[k],
+                preds: (0..view.models().len())
+                    .map(|m| ex.preds[m][ai][k])
+                    .collect(),
+            })
             .collect();
-        angles.push(GalleryAngle { sprite, items, wrong: wrong.iter().map(Vec::len).collect() });
+        angles.push(GalleryAngle {
+            sprite,
+            items,
+            wrong: wrong.iter().map(Vec::len).collect(),
+        });
     }
-    Ok(Gallery { thumb: (tw, th), kept: ex.labels.len(), angles })
+    Ok(Gallery {
+        thumb: (tw, th),
+        kept: ex.labels.len(),
+        angles,
+    })
 }
 
 /// Name of class `c` for model `m`, `invalid` for a NaN/inf prediction.
@@ -185,15 +247,24 @@ pub fn class_name(names: &[String], c: i64) -> String {
     if c < 0 {
         "invalid (NaN/inf)".to_string()
     } else {
-        names.get(c as usize).cloned().unwrap_or_else(|| format!("class {c}"))
+        names
+            .get(c as usize)
+            .cloned()
+            .unwrap_or_else(|| format!("class {c}"))
     }
 }
 
 fn strip(view: &View<'_>, ex: &ExamplesFile, thumbs: &Thumbs<'_>, plans: &[Plan]) -> Result<Strip> {
     let models = view.models();
-    let reference = models[0].angles.iter().position(|a| a.reference).unwrap_or(view.order[0]);
+    let reference = models[0]
+        .angles
+        .iter()
+        .position(|a| a.reference)
+        .unwrap_or(view.order[0]);
     // The first sample the first model gets right upright, else the first sample.
-    let k = (0..ex.labels.len()).find(|&k| ex.preds[0][reference][k] == ex.labels[k] as i32).unwrap_or(0);
+    let k = (0..ex.labels.len())
+        .find(|&k| ex.preds[0][reference][k] == ex.labels[k] as i32)
+        .unwrap_or(0);
     let (tw, th) = thumbs.size;
     let scale = (56 / tw.max(th)).max(1);
     let (fw, fh) = (tw * scale, th * scale);
@@ -235,14 +306,28 @@ fn strip(view: &View<'_>, ex: &ExamplesFile, thumbs: &Thumbs<'_>, plans: &[Plan]
     }
     let label = ex.labels[k] as i32;
     bitmap_on(&mut buf, (width, height), |root| {
-        root.draw(&Text::new(title.clone(), (width as i32 / 2, 12), anchored(font(18.0), HPos::Center, VPos::Top))).pe()?;
+        root.draw(&Text::new(
+            title.clone(),
+            (width as i32 / 2, 12),
+            anchored(font(18.0), HPos::Center, VPos::Top),
+        ))
+        .pe()?;
         if models.len() > 1 {
             let items: Vec<String> = models.iter().map(|m| clip(&m.name, 32)).collect();
             let total: u32 = items.iter().map(|s| 18 + text_width(s, 14.0) + 18).sum();
             let mut x = (width.saturating_sub(total) / 2) as i32;
             for (i, s) in items.iter().enumerate() {
-                root.draw(&Rectangle::new([(x, 38), (x + 10, 48)], model_color(i).filled())).pe()?;
-                root.draw(&Text::new(s.clone(), (x + 16, 43), anchored(font(14.0), HPos::Left, VPos::Center))).pe()?;
+                root.draw(&Rectangle::new(
+                    [(x, 38), (x + 10, 48)],
+                    model_color(i).filled(),
+                ))
+                .pe()?;
+                root.draw(&Text::new(
+                    s.clone(),
+                    (x + 16, 43),
+                    anchored(font(14.0), HPos::Left, VPos::Center),
+                ))
+                .pe()?;
                 x += (18 + text_width(s, 14.0) + 18) as i32;
             }
         }
@@ -250,31 +335,60 @@ fn strip(view: &View<'_>, ex: &ExamplesFile, thumbs: &Thumbs<'_>, plans: &[Plan]
             let (cx, cy) = origin(d);
             let (cx, cy) = (cx as i32, cy as i32);
             let mid = cx + cell_w as i32 / 2;
-            root.draw(&Text::new(deg(models[0].angles[ai].angle), (mid, cy + 2), anchored(font(14.0), HPos::Center, VPos::Top))).pe()?;
+            root.draw(&Text::new(
+                deg(models[0].angles[ai].angle),
+                (mid, cy + 2),
+                anchored(font(14.0), HPos::Center, VPos::Top),
+            ))
+            .pe()?;
             let fx = cx + (cell_w - fw) as i32 / 2;
             let fy = cy + 20;
-            root.draw(&Rectangle::new([(fx - 1, fy - 1), (fx + fw as i32, fy + fh as i32)], RGBColor(206, 212, 218).stroke_width(1)))
-                .pe()?;
+            root.draw(&Rectangle::new(
+                [(fx - 1, fy - 1), (fx + fw as i32, fy + fh as i32)],
+                RGBColor(206, 212, 218).stroke_width(1),
+            ))
+            .pe()?;
             for (m, preds) in ex.preds.iter().enumerate() {
                 let p = preds[ai][k];
                 let y = fy + fh as i32 + 6 + (m as u32 * line_h) as i32 + line_h as i32 / 2;
                 let color = if p == label { GOOD } else { BAD };
-                let max_chars = ((cell_w as usize).saturating_sub(if models.len() > 1 { 16 } else { 4 })) / 7;
+                let max_chars =
+                    ((cell_w as usize).saturating_sub(if models.len() > 1 { 16 } else { 4 })) / 7;
                 let text = clip(&class_name(&names[m], p as i64), max_chars.max(3));
                 if models.len() > 1 {
                     let tw = text_width(&text, 14.0) as i32;
                     let sx = mid - (tw + 10) / 2;
-                    root.draw(&Rectangle::new([(sx, y - 3), (sx + 6, y + 3)], model_color(m).filled())).pe()?;
-                    root.draw(&Text::new(text, (sx + 10, y), anchored(font(14.0).color(&color), HPos::Left, VPos::Center))).pe()?;
+                    root.draw(&Rectangle::new(
+                        [(sx, y - 3), (sx + 6, y + 3)],
+                        model_color(m).filled(),
+                    ))
+                    .pe()?;
+                    root.draw(&Text::new(
+                        text,
+                        (sx + 10, y),
+                        anchored(font(14.0).color(&color), HPos::Left, VPos::Center),
+                    ))
+                    .pe()?;
                 } else {
-                    root.draw(&Text::new(text, (mid, y), anchored(font(14.0).color(&color), HPos::Center, VPos::Center))).pe()?;
+                    root.draw(&Text::new(
+                        text,
+                        (mid, y),
+                        anchored(font(14.0).color(&color), HPos::Center, VPos::Center),
+                    ))
+                    .pe()?;
                 }
             }
         }
         Ok(())
     })?;
     let png = pngenc::rgb(&buf, width, height)?;
-    Ok(Strip { png, width, height, index: ex.indices[k], label: ex.labels[k] })
+    Ok(Strip {
+        png,
+        width,
+        height,
+        index: ex.indices[k],
+        label: ex.labels[k],
+    })
 }
 
 #[cfg(test)]
@@ -298,7 +412,9 @@ mod tests {
     fn colour_planes_become_rgb_pixels() {
         // 3x2 CHW image: red plane 10.., green 20.., blue 30..
         let (h, w) = (2, 3);
-        let px: Vec<u8> = (0..3).flat_map(|c| (0..6).map(move |i| (10 * (c + 1) + i) as u8)).collect();
+        let px: Vec<u8> = (0..3)
+            .flat_map(|c| (0..6).map(move |i| (10 * (c + 1) + i) as u8))
+            .collect();
         let ex = examples(3, h, w, px);
         let thumbs = Thumbs::new(&ex).unwrap();
         let plan = Plan::new(Geometry::same(h, w), 0.0, &RotateOptions::default());

@@ -58,7 +58,10 @@ pub fn json_for_script(v: &Value) -> String {
 }
 
 fn data_uri_png(png: &[u8]) -> String {
-    format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png))
+    format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(png)
+    )
 }
 
 /// Four decimals are plenty for the page and keep it small; NaN becomes null.
@@ -82,14 +85,26 @@ pub fn describe_angles(angles: &[f64]) -> String {
     let n = angles.len();
     if n >= 3 {
         let step = angles[1] - angles[0];
-        let even = step > 0.0 && angles.windows(2).all(|p| ((p[1] - p[0]) - step).abs() < 1e-9);
+        let even = step > 0.0
+            && angles
+                .windows(2)
+                .all(|p| ((p[1] - p[0]) - step).abs() < 1e-9);
         if even {
-            return format!("{} to {} in steps of {} ({n} angles)", deg(angles[0]), deg(angles[n - 1]), deg(step));
+            return format!(
+                "{} to {} in steps of {} ({n} angles)",
+                deg(angles[0]),
+                deg(angles[n - 1]),
+                deg(step)
+            );
         }
     }
     let shown: Vec<String> = angles.iter().take(24).map(|&a| deg(a)).collect();
     let more = if n > 24 { ", …" } else { "" };
-    format!("{}{more} ({n} angle{})", shown.join(", "), if n == 1 { "" } else { "s" })
+    format!(
+        "{}{more} ({n} angle{})",
+        shown.join(", "),
+        if n == 1 { "" } else { "s" }
+    )
 }
 
 fn duration(secs: f64) -> String {
@@ -378,16 +393,31 @@ fn img(p: &Plot) -> String {
 
 /// A plot as inline SVG when there is one, else as a data-URI PNG.
 fn figure(out: &mut String, p: &Plot, caption: &str, wide: bool) {
-    w!(out, r#"<figure class="plot{}" id="plot-{}">"#, if wide { " wide" } else { "" }, escape(&p.stem));
+    w!(
+        out,
+        r#"<figure class="plot{}" id="plot-{}">"#,
+        if wide { " wide" } else { "" },
+        escape(&p.stem)
+    );
     match &p.svg {
         Some(svg) => {
             // The SVG comes from plotters, which escapes its text; drop the XML prolog if any.
             let start = svg.find("<svg").unwrap_or(0);
-            w!(out, r#"<div role="img" aria-label="{}" data-file="plots/{}.svg">{}</div>"#, escape(&p.title), escape(&p.stem), &svg[start..]);
+            w!(
+                out,
+                r#"<div role="img" aria-label="{}" data-file="plots/{}.svg">{}</div>"#,
+                escape(&p.title),
+                escape(&p.stem),
+                &svg[start..]
+            );
         }
         None => out.push_str(&img(p)),
     }
-    w!(out, "<figcaption>{}</figcaption></figure>\n", escape(caption));
+    w!(
+        out,
+        "<figcaption>{}</figcaption></figure>\n",
+        escape(caption)
+    );
 }
 
 fn summary_table(out: &mut String, view: &View<'_>) {
@@ -400,7 +430,13 @@ fn summary_table(out: &mut String, view: &View<'_>) {
             .angles
             .iter()
             .find(|a| a.reference)
-            .map(|a| format!(r#" <span class="note">({} – {})</span>"#, pct(a.accuracy_ci_low), pct(a.accuracy_ci_high)))
+            .map(|a| {
+                format!(
+                    r#" <span class="note">({} – {})</span>"#,
+                    pct(a.accuracy_ci_low),
+                    pct(a.accuracy_ci_high)
+                )
+            })
             .unwrap_or_default();
         w!(
             out,
@@ -413,7 +449,11 @@ fn summary_table(out: &mut String, view: &View<'_>) {
             pct(s.worst_accuracy),
             pct(s.worst_of_sweep_accuracy),
             pct(s.consistency_at_worst),
-            if s.relative_robustness.is_finite() { format!("{:.3}", s.relative_robustness) } else { "–".into() }
+            if s.relative_robustness.is_finite() {
+                format!("{:.3}", s.relative_robustness)
+            } else {
+                "–".into()
+            }
         );
     }
     out.push_str("</tbody></table></div>\n");
@@ -422,7 +462,12 @@ fn summary_table(out: &mut String, view: &View<'_>) {
 
 fn model_rows(out: &mut String, i: usize, m: &ModelSummary) {
     let spec = &m.spec;
-    let list = |v: &[f32]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ");
+    let list = |v: &[f32]| {
+        v.iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     w!(
         out,
         r#"<tr><th><span class="swatch" style="background:{}"></span>Model {}</th><td><b>{}</b><br>path <code>{}</code><br>sha256 <code>{}</code><br>input {}×{}×{} (C×H×W), mean [{}], std [{}], {} classes</td></tr>"#,
@@ -450,7 +495,11 @@ fn metadata(out: &mut String, view: &View<'_>, wall_seconds: Option<f64>) {
     }
     let classes = view.class_names(0);
     let shown: Vec<String> = classes.iter().take(30).cloned().collect();
-    let more = if classes.len() > 30 { format!(", … ({} in all)", classes.len()) } else { String::new() };
+    let more = if classes.len() > 30 {
+        format!(", … ({} in all)", classes.len())
+    } else {
+        String::new()
+    };
     let row = |out: &mut String, k: &str, v: String| w!(out, "<tr><th>{k}</th><td>{v}</td></tr>");
     row(
         out,
@@ -465,9 +514,17 @@ fn metadata(out: &mut String, view: &View<'_>, wall_seconds: Option<f64>) {
             escape(&d.class_order)
         ),
     );
-    row(out, "Classes", format!("{}{}", escape(&shown.join(", ")), escape(&more)));
+    row(
+        out,
+        "Classes",
+        format!("{}{}", escape(&shown.join(", ")), escape(&more)),
+    );
     if !d.skipped.is_empty() {
-        row(out, "Skipped images", format!("{} unreadable (listed in summary.json)", d.skipped.len()));
+        row(
+            out,
+            "Skipped images",
+            format!("{} unreadable (listed in summary.json)", d.skipped.len()),
+        );
     }
     let mut angles = describe_angles(&set.angles);
     if set.reference_added {
@@ -480,17 +537,37 @@ fn metadata(out: &mut String, view: &View<'_>, wall_seconds: Option<f64>) {
         "reflect" => "reflect (mirror about the border)".to_string(),
         v => format!("constant {v} (0 black, 1 white)"),
     };
-    row(out, "Fill", format!("{}{}", escape(&fill), if set.mask_circle { "; everything outside the inscribed circle blanked at every angle" } else { "" }));
+    row(
+        out,
+        "Fill",
+        format!(
+            "{}{}",
+            escape(&fill),
+            if set.mask_circle {
+                "; everything outside the inscribed circle blanked at every angle"
+            } else {
+                ""
+            }
+        ),
+    );
     // Every model in one run shares its preprocessing (the engine checks).
     if let Some(m) = s.models.first() {
         let p = &m.spec.preprocess;
         let resize = match p.resize {
             None => "straight to the input size when an image differs".to_string(),
-            Some(crate::model::Resize::Shorter(n)) => format!("shorter side to {n}, then centre crop"),
+            Some(crate::model::Resize::Shorter(n)) => {
+                format!("shorter side to {n}, then centre crop")
+            }
             Some(crate::model::Resize::Exact([h, w])) => format!("to {h}x{w}, then centre crop"),
         };
-        let order = serde_json::to_value(p.order).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-        let channels = serde_json::to_value(p.channel_order).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let order = serde_json::to_value(p.order)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let channels = serde_json::to_value(p.channel_order)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
         row(
             out,
             "Preprocessing",
@@ -505,24 +582,41 @@ fn metadata(out: &mut String, view: &View<'_>, wall_seconds: Option<f64>) {
     row(
         out,
         "Batch size / limit",
-        format!("{} / {}", set.batch_size, set.limit.map_or("all samples".to_string(), |l| l.to_string())),
+        format!(
+            "{} / {}",
+            escape(&set.batch_size.to_string()),
+            set.limit
+                .map_or("all samples".to_string(), |l| l.to_string())
+        ),
     );
     row(out, "rotbench", escape(&s.rotbench_version));
     row(out, "libtorch", escape(&s.libtorch_version));
-    row(out, "Wall time", wall_seconds.map_or("not recorded (no timing.json)".to_string(), duration));
+    row(
+        out,
+        "Wall time",
+        wall_seconds.map_or("not recorded (no timing.json)".to_string(), duration),
+    );
     out.push_str("</tbody></table>\n");
 }
 
 /// The explorer opens at the first model's worst swept angle: the interesting one.
 fn start_angle(view: &View<'_>) -> usize {
     let m = &view.models()[0];
-    let worst = view.order.iter().position(|&ai| m.angles[ai].in_sweep && m.angles[ai].angle == m.sweep.worst_angle);
+    let worst = view
+        .order
+        .iter()
+        .position(|&ai| m.angles[ai].in_sweep && m.angles[ai].angle == m.sweep.worst_angle);
     let reference = view.order.iter().position(|&ai| m.angles[ai].reference);
     worst.or(reference).unwrap_or(0)
 }
 
 /// The whole page.
-pub(crate) fn page(view: &View<'_>, plots: &[Plot], frames: Option<&Frames>, wall_seconds: Option<f64>) -> Result<String> {
+pub(crate) fn page(
+    view: &View<'_>,
+    plots: &[Plot],
+    frames: Option<&Frames>,
+    wall_seconds: Option<f64>,
+) -> Result<String> {
     let s = view.summary;
     let names: Vec<&str> = view.models().iter().map(|m| m.name.as_str()).collect();
     let angles = view.angles();
@@ -531,7 +625,12 @@ pub(crate) fn page(view: &View<'_>, plots: &[Plot], frames: Option<&Frames>, wal
     out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
     out.push_str("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'\">\n");
     out.push_str("<link rel=\"icon\" href=\"data:,\">\n");
-    w!(out, "<title>rotbench report: {} on {}</title>\n", escape(&names.join(", ")), escape(&s.dataset.path));
+    w!(
+        out,
+        "<title>rotbench report: {} on {}</title>\n",
+        escape(&names.join(", ")),
+        escape(&s.dataset.path)
+    );
     w!(out, "<style>{CSS}</style>\n</head>\n<body>\n");
     w!(
         out,
@@ -561,7 +660,9 @@ pub(crate) fn page(view: &View<'_>, plots: &[Plot], frames: Option<&Frames>, wal
     }
     out.push_str("</div>\n");
     if let Some(f) = frames {
-        out.push_str("<h3>One sample through the sweep</h3>\n<figure class=\"plot wide\" id=\"plot-strip\">");
+        out.push_str(
+            "<h3>One sample through the sweep</h3>\n<figure class=\"plot wide\" id=\"plot-strip\">",
+        );
         w!(
             out,
             r#"<img src="{}" width="{}" height="{}" alt="sample {} rotated through the sweep" data-file="plots/strip.png">"#,
@@ -619,7 +720,11 @@ pub(crate) fn page(view: &View<'_>, plots: &[Plot], frames: Option<&Frames>, wal
     metadata(&mut out, view, wall_seconds);
     out.push_str("</section>\n</main>\n");
     w!(out, "<footer>Written by rotbench {}. Angles are counter-clockwise about the image centre.</footer>\n", escape(&s.rotbench_version));
-    w!(out, "<script type=\"application/json\" id=\"rb-data\">{}</script>\n", json_for_script(&explorer_data(view, frames)));
+    w!(
+        out,
+        "<script type=\"application/json\" id=\"rb-data\">{}</script>\n",
+        json_for_script(&explorer_data(view, frames))
+    );
     w!(out, "<script>{JS}</script>\n</body>\n</html>\n");
     Ok(out)
 }
@@ -630,8 +735,14 @@ mod tests {
 
     #[test]
     fn escape_neutralises_markup_and_quotes() {
-        assert_eq!(escape("<script>alert(1)</script>"), "&lt;script&gt;alert(1)&lt;/script&gt;");
-        assert_eq!(escape(r#"a & "b" 'c'"#), "a &amp; &quot;b&quot; &#39;c&#39;");
+        assert_eq!(
+            escape("<script>alert(1)</script>"),
+            "&lt;script&gt;alert(1)&lt;/script&gt;"
+        );
+        assert_eq!(
+            escape(r#"a & "b" 'c'"#),
+            "a &amp; &quot;b&quot; &#39;c&#39;"
+        );
         assert_eq!(escape("plain ünïcode °"), "plain ünïcode °");
     }
 
@@ -639,7 +750,10 @@ mod tests {
     fn script_json_cannot_close_the_script_element() {
         let v = json!({"classes": ["</script><script>alert(1)</script>", "a&b"]});
         let s = json_for_script(&v);
-        assert!(!s.contains('<') && !s.contains('>') && !s.contains('&'), "{s}");
+        assert!(
+            !s.contains('<') && !s.contains('>') && !s.contains('&'),
+            "{s}"
+        );
         let back: Value = serde_json::from_str(&s).unwrap();
         assert_eq!(back, v);
     }
@@ -647,7 +761,10 @@ mod tests {
     #[test]
     fn angles_are_described_as_a_range_when_evenly_spaced() {
         let a: Vec<f64> = (0..24).map(|i| i as f64 * 15.0).collect();
-        assert_eq!(describe_angles(&a), "0° to 345° in steps of 15° (24 angles)");
+        assert_eq!(
+            describe_angles(&a),
+            "0° to 345° in steps of 15° (24 angles)"
+        );
         assert_eq!(describe_angles(&[0.0, 90.0]), "0°, 90° (2 angles)");
         assert_eq!(describe_angles(&[30.0]), "30° (1 angle)");
     }

@@ -21,7 +21,11 @@ pub fn rgb(buf: &[u8], w: u32, h: u32) -> Result<Vec<u8>> {
     let (palette, lookup) = quantize(&pixels);
     let mut indices = Vec::with_capacity(pixels.len());
     for p in &pixels {
-        indices.push(*lookup.get(p).ok_or_else(|| anyhow!("PNG: a colour has no palette entry"))?);
+        indices.push(
+            *lookup
+                .get(p)
+                .ok_or_else(|| anyhow!("PNG: a colour has no palette entry"))?,
+        );
     }
     let flat: Vec<u8> = palette.iter().flatten().copied().collect();
     encode(w, h, png::ColorType::Indexed, Some(flat), &indices)
@@ -35,7 +39,13 @@ pub fn gray(buf: &[u8], w: u32, h: u32) -> Result<Vec<u8>> {
     encode(w, h, png::ColorType::Grayscale, None, buf)
 }
 
-fn encode(w: u32, h: u32, color: png::ColorType, palette: Option<Vec<u8>>, data: &[u8]) -> Result<Vec<u8>> {
+fn encode(
+    w: u32,
+    h: u32,
+    color: png::ColorType,
+    palette: Option<Vec<u8>>,
+    data: &[u8],
+) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     {
         let mut enc = png::Encoder::new(&mut out, w, h);
@@ -48,7 +58,9 @@ fn encode(w: u32, h: u32, color: png::ColorType, palette: Option<Vec<u8>>, data:
             enc.set_filter(png::Filter::NoFilter);
         }
         let mut writer = enc.write_header().map_err(|e| anyhow!("PNG: {e}"))?;
-        writer.write_image_data(data).map_err(|e| anyhow!("PNG: {e}"))?;
+        writer
+            .write_image_data(data)
+            .map_err(|e| anyhow!("PNG: {e}"))?;
         writer.finish().map_err(|e| anyhow!("PNG: {e}"))?;
     }
     Ok(out)
@@ -80,7 +92,9 @@ fn quantize(pixels: &[[u8; 3]]) -> (Vec<[u8; 3]>, HashMap<[u8; 3], u8>) {
     for bucket in median_cut(rest.to_vec(), PALETTE - EXACT) {
         let index = palette.len() as u8;
         let total: u64 = bucket.iter().map(|c| c.1).sum::<u64>().max(1);
-        let mean = |k: usize| ((bucket.iter().map(|c| c.0[k] as u64 * c.1).sum::<u64>() + total / 2) / total) as u8;
+        let mean = |k: usize| {
+            ((bucket.iter().map(|c| c.0[k] as u64 * c.1).sum::<u64>() + total / 2) / total) as u8
+        };
         palette.push([mean(0), mean(1), mean(2)]);
         for (c, _) in &bucket {
             lookup.insert(*c, index);
@@ -97,7 +111,9 @@ fn median_cut(colors: Bucket, n: usize) -> Vec<Bucket> {
     let range = |b: &Bucket| -> (usize, u8) {
         (0..3)
             .map(|k| {
-                let (lo, hi) = b.iter().fold((255u8, 0u8), |(lo, hi), c| (lo.min(c.0[k]), hi.max(c.0[k])));
+                let (lo, hi) = b
+                    .iter()
+                    .fold((255u8, 0u8), |(lo, hi), c| (lo.min(c.0[k]), hi.max(c.0[k])));
                 (k, hi.saturating_sub(lo))
             })
             .max_by_key(|&(k, r)| (r, std::cmp::Reverse(k)))
@@ -143,7 +159,9 @@ mod tests {
     #[test]
     fn few_colours_round_trip_exactly() {
         let (w, h) = (7u32, 5u32);
-        let buf: Vec<u8> = (0..w * h).flat_map(|i| [(i * 37 % 256) as u8, (i * 11 % 256) as u8, 200]).collect();
+        let buf: Vec<u8> = (0..w * h)
+            .flat_map(|i| [(i * 37 % 256) as u8, (i * 11 % 256) as u8, 200])
+            .collect();
         let img = decode(&rgb(&buf, w, h).unwrap());
         assert_eq!(img.as_raw(), &buf);
     }
@@ -165,7 +183,13 @@ mod tests {
         assert_eq!(png, rgb(&buf, w, h).unwrap(), "deterministic");
         let img = decode(&png);
         assert_eq!(img.get_pixel(0, 0).0, [255, 255, 255]);
-        let worst = img.as_raw().iter().zip(&buf).map(|(a, b)| (*a as i32 - *b as i32).abs()).max().unwrap();
+        let worst = img
+            .as_raw()
+            .iter()
+            .zip(&buf)
+            .map(|(a, b)| (*a as i32 - *b as i32).abs())
+            .max()
+            .unwrap();
         assert!(worst <= 24, "a channel is off by {worst}");
     }
 
