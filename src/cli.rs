@@ -109,6 +109,10 @@ pub struct SweepArgs {
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu", value_name = "DEVICE")]
     pub device: String,
+    /// Where images are rotated: host (CPU, overlapped with inference), device (libtorch
+    /// ops on the model's device from one upload per batch) or auto (device for CUDA).
+    #[arg(long, default_value = "auto", value_name = "WHERE")]
+    pub rotate_on: String,
     /// libtorch intra-op threads (default: all cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<String>,

@@ -1477,6 +1477,7 @@ mod tests {
             limit: None,
             device: "cpu".into(),
             inference: "exact".into(),
+            rotate_on: "host".into(),
         };
         let s = summary::build(&result, &metas, &info, settings, "test");
         (s, result)

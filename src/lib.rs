@@ -11,6 +11,7 @@ pub mod model;
 pub mod output;
 pub mod report;
 pub mod rotate;
+pub mod rotate_device;
 pub mod shard;
 pub mod store;
 pub mod summary;

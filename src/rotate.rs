@@ -344,6 +344,18 @@ impl Plan {
         plan
     }
 
+    /// The raw plan: `(taps, idx, wts, fill_w, keep, fill_255)`, for [`crate::rotate_device`].
+    pub fn parts(&self) -> (usize, &[u32], &[f32], &[f32], &[f32], f32) {
+        (
+            self.taps,
+            &self.idx,
+            &self.wts,
+            &self.fill_w,
+            &self.keep,
+            self.fill_255,
+        )
+    }
+
     /// True when every output pixel copies one source pixel (or the fill): no interpolation.
     pub fn is_permutation(&self) -> bool {
         self.taps == 1

@@ -26,6 +26,13 @@ pub struct Settings {
     pub device: String,
     /// `optimized` (freeze + optimize_for_inference) or `exact` (the module as loaded).
     pub inference: String,
+    /// Where rotation ran: `host` (CPU) or `device` (libtorch ops on the model's device).
+    #[serde(default = "host")]
+    pub rotate_on: String,
+}
+
+fn host() -> String {
+    "host".into()
 }
 
 /// `--batch-size` as recorded: a number, or a name (`auto`).

@@ -56,12 +56,33 @@ pub fn fastest(timings: &[BatchTiming]) -> Option<usize> {
         .map(|t| t.batch_size)
 }
 
+/// Where rotation runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotateOn {
+    /// On the CPU, on a producer thread, while the models run (the CPU default).
+    Host,
+    /// On the models' device with libtorch ops, from one upload of the raw chunk
+    /// (the CUDA default). Images of differing sizes (rotate-then-crop from varied
+    /// sizes) still rotate on the host.
+    Device,
+}
+
+impl RotateOn {
+    pub fn name(self) -> &'static str {
+        match self {
+            RotateOn::Host => "host",
+            RotateOn::Device => "device",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SweepSettings {
     /// The user's angles, in their order.
     pub angles: Vec<f64>,
     pub rotate: RotateOptions,
     pub batch: BatchSize,
+    pub rotate_on: RotateOn,
     /// Keep the raw pixels of up to this many leading samples, for galleries and strips.
     pub keep_examples: usize,
 }
@@ -434,6 +455,11 @@ pub fn run_raw(
         })
         .collect();
     let rotate_opts = settings.rotate;
+    let on_device = settings.rotate_on == RotateOn::Device;
+    let device = models[0].device;
+    let mut device_plans: Vec<Option<crate::rotate_device::DevicePlan>> =
+        (0..na).map(|_| None).collect();
+    let mut device_chunk: Option<Tensor> = None;
     let angles_for_plans = angles.clone();
     // Work order inside a chunk: the reference first, so later angles compare to it.
     let order: Vec<usize> = std::iter::once(reference)
@@ -533,6 +559,22 @@ pub fn run_raw(
                     .collect();
                 for &a in order {
                     let Some(plan) = &plans[a] else { continue };
+                    if on_device && sized.is_empty() {
+                        // The consumer rotates the uploaded chunk on the device.
+                        if tx
+                            .send(Ok((
+                                chunk.clone(),
+                                Some(Rotated {
+                                    angle: a,
+                                    pixels: vec![],
+                                }),
+                            )))
+                            .is_err()
+                        {
+                            return;
+                        }
+                        continue;
+                    }
                     let mut pixels = vec![0f32; chunk.len() * px];
                     if sized.is_empty() {
                         pixels
@@ -654,6 +696,15 @@ pub fn run_raw(
                 }
                 current.indices.extend_from_slice(&chunk.indices);
                 current.labels.extend_from_slice(&chunk.labels);
+                device_chunk = (on_device && chunk.dims.is_empty()).then(|| {
+                    crate::rotate_device::upload(
+                        &chunk.pixels,
+                        n,
+                        target.channels,
+                        target.height * target.width,
+                        device,
+                    )
+                });
                 computed_chunks += 1;
                 angle_msgs = 0;
                 (t_sum, t_images, t_calls) = (0.0, 0, 0);
@@ -664,7 +715,17 @@ pub fn run_raw(
             let n = chunk.len();
             let mut sh = shape;
             sh[0] = n as i64;
-            let input = Tensor::from_slice(&pixels).view(sh);
+            let input = match (&device_chunk, pixels.is_empty()) {
+                (Some(src), true) => {
+                    let Some(plan) = &plans[angle] else {
+                        bail!("internal: no plan for angle {}", angles[angle])
+                    };
+                    device_plans[angle]
+                        .get_or_insert_with(|| crate::rotate_device::DevicePlan::new(plan, device))
+                        .apply(src)
+                }
+                _ => Tensor::from_slice(&pixels).view(sh),
+            };
             for (mi, model) in models.iter().enumerate() {
                 if !compute[mi][angle] {
                     continue;

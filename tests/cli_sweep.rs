@@ -220,3 +220,51 @@ fn with_shards_batch_size_auto_cuts_the_data_in_batches_of_256_so_that_shards_ag
     );
     assert_eq!(m["settings"]["batch_size"], 256);
 }
+
+#[test]
+fn rotation_on_the_device_agrees_with_rotation_on_the_host() {
+    // `--rotate-on device` is what `--device cuda` uses; on a CPU machine it runs the same
+    // libtorch ops on the CPU, so the GPU code path is exercised here too.
+    let (host, dev) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for (out, on) in [(host.path(), "host"), (dev.path(), "device")] {
+        rotbench()
+            .args(["sweep", "--quiet", "--no-report", "--model"])
+            .arg(bundled_model())
+            .arg("--data")
+            .arg(mnist())
+            .args([
+                "--angles",
+                "0,30,90,137.5,200",
+                "--limit",
+                "1000",
+                "--rotate-on",
+                on,
+                "--out",
+            ])
+            .arg(out)
+            .assert()
+            .success();
+        assert_eq!(summary(out)["settings"]["rotate_on"], on);
+    }
+    let (a, b) = (
+        read_csv(&host.path().join("predictions.csv")),
+        read_csv(&dev.path().join("predictions.csv")),
+    );
+    assert_eq!(a.len(), 5000);
+    let differ = a
+        .iter()
+        .zip(&b)
+        .filter(|(x, y)| x["pred"] != y["pred"])
+        .count();
+    let conf = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| {
+            (x["confidence"].parse::<f64>().unwrap() - y["confidence"].parse::<f64>().unwrap())
+                .abs()
+        })
+        .fold(0.0, f64::max);
+    eprintln!("host vs device rotation: {differ} of 5000 predictions differ, max |confidence diff| {conf:.2e}");
+    assert_eq!(differ, 0, "host and device rotation disagree");
+    assert!(conf < 1e-4, "max |confidence diff| {conf}");
+}

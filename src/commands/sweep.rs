@@ -11,7 +11,7 @@ use rotbench::dataset::{self, OpenOptions, ShardSpec, Target};
 use rotbench::model::{device_name, parse_device, CropOrder, Inference, Model};
 use rotbench::shard::{examples_of, ShardManifest, ShardModel, SHARD_FORMAT};
 use rotbench::summary::{self, BatchSetting, DatasetSummary, ModelMeta, Settings};
-use rotbench::sweep::{self, BatchSize, SweepSettings, Work};
+use rotbench::sweep::{self, BatchSize, RotateOn, SweepSettings, Work};
 use rotbench::{angles, output, store, LIBTORCH_VERSION};
 use serde_json::json;
 use std::io::IsTerminal;
@@ -44,6 +44,18 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     let rotate = args.rotation.check()?;
     let spec_flags = args.spec.check()?;
     let device = parse_device(&args.device)?;
+    let rotate_on = match args.rotate_on.as_str() {
+        "host" | "cpu" => RotateOn::Host,
+        "device" => RotateOn::Device,
+        "auto" => {
+            if matches!(device, tch::Device::Cuda(_)) {
+                RotateOn::Device
+            } else {
+                RotateOn::Host
+            }
+        }
+        other => bail!("--rotate-on {other}: use host, device or auto"),
+    };
     let inference = if args.exact {
         Inference::Exact
     } else {
@@ -124,6 +136,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         limit,
         device: device_name(device),
         inference: inference.name().into(),
+        rotate_on: rotate_on.name().into(),
     };
 
     // What the predictions depend on besides the model and the angle.
@@ -136,6 +149,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         "mask_circle": settings.mask_circle,
         "skip_bad_images": args.skip_bad_images,
         "coarse_labels": args.coarse_labels,
+        "rotate_on": rotate_on.name(),
     });
     let cache = (!args.no_cache).then(|| Cache {
         dir: args.cache_dir.clone().unwrap_or_else(default_cache_dir),
@@ -204,6 +218,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     let sweep_settings = SweepSettings {
         angles: user_angles.clone(),
         rotate,
+        rotate_on,
         batch,
         keep_examples: KEEP_EXAMPLES,
     };

@@ -1,0 +1,35 @@
+#!/usr/bin/env python3
+"""Print the README's headline table (markdown) from a sweep's summary.json.
+
+    python3 scripts/headline.py reports/demo/summary.json
+
+Standard library only. Columns: accuracy at 0 degrees, mean accuracy over the swept
+angles, the worst angle and its accuracy, worst-of-sweep accuracy (samples right at
+every angle), and consistency (same prediction as at 0 degrees) at 45 and 90 degrees.
+"""
+import json
+import sys
+
+
+def at(model, angle, key):
+    for a in model["angles"]:
+        if a["angle"] == angle:
+            return f"{a[key]:.4f}"
+    return "n/a"
+
+
+def main():
+    path = sys.argv[1] if len(sys.argv) > 1 else "reports/demo/summary.json"
+    with open(path) as f:
+        s = json.load(f)
+    print("| model | accuracy at 0° | mean accuracy | worst angle (accuracy) | worst-of-sweep | consistency at 45° | consistency at 90° |")
+    print("|---|---|---|---|---|---|---|")
+    for m in s["models"]:
+        w = m["sweep"]
+        print(f"| {m['name']} | {w['accuracy_at_reference']:.4f} | {w['mean_accuracy']:.4f} | "
+              f"{w['worst_angle']:g}° ({w['worst_accuracy']:.4f}) | {w['worst_of_sweep_accuracy']:.4f} | "
+              f"{at(m, 45.0, 'consistency')} | {at(m, 90.0, 'consistency')} |")
+
+
+if __name__ == "__main__":
+    main()
