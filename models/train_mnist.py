@@ -80,7 +80,7 @@ def normalise(x):
     return (x - MEAN) / STD
 
 
-def rotate(x, angles_deg):
+def rotate(x, angles_deg, scale=1.0):
     """Rotate [N,C,H,W] images counter-clockwise about the centre by per-sample angles
     (degrees), bilinear, zero fill, same output size.  Equivalent to
     torchvision.transforms.functional.rotate(img, angle, interpolation=BILINEAR, fill=0)
@@ -91,11 +91,13 @@ def rotate(x, angles_deg):
     h, w = x.shape[-2], x.shape[-1]
     # Output pixel (normalised coords, y down) -> input pixel: inverse of a CCW rotation
     # on screen.  Scale factors handle non-square images; here h == w.
+    # scale > 1 enlarges the content (the grid samples a smaller input region).
+    inv = 1.0 / torch.as_tensor(scale, dtype=torch.float64).reshape(-1).expand(n)
     theta = torch.zeros(n, 2, 3, dtype=torch.float64)
-    theta[:, 0, 0] = c
-    theta[:, 0, 1] = -s * h / w
-    theta[:, 1, 0] = s * w / h
-    theta[:, 1, 1] = c
+    theta[:, 0, 0] = c * inv
+    theta[:, 0, 1] = -s * h / w * inv
+    theta[:, 1, 0] = s * w / h * inv
+    theta[:, 1, 1] = c * inv
     grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
@@ -117,30 +119,35 @@ def random_shift(x, max_shift, gen):
 
 # ----------------------------------------------------------------------------- models
 
-class CNN(nn.Module):
-    """conv3x3(1->16)-BN-ReLU-maxpool2 / conv3x3(16->32)-BN-ReLU-maxpool2 /
-    conv3x3(32->32)-BN-ReLU / flatten(32*7*7) / linear(->10)."""
+CNN_WIDTHS_DEFAULT = "32,64,64,128"
 
-    def __init__(self, c1=16, c2=32, c3=32):
+
+class CNN(nn.Module):
+    """conv3x3(1->c1)-BN-ReLU-maxpool2 (28->14) / conv3x3(c1->c2)-BN-ReLU-maxpool2 (14->7) /
+    conv3x3(c2->c3)-BN-ReLU-maxpool2 (7->3) / flatten(c3*3*3) / linear(->hidden)-ReLU /
+    linear(->10)."""
+
+    def __init__(self, c1=32, c2=64, c3=64, hidden=128):
         super().__init__()
         self.conv1, self.bn1 = nn.Conv2d(1, c1, 3, padding=1, bias=False), nn.BatchNorm2d(c1)
         self.conv2, self.bn2 = nn.Conv2d(c1, c2, 3, padding=1, bias=False), nn.BatchNorm2d(c2)
         self.conv3, self.bn3 = nn.Conv2d(c2, c3, 3, padding=1, bias=False), nn.BatchNorm2d(c3)
-        self.fc = nn.Linear(c3 * 7 * 7, 10)
+        self.fc1 = nn.Linear(c3 * 3 * 3, hidden)
+        self.fc = nn.Linear(hidden, 10)
 
     def forward(self, x):
         x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)
         x = F.max_pool2d(F.relu(self.bn2(self.conv2(x))), 2)
-        x = F.relu(self.bn3(self.conv3(x)))
-        return self.fc(torch.flatten(x, 1))
+        x = F.max_pool2d(F.relu(self.bn3(self.conv3(x))), 2)
+        return self.fc(F.relu(self.fc1(torch.flatten(x, 1))))
 
     def export(self):
         """Plain, BN-folded nn.Sequential with identical outputs (eval mode)."""
         return nn.Sequential(
             fold_bn(self.conv1, self.bn1), nn.ReLU(), nn.MaxPool2d(2),
             fold_bn(self.conv2, self.bn2), nn.ReLU(), nn.MaxPool2d(2),
-            fold_bn(self.conv3, self.bn3), nn.ReLU(),
-            nn.Flatten(1), clone_linear(self.fc),
+            fold_bn(self.conv3, self.bn3), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(1), clone_linear(self.fc1), nn.ReLU(), clone_linear(self.fc),
         ).eval()
 
 
@@ -242,8 +249,8 @@ class RotSpacePool(nn.Module):
         return torch.cat([x.mean(dim=3).amax(dim=2), x.amax(dim=3).amax(dim=2)], dim=1)
 
 
-P4_STAGES_DEFAULT = "8/16,16/16,16"
-P4_HEAD_DEFAULT = 64
+P4_STAGES_DEFAULT = "8/16,16/32,32"
+P4_HEAD_DEFAULT = 96
 P4_POOL_DEFAULT = "space-rot"
 
 
@@ -299,9 +306,10 @@ class P4CNN(nn.Module):
         return nn.Sequential(*layers).eval()
 
 
-def build(arch, p4_stages=P4_STAGES_DEFAULT, p4_head=P4_HEAD_DEFAULT, p4_pool=P4_POOL_DEFAULT):
+def build(arch, p4_stages=P4_STAGES_DEFAULT, p4_head=P4_HEAD_DEFAULT, p4_pool=P4_POOL_DEFAULT,
+          cnn_widths=CNN_WIDTHS_DEFAULT):
     if arch == "cnn":
-        return CNN()
+        return CNN(*[int(c) for c in cnn_widths.split(",")])
     if arch == "p4cnn":
         return P4CNN(p4_stages, p4_head, p4_pool)
     raise ValueError(arch)
@@ -364,6 +372,11 @@ def main():
                     help="p4cnn only: channels of the final 1x1 P4 convolution")
     ap.add_argument("--p4-pool", choices=list(P4_POOL_MODES), default=P4_POOL_DEFAULT,
                     help="p4cnn only: order of the invariant pooling (see RotSpacePool)")
+    ap.add_argument("--cnn-widths", default=CNN_WIDTHS_DEFAULT,
+                    help="cnn only: channels of the three 3x3 layers and the hidden linear layer")
+    ap.add_argument("--scale", type=float, default=0.0,
+                    help="random isotropic scaling in [1-S, 1+S] (no rotation; 0 = off)")
+    ap.add_argument("--label-smoothing", type=float, default=0.0)
     ap.add_argument("--name", default=None)
     ap.add_argument("--description", default=None)
     args = ap.parse_args()
@@ -391,13 +404,14 @@ def main():
     log(f"torch {torch.__version__}, numpy {np.__version__}, python {platform.python_version()}, "
         f"{platform.machine()}, threads {torch.get_num_threads()} (cpu only)")
     log(f"arch {args.arch}, augment {args.augment}, epochs {args.epochs}, seed {args.seed}, "
-        f"batch {args.batch}, AdamW lr(OneCycle peak) {args.lr}, wd {args.wd}, shift +-{args.shift}px")
+        f"batch {args.batch}, AdamW lr(OneCycle peak) {args.lr}, wd {args.wd}, shift +-{args.shift}px, "
+        f"scale +-{args.scale}, label smoothing {args.label_smoothing}")
 
     data_dir = args.data or default_data_dir()
     tx, ty, vx, vy = load_mnist(data_dir)
     log(f"data: {data_dir} (train {tx.shape[0]}, test {vx.shape[0]})")
 
-    model = build(args.arch, args.p4_stages, args.p4_head, args.p4_pool)
+    model = build(args.arch, args.p4_stages, args.p4_head, args.p4_pool, args.cnn_widths)
     n_params = count_params(model)
     log(f"parameters (trainable, incl. BN affine): {n_params}")
     log(str(model))
@@ -415,11 +429,16 @@ def main():
         for i in range(0, tx.shape[0], args.batch):
             idx = perm[i:i + args.batch]
             xb, yb = tx[idx], ty[idx]
-            if args.augment == "rot360":
-                xb = rotate(xb, torch.rand(xb.shape[0], generator=gen, dtype=torch.float64) * 360.0)
+            # One resampling for rotation and scale together (no double blur).
+            ang = (torch.rand(xb.shape[0], generator=gen, dtype=torch.float64) * 360.0
+                   if args.augment == "rot360" else 0.0)
+            scl = (1.0 + (torch.rand(xb.shape[0], generator=gen, dtype=torch.float64) * 2 - 1) * args.scale
+                   if args.scale > 0 else 1.0)
+            if args.augment == "rot360" or args.scale > 0:
+                xb = rotate(xb, ang, scale=scl)
             xb = random_shift(xb, args.shift, gen)
             logits = model(normalise(xb))
-            loss = F.cross_entropy(logits, yb)
+            loss = F.cross_entropy(logits, yb, label_smoothing=args.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -439,14 +458,21 @@ def main():
 
     # -------------------------------------------------------------- export
     model.eval()
-    exported = model.export()
+    # Keep the trained weights if export or scripting fails (scripting reads this file's
+    # source again: do not edit it while a run is in progress).
+    try:
+        exported = model.export()
+        scripted = torch.jit.script(exported)
+    except Exception:
+        torch.save(model.state_dict(), args.out + ".state_dict.pt")
+        log(f"export failed; trained weights saved to {args.out}.state_dict.pt")
+        raise
     with torch.no_grad():
         ref = predict(model, vx)
         got = predict(exported, vx)
     diff = (ref - got).abs().max().item()
     log(f"export check (BN folded / expanded filters vs training module): max |logit diff| {diff:.3g}")
     assert diff < 1e-3, diff
-    scripted = torch.jit.script(exported)
 
     sidecar = {
         "input": [1, 28, 28],

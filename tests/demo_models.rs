@@ -13,7 +13,18 @@ fn model(name: &str) -> PathBuf {
 fn sweep(models: &[&str], angles: &str, limit: Option<&str>) -> serde_json::Value {
     let out = tempfile::tempdir().unwrap();
     let mut c = rotbench();
-    c.args(["sweep", "--quiet", "--no-report", "--no-predictions", "--angles", angles, "--data"]).arg(mnist()).arg("--out").arg(out.path());
+    c.args([
+        "sweep",
+        "--quiet",
+        "--no-report",
+        "--no-predictions",
+        "--angles",
+        angles,
+        "--data",
+    ])
+    .arg(mnist())
+    .arg("--out")
+    .arg(out.path());
     for m in models {
         c.arg("--model").arg(model(m));
     }
@@ -25,7 +36,12 @@ fn sweep(models: &[&str], angles: &str, limit: Option<&str>) -> serde_json::Valu
 }
 
 fn angle<'a>(m: &'a serde_json::Value, a: f64) -> &'a serde_json::Value {
-    m["angles"].as_array().unwrap().iter().find(|x| x["angle"].as_f64() == Some(a)).unwrap()
+    m["angles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["angle"].as_f64() == Some(a))
+        .unwrap()
 }
 
 #[test]
@@ -43,32 +59,58 @@ fn the_p4cnn_gives_the_same_prediction_at_every_quarter_turn_on_the_full_test_se
 
 #[test]
 fn all_three_models_score_well_upright_and_only_the_augmented_one_holds_up_everywhere() {
-    let s = sweep(&["mnist-cnn", "mnist-cnn-aug", "mnist-p4cnn"], "0:360:30", None);
-    let by = |n: &str| s["models"].as_array().unwrap().iter().find(|m| m["name"] == n).unwrap().clone();
+    let s = sweep(
+        &["mnist-cnn", "mnist-cnn-aug", "mnist-p4cnn"],
+        "0:360:30",
+        None,
+    );
+    let by = |n: &str| {
+        s["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == n)
+            .unwrap()
+            .clone()
+    };
     for n in ["mnist-cnn", "mnist-cnn-aug", "mnist-p4cnn"] {
         let acc0 = angle(&by(n), 0.0)["accuracy"].as_f64().unwrap();
         let mean = by(n)["sweep"]["mean_accuracy"].as_f64().unwrap();
         eprintln!("{n}: accuracy at 0 {acc0:.4}, mean over 0:360:30 {mean:.4}");
         // The issue's bar is 98.5% for all three. The augmented model (the upright
-        // CNN's 30k-parameter architecture) reaches 95.5% upright and the P4CNN
-        // 98.16%: the bars they miss are recorded in the issue note, and each is
-        // checked here at what it does reach, so a regression still fails.
+        // CNN's 131k-parameter architecture, trained on 0-360 degree rotations)
+        // reaches 97.06% upright and the P4CNN 98.04%: the bars they miss are
+        // recorded in the issue note and models/README.md, and each is checked here
+        // at what it does reach, so a regression still fails.
         let bar = match n {
-            "mnist-cnn-aug" => 0.95,
+            "mnist-cnn-aug" => 0.97,
             "mnist-p4cnn" => 0.98,
             _ => 0.985,
         };
         assert!(acc0 >= bar, "{n}: {acc0} at 0 degrees");
     }
-    let aug = by("mnist-cnn-aug")["sweep"]["mean_accuracy"].as_f64().unwrap();
+    let aug = by("mnist-cnn-aug")["sweep"]["mean_accuracy"]
+        .as_f64()
+        .unwrap();
     let upright = by("mnist-cnn")["sweep"]["mean_accuracy"].as_f64().unwrap();
     assert!(aug >= 0.95, "augmented mean accuracy {aug}");
-    assert!(upright < aug - 0.3, "the upright CNN's mean accuracy {upright} should be far lower");
+    assert!(
+        upright < aug - 0.3,
+        "the upright CNN's mean accuracy {upright} should be far lower"
+    );
     // The pairwise comparison is in summary.json, with exact McNemar p-values.
     let cmp = s["comparisons"].as_array().unwrap();
     assert_eq!(cmp.len(), 3);
-    let c = cmp.iter().find(|c| c["a"] == "mnist-cnn" && c["b"] == "mnist-cnn-aug").unwrap();
-    let at90 = c["angles"].as_array().unwrap().iter().find(|x| x["angle"].as_f64() == Some(90.0)).unwrap();
+    let c = cmp
+        .iter()
+        .find(|c| c["a"] == "mnist-cnn" && c["b"] == "mnist-cnn-aug")
+        .unwrap();
+    let at90 = c["angles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["angle"].as_f64() == Some(90.0))
+        .unwrap();
     assert!(at90["accuracy_diff"].as_f64().unwrap() < -0.5);
     assert!(at90["mcnemar_p"].as_f64().unwrap() < 1e-10);
 }
