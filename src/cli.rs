@@ -100,7 +100,7 @@ pub struct SweepArgs {
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// Images per forward pass, or `auto`: time 64, 128, 256 and 512 on the first
-    /// batches (their results are kept) and use the fastest.
+    /// batches (their results are kept; stop at the first slower one) and use the fastest.
     #[arg(long, default_value = "auto", value_name = "N|auto")]
     pub batch_size: String,
     /// Use only the first N samples.

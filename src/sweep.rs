@@ -26,7 +26,8 @@ pub enum BatchSize {
     Auto,
 }
 
-/// The sizes `--batch-size auto` tries, in this order, one chunk each.
+/// The sizes `--batch-size auto` tries, in this order, one chunk each, stopping at the
+/// first that is more than 2% slower than the best before it.
 pub const AUTO_CANDIDATES: [usize; 4] = [64, 128, 256, 512];
 /// What `auto` means where timing cannot decide (fewer than 2 angles, or shards,
 /// which must all cut the data the same way).
@@ -495,6 +496,7 @@ pub fn run_raw(
     let (choice_tx, choice_rx) = sync_channel::<usize>(1);
     let mut batch_timings: Vec<BatchTiming> = Vec::new();
     let mut chosen = fixed;
+    let mut calibration_done = schedule.is_empty();
     let shape = [
         0i64,
         target.channels as i64,
@@ -509,22 +511,31 @@ pub fn run_raw(
         scope.spawn(move || {
             let mut seen = 0usize;
             let mut calibrated = 0usize;
+            let mut decided = schedule_p.is_empty();
             let mut batch = fixed;
             loop {
                 // Resumed samples: chunks that end exactly on the resume point.
                 let want = if seen < resumed {
                     (resumed - seen).min(max_chunk)
-                } else if calibrated < schedule_p.len() {
-                    calibrated += 1;
-                    schedule_p[calibrated - 1]
-                } else {
-                    if calibrated > 0 && calibrated == schedule_p.len() {
-                        calibrated += 1;
+                } else if !decided {
+                    // After each calibration chunk the consumer says: go on (0) or the size.
+                    if calibrated > 0 {
                         match choice_rx.recv() {
-                            Ok(b) => batch = b,
+                            Ok(0) => {}
+                            Ok(b) => {
+                                decided = true;
+                                batch = b;
+                            }
                             Err(_) => return, // the consumer stopped
                         }
                     }
+                    if decided {
+                        batch
+                    } else {
+                        calibrated += 1;
+                        schedule_p[calibrated - 1]
+                    }
+                } else {
                     batch
                 };
                 let chunk = match source.next_chunk(want) {
@@ -711,7 +722,8 @@ pub fn run_raw(
                 continue;
             };
             angle_msgs += 1;
-            let calibrating = computed_chunks >= 1 && computed_chunks <= schedule.len();
+            let calibrating =
+                !calibration_done && computed_chunks >= 1 && computed_chunks <= schedule.len();
             let n = chunk.len();
             let mut sh = shape;
             sh[0] = n as i64;
@@ -771,16 +783,29 @@ pub fn run_raw(
                 progress(done);
             }
             if calibrating && angle_msgs == order.len() {
+                let best_before = batch_timings
+                    .iter()
+                    .map(|t| t.images_per_second)
+                    .fold(0.0, f64::max);
+                let mut slower = false;
                 if t_calls > 0 && t_sum > 0.0 {
+                    let rate = t_images as f64 / t_sum;
+                    // Larger batches only get slower once they have started to (caches):
+                    // stop at the first size clearly below the best so far.
+                    slower = rate < 0.98 * best_before;
                     batch_timings.push(BatchTiming {
                         batch_size: n,
-                        images_per_second: t_images as f64 / t_sum,
+                        images_per_second: rate,
                         calls: t_calls,
                     });
                 }
-                if computed_chunks == schedule.len() {
+                // Sends fail only if the producer has ended (end of data).
+                if computed_chunks == schedule.len() || slower {
                     chosen = fastest(&batch_timings).unwrap_or(fixed);
-                    let _ = choice_tx.send(chosen); // fails only if the producer has ended
+                    calibration_done = true;
+                    let _ = choice_tx.send(chosen);
+                } else {
+                    let _ = choice_tx.send(0);
                 }
             }
         }
@@ -790,7 +815,7 @@ pub fn run_raw(
     if data.is_empty() {
         bail!("the dataset yielded no samples (all skipped?)");
     }
-    if chosen == fixed && !batch_timings.is_empty() && batch_timings.len() < schedule.len() {
+    if !calibration_done && !batch_timings.is_empty() {
         // The data ended during calibration: report the fastest size that was seen.
         chosen = fastest(&batch_timings).unwrap_or(fixed);
     }

@@ -19,7 +19,11 @@ fn sweep_fails(model: &Path, data: &Path, extra: &[&str], out: &Path) -> String 
         .arg(data)
         .arg("--out")
         .arg(out)
-        .args(if extra.iter().any(|a| *a == "--angles") { vec![] } else { vec!["--angles", "0,90"] })
+        .args(if extra.iter().any(|a| *a == "--angles") {
+            vec![]
+        } else {
+            vec!["--angles", "0,90"]
+        })
         .args(extra)
         .assert()
         .code(2);
@@ -34,7 +38,10 @@ fn sweep_fails(model: &Path, data: &Path, extra: &[&str], out: &Path) -> String 
 
 fn expect(first: &str, parts: &[&str]) {
     for p in parts {
-        assert!(first.contains(p), "expected `{p}` in the first line:\n{first}");
+        assert!(
+            first.contains(p),
+            "expected `{p}` in the first line:\n{first}"
+        );
     }
 }
 
@@ -45,7 +52,12 @@ fn tmp() -> tempfile::TempDir {
 #[test]
 fn a_missing_model_path_is_named() {
     let d = tmp();
-    let first = sweep_fails(&d.path().join("nope.pt"), &mnist(), &[], &d.path().join("out"));
+    let first = sweep_fails(
+        &d.path().join("nope.pt"),
+        &mnist(),
+        &[],
+        &d.path().join("out"),
+    );
     expect(&first, &["--model", "nope.pt", "check the path"]);
 }
 
@@ -53,9 +65,18 @@ fn a_missing_model_path_is_named() {
 fn random_bytes_are_not_torchscript() {
     let d = tmp();
     let m = d.path().join("random.pt");
-    fs::write(&m, (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect::<Vec<u8>>()).unwrap();
+    fs::write(
+        &m,
+        (0..4096u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
     let first = sweep_fails(&m, &mnist(), &[], &d.path().join("out"));
-    expect(&first, &["random.pt", "not a TorchScript file", "torch.jit.save"]);
+    expect(
+        &first,
+        &["random.pt", "not a TorchScript file", "torch.jit.save"],
+    );
 }
 
 #[test]
@@ -70,22 +91,53 @@ fn an_empty_model_file_is_refused() {
 #[test]
 fn a_state_dict_is_recognised_and_the_export_is_explained() {
     let d = tmp();
-    let first = sweep_fails(&fixture_model("state_dict.pt"), &mnist(), &[], &d.path().join("out"));
+    let first = sweep_fails(
+        &fixture_model("state_dict.pt"),
+        &mnist(),
+        &[],
+        &d.path().join("out"),
+    );
     expect(&first, &["state_dict.pt", "state_dict", "torch.jit.script"]);
 }
 
 #[test]
 fn an_output_width_that_differs_from_the_classes_is_refused() {
     let d = tmp();
-    let first = sweep_fails(&fixture_model("wrong_width.pt"), &mnist(), &["--limit", "8"], &d.path().join("out"));
-    expect(&first, &["wrong_width.pt", "outputs 7 values", "10 classes", "classes"]);
+    let first = sweep_fails(
+        &fixture_model("wrong_width.pt"),
+        &mnist(),
+        &["--limit", "8"],
+        &d.path().join("out"),
+    );
+    expect(
+        &first,
+        &[
+            "wrong_width.pt",
+            "outputs 7 values",
+            "10 classes",
+            "classes",
+        ],
+    );
 }
 
 #[test]
 fn a_model_that_raises_in_forward_reports_the_shape_it_was_fed() {
     let d = tmp();
-    let first = sweep_fails(&fixture_model("wrong_channels.pt"), &mnist(), &["--limit", "8"], &d.path().join("out"));
-    expect(&first, &["wrong_channels.pt", "failed in forward", "[8, 1, 28, 28]", "--input-size"]);
+    let first = sweep_fails(
+        &fixture_model("wrong_channels.pt"),
+        &mnist(),
+        &["--limit", "8"],
+        &d.path().join("out"),
+    );
+    expect(
+        &first,
+        &[
+            "wrong_channels.pt",
+            "failed in forward",
+            "[8, 1, 28, 28]",
+            "--input-size",
+        ],
+    );
 }
 
 #[test]
@@ -108,13 +160,21 @@ fn nan_logits_are_counted_as_wrong_with_a_warning() {
     assert!(n > 0 && n <= 100, "nonfinite_logits {n}");
     let acc = s["models"][0]["angles"][0]["accuracy"].as_f64().unwrap();
     let nonfinite0 = s["models"][0]["angles"][0]["nonfinite"].as_u64().unwrap();
-    assert!(acc <= 1.0 - nonfinite0 as f64 / 50.0 + 1e-12, "NaN predictions count as wrong");
+    assert!(
+        acc <= 1.0 - nonfinite0 as f64 / 50.0 + 1e-12,
+        "NaN predictions count as wrong"
+    );
 }
 
 #[test]
 fn a_missing_dataset_path_is_named() {
     let d = tmp();
-    let first = sweep_fails(&bundled_model(), &d.path().join("nodata"), &[], &d.path().join("out"));
+    let first = sweep_fails(
+        &bundled_model(),
+        &d.path().join("nodata"),
+        &[],
+        &d.path().join("out"),
+    );
     expect(&first, &["--data", "nodata", "no such file"]);
 }
 
@@ -146,7 +206,10 @@ fn a_truncated_idx_file_is_refused() {
     let d = tmp();
     write_idx(d.path(), 3, 784 * 2 + 100, &[1, 2, 3]);
     let first = sweep_fails(&bundled_model(), d.path(), &[], &d.path().join("out"));
-    expect(&first, &["x-images-idx3-ubyte", "truncated", "promises 3 images"]);
+    expect(
+        &first,
+        &["x-images-idx3-ubyte", "truncated", "promises 3 images"],
+    );
 }
 
 #[test]
@@ -162,16 +225,25 @@ fn a_label_outside_the_model_classes_is_refused() {
     let d = tmp();
     write_idx(d.path(), 3, 784 * 3, &[1, 12, 3]);
     let first = sweep_fails(&bundled_model(), d.path(), &[], &d.path().join("out"));
-    expect(&first, &["x-labels-idx1-ubyte", "label 12 at sample 1", "10 classes"]);
+    expect(
+        &first,
+        &["x-labels-idx1-ubyte", "label 12 at sample 1", "10 classes"],
+    );
 }
 
 fn folder_with_bad_image(d: &Path) -> PathBuf {
     let root = d.join("imgs");
     for c in ["3", "7"] {
         fs::create_dir_all(root.join(c)).unwrap();
-        image::GrayImage::from_pixel(28, 28, image::Luma([0])).save(root.join(c).join("ok.png")).unwrap();
+        image::GrayImage::from_pixel(28, 28, image::Luma([0]))
+            .save(root.join(c).join("ok.png"))
+            .unwrap();
     }
-    fs::write(root.join("7").join("broken.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    fs::write(
+        root.join("7").join("broken.png"),
+        b"\x89PNG\r\n\x1a\nnot really",
+    )
+    .unwrap();
     fs::write(root.join("7").join("zero.jpg"), b"").unwrap();
     fs::write(root.join("7").join("README.txt"), b"not an image, ignored").unwrap();
     root
@@ -182,7 +254,10 @@ fn a_corrupt_image_fails_by_default_and_names_the_file() {
     let d = tmp();
     let data = folder_with_bad_image(d.path());
     let first = sweep_fails(&bundled_model(), &data, &[], &d.path().join("out"));
-    expect(&first, &["broken.png", "cannot decode", "--skip-bad-images"]);
+    expect(
+        &first,
+        &["broken.png", "cannot decode", "--skip-bad-images"],
+    );
 }
 
 #[test]
@@ -201,7 +276,10 @@ fn skip_bad_images_skips_and_counts_them() {
         .success();
     let s = summary(&out);
     assert_eq!(s["dataset"]["skipped"].as_array().unwrap().len(), 2);
-    assert_eq!(s["models"][0]["angles"][0]["n"], 2, "README.txt ignored, two good images");
+    assert_eq!(
+        s["models"][0]["angles"][0]["n"], 2,
+        "README.txt ignored, two good images"
+    );
 }
 
 #[test]
@@ -209,17 +287,33 @@ fn an_image_folder_without_class_folders_is_an_error() {
     let d = tmp();
     let root = d.path().join("flat");
     fs::create_dir_all(&root).unwrap();
-    image::GrayImage::new(28, 28).save(root.join("a.png")).unwrap();
+    image::GrayImage::new(28, 28)
+        .save(root.join("a.png"))
+        .unwrap();
     let first = sweep_fails(&bundled_model(), &root, &[], &d.path().join("out"));
-    expect(&first, &["--data", "no class folders", "one subfolder per class"]);
+    expect(
+        &first,
+        &["--data", "no class folders", "one subfolder per class"],
+    );
 }
 
 #[test]
 fn invalid_angle_specs_are_refused() {
     let d = tmp();
     let too_many = "0:100001:1";
-    for (spec, want) in [("0:360:0", "step is 0"), ("abc", "not a number"), ("nan", "finite"), ("", "empty"), (too_many, "limit")] {
-        let first = sweep_fails(&bundled_model(), &mnist(), &["--angles", spec], &d.path().join("out"));
+    for (spec, want) in [
+        ("0:360:0", "step is 0"),
+        ("abc", "not a number"),
+        ("nan", "finite"),
+        ("", "empty"),
+        (too_many, "limit"),
+    ] {
+        let first = sweep_fails(
+            &bundled_model(),
+            &mnist(),
+            &["--angles", spec],
+            &d.path().join("out"),
+        );
         expect(&first, &["--angles", want]);
     }
 }
@@ -237,7 +331,12 @@ fn an_output_path_that_is_a_file_is_refused_before_the_sweep() {
 fn an_unwritable_output_folder_is_refused_before_the_sweep() {
     // /proc refuses new folders even to root.
     let d = tmp();
-    let first = sweep_fails(&d.path().join("no-model.pt"), &mnist(), &[], Path::new("/proc/rotbench-out"));
+    let first = sweep_fails(
+        &d.path().join("no-model.pt"),
+        &mnist(),
+        &[],
+        Path::new("/proc/rotbench-out"),
+    );
     expect(&first, &["--out", "/proc/rotbench-out", "writable"]);
 }
 
@@ -246,7 +345,11 @@ fn a_malformed_sidecar_shows_line_column_and_schema() {
     let d = tmp();
     let m = d.path().join("m.pt");
     fs::copy(bundled_model(), &m).unwrap();
-    fs::write(d.path().join("m.json"), "{\n  \"input\": [1, 28, 28],\n  \"mean\": [0.1307,\n}").unwrap();
+    fs::write(
+        d.path().join("m.json"),
+        "{\n  \"input\": [1, 28, 28],\n  \"mean\": [0.1307,\n}",
+    )
+    .unwrap();
     let first = sweep_fails(&m, &mnist(), &[], &d.path().join("out"));
     expect(&first, &["m.json", "line 4", "column", "\"classes\""]);
 }
@@ -255,7 +358,12 @@ fn a_malformed_sidecar_shows_line_column_and_schema() {
 fn zero_limit_batch_size_and_threads_are_refused() {
     let d = tmp();
     for flag in ["--limit", "--batch-size", "--threads"] {
-        let first = sweep_fails(&bundled_model(), &mnist(), &[flag, "0"], &d.path().join("out"));
+        let first = sweep_fails(
+            &bundled_model(),
+            &mnist(),
+            &[flag, "0"],
+            &d.path().join("out"),
+        );
         expect(&first, &[flag, "at least 1"]);
     }
 }
@@ -270,7 +378,10 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                out.push((p.strip_prefix(dir).unwrap().display().to_string(), fs::read(&p).unwrap()));
+                out.push((
+                    p.strip_prefix(dir).unwrap().display().to_string(),
+                    fs::read(&p).unwrap(),
+                ));
             }
         }
     }
@@ -292,8 +403,16 @@ fn a_failed_run_leaves_the_previous_results_intact() {
         .assert()
         .success();
     let before = snapshot(&out);
-    assert!(before.iter().any(|(n, _)| n.ends_with(".png")), "the report is part of what must survive");
-    sweep_fails(&fixture_model("wrong_channels.pt"), &mnist(), &["--limit", "20"], &out);
+    assert!(
+        before.iter().any(|(n, _)| n.ends_with(".png")),
+        "the report is part of what must survive"
+    );
+    sweep_fails(
+        &fixture_model("wrong_channels.pt"),
+        &mnist(),
+        &["--limit", "20"],
+        &out,
+    );
     let after = snapshot(&out);
     assert_eq!(before, after, "the failed run changed the output folder");
 }

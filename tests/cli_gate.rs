@@ -32,7 +32,15 @@ fn fixture() -> &'static Fixture {
             .arg(bundled_model())
             .arg("--data")
             .arg(mnist())
-            .args(["--angles", "0:360:30", "--limit", "500", "--save-baseline", "main", "--baseline-dir"])
+            .args([
+                "--angles",
+                "0:360:30",
+                "--limit",
+                "500",
+                "--save-baseline",
+                "main",
+                "--baseline-dir",
+            ])
             .arg(&baselines)
             .arg("--out")
             .arg(&out)
@@ -63,7 +71,11 @@ fn gate(args: &[&str], extra: impl FnOnce(&mut assert_cmd::Command)) -> Run {
         stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
     };
     for bad in ["panicked", "stack backtrace", "internal error"] {
-        assert!(!run.stderr.contains(bad), "stderr shows `{bad}`:\n{}", run.stderr);
+        assert!(
+            !run.stderr.contains(bad),
+            "stderr shows `{bad}`:\n{}",
+            run.stderr
+        );
     }
     eprintln!("exit {}\n{}{}", run.code, run.stdout, run.stderr);
     run
@@ -119,19 +131,35 @@ fn edited_baseline(dir: &Path, name: &str, angle: f64, edit: impl Fn(&[Value], &
 fn the_upright_cnn_fails_a_max_drop_of_5_points_and_the_output_names_the_failing_angles() {
     let r = gate_results(&["--max-drop", "0.05"]);
     assert_eq!(r.code, 1, "{}", r.stdout);
-    let fail = r.stdout.lines().find(|l| l.contains("FAIL") && l.contains("max-drop ≤ 0.05")).expect("a FAIL line");
+    let fail = r
+        .stdout
+        .lines()
+        .find(|l| l.contains("FAIL") && l.contains("max-drop ≤ 0.05"))
+        .expect("a FAIL line");
     for angle in ["90°", "180°", "270°"] {
         assert!(fail.contains(angle), "{angle} not named in: {fail}");
     }
-    assert!(!fail.contains(" 0° "), "0° cannot drop against itself: {fail}");
-    assert!(r.stdout.contains("gate FAILED: 1 of 1 check failed"), "{}", r.stdout);
+    assert!(
+        !fail.contains(" 0° "),
+        "0° cannot drop against itself: {fail}"
+    );
+    assert!(
+        r.stdout.contains("gate FAILED: 1 of 1 check failed"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
 fn the_upright_cnn_passes_a_min_accuracy_of_zero() {
     let r = gate_results(&["--min-accuracy", "0"]);
     assert_eq!(r.code, 0, "{}", r.stdout);
-    assert!(r.stdout.contains("PASS  mnist-cnn  min-accuracy ≥ 0: lowest accuracy"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("PASS  mnist-cnn  min-accuracy ≥ 0: lowest accuracy"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("gate passed"), "{}", r.stdout);
 }
 
@@ -155,7 +183,10 @@ fn every_check_can_pass_and_fail_from_the_command_line() {
     assert_eq!(at("--min-consistency", 1.0, &["--angles", "0"]), 0);
     assert_eq!(at("--max-drop", 0.0, &["--angles", "0"]), 0);
     // ... and one sample beyond it fails.
-    assert_eq!(at("--min-accuracy", acc0 + 1.0 / 500.0, &["--angles", "0"]), 1);
+    assert_eq!(
+        at("--min-accuracy", acc0 + 1.0 / 500.0, &["--angles", "0"]),
+        1
+    );
     assert_eq!(at("--min-mean-accuracy", mean + 1.0 / 500.0, &[]), 1);
     assert_eq!(at("--min-worst-of-sweep", wos + 1.0 / 500.0, &[]), 1);
     assert_eq!(at("--min-consistency", 0.9, &["--angles", "180"]), 1);
@@ -176,12 +207,23 @@ fn results_may_be_given_as_the_output_folder() {
 fn unreadable_results_exit_2_naming_the_flag() {
     let d = tempfile::tempdir().unwrap();
     let missing = d.path().join("nope/summary.json");
-    let r = gate(&["--results", missing.to_str().unwrap(), "--max-drop", "0.05"], |_| {});
+    let r = gate(
+        &["--results", missing.to_str().unwrap(), "--max-drop", "0.05"],
+        |_| {},
+    );
     assert_eq!(r.code, 2);
-    assert!(first_line(&r.stderr).starts_with("error: --results") && r.stderr.contains("rotbench sweep"), "{}", r.stderr);
+    assert!(
+        first_line(&r.stderr).starts_with("error: --results")
+            && r.stderr.contains("rotbench sweep"),
+        "{}",
+        r.stderr
+    );
     let junk = d.path().join("summary.json");
     fs::write(&junk, "{not json").unwrap();
-    let r = gate(&["--results", junk.to_str().unwrap(), "--max-drop", "0.05"], |_| {});
+    let r = gate(
+        &["--results", junk.to_str().unwrap(), "--max-drop", "0.05"],
+        |_| {},
+    );
     assert_eq!(r.code, 2);
     assert!(first_line(&r.stderr).contains("not JSON"), "{}", r.stderr);
 }
@@ -189,17 +231,36 @@ fn unreadable_results_exit_2_naming_the_flag() {
 #[test]
 fn bad_arguments_exit_2() {
     for (args, says) in [
-        (vec!["--min-accuracy", "1.5"], "--min-accuracy 1.5: must be between 0 and 1"),
+        (
+            vec!["--min-accuracy", "1.5"],
+            "--min-accuracy 1.5: must be between 0 and 1",
+        ),
         (vec!["--min-accuracy", "abc"], "invalid value"),
         (vec![], "no checks given"),
-        (vec!["--max-drop", "0.1", "--model", "nope"], "--model nope: no such model"),
-        (vec!["--max-drop", "0.1", "--angles", "45"], "--angles: 45 not in the sweep"),
-        (vec!["--max-drop", "0.1", "--max-regression", "0.01"], "--max-regression needs a baseline"),
-        (vec!["--significance", "0", "--max-drop", "0.1"], "--significance 0"),
+        (
+            vec!["--max-drop", "0.1", "--model", "nope"],
+            "--model nope: no such model",
+        ),
+        (
+            vec!["--max-drop", "0.1", "--angles", "45"],
+            "--angles: 45 not in the sweep",
+        ),
+        (
+            vec!["--max-drop", "0.1", "--max-regression", "0.01"],
+            "--max-regression needs a baseline",
+        ),
+        (
+            vec!["--significance", "0", "--max-drop", "0.1"],
+            "--significance 0",
+        ),
     ] {
         let r = gate_results(&args);
         assert_eq!(r.code, 2, "{args:?}");
-        assert!(r.stderr.contains(says), "{args:?}: expected `{says}` in\n{}", r.stderr);
+        assert!(
+            r.stderr.contains(says),
+            "{args:?}: expected `{says}` in\n{}",
+            r.stderr
+        );
     }
 }
 
@@ -213,13 +274,22 @@ fn a_config_file_gates_and_flags_override_it() {
     let c = cfg.to_str().unwrap();
     let r = gate_results(&["--config", c]);
     assert_eq!(r.code, 1);
-    assert!(r.stdout.contains("PASS  mnist-cnn  min-accuracy") && r.stdout.contains("FAIL  mnist-cnn  max-drop"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("PASS  mnist-cnn  min-accuracy")
+            && r.stdout.contains("FAIL  mnist-cnn  max-drop"),
+        "{}",
+        r.stdout
+    );
     let r = gate_results(&["--config", c, "--max-drop", "1"]);
     assert_eq!(r.code, 0, "{}", r.stdout);
     fs::write(&cfg, "[gate]\nmax_dorp = 0.05\n").unwrap();
     let r = gate_results(&["--config", c]);
     assert_eq!(r.code, 2);
-    assert!(first_line(&r.stderr).contains("rotbench.toml: [gate]") && r.stderr.contains("max_dorp"), "{}", r.stderr);
+    assert!(
+        first_line(&r.stderr).contains("rotbench.toml: [gate]") && r.stderr.contains("max_dorp"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -249,19 +319,32 @@ fn sweep_with_a_gate_config_sweeps_and_gates_in_one_command() {
     fs::write(&cfg, "[gate]\nmax_drop = 0.05\n").unwrap();
     let o = sweep(&cfg, &d.path().join("fail"));
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(1), "{stdout}{}", String::from_utf8_lossy(&o.stderr));
-    assert!(stdout.contains("FAIL  mnist-cnn  max-drop ≤ 0.05") && stdout.contains("90°"), "{stdout}");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        stdout.contains("FAIL  mnist-cnn  max-drop ≤ 0.05") && stdout.contains("90°"),
+        "{stdout}"
+    );
     // The results are written whatever the verdict, with the gate's reports beside them.
     for f in ["summary.json", "junit.xml", "gate.md"] {
         assert!(d.path().join("fail").join(f).is_file(), "{f}");
     }
-    roxmltree::Document::parse(&fs::read_to_string(d.path().join("fail/junit.xml")).unwrap()).unwrap();
+    roxmltree::Document::parse(&fs::read_to_string(d.path().join("fail/junit.xml")).unwrap())
+        .unwrap();
     fs::write(&cfg, "[gate]\nmin_accuracy = 0\n").unwrap();
     assert_eq!(sweep(&cfg, &d.path().join("pass")).status.code(), Some(0));
     fs::write(&cfg, "[gate]\n").unwrap();
     let o = sweep(&cfg, &d.path().join("none"));
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--gate-config"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--gate-config"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 // --- reports
@@ -270,23 +353,49 @@ fn sweep_with_a_gate_config_sweeps_and_gates_in_one_command() {
 fn junit_output_parses_with_one_testcase_per_model_and_check() {
     let d = tempfile::tempdir().unwrap();
     let j = d.path().join("reports/junit.xml");
-    let r = gate_results(&["--max-drop", "0.05", "--min-accuracy", "0", "--min-worst-of-sweep", "0.5", "--junit", j.to_str().unwrap()]);
+    let r = gate_results(&[
+        "--max-drop",
+        "0.05",
+        "--min-accuracy",
+        "0",
+        "--min-worst-of-sweep",
+        "0.5",
+        "--junit",
+        j.to_str().unwrap(),
+    ]);
     assert_eq!(r.code, 1);
     let xml = fs::read_to_string(&j).unwrap();
     let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
     let root = doc.root_element();
     assert_eq!(root.tag_name().name(), "testsuites");
-    assert_eq!((root.attribute("tests"), root.attribute("failures")), (Some("3"), Some("2")));
-    let suite = root.children().find(|n| n.has_tag_name("testsuite")).unwrap();
+    assert_eq!(
+        (root.attribute("tests"), root.attribute("failures")),
+        (Some("3"), Some("2"))
+    );
+    let suite = root
+        .children()
+        .find(|n| n.has_tag_name("testsuite"))
+        .unwrap();
     assert_eq!(suite.attribute("name"), Some("rotbench gate: mnist-cnn"));
-    let cases: Vec<_> = suite.children().filter(|n| n.has_tag_name("testcase")).collect();
+    let cases: Vec<_> = suite
+        .children()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
     assert_eq!(cases.len(), 3);
-    assert!(cases.iter().all(|c| c.attribute("classname") == Some("rotbench.gate.mnist-cnn")));
-    let drop = cases.iter().find(|c| c.attribute("name") == Some("max-drop ≤ 0.05")).unwrap();
+    assert!(cases
+        .iter()
+        .all(|c| c.attribute("classname") == Some("rotbench.gate.mnist-cnn")));
+    let drop = cases
+        .iter()
+        .find(|c| c.attribute("name") == Some("max-drop ≤ 0.05"))
+        .unwrap();
     let failure = drop.children().find(|n| n.has_tag_name("failure")).unwrap();
     let msg = failure.attribute("message").unwrap();
     assert!(msg.contains("90°") && msg.contains("180°"), "{msg}");
-    let acc = cases.iter().find(|c| c.attribute("name") == Some("min-accuracy ≥ 0")).unwrap();
+    let acc = cases
+        .iter()
+        .find(|c| c.attribute("name") == Some("min-accuracy ≥ 0"))
+        .unwrap();
     assert!(!acc.children().any(|n| n.has_tag_name("failure")));
 }
 
@@ -297,7 +406,14 @@ fn markdown_is_written_and_appended_to_the_github_step_summary() {
     let step = d.path().join("step_summary.md");
     fs::write(&step, "# earlier step\n").unwrap();
     let r = results();
-    let args = ["--results", r.to_str().unwrap(), "--max-drop", "0.05", "--markdown", md.to_str().unwrap()];
+    let args = [
+        "--results",
+        r.to_str().unwrap(),
+        "--max-drop",
+        "0.05",
+        "--markdown",
+        md.to_str().unwrap(),
+    ];
     for _ in 0..2 {
         let run = gate(&args, |c| {
             c.env("GITHUB_STEP_SUMMARY", &step);
@@ -305,11 +421,21 @@ fn markdown_is_written_and_appended_to_the_github_step_summary() {
         assert_eq!(run.code, 1);
     }
     let table = fs::read_to_string(&md).unwrap();
-    assert!(table.contains("| Model | Check | Result | Decided by |"), "{table}");
-    assert!(table.contains("| mnist-cnn | max-drop ≤ 0.05 | ❌ **fail** |"), "{table}");
+    assert!(
+        table.contains("| Model | Check | Result | Decided by |"),
+        "{table}"
+    );
+    assert!(
+        table.contains("| mnist-cnn | max-drop ≤ 0.05 | ❌ **fail** |"),
+        "{table}"
+    );
     let s = fs::read_to_string(&step).unwrap();
     assert!(s.starts_with("# earlier step\n"), "{s}");
-    assert_eq!(s.matches("### rotbench gate: ❌ failed").count(), 2, "appended twice:\n{s}");
+    assert_eq!(
+        s.matches("### rotbench gate: ❌ failed").count(),
+        2,
+        "appended twice:\n{s}"
+    );
 }
 
 // --- baselines
@@ -319,13 +445,30 @@ fn a_saved_baseline_passes_against_itself() {
     let f = fixture();
     assert!(f.baselines.join("main/predictions.json").is_file());
     assert!(f.baselines.join("main/summary.json").is_file());
-    let r = gate_results(&["--baseline", "main", "--baseline-dir", f.baselines.to_str().unwrap()]);
+    let r = gate_results(&[
+        "--baseline",
+        "main",
+        "--baseline-dir",
+        f.baselines.to_str().unwrap(),
+    ]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("PASS  mnist-cnn  max-regression ≤ 0 vs baseline main"), "{}", r.stdout);
-    assert!(r.stdout.contains("no fall at any of 12 angles"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("PASS  mnist-cnn  max-regression ≤ 0 vs baseline main"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("no fall at any of 12 angles"),
+        "{}",
+        r.stdout
+    );
     // By path, too.
     let p = f.baselines.join("main");
-    assert_eq!(gate_results(&["--baseline", p.to_str().unwrap(), "--max-regression", "0"]).code, 0);
+    assert_eq!(
+        gate_results(&["--baseline", p.to_str().unwrap(), "--max-regression", "0"]).code,
+        0
+    );
 }
 
 #[test]
@@ -333,7 +476,9 @@ fn a_significant_fall_against_the_baseline_fails_and_a_fall_within_the_noise_pas
     let d = tempfile::tempdir().unwrap();
     // A baseline that was right on every sample at 90°: the current model falls by
     // far more than 5 points there, with a tiny McNemar p.
-    edited_baseline(d.path(), "better", 90.0, |labels, preds| preds.clone_from_slice(labels));
+    edited_baseline(d.path(), "better", 90.0, |labels, preds| {
+        preds.clone_from_slice(labels)
+    });
     // A baseline right on 3 more samples at 90° than the current model: b=3, c=0,
     // p = 2/8 = 0.25, a fall of 3/500 = 0.006.
     edited_baseline(d.path(), "noise", 90.0, |labels, preds| {
@@ -346,15 +491,46 @@ fn a_significant_fall_against_the_baseline_fails_and_a_fall_within_the_noise_pas
         }
     });
     let dir = d.path().to_str().unwrap();
-    let r = gate_results(&["--baseline", "better", "--baseline-dir", dir, "--max-regression", "0.05"]);
+    let r = gate_results(&[
+        "--baseline",
+        "better",
+        "--baseline-dir",
+        dir,
+        "--max-regression",
+        "0.05",
+    ]);
     assert_eq!(r.code, 1, "{}", r.stdout);
     let fail = r.stdout.lines().find(|l| l.starts_with("  FAIL")).unwrap();
-    assert!(fail.contains("at 1 of 12 angles: 90° 1.0000 →") && fail.contains("McNemar p="), "{fail}");
-    let r = gate_results(&["--baseline", "noise", "--baseline-dir", dir, "--max-regression", "0.001"]);
+    assert!(
+        fail.contains("at 1 of 12 angles: 90° 1.0000 →") && fail.contains("McNemar p="),
+        "{fail}"
+    );
+    let r = gate_results(&[
+        "--baseline",
+        "noise",
+        "--baseline-dir",
+        dir,
+        "--max-regression",
+        "0.001",
+    ]);
     assert_eq!(r.code, 0, "{}", r.stdout);
-    assert!(r.stdout.contains("note: fell 0.0060 at 90°") && r.stdout.contains("McNemar p=0.25 ≥ 0.05: within noise"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("note: fell 0.0060 at 90°")
+            && r.stdout.contains("McNemar p=0.25 ≥ 0.05: within noise"),
+        "{}",
+        r.stdout
+    );
     // With alpha 0.3 the same fall counts.
-    let r = gate_results(&["--baseline", "noise", "--baseline-dir", dir, "--max-regression", "0.001", "--significance", "0.3"]);
+    let r = gate_results(&[
+        "--baseline",
+        "noise",
+        "--baseline-dir",
+        dir,
+        "--max-regression",
+        "0.001",
+        "--significance",
+        "0.3",
+    ]);
     assert_eq!(r.code, 1, "{}", r.stdout);
     // The same from a config file; an explicit flag still overrides it, even at its default value.
     let cfg = d.path().join("rotbench.toml");
@@ -362,17 +538,26 @@ fn a_significant_fall_against_the_baseline_fails_and_a_fall_within_the_noise_pas
     fs::write(&cfg, toml).unwrap();
     let c = cfg.to_str().unwrap();
     assert_eq!(gate_results(&["--config", c]).code, 1);
-    assert_eq!(gate_results(&["--config", c, "--significance", "0.05"]).code, 0);
-    assert_eq!(gate_results(&["--config", c, "--significance=0.05"]).code, 0);
+    assert_eq!(
+        gate_results(&["--config", c, "--significance", "0.05"]).code,
+        0
+    );
+    assert_eq!(
+        gate_results(&["--config", c, "--significance=0.05"]).code,
+        0
+    );
 }
 
 #[test]
 fn a_missing_baseline_exits_2_and_says_how_to_create_one() {
     let d = tempfile::tempdir().unwrap();
     let r = results();
-    let run = gate(&["--results", r.to_str().unwrap(), "--baseline", "main"], |c| {
-        c.current_dir(d.path());
-    });
+    let run = gate(
+        &["--results", r.to_str().unwrap(), "--baseline", "main"],
+        |c| {
+            c.current_dir(d.path());
+        },
+    );
     assert_eq!(run.code, 2);
     assert_eq!(
         first_line(&run.stderr),
@@ -389,7 +574,15 @@ fn a_baseline_of_other_samples_or_another_dataset_is_refused() {
         .arg(bundled_model())
         .arg("--data")
         .arg(mnist())
-        .args(["--angles", "0,90", "--limit", "50", "--save-baseline", "small", "--baseline-dir"])
+        .args([
+            "--angles",
+            "0,90",
+            "--limit",
+            "50",
+            "--save-baseline",
+            "small",
+            "--baseline-dir",
+        ])
         .arg(&dir)
         .arg("--out")
         .arg(d.path().join("out"))
@@ -399,8 +592,16 @@ fn a_baseline_of_other_samples_or_another_dataset_is_refused() {
     let r = gate_results(&["--baseline", "small", "--baseline-dir", ds]);
     assert_eq!(r.code, 2);
     let first = first_line(&r.stderr);
-    assert!(first.contains("--baseline small: refused, it covers different samples"), "{first}");
-    assert!(first.contains("baseline 50 samples") && first.contains("results 500 samples") && first.contains("--limit 50"), "{first}");
+    assert!(
+        first.contains("--baseline small: refused, it covers different samples"),
+        "{first}"
+    );
+    assert!(
+        first.contains("baseline 50 samples")
+            && first.contains("results 500 samples")
+            && first.contains("--limit 50"),
+        "{first}"
+    );
 
     // The same baseline with another dataset's hash.
     edited_baseline(&dir, "other", -1.0, |_, _| {});
@@ -417,7 +618,12 @@ fn a_baseline_of_other_samples_or_another_dataset_is_refused() {
     }
     let r = gate_results(&["--baseline", "other", "--baseline-dir", ds]);
     assert_eq!(r.code, 2);
-    assert!(first_line(&r.stderr).contains("--baseline other: refused, it comes from a different dataset"), "{}", r.stderr);
+    assert!(
+        first_line(&r.stderr)
+            .contains("--baseline other: refused, it comes from a different dataset"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -428,7 +634,15 @@ fn a_baseline_name_with_a_path_separator_is_refused() {
         .arg(bundled_model())
         .arg("--data")
         .arg(mnist())
-        .args(["--angles", "0", "--limit", "8", "--save-baseline", "../escape", "--baseline-dir"])
+        .args([
+            "--angles",
+            "0",
+            "--limit",
+            "8",
+            "--save-baseline",
+            "../escape",
+            "--baseline-dir",
+        ])
         .arg(d.path().join("b"))
         .arg("--out")
         .arg(d.path().join("out"))
@@ -446,9 +660,20 @@ fn comparing_with_a_baseline_needs_the_results_predictions() {
     fs::remove_file(out.join("predictions.csv")).unwrap();
     let s = out.join("summary.json");
     let r = gate(
-        &["--results", s.to_str().unwrap(), "--baseline", "main", "--baseline-dir", fixture().baselines.to_str().unwrap()],
+        &[
+            "--results",
+            s.to_str().unwrap(),
+            "--baseline",
+            "main",
+            "--baseline-dir",
+            fixture().baselines.to_str().unwrap(),
+        ],
         |_| {},
     );
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("predictions.csv") && r.stderr.contains("--no-predictions"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("predictions.csv") && r.stderr.contains("--no-predictions"),
+        "{}",
+        r.stderr
+    );
 }

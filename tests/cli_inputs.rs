@@ -15,7 +15,14 @@ fn shapes(p: &str) -> PathBuf {
 fn run(model: &str, data: &str, extra: &[&str]) -> (f64, f64, Vec<String>, serde_json::Value) {
     let out = tempfile::tempdir().unwrap();
     rotbench()
-        .args(["sweep", "--quiet", "--no-report", "--angles", "0,90", "--model"])
+        .args([
+            "sweep",
+            "--quiet",
+            "--no-report",
+            "--angles",
+            "0,90",
+            "--model",
+        ])
         .arg(shapes(model))
         .arg("--data")
         .arg(shapes(data))
@@ -25,8 +32,15 @@ fn run(model: &str, data: &str, extra: &[&str]) -> (f64, f64, Vec<String>, serde
         .assert()
         .success();
     let rows = read_csv(&out.path().join("per_angle.csv"));
-    let acc = |a: &str| rows.iter().find(|r| r["angle"] == a).unwrap()["accuracy"].parse::<f64>().unwrap();
-    let preds = read_csv(&out.path().join("predictions.csv")).into_iter().map(|r| r["pred"].clone()).collect();
+    let acc = |a: &str| {
+        rows.iter().find(|r| r["angle"] == a).unwrap()["accuracy"]
+            .parse::<f64>()
+            .unwrap()
+    };
+    let preds = read_csv(&out.path().join("predictions.csv"))
+        .into_iter()
+        .map(|r| r["pred"].clone())
+        .collect();
     (acc("0"), acc("90"), preds, summary(out.path()))
 }
 
@@ -34,18 +48,30 @@ fn run(model: &str, data: &str, extra: &[&str]) -> (f64, f64, Vec<String>, serde
 /// One near-tie at 90 (margin 0.03) may go either way with another resize kernel.
 fn like_torchvision(acc0: f64, acc90: f64) {
     assert_eq!(acc0, 1.0);
-    assert!((acc90 * 36.0 - 24.0).abs() <= 1.0 + 1e-9, "90 degrees: {acc90}");
+    assert!(
+        (acc90 * 36.0 - 24.0).abs() <= 1.0 + 1e-9,
+        "90 degrees: {acc90}"
+    );
 }
 
 #[test]
 fn a_nested_image_folder_with_resize_crop_and_imagenet_normalisation_matches_torchvision() {
     let (a0, a90, _, s) = run("shapes-cnn.pt", "folder", &[]);
     like_torchvision(a0, a90);
-    assert_eq!(s["dataset"]["n"], 36, "notes.txt is ignored, nested batch folders are read");
+    assert_eq!(
+        s["dataset"]["n"], 36,
+        "notes.txt is ignored, nested batch folders are read"
+    );
     let pre = &s["models"][0]["spec"]["preprocess"];
     assert_eq!(pre["resize"], 36);
     assert_eq!(pre["order"], "crop-then-rotate");
-    assert_eq!(s["models"][0]["spec_sources"]["resize"].as_str().unwrap().contains("sidecar"), true);
+    assert_eq!(
+        s["models"][0]["spec_sources"]["resize"]
+            .as_str()
+            .unwrap()
+            .contains("sidecar"),
+        true
+    );
 }
 
 #[test]
@@ -64,11 +90,23 @@ fn cifar10_and_cifar100_batches_are_read() {
     assert_eq!(s["dataset"]["format"], "cifar-10");
     assert_eq!(s["dataset"]["class_names"][2], "triangle");
     let (b0, _, _, s) = run("shapes-cnn.pt", "cifar100/test.bin", &[]);
-    assert_eq!(a0, b0, "fine labels equal the CIFAR-10 labels in this fixture");
+    assert_eq!(
+        a0, b0,
+        "fine labels equal the CIFAR-10 labels in this fixture"
+    );
     assert_eq!(s["dataset"]["format"], "cifar-100 (fine labels)");
     let (_, _, _, s) = run("shapes-cnn.pt", "cifar100", &["--coarse-labels"]);
-    let support: Vec<u64> = s["models"][0]["angles"][0]["per_class"].as_array().unwrap().iter().map(|c| c["support"].as_u64().unwrap()).collect();
-    assert_eq!(support, vec![12, 24, 0], "coarse labels: round (circles) and angular (squares + triangles)");
+    let support: Vec<u64> = s["models"][0]["angles"][0]["per_class"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["support"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        support,
+        vec![12, 24, 0],
+        "coarse labels: round (circles) and angular (squares + triangles)"
+    );
 }
 
 #[test]
@@ -82,7 +120,10 @@ fn bgr_and_0_255_models_see_the_same_images() {
     assert_eq!(s["models"][0]["spec"]["preprocess"]["value_range"], 255.0);
     // Flags override the sidecar: the RGB model fed BGR is a different experiment.
     let (_, _, swapped, s) = run("shapes-cnn.pt", "folder", &["--channel-order", "bgr"]);
-    assert_eq!(s["models"][0]["spec_sources"]["channel-order"], "flag --channel-order");
+    assert_eq!(
+        s["models"][0]["spec_sources"]["channel-order"],
+        "flag --channel-order"
+    );
     assert_eq!(swapped.len(), rgb.len());
 }
 
@@ -91,7 +132,10 @@ fn metadata_embedded_in_the_torchscript_file_is_used_without_a_sidecar() {
     assert!(!shapes("shapes-cnn-embedded.json").exists());
     let (a0, a90, _, s) = run("shapes-cnn-embedded.pt", "folder", &[]);
     like_torchvision(a0, a90);
-    assert!(s["models"][0]["spec_sources"]["mean"].as_str().unwrap().contains("embedded"));
+    assert!(s["models"][0]["spec_sources"]["mean"]
+        .as_str()
+        .unwrap()
+        .contains("embedded"));
     rotbench()
         .arg("inspect")
         .arg(shapes("shapes-cnn-embedded.pt"))
@@ -106,12 +150,22 @@ fn rotate_then_crop_and_crop_then_rotate_agree_upright_and_differ_when_turned() 
     let (a0, _, p_crop_first, _) = run("shapes-cnn.pt", "folder", &["--order", "crop-then-rotate"]);
     let (b0, _, p_rot_first, s) = run("shapes-cnn.pt", "folder", &["--order", "rotate-then-crop"]);
     assert_eq!(a0, b0);
-    assert_eq!(p_crop_first[..36], p_rot_first[..36], "0 degrees: the same crop");
-    assert_eq!(s["models"][0]["spec"]["preprocess"]["order"], "rotate-then-crop");
+    assert_eq!(
+        p_crop_first[..36],
+        p_rot_first[..36],
+        "0 degrees: the same crop"
+    );
+    assert_eq!(
+        s["models"][0]["spec"]["preprocess"]["order"],
+        "rotate-then-crop"
+    );
     // An exact resize works too.
     let (c0, _, _, s) = run("shapes-cnn.pt", "folder", &["--resize", "40x48"]);
     assert!(c0 > 0.5);
-    assert_eq!(s["models"][0]["spec"]["preprocess"]["resize"], serde_json::json!([40, 48]));
+    assert_eq!(
+        s["models"][0]["spec"]["preprocess"]["resize"],
+        serde_json::json!([40, 48])
+    );
 }
 
 #[test]
@@ -119,7 +173,12 @@ fn inspect_prints_the_spec_of_every_bundled_model() {
     for entry in std::fs::read_dir(root().join("models")).unwrap().flatten() {
         let p = entry.path();
         if p.extension().is_some_and(|e| e == "pt") {
-            rotbench().arg("inspect").arg(&p).assert().success().stdout(predicates::str::contains("10 logits per image"));
+            rotbench()
+                .arg("inspect")
+                .arg(&p)
+                .assert()
+                .success()
+                .stdout(predicates::str::contains("10 logits per image"));
         }
     }
 }

@@ -37,7 +37,8 @@ const PLOT_FILES: &[&str] = &[
 ];
 
 fn png_size(path: &Path) -> (u32, u32) {
-    let img = image::open(path).unwrap_or_else(|e| panic!("{} does not decode: {e}", path.display()));
+    let img =
+        image::open(path).unwrap_or_else(|e| panic!("{} does not decode: {e}", path.display()));
     (img.width(), img.height())
 }
 
@@ -59,7 +60,13 @@ fn link_targets(html: &str) -> Vec<String> {
         let mut rest = html;
         while let Some(i) = rest.find(key) {
             rest = &rest[i + key.len()..];
-            out.push(rest.chars().take(16).collect::<String>().trim_start_matches(['"', '\'']).to_ascii_lowercase());
+            out.push(
+                rest.chars()
+                    .take(16)
+                    .collect::<String>()
+                    .trim_start_matches(['"', '\''])
+                    .to_ascii_lowercase(),
+            );
         }
     }
     out
@@ -80,31 +87,58 @@ fn a_sweep_writes_every_plot_and_a_self_contained_page() {
     assert_eq!(png_size(&dir.join("plots/polar.png")), (560, 560));
     let html = fs::read_to_string(dir.join("index.html")).unwrap();
     // Heatmaps and the strip are embedded as PNGs whose size the page states.
-    for f in ["plots/recall-mnist-cnn.png", "plots/confusion-mnist-cnn-0.png", "plots/confusion-mnist-cnn-worst.png", "plots/strip.png"] {
+    for f in [
+        "plots/recall-mnist-cnn.png",
+        "plots/confusion-mnist-cnn-0.png",
+        "plots/confusion-mnist-cnn-worst.png",
+        "plots/strip.png",
+    ] {
         let (w, h) = png_size(&dir.join(f));
         assert!(w >= 200 && h >= 150, "{f} is only {w}x{h}");
-        let width: u32 = attr_of(&html, f, "width").unwrap_or_else(|| panic!("{f} not in the page")).parse().unwrap();
+        let width: u32 = attr_of(&html, f, "width")
+            .unwrap_or_else(|| panic!("{f} not in the page"))
+            .parse()
+            .unwrap();
         let height: u32 = attr_of(&html, f, "height").unwrap().parse().unwrap();
         assert_eq!((w, h), (width, height), "{f}");
         // The embedded copy is the file itself.
         let src = attr_of(&html, f, "src").unwrap();
-        let b64 = src.strip_prefix("data:image/png;base64,").expect("a data-URI PNG");
+        let b64 = src
+            .strip_prefix("data:image/png;base64,")
+            .expect("a data-URI PNG");
         use base64::Engine;
-        let bytes = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
         assert_eq!(bytes, fs::read(dir.join(f)).unwrap(), "{f}");
     }
     for svg in ["plots/accuracy.svg", "plots/polar.svg"] {
         let text = fs::read_to_string(dir.join(svg)).unwrap();
         assert!(text.contains("<svg") && text.contains("mnist-cnn"), "{svg}");
-        roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("{svg} is not well-formed XML: {e}"));
+        roxmltree::Document::parse(&text)
+            .unwrap_or_else(|e| panic!("{svg} is not well-formed XML: {e}"));
     }
     // Self-contained: no http(s) target, a CSP that forbids fetching, the metadata is there.
     for t in link_targets(&html) {
-        assert!(!t.starts_with("http:") && !t.starts_with("https:") && !t.starts_with("//"), "external target {t}");
+        assert!(
+            !t.starts_with("http:") && !t.starts_with("https:") && !t.starts_with("//"),
+            "external target {t}"
+        );
     }
     assert!(html.contains("Content-Security-Policy") && html.contains("default-src 'none'"));
-    let sha = summary(dir)["models"][0]["sha256"].as_str().unwrap().to_string();
-    for needle in [sha.as_str(), "bilinear", "2.13.0", "cpu", "Wall time", "rb-angle", "0° to 270° in steps of 90°"] {
+    let sha = summary(dir)["models"][0]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for needle in [
+        sha.as_str(),
+        "bilinear",
+        "2.13.0",
+        "cpu",
+        "Wall time",
+        "rb-angle",
+        "0° to 270° in steps of 90°",
+    ] {
         assert!(html.contains(needle), "index.html lacks {needle}");
     }
 }
@@ -113,16 +147,37 @@ fn a_sweep_writes_every_plot_and_a_self_contained_page() {
 fn a_class_named_like_a_script_tag_shows_as_text() {
     let out = tempfile::tempdir().unwrap();
     let classes = out.path().join("classes.txt");
-    let names = ["zero", "one", "two", "<script>alert(1)</script>", "four", "five", "six", "seven", "eight", "nine"];
+    let names = [
+        "zero",
+        "one",
+        "two",
+        "<script>alert(1)</script>",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+    ];
     fs::write(&classes, names.join("\n")).unwrap();
     let dir = out.path().join("run");
     small_sweep(&dir, &["--classes", classes.to_str().unwrap()]);
     let html = fs::read_to_string(dir.join("index.html")).unwrap();
-    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "the class name is not shown escaped");
-    assert!(!html.contains("<script>alert(1)"), "the raw tag reached the page");
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "the class name is not shown escaped"
+    );
+    assert!(
+        !html.contains("<script>alert(1)"),
+        "the raw tag reached the page"
+    );
     // In the explorer's JSON the name is written with \u003c so it cannot end the script element.
     assert!(html.contains(r"\u003cscript\u003ealert(1)\u003c/script\u003e"));
-    assert_eq!(html.matches("</script>").count(), 2, "only the data block and the script end a script element");
+    assert_eq!(
+        html.matches("</script>").count(),
+        2,
+        "only the data block and the script end a script element"
+    );
 }
 
 #[test]
@@ -156,11 +211,17 @@ fn report_names_the_file_when_summary_json_is_missing_or_malformed() {
     let dir = out.path();
     let a = rotbench().arg("report").arg(dir).assert().code(2);
     let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
-    assert!(err.contains("summary.json") && err.contains("missing"), "{err}");
+    assert!(
+        err.contains("summary.json") && err.contains("missing"),
+        "{err}"
+    );
     fs::write(dir.join("summary.json"), "{\"schema\": 1,").unwrap();
     let a = rotbench().arg("report").arg(dir).assert().code(2);
     let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
-    assert!(err.contains("summary.json") && err.contains("line 1"), "{err}");
+    assert!(
+        err.contains("summary.json") && err.contains("line 1"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 }
 

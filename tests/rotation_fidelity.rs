@@ -36,7 +36,11 @@ fn load(name: &str) -> (usize, usize, usize, Vec<u8>) {
 
 fn ours(input: &str, interp: Interpolation, angle: f64) -> Vec<u8> {
     let (c, h, w, src) = load(input);
-    let opts = RotateOptions { interpolation: interp, fill: Fill::Constant(0.0), mask_circle: false };
+    let opts = RotateOptions {
+        interpolation: interp,
+        fill: Fill::Constant(0.0),
+        mask_circle: false,
+    };
     let plan = Plan::new(Geometry::same(h, w), angle, &opts);
     let mut out = vec![0f32; src.len()];
     plan.apply(&src, c, &mut out);
@@ -60,7 +64,11 @@ fn diff(a: &[u8], b: &[u8]) -> Diff {
         max = max.max(d);
         differing += (d > 0) as usize;
     }
-    Diff { mean: sum as f64 / a.len() as f64, max, differing }
+    Diff {
+        mean: sum as f64 / a.len() as f64,
+        max,
+        differing,
+    }
 }
 
 fn manifest() -> Value {
@@ -86,7 +94,11 @@ fn rotation_agrees_with_torchvision_within_the_stated_bounds() {
         let quarter = angle.rem_euclid(90.0) == 0.0;
         let what = format!("{input} {interp} {angle}");
         if quarter {
-            assert_eq!(d.differing, 0, "{what}: multiples of 90 must be identical, {} pixels differ", d.differing);
+            assert_eq!(
+                d.differing, 0,
+                "{what}: multiples of 90 must be identical, {} pixels differ",
+                d.differing
+            );
         } else {
             let bound = match interp {
                 Interpolation::Nearest => 3.0,
@@ -94,7 +106,15 @@ fn rotation_agrees_with_torchvision_within_the_stated_bounds() {
             };
             assert!(d.mean <= bound, "{what}: mean |diff| {} > {bound}", d.mean);
         }
-        let kind = format!("{} {}", if input.starts_with("photo") { "photo" } else { "mnist" }, interp);
+        let kind = format!(
+            "{} {}",
+            if input.starts_with("photo") {
+                "photo"
+            } else {
+                "mnist"
+            },
+            interp
+        );
         let w = worst.entry(kind).or_insert((0.0, 0));
         w.0 = w.0.max(d.mean);
         w.1 = w.1.max(d.max);
@@ -123,11 +143,17 @@ fn fill_zero_keeps_torchvisions_second_attenuation_at_the_edges() {
         let got = ours(input, Interpolation::Bilinear, e["angle"].as_f64().unwrap());
         let (_, _, _, want) = load(e["output"].as_str().unwrap());
         let d = diff(&got, &want);
-        eprintln!("vs torchvision fill=None, {}: mean {:.4}, max {}", e["output"], d.mean, d.max);
+        eprintln!(
+            "vs torchvision fill=None, {}: mean {:.4}, max {}",
+            e["output"], d.mean, d.max
+        );
         if input.starts_with("mnist") {
             assert_eq!(d.differing, 0, "{}", e["output"]);
         } else {
-            assert!(d.differing > 0, "the photo's edges should show the second attenuation");
+            assert!(
+                d.differing > 0,
+                "the photo's edges should show the second attenuation"
+            );
         }
         seen += 1;
     }
@@ -142,7 +168,11 @@ fn the_photo_at_90_degrees_is_the_exact_integer_mapping() {
     for ch in 0..c {
         for i in 0..h {
             for j in 0..w {
-                let want = if (8..=55).contains(&j) { src[ch * h * w + (j - 8) * w + (55 - i)] } else { 0 };
+                let want = if (8..=55).contains(&j) {
+                    src[ch * h * w + (j - 8) * w + (55 - i)]
+                } else {
+                    0
+                };
                 assert_eq!(got[ch * h * w + i * w + j], want, "c{ch} ({i},{j})");
             }
         }
@@ -171,6 +201,12 @@ fn imageproc_turns_the_other_way() {
         image::Luma([0u8]),
     );
     let d_other = diff(&got, other_way.as_raw());
-    eprintln!("vs imageproc -90: mean {:.3}; vs imageproc +90: mean {:.3}", d.mean, d_other.mean);
-    assert!(d.mean * 2.0 < d_other.mean, "our +90 should match imageproc's -90");
+    eprintln!(
+        "vs imageproc -90: mean {:.3}; vs imageproc +90: mean {:.3}",
+        d.mean, d_other.mean
+    );
+    assert!(
+        d.mean * 2.0 < d_other.mean,
+        "our +90 should match imageproc's -90"
+    );
 }

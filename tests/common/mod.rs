@@ -20,7 +20,9 @@ pub fn mnist() -> PathBuf {
 /// rpath set by build.rs must find libtorch.
 pub fn rotbench() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_rotbench"));
-    c.env_clear().env("PATH", "/usr/bin:/bin").env("XDG_CACHE_HOME", fresh_cache());
+    c.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("XDG_CACHE_HOME", fresh_cache());
     c
 }
 
@@ -29,7 +31,11 @@ pub fn rotbench() -> Command {
 pub fn fresh_cache() -> PathBuf {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static N: AtomicUsize = AtomicUsize::new(0);
-    std::env::temp_dir().join(format!("rotbench-test-cache-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)))
+    std::env::temp_dir().join(format!(
+        "rotbench-test-cache-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
 }
 
 pub fn read_csv(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
@@ -38,7 +44,11 @@ pub fn read_csv(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
     r.records()
         .map(|rec| {
             let rec = rec.unwrap();
-            headers.iter().zip(rec.iter()).map(|(h, v)| (h.to_string(), v.to_string())).collect()
+            headers
+                .iter()
+                .zip(rec.iter())
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
         })
         .collect()
 }
