@@ -10,7 +10,7 @@ DEMO_MODELS ?= models/mnist-cnn.pt models/mnist-cnn-aug.pt models/mnist-p4cnn.pt
 .PHONY: setup build test demo screenshot bench exactness fixtures help
 
 help:
-	@echo "make demo   - sweep the bundled model over MNIST and write reports/demo/"
+	@echo "make demo   - sweep the three bundled models over MNIST and write reports/demo/"
 	@echo "make test   - run the whole test suite"
 	@echo "make build  - release binary at target/release/rotbench"
 
