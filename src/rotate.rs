@@ -164,6 +164,20 @@ pub struct Geometry {
 }
 
 impl Geometry {
+    /// An `in_h x in_w` image rotated about its centre, then centre-cropped to
+    /// `out_h x out_w` (the crop offsets of [`crate::dataset::center_offsets`]).
+    pub fn centre_crop(in_h: usize, in_w: usize, out_h: usize, out_w: usize) -> Self {
+        let (top, left) = crate::dataset::center_offsets(in_h, in_w, out_h, out_w);
+        Geometry {
+            in_h,
+            in_w,
+            out_h,
+            out_w,
+            top,
+            left,
+        }
+    }
+
     pub fn same(h: usize, w: usize) -> Self {
         Geometry {
             in_h: h,

@@ -555,11 +555,7 @@ pub fn run_raw(
                     continue; // finished in the interrupted run
                 }
                 // Images larger than the target (rotate-then-crop) need a plan per size.
-                let sized: Vec<(usize, usize)> = if chunk.dims.is_empty() {
-                    vec![]
-                } else {
-                    chunk.dims.clone()
-                };
+                let sized = &chunk.dims;
                 let offsets: Vec<usize> = sized
                     .iter()
                     .scan(0usize, |at, &(h, w)| {
@@ -570,24 +566,15 @@ pub fn run_raw(
                     .collect();
                 for &a in order {
                     let Some(plan) = &plans[a] else { continue };
-                    if on_device && sized.is_empty() {
-                        // The consumer rotates the uploaded chunk on the device.
-                        if tx
-                            .send(Ok((
-                                chunk.clone(),
-                                Some(Rotated {
-                                    angle: a,
-                                    pixels: vec![],
-                                }),
-                            )))
-                            .is_err()
-                        {
-                            return;
-                        }
-                        continue;
-                    }
-                    let mut pixels = vec![0f32; chunk.len() * px];
-                    if sized.is_empty() {
+                    // Empty pixels: the consumer rotates the uploaded chunk on the device.
+                    let mut pixels = if on_device && sized.is_empty() {
+                        vec![]
+                    } else {
+                        vec![0f32; chunk.len() * px]
+                    };
+                    if pixels.is_empty() {
+                        // rotated by the consumer
+                    } else if sized.is_empty() {
                         pixels
                             .par_chunks_mut(px)
                             .zip(chunk.pixels.par_chunks(px))
@@ -597,22 +584,9 @@ pub fn run_raw(
                     } else {
                         let mut by_size: std::collections::HashMap<(usize, usize), Plan> =
                             Default::default();
-                        for &(h, w) in &sized {
+                        for &(h, w) in sized {
                             by_size.entry((h, w)).or_insert_with(|| {
-                                let (top, left) = crate::dataset::center_offsets(
-                                    h,
-                                    w,
-                                    target.height,
-                                    target.width,
-                                );
-                                let g = Geometry {
-                                    in_h: h,
-                                    in_w: w,
-                                    out_h: target.height,
-                                    out_w: target.width,
-                                    top,
-                                    left,
-                                };
+                                let g = Geometry::centre_crop(h, w, target.height, target.width);
                                 Plan::new(g, angles_for_plans[a], &rotate_opts)
                             });
                         }
@@ -668,24 +642,10 @@ pub fn run_raw(
                         .extend_from_slice(&chunk.pixels[..take * px]);
                 } else {
                     // Keep the unrotated centre crop (what the model sees at 0 degrees).
-                    let crop = Plan::new(
-                        Geometry::same(target.height, target.width),
-                        0.0,
-                        &settings.rotate,
-                    );
                     let mut at = 0;
                     for k in 0..take {
                         let (h, w) = chunk.dims[k];
-                        let (top, left) =
-                            crate::dataset::center_offsets(h, w, target.height, target.width);
-                        let g = Geometry {
-                            in_h: h,
-                            in_w: w,
-                            out_h: target.height,
-                            out_w: target.width,
-                            top,
-                            left,
-                        };
+                        let g = Geometry::centre_crop(h, w, target.height, target.width);
                         let mut out = vec![0f32; px];
                         Plan::new(g, 0.0, &settings.rotate).apply(
                             &chunk.pixels[at..at + target.channels * h * w],
@@ -695,7 +655,6 @@ pub fn run_raw(
                         examples.pixels.extend(crate::rotate::to_u8(&out));
                         at += target.channels * h * w;
                     }
-                    let _ = crop;
                 }
                 examples.count += take;
                 samples_seen += n;
