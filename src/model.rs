@@ -849,17 +849,22 @@ mod tests {
         assert_eq!(prov["std"], "embedded extra/rotbench.json");
     }
 
-    #[test]
-    fn a_missing_field_says_how_to_give_it() {
-        let s = side(r#"{"input":[1,28,28],"mean":[0.5],"std":[0.5]}"#);
-        let err = resolve_spec(
+    /// The error from resolving a spec given only by this sidecar.
+    fn sidecar_err(json: &str) -> String {
+        let s = side(json);
+        resolve_spec(
             Path::new("m.pt"),
             &SpecFlags::default(),
             Some((Path::new("m.json"), &s)),
             None,
         )
-        .unwrap_err();
-        let msg = err.to_string();
+        .unwrap_err()
+        .to_string()
+    }
+
+    #[test]
+    fn a_missing_field_says_how_to_give_it() {
+        let msg = sidecar_err(r#"{"input":[1,28,28],"mean":[0.5],"std":[0.5]}"#);
         assert!(
             msg.contains("no `classes`") && msg.contains("--classes FILE"),
             "{msg}"
@@ -895,15 +900,8 @@ mod tests {
             ),
         ];
         for (json, want) in bad {
-            let s = side(json);
-            let err = resolve_spec(
-                Path::new("m.pt"),
-                &SpecFlags::default(),
-                Some((Path::new("m.json"), &s)),
-                None,
-            )
-            .unwrap_err();
-            assert!(err.to_string().contains(want), "{json}: {err}");
+            let err = sidecar_err(json);
+            assert!(err.contains(want), "{json}: {err}");
         }
     }
 

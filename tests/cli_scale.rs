@@ -52,15 +52,7 @@ fn run_ok(out: &Path, extra: &[&str], cache: &Path) {
 }
 
 fn same_results(a: &Path, b: &Path) {
-    for f in EXACT_FILES {
-        let (x, y) = (fs::read(a.join(f)).unwrap(), fs::read(b.join(f)).unwrap());
-        assert!(
-            x == y,
-            "{f} differs between {} and {}",
-            a.display(),
-            b.display()
-        );
-    }
+    assert_same_files(a, b, &EXACT_FILES);
 }
 
 struct Fixture {
@@ -210,25 +202,29 @@ fn an_unchanged_rerun_comes_from_the_cache_with_identical_results() {
     same_results(&f.p("a"), &f.p("d"));
 }
 
-#[test]
-fn a_killed_run_resumes_without_recomputing_and_matches_an_uninterrupted_run() {
-    let f = Fixture::new();
-    let out = f.p("killed");
+/// Start a sweep at `--batch-size batch`, kill it once its checkpoint log holds `bytes`,
+/// check that it left no results, resume it, and return the resumed run's timing.json.
+fn kill_then_resume(
+    f: &Fixture,
+    out: &Path,
+    batch: &str,
+    bytes: u64,
+    poll: Duration,
+) -> serde_json::Value {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rotbench"))
-        .args(sweep_args(&out, &["--no-cache", "--batch-size", "50"]))
+        .args(sweep_args(out, &["--no-cache", "--batch-size", batch]))
         .env("XDG_CACHE_HOME", f.p("cache"))
         .spawn()
         .unwrap();
-    // Kill it once a few batches are checkpointed.
     let log = out.join(".rotbench-checkpoint/batches.bin");
     let t0 = Instant::now();
-    while fs::metadata(&log).map(|m| m.len()).unwrap_or(0) < 3 * 50 * 12 * 8
+    while fs::metadata(&log).map(|m| m.len()).unwrap_or(0) < bytes
         && t0.elapsed() < Duration::from_secs(60)
     {
         if child.try_wait().unwrap().is_some() {
             break;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(poll);
     }
     let finished = child.try_wait().unwrap().is_some();
     child.kill().ok();
@@ -243,20 +239,27 @@ fn a_killed_run_resumes_without_recomputing_and_matches_an_uninterrupted_run() {
     );
     rotbench()
         .args(sweep_args(
-            &out,
-            &["--no-cache", "--batch-size", "50", "--resume"],
+            out,
+            &["--no-cache", "--batch-size", batch, "--resume"],
         ))
         .env("XDG_CACHE_HOME", f.p("cache"))
         .assert()
         .success();
-    let t: serde_json::Value =
-        serde_json::from_slice(&fs::read(out.join("timing.json")).unwrap()).unwrap();
-    let resumed = t["resumed_samples"].as_u64().unwrap();
-    assert!(resumed >= 50, "resumed {resumed} samples");
     assert!(
         !out.join(".rotbench-checkpoint").exists(),
         "the checkpoint is removed after success"
     );
+    serde_json::from_slice(&fs::read(out.join("timing.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn a_killed_run_resumes_without_recomputing_and_matches_an_uninterrupted_run() {
+    let f = Fixture::new();
+    let out = f.p("killed");
+    // Kill it once a few batches are checkpointed.
+    let t = kill_then_resume(&f, &out, "50", 3 * 50 * 12 * 8, Duration::from_millis(20));
+    let resumed = t["resumed_samples"].as_u64().unwrap();
+    assert!(resumed >= 50, "resumed {resumed} samples");
     // Batch size differs from `whole` (50 vs 100), so compare with a run at 50.
     run_ok(
         &f.p("whole50"),
@@ -301,39 +304,8 @@ fn a_killed_auto_batch_run_resumes_on_its_own_chunk_boundaries() {
     // skip exactly the finished samples whatever sizes cut them.
     let f = Fixture::new();
     let out = f.p("killed");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rotbench"))
-        .args(sweep_args(&out, &["--no-cache", "--batch-size", "auto"]))
-        .env("XDG_CACHE_HOME", f.p("cache"))
-        .spawn()
-        .unwrap();
-    let log = out.join(".rotbench-checkpoint/batches.bin");
-    let t0 = Instant::now();
     // Past the first chunk (64 samples x 8 angles x 9 bytes).
-    while fs::metadata(&log).map(|m| m.len()).unwrap_or(0) < 64 * 8 * 9 + 64
-        && t0.elapsed() < Duration::from_secs(60)
-    {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let finished = child.try_wait().unwrap().is_some();
-    child.kill().ok();
-    child.wait().unwrap();
-    assert!(
-        !finished,
-        "the run finished before it could be killed; make it longer"
-    );
-    rotbench()
-        .args(sweep_args(
-            &out,
-            &["--no-cache", "--batch-size", "auto", "--resume"],
-        ))
-        .env("XDG_CACHE_HOME", f.p("cache"))
-        .assert()
-        .success();
-    let t: serde_json::Value =
-        serde_json::from_slice(&fs::read(out.join("timing.json")).unwrap()).unwrap();
+    let t = kill_then_resume(&f, &out, "auto", 64 * 8 * 9 + 64, Duration::from_millis(5));
     assert!(t["resumed_samples"].as_u64().unwrap() >= 64, "{t}");
     run_ok(
         &f.p("whole"),

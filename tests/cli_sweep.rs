@@ -104,19 +104,17 @@ fn an_unchanged_rerun_writes_byte_identical_results() {
             .assert()
             .success();
     }
-    for f in [
-        "summary.json",
-        "per_angle.csv",
-        "per_class.csv",
-        "confusion.csv",
-        "predictions.csv",
-    ] {
-        assert_eq!(
-            fs::read(a.path().join(f)).unwrap(),
-            fs::read(b.path().join(f)).unwrap(),
-            "{f} differs"
-        );
-    }
+    assert_same_files(
+        a.path(),
+        b.path(),
+        &[
+            "summary.json",
+            "per_angle.csv",
+            "per_class.csv",
+            "confusion.csv",
+            "predictions.csv",
+        ],
+    );
 }
 
 #[test]
@@ -207,18 +205,16 @@ fn batch_size_auto_times_ascending_candidates_until_one_is_slower_and_prediction
     assert_eq!(summary(fixed.path())["settings"]["batch_size"], 100);
     // Chunks of 64..512 then the chosen size against chunks of 100: the same predictions,
     // confidences and metrics, to the last digit, for every bundled model.
-    for f in [
-        "predictions.csv",
-        "per_angle.csv",
-        "per_class.csv",
-        "confusion.csv",
-    ] {
-        assert_eq!(
-            fs::read(auto.path().join(f)).unwrap(),
-            fs::read(fixed.path().join(f)).unwrap(),
-            "{f} differs"
-        );
-    }
+    assert_same_files(
+        auto.path(),
+        fixed.path(),
+        &[
+            "predictions.csv",
+            "per_angle.csv",
+            "per_class.csv",
+            "confusion.csv",
+        ],
+    );
 }
 
 #[test]

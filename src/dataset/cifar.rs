@@ -245,36 +245,24 @@ mod tests {
         assert_eq!(s.next_chunk(10).unwrap().unwrap().labels, vec![4, 5]);
     }
 
+    /// The error from opening `bytes` as a CIFAR-10 `test_batch.bin`.
+    fn open_err(bytes: &[u8]) -> String {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("test_batch.bin");
+        fs::write(&path, bytes).unwrap();
+        CifarSource::open(&path, T, 10, &OpenOptions::default())
+            .err()
+            .unwrap()
+            .to_string()
+    }
+
     #[test]
     fn truncated_batches_and_bad_labels_are_refused() {
-        let d = tempfile::tempdir().unwrap();
         let mut b = batch(Kind::Cifar10, &[(0, 3), (0, 1)]);
         b.pop();
-        fs::write(d.path().join("test_batch.bin"), &b).unwrap();
-        let err = CifarSource::open(
-            &d.path().join("test_batch.bin"),
-            T,
-            10,
-            &OpenOptions::default(),
-        )
-        .err()
-        .unwrap()
-        .to_string();
+        let err = open_err(&b);
         assert!(err.contains("not a whole number"), "{err}");
-        fs::write(
-            d.path().join("test_batch.bin"),
-            batch(Kind::Cifar10, &[(0, 3), (0, 12)]),
-        )
-        .unwrap();
-        let err = CifarSource::open(
-            &d.path().join("test_batch.bin"),
-            T,
-            10,
-            &OpenOptions::default(),
-        )
-        .err()
-        .unwrap()
-        .to_string();
+        let err = open_err(&batch(Kind::Cifar10, &[(0, 3), (0, 12)]));
         assert!(err.contains("label 12 at sample 1"), "{err}");
     }
 }

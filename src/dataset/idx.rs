@@ -406,6 +406,16 @@ mod tests {
         b
     }
 
+    /// The error from opening a set written with `write_set`.
+    fn open_err(images: &[u8], labels: &[u8], gz: bool) -> String {
+        let d = tempfile::tempdir().unwrap();
+        write_set(d.path(), images, labels, gz);
+        IdxSource::open(d.path(), T, 3, &OpenOptions::default())
+            .err()
+            .unwrap()
+            .to_string()
+    }
+
     fn write_set(dir: &Path, images: &[u8], labels: &[u8], gz: bool) {
         use flate2::{write::GzEncoder, Compression};
         use std::io::Write;
@@ -481,58 +491,23 @@ mod tests {
 
     #[test]
     fn a_truncated_images_file_is_refused() {
-        let d = tempfile::tempdir().unwrap();
-        write_set(
-            d.path(),
-            &images_file(5, 2, 3, 29),
-            &labels_file(&[0; 5]),
-            false,
-        );
-        let err = IdxSource::open(d.path(), T, 3, &OpenOptions::default())
-            .err()
-            .unwrap()
-            .to_string();
+        let err = open_err(&images_file(5, 2, 3, 29), &labels_file(&[0; 5]), false);
         assert!(
             err.contains("truncated IDX images file") && err.contains("29 bytes"),
             "{err}"
         );
         // Truncated inside the header.
-        let d = tempfile::tempdir().unwrap();
-        write_set(
-            d.path(),
-            &images_file(5, 2, 3, 0)[..10],
-            &labels_file(&[0; 5]),
-            true,
-        );
-        let err = IdxSource::open(d.path(), T, 3, &OpenOptions::default())
-            .err()
-            .unwrap()
-            .to_string();
+        let err = open_err(&images_file(5, 2, 3, 0)[..10], &labels_file(&[0; 5]), true);
         assert!(err.contains("shorter than the 16-byte header"), "{err}");
     }
 
     #[test]
     fn a_truncated_labels_file_and_disagreeing_counts_are_refused() {
-        let d = tempfile::tempdir().unwrap();
         let mut lab = labels_file(&[0; 5]);
         lab.pop();
-        write_set(d.path(), &images_file(5, 2, 3, 30), &lab, false);
-        let err = IdxSource::open(d.path(), T, 3, &OpenOptions::default())
-            .err()
-            .unwrap()
-            .to_string();
+        let err = open_err(&images_file(5, 2, 3, 30), &lab, false);
         assert!(err.contains("truncated IDX labels file"), "{err}");
-        let d = tempfile::tempdir().unwrap();
-        write_set(
-            d.path(),
-            &images_file(5, 2, 3, 30),
-            &labels_file(&[0; 4]),
-            false,
-        );
-        let err = IdxSource::open(d.path(), T, 3, &OpenOptions::default())
-            .err()
-            .unwrap()
-            .to_string();
+        let err = open_err(&images_file(5, 2, 3, 30), &labels_file(&[0; 4]), false);
         assert!(
             err.contains("holds 5 images but") && err.contains("4 labels"),
             "{err}"
@@ -541,30 +516,15 @@ mod tests {
 
     #[test]
     fn a_label_outside_the_classes_is_refused() {
-        let d = tempfile::tempdir().unwrap();
-        write_set(
-            d.path(),
-            &images_file(3, 2, 3, 18),
-            &labels_file(&[0, 7, 1]),
-            false,
-        );
-        let err = IdxSource::open(d.path(), T, 3, &OpenOptions::default())
-            .err()
-            .unwrap()
-            .to_string();
+        let err = open_err(&images_file(3, 2, 3, 18), &labels_file(&[0, 7, 1]), false);
         assert!(err.contains("label 7 at sample 1"), "{err}");
     }
 
     #[test]
     fn wrong_magic_is_named() {
-        let d = tempfile::tempdir().unwrap();
         let mut img = images_file(1, 2, 3, 6);
         img[3] = 0x01;
-        write_set(d.path(), &img, &labels_file(&[0]), false);
-        let err = IdxSource::open(d.path(), T, 3, &OpenOptions::default())
-            .err()
-            .unwrap()
-            .to_string();
+        let err = open_err(&img, &labels_file(&[0]), false);
         assert!(err.contains("not an IDX images file"), "{err}");
     }
 
