@@ -119,36 +119,54 @@ def random_shift(x, max_shift, gen):
 
 # ----------------------------------------------------------------------------- models
 
-CNN_WIDTHS_DEFAULT = "32,64,64,128"
+CNN_STAGES_DEFAULT = "32/64/64"
+CNN_HIDDEN_DEFAULT = 128
+CNN_HEADS = ("flat3", "gap")
 
 
 class CNN(nn.Module):
-    """conv3x3(1->c1)-BN-ReLU-maxpool2 (28->14) / conv3x3(c1->c2)-BN-ReLU-maxpool2 (14->7) /
-    conv3x3(c2->c3)-BN-ReLU-maxpool2 (7->3) / flatten(c3*3*3) / linear(->hidden)-ReLU /
-    linear(->10)."""
+    """Plain CNN.  `stages` gives the channel counts of the 3x3 layers at resolutions
+    28 / 14 / 7, e.g. "32/64/64" (one layer each) or "16,32/32,32/64,64" (two each); every
+    layer is conv3x3-BN-ReLU, with 2x2 max-pooling between stages (28->14->7).  Head:
+      "flat3": 2x2 max-pool (7->3), flatten(c*3*3), linear(->hidden)-ReLU, linear(->10);
+      "gap":   mean over the 7x7 map, linear(c->hidden)-ReLU, linear(->10)."""
 
-    def __init__(self, c1=32, c2=64, c3=64, hidden=128):
+    def __init__(self, stages=CNN_STAGES_DEFAULT, hidden=CNN_HIDDEN_DEFAULT, head="flat3"):
         super().__init__()
-        self.conv1, self.bn1 = nn.Conv2d(1, c1, 3, padding=1, bias=False), nn.BatchNorm2d(c1)
-        self.conv2, self.bn2 = nn.Conv2d(c1, c2, 3, padding=1, bias=False), nn.BatchNorm2d(c2)
-        self.conv3, self.bn3 = nn.Conv2d(c2, c3, 3, padding=1, bias=False), nn.BatchNorm2d(c3)
-        self.fc1 = nn.Linear(c3 * 3 * 3, hidden)
+        plan = [[int(c) for c in st.split(",")] for st in stages.split("/")]
+        assert len(plan) == 3 and all(plan), "need three stages (28/14/7), each with >= 1 layer"
+        assert head in CNN_HEADS, head
+        self.convs, self.bns, self.pool_after = nn.ModuleList(), nn.ModuleList(), []
+        cin = 1
+        for si, stage in enumerate(plan):
+            for li, c in enumerate(stage):
+                self.convs.append(nn.Conv2d(cin, c, 3, padding=1, bias=False))
+                self.bns.append(nn.BatchNorm2d(c))
+                self.pool_after.append(si < 2 and li == len(stage) - 1)
+                cin = c
+        self.head_kind = head
+        self.fc1 = nn.Linear(cin * (9 if head == "flat3" else 1), hidden)
         self.fc = nn.Linear(hidden, 10)
 
     def forward(self, x):
-        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)
-        x = F.max_pool2d(F.relu(self.bn2(self.conv2(x))), 2)
-        x = F.max_pool2d(F.relu(self.bn3(self.conv3(x))), 2)
-        return self.fc(F.relu(self.fc1(torch.flatten(x, 1))))
+        for conv, bn, pool in zip(self.convs, self.bns, self.pool_after):
+            x = F.relu(bn(conv(x)))
+            if pool:
+                x = F.max_pool2d(x, 2)
+        x = torch.flatten(F.max_pool2d(x, 2), 1) if self.head_kind == "flat3" else x.mean(dim=(2, 3))
+        return self.fc(F.relu(self.fc1(x)))
 
     def export(self):
         """Plain, BN-folded nn.Sequential with identical outputs (eval mode)."""
-        return nn.Sequential(
-            fold_bn(self.conv1, self.bn1), nn.ReLU(), nn.MaxPool2d(2),
-            fold_bn(self.conv2, self.bn2), nn.ReLU(), nn.MaxPool2d(2),
-            fold_bn(self.conv3, self.bn3), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(1), clone_linear(self.fc1), nn.ReLU(), clone_linear(self.fc),
-        ).eval()
+        layers = []
+        for conv, bn, pool in zip(self.convs, self.bns, self.pool_after):
+            layers += [fold_bn(conv, bn), nn.ReLU()]
+            if pool:
+                layers.append(nn.MaxPool2d(2))
+        layers += ([nn.MaxPool2d(2), nn.Flatten(1)] if self.head_kind == "flat3"
+                   else [nn.AdaptiveAvgPool2d(1), nn.Flatten(1)])
+        layers += [clone_linear(self.fc1), nn.ReLU(), clone_linear(self.fc)]
+        return nn.Sequential(*layers).eval()
 
 
 def fold_bn(conv, bn, scale_repeat=1):
@@ -186,13 +204,18 @@ class P4Lift(nn.Module):
         self.weight = nn.Parameter(torch.empty(cout, cin, k, k))
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         self.cin, self.cout, self.k = cin, cout, k
+        self.pad = k // 2
 
     def expanded_weight(self):
         w = torch.stack([torch.rot90(self.weight, r, dims=(2, 3)) for r in range(4)], dim=1)
         return w.reshape(self.cout * 4, self.cin, self.k, self.k)
 
+    def forward_flat(self, x):
+        """[N, cin, H, W] -> [N, cout*4, H, W] (channel c*4 + r)."""
+        return F.conv2d(x, self.expanded_weight(), padding=self.k // 2)
+
     def forward(self, x):
-        y = F.conv2d(x, self.expanded_weight(), padding=self.k // 2)
+        y = self.forward_flat(x)
         return y.view(x.shape[0], self.cout, 4, y.shape[-2], y.shape[-1])
 
 
@@ -201,21 +224,41 @@ class P4Conv(nn.Module):
     rotation r is the base filter rotated spatially by r*90 degrees and cyclically shifted
     by r along the input-rotation axis:  W_r[o, c, s] = rot90(W[o, c, (s - r) mod 4], r)."""
 
-    def __init__(self, cin, cout, k=3):
+    def __init__(self, cin, cout, k=3, pad=None):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(cout, cin, 4, k, k))
         nn.init.kaiming_uniform_(self.weight.view(cout, cin * 4, k, k), a=math.sqrt(5))
         self.cin, self.cout, self.k = cin, cout, k
+        self.pad = k // 2 if pad is None else pad
 
     def expanded_weight(self):
         w = torch.stack([torch.rot90(torch.roll(self.weight, r, dims=2), r, dims=(3, 4))
                          for r in range(4)], dim=1)  # [cout, 4(r), cin, 4(s), k, k]
         return w.reshape(self.cout * 4, self.cin * 4, self.k, self.k)
 
+    def forward_flat(self, x):
+        """[N, cin*4, H, W] -> [N, cout*4, H', W'] (channel c*4 + r)."""
+        return F.conv2d(x, self.expanded_weight(), padding=self.pad)
+
     def forward(self, x):
         n, _, _, h, w = x.shape
-        y = F.conv2d(x.reshape(n, self.cin * 4, h, w), self.expanded_weight(), padding=self.k // 2)
-        return y.view(n, self.cout, 4, h, w)
+        return self.forward_flat(x.reshape(n, self.cin * 4, h, w)).view(n, self.cout, 4, h, w)
+
+
+def shared_bn(bn, x):
+    """BatchNorm3d `bn` over [N, C*4, H, W] with one set of statistics and affine
+    parameters per channel c, shared by its 4 rotations (channels c*4 .. c*4+3)."""
+    n, c4, h, w = x.shape
+    if x.is_contiguous():
+        return bn(x.view(n, c4 // 4, 4, h, w)).view(n, c4, h, w)
+    # channels-last: memory is [N, H, W, C, 4]; as [N*H*W, C, 4] it is a 3-D batch for
+    # batch_norm (statistics over dims 0 and 2), with no copy.
+    y = x.permute(0, 2, 3, 1).reshape(n * h * w, c4 // 4, 4)
+    if bn.training and bn.num_batches_tracked is not None:
+        bn.num_batches_tracked.add_(1)
+    y = F.batch_norm(y, bn.running_mean, bn.running_var, bn.weight, bn.bias,
+                     bn.training, bn.momentum, bn.eps)
+    return y.reshape(n, h, w, c4).permute(0, 3, 1, 2)
 
 
 def p4_maxpool(x):
@@ -262,10 +305,12 @@ class P4CNN(nn.Module):
     between stages (28->14->7).  Then a 1x1 P4 convolution to `head` channels (BN, ReLU),
     invariant pooling over rotations and space (see RotSpacePool), and a linear layer to 10."""
 
-    def __init__(self, stages=P4_STAGES_DEFAULT, head=P4_HEAD_DEFAULT, pool=P4_POOL_DEFAULT):
+    def __init__(self, stages=P4_STAGES_DEFAULT, head=P4_HEAD_DEFAULT, pool=P4_POOL_DEFAULT,
+                 head_kernel=1):
         super().__init__()
         plan = [[int(c) for c in st.split(",")] for st in stages.split("/")]
         assert len(plan) == 3 and all(plan), "need three stages (28/14/7), each with >= 1 layer"
+        assert head_kernel in (1, 3), head_kernel
         self.plan = plan
         self.convs, self.bns, self.pool_after = nn.ModuleList(), nn.ModuleList(), []
         cin = None
@@ -273,22 +318,31 @@ class P4CNN(nn.Module):
             for li, c in enumerate(stage):
                 self.convs.append(P4Lift(1, c) if cin is None else P4Conv(cin, c))
                 self.bns.append(nn.BatchNorm3d(c))
-                self.pool_after.append(si < 2 and li == len(stage) - 1)
+                self.pool_after.append((2, 2) if si < 2 and li == len(stage) - 1 else None)
                 cin = c
-        self.convs.append(P4Conv(cin, head, k=1))
+        if head_kernel == 3:
+            # 7x7 -> 3x3 by a 3x3 max-pool with stride 2 (windows 0-2, 2-4, 4-6: symmetric
+            # under 90-degree rotations), then a 3x3 group convolution without padding that
+            # covers the whole map (as the last layer of Cohen & Welling's P4CNN covers its
+            # 4x4 map), so the head sees where the parts of the digit are, in each frame.
+            self.pool_after[-1] = (3, 2)
+            self.convs.append(P4Conv(cin, head, k=3, pad=0))
+        else:
+            self.convs.append(P4Conv(cin, head, k=1))
         self.bns.append(nn.BatchNorm3d(head))
-        self.pool_after.append(False)
+        self.pool_after.append(None)
         self.pool = RotSpacePool(head, P4_POOL_MODES.index(pool))
         self.fc = nn.Linear(head * (2 if pool == "space2-rot" else 1), 10)
         self.head = head
 
     def forward(self, x):
+        # Feature maps are kept as [N, C*4, H, W] (channel c*4 + r), in whatever memory
+        # format the input has: channels-last makes the convolutions faster on CPU.
         for conv, bn, pool in zip(self.convs, self.bns, self.pool_after):
-            x = F.relu(bn(conv(x)))
+            x = F.relu(shared_bn(bn, conv.forward_flat(x)))
             if pool:
-                x = p4_maxpool(x)
-        n, c, r, h, w = x.shape
-        return self.fc(self.pool(x.reshape(n, c * r, h, w)))
+                x = F.max_pool2d(x, pool[0], pool[1])
+        return self.fc(self.pool(x.contiguous()))
 
     def export(self):
         """Plain nn.Sequential of ordinary Conv2d layers holding the expanded (rotated and
@@ -296,22 +350,23 @@ class P4CNN(nn.Module):
         layers = []
         for conv, bn, pool in zip(self.convs, self.bns, self.pool_after):
             c = nn.Conv2d(conv.cin * (1 if isinstance(conv, P4Lift) else 4), conv.cout * 4,
-                          conv.k, padding=conv.k // 2, bias=False)
+                          conv.k, padding=conv.pad, bias=False)
             with torch.no_grad():
                 c.weight.copy_(conv.expanded_weight())
             layers += [fold_bn(c, bn, scale_repeat=4), nn.ReLU()]
             if pool:
-                layers.append(nn.MaxPool2d(2))
+                layers.append(nn.MaxPool2d(pool[0], pool[1]))
         layers += [RotSpacePool(self.head, self.pool.mode), clone_linear(self.fc)]
         return nn.Sequential(*layers).eval()
 
 
 def build(arch, p4_stages=P4_STAGES_DEFAULT, p4_head=P4_HEAD_DEFAULT, p4_pool=P4_POOL_DEFAULT,
-          cnn_widths=CNN_WIDTHS_DEFAULT):
+          p4_head_kernel=1,
+          cnn_stages=CNN_STAGES_DEFAULT, cnn_hidden=CNN_HIDDEN_DEFAULT, cnn_head="flat3"):
     if arch == "cnn":
-        return CNN(*[int(c) for c in cnn_widths.split(",")])
+        return CNN(cnn_stages, cnn_hidden, cnn_head)
     if arch == "p4cnn":
-        return P4CNN(p4_stages, p4_head, p4_pool)
+        return P4CNN(p4_stages, p4_head, p4_pool, p4_head_kernel)
     raise ValueError(arch)
 
 
@@ -370,10 +425,21 @@ def main():
                     help="p4cnn only: channels of the 3x3 layers per stage 28/14/7")
     ap.add_argument("--p4-head", type=int, default=P4_HEAD_DEFAULT,
                     help="p4cnn only: channels of the final 1x1 P4 convolution")
+    ap.add_argument("--p4-head-kernel", type=int, choices=[1, 3], default=1,
+                    help="p4cnn only: 1 = 1x1 group convolution on the 7x7 map; 3 = 3x3 max-pool "
+                         "(stride 2) to 3x3, then a 3x3 group convolution without padding")
     ap.add_argument("--p4-pool", choices=list(P4_POOL_MODES), default=P4_POOL_DEFAULT,
                     help="p4cnn only: order of the invariant pooling (see RotSpacePool)")
-    ap.add_argument("--cnn-widths", default=CNN_WIDTHS_DEFAULT,
-                    help="cnn only: channels of the three 3x3 layers and the hidden linear layer")
+    ap.add_argument("--cnn-stages", default=CNN_STAGES_DEFAULT,
+                    help="cnn only: channels of the 3x3 layers per stage 28/14/7")
+    ap.add_argument("--cnn-hidden", type=int, default=CNN_HIDDEN_DEFAULT,
+                    help="cnn only: width of the hidden linear layer")
+    ap.add_argument("--cnn-head", choices=list(CNN_HEADS), default="flat3",
+                    help="cnn only: flatten a 3x3 max-pooled map, or average over space")
+    ap.add_argument("--bf16", action="store_true",
+                    help="train under bfloat16 autocast (weights, evaluation and export stay float32)")
+    ap.add_argument("--channels-last", action="store_true",
+                    help="channels-last memory format while training (faster convolutions on CPU)")
     ap.add_argument("--scale", type=float, default=0.0,
                     help="random isotropic scaling in [1-S, 1+S] (no rotation; 0 = off)")
     ap.add_argument("--label-smoothing", type=float, default=0.0)
@@ -381,6 +447,7 @@ def main():
     ap.add_argument("--description", default=None)
     args = ap.parse_args()
 
+    channels_last = args.channels_last
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
@@ -405,13 +472,17 @@ def main():
         f"{platform.machine()}, threads {torch.get_num_threads()} (cpu only)")
     log(f"arch {args.arch}, augment {args.augment}, epochs {args.epochs}, seed {args.seed}, "
         f"batch {args.batch}, AdamW lr(OneCycle peak) {args.lr}, wd {args.wd}, shift +-{args.shift}px, "
-        f"scale +-{args.scale}, label smoothing {args.label_smoothing}")
+        f"scale +-{args.scale}, label smoothing {args.label_smoothing}, "
+        f"bf16 autocast {args.bf16}, channels-last {channels_last}")
 
     data_dir = args.data or default_data_dir()
     tx, ty, vx, vy = load_mnist(data_dir)
     log(f"data: {data_dir} (train {tx.shape[0]}, test {vx.shape[0]})")
 
-    model = build(args.arch, args.p4_stages, args.p4_head, args.p4_pool, args.cnn_widths)
+    model = build(args.arch, args.p4_stages, args.p4_head, args.p4_pool, args.p4_head_kernel,
+                  args.cnn_stages, args.cnn_hidden, args.cnn_head)
+    if channels_last and args.arch == "cnn":
+        model = model.to(memory_format=torch.channels_last)
     n_params = count_params(model)
     log(f"parameters (trainable, incl. BN affine): {n_params}")
     log(str(model))
@@ -437,7 +508,11 @@ def main():
             if args.augment == "rot360" or args.scale > 0:
                 xb = rotate(xb, ang, scale=scl)
             xb = random_shift(xb, args.shift, gen)
-            logits = model(normalise(xb))
+            xb = normalise(xb)
+            if channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+                logits = model(xb).float()
             loss = F.cross_entropy(logits, yb, label_smoothing=args.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
