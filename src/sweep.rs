@@ -566,14 +566,15 @@ pub fn run_raw(
                     .collect();
                 for &a in order {
                     let Some(plan) = &plans[a] else { continue };
-                    // Empty pixels: the consumer rotates the uploaded chunk on the device.
-                    let mut pixels = if on_device && sized.is_empty() {
+                    // On the device the consumer rotates the uploaded chunk: send no pixels.
+                    let by_consumer = on_device && sized.is_empty();
+                    let mut pixels = if by_consumer {
                         vec![]
                     } else {
                         vec![0f32; chunk.len() * px]
                     };
-                    if pixels.is_empty() {
-                        // rotated by the consumer
+                    if by_consumer {
+                        // nothing to do here
                     } else if sized.is_empty() {
                         pixels
                             .par_chunks_mut(px)
