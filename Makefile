@@ -6,6 +6,8 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEMO_ANGLES ?= 0:360:5
 DEMO_MODELS ?= models/mnist-cnn.pt models/mnist-cnn-aug.pt models/mnist-p4cnn.pt
+# Extra sweep flags, e.g. `make demo DEMO_FLAGS=--no-cache` to time a run from scratch.
+DEMO_FLAGS ?=
 
 .PHONY: setup build test demo screenshot bench exactness fixtures help
 
@@ -29,7 +31,7 @@ test: setup
 # but not committed: reports/demo/ in git stays small).
 demo: build
 	target/release/rotbench sweep $(foreach m,$(DEMO_MODELS),--model $(m)) --data datasets/mnist \
-	  --angles $(DEMO_ANGLES) --out reports/demo
+	  --angles $(DEMO_ANGLES) --out reports/demo $(DEMO_FLAGS)
 
 # Screenshot of reports/demo/index.html in headless Chromium (docs/report-screenshot.png).
 screenshot:
