@@ -151,8 +151,13 @@ pub struct SweepArgs {
     #[arg(long)]
     pub no_report: bool,
     /// Store these results (predictions included) as a named baseline for `gate --baseline`.
+    /// With --gate-config, the baseline is saved only when the gate passed.
     #[arg(long, value_name = "NAME")]
     pub save_baseline: Option<String>,
+    /// Save the --save-baseline even when the --gate-config gate failed (the failing
+    /// run then becomes the baseline that later runs compare with).
+    #[arg(long, requires = "save_baseline")]
+    pub save_baseline_on_failure: bool,
     /// Where baselines live.
     #[arg(long, default_value = ".rotbench/baselines", value_name = "DIR")]
     pub baseline_dir: PathBuf,
@@ -229,6 +234,10 @@ pub struct GateArgs {
     /// Significance level for the exact McNemar test against the baseline.
     #[arg(long, default_value = "0.05", value_name = "ALPHA")]
     pub significance: f64,
+    /// A model missing from the baseline passes the regression check (with a note)
+    /// instead of failing it. Without it, a model or angle with nothing to compare fails.
+    #[arg(long)]
+    pub allow_new_models: bool,
     /// Write JUnit XML (one testcase per model x check).
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,

@@ -20,7 +20,7 @@
 
 use crate::angles::{self, format_angle};
 use crate::metrics::Paired;
-use crate::summary::{AngleMetrics, ModelSummary, Summary, SCHEMA_VERSION};
+use crate::summary::{content_hash, AngleMetrics, ModelSummary, Summary, SCHEMA_VERSION};
 use crate::sweep::SweepResult;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -92,6 +92,9 @@ pub struct Checks {
     pub max_regression: Option<f64>,
     /// Significance level of the McNemar test (default 0.05).
     pub significance: Option<f64>,
+    /// A model that is not in the baseline passes the regression check (with a
+    /// note) instead of failing it: new models are expected.
+    pub allow_new_models: Option<bool>,
 }
 
 /// Where a set of checks came from, to name the flag or the file key in errors.
@@ -125,6 +128,7 @@ impl Checks {
             baseline_dir: flags.baseline_dir.or(file.baseline_dir),
             max_regression: flags.max_regression.or(file.max_regression),
             significance: flags.significance.or(file.significance),
+            allow_new_models: flags.allow_new_models.or(file.allow_new_models),
         }
     }
 
@@ -519,15 +523,22 @@ pub fn check_baseline_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// The names a baseline folder holds.
+pub const BASELINE_FILES: &[&str] = &["summary.json", "predictions.json"];
+
 /// The files of a baseline folder: `summary.json` and `predictions.json`.
 pub fn baseline_files(
     summary: &Summary,
     predictions: &Predictions,
 ) -> Result<Vec<(String, Vec<u8>)>> {
-    let mut s = serde_json::to_vec_pretty(summary)?;
-    s.push(b'\n');
     let mut p = serde_json::to_vec(predictions)?;
     p.push(b'\n');
+    // The baseline's summary.json names its own companion, so that a
+    // predictions.json from another baseline is never read with it.
+    let mut bound = summary.clone();
+    bound.files = [("predictions.json".to_string(), content_hash(&p))].into();
+    let mut s = serde_json::to_vec_pretty(&bound)?;
+    s.push(b'\n');
     Ok(vec![
         ("summary.json".into(), s),
         ("predictions.json".into(), p),
@@ -579,6 +590,9 @@ pub fn load_baseline(value: &str, dir: &Path) -> Result<Baseline> {
             pred_path.display()
         )
     })?;
+    summary
+        .check_file(&sum_path, "predictions.json", &pred_path, &bytes)
+        .map_err(|e| anyhow!("--baseline {value}: {e:#}; save the baseline again"))?;
     let predictions: Predictions = serde_json::from_slice(&bytes)
         .map_err(|e| anyhow!("--baseline {value}: {}: not a rotbench baseline ({e}); save it again with --save-baseline", pred_path.display()))?;
     if predictions.schema != BASELINE_SCHEMA {
@@ -1085,11 +1099,28 @@ fn regression(
         notes: Vec::new(),
     };
     if !b.predictions.models.iter().any(|m| m.name == model) {
-        res.detail = format!(
-            "model {model} is not in baseline {}; nothing to compare",
-            b.label
-        );
-        res.notes.push(res.detail.clone());
+        let have = b
+            .predictions
+            .models
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        if checks.allow_new_models == Some(true) {
+            res.detail = format!(
+                "model {model} is not in baseline {} (models: {have}); a new model, nothing to compare (allow_new_models)",
+                b.label
+            );
+            res.notes.push(res.detail.clone());
+        } else {
+            res.passed = false;
+            res.detail = format!(
+                "model {model} is not in baseline {} (models: {have}), so nothing was compared; \
+                 if the model was renamed, save a new baseline; if new models are expected, pass --allow-new-models \
+                 (allow_new_models = true under [gate])",
+                b.label
+            );
+        }
         return Ok(res);
     }
     let labels = &cur.labels;
@@ -1102,7 +1133,7 @@ fn regression(
             anyhow!("the results have no predictions for model {model} at {}; rerun the sweep without --no-predictions", deg(a.angle))
         })?;
         let Some(base) = b.predictions.get(model, a.angle) else {
-            not_in_base.push(format_angle(a.angle));
+            not_in_base.push(a.angle);
             continue;
         };
         compared += 1;
@@ -1148,25 +1179,45 @@ fn regression(
             }
         }
     }
-    if !not_in_base.is_empty() {
-        res.notes.push(format!(
-            "not in baseline {}, not compared: {}°",
-            b.label,
-            not_in_base.join("°, ")
-        ));
+    // An angle with nothing to compare against is a failure, not a pass: a gate
+    // that compared nothing must not say the model did not regress.
+    for &angle in &not_in_base {
+        res.failing.push(AngleValue {
+            angle,
+            value: f64::NAN,
+            text: format!("not in baseline {}: nothing to compare", b.label),
+        });
     }
     res.passed = res.failing.is_empty();
-    res.detail = if !res.passed {
+    let fell = res.failing.len() - not_in_base.len();
+    res.detail = if compared == 0 {
         format!(
-            "fell more than {} with McNemar p < {} at {} of {compared} angles: {}",
-            fmt_num(r),
-            fmt_num(alpha),
-            res.failing.len(),
-            list(&res.failing)
+            "no checked angle is in baseline {} ({}), so nothing was compared; save a new baseline over these angles, or narrow --angles to the baseline's",
+            b.label,
+            angle_list_text(&not_in_base)
         )
+    } else if !res.passed {
+        let mut parts = Vec::new();
+        if fell > 0 {
+            parts.push(format!(
+                "fell more than {} with McNemar p < {} at {fell} of {compared} angles",
+                fmt_num(r),
+                fmt_num(alpha)
+            ));
+        }
+        if !not_in_base.is_empty() {
+            parts.push(format!(
+                "{} checked angle{} not in baseline {} ({}); save a new baseline over these angles, or narrow --angles",
+                not_in_base.len(),
+                if not_in_base.len() == 1 { " is" } else { "s are" },
+                b.label,
+                angle_list_text(&not_in_base)
+            ));
+        }
+        format!("{}: {}", parts.join("; "), list(&res.failing))
     } else {
         match worst {
-            None => format!("no angle in common with baseline {}", b.label),
+            None => unreachable_detail(&b.label),
             Some((f, _, _)) if f <= 0.0 => format!(
                 "no fall at any of {compared} angles against baseline {}",
                 b.label
@@ -1180,6 +1231,19 @@ fn regression(
         }
     };
     Ok(res)
+}
+
+fn angle_list_text(angles: &[f64]) -> String {
+    angles
+        .iter()
+        .map(|&a| deg(a))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `compared > 0` always sets `worst`; kept as text rather than a panic.
+fn unreachable_detail(label: &str) -> String {
+    format!("compared with baseline {label}")
 }
 
 /// A p-value with 2 significant digits (exact 1 shown as 1).
@@ -1478,6 +1542,7 @@ mod tests {
             device: "cpu".into(),
             inference: "exact".into(),
             rotate_on: "host".into(),
+            backend: "torchscript".into(),
         };
         let s = summary::build(&result, &metas, &info, settings, "test");
         (s, result)
@@ -2110,6 +2175,26 @@ mod tests {
     }
 
     #[test]
+    fn a_baseline_whose_predictions_come_from_another_baseline_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let (_, _, a) = pair(80, 10, 0);
+        let (_, _, b) = pair(80, 20, 0);
+        for (name, base) in [("a", &a), ("b", &b)] {
+            let dir = d.path().join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            crate::output::write_all(&dir, &baseline_files(&base.summary, &base.predictions).unwrap())
+                .unwrap();
+        }
+        std::fs::copy(d.path().join("b/predictions.json"), d.path().join("a/predictions.json"))
+            .unwrap();
+        let e = format!("{:#}", load_baseline("a", d.path()).unwrap_err());
+        assert!(
+            e.contains("does not belong to") && e.contains("save the baseline again"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn baselines_round_trip_through_their_files() {
         let d = tempfile::tempdir().unwrap();
         let (s, cur, base) = pair(80, 10, 0);
@@ -2120,7 +2205,14 @@ mod tests {
         let loaded = load_baseline("main", d.path()).unwrap();
         assert_eq!(loaded.predictions, base.predictions);
         let by_path = load_baseline(dir.to_str().unwrap(), Path::new("/nowhere")).unwrap();
-        assert_eq!(by_path.summary, base.summary);
+        let mut unbound = by_path.summary.clone();
+        assert_eq!(
+            unbound.files.keys().collect::<Vec<_>>(),
+            ["predictions.json"],
+            "the baseline's summary names its companion"
+        );
+        unbound.files.clear();
+        assert_eq!(unbound, base.summary);
         let checks = Checks {
             baseline: Some("main".into()),
             max_regression: Some(0.05),

@@ -19,3 +19,7 @@ pub mod sweep;
 
 /// The libtorch version rotbench is built for (tch 0.26).
 pub const LIBTORCH_VERSION: &str = "2.13.0";
+
+/// The inference backend that runs models: TorchScript through libtorch's JIT.
+/// Recorded in summary.json and part of the prediction-cache and checkpoint keys.
+pub const BACKEND: &str = "torchscript";

@@ -99,8 +99,15 @@ pub fn merge(mut shards: Vec<Loaded>) -> Result<(RawSweep, ShardManifest, Datase
             };
             bail!("{dir}: this shard was made with {what} than {first_dir}; merge only the shards of one sweep");
         }
-        if data.len() != m.end - m.start {
-            bail!("{dir}: the shard's data holds {} samples but its manifest says {}; rerun this shard", data.len(), m.end - m.start);
+        // Positions start..end were read; the ones that failed to decode
+        // (--skip-bad-images) are listed, not evaluated.
+        if data.len() + m.dataset.skipped.len() != m.end - m.start {
+            bail!(
+                "{dir}: the shard's data holds {} samples and {} skipped images, but its manifest covers {} positions; rerun this shard",
+                data.len(),
+                m.dataset.skipped.len(),
+                m.end - m.start
+            );
         }
     }
     shards.sort_by_key(|(_, m, _)| m.shard.index);

@@ -8,7 +8,9 @@ use crate::sweep::SweepResult;
 use serde::{Deserialize, Serialize};
 
 /// Bumped when the layout of summary.json changes incompatibly.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: `files` (the sha256 of every result file written beside it), `settings.backend`,
+/// and `dataset.n` counts decoded samples (skipped images excluded).
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
@@ -29,6 +31,8 @@ pub struct Settings {
     /// Where rotation ran: `host` (CPU) or `device` (libtorch ops on the model's device).
     #[serde(default = "host")]
     pub rotate_on: String,
+    /// The inference backend that ran the models (`torchscript`: libtorch's JIT).
+    pub backend: String,
 }
 
 fn host() -> String {
@@ -56,6 +60,7 @@ impl std::fmt::Display for BatchSetting {
 pub struct DatasetSummary {
     pub format: String,
     pub path: String,
+    /// Samples evaluated: the selected samples that decoded (skipped images excluded).
     pub n: usize,
     pub total: usize,
     pub sha256: String,
@@ -173,6 +178,11 @@ pub struct Summary {
     pub dataset: DatasetSummary,
     pub models: Vec<ModelSummary>,
     pub comparisons: Vec<Comparison>,
+    /// sha256 of each deterministic result file written beside this summary.json
+    /// (per_angle.csv, per_class.csv, confusion.csv, examples.json and, unless
+    /// --no-predictions, predictions.csv). Readers check a file against it before
+    /// using it, so a file left from another run is never mistaken for this one's.
+    pub files: std::collections::BTreeMap<String, String>,
 }
 
 /// What `build` needs to know about each model besides its predictions.
@@ -333,8 +343,52 @@ pub fn build(
         rotbench_version: env!("CARGO_PKG_VERSION").to_string(),
         libtorch_version: libtorch_version.to_string(),
         settings,
-        dataset: dataset.into(),
+        dataset: DatasetSummary {
+            n,
+            ..dataset.into()
+        },
         models,
         comparisons,
+        files: Default::default(),
+    }
+}
+
+/// sha256 of `bytes`, lower-case hex: how `files` names a result file's content.
+pub fn content_hash(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    crate::model::hex(&Sha256::digest(bytes))
+}
+
+impl Summary {
+    /// Check that `bytes`, read from `file` beside `summary_path`, is the `name`
+    /// this summary's run wrote. A file the run did not write, or another run's
+    /// file, is refused with both paths named.
+    pub fn check_file(
+        &self,
+        summary_path: &std::path::Path,
+        name: &str,
+        file: &std::path::Path,
+        bytes: &[u8],
+    ) -> anyhow::Result<()> {
+        let Some(want) = self.files.get(name) else {
+            let why = if name == "predictions.csv" {
+                "the sweep ran with --no-predictions; rerun it without --no-predictions"
+            } else {
+                "rerun `rotbench sweep` to write the whole set again"
+            };
+            anyhow::bail!(
+                "{}: {} records no {name}, so this file is not from the same run; {why}",
+                file.display(),
+                summary_path.display()
+            );
+        };
+        if content_hash(bytes) != *want {
+            anyhow::bail!(
+                "{} does not belong to {}: its sha256 differs from the one recorded there (another run wrote it, or it was edited); rerun `rotbench sweep` to write the set again",
+                file.display(),
+                summary_path.display()
+            );
+        }
+        Ok(())
     }
 }

@@ -538,12 +538,17 @@ pub fn run_raw(
                 } else {
                     batch
                 };
-                let chunk = match source.next_chunk(want) {
-                    Ok(Some(c)) => Arc::new(c),
-                    Ok(None) => return,
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return;
+                // A chunk whose every image failed to decode (--skip-bad-images) holds
+                // no samples: read on, so that no model is ever fed an empty batch.
+                let chunk = loop {
+                    match source.next_chunk(want) {
+                        Ok(Some(c)) if c.is_empty() => continue,
+                        Ok(Some(c)) => break Arc::new(c),
+                        Ok(None) => return,
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
                     }
                 };
                 seen += chunk.len();

@@ -123,6 +123,17 @@ fn edited_baseline(dir: &Path, name: &str, angle: f64, edit: impl Fn(&[Value], &
         }
     }
     write_json(&p, &v);
+    rebind(&to);
+}
+
+/// A hand-edited baseline: record its predictions.json's new sha256 in its
+/// summary.json, as `--save-baseline` does (an unrecorded edit is refused).
+fn rebind(baseline: &Path) {
+    let bytes = fs::read(baseline.join("predictions.json")).unwrap();
+    let s = baseline.join("summary.json");
+    let mut v = read_json(&s);
+    v["files"]["predictions.json"] = rotbench::summary::content_hash(&bytes).into();
+    write_json(&s, &v);
 }
 
 // --- the end-to-end acceptance
@@ -616,6 +627,7 @@ fn a_baseline_of_other_samples_or_another_dataset_is_refused() {
         }
         write_json(&p, &v);
     }
+    rebind(&dir.join("other"));
     let r = gate_results(&["--baseline", "other", "--baseline-dir", ds]);
     assert_eq!(r.code, 2);
     assert!(

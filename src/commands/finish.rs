@@ -4,7 +4,7 @@
 use anyhow::Result;
 use rotbench::output;
 use rotbench::report::{self, csv as csvx, json::SummaryJson, Export, Results};
-use rotbench::summary::Summary;
+use rotbench::summary::{content_hash, Summary};
 use rotbench::sweep::SweepResult;
 use std::path::Path;
 
@@ -15,19 +15,23 @@ pub struct Outputs<'a> {
     pub quiet: bool,
 }
 
-/// Write every result file; `timing` goes to timing.json (not deterministic).
+/// Write every result file as one set (replacing every result file of an earlier
+/// run, see `rotbench::output::replace_set`); `timing` goes to timing.json (not
+/// deterministic), `extra` (the gate's files) beside the rest. summary.json records
+/// the sha256 of each deterministic file and timing.json the sha256 of summary.json,
+/// so a reader can tell that they belong together. Returns the summary as written.
 pub fn write_results(
     o: &Outputs<'_>,
     summary: &Summary,
     result: &SweepResult,
-    timing: serde_json::Value,
-) -> Result<()> {
+    mut timing: serde_json::Value,
+    extra: Vec<(String, Vec<u8>)>,
+) -> Result<Summary> {
     let results = Results {
         summary,
         sweep: Some(result),
     };
     let mut exporters: Vec<Box<dyn Export>> = vec![
-        Box::new(SummaryJson),
         Box::new(csvx::PerAngle),
         Box::new(csvx::PerClass),
         Box::new(csvx::ConfusionLong),
@@ -40,13 +44,31 @@ pub fn write_results(
     for e in &exporters {
         files.push((e.file_name().to_string(), e.render(&results)?));
     }
+    let mut bound = summary.clone();
+    bound.files = files
+        .iter()
+        .map(|(n, b)| (n.clone(), content_hash(b)))
+        .collect();
+    let summary = &bound;
+    let summary_bytes = SummaryJson.render(&Results {
+        summary,
+        sweep: Some(result),
+    })?;
+    if let Some(t) = timing.as_object_mut() {
+        t.insert(
+            "summary_sha256".into(),
+            content_hash(&summary_bytes).into(),
+        );
+    }
+    files.insert(0, ("summary.json".to_string(), summary_bytes));
     if !o.no_report {
         let examples = report::examples::build(&results);
         let wall = timing.get("wall_seconds").and_then(|v| v.as_f64());
         files.extend(report::visual::render(summary, examples.as_ref(), wall)?);
     }
     files.push(("timing.json".into(), serde_json::to_vec_pretty(&timing)?));
-    output::write_all(o.out, &files)?;
+    files.extend(extra);
+    output::replace_set(o.out, output::RESULT_FILES, &files)?;
     for m in &summary.models {
         if m.nonfinite_logits > 0 {
             eprintln!(
@@ -64,5 +86,5 @@ pub fn write_results(
     if !o.quiet {
         print!("{}", report::table::render(summary));
     }
-    Ok(())
+    Ok(bound)
 }

@@ -47,6 +47,7 @@ pub fn gate(args: GateArgs) -> Result<ExitCode> {
         baseline_dir: flag_given("--baseline-dir").then(|| args.baseline_dir.clone()),
         max_regression: args.max_regression,
         significance: flag_given("--significance").then_some(args.significance),
+        allow_new_models: args.allow_new_models.then_some(true),
     };
     flags.validate(&Origin::Flags)?;
     let file = args
@@ -106,6 +107,7 @@ fn load_named_baseline(checks: &Checks, default_dir: &Path) -> Result<Option<Bas
 }
 
 /// The per-sample predictions beside `summary.json`, for the paired comparison.
+/// They must be the ones that run wrote: summary.json records their sha256.
 fn current_predictions(
     summary_path: &Path,
     summary: &Summary,
@@ -116,6 +118,14 @@ fn current_predictions(
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let p = dir.join("predictions.csv");
+    if !summary.files.contains_key("predictions.csv") {
+        bail!(
+            "--baseline {}: the comparison needs the per-sample predictions, but {} records no predictions.csv \
+             (the sweep ran with --no-predictions); rerun the sweep without --no-predictions",
+            b.label,
+            summary_path.display()
+        );
+    }
     let bytes = std::fs::read(&p).map_err(|e| {
         anyhow!(
             "--baseline {}: the comparison needs the per-sample predictions, but {} cannot be read ({e}); \
@@ -124,6 +134,9 @@ fn current_predictions(
             p.display()
         )
     })?;
+    summary
+        .check_file(summary_path, "predictions.csv", &p, &bytes)
+        .map_err(|e| anyhow!("--baseline {}: {e:#}", b.label))?;
     Predictions::from_csv(&bytes, &p, summary)
 }
 
@@ -182,75 +195,101 @@ pub fn check_sweep_flags(args: &SweepArgs) -> Result<Option<Checks>> {
     Ok(checks)
 }
 
-/// After a sweep: save a baseline (`--save-baseline`) and gate (`--gate-config`).
-/// Returns the exit code when a gate ran.
-///
-/// With `--save-baseline NAME` and a `[gate]` baseline of the same name, the gate
-/// compares with the baseline as it was before this sweep, then the new one
-/// replaces it; if there was none yet, the comparison is with this run (a note says so).
+/// The gate a sweep runs with `--gate-config`, evaluated before anything is
+/// written: its verdict and the files it adds to the result set (junit.xml, gate.md).
+pub struct SweepGate {
+    verdict: Verdict,
+    files: Vec<(String, Vec<u8>)>,
+}
+
+impl SweepGate {
+    pub fn files(&self) -> Vec<(String, Vec<u8>)> {
+        self.files.clone()
+    }
+}
+
+/// Gate a sweep's results (`--gate-config`), against the baseline as it is before
+/// this run. A gate that names the baseline this run saves (`--save-baseline`)
+/// and finds none yet compares the run with itself, with a note.
+pub fn sweep_gate(
+    args: &SweepArgs,
+    summary: &Summary,
+    result: &SweepResult,
+) -> Result<Option<SweepGate>> {
+    let Some(checks) = check_sweep_flags(args)? else {
+        return Ok(None);
+    };
+    let predictions = Predictions::from_sweep(summary, result);
+    let compare_path = checks.baseline.as_deref().map(|b| {
+        let dir = checks.baseline_dir.as_deref().unwrap_or(&args.baseline_dir);
+        gate::resolve_baseline(b, dir)
+    });
+    let first_save = match (&compare_path, &args.save_baseline) {
+        (Some(p), Some(name)) if !p.is_dir() => {
+            same_folder(&args.baseline_dir.join(name), p) || args.baseline_dir.join(name) == *p
+        }
+        _ => false,
+    };
+    let mut notes = Vec::new();
+    let baseline = if first_save {
+        notes.push(format!(
+            "baseline `{}` did not exist before this run, so the comparison is with the run itself; it is saved as the baseline if the gate passes",
+            checks.baseline.as_deref().unwrap_or_default()
+        ));
+        Some(Baseline {
+            label: checks.baseline.clone().unwrap_or_default(),
+            path: compare_path.clone().unwrap_or_default(),
+            summary: summary.clone(),
+            predictions: predictions.clone(),
+        })
+    } else {
+        load_named_baseline(&checks, &args.baseline_dir)?
+    };
+    let shown = args.out.join("summary.json").display().to_string();
+    let current = baseline.as_ref().map(|_| &predictions);
+    let mut verdict = gate::evaluate(summary, &checks, baseline.as_ref().zip(current), &shown)?;
+    verdict.notes.extend(notes);
+    let md = gate::render_markdown(&verdict);
+    let files = vec![
+        ("junit.xml".to_string(), gate::render_junit(&verdict)),
+        ("gate.md".to_string(), md.into_bytes()),
+    ];
+    Ok(Some(SweepGate { verdict, files }))
+}
+
+/// After a sweep's results are written: report the gate, then save the baseline
+/// (`--save-baseline`) unless the gate failed (`--save-baseline-on-failure` saves
+/// it regardless). Returns the exit code when a gate ran.
 pub fn after_sweep(
     args: &SweepArgs,
     summary: &Summary,
     result: &SweepResult,
+    gate: Option<SweepGate>,
 ) -> Result<Option<ExitCode>> {
-    if args.save_baseline.is_none() && args.gate_config.is_none() {
-        return Ok(None);
+    if let Some(g) = &gate {
+        print!("{}", gate::render_text(&g.verdict));
+        append_step_summary(&gate::render_markdown(&g.verdict))?;
     }
-    // Everything that can be refused is checked before anything is written here.
-    let checks = check_sweep_flags(args)?;
-    let predictions = Predictions::from_sweep(summary, result);
-
-    // A baseline to compare with that exists now is read before a save may replace it.
-    let compare_path = checks.as_ref().and_then(|c| {
-        let dir = c.baseline_dir.as_deref().unwrap_or(&args.baseline_dir);
-        c.baseline
-            .as_deref()
-            .map(|b| gate::resolve_baseline(b, dir))
-    });
-    let mut baseline = match (&checks, &compare_path) {
-        (Some(c), Some(p)) if p.is_dir() => load_named_baseline(c, &args.baseline_dir)?,
-        _ => None,
-    };
-
-    let mut saved_now = None;
+    let failed = gate.as_ref().is_some_and(|g| !g.verdict.passed());
     if let Some(name) = &args.save_baseline {
-        let folder = args.baseline_dir.join(name);
-        output::prepare_dir(&folder, "--baseline-dir")?;
-        output::write_all(&folder, &gate::baseline_files(summary, &predictions)?)?;
-        if !args.quiet {
-            println!("saved baseline `{name}` in {}", folder.display());
-        }
-        saved_now = Some(folder);
-    }
-
-    let Some(checks) = checks else {
-        return Ok(None);
-    };
-    let mut self_note = None;
-    if baseline.is_none() && checks.baseline.is_some() {
-        baseline = load_named_baseline(&checks, &args.baseline_dir)?;
-        if let (Some(s), Some(p)) = (&saved_now, &compare_path) {
-            if same_folder(s, p) {
-                self_note = Some(format!(
-                    "baseline `{}` did not exist before and was saved by this run, so the comparison is with itself",
-                    checks.baseline.as_deref().unwrap_or_default()
-                ));
+        if failed && !args.save_baseline_on_failure {
+            eprintln!(
+                "baseline `{name}` was not saved: the gate failed, and a failing run must not become the baseline \
+                 that later runs compare with; pass --save-baseline-on-failure to save it anyway"
+            );
+        } else {
+            let predictions = Predictions::from_sweep(summary, result);
+            let folder = args.baseline_dir.join(name);
+            output::prepare_dir(&folder, "--baseline-dir")?;
+            output::replace_set(
+                &folder,
+                gate::BASELINE_FILES,
+                &gate::baseline_files(summary, &predictions)?,
+            )?;
+            if !args.quiet {
+                println!("saved baseline `{name}` in {}", folder.display());
             }
         }
     }
-    let shown = args.out.join("summary.json").display().to_string();
-    let current = baseline.as_ref().map(|_| &predictions);
-    let mut verdict = gate::evaluate(summary, &checks, baseline.as_ref().zip(current), &shown)?;
-    verdict.notes.extend(self_note);
-    print!("{}", gate::render_text(&verdict));
-    let md = gate::render_markdown(&verdict);
-    output::write_all(
-        &args.out,
-        &[
-            ("junit.xml".to_string(), gate::render_junit(&verdict)),
-            ("gate.md".to_string(), md.clone().into_bytes()),
-        ],
-    )?;
-    append_step_summary(&md)?;
-    Ok(Some(exit_code(&verdict)))
+    Ok(gate.map(|g| exit_code(&g.verdict)))
 }

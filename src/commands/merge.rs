@@ -62,7 +62,7 @@ pub fn merge(args: MergeArgs) -> Result<ExitCode> {
         no_report: args.no_report,
         quiet: args.quiet,
     };
-    write_results(&outs, &summary, &result, timing)?;
+    write_results(&outs, &summary, &result, timing, vec![])?;
     if !args.quiet {
         println!(
             "merged {} shards into {}",

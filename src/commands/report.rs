@@ -6,7 +6,7 @@ use crate::cli::ReportArgs;
 use anyhow::{anyhow, bail, Result};
 use rotbench::report::examples::ExamplesFile;
 use rotbench::report::visual;
-use rotbench::summary::Summary;
+use rotbench::summary::{content_hash, Summary};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -38,21 +38,42 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
             summary_path.display()
         );
     }
+    let summary_bytes = std::fs::read(&summary_path)
+        .map_err(|e| anyhow!("{}: cannot read ({e})", summary_path.display()))?;
     let summary: Summary = read_json(&summary_path, "rotbench summary.json")?;
+    // Every file read here must come from the run that wrote summary.json.
     let examples_path = dir.join("examples.json");
     let examples: Option<ExamplesFile> = if examples_path.is_file() {
+        let bytes = std::fs::read(&examples_path)
+            .map_err(|e| anyhow!("{}: cannot read ({e})", examples_path.display()))?;
+        summary.check_file(&summary_path, "examples.json", &examples_path, &bytes)?;
         Some(read_json(&examples_path, "rotbench examples.json")?)
     } else {
         None
     };
-    // Wall time is optional metadata: a missing or odd timing.json only drops it.
-    let wall_seconds = std::fs::read(dir.join("timing.json"))
+    // Wall time is optional metadata: a missing or unreadable timing.json only drops
+    // it, but one written by another run is refused like any other stray file.
+    let timing_path = dir.join("timing.json");
+    let timing = std::fs::read(&timing_path)
         .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    if let Some(t) = &timing {
+        let want = content_hash(&summary_bytes);
+        if t.get("summary_sha256").and_then(|v| v.as_str()) != Some(want.as_str()) {
+            bail!(
+                "{} does not belong to {}: it records another summary.json's sha256 (another run wrote it); \
+                 rerun `rotbench sweep` to write the set again, or delete timing.json",
+                timing_path.display(),
+                summary_path.display()
+            );
+        }
+    }
+    let wall_seconds = timing
+        .as_ref()
         .and_then(|v| v.get("wall_seconds").and_then(|w| w.as_f64()));
     let files = visual::render(&summary, examples.as_ref(), wall_seconds)
         .map_err(|e| anyhow!("{}: {e:#}", dir.display()))?;
-    rotbench::output::write_all(dir, &files)?;
+    rotbench::output::replace_set(dir, rotbench::output::REPORT_FILES, &files)?;
     if examples.is_none() {
         eprintln!(
             "note: {} is missing, so the report has no rotation strip and no gallery",

@@ -21,9 +21,10 @@ pub fn default_cache_dir() -> PathBuf {
     base.join("rotbench").join("predictions")
 }
 
-/// Everything that determines one model's predictions at one angle.
-pub fn cache_key(model: &Model, common: &Value, angle: f64) -> String {
-    let v = json!({
+/// Everything that determines one model's predictions at one angle: the key's
+/// fields, and their sha256 (the entry's file name).
+pub fn cache_key(model: &Model, common: &Value, angle: f64) -> CacheKey {
+    let fields = json!({
         "cache_version": CACHE_VERSION,
         "model_sha256": model.sha256,
         "spec": model.spec,
@@ -31,7 +32,17 @@ pub fn cache_key(model: &Model, common: &Value, angle: f64) -> String {
         "angle": angle,
         "common": common,
     });
-    hex(&Sha256::digest(v.to_string().as_bytes()))
+    CacheKey {
+        hash: hex(&Sha256::digest(fields.to_string().as_bytes())),
+        fields,
+    }
+}
+
+/// A cache entry's key. The fields are stored in the entry too, so that an entry
+/// says what produced it.
+pub struct CacheKey {
+    pub hash: String,
+    pub fields: Value,
 }
 
 pub struct Cache {
@@ -43,15 +54,19 @@ impl Cache {
         self.dir.join(&key[..2]).join(format!("{key}.bin"))
     }
 
-    /// A cached (1 model x 1 angle) entry, if present and whole.
-    pub fn get(&self, key: &str) -> Option<SampleData> {
-        let bytes = std::fs::read(self.path(key)).ok()?;
+    /// A cached (1 model x 1 angle) entry, if present, whole and made for `key`.
+    pub fn get(&self, key: &CacheKey) -> Option<SampleData> {
+        let bytes = std::fs::read(self.path(&key.hash)).ok()?;
         let (h, data) = store::decode(&bytes, "cache entry").ok()?;
-        (h.models == 1 && h.angles == 1 && h.present[0][0]).then_some(data)
+        (h.models == 1 && h.angles == 1 && h.present[0][0] && h.meta["key"] == key.fields)
+            .then_some(data)
     }
 
-    pub fn put(&self, key: &str, data: &SampleData) -> Result<()> {
-        output::write_atomic(&self.path(key), &store::encode(data, json!({ "key": key })))
+    pub fn put(&self, key: &CacheKey, data: &SampleData) -> Result<()> {
+        output::write_atomic(
+            &self.path(&key.hash),
+            &store::encode(data, json!({ "key": key.fields })),
+        )
     }
 }
 

@@ -12,7 +12,7 @@ use rotbench::model::{device_name, parse_device, CropOrder, Inference, Model};
 use rotbench::shard::{examples_of, ShardManifest, ShardModel, SHARD_FORMAT};
 use rotbench::summary::{self, BatchSetting, DatasetSummary, ModelMeta, Settings};
 use rotbench::sweep::{self, BatchSize, RotateOn, SweepSettings, Work};
-use rotbench::{angles, output, store, LIBTORCH_VERSION};
+use rotbench::{angles, output, store, BACKEND, LIBTORCH_VERSION};
 use serde_json::json;
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -137,10 +137,16 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         device: device_name(device),
         inference: inference.name().into(),
         rotate_on: rotate_on.name().into(),
+        backend: BACKEND.into(),
     };
 
-    // What the predictions depend on besides the model and the angle.
+    // What the predictions depend on besides the model and the angle: the data and
+    // its selection, the rotation, where it ran, and which code ran it.
     let common = json!({
+        "device": settings.device,
+        "backend": BACKEND,
+        "libtorch_version": LIBTORCH_VERSION,
+        "rotbench_version": env!("CARGO_PKG_VERSION"),
         "dataset_sha256": info.sha256,
         "start": info.start,
         "len": info.len,
@@ -154,7 +160,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     let cache = (!args.no_cache).then(|| Cache {
         dir: args.cache_dir.clone().unwrap_or_else(default_cache_dir),
     });
-    let keys: Vec<Vec<String>> = models
+    let keys: Vec<Vec<super::state::CacheKey>> = models
         .iter()
         .map(|m| {
             all_angles
@@ -167,7 +173,10 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     if let Some(c) = &cache {
         for (m, row) in keys.iter().enumerate() {
             for (a, k) in row.iter().enumerate() {
-                cached[m][a] = c.get(k).filter(|d| d.len() == info.len);
+                // With --skip-bad-images an entry holds only the samples that decoded
+                // (the key pins the data's bytes, so those are the same every time);
+                // after the run its indices are checked against this run's.
+                cached[m][a] = c.get(k).filter(|d| !d.is_empty() && d.len() <= info.len);
             }
         }
     }
@@ -295,8 +304,9 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
             keep_examples: KEEP_EXAMPLES,
         };
         let bytes = store::encode(&raw.data, serde_json::to_value(&manifest)?);
-        output::write_all(
+        output::replace_set(
             &args.out,
+            output::RESULT_FILES,
             &[
                 ("shard.bin".into(), bytes),
                 ("shard.json".into(), serde_json::to_vec_pretty(&manifest)?),
@@ -347,7 +357,10 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         no_report: args.no_report,
         quiet: args.quiet,
     };
-    write_results(&outs, &summary, &result, timing)?;
+    // The gate runs before anything is written, so its files join the one result set.
+    let gate = super::gate::sweep_gate(&args, &summary, &result)?;
+    let extra = gate.as_ref().map(|g| g.files()).unwrap_or_default();
+    let summary = write_results(&outs, &summary, &result, timing, extra)?;
     checkpoint.finish()?;
     if !args.quiet {
         let reused = compute.iter().flatten().filter(|&&c| !c).count();
@@ -358,8 +371,8 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         };
         println!("wrote {} ({:.1} s{note})", args.out.display(), wall);
     }
-    // Baselines and the optional gate (src/commands/gate.rs).
-    if let Some(code) = super::gate::after_sweep(&args, &summary, &result)? {
+    // The gate's verdict, then the baseline (src/commands/gate.rs).
+    if let Some(code) = super::gate::after_sweep(&args, &summary, &result, gate)? {
         return Ok(code);
     }
     Ok(ExitCode::SUCCESS)
