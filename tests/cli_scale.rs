@@ -7,15 +7,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-const EXACT_FILES: [&str; 6] = [
-    "summary.json",
-    "per_angle.csv",
-    "per_class.csv",
-    "confusion.csv",
-    "predictions.csv",
-    "examples.json",
-];
-
 fn sweep_args(out: &Path, extra: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = vec![
         "sweep".into(),

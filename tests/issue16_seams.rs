@@ -38,16 +38,6 @@ fn s(p: impl AsRef<Path>) -> &'static str {
     Box::leak(p.as_ref().to_str().unwrap().to_string().into_boxed_str())
 }
 
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
 /// Copy a bundled model and its sidecar to `dir/m.pt` and `dir/m.json`.
 fn install_model(bundled: &str, dir: &Path) -> PathBuf {
     let m = root().join("models");
@@ -231,7 +221,7 @@ fn skipped_images_are_not_samples_and_their_shards_merge_into_the_single_run() {
     assert_same_files(
         &merged,
         &single,
-        &["summary.json", "per_angle.csv", "per_class.csv", "confusion.csv", "predictions.csv", "examples.json"],
+        &EXACT_FILES,
     );
     let sm = summary(&single);
     assert_eq!(sm["dataset"]["n"], 3, "three images decoded");

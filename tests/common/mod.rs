@@ -72,3 +72,24 @@ pub fn assert_same_files(a: &Path, b: &Path, files: &[&str]) {
         );
     }
 }
+
+/// The deterministic result files: byte-identical between runs that must agree.
+pub const EXACT_FILES: [&str; 6] = [
+    "summary.json",
+    "per_angle.csv",
+    "per_class.csv",
+    "confusion.csv",
+    "predictions.csv",
+    "examples.json",
+];
+
+/// The names in a folder, sorted.
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
