@@ -33,9 +33,17 @@ fn args_with(out: &Path, angles: &str, limit: &str, batch: &str, extra: &[&str])
     v.push("--data".into());
     v.push(mnist().display().to_string());
     v.extend(
-        ["--angles", angles, "--limit", limit, "--batch-size", batch, "--out"]
-            .iter()
-            .map(|s| s.to_string()),
+        [
+            "--angles",
+            angles,
+            "--limit",
+            limit,
+            "--batch-size",
+            batch,
+            "--out",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
     );
     v.push(out.display().to_string());
     v.extend(extra.iter().map(|s| s.to_string()));
@@ -70,7 +78,10 @@ fn resume_on_a_missing_out_starts_a_fresh_run_and_says_so_in_one_line() {
         lines[0].contains("no checkpoint") && lines[0].contains("fresh"),
         "{e}"
     );
-    assert!(lines[0].contains(&out.display().to_string()), "names --out: {e}");
+    assert!(
+        lines[0].contains(&out.display().to_string()),
+        "names --out: {e}"
+    );
     sweep_ok(&t.path().join("plain"), &[]);
     assert_same_files(&t.path().join("plain"), &out, &EXACT_FILES);
     assert!(!out.join(".rotbench-checkpoint").exists());
@@ -94,7 +105,10 @@ fn resume_on_a_fresh_shard_out_writes_the_shard_and_the_shards_merge_into_the_si
     let p = |s: &str| t.path().join(s);
     for i in 0..3 {
         let a = rotbench()
-            .args(sweep_args(&p(&format!("shard-{i}")), &["--shard", "auto", "--resume"]))
+            .args(sweep_args(
+                &p(&format!("shard-{i}")),
+                &["--shard", "auto", "--resume"],
+            ))
             .env("JOB_COMPLETION_INDEX", i.to_string())
             .env("JOB_COMPLETIONS", "3")
             .assert()
@@ -140,7 +154,11 @@ fn resume_still_refuses_a_checkpoint_made_with_other_arguments_with_exit_2() {
     let t = tempfile::tempdir().unwrap();
     let out = t.path().join("o");
     fs::create_dir_all(out.join(".rotbench-checkpoint")).unwrap();
-    fs::write(out.join(".rotbench-checkpoint/run.json"), "{\"other\": true}").unwrap();
+    fs::write(
+        out.join(".rotbench-checkpoint/run.json"),
+        "{\"other\": true}",
+    )
+    .unwrap();
     let e = sweep_exit_2(&out, &["--resume"]);
     assert!(
         e.contains("--resume") && e.contains("different arguments"),
@@ -178,7 +196,10 @@ fn resume_still_refuses_a_checkpoint_made_with_other_arguments_with_exit_2() {
 
 /// Why this machine cannot run a local Slurm, if it cannot.
 fn slurm_missing() -> Option<String> {
-    let path = format!("{}:/usr/sbin:/sbin", std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:/usr/sbin:/sbin",
+        std::env::var("PATH").unwrap_or_default()
+    );
     for b in ["sbatch", "scontrol", "slurmctld", "slurmd", "munged"] {
         let found = std::env::split_paths(&path).any(|d| d.join(b).is_file());
         if !found {
@@ -217,15 +238,32 @@ fn swap(text: &str, from: &str, to: &str, name: &str) -> String {
     text.replace(from, to)
 }
 
-/// `cmd` with a time limit (coreutils `timeout`), in `dir`, with `SLURM_CONF`.
-fn slurm_cmd(cmd: &str, dir: &Path, env: &[(&str, &Path)]) -> std::process::Output {
+/// Run `cmd` with bash in `dir` within `secs` seconds (coreutils `timeout`), with `env`
+/// added; None when it could not be started.
+fn slurm_try(
+    cmd: &str,
+    secs: u32,
+    dir: &Path,
+    env: &[(&str, &Path)],
+) -> Option<std::process::Output> {
     let mut c = Process::new("timeout");
-    c.args(["20", "bash", "-c", cmd]).current_dir(dir);
+    c.args([&secs.to_string(), "bash", "-c", cmd])
+        .current_dir(dir);
     for (k, v) in env {
         c.env(k, v);
     }
-    c.env("PATH", format!("{}:/usr/sbin:/sbin", std::env::var("PATH").unwrap_or_default()));
-    c.output().unwrap()
+    c.env(
+        "PATH",
+        format!(
+            "{}:/usr/sbin:/sbin",
+            std::env::var("PATH").unwrap_or_default()
+        ),
+    );
+    c.output().ok()
+}
+
+fn slurm_cmd(cmd: &str, secs: u32, dir: &Path, env: &[(&str, &Path)]) -> std::process::Output {
+    slurm_try(cmd, secs, dir, env).unwrap_or_else(|| panic!("cannot run `timeout bash -c {cmd}`"))
 }
 
 /// Stops the test's cluster (and cancels its jobs) however the test ends.
@@ -237,13 +275,14 @@ struct Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         let env = [("SLURM_CONF", self.conf.as_path())];
-        slurm_cmd("scancel -u \"$(id -un)\"", &self.dir, &env);
+        // Never panics: it also runs while a failed test unwinds.
+        slurm_try("scancel -u \"$(id -un)\"", 10, &self.dir, &env);
         let stop = format!(
             "bash {} stop {}",
             root().join("scripts/slurm-local.sh").display(),
             self.dir.display()
         );
-        slurm_cmd(&stop, &self.dir, &env);
+        slurm_try(&stop, 20, &self.dir, &env);
     }
 }
 
@@ -253,7 +292,11 @@ fn logs(work: &Path) -> String {
         for e in fs::read_dir(&d).into_iter().flatten().flatten() {
             let p = e.path();
             if p.extension().is_some_and(|x| x == "out") {
-                s += &format!("--- {}\n{}", p.display(), fs::read_to_string(&p).unwrap_or_default());
+                s += &format!(
+                    "--- {}\n{}",
+                    p.display(),
+                    fs::read_to_string(&p).unwrap_or_default()
+                );
             }
         }
     }
@@ -270,8 +313,11 @@ fn the_slurm_recipe_in_docs_scale_out_runs_on_a_real_slurm_and_merges_into_the_s
     let t = tempfile::tempdir().unwrap();
     let work = t.path().join("work");
     fs::create_dir_all(work.join("target/release")).unwrap();
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_rotbench"), work.join("target/release/rotbench"))
-        .unwrap();
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_rotbench"),
+        work.join("target/release/rotbench"),
+    )
+    .unwrap();
     std::os::unix::fs::symlink(root().join("models"), work.join("models")).unwrap();
     std::os::unix::fs::symlink(root().join("datasets"), work.join("datasets")).unwrap();
 
@@ -282,7 +328,7 @@ fn the_slurm_recipe_in_docs_scale_out_runs_on_a_real_slurm_and_merges_into_the_s
         root().join("scripts/slurm-local.sh").display(),
         sdir.display()
     );
-    let o = slurm_cmd(&start, t.path(), &[]);
+    let o = slurm_cmd(&start, 40, t.path(), &[]);
     let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(
         o.status.success(),
@@ -308,18 +354,36 @@ fn the_slurm_recipe_in_docs_scale_out_runs_on_a_real_slurm_and_merges_into_the_s
     let mut sweep = doc_block(&doc, name);
     sweep = swap(&sweep, "cd /opt/rotbench", &format!("cd {wd}"), name);
     sweep = swap(&sweep, "--cpus-per-task=8", "--cpus-per-task=1", name);
-    sweep = swap(&sweep, "--angles 0:360:5", "--angles 0:360:90 --limit 1000", name);
+    sweep = swap(
+        &sweep,
+        "--angles 0:360:5",
+        "--angles 0:360:90 --limit 1000",
+        name,
+    );
     assert!(sweep.contains("--resume"), "the recipe passes --resume");
     let name = "slurm merge.sbatch";
-    let merge = swap(&doc_block(&doc, name), "cd /opt/rotbench", &format!("cd {wd}"), name);
+    let merge = swap(
+        &doc_block(&doc, name),
+        "cd /opt/rotbench",
+        &format!("cd {wd}"),
+        name,
+    );
     let name = "slurm submit";
-    let submit = swap(&doc_block(&doc, name), "cd /opt/rotbench", &format!("cd {wd}"), name);
+    let submit = swap(
+        &doc_block(&doc, name),
+        "cd /opt/rotbench",
+        &format!("cd {wd}"),
+        name,
+    );
     fs::write(work.join("sweep.sbatch"), &sweep).unwrap();
     fs::write(work.join("merge.sbatch"), &merge).unwrap();
 
     let cache = t.path().join("cache");
-    let env = [("SLURM_CONF", conf.as_path()), ("XDG_CACHE_HOME", cache.as_path())];
-    let o = slurm_cmd(&submit, &work, &env);
+    let env = [
+        ("SLURM_CONF", conf.as_path()),
+        ("XDG_CACHE_HOME", cache.as_path()),
+    ];
+    let o = slurm_cmd(&submit, 20, &work, &env);
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(
         o.status.success(),
@@ -334,9 +398,9 @@ fn the_slurm_recipe_in_docs_scale_out_runs_on_a_real_slurm_and_merges_into_the_s
         .to_string();
 
     // Wait for the merge job (it runs only after every array task succeeded).
-    let deadline = Instant::now() + Duration::from_secs(90);
+    let deadline = Instant::now() + Duration::from_secs(60);
     let state = loop {
-        let o = slurm_cmd(&format!("scontrol -o show job {merge_id}"), &work, &env);
+        let o = slurm_cmd(&format!("scontrol -o show job {merge_id}"), 10, &work, &env);
         let s = String::from_utf8_lossy(&o.stdout).into_owned();
         let state = s
             .split_whitespace()
@@ -344,25 +408,52 @@ fn the_slurm_recipe_in_docs_scale_out_runs_on_a_real_slurm_and_merges_into_the_s
             .unwrap_or("UNKNOWN")
             .to_string();
         let pending_forever = s.contains("DependencyNeverSatisfied");
-        if !matches!(state.as_str(), "PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING" | "UNKNOWN")
-            || pending_forever
+        if !matches!(
+            state.as_str(),
+            "PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING" | "UNKNOWN"
+        ) || pending_forever
         {
-            break format!("{state}{}", if pending_forever { " (a shard failed)" } else { "" });
+            break format!(
+                "{state}{}",
+                if pending_forever {
+                    " (a shard failed)"
+                } else {
+                    ""
+                }
+            );
         }
         assert!(
             Instant::now() < deadline,
-            "the Slurm jobs did not finish within 90 s (merge job {merge_id}: {state}); logs:\n{}",
+            "the Slurm jobs did not finish within 60 s (merge job {merge_id}: {state}); logs:\n{}",
             logs(&work)
         );
         std::thread::sleep(Duration::from_millis(300));
     };
-    assert_eq!(state, "COMPLETED", "merge job {merge_id}; logs:\n{}", logs(&work));
+    assert_eq!(
+        state,
+        "COMPLETED",
+        "merge job {merge_id}; logs:\n{}",
+        logs(&work)
+    );
 
     // The same sweep in one run, outside Slurm.
     let single = t.path().join("single");
     rotbench()
-        .args(["sweep", "--quiet", "--no-cache", "--model", "models/mnist-cnn.pt"])
-        .args(["--data", "datasets/mnist", "--angles", "0:360:90", "--limit", "1000"])
+        .args([
+            "sweep",
+            "--quiet",
+            "--no-cache",
+            "--model",
+            "models/mnist-cnn.pt",
+        ])
+        .args([
+            "--data",
+            "datasets/mnist",
+            "--angles",
+            "0:360:90",
+            "--limit",
+            "1000",
+        ])
         .args(["--batch-size", "256", "--threads", "1", "--out"])
         .arg(&single)
         .current_dir(root())
@@ -370,7 +461,7 @@ fn the_slurm_recipe_in_docs_scale_out_runs_on_a_real_slurm_and_merges_into_the_s
         .success();
     assert_same_files(&single, &work.join("results/merged"), &EXACT_FILES);
     eprintln!(
-        "the Slurm recipe ran 4 array tasks and the merge in {:.1} s",
+        "the Slurm recipe test (cluster start, 4 array tasks, merge, single run) took {:.1} s",
         t0.elapsed().as_secs_f64()
     );
 }
