@@ -33,7 +33,8 @@ demo: build
 	target/release/rotbench sweep $(foreach m,$(DEMO_MODELS),--model $(m)) --data datasets/mnist \
 	  --angles $(DEMO_ANGLES) --out reports/demo $(DEMO_FLAGS)
 
-# Screenshot of reports/demo/index.html in headless Chromium (docs/report-screenshot.png).
+# Screenshot of reports/demo/index.html in headless Chromium (docs/report-screenshot.png);
+# fails when the page logs a warning or an error, or the summary table scrolls sideways.
 screenshot:
 	bash scripts/screenshot.sh reports/demo/index.html docs/report-screenshot.png
 

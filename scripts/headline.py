@@ -4,8 +4,11 @@
     python3 scripts/headline.py reports/demo/summary.json
 
 Standard library only. Columns: accuracy at 0 degrees, mean accuracy over the swept
-angles, the worst angle and its accuracy, worst-of-sweep accuracy (samples right at
-every angle), and consistency (same prediction as at 0 degrees) at 45 and 90 degrees.
+angles (named as --angles would give them, e.g. 0:360:5), the worst angle and its
+accuracy, worst-of-sweep accuracy (samples right at every angle), and consistency (same
+prediction as at 0 degrees) at 45 and 90 degrees. tests/readme_headline.rs checks that
+the table under "## The demo" in README.md is this output for reports/demo/summary.json
+(the README may add a description in parentheses after a model's name).
 """
 import json
 import sys
@@ -18,11 +21,22 @@ def at(model, angle, key):
     return "n/a"
 
 
+def angle_spec(angles):
+    """The swept angles as `start:stop:step` when evenly spaced, else their count."""
+    if len(angles) == 1:
+        return f"{angles[0]:g}"
+    step = angles[1] - angles[0]
+    if step > 0 and all(abs(b - a - step) < 1e-9 for a, b in zip(angles, angles[1:])):
+        return f"{angles[0]:g}:{angles[-1] + step:g}:{step:g}"
+    return f"{len(angles)} angles"
+
+
 def main():
     path = sys.argv[1] if len(sys.argv) > 1 else "reports/demo/summary.json"
     with open(path) as f:
         s = json.load(f)
-    print("| model | accuracy at 0° | mean accuracy | worst angle (accuracy) | worst-of-sweep | consistency at 45° | consistency at 90° |")
+    spec = angle_spec(s["settings"]["angles"])
+    print(f"| model | accuracy at 0° | mean accuracy ({spec}) | worst angle (accuracy) | worst-of-sweep | consistency at 45° | consistency at 90° |")
     print("|---|---|---|---|---|---|---|")
     for m in s["models"]:
         w = m["sweep"]

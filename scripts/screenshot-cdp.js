@@ -2,12 +2,13 @@
 // Load a page in headless Chromium over the DevTools protocol (--remote-debugging-pipe,
 // no npm packages), wait until it is fully painted, move a rotbench report's angle
 // slider and model choice through every value, record every console message,
-// uncaught exception and browser log entry, and save a screenshot.
+// uncaught exception and browser log entry, check that every container marked
+// data-fit shows its content without scrolling sideways, and save a screenshot.
 //
 //   node scripts/screenshot-cdp.js CHROMIUM URL OUT_PNG WIDTH HEIGHT PROFILE_DIR
 //
 // Prints each message on stderr; exit 0 when the page logged nothing of level
-// warning or error, 1 when it did, 2 when Chromium failed.
+// warning or error and nothing overflowed, 1 when it did, 2 when Chromium failed.
 'use strict';
 const { spawn } = require('child_process');
 const fs = require('fs');
@@ -131,6 +132,19 @@ async function main() {
     expression: 'new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))',
     awaitPromise: true,
   }, sessionId);
+  // A container marked data-fit="WHAT" must show all of its content at this width,
+  // without a sideways scroll bar (the report's summary table).
+  const fit = await send('Runtime.evaluate', {
+    expression: `JSON.stringify([...document.querySelectorAll('[data-fit]')]
+      .filter(e => e.scrollWidth > e.clientWidth)
+      .map(e => [e.getAttribute('data-fit'), e.scrollWidth, e.clientWidth]))`,
+    returnByValue: true,
+  }, sessionId);
+  for (const [what, need, have] of JSON.parse(fit.result.value)) {
+    const text = `overflow: ${what} needs ${need} px but its box is ${have} px wide at a ${W} px viewport; it scrolls sideways`;
+    console.error(text);
+    problems.push(text);
+  }
   const shot = await send('Page.captureScreenshot', { format: 'png', clip: { x: 0, y: 0, width: W, height: H, scale: 1 } }, sessionId);
   fs.writeFileSync(out, Buffer.from(shot.data, 'base64'));
   await send('Browser.close').catch(() => {});

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Open a rotbench report in headless Chromium from disk, fail if the page logs a
-# warning or an error (console messages, uncaught exceptions, blocked requests),
-# and save a screenshot.
+# warning or an error (console messages, uncaught exceptions, blocked requests) or,
+# with Node, if a container marked data-fit (the summary table) scrolls sideways at
+# the viewport's width, and save a screenshot.
 #
 #   scripts/screenshot.sh [REPORT_HTML] [OUT_PNG]
 #     REPORT_HTML  default reports/demo/index.html
 #     OUT_PNG      default docs/report-screenshot.png
 #   SCREENSHOT_SIZE=W,H  viewport (default 1280,1640: header, summary, plots and strip)
-#   scripts/screenshot.sh --self-test   check that a broken page is caught
+#   scripts/screenshot.sh --self-test   check that a broken page (and, with Node, an
+#                                       overflowing data-fit box) is caught
 #
 # With Node it drives Chromium over the DevTools protocol (scripts/screenshot-cdp.js:
 # waits until every image is decoded and painted, and sees each message's level);
@@ -82,7 +84,24 @@ if [ "${1:-}" = "--self-test" ]; then
         cat "$work/self-test.log" >&2
         exit 1
     fi
-    echo "self-test passed: an uncaught error is reported"
+    if command -v node >/dev/null 2>&1; then
+        printf '%s\n' '<!doctype html><meta charset="utf-8"><title>wide</title>' \
+            '<div data-fit="a wide box" style="width:200px;overflow:auto"><div style="width:400px">x</div></div>' \
+            >"$work/wide.html"
+        if shoot "file://$work/wide.html" "$work/wide.png" 2>"$work/self-test.log"; then
+            echo "self-test FAILED: the overflowing data-fit box was not reported" >&2
+            cat "$work/self-test.log" >&2
+            exit 1
+        fi
+        if ! grep -q 'overflow: a wide box' "$work/self-test.log"; then
+            echo "self-test FAILED: no overflow message; the output:" >&2
+            cat "$work/self-test.log" >&2
+            exit 1
+        fi
+        echo "self-test passed: an uncaught error and an overflowing data-fit box are reported"
+    else
+        echo "self-test passed: an uncaught error is reported (no Node: the overflow check is not run)"
+    fi
     exit 0
 fi
 
@@ -105,5 +124,7 @@ if [ ! -s "$out" ]; then
     echo "error: Chromium wrote no screenshot" >&2
     exit 1
 fi
-echo "no console warnings or errors; screenshot: $out (${width}x${height})"
+fits="nothing overflows"
+command -v node >/dev/null 2>&1 || fits="overflow not checked (no Node)"
+echo "no console warnings or errors, $fits; screenshot: $out (${width}x${height})"
 exit 0

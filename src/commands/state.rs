@@ -96,23 +96,49 @@ fn checkpoint_dir(out: &Path) -> PathBuf {
 impl Checkpoint {
     /// Start a checkpoint for `run_key`. With `resume`, continue the one already
     /// there (it must have been made with the same arguments) and return its samples.
+    /// With `resume` and no checkpoint in `out`, start fresh and return a note saying
+    /// so, for the command to print: a missing or empty `out` is the first run of a
+    /// job-engine task that always passes --resume, and an `out` holding finished
+    /// results (the checkpoint goes when a run finishes) is rewritten by a rerun with
+    /// the same bytes.
     pub fn open(
         out: &Path,
         run_key: &Value,
         resume: bool,
         models: usize,
         angles: usize,
-    ) -> Result<(Checkpoint, Option<SampleData>)> {
+    ) -> Result<(Checkpoint, Option<SampleData>, Option<String>)> {
         let dir = checkpoint_dir(out);
         let key_path = dir.join("run.json");
         let log_path = dir.join("batches.bin");
-        if resume {
-            let Ok(text) = std::fs::read_to_string(&key_path) else {
-                bail!(
-                    "--resume: {} holds no checkpoint to continue (the last run finished, or never started); run without --resume",
-                    out.display()
-                );
-            };
+        let mut note = None;
+        let read = resume.then(|| std::fs::read_to_string(&key_path));
+        let saved_key = match read {
+            None => None,
+            Some(Ok(text)) => Some(text),
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                let finished = ["summary.json", "shard.json"]
+                    .iter()
+                    .any(|f| out.join(f).exists());
+                note = Some(if finished {
+                    format!(
+                        "--resume: {} holds the results of a finished run and no checkpoint; running again from the start (the same arguments write the same files)",
+                        out.display()
+                    )
+                } else {
+                    format!(
+                        "--resume: {} holds no checkpoint; starting a fresh run",
+                        out.display()
+                    )
+                });
+                None
+            }
+            Some(Err(e)) => bail!(
+                "--resume: cannot read the checkpoint {} ({e}); make it readable, or run without --resume to start over",
+                key_path.display()
+            ),
+        };
+        if let Some(text) = saved_key {
             let saved: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
             if &saved != run_key {
                 bail!(
@@ -142,6 +168,7 @@ impl Checkpoint {
                     appended: 0,
                 },
                 (!data.is_empty()).then_some(data),
+                None,
             ));
         }
         output::remove(&dir)?;
@@ -154,6 +181,7 @@ impl Checkpoint {
                 appended: 0,
             },
             None,
+            note,
         ))
     }
 

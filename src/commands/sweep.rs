@@ -202,13 +202,16 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         "batch_size": args.batch_size.trim(),
         "compute": compute,
     });
-    let (mut checkpoint, resumed) = Checkpoint::open(
+    let (mut checkpoint, resumed, note) = Checkpoint::open(
         &args.out,
         &run_key,
         args.resume,
         models.len(),
         all_angles.len(),
     )?;
+    if let Some(note) = note {
+        eprintln!("note: {note}");
+    }
     let done_before = resumed.as_ref().map_or(0, |d| d.len());
 
     let per_sample = (compute.iter().flatten().filter(|&&c| c).count()) as u64;

@@ -135,9 +135,11 @@ h2{font-size:18px;margin:0 0 12px;font-weight:600}
 h3{font-size:15px;margin:16px 0 8px;font-weight:600}
 table{border-collapse:collapse}
 table.data{width:100%}
-table.data th,table.data td{padding:6px 10px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
-table.data th:first-child,table.data td:first-child{text-align:left}
-table.data thead th{font-weight:600;color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.03em}
+table.data th,table.data td{padding:6px 8px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
+table.data th:first-child,table.data td:first-child{text-align:left;padding-left:0}
+table.data thead th{font-weight:600;color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.03em;white-space:normal;vertical-align:bottom;line-height:1.3}
+table.data td.wrap{white-space:normal}
+table.data .ci{white-space:nowrap}
 table.meta th{text-align:left;color:var(--muted);font-weight:500;padding:4px 18px 4px 0;vertical-align:top;white-space:nowrap}
 table.meta td{padding:4px 0;overflow-wrap:anywhere}
 code{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:#f1f3f5;padding:1px 4px;border-radius:3px}
@@ -422,7 +424,7 @@ fn figure(out: &mut String, p: &Plot, caption: &str, wide: bool) {
 
 fn summary_table(out: &mut String, view: &View<'_>) {
     out.push_str(
-        r#"<div class="scroll"><table class="data"><thead><tr><th>Model</th><th>Accuracy at 0°</th><th>Mean accuracy</th><th>Worst angle</th><th>Accuracy there</th><th>Worst-of-sweep</th><th>Consistency at worst</th><th>Mean ÷ 0°</th></tr></thead><tbody>"#,
+        r#"<div class="scroll" data-fit="the summary table"><table class="data"><thead><tr><th>Model</th><th>Accuracy at 0°</th><th>Mean accuracy</th><th>Worst angle</th><th>Accuracy there</th><th>Worst-of-sweep</th><th>Consistency at worst</th><th>Mean ÷ 0°</th></tr></thead><tbody>"#,
     );
     for (i, m) in view.models().iter().enumerate() {
         let s = &m.sweep;
@@ -432,7 +434,7 @@ fn summary_table(out: &mut String, view: &View<'_>) {
             .find(|a| a.reference)
             .map(|a| {
                 format!(
-                    r#" <span class="note">({} – {})</span>"#,
+                    r#" <span class="note ci">({} – {})</span>"#,
                     pct(a.accuracy_ci_low),
                     pct(a.accuracy_ci_high)
                 )
@@ -440,7 +442,7 @@ fn summary_table(out: &mut String, view: &View<'_>) {
             .unwrap_or_default();
         w!(
             out,
-            r#"<tr><td><span class="swatch" style="background:{}"></span>{}</td><td>{}{ci}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
+            r#"<tr><td><span class="swatch" style="background:{}"></span>{}</td><td class="wrap">{}{ci}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
             hex(model_color(i)),
             escape(&m.name),
             pct(s.accuracy_at_reference),
