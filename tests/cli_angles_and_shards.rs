@@ -1,10 +1,11 @@
 //! Issue #16, "Sound seams", end to end: extreme and non-finite angles at every
-//! door angles come in by (item 6).
+//! door angles come in by (item 6), and `--shard auto` under Slurm arrays that do
+//! not start at 0 or that step (item 8).
 
 mod common;
 use common::*;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn stderr_of(a: &assert_cmd::assert::Assert) -> String {
     String::from_utf8_lossy(&a.get_output().stderr).into_owned()
@@ -116,5 +117,74 @@ fn a_sweep_labels_an_extreme_angle_as_written_and_scores_it_as_its_remainder() {
     let (a72, huge) = (at("72"), at("7e299"));
     for col in ["accuracy", "f1_macro", "consistency", "prob_shift"] {
         assert_eq!(a72[col], huge[col], "{col}");
+    }
+}
+
+/// `sweep --shard auto` as task `id` of a Slurm array; the shard folder.
+fn slurm_task(dir: &Path, array: &str, id: u32, min: u32, step: u32, count: u32) -> PathBuf {
+    let out = dir.join(format!("{array}-{id}"));
+    let a = sweep_cmd(&out, "0,90", &["--shard", "auto"])
+        .env("SLURM_ARRAY_TASK_ID", id.to_string())
+        .env("SLURM_ARRAY_TASK_MIN", min.to_string())
+        .env(
+            "SLURM_ARRAY_TASK_MAX",
+            (min + step * (count - 1)).to_string(),
+        )
+        .env("SLURM_ARRAY_TASK_STEP", step.to_string())
+        .env("SLURM_ARRAY_TASK_COUNT", count.to_string())
+        .assert();
+    no_panic(&stderr_of(&a));
+    a.success();
+    out
+}
+
+#[test]
+fn shard_auto_numbers_slurm_arrays_0_3_1_4_and_0_6_step_2_from_0_and_they_merge() {
+    // Issue #16 item 8: `--array=1-4` lost shard 0 and failed task 4.
+    let d = tempfile::tempdir().unwrap();
+    let single = d.path().join("single");
+    sweep_cmd(&single, "0,90", &[]).assert().success();
+    for (array, min, step) in [("0-3", 0, 1), ("1-4", 1, 1), ("0-6:2", 0, 2)] {
+        let mut dirs = Vec::new();
+        for k in 0..4 {
+            let id = min + k * step;
+            let out = slurm_task(d.path(), array, id, min, step, 4);
+            let m: serde_json::Value =
+                serde_json::from_slice(&fs::read(out.join("shard.json")).unwrap()).unwrap();
+            assert_eq!(m["shard"]["index"], k, "array {array}, task {id}");
+            assert_eq!(m["shard"]["count"], 4, "array {array}, task {id}");
+            dirs.push(out);
+        }
+        let merged = d.path().join(format!("merged-{array}"));
+        rotbench()
+            .args(["merge", "--quiet", "--no-report", "--out"])
+            .arg(&merged)
+            .args(&dirs)
+            .assert()
+            .success();
+        assert_same_files(&single, &merged, &["summary.json", "predictions.csv"]);
+    }
+}
+
+#[test]
+fn shard_auto_refuses_a_slurm_task_off_the_array_step() {
+    let d = tempfile::tempdir().unwrap();
+    let a = sweep_cmd(&d.path().join("o"), "0", &["--shard", "auto"])
+        .env("SLURM_ARRAY_TASK_ID", "3")
+        .env("SLURM_ARRAY_TASK_MIN", "0")
+        .env("SLURM_ARRAY_TASK_STEP", "2")
+        .env("SLURM_ARRAY_TASK_COUNT", "4")
+        .assert()
+        .code(2);
+    let e = stderr_of(&a);
+    no_panic(&e);
+    let first = e.lines().next().unwrap_or_default();
+    for part in [
+        "--shard auto",
+        "SLURM_ARRAY_TASK_STEP",
+        "--array",
+        "--shard i/n",
+    ] {
+        assert!(first.contains(part), "expected `{part}` in:\n{first}");
     }
 }
