@@ -3,6 +3,7 @@
 
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Parser, Subcommand};
+use rotbench::dataset::ClassFolders;
 use rotbench::model::{read_classes_file, SpecFlags};
 use rotbench::rotate::{Fill, Interpolation, RotateOptions};
 use std::path::PathBuf;
@@ -50,8 +51,9 @@ pub struct SpecArgs {
     #[arg(long, value_name = "V[,V,V]")]
     pub std: Option<String>,
     /// Class names, one per line, in the model's output order. This fixes the class
-    /// indices: image folders whose names are in it map by name (a subset keeps its
-    /// indices); otherwise folders are indexed in sorted order, as torchvision does.
+    /// indices: image folders whose names are all in it map by name (a subset keeps
+    /// its indices); folders none of whose names are in it are indexed in sorted
+    /// order, as torchvision does (see --class-folders).
     #[arg(long, value_name = "FILE")]
     pub classes: Option<PathBuf>,
     /// Resize before the centre crop: N (shorter side, aspect kept) or HxW (exact).
@@ -90,9 +92,16 @@ pub struct SweepArgs {
     pub models: Vec<PathBuf>,
     /// Dataset: an MNIST IDX folder or images file (raw or .gz), or an image folder
     /// (one subfolder per class; classes in the model's order when the names match,
-    /// else sorted folder names as torchvision does).
+    /// else sorted folder names as torchvision does; hidden folders and __MACOSX are
+    /// ignored).
     #[arg(long, value_name = "PATH")]
     pub data: PathBuf,
+    /// Image folders: `names` labels each class folder with the model's class of that
+    /// name (all must be classes); `sorted` indexes the folders 0, 1, ... in sorted
+    /// order, as torchvision's ImageFolder does. Default: by name when every folder
+    /// is a class, sorted when none is, and an error naming the others for a mix.
+    #[arg(long, value_name = "names|sorted")]
+    pub class_folders: Option<ClassFolders>,
     /// Angles in degrees, counter-clockwise: a list `0,90,180` or a range `start:stop:step` (stop excluded).
     #[arg(long, value_name = "SPEC", allow_hyphen_values = true)]
     pub angles: String,
