@@ -264,6 +264,12 @@ pub struct RotateArgs {
 pub struct InspectArgs {
     /// TorchScript model (.pt).
     pub model: PathBuf,
+    /// Also show how this image folder's class folders map to the model's classes.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// With --data: as `sweep --class-folders`.
+    #[arg(long, value_name = "names|sorted", requires = "data")]
+    pub class_folders: Option<ClassFolders>,
     /// Load the model as is, without freeze + optimize_for_inference.
     #[arg(long)]
     pub exact: bool,

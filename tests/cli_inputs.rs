@@ -280,3 +280,42 @@ fn class_folders_sorted_indexes_folders_in_torchvision_order_on_purpose() {
         ])
     );
 }
+
+#[test]
+fn inspect_with_data_prints_each_class_folder_its_index_and_class_name() {
+    let d = digit_folder(&[".ipynb_checkpoints"]);
+    let rows = |extra: &[&str]| -> Vec<Vec<String>> {
+        let a = rotbench()
+            .arg("inspect")
+            .arg(bundled_model())
+            .arg("--data")
+            .arg(d.path())
+            .args(extra)
+            .assert()
+            .success();
+        let out = String::from_utf8_lossy(&a.get_output().stdout).into_owned();
+        assert!(out.contains("2 class folders"), "{out}");
+        out.lines()
+            .skip_while(|l| !l.trim_start().starts_with("folder"))
+            .map(|l| l.split_whitespace().map(String::from).collect())
+            .collect()
+    };
+    let by_name = rows(&[]);
+    assert_eq!(
+        by_name,
+        [
+            ["folder", "index", "class"],
+            ["2", "2", "2"],
+            ["7", "7", "7"]
+        ]
+    );
+    let sorted = rows(&["--class-folders", "sorted"]);
+    assert_eq!(
+        sorted,
+        [
+            ["folder", "index", "class"],
+            ["2", "0", "0"],
+            ["7", "1", "1"]
+        ]
+    );
+}
