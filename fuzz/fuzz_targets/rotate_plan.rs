@@ -72,17 +72,17 @@ fuzz_target!(|data: &[u8]| {
     for &v in &out {
         assert!(
             (lo - eps..=hi + eps).contains(&(v as f64)),
-            "{v} outside [{lo}, {hi}] ({interpolation}, {fill}, angle {angle})"
+            "{v} outside [{lo}, {hi}] ({interpolation}, {fill}, angle {angle:e})"
         );
     }
 
     if angle.is_finite() {
         let r = reduce_degrees(angle);
-        assert!((0.0..360.0).contains(&r), "{angle} reduces to {r}");
+        assert!((0.0..360.0).contains(&r), "{angle:e} reduces to {r}");
         let same = Plan::new(geometry, angle % 360.0, &opts);
         assert!(
             run(&same, &img, channels) == out,
-            "{angle} turns differently from {}",
+            "{angle:e} turns differently from {:e}",
             angle % 360.0
         );
     }
