@@ -13,6 +13,9 @@
 //! - multiples of 90 degrees use exact sines and cosines, so on a square image (or
 //!   any image whose sides differ by an even number) they are exact pixel
 //!   permutations, and 0 degrees is the identity for every interpolation;
+//! - any finite angle turns as its exact remainder `angle % 360` ([`reduce_degrees`]),
+//!   so 390 turns exactly as 30 and 1e300 as 0; torchvision takes the radians of the
+//!   raw angle, which is the same inside (-360, 360);
 //! - `edge` and `reflect` fills exist (torchvision's rotate has constant fill only);
 //! - bicubic results are not clamped here; `to_u8` clamps to 0..=255.
 //!
