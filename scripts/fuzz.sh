@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-600}"; shift || true
-targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(angles sidecar idx cifar manifest folder)
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(angles sidecar idx cifar manifest folder rotate_plan)
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 lib="$(readlink -f .libtorch)/lib"
 export LIBTORCH="$(readlink -f .libtorch)" LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" RUSTC_BOOTSTRAP=1

@@ -2,6 +2,10 @@
 //!
 //! Degrees, counter-clockwise positive. Ranges exclude `stop`, as Python's
 //! `range` does; each angle is `start + i*step` (no accumulated rounding).
+//! Every finite angle is accepted and kept as written (it labels its row of
+//! output); the rotation turns by its exact remainder mod 360
+//! ([`crate::rotate::reduce_degrees`]). NaN and infinities are refused, as are
+//! numbers too large for an f64 (`1e400`).
 
 use std::fmt;
 
@@ -97,6 +101,11 @@ pub fn parse(spec: &str) -> Result<Vec<f64>, AngleSpecError> {
             "angle spec `{s}` holds no angles; {FORMS}"
         )));
     }
+    if let Some(a) = angles.iter().find(|a| !a.is_finite()) {
+        return Err(AngleSpecError(format!(
+            "angle spec `{s}` gives the angle {a}, which is not a finite number; {FORMS}"
+        )));
+    }
     for (i, a) in angles.iter().enumerate() {
         if angles[..i].contains(a) {
             return Err(AngleSpecError(format!(
@@ -108,8 +117,16 @@ pub fn parse(spec: &str) -> Result<Vec<f64>, AngleSpecError> {
     Ok(angles)
 }
 
+/// Below this magnitude an f64 resolves 1e-9 degrees (2^53 / 1e9), so rounding to
+/// 1e-9 is meaningful and `a * 1e9` cannot overflow.
+const CLEAN_BELOW: f64 = 9.0e6;
+
 /// Round away float noise from `start + i*step` (e.g. 0.1*3) to 1e-9 degrees.
+/// Larger angles are kept as they are (their spacing is already coarser).
 fn clean(a: f64) -> f64 {
+    if !(a.abs() < CLEAN_BELOW) {
+        return a;
+    }
     let r = (a * 1e9).round() / 1e9;
     if r == 0.0 {
         0.0 // no negative zero
@@ -118,9 +135,12 @@ fn clean(a: f64) -> f64 {
     }
 }
 
-/// Shortest text for an angle: `90`, `137.5`, `-30`.
+/// Shortest text for an angle: `90`, `137.5`, `-30`, and `7e299` from 1e15 on
+/// (plain digits would print all 300 of them).
 pub fn format_angle(a: f64) -> String {
-    if a.fract() == 0.0 && a.abs() < 1e15 {
+    if a.abs() >= 1e15 {
+        format!("{a:e}")
+    } else if a.fract() == 0.0 {
         format!("{}", a as i64)
     } else {
         format!("{a}")
@@ -161,6 +181,25 @@ mod tests {
         assert!(parse("360:0:15").unwrap_err().0.contains("no angles"));
         assert!(parse("0:360").unwrap_err().0.contains("three parts"));
         assert!(parse("0,90,0").unwrap_err().0.contains("twice"));
+    }
+
+    #[test]
+    fn huge_angles_keep_their_value_instead_of_overflowing_to_infinity() {
+        // Regression (issue #16, item 6): 1e300 * 1e9 overflowed in `clean`.
+        assert_eq!(parse("1e300").unwrap(), vec![1e300]);
+        assert_eq!(parse("-1.7976931348623157e308").unwrap(), vec![f64::MIN]);
+        assert_eq!(parse("1e20,7e299").unwrap(), vec![1e20, 7e299]);
+        assert!(parse("1e400")
+            .unwrap_err()
+            .0
+            .contains("not a finite number"));
+        assert!(parse("-inf").unwrap_err().0.contains("not a finite number"));
+        assert!(parse("0:1e309:1")
+            .unwrap_err()
+            .0
+            .contains("not a finite number"));
+        assert_eq!(format_angle(7e299), "7e299");
+        assert_eq!(format_angle(-1e20), "-1e20");
     }
 
     #[test]

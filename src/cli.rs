@@ -3,6 +3,7 @@
 
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Parser, Subcommand};
+use rotbench::dataset::ClassFolders;
 use rotbench::model::{read_classes_file, SpecFlags};
 use rotbench::rotate::{Fill, Interpolation, RotateOptions};
 use std::path::PathBuf;
@@ -50,8 +51,9 @@ pub struct SpecArgs {
     #[arg(long, value_name = "V[,V,V]")]
     pub std: Option<String>,
     /// Class names, one per line, in the model's output order. This fixes the class
-    /// indices: image folders whose names are in it map by name (a subset keeps its
-    /// indices); otherwise folders are indexed in sorted order, as torchvision does.
+    /// indices: image folders whose names are all in it map by name (a subset keeps
+    /// its indices); folders none of whose names are in it are indexed in sorted
+    /// order, as torchvision does (see --class-folders).
     #[arg(long, value_name = "FILE")]
     pub classes: Option<PathBuf>,
     /// Resize before the centre crop: N (shorter side, aspect kept) or HxW (exact).
@@ -90,9 +92,16 @@ pub struct SweepArgs {
     pub models: Vec<PathBuf>,
     /// Dataset: an MNIST IDX folder or images file (raw or .gz), or an image folder
     /// (one subfolder per class; classes in the model's order when the names match,
-    /// else sorted folder names as torchvision does).
+    /// else sorted folder names as torchvision does; hidden folders and __MACOSX are
+    /// ignored).
     #[arg(long, value_name = "PATH")]
     pub data: PathBuf,
+    /// Image folders: `names` labels each class folder with the model's class of that
+    /// name (all must be classes); `sorted` indexes the folders 0, 1, ... in sorted
+    /// order, as torchvision's ImageFolder does. Default: by name when every folder
+    /// is a class, sorted when none is, and an error naming the others for a mix.
+    #[arg(long, value_name = "names|sorted")]
+    pub class_folders: Option<ClassFolders>,
     /// Angles in degrees, counter-clockwise: a list `0,90,180` or a range `start:stop:step` (stop excluded).
     #[arg(long, value_name = "SPEC", allow_hyphen_values = true)]
     pub angles: String,
@@ -137,8 +146,9 @@ pub struct SweepArgs {
     #[arg(long)]
     pub resume: bool,
     /// Evaluate a deterministic part of the samples and write a shard result for
-    /// `rotbench merge`: `i/n` (0-based) or `auto` (from JOB_COMPLETION_INDEX/JOB_COMPLETIONS,
-    /// SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, or ROTBENCH_SHARD_INDEX/ROTBENCH_SHARD_COUNT).
+    /// `rotbench merge`: `i/n` (0-based) or `auto` (from JOB_COMPLETION_INDEX/JOB_COMPLETIONS;
+    /// a Slurm array task's position (ID - MIN) / STEP of SLURM_ARRAY_TASK_COUNT, so any evenly
+    /// spaced --array works; or ROTBENCH_SHARD_INDEX/ROTBENCH_SHARD_COUNT).
     #[arg(long, value_name = "i/n|auto")]
     pub shard: Option<String>,
     /// Ignore and do not update the prediction cache.
@@ -263,6 +273,12 @@ pub struct RotateArgs {
 pub struct InspectArgs {
     /// TorchScript model (.pt).
     pub model: PathBuf,
+    /// Also show how this image folder's class folders map to the model's classes.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// With --data: as `sweep --class-folders`.
+    #[arg(long, value_name = "names|sorted", requires = "data")]
+    pub class_folders: Option<ClassFolders>,
     /// Load the model as is, without freeze + optimize_for_inference.
     #[arg(long)]
     pub exact: bool,
@@ -376,34 +392,63 @@ impl RotationArgs {
 }
 
 /// Parse `--shard i/n` or `auto` (reading the job engines' variables from `env`).
+///
+/// A Slurm array task's shard is its position in the array, `(ID - MIN) / STEP`
+/// of `COUNT` (`SLURM_ARRAY_TASK_*`; MIN 0 and STEP 1 when unset), so
+/// `--array=0-3`, `1-4` and `0-6:2` all give shards 0..4 of 4.
 pub fn parse_shard(v: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(usize, usize)> {
+    let whole = |text: &str, what: &str, from: &str| -> Result<usize> {
+        text.trim().parse().map_err(|_| {
+            anyhow!("--shard {v}: {what} `{text}` (from {from}) is not a whole number")
+        })
+    };
     let (i, n, from) = if v == "auto" {
-        let pairs = [
-            ("JOB_COMPLETION_INDEX", "JOB_COMPLETIONS"),
-            ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT"),
-            ("ROTBENCH_SHARD_INDEX", "ROTBENCH_SHARD_COUNT"),
-        ];
-        let Some((iv, nv, from)) = pairs
-            .iter()
-            .find_map(|(a, b)| Some((env(a)?, env(b)?, format!("{a}/{b}"))))
-        else {
+        if let (Some(id), Some(count)) = (env("JOB_COMPLETION_INDEX"), env("JOB_COMPLETIONS")) {
+            let from = "JOB_COMPLETION_INDEX/JOB_COMPLETIONS";
+            (
+                whole(&id, "index", from)?,
+                whole(&count, "count", from)?,
+                from,
+            )
+        } else if let (Some(id), Some(count)) =
+            (env("SLURM_ARRAY_TASK_ID"), env("SLURM_ARRAY_TASK_COUNT"))
+        {
+            let from = "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT";
+            let var = |name: &str, unset: usize| match env(name) {
+                Some(t) => whole(&t, "value", name),
+                None => Ok(unset),
+            };
+            let id = whole(&id, "index", "SLURM_ARRAY_TASK_ID")?;
+            let count = whole(&count, "count", "SLURM_ARRAY_TASK_COUNT")?;
+            let min = var("SLURM_ARRAY_TASK_MIN", 0)?;
+            let step = var("SLURM_ARRAY_TASK_STEP", 1)?;
+            if step == 0 || id < min || (id - min) % step != 0 {
+                bail!("--shard auto: Slurm task {id} is not SLURM_ARRAY_TASK_MIN ({min}) plus a whole multiple of SLURM_ARRAY_TASK_STEP ({step}); give the job an evenly spaced array such as --array=0-3, --array=1-4 or --array=0-6:2, or pass --shard i/n");
+            }
+            let index = (id - min) / step;
+            if index >= count {
+                bail!("--shard auto: Slurm task {id} is shard {index} ((ID - MIN) / STEP) but SLURM_ARRAY_TASK_COUNT is {count}; give the job an evenly spaced array such as --array=0-3, --array=1-4 or --array=0-6:2 (a list like 1,3,8 is not), or pass --shard i/n");
+            }
+            (index, count, from)
+        } else if let (Some(id), Some(count)) =
+            (env("ROTBENCH_SHARD_INDEX"), env("ROTBENCH_SHARD_COUNT"))
+        {
+            let from = "ROTBENCH_SHARD_INDEX/ROTBENCH_SHARD_COUNT";
+            (
+                whole(&id, "index", from)?,
+                whole(&count, "count", from)?,
+                from,
+            )
+        } else {
             bail!("--shard auto: none of JOB_COMPLETION_INDEX/JOB_COMPLETIONS, SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT or ROTBENCH_SHARD_INDEX/ROTBENCH_SHARD_COUNT is set; set one pair or pass --shard i/n");
-        };
-        (iv, nv, from)
+        }
     } else {
         let Some((i, n)) = v.split_once('/') else {
             bail!("--shard {v}: expected i/n with 0 <= i < n, e.g. 0/4, or auto");
         };
-        (i.to_string(), n.to_string(), "--shard".to_string())
+        let from = "--shard";
+        (whole(i, "index", from)?, whole(n, "count", from)?, from)
     };
-    let i: usize = i
-        .trim()
-        .parse()
-        .map_err(|_| anyhow!("--shard {v}: index `{i}` (from {from}) is not a whole number"))?;
-    let n: usize = n
-        .trim()
-        .parse()
-        .map_err(|_| anyhow!("--shard {v}: count `{n}` (from {from}) is not a whole number"))?;
     if n == 0 || i >= n {
         bail!("--shard {v}: need 0 <= index < count, got index {i} and count {n} (from {from}); indices are 0-based");
     }
@@ -439,5 +484,65 @@ mod tests {
             _ => None,
         };
         assert_eq!(parse_shard("auto", &slurm).unwrap(), (0, 5));
+    }
+
+    /// The environment of task `id` of a Slurm array.
+    fn slurm(id: usize, min: usize, step: usize, count: usize) -> impl Fn(&str) -> Option<String> {
+        move |k: &str| match k {
+            "SLURM_ARRAY_TASK_ID" => Some(id.to_string()),
+            "SLURM_ARRAY_TASK_MIN" => Some(min.to_string()),
+            "SLURM_ARRAY_TASK_MAX" => Some((min + step * (count - 1)).to_string()),
+            "SLURM_ARRAY_TASK_STEP" => Some(step.to_string()),
+            "SLURM_ARRAY_TASK_COUNT" => Some(count.to_string()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn slurm_arrays_0_3_1_4_and_0_6_step_2_give_shards_0_to_3_of_4() {
+        // Issue #16 item 8: `--array=1-4` lost shard 0 and failed task 4.
+        for (min, step) in [(0, 1), (1, 1), (0, 2)] {
+            let got: Vec<(usize, usize)> = (0..4)
+                .map(|k| parse_shard("auto", &slurm(min + k * step, min, step, 4)).unwrap())
+                .collect();
+            assert_eq!(
+                got,
+                vec![(0, 4), (1, 4), (2, 4), (3, 4)],
+                "min {min} step {step}"
+            );
+        }
+        // Without MIN and STEP, the task id is the index.
+        let bare = |k: &str| match k {
+            "SLURM_ARRAY_TASK_ID" => Some("3".to_string()),
+            "SLURM_ARRAY_TASK_COUNT" => Some("4".to_string()),
+            _ => None,
+        };
+        assert_eq!(parse_shard("auto", &bare).unwrap(), (3, 4));
+    }
+
+    #[test]
+    fn slurm_tasks_off_the_array_step_or_past_its_count_are_refused() {
+        let err = |env: &dyn Fn(&str) -> Option<String>| {
+            parse_shard("auto", env).unwrap_err().to_string()
+        };
+        let off = err(&slurm(3, 0, 2, 4));
+        assert!(
+            off.contains("SLURM_ARRAY_TASK_STEP (2)") && off.contains("--array=0-6:2"),
+            "{off}"
+        );
+        assert!(err(&slurm(0, 1, 1, 4)).contains("SLURM_ARRAY_TASK_MIN (1)"));
+        // `--array=1,3,8`: COUNT 3, and task 8 is past it.
+        let list = err(&slurm(8, 1, 1, 3));
+        assert!(
+            list.contains("shard 7") && list.contains("COUNT is 3"),
+            "{list}"
+        );
+        let bad = |k: &str| match k {
+            "SLURM_ARRAY_TASK_ID" => Some("2".to_string()),
+            "SLURM_ARRAY_TASK_STEP" => Some("two".to_string()),
+            "SLURM_ARRAY_TASK_COUNT" => Some("4".to_string()),
+            _ => None,
+        };
+        assert!(err(&bad).contains("`two` (from SLURM_ARRAY_TASK_STEP)"));
     }
 }

@@ -1528,6 +1528,7 @@ mod tests {
             sha256: sha.into(),
             class_names: None,
             class_order: "model".into(),
+            class_map: vec![],
             skipped: vec![],
         };
         let settings = Settings {

@@ -13,6 +13,9 @@
 //! - multiples of 90 degrees use exact sines and cosines, so on a square image (or
 //!   any image whose sides differ by an even number) they are exact pixel
 //!   permutations, and 0 degrees is the identity for every interpolation;
+//! - any finite angle turns as its exact remainder `angle % 360` ([`reduce_degrees`]),
+//!   so 390 turns exactly as 30 and 1e300 as 0; torchvision takes the radians of the
+//!   raw angle, which is the same inside (-360, 360);
 //! - `edge` and `reflect` fills exist (torchvision's rotate has constant fill only);
 //! - bicubic results are not clamped here; `to_u8` clamps to 0..=255.
 //!
@@ -206,9 +209,26 @@ pub struct Plan {
     fill_255: f32,
 }
 
-/// Exact cos and sin for multiples of 90 degrees; libm for the rest.
-pub fn cos_sin(angle_deg: f64) -> (f64, f64) {
+/// `angle_deg` reduced into [0, 360): the same turn. The remainder `%` is exact for
+/// every finite angle (so `1e300` is a well-defined turn, 0 degrees); moving a
+/// negative remainder up by 360 rounds at most half an ulp of 360 (3e-14 degrees),
+/// and a tiny negative angle whose sum rounds to 360 is 0, as is -0. NaN and
+/// infinities give NaN (the angle parsers refuse them).
+pub fn reduce_degrees(angle_deg: f64) -> f64 {
     let a = angle_deg.rem_euclid(360.0);
+    if a >= 360.0 || a == 0.0 {
+        0.0
+    } else {
+        a
+    }
+}
+
+/// Exact cos and sin for multiples of 90 degrees; libm for the rest, of the exact
+/// remainder `angle_deg % 360` (in (-360, 360), so every angle in that range is
+/// converted to radians exactly as torchvision's `math.radians(angle)` does, and
+/// `a + 360k` turns exactly as `a`).
+pub fn cos_sin(angle_deg: f64) -> (f64, f64) {
+    let a = reduce_degrees(angle_deg);
     if a == 0.0 {
         (1.0, 0.0)
     } else if a == 90.0 {
@@ -218,9 +238,20 @@ pub fn cos_sin(angle_deg: f64) -> (f64, f64) {
     } else if a == 270.0 {
         (0.0, -1.0)
     } else {
-        let r = angle_deg.to_radians();
+        let r = (angle_deg % 360.0).to_radians();
         (r.cos(), r.sin())
     }
+}
+
+/// How one output pixel is sampled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sample {
+    /// The fill only: masked by `mask_circle`, or a non-finite source position.
+    Fill,
+    /// One source pixel (the position is a pixel centre to 1e-9).
+    Integral,
+    /// `taps` source pixels.
+    Interpolated,
 }
 
 fn cubic_weights(t: f64) -> [f64; 4] {
@@ -259,7 +290,9 @@ impl Plan {
             r * r
         };
         let n = out_h * out_w;
-        // Source position (x, y) in input pixel-index coordinates for every output pixel.
+        // Source position (x, y) in input pixel-index coordinates for every output pixel,
+        // and how it is sampled. The one `Sample` decided here both sizes the plan
+        // (`taps`) and fills it, so a pixel never writes more taps than the plan holds.
         let mut src = Vec::with_capacity(n);
         let mut all_integral = true;
         for r in 0..out_h {
@@ -274,10 +307,17 @@ impl Plan {
                 // Inverse of a counter-clockwise turn on a y-down grid.
                 let x = xo * c - yo * s + cx;
                 let y = xo * s + yo * c + cy;
-                if !masked && ((x - x.round()).abs() > 1e-9 || (y - y.round()).abs() > 1e-9) {
+                let sample = if masked || !(x.is_finite() && y.is_finite()) {
+                    // Not reachable from the CLI (angles are finite and reduced), but
+                    // a non-finite position is outside the image, never an index.
+                    Sample::Fill
+                } else if (x - x.round()).abs() <= 1e-9 && (y - y.round()).abs() <= 1e-9 {
+                    Sample::Integral
+                } else {
                     all_integral = false;
-                }
-                src.push((x, y, masked));
+                    Sample::Interpolated
+                };
+                src.push((x, y, sample));
             }
         }
         let taps = if all_integral {
@@ -296,8 +336,8 @@ impl Plan {
             fill_255: opts.fill.constant_255(),
         };
         let (h, w) = (in_h as i64, in_w as i64);
-        for (p, &(x, y, masked)) in src.iter().enumerate() {
-            if masked {
+        for (p, &(x, y, sample)) in src.iter().enumerate() {
+            if sample == Sample::Fill {
                 plan.fill_w[p] = 1.0;
                 plan.keep[p] = 0.0;
                 continue;
@@ -319,8 +359,7 @@ impl Plan {
                 }
                 k += 1;
             };
-            let integral = (x - x.round()).abs() <= 1e-9 && (y - y.round()).abs() <= 1e-9;
-            let interpolation = if integral {
+            let interpolation = if sample == Sample::Integral {
                 Interpolation::Nearest
             } else {
                 opts.interpolation
@@ -585,6 +624,96 @@ mod tests {
         let s: f32 = plan.wts[p * 4..p * 4 + 4].iter().sum();
         assert!((s - 1.0).abs() < 1e-6);
         assert_eq!(plan.fill_w[p], 0.0);
+    }
+
+    #[test]
+    fn any_finite_angle_turns_exactly_as_its_remainder_mod_360() {
+        let (h, w) = (9, 7);
+        let img: Vec<u8> = (0..h * w).map(|i| (i * 29 % 256) as u8).collect();
+        let raw = |angle: f64, opts: &RotateOptions| {
+            let plan = Plan::new(Geometry::same(h, w), angle, opts);
+            let mut out = vec![0.0; img.len()];
+            plan.apply(&img, 1, &mut out);
+            out
+        };
+        for interp in [
+            Interpolation::Nearest,
+            Interpolation::Bilinear,
+            Interpolation::Bicubic,
+        ] {
+            let opts = RotateOptions {
+                interpolation: interp,
+                ..Default::default()
+            };
+            // (angle, its remainder mod 360, computed exactly by hand or by fmod).
+            for (a, r) in [
+                (7e299, 72.0),
+                (1e300, 0.0),
+                (-1e300, 0.0),
+                (1e20, 280.0),
+                (f64::MAX, 128.0),
+                (3_600_000_030.0, 30.0),
+                (-719.5, -359.5),
+                (390.0, 30.0),
+            ] {
+                assert_eq!(a % 360.0, r, "{a}");
+                assert_eq!(raw(a, &opts), raw(r, &opts), "{interp} at {a}");
+            }
+        }
+    }
+
+    #[test]
+    fn angles_reduce_into_0_to_360_with_tiny_negatives_at_0() {
+        assert_eq!(reduce_degrees(-90.0), 270.0);
+        assert_eq!(reduce_degrees(725.0), 5.0);
+        assert_eq!(reduce_degrees(7e299), 72.0);
+        // -1e-300 + 360 rounds to 360, which is the same turn as 0.
+        assert_eq!(reduce_degrees(-1e-300).to_bits(), 0.0f64.to_bits());
+        assert_eq!(reduce_degrees(-0.0).to_bits(), 0.0f64.to_bits());
+        assert_eq!(reduce_degrees(-360.0).to_bits(), 0.0f64.to_bits());
+        for a in [
+            -1e-300,
+            -1e-17,
+            -5e-324,
+            f64::MIN,
+            -1e300,
+            359.99999999999994,
+        ] {
+            let r = reduce_degrees(a);
+            assert!((0.0..360.0).contains(&r), "{a} reduces to {r}");
+        }
+        assert!(reduce_degrees(f64::NAN).is_nan());
+        assert!(reduce_degrees(f64::INFINITY).is_nan());
+    }
+
+    #[test]
+    fn a_non_finite_angle_gives_the_fill_instead_of_an_out_of_bounds_index() {
+        // Regression (issue #16, item 6): `--angle 1e300` reached the plan as inf; its
+        // NaN source positions counted as integral for sizing the plan (1 tap) and as
+        // not integral for filling it (4 taps), writing past the end.
+        let img = vec![100u8; 5 * 5];
+        for angle in [f64::INFINITY, f64::NEG_INFINITY, f64::NAN] {
+            for interp in [
+                Interpolation::Bilinear,
+                Interpolation::Bicubic,
+                Interpolation::Nearest,
+            ] {
+                for fill in [Fill::Constant(0.5), Fill::Edge, Fill::Reflect] {
+                    let opts = RotateOptions {
+                        interpolation: interp,
+                        fill,
+                        mask_circle: false,
+                    };
+                    let plan = Plan::new(Geometry::same(5, 5), angle, &opts);
+                    let mut out = vec![0.0; img.len()];
+                    plan.apply(&img, 1, &mut out);
+                    assert!(
+                        out.iter().all(|&v| v == fill.constant_255()),
+                        "{angle} {interp} {fill}: {out:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

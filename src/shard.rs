@@ -178,6 +178,7 @@ pub fn merge(mut shards: Vec<Loaded>) -> Result<(RawSweep, ShardManifest, Datase
         sha256: d.sha256.clone(),
         class_names: d.class_names.clone(),
         class_order: d.class_order.clone(),
+        class_map: d.class_map.clone(),
         skipped,
     };
     let batch_size = first.shard.batch_size;

@@ -66,6 +66,9 @@ pub struct DatasetSummary {
     pub sha256: String,
     pub class_order: String,
     pub class_names: Option<Vec<String>>,
+    /// Image folders: each class folder and its class index (absent for other formats).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub class_map: Vec<crate::dataset::ClassFolder>,
     #[serde(default)]
     pub skipped: Vec<crate::dataset::SkippedFile>,
 }
@@ -80,6 +83,7 @@ impl From<&DatasetInfo> for DatasetSummary {
             sha256: d.sha256.clone(),
             class_order: d.class_order.clone(),
             class_names: d.class_names.clone(),
+            class_map: d.class_map.clone(),
             skipped: d.skipped.clone(),
         }
     }

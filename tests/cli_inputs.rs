@@ -182,3 +182,140 @@ fn inspect_prints_the_spec_of_every_bundled_model() {
         }
     }
 }
+
+/// An image folder of MNIST digits for the bundled model: `2/` holds a 2 and `7/`
+/// a 7 (tests/fixtures/rotation, labels in its manifest), plus the empty `extra` folders.
+fn digit_folder(extra: &[&str]) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let digits = root().join("tests/fixtures/rotation");
+    for (class, file) in [("2", "mnist1.png"), ("7", "mnist0.png")] {
+        std::fs::create_dir(d.path().join(class)).unwrap();
+        std::fs::copy(digits.join(file), d.path().join(class).join("a.png")).unwrap();
+    }
+    for e in extra {
+        std::fs::create_dir_all(d.path().join(e)).unwrap();
+    }
+    d
+}
+
+/// Sweep `data` at 0 degrees: (exit code, stderr, summary.json or null).
+fn sweep_digits(data: &std::path::Path, extra: &[&str]) -> (i32, String, serde_json::Value) {
+    let out = tempfile::tempdir().unwrap();
+    let o = rotbench()
+        .args([
+            "sweep",
+            "--quiet",
+            "--no-report",
+            "--angles",
+            "0",
+            "--model",
+        ])
+        .arg(bundled_model())
+        .arg("--data")
+        .arg(data)
+        .arg("--out")
+        .arg(out.path().join("o"))
+        .args(extra)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let s = if o.status.success() {
+        summary(&out.path().join("o"))
+    } else {
+        serde_json::Value::Null
+    };
+    (o.status.code().unwrap_or(-1), stderr, s)
+}
+
+#[test]
+fn a_stray_ipynb_checkpoints_folder_beside_class_folders_2_and_7_changes_no_label() {
+    // Issue #16 item 5: the hidden folder switched the labels to sorted order
+    // (2 -> 0, 7 -> 1) and the accuracy to 0.
+    let d = digit_folder(&[".ipynb_checkpoints", "__MACOSX/7"]);
+    std::fs::copy(
+        root().join("tests/fixtures/rotation/mnist2.png"),
+        d.path().join(".ipynb_checkpoints/a.png"),
+    )
+    .unwrap();
+    std::fs::write(d.path().join("7/._a.png"), b"AppleDouble, not a PNG").unwrap();
+    let (code, e, s) = sweep_digits(d.path(), &[]);
+    assert_eq!(code, 0, "{e}");
+    assert_eq!(s["models"][0]["angles"][0]["accuracy"], 1.0);
+    assert_eq!(
+        s["dataset"]["class_map"],
+        serde_json::json!([{"folder": "2", "index": 2}, {"folder": "7", "index": 7}])
+    );
+}
+
+#[test]
+fn image_folders_that_mix_class_names_and_other_names_are_refused_naming_the_others() {
+    let d = digit_folder(&["extra"]);
+    for flags in [&[][..], &["--class-folders", "names"][..]] {
+        let (code, e, _) = sweep_digits(d.path(), flags);
+        assert_eq!(code, 2, "{flags:?}: {e}");
+        let first = e.lines().next().unwrap_or_default();
+        for part in ["--data", "`extra`", "--class-folders sorted"] {
+            assert!(
+                first.contains(part),
+                "{flags:?}: expected `{part}` in:\n{e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn class_folders_sorted_indexes_folders_in_torchvision_order_on_purpose() {
+    let d = digit_folder(&["extra"]);
+    let (code, e, s) = sweep_digits(d.path(), &["--class-folders", "sorted"]);
+    assert_eq!(code, 0, "{e}");
+    let accuracy = &s["models"][0]["angles"][0]["accuracy"];
+    assert_eq!(accuracy, 0.0, "a 2 labelled 0 and a 7 labelled 1");
+    assert_eq!(
+        s["dataset"]["class_map"],
+        serde_json::json!([
+            {"folder": "2", "index": 0},
+            {"folder": "7", "index": 1},
+            {"folder": "extra", "index": 2}
+        ])
+    );
+}
+
+#[test]
+fn inspect_with_data_prints_each_class_folder_its_index_and_class_name() {
+    let d = digit_folder(&[".ipynb_checkpoints"]);
+    let rows = |extra: &[&str]| -> Vec<Vec<String>> {
+        let a = rotbench()
+            .arg("inspect")
+            .arg(bundled_model())
+            .arg("--data")
+            .arg(d.path())
+            .args(extra)
+            .assert()
+            .success();
+        let out = String::from_utf8_lossy(&a.get_output().stdout).into_owned();
+        assert!(out.contains("2 class folders"), "{out}");
+        out.lines()
+            .skip_while(|l| !l.trim_start().starts_with("folder"))
+            .map(|l| l.split_whitespace().map(String::from).collect())
+            .collect()
+    };
+    let by_name = rows(&[]);
+    assert_eq!(
+        by_name,
+        [
+            ["folder", "index", "class"],
+            ["2", "2", "2"],
+            ["7", "7", "7"]
+        ]
+    );
+    let sorted = rows(&["--class-folders", "sorted"]);
+    assert_eq!(
+        sorted,
+        [
+            ["folder", "index", "class"],
+            ["2", "0", "0"],
+            ["7", "1", "1"]
+        ]
+    );
+}

@@ -1,7 +1,9 @@
-//! `rotbench inspect`: the spec a model runs with, where each field came from, its output width.
+//! `rotbench inspect`: the spec a model runs with, where each field came from, its
+//! output width, and with `--data` how an image folder's class folders map to its classes.
 
 use crate::cli::InspectArgs;
-use anyhow::Result;
+use anyhow::{bail, Result};
+use rotbench::dataset::{self, folder};
 use rotbench::model::{parse_device, Inference, Model};
 use std::process::ExitCode;
 use tch::Tensor;
@@ -16,6 +18,15 @@ pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
     };
     let model = Model::load(&args.model, &flags, device, inference)?;
     let s = &model.spec;
+    let data = match &args.data {
+        None => None,
+        Some(dir) if !dir.exists() => bail!("--data {}: no such folder; give an image folder with one subfolder per class", dir.display()),
+        Some(dir) if !dataset::is_image_folder(dir) => bail!(
+            "--data {}: not an image folder; inspect shows how the class folders of an image folder map to the model's classes (MNIST IDX, CIFAR and CSV labels are class indices already)",
+            dir.display()
+        ),
+        Some(dir) => Some((dir, folder::class_map(dir, &s.classes, args.class_folders)?)),
+    };
     let src = |k: &str| model.provenance.get(k).cloned().unwrap_or_default();
     println!("model    {}", model.path.display());
     println!("sha256   {}", model.sha256);
@@ -72,5 +83,23 @@ pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
         "output   {} logits per image (dry run on one blank input)",
         logits.size()[0]
     );
+    if let Some((dir, (_, map, order))) = data {
+        println!(
+            "data     {}   {} class folders: {order}",
+            dir.display(),
+            map.len()
+        );
+        let w = map
+            .iter()
+            .map(|c| c.folder.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max("folder".len());
+        println!("  {:<w$}  index  class", "folder");
+        for c in &map {
+            let name = s.classes.get(c.index as usize).map_or("", String::as_str);
+            println!("  {:<w$}  {:>5}  {name}", c.folder, c.index);
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -115,6 +115,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         resize: pre.resize,
         crop_first: pre.order == CropOrder::CropThenRotate,
         coarse_labels: args.coarse_labels,
+        class_folders: args.class_folders,
     };
     let mut source = dataset::open(&args.data, target, &classes, &open)?;
     let info = source.info().clone();

@@ -131,6 +131,7 @@ impl CifarSource {
             sha256: crate::model::hex(&Sha256::digest(&bytes)),
             class_names,
             class_order: "CIFAR labels are class indices into the model's classes".into(),
+            class_map: vec![],
             skipped: vec![],
         };
         Ok(CifarSource {

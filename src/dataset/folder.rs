@@ -1,10 +1,16 @@
 //! Image files with labels: torchvision's ImageFolder layout `ROOT/<class>/...`
 //! (nested subfolders allowed), or a list from a CSV manifest. PNG and JPEG,
-//! grayscale or colour; other files are ignored. For folders, class indices follow
-//! the model's class list when every folder name is in it (so a subset of classes
-//! keeps its indices), and otherwise the sorted folder names (torchvision's order).
+//! grayscale or colour; other files are ignored, and so are hidden files and
+//! folders (`.ipynb_checkpoints`, macOS `._x.png`) and `__MACOSX`, at any depth.
+//! For folders, class indices follow the model's class list when every folder
+//! name is in it (so a subset of classes keeps its indices), the sorted folder
+//! names (torchvision's order) when none is, and a mix is an error naming the
+//! folders that are not classes; `--class-folders` chooses either order on purpose.
 
-use super::{convert, display, Chunk, DatasetInfo, OpenOptions, SkippedFile, Source, Target};
+use super::{
+    convert, display, Chunk, ClassFolder, ClassFolders, DatasetInfo, OpenOptions, SkippedFile,
+    Source, Target,
+};
 use anyhow::{anyhow, bail, Context, Result};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
@@ -27,11 +33,22 @@ pub struct FilesSource {
     next: usize,
 }
 
+/// Hidden entries (`.ipynb_checkpoints`, `.DS_Store`, macOS `._x.png`) and the
+/// `__MACOSX` folder that zip tools add: never data.
+fn is_ignored(p: &Path) -> bool {
+    p.file_name().is_some_and(|n| {
+        let n = n.to_string_lossy();
+        n.starts_with('.') || n == "__MACOSX"
+    })
+}
+
+/// The entries of `dir` that are not ignored, sorted.
 fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut v: Vec<PathBuf> = fs::read_dir(dir)
         .with_context(|| format!("--data {}: cannot list the folder", dir.display()))?
         .flatten()
         .map(|e| e.path())
+        .filter(|p| !is_ignored(p))
         .collect();
     v.sort();
     Ok(v)
@@ -85,6 +102,7 @@ impl FilesSource {
             sha256: crate::model::hex(&hasher.finalize()),
             class_names,
             class_order,
+            class_map: vec![],
             skipped: vec![],
         };
         Ok(FilesSource {
@@ -99,6 +117,101 @@ impl FilesSource {
 
 pub struct FolderSource;
 
+/// Up to five names, backquoted, then how many more.
+fn some(names: &[&String]) -> String {
+    let mut s: Vec<String> = names.iter().take(5).map(|n| format!("`{n}`")).collect();
+    if names.len() > 5 {
+        s.push(format!("and {} more", names.len() - 5));
+    }
+    s.join(", ")
+}
+
+/// "the folder `a` is" or "the folders `a`, `b` are".
+fn folders_are(names: &[&String]) -> String {
+    match names {
+        [one] => format!("the folder `{one}` is"),
+        _ => format!("the folders {} are", some(names)),
+    }
+}
+
+/// The class folders of the image folder `root` (sorted; hidden ones and
+/// `__MACOSX` ignored), the class index of each, and how they were assigned.
+pub fn class_map(
+    root: &Path,
+    model_classes: &[String],
+    mode: Option<ClassFolders>,
+) -> Result<(Vec<PathBuf>, Vec<ClassFolder>, String)> {
+    let class_dirs: Vec<PathBuf> = sorted_entries(root)?
+        .into_iter()
+        .filter(|p| p.is_dir())
+        .collect();
+    if class_dirs.is_empty() {
+        bail!(
+            "--data {}: the image folder has no class folders; put images in one subfolder per class (ROOT/<class>/<image>.png)",
+            root.display()
+        );
+    }
+    let names: Vec<String> = class_dirs
+        .iter()
+        .map(|p| {
+            p.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    let (classes, others): (Vec<&String>, Vec<&String>) =
+        names.iter().partition(|n| model_classes.contains(n));
+    let by_name = match mode {
+        Some(ClassFolders::Names) if !others.is_empty() => bail!(
+            "--data {}: --class-folders names, but {} not among the model's {} class names ({}); rename the folders to class names, or pass --class-folders sorted to index the folders in sorted order as torchvision does",
+            root.display(),
+            folders_are(&others),
+            model_classes.len(),
+            some(&model_classes.iter().collect::<Vec<_>>()),
+        ),
+        Some(ClassFolders::Names) => true,
+        Some(ClassFolders::Sorted) => false,
+        None if others.is_empty() => true,
+        None if classes.is_empty() => false,
+        None => bail!(
+            "--data {}: {} not among the model's class names while {} are, so the images cannot be labelled by folder name; rename or remove the folders that are not classes, or pass --class-folders sorted to index all {} folders in sorted order as torchvision does",
+            root.display(),
+            folders_are(&others),
+            some(&classes),
+            names.len()
+        ),
+    };
+    let (indices, order): (Vec<u32>, String) = if by_name {
+        (
+            names
+                .iter()
+                .map(|n| model_classes.iter().position(|c| c == n).unwrap_or(0) as u32)
+                .collect(),
+            "folder names matched to the model's class list (a subset keeps its indices)".into(),
+        )
+    } else {
+        if names.len() > model_classes.len() {
+            bail!(
+                "--data {}: {} class folders but the model has {} classes, and the folders are indexed in sorted order; remove the folders that are not classes, rename the folders to class names, or pass --classes",
+                root.display(),
+                names.len(),
+                model_classes.len()
+            );
+        }
+        (
+            (0..names.len() as u32).collect(),
+            "sorted folder names (torchvision ImageFolder order)".into(),
+        )
+    };
+    let map = names
+        .into_iter()
+        .zip(indices)
+        .map(|(folder, index)| ClassFolder { folder, index })
+        .collect();
+    Ok((class_dirs, map, order))
+}
+
 impl FolderSource {
     #[allow(clippy::new_ret_no_self)]
     pub fn open(
@@ -107,49 +220,12 @@ impl FolderSource {
         model_classes: &[String],
         opts: &OpenOptions,
     ) -> Result<FilesSource> {
-        let class_dirs: Vec<PathBuf> = sorted_entries(root)?
-            .into_iter()
-            .filter(|p| p.is_dir())
-            .collect();
-        if class_dirs.is_empty() {
-            bail!(
-                "--data {}: the image folder has no class folders; put images in one subfolder per class (ROOT/<class>/<image>.png)",
-                root.display()
-            );
-        }
-        let names: Vec<String> = class_dirs
-            .iter()
-            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-            .collect();
-        let by_model = names.iter().all(|n| model_classes.contains(n));
-        let (index_of, order): (Vec<u32>, String) = if by_model {
-            (
-                names
-                    .iter()
-                    .map(|n| model_classes.iter().position(|c| c == n).unwrap() as u32)
-                    .collect(),
-                "folder names matched to the model's class list (a subset keeps its indices)"
-                    .into(),
-            )
-        } else {
-            if names.len() > model_classes.len() {
-                bail!(
-                    "--data {}: {} class folders but the model has {} classes, and the folder names are not the model's class names; rename the folders to class names or pass --classes",
-                    root.display(),
-                    names.len(),
-                    model_classes.len()
-                );
-            }
-            (
-                (0..names.len() as u32).collect(),
-                "sorted folder names (torchvision ImageFolder order)".into(),
-            )
-        };
+        let (class_dirs, map, order) = class_map(root, model_classes, opts.class_folders)?;
         let mut files = Vec::new();
-        for (dir, &label) in class_dirs.iter().zip(&index_of) {
+        for (dir, c) in class_dirs.iter().zip(&map) {
             let mut found = Vec::new();
             images_under(dir, &mut found)?;
-            files.extend(found.into_iter().map(|f| (f, label)));
+            files.extend(found.into_iter().map(|f| (f, c.index)));
         }
         if files.is_empty() {
             bail!(
@@ -157,7 +233,8 @@ impl FolderSource {
                 root.display()
             );
         }
-        FilesSource::new(
+        let names = map.iter().map(|c| c.folder.clone()).collect();
+        let mut source = FilesSource::new(
             "image-folder",
             root,
             files,
@@ -165,7 +242,9 @@ impl FolderSource {
             order,
             target,
             opts,
-        )
+        )?;
+        source.info.class_map = map;
+        Ok(source)
     }
 }
 
@@ -371,6 +450,95 @@ mod tests {
         assert_eq!(c.indices, vec![0]);
         assert_eq!(s.info().skipped.len(), 2);
         assert!(s.info().skipped[1].reason.contains("empty"));
+    }
+
+    /// An image folder with one 4x4 image of value `v` in each `(class folder, v)`.
+    fn image_folder(folders: &[(&str, u8)]) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        for (c, v) in folders {
+            fs::create_dir_all(d.path().join(c)).unwrap();
+            GrayImage::from_pixel(4, 4, Luma([*v]))
+                .save(d.path().join(c).join("a.png"))
+                .unwrap();
+        }
+        d
+    }
+
+    fn open_with(d: &Path, mode: Option<ClassFolders>) -> Result<FilesSource> {
+        let opts = OpenOptions {
+            class_folders: mode,
+            ..Default::default()
+        };
+        let digits: Vec<String> = (0..10).map(|c| c.to_string()).collect();
+        FolderSource::open(d, T, &digits, &opts)
+    }
+
+    fn map_of(s: &FilesSource) -> Vec<(String, u32)> {
+        let m = &s.info().class_map;
+        m.iter().map(|c| (c.folder.clone(), c.index)).collect()
+    }
+
+    #[test]
+    fn hidden_folders_and_macosx_are_ignored_at_every_depth() {
+        // Regression (issue #16, item 5): `.ipynb_checkpoints` beside `3` and `7`
+        // switched the labels to sorted order (0 and 1) and accuracy to 0.
+        let d = image_folder(&[
+            ("3", 30),
+            ("7", 70),
+            (".ipynb_checkpoints", 1),
+            ("__MACOSX/7", 2),
+            ("7/.hidden", 3),
+        ]);
+        fs::write(d.path().join("7").join("._b.png"), b"AppleDouble").unwrap();
+        let mut s = open_with(d.path(), None).unwrap();
+        assert_eq!(map_of(&s), vec![("3".into(), 3), ("7".into(), 7)]);
+        let c = s.next_chunk(10).unwrap().unwrap();
+        assert_eq!(c.labels, vec![3, 7]);
+        assert_eq!(
+            c.pixels.iter().step_by(16).copied().collect::<Vec<_>>(),
+            vec![30, 70]
+        );
+    }
+
+    #[test]
+    fn folders_that_mix_class_names_and_other_names_are_refused_naming_the_others() {
+        let d = image_folder(&[("3", 30), ("7", 70), ("extra", 1), ("misc", 2)]);
+        let err = open_with(d.path(), None).err().unwrap().to_string();
+        for part in [
+            "the folders `extra`, `misc` are not",
+            "`3`, `7` are",
+            "--class-folders sorted",
+        ] {
+            assert!(err.contains(part), "expected `{part}` in: {err}");
+        }
+        let err = open_with(d.path(), Some(ClassFolders::Names))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("--class-folders names") && err.contains("`extra`"),
+            "{err}"
+        );
+        // Sorted on purpose: torchvision's ImageFolder indices.
+        let s = open_with(d.path(), Some(ClassFolders::Sorted)).unwrap();
+        let want = [("3", 0), ("7", 1), ("extra", 2), ("misc", 3)];
+        assert_eq!(map_of(&s), want.map(|(f, i)| (f.to_string(), i)).to_vec());
+        assert!(s.info().class_order.contains("sorted"));
+    }
+
+    #[test]
+    fn class_folders_names_and_sorted_choose_the_order_when_all_are_classes() {
+        let d = image_folder(&[("3", 30), ("7", 70)]);
+        let names = open_with(d.path(), Some(ClassFolders::Names)).unwrap();
+        assert_eq!(map_of(&names), vec![("3".into(), 3), ("7".into(), 7)]);
+        let mut sorted = open_with(d.path(), Some(ClassFolders::Sorted)).unwrap();
+        assert_eq!(map_of(&sorted), vec![("3".into(), 0), ("7".into(), 1)]);
+        assert_eq!(sorted.next_chunk(10).unwrap().unwrap().labels, vec![0, 1]);
+        assert_ne!(
+            names.info().sha256,
+            sorted.info().sha256,
+            "labels are hashed"
+        );
     }
 
     #[test]

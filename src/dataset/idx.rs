@@ -273,6 +273,7 @@ impl IdxSource {
             sha256: crate::model::hex(&hasher.finalize()),
             class_names: None,
             class_order: "IDX labels are class indices into the model's classes".into(),
+            class_map: vec![],
             skipped: vec![],
         };
         Ok(IdxSource {

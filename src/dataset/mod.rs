@@ -73,8 +73,30 @@ pub struct DatasetInfo {
     pub class_names: Option<Vec<String>>,
     /// How class indices were assigned.
     pub class_order: String,
+    /// Image folders: each class folder and the class index its images get.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub class_map: Vec<ClassFolder>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<SkippedFile>,
+}
+
+/// One class folder of an image folder and the class index of its images.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ClassFolder {
+    pub folder: String,
+    pub index: u32,
+}
+
+/// How the class folders of an image folder become class indices
+/// (`--class-folders`; `None` is the automatic choice): by name when every
+/// folder is one of the model's classes, in sorted order when none is, and an
+/// error naming the others when some are and some are not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClassFolders {
+    /// Every folder is named after one of the model's classes and gets its index.
+    Names,
+    /// Folders are indexed 0, 1, ... in sorted name order, as torchvision's ImageFolder does.
+    Sorted,
 }
 
 pub trait Source: Send {
@@ -97,6 +119,8 @@ pub struct OpenOptions {
     pub crop_first: bool,
     /// CIFAR-100: use the coarse labels instead of the fine ones.
     pub coarse_labels: bool,
+    /// Image folders: how class folders become class indices (None: automatic).
+    pub class_folders: Option<ClassFolders>,
 }
 
 /// Shard `index` of `count` (0-based). Shards are runs of whole batches, so a
@@ -162,7 +186,7 @@ pub fn open(
     {
         return Ok(Box::new(manifest::open(path, target, classes, opts)?));
     }
-    if path.is_dir() {
+    if is_image_folder(path) {
         return Ok(Box::new(folder::FolderSource::open(
             path, target, classes, opts,
         )?));
@@ -171,6 +195,12 @@ pub fn open(
         "--data {}: not a dataset rotbench reads; give an MNIST IDX folder or file, a CIFAR binary batch (.bin) or its folder, a CSV manifest (path,label), or an image folder with one subfolder per class",
         path.display()
     )
+}
+
+/// Whether [`open`] reads `path` as an image folder (a folder that is not an
+/// MNIST IDX or CIFAR folder).
+pub fn is_image_folder(path: &Path) -> bool {
+    path.is_dir() && !idx::looks_like_idx(path) && cifar::find(path).is_none()
 }
 
 /// Top-left offset of a centre crop of `(th, tw)` out of `(h, w)`, rounded as
