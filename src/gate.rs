@@ -2183,11 +2183,17 @@ mod tests {
         for (name, base) in [("a", &a), ("b", &b)] {
             let dir = d.path().join(name);
             std::fs::create_dir_all(&dir).unwrap();
-            crate::output::write_all(&dir, &baseline_files(&base.summary, &base.predictions).unwrap())
-                .unwrap();
-        }
-        std::fs::copy(d.path().join("b/predictions.json"), d.path().join("a/predictions.json"))
+            crate::output::write_all(
+                &dir,
+                &baseline_files(&base.summary, &base.predictions).unwrap(),
+            )
             .unwrap();
+        }
+        std::fs::copy(
+            d.path().join("b/predictions.json"),
+            d.path().join("a/predictions.json"),
+        )
+        .unwrap();
         let e = format!("{:#}", load_baseline("a", d.path()).unwrap_err());
         assert!(
             e.contains("does not belong to") && e.contains("save the baseline again"),

@@ -325,7 +325,10 @@ pub fn replace_set(dir: &Path, owned: &[&str], files: &[(String, Vec<u8>)]) -> R
         }
         for t in &journal.existed {
             fs::rename(dir.join(t), backup.join(t)).with_context(|| {
-                format!("{}: cannot move the previous result aside", dir.join(t).display())
+                format!(
+                    "{}: cannot move the previous result aside",
+                    dir.join(t).display()
+                )
             })?;
         }
         for (k, t) in journal.new.iter().enumerate() {
@@ -336,7 +339,10 @@ pub fn replace_set(dir: &Path, owned: &[&str], files: &[(String, Vec<u8>)]) -> R
             #[cfg(not(test))]
             let _ = k;
             fs::rename(stage.join(t), dir.join(t)).with_context(|| {
-                format!("{}: cannot move the new result into place", dir.join(t).display())
+                format!(
+                    "{}: cannot move the new result into place",
+                    dir.join(t).display()
+                )
             })?;
         }
         Ok(())
@@ -346,7 +352,11 @@ pub fn replace_set(dir: &Path, owned: &[&str], files: &[(String, Vec<u8>)]) -> R
         let e = e.context(format!(
             "{}: the new results could not be swapped in; the previous results were {}",
             dir.display(),
-            if undo.is_ok() { "restored" } else { "NOT fully restored (see the next error)" }
+            if undo.is_ok() {
+                "restored"
+            } else {
+                "NOT fully restored (see the next error)"
+            }
         ));
         return Err(match undo {
             Ok(()) => e,
@@ -539,7 +549,10 @@ mod set_tests {
         let dead = u32::MAX - 1;
         // What a writer killed after moving the old summary aside and the new
         // per_angle.csv in leaves behind.
-        let (stage, backup) = (format!("{STAGE_PREFIX}{dead}"), format!("{BACKUP_PREFIX}{dead}"));
+        let (stage, backup) = (
+            format!("{STAGE_PREFIX}{dead}"),
+            format!("{BACKUP_PREFIX}{dead}"),
+        );
         fs::create_dir_all(d.path().join(&stage)).unwrap();
         fs::create_dir_all(d.path().join(&backup)).unwrap();
         fs::write(d.path().join(&backup).join("summary.json"), "old s").unwrap();

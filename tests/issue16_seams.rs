@@ -27,9 +27,19 @@ fn run(args: &[&str], cache: Option<&Path>) -> Run {
         stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
     };
     for bad in ["panicked", "stack backtrace", "internal error"] {
-        assert!(!r.stderr.contains(bad), "stderr shows `{bad}`:\n{}", r.stderr);
+        assert!(
+            !r.stderr.contains(bad),
+            "stderr shows `{bad}`:\n{}",
+            r.stderr
+        );
     }
-    eprintln!("rotbench {}\nexit {}\n{}{}", args.join(" "), r.code, r.stdout, r.stderr);
+    eprintln!(
+        "rotbench {}\nexit {}\n{}{}",
+        args.join(" "),
+        r.code,
+        r.stdout,
+        r.stderr
+    );
     r
 }
 
@@ -55,8 +65,18 @@ fn gate_refuses_a_baseline_comparison_when_the_run_wrote_no_predictions() {
     let (out, bl) = (t.path().join("o"), t.path().join("bl"));
     let m = install_model("mnist-cnn-aug", t.path());
     let base = [
-        "sweep", "--quiet", "--model", s(&m), "--data", s(&mnist()), "--angles", "0,90",
-        "--limit", "1000", "--out", s(&out),
+        "sweep",
+        "--quiet",
+        "--model",
+        s(&m),
+        "--data",
+        s(&mnist()),
+        "--angles",
+        "0,90",
+        "--limit",
+        "1000",
+        "--out",
+        s(&out),
     ];
     let mut a = base.to_vec();
     a.extend(["--save-baseline", "main", "--baseline-dir", s(&bl)]);
@@ -67,14 +87,22 @@ fn gate_refuses_a_baseline_comparison_when_the_run_wrote_no_predictions() {
     assert_eq!(run(&a, None).code, 0);
     let g = run(
         &[
-            "gate", "--results", s(&out), "--baseline", "main", "--baseline-dir", s(&bl),
-            "--max-regression", "0.01",
+            "gate",
+            "--results",
+            s(&out),
+            "--baseline",
+            "main",
+            "--baseline-dir",
+            s(&bl),
+            "--max-regression",
+            "0.01",
         ],
         None,
     );
     assert_eq!(g.code, 2, "never a silent pass");
     assert!(
-        g.stderr.contains("rerun the sweep without --no-predictions"),
+        g.stderr
+            .contains("rerun the sweep without --no-predictions"),
         "{}",
         g.stderr
     );
@@ -82,8 +110,15 @@ fn gate_refuses_a_baseline_comparison_when_the_run_wrote_no_predictions() {
     assert_eq!(run(&base, None).code, 0);
     let g = run(
         &[
-            "gate", "--results", s(&out), "--baseline", "main", "--baseline-dir", s(&bl),
-            "--max-regression", "0.01",
+            "gate",
+            "--results",
+            s(&out),
+            "--baseline",
+            "main",
+            "--baseline-dir",
+            s(&bl),
+            "--max-regression",
+            "0.01",
         ],
         None,
     );
@@ -95,8 +130,18 @@ fn a_sweep_leaves_only_its_own_result_files_in_the_output_folder() {
     let t = tempfile::tempdir().unwrap();
     let out = t.path().join("o");
     let base = [
-        "sweep", "--quiet", "--model", s(&bundled_model()), "--data", s(&mnist()), "--angles",
-        "0,90", "--limit", "200", "--out", s(&out),
+        "sweep",
+        "--quiet",
+        "--model",
+        s(&bundled_model()),
+        "--data",
+        s(&mnist()),
+        "--angles",
+        "0,90",
+        "--limit",
+        "200",
+        "--out",
+        s(&out),
     ];
     assert_eq!(run(&base, None).code, 0);
     assert!(out.join("predictions.csv").is_file() && out.join("plots").is_dir());
@@ -132,10 +177,24 @@ fn gate_and_report_refuse_a_file_left_by_another_run() {
     let t = tempfile::tempdir().unwrap();
     let (a_dir, b_dir, bl) = (t.path().join("a"), t.path().join("b"), t.path().join("bl"));
     for (dir, angles) in [(&a_dir, "0,90"), (&b_dir, "0,90")] {
-        let model = if dir == &a_dir { root().join("models/mnist-cnn-aug.pt") } else { bundled_model() };
+        let model = if dir == &a_dir {
+            root().join("models/mnist-cnn-aug.pt")
+        } else {
+            bundled_model()
+        };
         let mut a = vec![
-            "sweep", "--quiet", "--model", s(&model), "--data", s(&mnist()), "--angles",
-            angles, "--limit", "300", "--out", s(dir),
+            "sweep",
+            "--quiet",
+            "--model",
+            s(&model),
+            "--data",
+            s(&mnist()),
+            "--angles",
+            angles,
+            "--limit",
+            "300",
+            "--out",
+            s(dir),
         ];
         if dir == &a_dir {
             a.extend(["--save-baseline", "main", "--baseline-dir", s(&bl)]);
@@ -146,8 +205,14 @@ fn gate_and_report_refuse_a_file_left_by_another_run() {
     fs::copy(a_dir.join("predictions.csv"), b_dir.join("predictions.csv")).unwrap();
     let g = run(
         &[
-            "gate", "--results", s(&b_dir), "--baseline", s(&bl.join("main")),
-            "--max-regression", "0.01", "--allow-new-models",
+            "gate",
+            "--results",
+            s(&b_dir),
+            "--baseline",
+            s(&bl.join("main")),
+            "--max-regression",
+            "0.01",
+            "--allow-new-models",
         ],
         None,
     );
@@ -162,13 +227,21 @@ fn gate_and_report_refuse_a_file_left_by_another_run() {
     fs::copy(a_dir.join("examples.json"), b_dir.join("examples.json")).unwrap();
     let r = run(&["report", s(&b_dir)], None);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("examples.json does not belong to"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("examples.json does not belong to"),
+        "{}",
+        r.stderr
+    );
     fs::copy(a_dir.join("timing.json"), a_dir.join("timing.keep")).unwrap();
     fs::remove_file(b_dir.join("examples.json")).unwrap();
     fs::copy(a_dir.join("timing.json"), b_dir.join("timing.json")).unwrap();
     let r = run(&["report", s(&b_dir)], None);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("timing.json does not belong to"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("timing.json does not belong to"),
+        "{}",
+        r.stderr
+    );
     // Its own files are accepted.
     let r = run(&["report", s(&a_dir)], None);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -198,8 +271,19 @@ fn skipped_images_are_not_samples_and_their_shards_merge_into_the_single_run() {
     let cache = t.path().join("cache");
     let common = |out: &Path| {
         vec![
-            "sweep", "--quiet", "--model", s(bundled_model()), "--data", s(&d), "--angles", "0,90",
-            "--batch-size", "2", "--skip-bad-images", "--out", s(out),
+            "sweep",
+            "--quiet",
+            "--model",
+            s(bundled_model()),
+            "--data",
+            s(&d),
+            "--angles",
+            "0,90",
+            "--batch-size",
+            "2",
+            "--skip-bad-images",
+            "--out",
+            s(out),
         ]
     };
     let mut shards = Vec::new();
@@ -212,17 +296,20 @@ fn skipped_images_are_not_samples_and_their_shards_merge_into_the_single_run() {
     }
     let merged = t.path().join("m");
     let r = run(
-        &["merge", s(&shards[0]), s(&shards[1]), "--quiet", "--out", s(&merged)],
+        &[
+            "merge",
+            s(&shards[0]),
+            s(&shards[1]),
+            "--quiet",
+            "--out",
+            s(&merged),
+        ],
         None,
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     let single = t.path().join("single");
     assert_eq!(run(&common(&single), Some(&cache)).code, 0);
-    assert_same_files(
-        &merged,
-        &single,
-        &EXACT_FILES,
-    );
+    assert_same_files(&merged, &single, &EXACT_FILES);
     let sm = summary(&single);
     assert_eq!(sm["dataset"]["n"], 3, "three images decoded");
     let skipped = sm["dataset"]["skipped"].as_array().unwrap();
@@ -252,8 +339,19 @@ fn a_chunk_whose_images_all_fail_to_decode_is_passed_over_and_not_counted() {
     let out = t.path().join("o");
     let r = run(
         &[
-            "sweep", "--quiet", "--model", s(&bundled_model()), "--data", s(&d), "--angles", "0,90",
-            "--batch-size", "2", "--skip-bad-images", "--out", s(&out),
+            "sweep",
+            "--quiet",
+            "--model",
+            s(&bundled_model()),
+            "--data",
+            s(&d),
+            "--angles",
+            "0,90",
+            "--batch-size",
+            "2",
+            "--skip-bad-images",
+            "--out",
+            s(&out),
         ],
         None,
     );
@@ -271,9 +369,23 @@ fn baseline_of_m(t: &Path) -> PathBuf {
     let bl = t.join("bl");
     let m = install_model("mnist-cnn", t);
     let a = [
-        "sweep", "--quiet", "--no-report", "--model", s(&m), "--data", s(&mnist()), "--angles",
-        "0,90", "--limit", "300", "--out", s(&t.join("base")), "--save-baseline", "main",
-        "--baseline-dir", s(&bl),
+        "sweep",
+        "--quiet",
+        "--no-report",
+        "--model",
+        s(&m),
+        "--data",
+        s(&mnist()),
+        "--angles",
+        "0,90",
+        "--limit",
+        "300",
+        "--out",
+        s(&t.join("base")),
+        "--save-baseline",
+        "main",
+        "--baseline-dir",
+        s(&bl),
     ];
     assert_eq!(run(&a, None).code, 0);
     bl
@@ -288,23 +400,50 @@ fn a_model_missing_from_the_baseline_fails_unless_new_models_are_expected() {
     fs::copy(t.path().join("m.json"), t.path().join("m_v2.json")).unwrap();
     let out = t.path().join("o");
     let a = [
-        "sweep", "--quiet", "--no-report", "--model", s(&t.path().join("m_v2.pt")), "--data",
-        s(&mnist()), "--angles", "0,90", "--limit", "300", "--out", s(&out),
+        "sweep",
+        "--quiet",
+        "--no-report",
+        "--model",
+        s(&t.path().join("m_v2.pt")),
+        "--data",
+        s(&mnist()),
+        "--angles",
+        "0,90",
+        "--limit",
+        "300",
+        "--out",
+        s(&out),
     ];
     assert_eq!(run(&a, None).code, 0);
     let gate = |extra: &[&str]| {
         let mut g = vec![
-            "gate", "--results", s(&out), "--baseline", "main", "--baseline-dir", s(&bl),
-            "--junit", s(&t.path().join("j.xml")), "--markdown", s(&t.path().join("g.md")),
+            "gate",
+            "--results",
+            s(&out),
+            "--baseline",
+            "main",
+            "--baseline-dir",
+            s(&bl),
+            "--junit",
+            s(&t.path().join("j.xml")),
+            "--markdown",
+            s(&t.path().join("g.md")),
         ];
         g.extend(extra);
         run(&g, None)
     };
     let g = gate(&[]);
     assert_eq!(g.code, 1, "a model with nothing to compare fails");
-    assert!(g.stdout.contains("FAIL  m_v2") && g.stdout.contains("is not in baseline main"), "{}", g.stdout);
+    assert!(
+        g.stdout.contains("FAIL  m_v2") && g.stdout.contains("is not in baseline main"),
+        "{}",
+        g.stdout
+    );
     let junit = fs::read_to_string(t.path().join("j.xml")).unwrap();
-    assert!(junit.contains("<failure") && junit.contains("not in baseline main"), "{junit}");
+    assert!(
+        junit.contains("<failure") && junit.contains("not in baseline main"),
+        "{junit}"
+    );
     let md = fs::read_to_string(t.path().join("g.md")).unwrap();
     assert!(md.contains("not in baseline main"), "{md}");
     assert_eq!(gate(&["--allow-new-models"]).code, 0);
@@ -330,21 +469,51 @@ fn an_angle_missing_from_the_baseline_fails_the_regression_check() {
     let bl = baseline_of_m(t.path());
     let out = t.path().join("o");
     let a = [
-        "sweep", "--quiet", "--no-report", "--model", s(&t.path().join("m.pt")), "--data",
-        s(&mnist()), "--angles", "0,45", "--limit", "300", "--out", s(&out),
+        "sweep",
+        "--quiet",
+        "--no-report",
+        "--model",
+        s(&t.path().join("m.pt")),
+        "--data",
+        s(&mnist()),
+        "--angles",
+        "0,45",
+        "--limit",
+        "300",
+        "--out",
+        s(&out),
     ];
     assert_eq!(run(&a, None).code, 0);
     let g = run(
-        &["gate", "--results", s(&out), "--baseline", "main", "--baseline-dir", s(&bl)],
+        &[
+            "gate",
+            "--results",
+            s(&out),
+            "--baseline",
+            "main",
+            "--baseline-dir",
+            s(&bl),
+        ],
         None,
     );
     assert_eq!(g.code, 1);
-    assert!(g.stdout.contains("45° not in baseline main"), "{}", g.stdout);
+    assert!(
+        g.stdout.contains("45° not in baseline main"),
+        "{}",
+        g.stdout
+    );
     // Narrowed to the angle both cover, it passes (same model, same samples).
     let g = run(
         &[
-            "gate", "--results", s(&out), "--baseline", "main", "--baseline-dir", s(&bl),
-            "--angles", "0",
+            "gate",
+            "--results",
+            s(&out),
+            "--baseline",
+            "main",
+            "--baseline-dir",
+            s(&bl),
+            "--angles",
+            "0",
         ],
         None,
     );
@@ -372,27 +541,56 @@ fn a_run_that_fails_its_gate_is_not_saved_as_the_baseline() {
     let sweep = |model: &str, extra: &[&str]| {
         install_model(model, t.path());
         let mut a = vec![
-            "sweep", "--quiet", "--no-report", "--model", s(&t.path().join("m.pt")), "--data",
-            s(&mnist()), "--angles", "0,90", "--limit", "300", "--out", s(&out), "--baseline-dir",
-            s(&bl), "--save-baseline", "main",
+            "sweep",
+            "--quiet",
+            "--no-report",
+            "--model",
+            s(&t.path().join("m.pt")),
+            "--data",
+            s(&mnist()),
+            "--angles",
+            "0,90",
+            "--limit",
+            "300",
+            "--out",
+            s(&out),
+            "--baseline-dir",
+            s(&bl),
+            "--save-baseline",
+            "main",
         ];
         a.extend(extra);
         run(&a, None)
     };
-    assert_eq!(sweep("mnist-cnn-aug", &["--save-baseline-on-failure"]).code, 0);
+    assert_eq!(
+        sweep("mnist-cnn-aug", &["--save-baseline-on-failure"]).code,
+        0
+    );
     let aug = fs::read(bl.join("main/predictions.json")).unwrap();
     assert_ne!(aug, before, "saved without a gate");
     // Now the upright CNN fails the gate against the augmented baseline ...
     let r = sweep("mnist-cnn", &["--gate-config", s(&cfg)]);
     assert_eq!(r.code, 1, "{}", r.stdout);
-    assert!(r.stderr.contains("was not saved: the gate failed"), "{}", r.stderr);
-    assert_eq!(fs::read(bl.join("main/predictions.json")).unwrap(), aug, "baseline untouched");
+    assert!(
+        r.stderr.contains("was not saved: the gate failed"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        fs::read(bl.join("main/predictions.json")).unwrap(),
+        aug,
+        "baseline untouched"
+    );
     assert!(out.join("junit.xml").is_file() && out.join("gate.md").is_file());
     // ... so the next identical run fails again instead of passing against itself.
     assert_eq!(sweep("mnist-cnn", &["--gate-config", s(&cfg)]).code, 1);
     // Saving a failing run takes the flag that says so.
     assert_eq!(
-        sweep("mnist-cnn", &["--gate-config", s(&cfg), "--save-baseline-on-failure"]).code,
+        sweep(
+            "mnist-cnn",
+            &["--gate-config", s(&cfg), "--save-baseline-on-failure"]
+        )
+        .code,
         1
     );
     assert_ne!(fs::read(bl.join("main/predictions.json")).unwrap(), aug);
@@ -427,8 +625,19 @@ fn the_cache_key_and_the_summary_hold_the_device_backend_and_versions() {
     let t = tempfile::tempdir().unwrap();
     let (out, cache) = (t.path().join("o"), t.path().join("cache"));
     let a = [
-        "sweep", "--quiet", "--no-report", "--model", s(&bundled_model()), "--data", s(&mnist()),
-        "--angles", "0,90", "--limit", "100", "--out", s(&out),
+        "sweep",
+        "--quiet",
+        "--no-report",
+        "--model",
+        s(&bundled_model()),
+        "--data",
+        s(&mnist()),
+        "--angles",
+        "0,90",
+        "--limit",
+        "100",
+        "--out",
+        s(&out),
     ];
     assert_eq!(run(&a, Some(&cache)).code, 0);
     let mut entries = Vec::new();
@@ -454,8 +663,21 @@ fn a_checkpoint_from_another_device_is_not_resumed() {
     let t = tempfile::tempdir().unwrap();
     let out = t.path().join("o");
     let a = [
-        "sweep", "--quiet", "--no-report", "--no-cache", "--model", s(&bundled_model()), "--data",
-        s(&mnist()), "--angles", "0:360:30", "--limit", "3000", "--batch-size", "100", "--out",
+        "sweep",
+        "--quiet",
+        "--no-report",
+        "--no-cache",
+        "--model",
+        s(&bundled_model()),
+        "--data",
+        s(&mnist()),
+        "--angles",
+        "0:360:30",
+        "--limit",
+        "3000",
+        "--batch-size",
+        "100",
+        "--out",
         s(&out),
     ];
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rotbench"))
@@ -488,7 +710,11 @@ fn a_checkpoint_from_another_device_is_not_resumed() {
     r.push("--resume");
     let res = run(&r, None);
     assert_eq!(res.code, 2);
-    assert!(res.stderr.contains("different arguments or inputs"), "{}", res.stderr);
+    assert!(
+        res.stderr.contains("different arguments or inputs"),
+        "{}",
+        res.stderr
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -499,8 +725,19 @@ fn the_next_run_rolls_back_a_killed_swap_and_removes_its_leftovers() {
     let t = tempfile::tempdir().unwrap();
     let out = t.path().join("o");
     let a = [
-        "sweep", "--quiet", "--no-report", "--model", s(&bundled_model()), "--data", s(&mnist()),
-        "--angles", "0,90", "--limit", "100", "--out", s(&out),
+        "sweep",
+        "--quiet",
+        "--no-report",
+        "--model",
+        s(&bundled_model()),
+        "--data",
+        s(&mnist()),
+        "--angles",
+        "0,90",
+        "--limit",
+        "100",
+        "--out",
+        s(&out),
     ];
     assert_eq!(run(&a, None).code, 0);
     let first = fs::read(out.join("summary.json")).unwrap();

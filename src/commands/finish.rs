@@ -55,10 +55,7 @@ pub fn write_results(
         sweep: Some(result),
     })?;
     if let Some(t) = timing.as_object_mut() {
-        t.insert(
-            "summary_sha256".into(),
-            content_hash(&summary_bytes).into(),
-        );
+        t.insert("summary_sha256".into(), content_hash(&summary_bytes).into());
     }
     files.insert(0, ("summary.json".to_string(), summary_bytes));
     if !o.no_report {
