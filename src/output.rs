@@ -36,7 +36,7 @@ pub fn prepare_dir(dir: &Path, flag: &str) -> Result<()> {
         )
     })?;
     let _ = fs::remove_file(&probe);
-    recover(dir).map_err(|e| anyhow!("{flag} {e:#}"))
+    Ok(())
 }
 
 fn temp_name(dir: &Path, name: &str) -> PathBuf {
@@ -186,8 +186,18 @@ fn leftover_pid(name: &str) -> Option<u32> {
         rest
     } else if let Some(rest) = name.strip_prefix(BACKUP_PREFIX) {
         rest
-    } else if name.starts_with('.') {
-        name.rsplit_once(".tmp-")?.1
+    } else if let Some(rest) = name.strip_prefix('.') {
+        // Only temporary files of rotbench's own names (see `temp_name`), never a
+        // user's file that merely looks like one.
+        let (stem, pid) = rest.rsplit_once(".tmp-")?;
+        let ours = RESULT_FILES.contains(&stem)
+            || stem.starts_with("plots_")
+            || stem == "predictions.json"
+            || stem == JOURNAL;
+        if !ours {
+            return None;
+        }
+        pid
     } else {
         return None;
     };
@@ -559,6 +569,11 @@ mod set_tests {
         fs::write(d.path().join(&stage).join("summary.json"), "new s").unwrap();
         fs::write(d.path().join("per_angle.csv"), "new a").unwrap();
         fs::write(d.path().join(format!(".timing.json.tmp-{dead}")), "x").unwrap();
+        fs::write(
+            d.path().join(format!(".my-notes.tmp-{dead}")),
+            "a user's file",
+        )
+        .unwrap();
         let j = Journal {
             pid: dead,
             stage,
@@ -568,7 +583,10 @@ mod set_tests {
         };
         fs::write(d.path().join(JOURNAL), serde_json::to_vec(&j).unwrap()).unwrap();
         recover(d.path()).unwrap();
-        assert_eq!(names(d.path()), vec!["summary.json"]);
+        assert_eq!(
+            names(d.path()),
+            vec![format!(".my-notes.tmp-{dead}"), "summary.json".to_string()]
+        );
         assert_eq!(fs::read(d.path().join("summary.json")).unwrap(), b"old s");
     }
 

@@ -87,6 +87,8 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     };
     super::gate::check_sweep_flags(&args)?;
     output::prepare_dir(&args.out, "--out")?;
+    // Roll back a swap that a killed run left half-done, and drop its leftovers.
+    output::recover(&args.out).map_err(|e| anyhow!("--out {e:#}"))?;
     let threads =
         threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     tch::set_num_threads(threads as i32);
