@@ -158,12 +158,44 @@ fn nan_logits_are_counted_as_wrong_with_a_warning() {
     let s = summary(&out);
     let n = s["models"][0]["nonfinite_logits"].as_u64().unwrap();
     assert!(n > 0 && n <= 100, "nonfinite_logits {n}");
-    let acc = s["models"][0]["angles"][0]["accuracy"].as_f64().unwrap();
-    let nonfinite0 = s["models"][0]["angles"][0]["nonfinite"].as_u64().unwrap();
-    assert!(
-        acc <= 1.0 - nonfinite0 as f64 / 50.0 + 1e-12,
-        "NaN predictions count as wrong"
-    );
+    // Issue #22, item 9: per angle, the NaN rows are exactly the pred = -1 rows of
+    // predictions.csv and of confusion.csv, and accuracy is finite-correct / 50.
+    let preds = read_csv(&out.join("predictions.csv"));
+    let confusion = read_csv(&out.join("confusion.csv"));
+    let mut total_invalid = 0;
+    for a in s["models"][0]["angles"].as_array().unwrap() {
+        let angle = a["angle"].as_f64().unwrap();
+        let at = |r: &&std::collections::HashMap<String, String>| {
+            r["angle"].parse::<f64>().unwrap() == angle
+        };
+        let rows: Vec<_> = preds.iter().filter(at).collect();
+        assert_eq!(rows.len(), 50);
+        let invalid = rows.iter().filter(|r| r["pred"] == "-1").count() as u64;
+        for r in &rows {
+            // A NaN softmax has no confidence; every other row has one.
+            assert_eq!(r["pred"] == "-1", r["confidence"].is_empty(), "{r:?}");
+        }
+        assert_eq!(a["nonfinite"].as_u64().unwrap(), invalid, "at {angle}");
+        let lost: u64 = confusion
+            .iter()
+            .filter(at)
+            .filter(|r| r["pred"] == "-1")
+            .map(|r| r["count"].parse::<u64>().unwrap())
+            .sum();
+        assert_eq!(lost, invalid, "confusion.csv's pred = -1 count at {angle}");
+        let finite_correct = rows
+            .iter()
+            .filter(|r| r["pred"] != "-1" && r["pred"] == r["label"])
+            .count();
+        assert_eq!(
+            a["accuracy"].as_f64().unwrap(),
+            finite_correct as f64 / 50.0,
+            "accuracy at {angle} is the finite, correct predictions over all 50"
+        );
+        total_invalid += invalid;
+    }
+    assert!(total_invalid > 0, "the fixture must give NaN logits somewhere");
+    assert_eq!(n, total_invalid);
 }
 
 #[test]
