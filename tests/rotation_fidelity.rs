@@ -2,10 +2,11 @@
 //! on uint8 tensors with fill 0 (fixtures from `tests/fixtures/make_fixtures.py`),
 //! on real MNIST digits and a non-square RGB photo.
 //!
-//! Bounds (0..255 scale, mean absolute difference per image): bilinear <= 0.5,
-//! nearest <= 3, multiples of 90 degrees identical. torchvision has no bicubic
-//! for tensors; the bicubic fixtures emulate its pipeline with grid_sample
-//! bicubic and are held to the bilinear bound.
+//! Bounds (0..255 scale, per image): bilinear and bicubic differ by at most 1 on
+//! at most 2 pixels; nearest differs on at most the manifest's float32 tie count
+//! plus 2 pixels; multiples of 90 degrees are identical. torchvision has no
+//! bicubic for tensors; the bicubic fixtures emulate its pipeline with
+//! grid_sample bicubic and are held to the bilinear bound.
 
 use rotbench::rotate::{to_u8, Fill, Geometry, Interpolation, Plan, RotateOptions};
 use serde_json::Value;
@@ -79,7 +80,7 @@ fn manifest() -> Value {
 fn rotation_agrees_with_torchvision_within_the_stated_bounds() {
     let m = manifest();
     let mut table: Vec<(String, f64, u8)> = Vec::new();
-    let mut worst = std::collections::BTreeMap::<String, (f64, u8)>::new();
+    let mut worst = std::collections::BTreeMap::<String, (f64, u8, usize)>::new();
     let mut checked = 0;
     for e in m["entries"].as_array().unwrap() {
         if !e["fill"].is_number() {
@@ -100,11 +101,26 @@ fn rotation_agrees_with_torchvision_within_the_stated_bounds() {
                 d.differing
             );
         } else {
-            let bound = match interp {
-                Interpolation::Nearest => 3.0,
-                _ => 0.5,
-            };
-            assert!(d.mean <= bound, "{what}: mean |diff| {} > {bound}", d.mean);
+            // What the fixtures show (issue #22, item 2): bilinear and bicubic
+            // differ from torchvision by at most 1 level on at most 2 pixels of an
+            // image (float32 positions landing on the other side of a rounding);
+            // nearest differs only where torchvision's own float32 positions fall
+            // on the other side of a .5 tie than exact arithmetic (the manifest's
+            // `num_diff_vs_f64`), plus 2.
+            match interp {
+                Interpolation::Nearest => {
+                    let ties = e["num_diff_vs_f64"].as_u64().unwrap() as usize;
+                    assert!(
+                        d.differing <= ties + 2,
+                        "{what}: {} pixels differ, the manifest's tie count is {ties}",
+                        d.differing
+                    );
+                }
+                _ => {
+                    assert!(d.max <= 1, "{what}: max |diff| {}", d.max);
+                    assert!(d.differing <= 2, "{what}: {} pixels differ", d.differing);
+                }
+            }
         }
         let kind = format!(
             "{} {}",
@@ -115,15 +131,18 @@ fn rotation_agrees_with_torchvision_within_the_stated_bounds() {
             },
             interp
         );
-        let w = worst.entry(kind).or_insert((0.0, 0));
+        let w = worst.entry(kind).or_insert((0.0, 0, 0));
         w.0 = w.0.max(d.mean);
         w.1 = w.1.max(d.max);
+        w.2 = w.2.max(d.differing);
         table.push((what, d.mean, d.max));
         checked += 1;
     }
     assert!(checked >= 100, "only {checked} fixtures checked");
-    for (k, (mean, max)) in &worst {
-        eprintln!("vs torchvision, {k}: worst mean |diff| {mean:.4}, max |diff| {max}");
+    for (k, (mean, max, differing)) in &worst {
+        eprintln!(
+            "vs torchvision, {k}: worst mean |diff| {mean:.4}, max |diff| {max}, most differing pixels {differing}"
+        );
     }
 }
 
