@@ -194,7 +194,10 @@ fn nan_logits_are_counted_as_wrong_with_a_warning() {
         );
         total_invalid += invalid;
     }
-    assert!(total_invalid > 0, "the fixture must give NaN logits somewhere");
+    assert!(
+        total_invalid > 0,
+        "the fixture must give NaN logits somewhere"
+    );
     assert_eq!(n, total_invalid);
 }
 

@@ -345,7 +345,8 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         })
         .collect();
     let summary = summary::build(&result, &metas, source.info(), settings, LIBTORCH_VERSION);
-    let evaluated = info.len as u64 * per_sample;
+    // The work this process did: the samples left after a resume, decoded ones only.
+    let evaluated = (result.indices.len() - done_before) as u64 * per_sample;
     let timing = json!({
         "wall_seconds": wall,
         "finished_unix": SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),

@@ -1,0 +1,266 @@
+//! Issue #22, item 11: features that had no test at all. `rotbench rotate`
+//! against the torchvision fixtures, `--rotate-on auto`, the `--device cuda`
+//! error on a machine without CUDA, the `--input-size` and `--device` parse
+//! errors, `--batch-size auto` with fewer than 2 angles, and resuming after
+//! SIGINT and SIGTERM with `timing.json` counting only the work done.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+struct Run {
+    code: i32,
+    stderr: String,
+}
+
+fn run(args: &[&str]) -> Run {
+    let o = rotbench().args(args).output().unwrap();
+    let r = Run {
+        code: o.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    };
+    for bad in ["panicked", "stack backtrace", "internal error"] {
+        assert!(
+            !r.stderr.contains(bad),
+            "stderr shows `{bad}`:\n{}",
+            r.stderr
+        );
+    }
+    r
+}
+
+fn s(p: impl AsRef<Path>) -> String {
+    p.as_ref().to_str().unwrap().to_string()
+}
+
+fn json(p: &Path) -> Value {
+    serde_json::from_slice(&fs::read(p).unwrap()).unwrap()
+}
+
+#[test]
+fn rotbench_rotate_writes_what_torchvision_does_for_the_fixture_digits() {
+    let fx = root().join("tests/fixtures/rotation");
+    let manifest = json(&fx.join("manifest.json"));
+    let t = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for e in manifest["entries"].as_array().unwrap() {
+        let input = e["input"].as_str().unwrap();
+        // One digit at every fixture angle and interpolation: each call starts a process.
+        if input != "mnist0.png" || !e["fill"].is_number() {
+            continue;
+        }
+        let (interp, angle) = (e["interpolation"].as_str().unwrap(), e["angle"].to_string());
+        let out = t.path().join(format!("{checked}.png"));
+        let r = run(&[
+            "rotate",
+            "--angle",
+            &angle,
+            "--interpolation",
+            interp,
+            &s(fx.join(input)),
+            &s(&out),
+        ]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let got = image::open(&out).unwrap().into_luma8().into_raw();
+        let want = image::open(fx.join(e["output"].as_str().unwrap()))
+            .unwrap()
+            .into_luma8()
+            .into_raw();
+        // The MNIST fixtures match torchvision exactly (tests/rotation_fidelity.rs
+        // shows 0 differing pixels for every interpolation on them).
+        assert!(
+            got == want,
+            "{input} {interp} {angle}: differs from torchvision"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 15, "only {checked} fixtures");
+}
+
+#[test]
+fn rotate_on_auto_rotates_on_the_host_when_the_model_runs_on_the_cpu() {
+    let t = tempfile::tempdir().unwrap();
+    let r = run(&[
+        "sweep",
+        "--quiet",
+        "--no-report",
+        "--model",
+        &s(bundled_model()),
+        "--data",
+        &s(mnist()),
+        "--angles",
+        "0,90",
+        "--limit",
+        "64",
+        "--rotate-on",
+        "auto",
+        "--out",
+        &s(t.path()),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let sm = summary(t.path());
+    assert_eq!(sm["settings"]["rotate_on"], "host");
+    assert_eq!(sm["settings"]["device"], "cpu");
+}
+
+#[test]
+fn device_cuda_without_cuda_and_bad_device_or_input_size_values_are_errors_that_name_the_flag() {
+    let t = tempfile::tempdir().unwrap();
+    let base = |extra: &[&str]| {
+        let mut a = vec![
+            "sweep".to_string(),
+            "--quiet".into(),
+            "--model".into(),
+            s(bundled_model()),
+            "--data".into(),
+            s(mnist()),
+            "--angles".into(),
+            "0".into(),
+            "--limit".into(),
+            "8".into(),
+            "--out".into(),
+            s(t.path().join("o")),
+        ];
+        a.extend(extra.iter().map(|x| x.to_string()));
+        a
+    };
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["--device", "cuda"],
+            "--device cuda: no CUDA device is visible",
+        ),
+        (&["--device", "cuda:7"], "--device cuda:7"),
+        (&["--device", "cuda:x"], "--device cuda:x: expected cuda:N"),
+        (
+            &["--device", "tpu"],
+            "--device tpu: use cpu, cuda, cuda:N or auto",
+        ),
+        (&["--input-size", "1x28"], "--input-size"),
+        (&["--input-size", "0x28x28"], "--input-size"),
+    ];
+    for (extra, want) in cases {
+        let a = base(extra);
+        let r = run(&a.iter().map(|x| x.as_str()).collect::<Vec<_>>());
+        assert_eq!(r.code, 2, "{extra:?}: {}", r.stderr);
+        let first = r.stderr.lines().next().unwrap_or("");
+        assert!(first.contains(want), "{extra:?}: first line `{first}`");
+    }
+    assert!(!t.path().join("o/summary.json").exists());
+}
+
+#[test]
+fn batch_size_auto_with_one_angle_uses_256() {
+    let t = tempfile::tempdir().unwrap();
+    let r = run(&[
+        "sweep",
+        "--quiet",
+        "--no-report",
+        "--no-cache",
+        "--model",
+        &s(bundled_model()),
+        "--data",
+        &s(mnist()),
+        "--angles",
+        "0",
+        "--limit",
+        "600",
+        "--out",
+        &s(t.path()),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let timing = json(&t.path().join("timing.json"));
+    assert_eq!(timing["batch_size"], 256, "{timing}");
+    assert_eq!(
+        timing["batch_timings"].as_array().unwrap().len(),
+        0,
+        "nothing timed"
+    );
+    assert_eq!(summary(t.path())["settings"]["batch_size"], "auto");
+}
+
+/// Start a sweep, stop it with `signal` once a few batches are checkpointed,
+/// resume it, and check the resumed run against an uninterrupted one.
+fn signal_then_resume(signal: &str) {
+    let t = tempfile::tempdir().unwrap();
+    let (out, whole) = (t.path().join("o"), t.path().join("whole"));
+    let args = |out: &Path| {
+        vec![
+            "sweep".to_string(),
+            "--quiet".into(),
+            "--no-report".into(),
+            "--no-cache".into(),
+            "--model".into(),
+            s(bundled_model()),
+            "--data".into(),
+            s(mnist()),
+            "--angles".into(),
+            "0:360:45".into(),
+            "--limit".into(),
+            "2000".into(),
+            "--batch-size".into(),
+            "100".into(),
+            "--out".into(),
+            s(out),
+        ]
+    };
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rotbench"))
+        .args(args(&out))
+        .env("XDG_CACHE_HOME", t.path().join("cache"))
+        .spawn()
+        .unwrap();
+    let log = out.join(".rotbench-checkpoint/batches.bin");
+    let t0 = Instant::now();
+    while fs::metadata(&log).map(|m| m.len()).unwrap_or(0) < 15_000
+        && t0.elapsed() < Duration::from_secs(60)
+        && child.try_wait().unwrap().is_none()
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "finished before the signal"
+    );
+    let k = std::process::Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(k.success());
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "{signal} stops the run");
+    assert!(
+        !out.join("summary.json").exists(),
+        "no results from a stopped run"
+    );
+    let mut a = args(&out);
+    a.push("--resume".into());
+    let r = run(&a.iter().map(|x| x.as_str()).collect::<Vec<_>>());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let timing = json(&out.join("timing.json"));
+    let resumed = timing["resumed_samples"].as_u64().unwrap();
+    assert!(
+        resumed > 0 && resumed % 100 == 0,
+        "whole batches resumed: {timing}"
+    );
+    // 8 angles, one model: only the samples left were evaluated.
+    assert_eq!(
+        timing["evaluations"].as_u64().unwrap(),
+        (2000 - resumed) * 8,
+        "{timing}"
+    );
+    let r = run(&args(&whole).iter().map(|x| x.as_str()).collect::<Vec<_>>());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_same_files(&out, &whole, &EXACT_FILES);
+}
+
+#[test]
+fn a_run_stopped_by_sigint_resumes_and_counts_only_the_samples_left() {
+    signal_then_resume("-INT");
+}
+
+#[test]
+fn a_run_stopped_by_sigterm_resumes_and_counts_only_the_samples_left() {
+    signal_then_resume("-TERM");
+}
