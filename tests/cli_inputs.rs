@@ -11,8 +11,13 @@ fn shapes(p: &str) -> PathBuf {
     root().join("tests/fixtures/shapes").join(p)
 }
 
-/// Sweep 0 and 90 degrees; return (acc at 0, acc at 90, predictions column at every row).
-fn run(model: &str, data: &str, extra: &[&str]) -> (f64, f64, Vec<String>, serde_json::Value) {
+/// Sweep 0 and 90 degrees; return (acc at 0, acc at 90, (pred, confidence) at every
+/// row of predictions.csv, summary.json).
+fn run(
+    model: &str,
+    data: &str,
+    extra: &[&str],
+) -> (f64, f64, Vec<(String, f64)>, serde_json::Value) {
     let out = tempfile::tempdir().unwrap();
     rotbench()
         .args([
@@ -39,7 +44,7 @@ fn run(model: &str, data: &str, extra: &[&str]) -> (f64, f64, Vec<String>, serde
     };
     let preds = read_csv(&out.path().join("predictions.csv"))
         .into_iter()
-        .map(|r| r["pred"].clone())
+        .map(|r| (r["pred"].clone(), r["confidence"].parse::<f64>().unwrap()))
         .collect();
     (acc("0"), acc("90"), preds, summary(out.path()))
 }
@@ -111,20 +116,47 @@ fn cifar10_and_cifar100_batches_are_read() {
 
 #[test]
 fn bgr_and_0_255_models_see_the_same_images() {
+    // The same network with its first layer permuted (BGR) or scaled (0-255): every
+    // prediction and every confidence must agree with the RGB model's, to 1e-5
+    // (issue #22, item 7), not only the predicted class.
+    let same = |a: &[(String, f64)], b: &[(String, f64)], what: &str| {
+        assert_eq!(a.len(), b.len());
+        for (k, (x, y)) in a.iter().zip(b).enumerate() {
+            assert_eq!(x.0, y.0, "{what}: row {k}");
+            assert!(
+                (x.1 - y.1).abs() <= 1e-5,
+                "{what}: row {k}: {} vs {}",
+                x.1,
+                y.1
+            );
+        }
+    };
     let (_, _, rgb, _) = run("shapes-cnn.pt", "folder", &[]);
     let (_, _, bgr, s) = run("shapes-cnn-bgr.pt", "folder", &[]);
-    assert_eq!(rgb, bgr);
+    same(&rgb, &bgr, "bgr");
     assert_eq!(s["models"][0]["spec"]["preprocess"]["channel_order"], "bgr");
     let (_, _, v255, s) = run("shapes-cnn-255.pt", "folder", &[]);
-    assert_eq!(rgb, v255);
+    same(&rgb, &v255, "0-255");
     assert_eq!(s["models"][0]["spec"]["preprocess"]["value_range"], 255.0);
-    // Flags override the sidecar: the RGB model fed BGR is a different experiment.
+    // Flags override the sidecar: the RGB model fed BGR is a different experiment,
+    // and it shows in the confidences.
     let (_, _, swapped, s) = run("shapes-cnn.pt", "folder", &["--channel-order", "bgr"]);
     assert_eq!(
         s["models"][0]["spec_sources"]["channel-order"],
         "flag --channel-order"
     );
     assert_eq!(swapped.len(), rgb.len());
+    let moved = rgb
+        .iter()
+        .zip(&swapped)
+        .filter(|(x, y)| x.0 != y.0 || (x.1 - y.1).abs() > 1e-3)
+        .count();
+    // (36 of the 72 rows move: the shapes' grey parts look the same either way.)
+    assert!(
+        moved * 4 >= rgb.len(),
+        "feeding BGR to the RGB model changed only {moved} of {} rows",
+        rgb.len()
+    );
 }
 
 #[test]
