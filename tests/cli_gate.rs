@@ -20,12 +20,9 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        // Kept under target/tmp (not removed: statics are never dropped).
-        let root = tempfile::Builder::new()
-            .prefix("cli_gate-")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-            .unwrap()
-            .keep();
+        // Kept under target/tmp for the whole process (statics are never dropped);
+        // the next run removes it.
+        let root = kept_dir("cli_gate");
         let (out, baselines) = (root.join("out"), root.join("baselines"));
         rotbench()
             .args(["sweep", "--quiet", "--no-report", "--model"])

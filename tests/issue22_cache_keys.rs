@@ -13,7 +13,14 @@ use std::path::{Path, PathBuf};
 fn sweep(out: &Path, cache: &Path, model: &Path, data: &Path, extra: &[&str]) -> Value {
     rotbench()
         .env("XDG_CACHE_HOME", cache)
-        .args(["sweep", "--quiet", "--no-report", "--angles", "0,90", "--model"])
+        .args([
+            "sweep",
+            "--quiet",
+            "--no-report",
+            "--angles",
+            "0,90",
+            "--model",
+        ])
         .arg(model)
         .arg("--data")
         .arg(data)
@@ -42,11 +49,20 @@ fn changing_any_input_of_a_prediction_misses_the_cache_and_matches_a_no_cache_ru
     let first = sweep(&t.path().join("base"), &cache, &model, &data, base);
     assert_eq!(first["cached_pairs"], 0);
     let again = sweep(&t.path().join("again"), &cache, &model, &data, base);
-    assert_eq!(again["cached_pairs"], 2, "the cache answers an unchanged run");
+    assert_eq!(
+        again["cached_pairs"], 2,
+        "the cache answers an unchanged run"
+    );
 
     let variants: &[(&str, &[&str])] = &[
-        ("interpolation", &["--limit", "100", "--interpolation", "nearest"]),
-        ("interpolation", &["--limit", "100", "--interpolation", "bicubic"]),
+        (
+            "interpolation",
+            &["--limit", "100", "--interpolation", "nearest"],
+        ),
+        (
+            "interpolation",
+            &["--limit", "100", "--interpolation", "bicubic"],
+        ),
         ("fill", &["--limit", "100", "--fill", "0.5"]),
         ("fill", &["--limit", "100", "--fill", "edge"]),
         ("mask", &["--limit", "100", "--mask-circle"]),
@@ -59,7 +75,10 @@ fn changing_any_input_of_a_prediction_misses_the_cache_and_matches_a_no_cache_ru
     for (k, (what, extra)) in variants.iter().enumerate() {
         let got = t.path().join(format!("v{k}"));
         let timing = sweep(&got, &cache, &model, &data, extra);
-        assert_eq!(timing["cached_pairs"], 0, "{what} {extra:?}: answered from the cache");
+        assert_eq!(
+            timing["cached_pairs"], 0,
+            "{what} {extra:?}: answered from the cache"
+        );
         let fresh = t.path().join(format!("v{k}-fresh"));
         let mut e = extra.to_vec();
         e.push("--no-cache");
@@ -69,7 +88,11 @@ fn changing_any_input_of_a_prediction_misses_the_cache_and_matches_a_no_cache_ru
 
     // Other weights under the same file name and sidecar.
     install(t.path(), "mnist-cnn-aug");
-    fs::copy(root().join("models/mnist-cnn.json"), t.path().join("m.json")).unwrap();
+    fs::copy(
+        root().join("models/mnist-cnn.json"),
+        t.path().join("m.json"),
+    )
+    .unwrap();
     let timing = sweep(&t.path().join("weights"), &cache, &model, &data, base);
     assert_eq!(timing["cached_pairs"], 0, "other model bytes");
 
@@ -79,11 +102,27 @@ fn changing_any_input_of_a_prediction_misses_the_cache_and_matches_a_no_cache_ru
     fs::create_dir_all(d.join("7")).unwrap();
     fs::copy(fx.join("mnist0.png"), d.join("7/a.png")).unwrap();
     install(t.path(), "mnist-cnn");
-    assert_eq!(sweep(&t.path().join("d1"), &cache, &model, &d, &[])["cached_pairs"], 0);
-    assert_eq!(sweep(&t.path().join("d2"), &cache, &model, &d, &[])["cached_pairs"], 2);
+    assert_eq!(
+        sweep(&t.path().join("d1"), &cache, &model, &d, &[])["cached_pairs"],
+        0
+    );
+    assert_eq!(
+        sweep(&t.path().join("d2"), &cache, &model, &d, &[])["cached_pairs"],
+        2
+    );
     fs::copy(fx.join("mnist1.png"), d.join("7/a.png")).unwrap();
     let timing = sweep(&t.path().join("d3"), &cache, &model, &d, &[]);
     assert_eq!(timing["cached_pairs"], 0, "other dataset bytes");
-    sweep(&t.path().join("d3-fresh"), &cache, &model, &d, &["--no-cache"]);
-    assert_same_files(&t.path().join("d3"), &t.path().join("d3-fresh"), &EXACT_FILES);
+    sweep(
+        &t.path().join("d3-fresh"),
+        &cache,
+        &model,
+        &d,
+        &["--no-cache"],
+    );
+    assert_same_files(
+        &t.path().join("d3"),
+        &t.path().join("d3-fresh"),
+        &EXACT_FILES,
+    );
 }

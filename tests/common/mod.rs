@@ -27,15 +27,51 @@ pub fn rotbench() -> Command {
 }
 
 /// An empty prediction cache for each invocation (tests that share a cache set
-/// XDG_CACHE_HOME themselves, which overrides this).
+/// XDG_CACHE_HOME themselves, which overrides this). They live in
+/// `target/tmp/rotbench-test-cache-PID-N`; the first call of a test process removes
+/// those of processes that have ended, so runs do not pile them up.
 pub fn fresh_cache() -> PathBuf {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static N: AtomicUsize = AtomicUsize::new(0);
-    std::env::temp_dir().join(format!(
-        "rotbench-test-cache-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ))
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    if n == 0 {
+        prune_dead(&base, "rotbench-test-cache-");
+    }
+    base.join(format!("rotbench-test-cache-{}-{n}", std::process::id()))
+}
+
+/// A folder under `target/tmp` kept for the whole test process (a shared fixture
+/// in a static, which is never dropped): `PREFIX-PID-*`. Those of ended processes
+/// are removed first.
+pub fn kept_dir(prefix: &str) -> PathBuf {
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    prune_dead(&base, &format!("{prefix}-"));
+    tempfile::Builder::new()
+        .prefix(&format!("{prefix}-{}-", std::process::id()))
+        .tempdir_in(&base)
+        .unwrap()
+        .keep()
+}
+
+/// Remove `base/PREFIX<pid>-...` folders whose process has ended (Linux: /proc).
+fn prune_dead(base: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 pub fn read_csv(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
