@@ -111,23 +111,43 @@ async function main() {
     awaitPromise: true,
   }, sessionId);
   // Exercise a rotbench report's explorer: every angle for every model, then back
-  // to where it started; errors in the handlers are reported like any other.
-  await send('Runtime.evaluate', {
-    expression: `(() => {
+  // to where it started; errors in the handlers are reported like any other. At
+  // each step the label must name the chosen angle, and the stats and confusion
+  // matrix must be drawn; across a model's angles the stats must change.
+  const explorer = await send('Runtime.evaluate', {
+    expression: `JSON.stringify((() => {
       const slider = document.getElementById('rb-angle');
-      if (!slider) return;
+      if (!slider) return [];
+      const bad = [];
+      const data = JSON.parse(document.getElementById('rb-data').textContent);
       const model = document.getElementById('rb-model');
       const start = [slider.value, model ? model.value : null];
       const fire = (el, type) => el.dispatchEvent(new Event(type));
+      const text = id => (document.getElementById(id) || {}).textContent || '';
       for (const m of model ? [...model.options].map(o => o.value) : [null]) {
         if (model) { model.value = m; fire(model, 'change'); }
-        for (let v = +slider.min; v <= +slider.max; v++) { slider.value = String(v); fire(slider, 'input'); }
+        const seen = new Set();
+        for (let v = +slider.min; v <= +slider.max; v++) {
+          slider.value = String(v);
+          fire(slider, 'input');
+          const want = String(data.angles[v]) + '\u00b0';
+          if (text('rb-angle-label') !== want) bad.push('explorer: angle ' + v + ' shows "' + text('rb-angle-label') + '", not "' + want + '"');
+          if (!text('rb-stats') || !document.getElementById('rb-confusion').firstChild) bad.push('explorer: nothing drawn at ' + want);
+          seen.add(text('rb-stats'));
+        }
+        if (+slider.max > +slider.min && seen.size < 2) bad.push('explorer: model ' + m + ' shows the same numbers at every angle');
       }
       if (model) { model.value = start[1]; fire(model, 'change'); }
       slider.value = start[0];
       fire(slider, 'input');
-    })()`,
+      return bad;
+    })())`,
+    returnByValue: true,
   }, sessionId);
+  for (const text of JSON.parse(explorer.result.value || '[]')) {
+    console.error(text);
+    problems.push(text);
+  }
   await send('Runtime.evaluate', {
     expression: 'new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))',
     awaitPromise: true,

@@ -1,8 +1,11 @@
-//! Issue #16, case 10: the report of a three-model sweep opens in headless
-//! Chromium with no console message, and its summary table fits its card at the
-//! widths people read it at (scripts/screenshot.sh fails when a `data-fit` box
-//! scrolls sideways). Needs Debian's `chromium` and Node (`.ci/run` installs
-//! Chromium when it can); without them the test says that it skipped and why.
+//! Issue #16, case 10, and #22, item 12: the report of a three-model sweep opens
+//! in headless Chromium with no console message, its summary table fits its card
+//! at the widths people read it at (scripts/screenshot.sh fails when a `data-fit`
+//! box scrolls sideways), and its angle explorer switches: scripts/screenshot-cdp.js
+//! steps through every angle of every model and fails unless the label names the
+//! angle, the stats and confusion matrix are drawn, and the stats change. Needs
+//! Debian's `chromium` and Node (`.ci/run` installs Chromium when it can); without
+//! them the test says that it skipped and why.
 
 mod common;
 use common::*;
@@ -16,7 +19,7 @@ fn have(cmd: &str) -> bool {
 }
 
 #[test]
-fn the_three_model_report_opens_in_chromium_cleanly_and_its_table_fits_at_1280_and_1400_px() {
+fn the_three_model_report_opens_in_chromium_cleanly_its_table_fits_at_1280_and_1400_px_and_its_explorer_switches() {
     if !have("chromium") || !have("node") {
         eprintln!(
             "skipped: needs `chromium` (apt-get install chromium) and `node` to open the report; \
