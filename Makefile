@@ -38,9 +38,11 @@ demo: build
 screenshot:
 	bash scripts/screenshot.sh reports/demo/index.html docs/report-screenshot.png
 
-# Optimised vs exact inference on the full test set at every demo angle (slow).
+# Optimised vs exact inference on the full test set at every demo angle (slow);
+# on success it records the models it passed on in models/exactness.sha256, and
+# `make test` then skips the full check until models/ changes.
 exactness: setup
-	$(CARGO) test --release --locked --test exactness -- --ignored --nocapture
+	ROTBENCH_RECORD_EXACTNESS=1 $(CARGO) test --release --locked --test exactness -- --ignored --nocapture
 
 # rotbench vs the hand-written PyTorch peer and the forward-pass floor (needs the venv).
 bench: build

@@ -1,7 +1,10 @@
 //! The optimised path (torch.jit.freeze + optimize_for_inference, the default)
 //! against the plain TorchScript forward (`--exact`) on the bundled models: the
-//! predictions must be identical. `make test` runs a prefix; `make exactness`
-//! runs the full test set at every demo angle (0:360:5).
+//! predictions must be identical, row by row (same angle, same sample), and the
+//! confidences within 1e-5. `make test` runs a prefix, and the full test set at
+//! every demo angle (0:360:5) whenever the bundled models differ from the ones the
+//! full check last passed on (`models/exactness.sha256`, which `make exactness`
+//! writes after the full check passes).
 
 mod common;
 use common::*;
@@ -77,6 +80,9 @@ fn compare(limit: Option<&str>, angles: &str) {
             preds(&m, limit, angles, true),
         );
         assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!((&x.0, &x.1), (&y.0, &y.1), "rows line up by (angle, index)");
+        }
         let differing = a.iter().zip(&b).filter(|(x, y)| x.2 != y.2).count();
         let max_conf = a
             .iter()
@@ -94,7 +100,41 @@ fn compare(limit: Option<&str>, angles: &str) {
             "{}: optimized and exact predictions differ",
             m.display()
         );
+        assert!(
+            max_conf < 1e-5,
+            "{}: max |confidence diff| {max_conf:e}",
+            m.display()
+        );
     }
+}
+
+/// sha256 over the bundled models and sidecars (names and bytes, sorted by name).
+fn models_hash() -> String {
+    let mut files: Vec<_> = std::fs::read_dir(root().join("models"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pt" || e == "json"))
+        .collect();
+    files.sort();
+    let mut all = Vec::new();
+    for f in files {
+        all.extend_from_slice(f.file_name().unwrap().to_string_lossy().as_bytes());
+        all.push(0);
+        let bytes = std::fs::read(&f).unwrap();
+        all.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        all.extend_from_slice(&bytes);
+    }
+    rotbench::summary::content_hash(&all)
+}
+
+const RECORD: &str = "models/exactness.sha256";
+
+/// The first line of models/exactness.sha256: the models hash the full check passed on.
+fn recorded() -> Option<String> {
+    std::fs::read_to_string(root().join(RECORD))
+        .ok()
+        .and_then(|t| t.lines().next().map(|l| l.trim().to_string()))
 }
 
 #[test]
@@ -103,7 +143,31 @@ fn optimized_and_exact_paths_agree_on_a_prefix_of_the_test_set() {
 }
 
 #[test]
+fn the_full_check_runs_whenever_the_bundled_models_differ_from_the_ones_it_passed_on() {
+    let now = models_hash();
+    if recorded().as_deref() == Some(now.as_str()) {
+        eprintln!(
+            "skipped: the full exactness check passed on these models ({RECORD}); it runs again when models/ changes"
+        );
+        return;
+    }
+    eprintln!(
+        "models/ changed since the full exactness check passed: running it (several minutes)"
+    );
+    compare(None, "0:360:5");
+    eprintln!("full exactness check passed; record it with `make exactness`, or put {now} on the first line of {RECORD}");
+}
+
+#[test]
 #[ignore = "full test set x 72 angles x every bundled model, both paths: run with `make exactness`"]
 fn optimized_and_exact_paths_agree_on_the_full_test_set_at_every_demo_angle() {
     compare(None, "0:360:5");
+    // `make exactness` records the models this passed on.
+    if std::env::var_os("ROTBENCH_RECORD_EXACTNESS").is_some() {
+        let text = format!(
+            "{}\n# sha256 of models/*.pt and *.json (names and bytes, sorted) on which the full\n# optimized-vs-exact check (tests/exactness.rs, `make exactness`) last passed.\n",
+            models_hash()
+        );
+        std::fs::write(root().join(RECORD), text).unwrap();
+    }
 }
