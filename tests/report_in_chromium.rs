@@ -19,7 +19,8 @@ fn have(cmd: &str) -> bool {
 }
 
 #[test]
-fn the_three_model_report_opens_in_chromium_cleanly_its_table_fits_at_1280_and_1400_px_and_its_explorer_switches() {
+fn the_three_model_report_opens_in_chromium_cleanly_its_table_fits_at_1280_and_1400_px_and_its_explorer_switches(
+) {
     if !have("chromium") || !have("node") {
         eprintln!(
             "skipped: needs `chromium` (apt-get install chromium) and `node` to open the report; \
