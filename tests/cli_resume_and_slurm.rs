@@ -11,15 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 use std::time::{Duration, Instant};
 
-const EXACT_FILES: [&str; 6] = [
-    "summary.json",
-    "per_angle.csv",
-    "per_class.csv",
-    "confusion.csv",
-    "predictions.csv",
-    "examples.json",
-];
-
 fn sweep_args(out: &Path, extra: &[&str]) -> Vec<String> {
     args_with(out, "0:360:90", "600", "100", extra)
 }

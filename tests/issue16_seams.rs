@@ -8,46 +8,6 @@ use serde_json::Value;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(args: &[&str], cache: Option<&Path>) -> Run {
-    let mut c = rotbench();
-    c.args(args);
-    if let Some(cache) = cache {
-        c.env("XDG_CACHE_HOME", cache);
-    }
-    let o = c.output().unwrap();
-    let r = Run {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    };
-    for bad in ["panicked", "stack backtrace", "internal error"] {
-        assert!(
-            !r.stderr.contains(bad),
-            "stderr shows `{bad}`:\n{}",
-            r.stderr
-        );
-    }
-    eprintln!(
-        "rotbench {}\nexit {}\n{}{}",
-        args.join(" "),
-        r.code,
-        r.stdout,
-        r.stderr
-    );
-    r
-}
-
-/// A path as a `&str` argument (leaked: a test's few paths live as long as it).
-fn s(p: impl AsRef<Path>) -> &'static str {
-    Box::leak(p.as_ref().to_str().unwrap().to_string().into_boxed_str())
-}
-
 /// Copy a bundled model and its sidecar to `dir/m.pt` and `dir/m.json`.
 fn install_model(bundled: &str, dir: &Path) -> PathBuf {
     let m = root().join("models");
@@ -680,23 +640,9 @@ fn a_checkpoint_from_another_device_is_not_resumed() {
         "--out",
         s(&out),
     ];
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rotbench"))
-        .args(a)
-        .env("XDG_CACHE_HOME", t.path().join("cache"))
-        .spawn()
-        .unwrap();
-    let log = out.join(".rotbench-checkpoint/batches.bin");
-    let t0 = std::time::Instant::now();
-    while fs::metadata(&log).map(|m| m.len()).unwrap_or(0) < 20_000
-        && t0.elapsed() < std::time::Duration::from_secs(60)
-        && child.try_wait().unwrap().is_none()
-    {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let finished = child.try_wait().unwrap().is_some();
+    let mut child = running_with_checkpoint(&a, &t.path().join("cache"), &out, 20_000);
     child.kill().ok();
     child.wait().unwrap();
-    assert!(!finished, "the run finished before it could be killed");
     let key_path = out.join(".rotbench-checkpoint/run.json");
     let mut key: Value = serde_json::from_slice(&fs::read(&key_path).unwrap()).unwrap();
     assert_eq!(key["common"]["device"], "cpu", "{key}");

@@ -9,32 +9,6 @@ use common::*;
 use serde_json::Value;
 use std::fs;
 use std::path::Path;
-use std::time::{Duration, Instant};
-
-struct Run {
-    code: i32,
-    stderr: String,
-}
-
-fn run(args: &[&str]) -> Run {
-    let o = rotbench().args(args).output().unwrap();
-    let r = Run {
-        code: o.status.code().unwrap_or(-1),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    };
-    for bad in ["panicked", "stack backtrace", "internal error"] {
-        assert!(
-            !r.stderr.contains(bad),
-            "stderr shows `{bad}`:\n{}",
-            r.stderr
-        );
-    }
-    r
-}
-
-fn s(p: impl AsRef<Path>) -> String {
-    p.as_ref().to_str().unwrap().to_string()
-}
 
 fn json(p: &Path) -> Value {
     serde_json::from_slice(&fs::read(p).unwrap()).unwrap()
@@ -54,15 +28,18 @@ fn rotbench_rotate_writes_what_torchvision_does_for_the_fixture_digits() {
         }
         let (interp, angle) = (e["interpolation"].as_str().unwrap(), e["angle"].to_string());
         let out = t.path().join(format!("{checked}.png"));
-        let r = run(&[
-            "rotate",
-            "--angle",
-            &angle,
-            "--interpolation",
-            interp,
-            &s(fx.join(input)),
-            &s(&out),
-        ]);
+        let r = run(
+            &[
+                "rotate",
+                "--angle",
+                &angle,
+                "--interpolation",
+                interp,
+                s(fx.join(input)),
+                s(&out),
+            ],
+            None,
+        );
         assert_eq!(r.code, 0, "{}", r.stderr);
         let got = image::open(&out).unwrap().into_luma8().into_raw();
         let want = image::open(fx.join(e["output"].as_str().unwrap()))
@@ -83,23 +60,26 @@ fn rotbench_rotate_writes_what_torchvision_does_for_the_fixture_digits() {
 #[test]
 fn rotate_on_auto_rotates_on_the_host_when_the_model_runs_on_the_cpu() {
     let t = tempfile::tempdir().unwrap();
-    let r = run(&[
-        "sweep",
-        "--quiet",
-        "--no-report",
-        "--model",
-        &s(bundled_model()),
-        "--data",
-        &s(mnist()),
-        "--angles",
-        "0,90",
-        "--limit",
-        "64",
-        "--rotate-on",
-        "auto",
-        "--out",
-        &s(t.path()),
-    ]);
+    let r = run(
+        &[
+            "sweep",
+            "--quiet",
+            "--no-report",
+            "--model",
+            s(bundled_model()),
+            "--data",
+            s(mnist()),
+            "--angles",
+            "0,90",
+            "--limit",
+            "64",
+            "--rotate-on",
+            "auto",
+            "--out",
+            s(t.path()),
+        ],
+        None,
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     let sm = summary(t.path());
     assert_eq!(sm["settings"]["rotate_on"], "host");
@@ -109,22 +89,22 @@ fn rotate_on_auto_rotates_on_the_host_when_the_model_runs_on_the_cpu() {
 #[test]
 fn device_cuda_without_cuda_and_bad_device_or_input_size_values_are_errors_that_name_the_flag() {
     let t = tempfile::tempdir().unwrap();
-    let base = |extra: &[&str]| {
+    let base = |extra: &[&'static str]| {
         let mut a = vec![
-            "sweep".to_string(),
-            "--quiet".into(),
-            "--model".into(),
+            "sweep",
+            "--quiet",
+            "--model",
             s(bundled_model()),
-            "--data".into(),
+            "--data",
             s(mnist()),
-            "--angles".into(),
-            "0".into(),
-            "--limit".into(),
-            "8".into(),
-            "--out".into(),
+            "--angles",
+            "0",
+            "--limit",
+            "8",
+            "--out",
             s(t.path().join("o")),
         ];
-        a.extend(extra.iter().map(|x| x.to_string()));
+        a.extend(extra);
         a
     };
     let cases: [(&[&str], &str); 6] = [
@@ -142,8 +122,7 @@ fn device_cuda_without_cuda_and_bad_device_or_input_size_values_are_errors_that_
         (&["--input-size", "0x28x28"], "--input-size"),
     ];
     for (extra, want) in cases {
-        let a = base(extra);
-        let r = run(&a.iter().map(|x| x.as_str()).collect::<Vec<_>>());
+        let r = run(&base(extra), None);
         assert_eq!(r.code, 2, "{extra:?}: {}", r.stderr);
         let first = r.stderr.lines().next().unwrap_or("");
         assert!(first.contains(want), "{extra:?}: first line `{first}`");
@@ -154,22 +133,25 @@ fn device_cuda_without_cuda_and_bad_device_or_input_size_values_are_errors_that_
 #[test]
 fn batch_size_auto_with_one_angle_uses_256() {
     let t = tempfile::tempdir().unwrap();
-    let r = run(&[
-        "sweep",
-        "--quiet",
-        "--no-report",
-        "--no-cache",
-        "--model",
-        &s(bundled_model()),
-        "--data",
-        &s(mnist()),
-        "--angles",
-        "0",
-        "--limit",
-        "600",
-        "--out",
-        &s(t.path()),
-    ]);
+    let r = run(
+        &[
+            "sweep",
+            "--quiet",
+            "--no-report",
+            "--no-cache",
+            "--model",
+            s(bundled_model()),
+            "--data",
+            s(mnist()),
+            "--angles",
+            "0",
+            "--limit",
+            "600",
+            "--out",
+            s(t.path()),
+        ],
+        None,
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     let timing = json(&t.path().join("timing.json"));
     assert_eq!(timing["batch_size"], 256, "{timing}");
@@ -188,41 +170,25 @@ fn signal_then_resume(signal: &str) {
     let (out, whole) = (t.path().join("o"), t.path().join("whole"));
     let args = |out: &Path| {
         vec![
-            "sweep".to_string(),
-            "--quiet".into(),
-            "--no-report".into(),
-            "--no-cache".into(),
-            "--model".into(),
+            "sweep",
+            "--quiet",
+            "--no-report",
+            "--no-cache",
+            "--model",
             s(bundled_model()),
-            "--data".into(),
+            "--data",
             s(mnist()),
-            "--angles".into(),
-            "0:360:45".into(),
-            "--limit".into(),
-            "2000".into(),
-            "--batch-size".into(),
-            "100".into(),
-            "--out".into(),
+            "--angles",
+            "0:360:45",
+            "--limit",
+            "2000",
+            "--batch-size",
+            "100",
+            "--out",
             s(out),
         ]
     };
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rotbench"))
-        .args(args(&out))
-        .env("XDG_CACHE_HOME", t.path().join("cache"))
-        .spawn()
-        .unwrap();
-    let log = out.join(".rotbench-checkpoint/batches.bin");
-    let t0 = Instant::now();
-    while fs::metadata(&log).map(|m| m.len()).unwrap_or(0) < 15_000
-        && t0.elapsed() < Duration::from_secs(60)
-        && child.try_wait().unwrap().is_none()
-    {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "finished before the signal"
-    );
+    let mut child = running_with_checkpoint(&args(&out), &t.path().join("cache"), &out, 15_000);
     let k = std::process::Command::new("kill")
         .args([signal, &child.id().to_string()])
         .status()
@@ -235,8 +201,8 @@ fn signal_then_resume(signal: &str) {
         "no results from a stopped run"
     );
     let mut a = args(&out);
-    a.push("--resume".into());
-    let r = run(&a.iter().map(|x| x.as_str()).collect::<Vec<_>>());
+    a.push("--resume");
+    let r = run(&a, None);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let timing = json(&out.join("timing.json"));
     let resumed = timing["resumed_samples"].as_u64().unwrap();
@@ -250,7 +216,7 @@ fn signal_then_resume(signal: &str) {
         (2000 - resumed) * 8,
         "{timing}"
     );
-    let r = run(&args(&whole).iter().map(|x| x.as_str()).collect::<Vec<_>>());
+    let r = run(&args(&whole), None);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_same_files(&out, &whole, &EXACT_FILES);
 }

@@ -129,3 +129,75 @@ pub fn names(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// What a finished `rotbench` run printed, and its exit code.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run `rotbench ARGS` (with `XDG_CACHE_HOME=cache` when given) and check that it
+/// neither panicked nor aborted, whatever its exit code.
+pub fn run(args: &[&str], cache: Option<&Path>) -> Run {
+    let mut c = rotbench();
+    c.args(args);
+    if let Some(cache) = cache {
+        c.env("XDG_CACHE_HOME", cache);
+    }
+    let o = c.output().unwrap();
+    let r = Run {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    };
+    for bad in ["panicked", "stack backtrace", "internal error"] {
+        assert!(
+            !r.stderr.contains(bad),
+            "stderr shows `{bad}`:\n{}",
+            r.stderr
+        );
+    }
+    eprintln!(
+        "rotbench {}\nexit {}\n{}{}",
+        args.join(" "),
+        r.code,
+        r.stdout,
+        r.stderr
+    );
+    r
+}
+
+/// A path as a `&str` argument (leaked: a test's few paths live as long as it).
+pub fn s(p: impl AsRef<Path>) -> &'static str {
+    Box::leak(p.as_ref().to_str().unwrap().to_string().into_boxed_str())
+}
+
+/// Start `rotbench ARGS` and return it, still running, once the checkpoint in `out`
+/// holds at least `bytes` (finished batches); the caller stops it.
+pub fn running_with_checkpoint(
+    args: &[&str],
+    cache: &Path,
+    out: &Path,
+    bytes: u64,
+) -> std::process::Child {
+    use std::time::{Duration, Instant};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rotbench"))
+        .args(args)
+        .env("XDG_CACHE_HOME", cache)
+        .spawn()
+        .unwrap();
+    let log = out.join(".rotbench-checkpoint/batches.bin");
+    let t0 = Instant::now();
+    while std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0) < bytes
+        && t0.elapsed() < Duration::from_secs(60)
+        && child.try_wait().unwrap().is_none()
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the run finished before it could be stopped; make it longer"
+    );
+    child
+}
