@@ -1216,13 +1216,13 @@ fn regression(
         }
         format!("{}: {}", parts.join("; "), list(&res.failing))
     } else {
-        match worst {
-            None => unreachable_detail(&b.label),
-            Some((f, _, _)) if f <= 0.0 => format!(
+        // Here compared > 0, so `worst` is set; a missing one reads as no fall.
+        match worst.unwrap_or((0.0, 0.0, 1.0)) {
+            (f, _, _) if f <= 0.0 => format!(
                 "no fall at any of {compared} angles against baseline {}",
                 b.label
             ),
-            Some((f, angle, pv)) => format!(
+            (f, angle, pv) => format!(
                 "largest fall {} at {} (McNemar p={}), {compared} angles compared",
                 fmt_vs(f, r),
                 deg(angle),
@@ -1239,11 +1239,6 @@ fn angle_list_text(angles: &[f64]) -> String {
         .map(|&a| deg(a))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// `compared > 0` always sets `worst`; kept as text rather than a panic.
-fn unreachable_detail(label: &str) -> String {
-    format!("compared with baseline {label}")
 }
 
 /// A p-value with 2 significant digits (exact 1 shown as 1).

@@ -135,6 +135,16 @@ thread_local! {
     static FAIL_MOVE_IN: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
 }
 
+/// Tests fail the k-th move of a new file into place here; a no-op otherwise.
+fn fail_point(k: usize) -> Result<()> {
+    #[cfg(test)]
+    if FAIL_MOVE_IN.with(|f| f.get()) == Some(k) {
+        bail!("failpoint: move {k}");
+    }
+    let _ = k;
+    Ok(())
+}
+
 /// The journal of a swap in progress (see the module docs).
 const JOURNAL: &str = ".rotbench-swap.json";
 const STAGE_PREFIX: &str = ".rotbench-stage-";
@@ -342,12 +352,7 @@ pub fn replace_set(dir: &Path, owned: &[&str], files: &[(String, Vec<u8>)]) -> R
             })?;
         }
         for (k, t) in journal.new.iter().enumerate() {
-            #[cfg(test)]
-            if FAIL_MOVE_IN.with(|f| f.get()) == Some(k) {
-                bail!("failpoint: move {k}");
-            }
-            #[cfg(not(test))]
-            let _ = k;
+            fail_point(k)?;
             fs::rename(stage.join(t), dir.join(t)).with_context(|| {
                 format!(
                     "{}: cannot move the new result into place",

@@ -196,16 +196,11 @@ pub fn check_sweep_flags(args: &SweepArgs) -> Result<Option<Checks>> {
 }
 
 /// The gate a sweep runs with `--gate-config`, evaluated before anything is
-/// written: its verdict and the files it adds to the result set (junit.xml, gate.md).
+/// written; `files` (junit.xml, gate.md) join the run's result set.
 pub struct SweepGate {
     verdict: Verdict,
-    files: Vec<(String, Vec<u8>)>,
-}
-
-impl SweepGate {
-    pub fn files(&self) -> Vec<(String, Vec<u8>)> {
-        self.files.clone()
-    }
+    markdown: String,
+    pub files: Vec<(String, Vec<u8>)>,
 }
 
 /// Gate a sweep's results (`--gate-config`), against the baseline as it is before
@@ -225,9 +220,7 @@ pub fn sweep_gate(
         gate::resolve_baseline(b, dir)
     });
     let first_save = match (&compare_path, &args.save_baseline) {
-        (Some(p), Some(name)) if !p.is_dir() => {
-            same_folder(&args.baseline_dir.join(name), p) || args.baseline_dir.join(name) == *p
-        }
+        (Some(p), Some(name)) if !p.is_dir() => same_folder(&args.baseline_dir.join(name), p),
         _ => false,
     };
     let mut notes = Vec::new();
@@ -249,12 +242,16 @@ pub fn sweep_gate(
     let current = baseline.as_ref().map(|_| &predictions);
     let mut verdict = gate::evaluate(summary, &checks, baseline.as_ref().zip(current), &shown)?;
     verdict.notes.extend(notes);
-    let md = gate::render_markdown(&verdict);
+    let markdown = gate::render_markdown(&verdict);
     let files = vec![
         ("junit.xml".to_string(), gate::render_junit(&verdict)),
-        ("gate.md".to_string(), md.into_bytes()),
+        ("gate.md".to_string(), markdown.clone().into_bytes()),
     ];
-    Ok(Some(SweepGate { verdict, files }))
+    Ok(Some(SweepGate {
+        verdict,
+        markdown,
+        files,
+    }))
 }
 
 /// After a sweep's results are written: report the gate, then save the baseline
@@ -268,7 +265,7 @@ pub fn after_sweep(
 ) -> Result<Option<ExitCode>> {
     if let Some(g) = &gate {
         print!("{}", gate::render_text(&g.verdict));
-        append_step_summary(&gate::render_markdown(&g.verdict))?;
+        append_step_summary(&g.markdown)?;
     }
     let failed = gate.as_ref().is_some_and(|g| !g.verdict.passed());
     if let Some(name) = &args.save_baseline {

@@ -13,7 +13,6 @@ use std::time::Instant;
 pub fn merge(args: MergeArgs) -> Result<ExitCode> {
     let t0 = Instant::now();
     output::prepare_dir(&args.out, "--out")?;
-    output::recover(&args.out).map_err(|e| anyhow!("--out {e:#}"))?;
     let mut loaded = Vec::with_capacity(args.dirs.len());
     for dir in &args.dirs {
         let name = dir.display().to_string();

@@ -365,8 +365,11 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         quiet: args.quiet,
     };
     // The gate runs before anything is written, so its files join the one result set.
-    let gate = super::gate::sweep_gate(&args, &summary, &result)?;
-    let extra = gate.as_ref().map(|g| g.files()).unwrap_or_default();
+    let mut gate = super::gate::sweep_gate(&args, &summary, &result)?;
+    let extra = gate
+        .as_mut()
+        .map(|g| std::mem::take(&mut g.files))
+        .unwrap_or_default();
     let summary = write_results(&outs, &summary, &result, timing, extra)?;
     checkpoint.finish()?;
     if !args.quiet {
