@@ -1,5 +1,5 @@
 # rotbench: `make demo` and `make test` are the two commands a new machine needs.
-# Each installs what is missing: libtorch 2.13.0 (slim CPU set from PyPI wheels,
+# Each installs what is missing: libtorch (the version in Cargo.toml; a slim CPU set from PyPI wheels,
 # cached outside the repo) is fetched by scripts/setup-libtorch.sh on first use.
 
 SHELL := /bin/bash
@@ -25,7 +25,7 @@ build: setup
 	$(CARGO) build --release --locked
 
 test: setup
-	$(CARGO) test --release --locked
+	$(CARGO) test --release --locked --workspace
 
 # The three bundled models on the full MNIST test set (predictions.csv is written
 # but not committed: reports/demo/ in git stays small).

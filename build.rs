@@ -7,10 +7,31 @@ use std::env;
 use std::fs;
 use std::path::PathBuf;
 
-const EXPECTED_TORCH: &str = "2.13.0";
+/// The libtorch version from Cargo.toml's `[package.metadata.rotbench]`, the one
+/// place it is written.
+fn expected_torch() -> String {
+    let text = fs::read_to_string("Cargo.toml").unwrap_or_default();
+    let mut in_table = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_table = line == "[package.metadata.rotbench]";
+        } else if in_table {
+            if let Some(v) = line.strip_prefix("libtorch") {
+                let v = v.trim_start().trim_start_matches('=').trim();
+                return v.trim_matches('"').to_owned();
+            }
+        }
+    }
+    panic!("Cargo.toml has no `libtorch = \"X.Y.Z\"` under [package.metadata.rotbench]");
+}
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=Cargo.toml");
+    let expected = expected_torch();
+    println!("cargo:rustc-env=ROTBENCH_LIBTORCH_VERSION={expected}");
+    let expected = expected.as_str();
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     let Ok(lib) = env::var("DEP_TCH_LIBTORCH_LIB") else {
         println!("cargo:warning=torch-sys did not report its libtorch folder; binaries will need LD_LIBRARY_PATH");
@@ -24,9 +45,9 @@ fn main() {
         // The LIBTORCH route skips tch's own version check, so pin it here.
         if let Ok(v) = fs::read_to_string(root.join("build-version")) {
             let v = v.trim();
-            if !v.starts_with(EXPECTED_TORCH) {
+            if !v.starts_with(expected) {
                 panic!(
-                    "libtorch at {} is version {v}, but tch 0.26 needs {EXPECTED_TORCH}; \
+                    "libtorch at {} is version {v}, but tch 0.26 needs {expected}; \
                      unset LIBTORCH to use `make setup`'s slim copy",
                     root.display()
                 );

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Run every cargo-fuzz target for SECONDS each (default 600).
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
-# Needs cargo-fuzz (`cargo install cargo-fuzz`). The toolchain here is stable, so
-# RUSTC_BOOTSTRAP=1 lets cargo-fuzz use the -Z flags it needs. Crashes land in
-# fuzz/artifacts/<target>/; add each as a regression test in tests/.
+# Needs cargo-fuzz (`cargo install cargo-fuzz`), not libtorch: the targets fuzz
+# rotbench-core's parsers. The toolchain here is stable, so RUSTC_BOOTSTRAP=1 lets
+# cargo-fuzz use the -Z flags it needs. Crashes land in fuzz/artifacts/<target>/;
+# add each as a regression test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-600}"; shift || true
 targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(angles sidecar idx cifar manifest folder rotate_plan)
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-lib="$(readlink -f .libtorch)/lib"
-export LIBTORCH="$(readlink -f .libtorch)" LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" RUSTC_BOOTSTRAP=1
+export RUSTC_BOOTSTRAP=1
 for t in "${targets[@]}"; do
   mkdir -p "fuzz/corpus/$t"
   echo "== $t for ${secs}s"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build a slim CPU libtorch 2.13.0 from PyPI wheels, in a cache outside the repo.
+# Build a slim CPU libtorch (the version in Cargo.toml) from PyPI wheels, in a cache outside the repo.
 #
 # Usage: scripts/setup-libtorch.sh        # prints the libtorch folder on stdout
 #
@@ -10,7 +10,9 @@
 # - Only PyPI is reached (pip download). Progress goes to stderr.
 set -euo pipefail
 
-TORCH_VERSION=2.13.0
+# The one place the version is written: Cargo.toml's [package.metadata.rotbench].
+TORCH_VERSION="$(sed -n '/^\[package.metadata.rotbench\]/,/^\[/s/^libtorch *= *"\(.*\)"/\1/p' "$(dirname "$0")/../Cargo.toml")"
+[ -n "$TORCH_VERSION" ] || { echo "setup-libtorch: no libtorch version under [package.metadata.rotbench] in Cargo.toml" >&2; exit 2; }
 CUDART_VERSION=13.0.96
 CUPTI_VERSION=13.0.85
 

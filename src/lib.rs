@@ -1,24 +1,24 @@
 //! rotbench: how does an image classifier behave when its input is rotated?
 //!
-//! The library holds the whole pipeline; `src/main.rs` is a thin CLI over it.
-//! Only [`output`] writes files and only the binary prints.
+//! This crate is the engine and the CLI: model backends behind [`classifier`]
+//! ([`model`]: TorchScript through libtorch), the sweep driver ([`sweep`]), rotation on the models'
+//! device ([`rotate_device`]) and the one place that writes files ([`output`]).
+//! Everything that needs no libtorch lives in `rotbench-core` and is re-exported
+//! here under the same paths (`rotbench::summary`, `rotbench::gate`, ...).
 
-pub mod angles;
-pub mod dataset;
-pub mod gate;
-pub mod metrics;
+pub use rotbench_core::{
+    angles, dataset, gate, metrics, report, results, rotate, shard, spec, store, summary,
+};
+
+pub mod classifier;
 pub mod model;
 pub mod output;
-pub mod report;
-pub mod rotate;
 pub mod rotate_device;
-pub mod shard;
-pub mod store;
-pub mod summary;
 pub mod sweep;
 
-/// The libtorch version rotbench is built for (tch 0.26).
-pub const LIBTORCH_VERSION: &str = "2.13.0";
+/// The libtorch version rotbench is built for (tch 0.26), from Cargo.toml's
+/// `[package.metadata.rotbench]` through build.rs.
+pub const LIBTORCH_VERSION: &str = env!("ROTBENCH_LIBTORCH_VERSION");
 
 /// The inference backend that runs models: TorchScript through libtorch's JIT.
 /// Recorded in summary.json and part of the prediction-cache and checkpoint keys.

@@ -1,7 +1,7 @@
 #![no_main]
 // CIFAR-10 and CIFAR-100 batches from arbitrary bytes.
 use libfuzzer_sys::fuzz_target;
-use rotbench::dataset::{cifar::CifarSource, OpenOptions, Source, Target};
+use rotbench_core::dataset::{cifar::CifarSource, OpenOptions, Source, Target};
 
 fuzz_target!(|data: &[u8]| {
     let d = tempfile::tempdir().unwrap();

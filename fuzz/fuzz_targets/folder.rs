@@ -2,7 +2,7 @@
 // Image-folder scan and decode: the fuzz input decides the folder layout and the
 // bytes of each file (images that decode, corrupt ones, non-images).
 use libfuzzer_sys::fuzz_target;
-use rotbench::dataset::{folder::FolderSource, OpenOptions, Source, Target};
+use rotbench_core::dataset::{folder::FolderSource, OpenOptions, Source, Target};
 
 fuzz_target!(|data: &[u8]| {
     let d = tempfile::tempdir().unwrap();

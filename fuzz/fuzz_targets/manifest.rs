@@ -1,7 +1,7 @@
 #![no_main]
 // CSV manifests from arbitrary bytes, with one real image beside them.
 use libfuzzer_sys::fuzz_target;
-use rotbench::dataset::{manifest, OpenOptions, Source, Target};
+use rotbench_core::dataset::{manifest, OpenOptions, Source, Target};
 
 fuzz_target!(|data: &[u8]| {
     let d = tempfile::tempdir().unwrap();

@@ -5,7 +5,7 @@
 // and within the bound of Keys' cubic kernel (A = -0.75) for bicubic. A finite
 // angle turns exactly as its remainder mod 360.
 use libfuzzer_sys::fuzz_target;
-use rotbench::rotate::{reduce_degrees, Fill, Geometry, Interpolation, Plan, RotateOptions};
+use rotbench_core::rotate::{reduce_degrees, Fill, Geometry, Interpolation, Plan, RotateOptions};
 
 fn run(plan: &Plan, img: &[u8], channels: usize) -> Vec<f32> {
     let g = plan.geometry;

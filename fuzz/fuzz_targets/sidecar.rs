@@ -1,7 +1,7 @@
 #![no_main]
 // Sidecar JSON: parsing and spec resolution return errors, never panic.
 use libfuzzer_sys::fuzz_target;
-use rotbench::model::{resolve_spec, SpecFile, SpecFlags};
+use rotbench_core::spec::{resolve_spec, SpecFile, SpecFlags};
 use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {

@@ -124,7 +124,8 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     if info.len == 0 {
         bail!("--shard {}: this shard has no samples (the data has fewer batches than shards); use fewer shards or a smaller --batch-size", args.shard.as_deref().unwrap_or(""));
     }
-    let (all_angles, reference_added, _) = sweep::plan_angles(&user_angles);
+    let plan = sweep::AnglePlan::new(&user_angles);
+    let (all_angles, reference_added) = (plan.angles.clone(), plan.reference_added);
     let settings = Settings {
         angles: user_angles.clone(),
         reference_angle: 0.0,
@@ -183,18 +184,18 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
             }
         }
     }
-    let (_, _, reference) = sweep::plan_angles(&user_angles);
     let mut compute: Vec<Vec<bool>> = cached
         .iter()
         .map(|r| r.iter().map(|c| c.is_none()).collect())
         .collect();
-    for (m, row) in compute.iter_mut().enumerate() {
-        // New angles compare with the reference's softmax, so it runs again too.
-        if row.iter().any(|&c| c) {
-            row[reference] = true;
-            cached[m][reference] = None;
+    // New angles compare with the reference's softmax, so it runs again too (the
+    // engine applies the same policy; here the cached copy is dropped).
+    for m in 0..compute.len() {
+        if compute[m].iter().any(|&c| c) {
+            cached[m][plan.reference] = None;
         }
     }
+    plan.with_reference(&mut compute);
     let any_compute = compute.iter().flatten().any(|&c| c);
 
     let run_key = json!({

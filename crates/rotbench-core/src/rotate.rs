@@ -397,7 +397,7 @@ impl Plan {
         plan
     }
 
-    /// The raw plan: `(taps, idx, wts, fill_w, keep, fill_255)`, for [`crate::rotate_device`].
+    /// The raw plan: `(taps, idx, wts, fill_w, keep, fill_255)`, for the engine's device rotation (`rotbench::rotate_device`).
     pub fn parts(&self) -> (usize, &[u32], &[f32], &[f32], &[f32], f32) {
         (
             self.taps,

@@ -557,10 +557,10 @@ fn metadata(out: &mut String, view: &View<'_>, wall_seconds: Option<f64>) {
         let p = &m.spec.preprocess;
         let resize = match p.resize {
             None => "straight to the input size when an image differs".to_string(),
-            Some(crate::model::Resize::Shorter(n)) => {
+            Some(crate::spec::Resize::Shorter(n)) => {
                 format!("shorter side to {n}, then centre crop")
             }
-            Some(crate::model::Resize::Exact([h, w])) => format!("to {h}x{w}, then centre crop"),
+            Some(crate::spec::Resize::Exact([h, w])) => format!("to {h}x{w}, then centre crop"),
         };
         let order = serde_json::to_value(p.order)
             .ok()

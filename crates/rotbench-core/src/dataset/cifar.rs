@@ -128,7 +128,7 @@ impl CifarSource {
             len: end - start,
             start,
             total: count,
-            sha256: crate::model::hex(&Sha256::digest(&bytes)),
+            sha256: crate::spec::hex(&Sha256::digest(&bytes)),
             class_names,
             class_order: "CIFAR labels are class indices into the model's classes".into(),
             class_map: vec![],

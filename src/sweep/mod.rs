@@ -4,78 +4,24 @@
 //!
 //! Rotation runs on a producer thread (rayon across the chunk's images) while
 //! the models run on the calling thread; a bounded channel keeps memory flat.
+//! Models are anything behind [`Classifier`]; `--batch-size auto` is decided by
+//! [`calibration`]. What the engine fills is the results model of
+//! `rotbench_core::results`, re-exported here.
 
+pub mod calibration;
+
+use crate::classifier::Classifier;
 use crate::dataset::{Chunk, Source, Target};
-use crate::metrics::{total_variation, Confusion, Paired, INVALID};
-use crate::model::Model;
 use crate::rotate::{Geometry, Plan, RotateOptions};
 use anyhow::{bail, Result};
+use calibration::{Calibration, Step};
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
+use rotbench_core::metrics::{total_variation, INVALID};
+pub use rotbench_core::results::*;
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 use std::time::Instant;
 use tch::Tensor;
-
-/// Images per forward pass.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BatchSize {
-    Fixed(usize),
-    /// Time [`AUTO_CANDIDATES`] on the first chunks of the sweep (their results are
-    /// kept, so nothing is computed twice) and use the fastest for the rest.
-    Auto,
-}
-
-/// The sizes `--batch-size auto` tries, in this order, one chunk each, stopping at the
-/// first that is more than 2% slower than the best before it.
-pub const AUTO_CANDIDATES: [usize; 4] = [64, 128, 256, 512];
-/// What `auto` means where timing cannot decide (fewer than 2 angles, or shards,
-/// which must all cut the data the same way).
-pub const AUTO_FALLBACK: usize = 256;
-
-/// One candidate's measured forward throughput (all models together).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BatchTiming {
-    pub batch_size: usize,
-    /// Images x models per second of forward pass (pre-processing included), over the
-    /// chunk's timed calls.
-    pub images_per_second: f64,
-    /// Forward calls timed (the first calls of each chunk are warm-up and not counted).
-    pub calls: usize,
-}
-
-/// Pick the fastest candidate; ties go to the larger batch. `None` when nothing was timed.
-pub fn fastest(timings: &[BatchTiming]) -> Option<usize> {
-    timings
-        .iter()
-        .filter(|t| t.images_per_second.is_finite() && t.images_per_second > 0.0)
-        .max_by(|a, b| {
-            a.images_per_second
-                .total_cmp(&b.images_per_second)
-                .then(a.batch_size.cmp(&b.batch_size))
-        })
-        .map(|t| t.batch_size)
-}
-
-/// Where rotation runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RotateOn {
-    /// On the CPU, on a producer thread, while the models run (the CPU default).
-    Host,
-    /// On the models' device with libtorch ops, from one upload of the raw chunk
-    /// (the CUDA default). Images of differing sizes (rotate-then-crop from varied
-    /// sizes) still rotate on the host.
-    Device,
-}
-
-impl RotateOn {
-    pub fn name(self) -> &'static str {
-        match self {
-            RotateOn::Host => "host",
-            RotateOn::Device => "device",
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct SweepSettings {
@@ -86,203 +32,6 @@ pub struct SweepSettings {
     pub rotate_on: RotateOn,
     /// Keep the raw pixels of up to this many leading samples, for galleries and strips.
     pub keep_examples: usize,
-}
-
-/// Raw (unrotated, converted) pixels of the first samples, kept for the report.
-#[derive(Debug, Clone, Default)]
-pub struct Examples {
-    pub channels: usize,
-    pub height: usize,
-    pub width: usize,
-    /// Positions within the sweep's samples (0..n), not dataset indices.
-    pub count: usize,
-    pub pixels: Vec<u8>,
-}
-
-/// Per model, per angle running counts.
-#[derive(Debug, Clone)]
-pub struct AngleCounts {
-    pub confusion: Confusion,
-    /// Samples whose prediction equals their prediction at 0 degrees.
-    pub consistent: u64,
-    /// Sum over samples of the total-variation distance to the 0-degree softmax.
-    pub prob_shift_sum: f64,
-    /// Correctness at 0 degrees (a) against correctness at this angle (b).
-    pub vs_reference: Paired,
-    /// Samples whose logits held NaN or inf.
-    pub nonfinite: u64,
-}
-
-#[derive(Debug, Clone)]
-pub struct ModelSweep {
-    /// Aligned with [`SweepResult::angles`]; derived from the per-sample arrays by [`tally`].
-    pub counts: Vec<AngleCounts>,
-    /// `preds[angle][sample]`; [`INVALID`] for non-finite logits.
-    pub preds: Vec<Vec<i32>>,
-    /// Softmax probability of the predicted class (NaN when invalid).
-    pub confidence: Vec<Vec<f32>>,
-    /// Total-variation distance between the softmax at this angle and at 0 degrees
-    /// (1 when exactly one side is invalid, 0 when both are).
-    pub tv: Vec<Vec<f32>>,
-}
-
-impl ModelSweep {
-    /// Build from per-sample arrays, tallying the counts (the one place counts are made,
-    /// so a sweep, a cache hit, a resumed run and a merge of shards all agree bit for bit).
-    pub fn tallied(
-        preds: Vec<Vec<i32>>,
-        confidence: Vec<Vec<f32>>,
-        tv: Vec<Vec<f32>>,
-        labels: &[u32],
-        reference: usize,
-        n_classes: usize,
-    ) -> ModelSweep {
-        let counts = (0..preds.len())
-            .map(|a| tally(&preds[a], &preds[reference], labels, &tv[a], n_classes))
-            .collect();
-        ModelSweep {
-            counts,
-            preds,
-            confidence,
-            tv,
-        }
-    }
-}
-
-/// Counts for one angle from per-sample predictions, in sample order.
-pub fn tally(
-    preds: &[i32],
-    ref_preds: &[i32],
-    labels: &[u32],
-    tv: &[f32],
-    n_classes: usize,
-) -> AngleCounts {
-    let mut c = AngleCounts {
-        confusion: Confusion::new(n_classes),
-        consistent: 0,
-        prob_shift_sum: 0.0,
-        vs_reference: Paired::default(),
-        nonfinite: 0,
-    };
-    for i in 0..preds.len() {
-        let (p, rp, l) = (preds[i], ref_preds[i], labels[i]);
-        c.confusion.add(l, p);
-        if p == INVALID {
-            c.nonfinite += 1;
-        } else if p == rp {
-            c.consistent += 1;
-        }
-        c.prob_shift_sum += tv[i] as f64;
-        c.vs_reference.add(rp == l as i32, p == l as i32);
-    }
-    c
-}
-
-#[derive(Debug, Clone)]
-pub struct SweepResult {
-    /// Every evaluated angle: the reference (0) first when it was added, then the user's.
-    pub angles: Vec<f64>,
-    /// True when 0 was not among the user's angles and was added as the reference.
-    pub reference_added: bool,
-    pub reference: usize,
-    pub indices: Vec<u64>,
-    pub labels: Vec<u32>,
-    pub models: Vec<ModelSweep>,
-    pub examples: Examples,
-}
-
-impl SweepResult {
-    /// Indices into `angles` of the user's own angles.
-    pub fn user_angles(&self) -> std::ops::Range<usize> {
-        if self.reference_added {
-            1..self.angles.len()
-        } else {
-            0..self.angles.len()
-        }
-    }
-}
-
-/// The angles to evaluate: 0 first if absent, then the user's list.
-pub fn plan_angles(user: &[f64]) -> (Vec<f64>, bool, usize) {
-    match user.iter().position(|&a| a == 0.0) {
-        Some(i) => (user.to_vec(), false, i),
-        None => {
-            let mut v = vec![0.0];
-            v.extend_from_slice(user);
-            (v, true, 0)
-        }
-    }
-}
-
-/// Softmax, argmax (first maximum, as torch.argmax) and the max probability of one row.
-/// Returns `None` when any logit is NaN or infinite.
-pub fn softmax_row(logits: &[f32], probs: &mut [f32]) -> Option<(usize, f32)> {
-    if logits.iter().any(|v| !v.is_finite()) {
-        probs.iter_mut().for_each(|p| *p = f32::NAN);
-        return None;
-    }
-    let mut arg = 0;
-    for (i, v) in logits.iter().enumerate() {
-        if *v > logits[arg] {
-            arg = i;
-        }
-    }
-    let m = logits[arg] as f64;
-    let mut sum = 0.0f64;
-    for (p, v) in probs.iter_mut().zip(logits) {
-        let e = (*v as f64 - m).exp();
-        *p = e as f32;
-        sum += e;
-    }
-    for p in probs.iter_mut() {
-        *p = (*p as f64 / sum) as f32;
-    }
-    Some((arg, probs[arg]))
-}
-
-/// Per-sample results for a run of samples: the unit that checkpoints, caches and
-/// shards store. `preds/confidence/tv[model][angle][sample]`; an empty inner vector
-/// means "not computed here" (filled from a cache by the caller).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SampleData {
-    pub indices: Vec<u64>,
-    pub labels: Vec<u32>,
-    pub preds: Vec<Vec<Vec<i32>>>,
-    pub confidence: Vec<Vec<Vec<f32>>>,
-    pub tv: Vec<Vec<Vec<f32>>>,
-}
-
-impl SampleData {
-    pub fn empty(models: usize, angles: usize) -> Self {
-        SampleData {
-            indices: vec![],
-            labels: vec![],
-            preds: vec![vec![vec![]; angles]; models],
-            confidence: vec![vec![vec![]; angles]; models],
-            tv: vec![vec![vec![]; angles]; models],
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.indices.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.indices.is_empty()
-    }
-
-    /// Append `other` (same models and angles) after these samples.
-    pub fn append(&mut self, other: &SampleData) {
-        self.indices.extend_from_slice(&other.indices);
-        self.labels.extend_from_slice(&other.labels);
-        for m in 0..self.preds.len() {
-            for a in 0..self.preds[m].len() {
-                self.preds[m][a].extend_from_slice(&other.preds[m][a]);
-                self.confidence[m][a].extend_from_slice(&other.confidence[m][a]);
-                self.tv[m][a].extend_from_slice(&other.tv[m][a]);
-            }
-        }
-    }
 }
 
 /// What a run must compute, and what it may skip.
@@ -296,96 +45,39 @@ pub struct Work {
     pub resume: Option<SampleData>,
 }
 
-/// The engine's raw output, before tallying.
-#[derive(Debug, Clone)]
-pub struct RawSweep {
-    pub angles: Vec<f64>,
-    pub reference_added: bool,
-    pub reference: usize,
-    pub data: SampleData,
-    pub examples: Examples,
-    /// The batch size used after calibration (or the fixed one).
-    pub batch_size: usize,
-    /// What `--batch-size auto` measured (empty for a fixed size).
-    pub batch_timings: Vec<BatchTiming>,
-}
-
-impl RawSweep {
-    /// Tally the counts. Every (model, angle) must hold one value per sample.
-    pub fn finish(self, n_classes: usize) -> Result<SweepResult> {
-        let RawSweep {
-            angles,
-            reference_added,
-            reference,
-            data,
-            examples,
-            ..
-        } = self;
-        let n = data.len();
-        for (m, per) in data.preds.iter().enumerate() {
-            for (a, p) in per.iter().enumerate() {
-                if p.len() != n || data.confidence[m][a].len() != n || data.tv[m][a].len() != n {
-                    bail!(
-                        "internal: model {m} at angle {} has {} of {n} predictions",
-                        angles[a],
-                        p.len()
-                    );
-                }
-            }
-        }
-        let labels = data.labels;
-        let models = data
-            .preds
-            .into_iter()
-            .zip(data.confidence)
-            .zip(data.tv)
-            .map(|((p, c), t)| ModelSweep::tallied(p, c, t, &labels, reference, n_classes))
-            .collect();
-        Ok(SweepResult {
-            angles,
-            reference_added,
-            reference,
-            indices: data.indices,
-            labels,
-            models,
-            examples,
-        })
-    }
-}
-
 struct Rotated {
     angle: usize,
     pixels: Vec<f32>,
 }
 
 /// Check that models can be swept together and return their shared input layout.
-pub fn shared_target(models: &[Model]) -> Result<Target> {
+pub fn shared_target<C: Classifier>(models: &[C]) -> Result<Target> {
     let Some(first) = models.first() else {
         bail!("no model to sweep")
     };
-    let spec = &first.spec;
+    let spec = first.spec();
     for m in &models[1..] {
-        if m.spec.input != spec.input {
+        if m.spec().input != spec.input {
             bail!(
                 "{} expects input {:?} but {} expects {:?}; models swept together must share their input size (run them separately)",
-                m.path.display(),
-                m.spec.input,
-                first.path.display(),
+                m.path().display(),
+                m.spec().input,
+                first.path().display(),
                 spec.input
             );
         }
-        if m.spec.preprocess != spec.preprocess {
+        if m.spec().preprocess != spec.preprocess {
             bail!(
                 "{} and {} preprocess differently (resize, order, channel order or value range); models swept together must share that (run them separately)",
-                m.path.display(),
-                first.path.display()
+                m.path().display(),
+                first.path().display()
             );
         }
-        if m.spec.classes != spec.classes {
+        if m.spec().classes != spec.classes {
             bail!(
                 "{} and {} have different class lists; models swept together must share their classes",
-                m.path.display(),
-                first.path.display()
+                m.path().display(),
+                first.path().display()
             );
         }
     }
@@ -397,13 +89,13 @@ pub fn shared_target(models: &[Model]) -> Result<Target> {
 }
 
 /// Run the sweep and tally it.
-pub fn run(
-    models: &[Model],
+pub fn run<C: Classifier>(
+    models: &[C],
     source: &mut dyn Source,
     settings: &SweepSettings,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<SweepResult> {
-    let n_classes = models.first().map_or(0, |m| m.spec.n_classes());
+    let n_classes = models.first().map_or(0, |m| m.spec().n_classes());
     run_raw(
         models,
         source,
@@ -417,8 +109,8 @@ pub fn run(
 
 /// The engine. `progress` gets the number of images x angles x models evaluated so
 /// far; `on_chunk` gets each finished chunk's per-sample results (for checkpoints).
-pub fn run_raw(
-    models: &[Model],
+pub fn run_raw<C: Classifier>(
+    models: &[C],
     source: &mut dyn Source,
     settings: &SweepSettings,
     work: &Work,
@@ -429,18 +121,19 @@ pub fn run_raw(
     if settings.batch == BatchSize::Fixed(0) {
         bail!("--batch-size 0: the batch size must be at least 1");
     }
-    let n_classes = models[0].spec.n_classes();
-    let (angles, reference_added, reference) = plan_angles(&settings.angles);
+    let n_classes = models[0].spec().n_classes();
+    let plan = AnglePlan::new(&settings.angles);
+    let AnglePlan {
+        angles,
+        reference_added,
+        reference,
+    } = plan.clone();
     let (nm, na) = (models.len(), angles.len());
     let mut compute: Vec<Vec<bool>> = work
         .compute
         .clone()
         .unwrap_or_else(|| vec![vec![true; na]; nm]);
-    for c in compute.iter_mut() {
-        if c.iter().any(|&x| x) {
-            c[reference] = true;
-        }
-    }
+    plan.with_reference(&mut compute);
     let angle_needed: Vec<bool> = (0..na).map(|a| compute.iter().any(|c| c[a])).collect();
     let plans: Vec<Option<Plan>> = angles
         .iter()
@@ -457,7 +150,7 @@ pub fn run_raw(
         .collect();
     let rotate_opts = settings.rotate;
     let on_device = settings.rotate_on == RotateOn::Device;
-    let device = models[0].device;
+    let device = models[0].device();
     let mut device_plans: Vec<Option<crate::rotate_device::DevicePlan>> =
         (0..na).map(|_| None).collect();
     let mut device_chunk: Option<Tensor> = None;
@@ -481,22 +174,16 @@ pub fn run_raw(
         count: 0,
         pixels: vec![],
     };
-    // Keep at most 8 MB of example pixels whatever the image size.
-    let keep = settings.keep_examples.min((8 << 20) / px.max(1));
+    let keep = examples_to_keep(settings.keep_examples, px);
 
     let (tx, rx) = sync_channel::<Result<(Arc<Chunk>, Option<Rotated>)>>(2);
     // Auto: one chunk per candidate (after any resumed samples), then the producer
-    // waits for the consumer's choice. Timing needs warm-up calls, so at least 2 angles.
-    let (fixed, schedule): (usize, Vec<usize>) = match settings.batch {
-        BatchSize::Fixed(b) => (b, vec![]),
-        BatchSize::Auto if order.len() >= 2 => (AUTO_FALLBACK, AUTO_CANDIDATES.to_vec()),
-        BatchSize::Auto => (AUTO_FALLBACK, vec![]),
-    };
-    let max_chunk = schedule.iter().copied().max().unwrap_or(fixed).max(fixed);
+    // waits for the consumer's choice (calibration::Step, sent as 0 or the size).
+    let mut calibration = Calibration::new(settings.batch, order.len());
+    let fixed = calibration.fixed();
+    let max_chunk = calibration.max_chunk();
+    let schedule = calibration.schedule().to_vec();
     let (choice_tx, choice_rx) = sync_channel::<usize>(1);
-    let mut batch_timings: Vec<BatchTiming> = Vec::new();
-    let mut chosen = fixed;
-    let mut calibration_done = schedule.is_empty();
     let shape = [
         0i64,
         target.channels as i64,
@@ -626,7 +313,7 @@ pub fn run_raw(
         let mut computed_chunks = 0usize;
         let mut angle_msgs = 0usize;
         let (mut t_sum, mut t_images, mut t_calls) = (0f64, 0usize, 0usize);
-        let warmup = if order.len() >= 4 { 2 } else { 1 };
+        let warmup = Calibration::warmup_calls(order.len());
         let mut flush = |current: &mut SampleData, data: &mut SampleData| -> Result<()> {
             if !current.is_empty() {
                 on_chunk(current)?;
@@ -687,8 +374,7 @@ pub fn run_raw(
                 continue;
             };
             angle_msgs += 1;
-            let calibrating =
-                !calibration_done && computed_chunks >= 1 && computed_chunks <= schedule.len();
+            let calibrating = calibration.is_timing(computed_chunks);
             let n = chunk.len();
             let mut sh = shape;
             sh[0] = n as i64;
@@ -710,7 +396,7 @@ pub fn run_raw(
                 let started = Instant::now();
                 let logits = model.forward_raw(&input)?;
                 let logits: Vec<f32> = Vec::<f32>::try_from(&logits).map_err(|e| {
-                    anyhow::anyhow!("{}: cannot read the logits: {e}", model.path.display())
+                    anyhow::anyhow!("{}: cannot read the logits: {e}", model.path().display())
                 })?;
                 if calibrating && angle_msgs > warmup {
                     t_sum += started.elapsed().as_secs_f64();
@@ -748,30 +434,11 @@ pub fn run_raw(
                 progress(done);
             }
             if calibrating && angle_msgs == order.len() {
-                let best_before = batch_timings
-                    .iter()
-                    .map(|t| t.images_per_second)
-                    .fold(0.0, f64::max);
-                let mut slower = false;
-                if t_calls > 0 && t_sum > 0.0 {
-                    let rate = t_images as f64 / t_sum;
-                    // Larger batches only get slower once they have started to (caches):
-                    // stop at the first size clearly below the best so far.
-                    slower = rate < 0.98 * best_before;
-                    batch_timings.push(BatchTiming {
-                        batch_size: n,
-                        images_per_second: rate,
-                        calls: t_calls,
-                    });
-                }
                 // Sends fail only if the producer has ended (end of data).
-                if computed_chunks == schedule.len() || slower {
-                    chosen = fastest(&batch_timings).unwrap_or(fixed);
-                    calibration_done = true;
-                    let _ = choice_tx.send(chosen);
-                } else {
-                    let _ = choice_tx.send(0);
-                }
+                let _ = match calibration.record(computed_chunks, n, t_sum, t_images, t_calls) {
+                    Step::Next => choice_tx.send(0),
+                    Step::Use(b) => choice_tx.send(b),
+                };
             }
         }
         flush(&mut current, &mut data)?;
@@ -780,44 +447,319 @@ pub fn run_raw(
     if data.is_empty() {
         bail!("the dataset yielded no samples (all skipped?)");
     }
-    if !calibration_done && !batch_timings.is_empty() {
-        // The data ended during calibration: report the fastest size that was seen.
-        chosen = fastest(&batch_timings).unwrap_or(fixed);
-    }
     Ok(RawSweep {
         angles,
         reference_added,
         reference,
         data,
         examples,
-        batch_size: chosen,
-        batch_timings,
+        batch_size: calibration.batch_size(),
+        batch_timings: calibration.into_timings(),
     })
 }
 
 #[cfg(test)]
 mod tests {
+    //! The driver's calibration and resume logic against a stand-in [`Classifier`]
+    //! (beside the real-libtorch tests in tests/, not instead of them).
     use super::*;
+    use crate::dataset::DatasetInfo;
+    use crate::model::ModelSpec;
+    use std::cell::Cell;
+    use std::path::{Path, PathBuf};
+    use std::time::Duration;
 
-    #[test]
-    fn zero_is_added_as_the_reference_when_missing() {
-        assert_eq!(
-            plan_angles(&[90.0, 180.0]),
-            (vec![0.0, 90.0, 180.0], true, 0)
-        );
-        assert_eq!(plan_angles(&[90.0, 0.0]), (vec![90.0, 0.0], false, 1));
+    const CLASSES: usize = 3;
+
+    /// Logits are fixed, position-weighted sums of the pixels, so predictions
+    /// depend on the rotation but not on the batch; it counts what it evaluates and
+    /// sleeps `sleep(n)` per call, to steer `--batch-size auto`.
+    struct Fake {
+        path: PathBuf,
+        spec: ModelSpec,
+        images: Cell<usize>,
+        sleep: fn(usize) -> Duration,
+    }
+
+    impl Fake {
+        fn new(side: usize, sleep: fn(usize) -> Duration) -> Fake {
+            Fake {
+                path: PathBuf::from("fake.pt"),
+                spec: ModelSpec {
+                    input: [1, side, side],
+                    mean: vec![0.0],
+                    std: vec![1.0],
+                    classes: (0..CLASSES).map(|k| format!("c{k}")).collect(),
+                    preprocess: Default::default(),
+                },
+                images: Cell::new(0),
+                sleep,
+            }
+        }
+    }
+
+    impl Classifier for Fake {
+        fn path(&self) -> &Path {
+            &self.path
+        }
+        fn spec(&self) -> &ModelSpec {
+            &self.spec
+        }
+        fn device(&self) -> tch::Device {
+            tch::Device::Cpu
+        }
+        fn forward_raw(&self, raw: &Tensor) -> Result<Tensor> {
+            let n = raw.size()[0] as usize;
+            let px: Vec<f32> = Vec::try_from(raw.flatten(0, -1))?;
+            let per = px.len() / n;
+            let mut logits = vec![0f32; n * CLASSES];
+            for i in 0..n {
+                for k in 0..CLASSES {
+                    logits[i * CLASSES + k] = px[i * per..(i + 1) * per]
+                        .iter()
+                        .enumerate()
+                        .map(|(j, v)| v * ((j * (k + 1) * 7919) % 31) as f32 / 31.0)
+                        .sum();
+                }
+            }
+            self.images.set(self.images.get() + n);
+            std::thread::sleep((self.sleep)(n));
+            Ok(Tensor::from_slice(&logits))
+        }
+    }
+
+    fn no_sleep(_: usize) -> Duration {
+        Duration::ZERO
+    }
+
+    /// `n` pseudo-random `side x side` grey images in memory.
+    struct Memory {
+        info: DatasetInfo,
+        side: usize,
+        next: usize,
+    }
+
+    impl Memory {
+        fn new(n: usize, side: usize) -> Memory {
+            Memory {
+                info: DatasetInfo {
+                    format: "memory".into(),
+                    path: "memory".into(),
+                    len: n,
+                    start: 0,
+                    total: n,
+                    sha256: String::new(),
+                    class_names: None,
+                    class_order: "labels".into(),
+                    class_map: vec![],
+                    skipped: vec![],
+                },
+                side,
+                next: 0,
+            }
+        }
+    }
+
+    impl Source for Memory {
+        fn info(&self) -> &DatasetInfo {
+            &self.info
+        }
+        fn next_chunk(&mut self, max: usize) -> Result<Option<Chunk>> {
+            let end = (self.next + max).min(self.info.len);
+            if self.next >= end {
+                return Ok(None);
+            }
+            let px = self.side * self.side;
+            let idx: Vec<u64> = (self.next as u64..end as u64).collect();
+            let pixels = idx
+                .iter()
+                .flat_map(|&i| (0..px as u64).map(move |j| ((i * 131 + j * j * 17) % 251) as u8))
+                .collect();
+            let labels = idx.iter().map(|&i| (i % CLASSES as u64) as u32).collect();
+            self.next = end;
+            Ok(Some(Chunk {
+                indices: idx,
+                labels,
+                pixels,
+                dims: vec![],
+            }))
+        }
+    }
+
+    fn settings(angles: &[f64], batch: BatchSize) -> SweepSettings {
+        SweepSettings {
+            angles: angles.to_vec(),
+            rotate: RotateOptions::default(),
+            batch,
+            rotate_on: RotateOn::Host,
+            keep_examples: 0,
+        }
+    }
+
+    /// Run the engine; returns the result and the chunks `on_chunk` saw.
+    fn sweep(fake: &Fake, n: usize, s: &SweepSettings, work: &Work) -> (RawSweep, Vec<usize>) {
+        let mut chunks = vec![];
+        let raw = run_raw(
+            std::slice::from_ref(fake),
+            &mut Memory::new(n, fake.spec.input[1]),
+            s,
+            work,
+            &|_| {},
+            &mut |c| {
+                chunks.push(c.len());
+                Ok(())
+            },
+        )
+        .unwrap();
+        (raw, chunks)
+    }
+
+    /// The first `k` samples of `d`.
+    fn prefix(d: &SampleData, k: usize) -> SampleData {
+        let cut = |v: &Vec<Vec<Vec<i32>>>| -> Vec<Vec<Vec<i32>>> {
+            v.iter()
+                .map(|m| m.iter().map(|a| a[..k].to_vec()).collect())
+                .collect()
+        };
+        let cutf = |v: &Vec<Vec<Vec<f32>>>| -> Vec<Vec<Vec<f32>>> {
+            v.iter()
+                .map(|m| m.iter().map(|a| a[..k].to_vec()).collect())
+                .collect()
+        };
+        SampleData {
+            indices: d.indices[..k].to_vec(),
+            labels: d.labels[..k].to_vec(),
+            preds: cut(&d.preds),
+            confidence: cutf(&d.confidence),
+            tv: cutf(&d.tv),
+        }
     }
 
     #[test]
-    fn softmax_row_matches_hand_values_and_flags_nan() {
-        let mut p = [0f32; 3];
-        let (arg, conf) = softmax_row(&[0.0, (2.0f32).ln(), 0.0], &mut p).unwrap();
-        assert_eq!(arg, 1);
-        assert!((conf - 0.5).abs() < 1e-6);
-        assert!((p[0] - 0.25).abs() < 1e-6);
-        assert!(softmax_row(&[0.0, f32::NAN, 1.0], &mut p).is_none());
-        assert!(softmax_row(&[f32::INFINITY, 0.0, 1.0], &mut p).is_none());
-        // Ties go to the first maximum, as torch.argmax.
-        assert_eq!(softmax_row(&[1.0, 1.0, 0.0], &mut p).unwrap().0, 0);
+    fn a_resumed_run_evaluates_only_the_rest_and_equals_an_uninterrupted_one() {
+        let s = settings(&[90.0, 45.0], BatchSize::Fixed(8));
+        let full_fake = Fake::new(6, no_sleep);
+        let (full, chunks) = sweep(&full_fake, 40, &s, &Work::default());
+        assert_eq!(chunks, [8, 8, 8, 8, 8]);
+        assert_eq!(
+            full_fake.images.get(),
+            40 * 3,
+            "0 is added as the reference"
+        );
+        assert!(
+            full.data.preds[0][1] != full.data.preds[0][0],
+            "the stand-in sees the rotation"
+        );
+
+        let fake = Fake::new(6, no_sleep);
+        let work = Work {
+            compute: None,
+            resume: Some(prefix(&full.data, 16)),
+        };
+        let (resumed, chunks) = sweep(&fake, 40, &s, &work);
+        assert_eq!(
+            fake.images.get(),
+            (40 - 16) * 3,
+            "resumed samples are not evaluated again"
+        );
+        assert_eq!(chunks, [8, 8, 8], "only new chunks are reported");
+        assert_eq!(resumed.data, full.data);
+    }
+
+    #[test]
+    fn a_resume_point_off_the_batch_grid_still_resumes_exactly() {
+        // The producer cuts resumed samples as whole chunks ending on the resume
+        // point, so any prefix works: 13 is not a multiple of the batch size.
+        let s = settings(&[30.0], BatchSize::Fixed(8));
+        let (full, _) = sweep(&Fake::new(5, no_sleep), 30, &s, &Work::default());
+        let work = Work {
+            compute: None,
+            resume: Some(prefix(&full.data, 13)),
+        };
+        let fake = Fake::new(5, no_sleep);
+        let (resumed, chunks) = sweep(&fake, 30, &s, &work);
+        assert_eq!(chunks, [8, 8, 1]);
+        assert_eq!(fake.images.get(), 17 * 2);
+        assert_eq!(resumed.data, full.data);
+    }
+
+    #[test]
+    fn a_pair_not_to_compute_is_skipped_but_its_reference_is_computed() {
+        let s = settings(&[90.0, 180.0], BatchSize::Fixed(16));
+        let fake = Fake::new(4, no_sleep);
+        let work = Work {
+            compute: Some(vec![vec![false, false, true]]),
+            resume: None,
+        };
+        let (raw, _) = sweep(&fake, 20, &s, &work);
+        assert_eq!(fake.images.get(), 20 * 2, "180 and its reference, not 90");
+        assert_eq!(raw.data.preds[0][0].len(), 20);
+        assert!(raw.data.preds[0][1].is_empty());
+        assert_eq!(raw.data.preds[0][2].len(), 20);
+    }
+
+    fn flat(_: usize) -> Duration {
+        Duration::from_millis(20)
+    }
+
+    fn quadratic(n: usize) -> Duration {
+        Duration::from_micros(5000 * (n * n / (64 * 64)) as u64)
+    }
+
+    #[test]
+    fn auto_batch_keeps_the_calibration_chunks_and_picks_the_fastest() {
+        // A fixed cost per call: every larger candidate is faster, so all four are
+        // tried and 512 wins; the calibration chunks' results are kept.
+        let n = 64 + 128 + 256 + 512 + 100;
+        let fake = Fake::new(4, flat);
+        let (raw, chunks) = sweep(
+            &fake,
+            n,
+            &settings(&[90.0], BatchSize::Auto),
+            &Work::default(),
+        );
+        let tried: Vec<usize> = raw.batch_timings.iter().map(|t| t.batch_size).collect();
+        assert_eq!(tried, AUTO_CANDIDATES);
+        assert_eq!(raw.batch_size, 512);
+        assert_eq!(chunks, [64, 128, 256, 512, 100]);
+        assert_eq!(fake.images.get(), n * 2, "nothing is computed twice");
+        let fixed = Fake::new(4, no_sleep);
+        let (same, _) = sweep(
+            &fixed,
+            n,
+            &settings(&[90.0], BatchSize::Fixed(7)),
+            &Work::default(),
+        );
+        assert_eq!(
+            raw.data, same.data,
+            "predictions do not depend on the batch size"
+        );
+    }
+
+    #[test]
+    fn auto_batch_stops_at_the_first_slower_candidate() {
+        // Cost grows with the square of the batch: 128 is half as fast as 64.
+        let fake = Fake::new(4, quadratic);
+        let (raw, chunks) = sweep(
+            &fake,
+            300,
+            &settings(&[90.0], BatchSize::Auto),
+            &Work::default(),
+        );
+        let tried: Vec<usize> = raw.batch_timings.iter().map(|t| t.batch_size).collect();
+        assert_eq!(tried, [64, 128]);
+        assert_eq!(raw.batch_size, 64);
+        assert_eq!(chunks, [64, 128, 64, 44]);
+    }
+
+    #[test]
+    fn auto_batch_with_one_angle_uses_the_fallback_untimed() {
+        let fake = Fake::new(4, no_sleep);
+        let mut s = settings(&[0.0], BatchSize::Auto);
+        s.angles = vec![0.0];
+        let (raw, chunks) = sweep(&fake, 300, &s, &Work::default());
+        assert!(raw.batch_timings.is_empty());
+        assert_eq!(raw.batch_size, AUTO_FALLBACK);
+        assert_eq!(chunks, [256, 44]);
     }
 }

@@ -20,8 +20,8 @@
 
 use crate::angles::{self, format_angle};
 use crate::metrics::Paired;
+use crate::results::SweepResult;
 use crate::summary::{content_hash, AngleMetrics, ModelSummary, Summary, SCHEMA_VERSION};
-use crate::sweep::SweepResult;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -1454,9 +1454,9 @@ pub fn render_markdown(v: &Verdict) -> String {
 mod tests {
     use super::*;
     use crate::dataset::DatasetInfo;
-    use crate::model::{ModelSpec, Provenance};
+    use crate::results::{AnglePlan, Examples, ModelSweep};
+    use crate::spec::{ModelSpec, Provenance};
     use crate::summary::{self, ModelMeta, Settings};
-    use crate::sweep::{plan_angles, Examples, ModelSweep};
 
     const SHA: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
@@ -1468,7 +1468,11 @@ mod tests {
         preds: &[(&str, Vec<Vec<i32>>)],
         sha: &str,
     ) -> (Summary, SweepResult) {
-        let (angles, reference_added, reference) = plan_angles(user);
+        let AnglePlan {
+            angles,
+            reference_added,
+            reference,
+        } = AnglePlan::new(user);
         let nc = 10;
         let n = labels.len();
         let models: Vec<ModelSweep> = preds
@@ -1939,7 +1943,7 @@ mod tests {
 
     #[test]
     fn the_committed_example_config_parses() {
-        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/rotbench.example.toml");
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/rotbench.example.toml");
         let c = read_config(&p, "--config").unwrap();
         assert!(c.any());
         assert!(c.max_drop.is_some());
@@ -2013,6 +2017,13 @@ mod tests {
 
     /// Baseline and current predictions on 100 samples (label 0) at 0° and 90°.
     /// At 90°: `both` correct in both, `b` only in the baseline, `c` only now.
+    /// Write files into a folder (the core never writes; its tests may).
+    fn put(dir: &Path, files: &[(String, Vec<u8>)]) {
+        for (name, bytes) in files {
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+    }
+
     fn pair(both: usize, b: usize, c: usize) -> (Summary, Predictions, Baseline) {
         let n = 100;
         let labels = vec![0u32; n];
@@ -2178,11 +2189,10 @@ mod tests {
         for (name, base) in [("a", &a), ("b", &b)] {
             let dir = d.path().join(name);
             std::fs::create_dir_all(&dir).unwrap();
-            crate::output::write_all(
+            put(
                 &dir,
                 &baseline_files(&base.summary, &base.predictions).unwrap(),
-            )
-            .unwrap();
+            );
         }
         std::fs::copy(
             d.path().join("b/predictions.json"),
@@ -2203,7 +2213,7 @@ mod tests {
         let files = baseline_files(&base.summary, &base.predictions).unwrap();
         let dir = d.path().join("main");
         std::fs::create_dir_all(&dir).unwrap();
-        crate::output::write_all(&dir, &files).unwrap();
+        put(&dir, &files);
         let loaded = load_baseline("main", d.path()).unwrap();
         assert_eq!(loaded.predictions, base.predictions);
         let by_path = load_baseline(dir.to_str().unwrap(), Path::new("/nowhere")).unwrap();

@@ -99,7 +99,7 @@ impl FilesSource {
             len: end - start,
             start,
             total,
-            sha256: crate::model::hex(&hasher.finalize()),
+            sha256: crate::spec::hex(&hasher.finalize()),
             class_names,
             class_order,
             class_map: vec![],
@@ -391,7 +391,7 @@ mod tests {
         RgbImage::from_pixel(12, 8, image::Rgb([9, 9, 9]))
             .save(d.path().join("a").join("x.png"))
             .unwrap();
-        let resize = Some(crate::model::Resize::Shorter(6));
+        let resize = Some(crate::spec::Resize::Shorter(6));
         // rotate-then-crop: the chunk keeps the 9x6 resized image (w x h).
         let opts = OpenOptions {
             resize,
@@ -413,7 +413,7 @@ mod tests {
         assert_eq!(c.pixels.len(), 16);
         // Too small after resizing.
         let opts = OpenOptions {
-            resize: Some(crate::model::Resize::Exact([3, 3])),
+            resize: Some(crate::spec::Resize::Exact([3, 3])),
             ..Default::default()
         };
         let mut s = FolderSource::open(d.path(), T, &classes(&["a"]), &opts).unwrap();

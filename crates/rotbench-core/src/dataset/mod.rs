@@ -9,7 +9,7 @@ pub mod folder;
 pub mod idx;
 pub mod manifest;
 
-use crate::model::Resize;
+use crate::spec::Resize;
 use anyhow::{bail, Result};
 use image::{imageops::FilterType, DynamicImage};
 use serde::{Deserialize, Serialize};
@@ -91,7 +91,8 @@ pub struct ClassFolder {
 /// (`--class-folders`; `None` is the automatic choice): by name when every
 /// folder is one of the model's classes, in sorted order when none is, and an
 /// error naming the others when some are and some are not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum ClassFolders {
     /// Every folder is named after one of the model's classes and gets its index.
     Names,

@@ -1,4 +1,4 @@
-//! The one font every PNG uses: Go Regular (BSD-3-Clause, `assets/fonts/`),
+//! The one font every PNG uses: Go Regular (BSD-3-Clause, `crates/rotbench-core/assets/fonts/`),
 //! compiled into the binary and registered with plotters' ab_glyph renderer, so
 //! text renders the same on a machine without system fonts or fontconfig.
 
@@ -23,7 +23,7 @@ pub fn register() -> Result<()> {
         Ok(())
     } else {
         Err(anyhow!(
-            "the embedded font (assets/fonts/Go-Regular.ttf) could not be parsed"
+            "the embedded font (crates/rotbench-core/assets/fonts/Go-Regular.ttf) could not be parsed"
         ))
     }
 }

@@ -6,7 +6,7 @@
 //! in order: preds (i32), confidence (f32), tv (f32) — each `len` values, or 0
 //! values for a (model, angle) that is absent — then a sha256 of everything before it.
 
-use crate::sweep::SampleData;
+use crate::results::SampleData;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

@@ -3,9 +3,9 @@
 //! sweep gives back exactly the single run's [`RawSweep`].
 
 use crate::dataset::{DatasetInfo, ShardSpec};
-use crate::model::{ModelSpec, Provenance};
+use crate::results::{examples_to_keep, AnglePlan, Examples, RawSweep, SampleData};
+use crate::spec::{ModelSpec, Provenance};
 use crate::summary::{DatasetSummary, Settings};
-use crate::sweep::{plan_angles, Examples, RawSweep, SampleData};
 use anyhow::{bail, Result};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -131,7 +131,11 @@ pub fn merge(mut shards: Vec<Loaded>) -> Result<(RawSweep, ShardManifest, Datase
                 .join(", ")
         );
     }
-    let (angles, reference_added, reference) = plan_angles(&first.settings.angles);
+    let AnglePlan {
+        angles,
+        reference_added,
+        reference,
+    } = AnglePlan::new(&first.settings.angles);
     let mut data = SampleData::empty(first.models.len(), angles.len());
     let mut examples = Examples {
         channels: first.examples.channels,
@@ -141,7 +145,7 @@ pub fn merge(mut shards: Vec<Loaded>) -> Result<(RawSweep, ShardManifest, Datase
         pixels: vec![],
     };
     let px = examples.channels * examples.height * examples.width;
-    let keep = first.keep_examples.min((8 << 20) / px.max(1));
+    let keep = examples_to_keep(first.keep_examples, px);
     let mut skipped = Vec::new();
     let mut next = 0;
     for (dir, m, d) in &shards {

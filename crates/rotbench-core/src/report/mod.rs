@@ -7,8 +7,8 @@ pub mod json;
 pub mod table;
 pub mod visual;
 
+use crate::results::SweepResult;
 use crate::summary::Summary;
-use crate::sweep::SweepResult;
 
 /// Everything an exporter may read.
 pub struct Results<'a> {

@@ -3,8 +3,8 @@
 
 use crate::dataset::DatasetInfo;
 use crate::metrics::{self, confusion_similarity, report, ClassScores, Paired};
-use crate::model::{ModelSpec, Provenance};
-use crate::sweep::SweepResult;
+use crate::results::SweepResult;
+use crate::spec::{ModelSpec, Provenance};
 use serde::{Deserialize, Serialize};
 
 /// Bumped when the layout of summary.json changes incompatibly.
@@ -360,7 +360,7 @@ pub fn build(
 /// sha256 of `bytes`, lower-case hex: how `files` names a result file's content.
 pub fn content_hash(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    crate::model::hex(&Sha256::digest(bytes))
+    crate::spec::hex(&Sha256::digest(bytes))
 }
 
 impl Summary {

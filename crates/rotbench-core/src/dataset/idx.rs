@@ -270,7 +270,7 @@ impl IdxSource {
             len: end - start,
             start,
             total: header.count,
-            sha256: crate::model::hex(&hasher.finalize()),
+            sha256: crate::spec::hex(&hasher.finalize()),
             class_names: None,
             class_order: "IDX labels are class indices into the model's classes".into(),
             class_map: vec![],

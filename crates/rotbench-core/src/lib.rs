@@ -1,0 +1,22 @@
+//! rotbench-core: everything about a rotation sweep that does not run a model.
+//!
+//! The data path reads top to bottom: [`dataset`] decodes labelled images,
+//! [`angles`] and [`rotate`] turn them, the engine (the `rotbench` crate, which
+//! links libtorch) runs the models and fills [`results`]; [`metrics`] scores
+//! them, [`summary`] and [`store`]/[`shard`] keep them, and [`gate`] and
+//! [`report`] judge and show them. [`spec`] says what a model expects.
+//!
+//! No libtorch here, no printing and no file writes: exporters return bytes and
+//! the `rotbench` binary writes them (its `output` module).
+
+pub mod angles;
+pub mod dataset;
+pub mod gate;
+pub mod metrics;
+pub mod report;
+pub mod results;
+pub mod rotate;
+pub mod shard;
+pub mod spec;
+pub mod store;
+pub mod summary;

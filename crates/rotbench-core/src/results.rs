@@ -1,0 +1,418 @@
+//! The results model: what a sweep produces, independent of how it was computed.
+//! Per-sample predictions ([`SampleData`], the unit that checkpoints, caches and
+//! shards store), the per-model arrays and per-angle counts tallied from them
+//! ([`ModelSweep`], [`AngleCounts`], [`tally`]), the whole result ([`SweepResult`]),
+//! the reference-angle plan ([`AnglePlan`]) and the run settings that are data
+//! (batch size, where rotation runs). The engine fills these; summary, store,
+//! shard, gate and report read them.
+
+use crate::metrics::{Confusion, Paired, INVALID};
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+
+/// Images per forward pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchSize {
+    Fixed(usize),
+    /// Time [`AUTO_CANDIDATES`] on the first chunks of the sweep (their results are
+    /// kept, so nothing is computed twice) and use the fastest for the rest.
+    Auto,
+}
+
+/// The sizes `--batch-size auto` tries, in this order, one chunk each, stopping at the
+/// first that is more than 2% slower than the best before it.
+pub const AUTO_CANDIDATES: [usize; 4] = [64, 128, 256, 512];
+/// What `auto` means where timing cannot decide (fewer than 2 angles, or shards,
+/// which must all cut the data the same way).
+pub const AUTO_FALLBACK: usize = 256;
+
+/// One candidate's measured forward throughput (all models together).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchTiming {
+    pub batch_size: usize,
+    /// Images x models per second of forward pass (pre-processing included), over the
+    /// chunk's timed calls.
+    pub images_per_second: f64,
+    /// Forward calls timed (the first calls of each chunk are warm-up and not counted).
+    pub calls: usize,
+}
+
+/// Pick the fastest candidate; ties go to the larger batch. `None` when nothing was timed.
+pub fn fastest(timings: &[BatchTiming]) -> Option<usize> {
+    timings
+        .iter()
+        .filter(|t| t.images_per_second.is_finite() && t.images_per_second > 0.0)
+        .max_by(|a, b| {
+            a.images_per_second
+                .total_cmp(&b.images_per_second)
+                .then(a.batch_size.cmp(&b.batch_size))
+        })
+        .map(|t| t.batch_size)
+}
+
+/// Where rotation runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotateOn {
+    /// On the CPU, on a producer thread, while the models run (the CPU default).
+    Host,
+    /// On the models' device with libtorch ops, from one upload of the raw chunk
+    /// (the CUDA default). Images of differing sizes (rotate-then-crop from varied
+    /// sizes) still rotate on the host.
+    Device,
+}
+
+impl RotateOn {
+    pub fn name(self) -> &'static str {
+        match self {
+            RotateOn::Host => "host",
+            RotateOn::Device => "device",
+        }
+    }
+}
+
+/// Raw (unrotated, converted) pixels of the first samples, kept for the report.
+#[derive(Debug, Clone, Default)]
+pub struct Examples {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    /// Positions within the sweep's samples (0..n), not dataset indices.
+    pub count: usize,
+    pub pixels: Vec<u8>,
+}
+
+/// Per model, per angle running counts.
+#[derive(Debug, Clone)]
+pub struct AngleCounts {
+    pub confusion: Confusion,
+    /// Samples whose prediction equals their prediction at 0 degrees.
+    pub consistent: u64,
+    /// Sum over samples of the total-variation distance to the 0-degree softmax.
+    pub prob_shift_sum: f64,
+    /// Correctness at 0 degrees (a) against correctness at this angle (b).
+    pub vs_reference: Paired,
+    /// Samples whose logits held NaN or inf.
+    pub nonfinite: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelSweep {
+    /// Aligned with [`SweepResult::angles`]; derived from the per-sample arrays by [`tally`].
+    pub counts: Vec<AngleCounts>,
+    /// `preds[angle][sample]`; [`INVALID`] for non-finite logits.
+    pub preds: Vec<Vec<i32>>,
+    /// Softmax probability of the predicted class (NaN when invalid).
+    pub confidence: Vec<Vec<f32>>,
+    /// Total-variation distance between the softmax at this angle and at 0 degrees
+    /// (1 when exactly one side is invalid, 0 when both are).
+    pub tv: Vec<Vec<f32>>,
+}
+
+impl ModelSweep {
+    /// Build from per-sample arrays, tallying the counts (the one place counts are made,
+    /// so a sweep, a cache hit, a resumed run and a merge of shards all agree bit for bit).
+    pub fn tallied(
+        preds: Vec<Vec<i32>>,
+        confidence: Vec<Vec<f32>>,
+        tv: Vec<Vec<f32>>,
+        labels: &[u32],
+        reference: usize,
+        n_classes: usize,
+    ) -> ModelSweep {
+        let counts = (0..preds.len())
+            .map(|a| tally(&preds[a], &preds[reference], labels, &tv[a], n_classes))
+            .collect();
+        ModelSweep {
+            counts,
+            preds,
+            confidence,
+            tv,
+        }
+    }
+}
+
+/// Counts for one angle from per-sample predictions, in sample order.
+pub fn tally(
+    preds: &[i32],
+    ref_preds: &[i32],
+    labels: &[u32],
+    tv: &[f32],
+    n_classes: usize,
+) -> AngleCounts {
+    let mut c = AngleCounts {
+        confusion: Confusion::new(n_classes),
+        consistent: 0,
+        prob_shift_sum: 0.0,
+        vs_reference: Paired::default(),
+        nonfinite: 0,
+    };
+    for i in 0..preds.len() {
+        let (p, rp, l) = (preds[i], ref_preds[i], labels[i]);
+        c.confusion.add(l, p);
+        if p == INVALID {
+            c.nonfinite += 1;
+        } else if p == rp {
+            c.consistent += 1;
+        }
+        c.prob_shift_sum += tv[i] as f64;
+        c.vs_reference.add(rp == l as i32, p == l as i32);
+    }
+    c
+}
+
+#[derive(Debug, Clone)]
+pub struct SweepResult {
+    /// Every evaluated angle: the reference (0) first when it was added, then the user's.
+    pub angles: Vec<f64>,
+    /// True when 0 was not among the user's angles and was added as the reference.
+    pub reference_added: bool,
+    pub reference: usize,
+    pub indices: Vec<u64>,
+    pub labels: Vec<u32>,
+    pub models: Vec<ModelSweep>,
+    pub examples: Examples,
+}
+
+impl SweepResult {
+    /// Indices into `angles` of the user's own angles.
+    pub fn user_angles(&self) -> std::ops::Range<usize> {
+        if self.reference_added {
+            1..self.angles.len()
+        } else {
+            0..self.angles.len()
+        }
+    }
+}
+
+/// The angles a sweep evaluates: the user's, in their order, with 0 added first
+/// as the reference when it is absent (every other angle compares with it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnglePlan {
+    pub angles: Vec<f64>,
+    /// True when 0 was not among the user's angles and was added.
+    pub reference_added: bool,
+    /// Index of 0 in `angles`.
+    pub reference: usize,
+}
+
+impl AnglePlan {
+    pub fn new(user: &[f64]) -> AnglePlan {
+        match user.iter().position(|&a| a == 0.0) {
+            Some(i) => AnglePlan {
+                angles: user.to_vec(),
+                reference_added: false,
+                reference: i,
+            },
+            None => AnglePlan {
+                angles: std::iter::once(0.0).chain(user.iter().copied()).collect(),
+                reference_added: true,
+                reference: 0,
+            },
+        }
+    }
+
+    /// The policy "the reference computes whenever any angle does": every other
+    /// angle compares with the reference's softmax, so a model (row of `compute`,
+    /// one flag per angle) that computes anything computes its reference too.
+    /// Returns the rows whose reference was switched on.
+    pub fn with_reference(&self, compute: &mut [Vec<bool>]) -> Vec<usize> {
+        let mut switched = vec![];
+        for (m, row) in compute.iter_mut().enumerate() {
+            if row.iter().any(|&c| c) && !row[self.reference] {
+                row[self.reference] = true;
+                switched.push(m);
+            }
+        }
+        switched
+    }
+}
+
+/// Example pixels kept for the report are capped at this many bytes, whatever the
+/// image size.
+pub const EXAMPLE_BYTES: usize = 8 << 20;
+
+/// How many leading samples to keep as examples: `wanted`, within [`EXAMPLE_BYTES`].
+pub fn examples_to_keep(wanted: usize, bytes_per_image: usize) -> usize {
+    wanted.min(EXAMPLE_BYTES / bytes_per_image.max(1))
+}
+
+/// Softmax, argmax (first maximum, as torch.argmax) and the max probability of one row.
+/// Returns `None` when any logit is NaN or infinite.
+pub fn softmax_row(logits: &[f32], probs: &mut [f32]) -> Option<(usize, f32)> {
+    if logits.iter().any(|v| !v.is_finite()) {
+        probs.iter_mut().for_each(|p| *p = f32::NAN);
+        return None;
+    }
+    let mut arg = 0;
+    for (i, v) in logits.iter().enumerate() {
+        if *v > logits[arg] {
+            arg = i;
+        }
+    }
+    let m = logits[arg] as f64;
+    let mut sum = 0.0f64;
+    for (p, v) in probs.iter_mut().zip(logits) {
+        let e = (*v as f64 - m).exp();
+        *p = e as f32;
+        sum += e;
+    }
+    for p in probs.iter_mut() {
+        *p = (*p as f64 / sum) as f32;
+    }
+    Some((arg, probs[arg]))
+}
+
+/// Per-sample results for a run of samples: the unit that checkpoints, caches and
+/// shards store. `preds/confidence/tv[model][angle][sample]`; an empty inner vector
+/// means "not computed here" (filled from a cache by the caller).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SampleData {
+    pub indices: Vec<u64>,
+    pub labels: Vec<u32>,
+    pub preds: Vec<Vec<Vec<i32>>>,
+    pub confidence: Vec<Vec<Vec<f32>>>,
+    pub tv: Vec<Vec<Vec<f32>>>,
+}
+
+impl SampleData {
+    pub fn empty(models: usize, angles: usize) -> Self {
+        SampleData {
+            indices: vec![],
+            labels: vec![],
+            preds: vec![vec![vec![]; angles]; models],
+            confidence: vec![vec![vec![]; angles]; models],
+            tv: vec![vec![vec![]; angles]; models],
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.indices.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.indices.is_empty()
+    }
+
+    /// Append `other` (same models and angles) after these samples.
+    pub fn append(&mut self, other: &SampleData) {
+        self.indices.extend_from_slice(&other.indices);
+        self.labels.extend_from_slice(&other.labels);
+        for m in 0..self.preds.len() {
+            for a in 0..self.preds[m].len() {
+                self.preds[m][a].extend_from_slice(&other.preds[m][a]);
+                self.confidence[m][a].extend_from_slice(&other.confidence[m][a]);
+                self.tv[m][a].extend_from_slice(&other.tv[m][a]);
+            }
+        }
+    }
+}
+
+/// The engine's raw output, before tallying.
+#[derive(Debug, Clone)]
+pub struct RawSweep {
+    pub angles: Vec<f64>,
+    pub reference_added: bool,
+    pub reference: usize,
+    pub data: SampleData,
+    pub examples: Examples,
+    /// The batch size used after calibration (or the fixed one).
+    pub batch_size: usize,
+    /// What `--batch-size auto` measured (empty for a fixed size).
+    pub batch_timings: Vec<BatchTiming>,
+}
+
+impl RawSweep {
+    /// Tally the counts. Every (model, angle) must hold one value per sample.
+    pub fn finish(self, n_classes: usize) -> Result<SweepResult> {
+        let RawSweep {
+            angles,
+            reference_added,
+            reference,
+            data,
+            examples,
+            ..
+        } = self;
+        let n = data.len();
+        for (m, per) in data.preds.iter().enumerate() {
+            for (a, p) in per.iter().enumerate() {
+                if p.len() != n || data.confidence[m][a].len() != n || data.tv[m][a].len() != n {
+                    bail!(
+                        "internal: model {m} at angle {} has {} of {n} predictions",
+                        angles[a],
+                        p.len()
+                    );
+                }
+            }
+        }
+        let labels = data.labels;
+        let models = data
+            .preds
+            .into_iter()
+            .zip(data.confidence)
+            .zip(data.tv)
+            .map(|((p, c), t)| ModelSweep::tallied(p, c, t, &labels, reference, n_classes))
+            .collect();
+        Ok(SweepResult {
+            angles,
+            reference_added,
+            reference,
+            indices: data.indices,
+            labels,
+            models,
+            examples,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_is_added_as_the_reference_when_missing() {
+        let p = AnglePlan::new(&[90.0, 180.0]);
+        assert_eq!(
+            (p.angles, p.reference_added, p.reference),
+            (vec![0.0, 90.0, 180.0], true, 0)
+        );
+        let p = AnglePlan::new(&[90.0, 0.0]);
+        assert_eq!(
+            (p.angles, p.reference_added, p.reference),
+            (vec![90.0, 0.0], false, 1)
+        );
+    }
+
+    #[test]
+    fn a_model_that_computes_any_angle_computes_its_reference() {
+        let p = AnglePlan::new(&[90.0, 0.0, 180.0]);
+        let mut c = vec![
+            vec![false, false, true],
+            vec![false, false, false],
+            vec![true, true, false],
+        ];
+        assert_eq!(p.with_reference(&mut c), [0]);
+        assert_eq!(c[0], [false, true, true]);
+        assert_eq!(c[1], [false, false, false], "nothing to compute stays so");
+        assert_eq!(c[2], [true, true, false]);
+    }
+
+    #[test]
+    fn examples_are_capped_at_eight_megabytes() {
+        assert_eq!(examples_to_keep(64, 784), 64);
+        assert_eq!(examples_to_keep(64, 3 * 1024 * 1024), 2);
+        assert_eq!(examples_to_keep(5, 0), 5);
+    }
+
+    #[test]
+    fn softmax_row_matches_hand_values_and_flags_nan() {
+        let mut p = [0f32; 3];
+        let (arg, conf) = softmax_row(&[0.0, (2.0f32).ln(), 0.0], &mut p).unwrap();
+        assert_eq!(arg, 1);
+        assert!((conf - 0.5).abs() < 1e-6);
+        assert!((p[0] - 0.25).abs() < 1e-6);
+        assert!(softmax_row(&[0.0, f32::NAN, 1.0], &mut p).is_none());
+        assert!(softmax_row(&[f32::INFINITY, 0.0, 1.0], &mut p).is_none());
+        // Ties go to the first maximum, as torch.argmax.
+        assert_eq!(softmax_row(&[1.0, 1.0, 0.0], &mut p).unwrap().0, 0);
+    }
+}

@@ -1,0 +1,621 @@
+//! A model's spec: input size, channels, mean/std, classes and preprocessing, and
+//! where each field came from. No backend here: the engine's backends load models
+//! and run them; this module only reads and resolves what they expect.
+//!
+//! Spec precedence: command-line flags, then the sidecar `MODEL.json` next to
+//! `MODEL.pt`, then `extra/rotbench.json` embedded in the model's zip.
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// The schema users see in errors about a malformed sidecar.
+pub const SIDECAR_SCHEMA: &str = r#"{"input": [C, H, W], "mean": [m, ...], "std": [s, ...], "classes": ["name", ...]} (optional: "resize": N or [H, W], "order": "rotate-then-crop"|"crop-then-rotate", "channel_order": "rgb"|"bgr", "value_range": 1|255)"#;
+
+/// What the model expects. `mean`/`std` have one value per channel and apply to
+/// pixels on the `value_range` scale: `x = (pixel * value_range/255 - mean) / std`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    pub input: [usize; 3],
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+    pub classes: Vec<String>,
+    #[serde(default)]
+    pub preprocess: Preprocess,
+}
+
+/// How an image becomes the model's input (besides mean/std), in this order:
+/// decode, convert to the model's channels, resize, then centre-crop to the input
+/// size and rotate in the order `order` says, scale by `value_range`, reorder
+/// channels, normalise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preprocess {
+    /// `None`: resize straight to the input size when an image differs from it.
+    pub resize: Option<Resize>,
+    pub order: CropOrder,
+    pub channel_order: ChannelOrder,
+    /// Pixels are divided by 255 when this is 1 ([0,1] scale), left as is when 255.
+    pub value_range: f32,
+}
+
+impl Default for Preprocess {
+    fn default() -> Self {
+        Preprocess {
+            resize: None,
+            order: CropOrder::RotateThenCrop,
+            channel_order: ChannelOrder::Rgb,
+            value_range: 1.0,
+        }
+    }
+}
+
+/// `256` resizes the shorter side to 256 (aspect kept, torchvision's `Resize(256)`);
+/// `[H, W]` resizes to exactly that size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Resize {
+    Shorter(usize),
+    Exact([usize; 2]),
+}
+
+impl std::str::FromStr for Resize {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let bad = || format!("`{s}` is not a resize; give N (shorter side) or HxW (exact)");
+        match s.split_once(['x', 'X']) {
+            Some((h, w)) => Ok(Resize::Exact([
+                h.trim().parse().map_err(|_| bad())?,
+                w.trim().parse().map_err(|_| bad())?,
+            ])),
+            None => Ok(Resize::Shorter(s.trim().parse().map_err(|_| bad())?)),
+        }
+    }
+}
+
+/// Rotate the resized image and then centre-crop (the default: the crop's corners
+/// come from real image content at moderate angles, not from the fill), or crop
+/// first and rotate the crop (what rotating the model's input tensor does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CropOrder {
+    RotateThenCrop,
+    CropThenRotate,
+}
+
+impl std::str::FromStr for CropOrder {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "rotate-then-crop" => Ok(CropOrder::RotateThenCrop),
+            "crop-then-rotate" => Ok(CropOrder::CropThenRotate),
+            _ => Err(format!(
+                "`{s}` is not an order; use rotate-then-crop or crop-then-rotate"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelOrder {
+    Rgb,
+    Bgr,
+}
+
+impl std::str::FromStr for ChannelOrder {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "rgb" | "RGB" => Ok(ChannelOrder::Rgb),
+            "bgr" | "BGR" => Ok(ChannelOrder::Bgr),
+            _ => Err(format!("`{s}` is not a channel order; use rgb or bgr")),
+        }
+    }
+}
+
+impl ModelSpec {
+    pub fn channels(&self) -> usize {
+        self.input[0]
+    }
+    pub fn height(&self) -> usize {
+        self.input[1]
+    }
+    pub fn width(&self) -> usize {
+        self.input[2]
+    }
+    pub fn n_classes(&self) -> usize {
+        self.classes.len()
+    }
+}
+
+/// A spec as written in a sidecar or embedded file: every field optional.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpecFile {
+    pub input: Option<Vec<usize>>,
+    pub mean: Option<Vec<f32>>,
+    pub std: Option<Vec<f32>>,
+    pub classes: Option<Vec<String>>,
+    pub resize: Option<Resize>,
+    pub order: Option<CropOrder>,
+    pub channel_order: Option<ChannelOrder>,
+    pub value_range: Option<f32>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+}
+
+impl SpecFile {
+    /// Parse JSON, reporting line and column and the expected schema on error.
+    pub fn parse(text: &str, origin: &str) -> Result<SpecFile> {
+        serde_json::from_str(text).map_err(|e| {
+            anyhow!(
+                "{origin}: invalid model spec at line {}, column {}: {e}; expected {SIDECAR_SCHEMA} (optional \"name\", \"description\")",
+                e.line(),
+                e.column()
+            )
+        })
+    }
+}
+
+/// Spec fields given on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct SpecFlags {
+    pub input: Option<[usize; 3]>,
+    pub mean: Option<Vec<f32>>,
+    pub std: Option<Vec<f32>>,
+    pub classes: Option<(PathBuf, Vec<String>)>,
+    pub resize: Option<Resize>,
+    pub order: Option<CropOrder>,
+    pub channel_order: Option<ChannelOrder>,
+    pub value_range: Option<f32>,
+}
+
+/// Where each spec field came from, for `inspect` and the reports.
+pub type Provenance = BTreeMap<String, String>;
+
+/// The sidecar path for a model: `x.pt` -> `x.json`.
+pub fn sidecar_path(model: &Path) -> PathBuf {
+    model.with_extension("json")
+}
+
+/// Read a `--classes` file: one name per line, blank lines ignored.
+pub fn read_classes_file(path: &Path) -> Result<Vec<String>> {
+    let text = fs::read_to_string(path).with_context(|| {
+        format!(
+            "--classes {}: cannot read the file; give a text file with one class name per line",
+            path.display()
+        )
+    })?;
+    let classes: Vec<String> = text
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    if classes.is_empty() {
+        bail!(
+            "--classes {}: the file has no class names; write one name per line",
+            path.display()
+        );
+    }
+    Ok(classes)
+}
+
+fn per_channel(values: &[f32], channels: usize, what: &str, from: &str) -> Result<Vec<f32>> {
+    let out = match values.len() {
+        1 => vec![values[0]; channels],
+        n if n == channels => values.to_vec(),
+        n => bail!("{from}: {what} has {n} values but the input has {channels} channels; give 1 value or {channels}"),
+    };
+    if out.iter().any(|v| !v.is_finite()) {
+        bail!("{from}: {what} must be finite numbers");
+    }
+    Ok(out)
+}
+
+/// Combine flags, sidecar and embedded spec into a checked [`ModelSpec`].
+pub fn resolve_spec(
+    model_path: &Path,
+    flags: &SpecFlags,
+    sidecar: Option<(&Path, &SpecFile)>,
+    embedded: Option<&SpecFile>,
+) -> Result<(ModelSpec, Provenance)> {
+    let mut prov = Provenance::new();
+    let side_name = sidecar.map(|(p, _)| format!("sidecar {}", p.display()));
+    let emb_name = "embedded extra/rotbench.json".to_string();
+    let pick = |field: &str,
+                from_flag: bool,
+                side: bool,
+                emb: bool,
+                prov: &mut Provenance|
+     -> Option<String> {
+        let src = if from_flag {
+            Some(format!("flag --{field}"))
+        } else if side {
+            side_name.clone()
+        } else if emb {
+            Some(emb_name.clone())
+        } else {
+            None
+        };
+        if let Some(s) = &src {
+            prov.insert(field.to_string(), s.clone());
+        }
+        src
+    };
+    let sc = sidecar.map(|(_, s)| s);
+    let how_to = |field: &str, flag: &str| {
+        format!(
+            "{}: the model spec has no `{field}`; add it to the sidecar {} ({SIDECAR_SCHEMA}) or pass {flag}",
+            model_path.display(),
+            sidecar_path(model_path).display()
+        )
+    };
+
+    let input = if let Some(i) = flags.input {
+        pick("input-size", true, false, false, &mut prov);
+        i.to_vec()
+    } else if let Some(i) = sc.and_then(|s| s.input.clone()) {
+        pick("input-size", false, true, false, &mut prov);
+        i
+    } else if let Some(i) = embedded.and_then(|s| s.input.clone()) {
+        pick("input-size", false, false, true, &mut prov);
+        i
+    } else {
+        bail!(how_to("input", "--input-size CxHxW"));
+    };
+    let from = prov["input-size"].clone();
+    if input.len() != 3 {
+        bail!(
+            "{from}: `input` must be [C, H, W], got {} values",
+            input.len()
+        );
+    }
+    let input = [input[0], input[1], input[2]];
+    if !(input[0] == 1 || input[0] == 3) {
+        bail!(
+            "{from}: the input has {} channels; rotbench feeds 1 (grayscale) or 3 (RGB)",
+            input[0]
+        );
+    }
+    if input[1] == 0 || input[2] == 0 || input[1] > 8192 || input[2] > 8192 {
+        bail!(
+            "{from}: input height and width must be between 1 and 8192, got {}x{}",
+            input[1],
+            input[2]
+        );
+    }
+
+    let mut vector = |field: &str,
+                      flag: Option<&Vec<f32>>,
+                      s: Option<&Vec<f32>>,
+                      e: Option<&Vec<f32>>|
+     -> Result<Vec<f32>> {
+        let (v, src) = match (flag, s, e) {
+            (Some(v), _, _) => (v.clone(), pick(field, true, false, false, &mut prov)),
+            (None, Some(v), _) => (v.clone(), pick(field, false, true, false, &mut prov)),
+            (None, None, Some(v)) => (v.clone(), pick(field, false, false, true, &mut prov)),
+            _ => bail!(how_to(
+                field,
+                &format!("--{field} V (one value, or one per channel)")
+            )),
+        };
+        per_channel(&v, input[0], field, src.as_deref().unwrap_or(field))
+    };
+    let mean = vector(
+        "mean",
+        flags.mean.as_ref(),
+        sc.and_then(|s| s.mean.as_ref()),
+        embedded.and_then(|s| s.mean.as_ref()),
+    )?;
+    let std = vector(
+        "std",
+        flags.std.as_ref(),
+        sc.and_then(|s| s.std.as_ref()),
+        embedded.and_then(|s| s.std.as_ref()),
+    )?;
+    if std.iter().any(|s| *s <= 0.0) {
+        bail!(
+            "{}: std must be positive in every channel, got {:?}",
+            prov["std"],
+            std
+        );
+    }
+
+    let classes = if let Some((p, c)) = &flags.classes {
+        prov.insert("classes".into(), format!("flag --classes {}", p.display()));
+        c.clone()
+    } else if let Some(c) = sc.and_then(|s| s.classes.clone()) {
+        pick("classes", false, true, false, &mut prov);
+        c
+    } else if let Some(c) = embedded.and_then(|s| s.classes.clone()) {
+        pick("classes", false, false, true, &mut prov);
+        c
+    } else {
+        bail!(how_to("classes", "--classes FILE (one name per line)"));
+    };
+    if classes.is_empty() {
+        bail!(
+            "{}: `classes` is empty; list the model's output classes in order",
+            prov["classes"]
+        );
+    }
+    for (i, c) in classes.iter().enumerate() {
+        if classes[..i].contains(c) {
+            bail!(
+                "{}: class name `{c}` appears twice; class names must be unique",
+                prov["classes"]
+            );
+        }
+    }
+    // Preprocessing: each field from the first source that has it, else the default.
+    let mut pre = Preprocess::default();
+    macro_rules! layered {
+        ($field:ident, $name:expr) => {
+            let picked = if let Some(v) = flags.$field {
+                Some((v, format!("flag --{}", $name)))
+            } else if let Some(v) = sc.and_then(|s| s.$field) {
+                Some((v, side_name.clone().unwrap_or_default()))
+            } else {
+                embedded
+                    .and_then(|s| s.$field)
+                    .map(|v| (v, emb_name.clone()))
+            };
+            if let Some((v, src)) = picked {
+                pre.$field = v.into();
+                prov.insert($name.to_string(), src);
+            } else {
+                prov.insert($name.to_string(), "default".to_string());
+            }
+        };
+    }
+    layered!(resize, "resize");
+    layered!(order, "order");
+    layered!(channel_order, "channel-order");
+    layered!(value_range, "value-range");
+    if pre.value_range != 1.0 && pre.value_range != 255.0 {
+        bail!(
+            "{}: value_range must be 1 (pixels in [0,1]) or 255 (pixels in [0,255]), got {}",
+            prov["value-range"],
+            pre.value_range
+        );
+    }
+    match pre.resize {
+        Some(Resize::Shorter(n)) if n < input[1].min(input[2]) => bail!(
+            "{}: resize {n} makes the shorter side smaller than the {}x{} input; use at least {}",
+            prov["resize"],
+            input[1],
+            input[2],
+            input[1].max(input[2])
+        ),
+        Some(Resize::Exact([h, w])) if h < input[1] || w < input[2] || h == 0 || w == 0 => bail!(
+            "{}: resize {h}x{w} is smaller than the {}x{} input; the centre crop needs at least the input size",
+            prov["resize"],
+            input[1],
+            input[2]
+        ),
+        _ => {}
+    }
+    Ok((
+        ModelSpec {
+            input,
+            mean,
+            std,
+            classes,
+            preprocess: pre,
+        },
+        prov,
+    ))
+}
+
+/// Read `extra/rotbench.json` from a TorchScript zip, if present.
+pub fn read_embedded_spec(path: &Path) -> Result<Option<SpecFile>> {
+    let Ok(file) = fs::File::open(path) else {
+        return Ok(None);
+    };
+    let Ok(mut zip) = zip::ZipArchive::new(file) else {
+        return Ok(None);
+    };
+    let name: Option<String> = zip
+        .file_names()
+        .filter_map(|n| n.ok().map(|n| n.to_string()))
+        .find(|n| n.ends_with("/extra/rotbench.json") || n == "extra/rotbench.json");
+    let Some(name) = name else { return Ok(None) };
+    let mut text = String::new();
+    zip.by_name(&name)
+        .map_err(|e| anyhow!("{}: cannot read embedded {name}: {e}", path.display()))?
+        .read_to_string(&mut text)
+        .with_context(|| format!("{}: embedded {name} is not UTF-8 text", path.display()))?;
+    SpecFile::parse(&text, &format!("{} (embedded {name})", path.display())).map(Some)
+}
+
+/// How the TorchScript module runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Inference {
+    /// `torch.jit.freeze` + `torch.jit.optimize_for_inference`, done in-process (the default).
+    Optimized,
+    /// The module as loaded, in eval mode (`--exact`).
+    Exact,
+}
+
+impl Inference {
+    pub fn name(self) -> &'static str {
+        match self {
+            Inference::Optimized => "optimized",
+            Inference::Exact => "exact",
+        }
+    }
+}
+
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("{}: read failed", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(&h.finalize()))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// Load the spec for a model path: sidecar (if present), embedded (if present), flags.
+pub fn load_spec(path: &Path, flags: &SpecFlags) -> Result<(ModelSpec, Provenance)> {
+    let side = sidecar_path(path);
+    let sidecar = if side.is_file() {
+        let text = fs::read_to_string(&side)
+            .with_context(|| format!("{}: cannot read the sidecar", side.display()))?;
+        Some(SpecFile::parse(&text, &side.display().to_string())?)
+    } else {
+        None
+    };
+    let embedded = read_embedded_spec(path)?;
+    resolve_spec(
+        path,
+        flags,
+        sidecar.as_ref().map(|s| (side.as_path(), s)),
+        embedded.as_ref(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn side(json: &str) -> SpecFile {
+        SpecFile::parse(json, "m.json").unwrap()
+    }
+
+    #[test]
+    fn the_sidecar_gives_the_spec() {
+        let s = side(r#"{"input":[1,28,28],"mean":[0.1307],"std":[0.3081],"classes":["a","b"]}"#);
+        let (spec, prov) = resolve_spec(
+            Path::new("m.pt"),
+            &SpecFlags::default(),
+            Some((Path::new("m.json"), &s)),
+            None,
+        )
+        .unwrap();
+        assert_eq!(spec.input, [1, 28, 28]);
+        assert_eq!(spec.mean, vec![0.1307]);
+        assert_eq!(spec.classes.len(), 2);
+        assert_eq!(prov["mean"], "sidecar m.json");
+    }
+
+    #[test]
+    fn flags_override_the_sidecar_which_overrides_the_embedded_spec() {
+        let s = side(r#"{"input":[3,32,32],"mean":[0.5],"classes":["a","b"]}"#);
+        let e = side(r#"{"input":[1,8,8],"mean":[0.1],"std":[0.2],"classes":["x"]}"#);
+        let flags = SpecFlags {
+            mean: Some(vec![0.1, 0.2, 0.3]),
+            ..Default::default()
+        };
+        let (spec, prov) = resolve_spec(
+            Path::new("m.pt"),
+            &flags,
+            Some((Path::new("m.json"), &s)),
+            Some(&e),
+        )
+        .unwrap();
+        assert_eq!(spec.input, [3, 32, 32]);
+        assert_eq!(spec.mean, vec![0.1, 0.2, 0.3]);
+        assert_eq!(
+            spec.std,
+            vec![0.2, 0.2, 0.2],
+            "one std value spreads to every channel"
+        );
+        assert_eq!(spec.classes, vec!["a", "b"]);
+        assert_eq!(prov["mean"], "flag --mean");
+        assert_eq!(prov["std"], "embedded extra/rotbench.json");
+    }
+
+    /// The error from resolving a spec given only by this sidecar.
+    fn sidecar_err(json: &str) -> String {
+        let s = side(json);
+        resolve_spec(
+            Path::new("m.pt"),
+            &SpecFlags::default(),
+            Some((Path::new("m.json"), &s)),
+            None,
+        )
+        .unwrap_err()
+        .to_string()
+    }
+
+    #[test]
+    fn a_missing_field_says_how_to_give_it() {
+        let msg = sidecar_err(r#"{"input":[1,28,28],"mean":[0.5],"std":[0.5]}"#);
+        assert!(
+            msg.contains("no `classes`") && msg.contains("--classes FILE"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let bad = [
+            (
+                r#"{"input":[2,28,28],"mean":[0],"std":[1],"classes":["a"]}"#,
+                "channels",
+            ),
+            (
+                r#"{"input":[1,28],"mean":[0],"std":[1],"classes":["a"]}"#,
+                "[C, H, W]",
+            ),
+            (
+                r#"{"input":[1,28,28],"mean":[0,0],"std":[1],"classes":["a"]}"#,
+                "give 1 value or 1",
+            ),
+            (
+                r#"{"input":[1,28,28],"mean":[0],"std":[0],"classes":["a"]}"#,
+                "positive",
+            ),
+            (
+                r#"{"input":[1,28,28],"mean":[0],"std":[1],"classes":["a","a"]}"#,
+                "twice",
+            ),
+            (
+                r#"{"input":[1,28,28],"mean":[0],"std":[1],"classes":[]}"#,
+                "empty",
+            ),
+        ];
+        for (json, want) in bad {
+            let err = sidecar_err(json);
+            assert!(err.contains(want), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn malformed_json_reports_line_and_column() {
+        let err = SpecFile::parse(
+            "{\n  \"input\": [1, 28, 28],\n  \"mean\": oops\n}",
+            "m.json",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("column"), "{err}");
+        assert!(err.contains("\"classes\""), "shows the schema: {err}");
+        let err = SpecFile::parse(r#"{"inputs":[1,2,3]}"#, "m.json")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `inputs`"), "{err}");
+    }
+}

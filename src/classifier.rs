@@ -1,0 +1,24 @@
+//! The seam between the engine and a model backend: [`Classifier`]. The sweep
+//! driver runs any classifier; TorchScript through libtorch ([`crate::model::Model`])
+//! is the backend today, and `.pt2` and ONNX plug in here next.
+
+use crate::model::ModelSpec;
+use anyhow::Result;
+use std::path::Path;
+use tch::{Device, Tensor};
+
+/// A model the engine can sweep: what it expects and a forward pass.
+pub trait Classifier {
+    /// The model file, named in errors.
+    fn path(&self) -> &Path;
+    /// Input size, preprocessing and classes, resolved before loading.
+    fn spec(&self) -> &ModelSpec;
+    /// Where the forward pass runs; rotation on the device (`--rotate-on device`)
+    /// uploads to the first model's device.
+    fn device(&self) -> Device;
+    /// Logits for raw pixels (`[N, C, H, W]` float32 on the 0..255 scale, on any
+    /// device): float32 on the CPU, flat and row-major (`N x classes` values),
+    /// checked to be `[N, classes]` first. The classifier does its own scaling,
+    /// normalisation and channel order (from [`Classifier::spec`]).
+    fn forward_raw(&self, raw: &Tensor) -> Result<Tensor>;
+}

@@ -1,0 +1,227 @@
+//! `--batch-size auto`: which batch sizes to try, and when to stop trying.
+//!
+//! A small state machine the sweep driver feeds one timed chunk at a time. The
+//! producer cuts one chunk per candidate in [`AUTO_CANDIDATES`] order; after each,
+//! the driver reports the chunk's forward timing with [`Calibration::record`] and
+//! gets back [`Step::Next`] (cut the next candidate) or [`Step::Use`] (the size
+//! for the rest of the sweep). The results of calibration chunks are kept, so
+//! nothing is computed twice.
+
+use crate::sweep::{fastest, BatchSize, BatchTiming, AUTO_CANDIDATES, AUTO_FALLBACK};
+
+/// What the producer does after a calibration chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Cut the next candidate's chunk.
+    Next,
+    /// Calibration is over: cut every further chunk this size.
+    Use(usize),
+}
+
+#[derive(Debug, Clone)]
+pub struct Calibration {
+    /// The sizes to try, one chunk each; empty when nothing is timed.
+    schedule: Vec<usize>,
+    /// The size used when nothing is timed, and before anything was.
+    fixed: usize,
+    timings: Vec<BatchTiming>,
+    chosen: Option<usize>,
+}
+
+impl Calibration {
+    /// `timed_angles`: the angles each chunk runs at. Timing needs warm-up calls,
+    /// so `auto` with fewer than 2 angles uses [`AUTO_FALLBACK`] untimed.
+    pub fn new(batch: BatchSize, timed_angles: usize) -> Calibration {
+        let (fixed, schedule) = match batch {
+            BatchSize::Fixed(b) => (b, vec![]),
+            BatchSize::Auto if timed_angles >= 2 => (AUTO_FALLBACK, AUTO_CANDIDATES.to_vec()),
+            BatchSize::Auto => (AUTO_FALLBACK, vec![]),
+        };
+        let chosen = schedule.is_empty().then_some(fixed);
+        Calibration {
+            schedule,
+            fixed,
+            timings: vec![],
+            chosen,
+        }
+    }
+
+    /// The candidates, in the order the producer cuts them.
+    pub fn schedule(&self) -> &[usize] {
+        &self.schedule
+    }
+
+    /// The size when nothing is timed (a fixed size, or `auto`'s fallback).
+    pub fn fixed(&self) -> usize {
+        self.fixed
+    }
+
+    /// The largest chunk the producer may cut.
+    pub fn max_chunk(&self) -> usize {
+        self.schedule
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0)
+            .max(self.fixed)
+    }
+
+    /// True while chunk number `computed` (1-based, counting computed chunks only)
+    /// is one of the candidates' chunks.
+    pub fn is_timing(&self, computed: usize) -> bool {
+        self.chosen.is_none() && computed >= 1 && computed <= self.schedule.len()
+    }
+
+    /// How many forward calls of a chunk are warm-up and not timed.
+    pub fn warmup_calls(angles: usize) -> usize {
+        if angles >= 4 {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Chunk number `computed` (of `batch_size` images) took `seconds` over `images`
+    /// images in `calls` timed forward calls. Stops at the last candidate, or at
+    /// the first that is more than 2% slower than the best before it (larger
+    /// batches only get slower once they have started to: caches).
+    pub fn record(
+        &mut self,
+        computed: usize,
+        batch_size: usize,
+        seconds: f64,
+        images: usize,
+        calls: usize,
+    ) -> Step {
+        let best_before = self
+            .timings
+            .iter()
+            .map(|t| t.images_per_second)
+            .fold(0.0, f64::max);
+        let mut slower = false;
+        if calls > 0 && seconds > 0.0 {
+            let rate = images as f64 / seconds;
+            slower = rate < 0.98 * best_before;
+            self.timings.push(BatchTiming {
+                batch_size,
+                images_per_second: rate,
+                calls,
+            });
+        }
+        if computed == self.schedule.len() || slower {
+            let b = fastest(&self.timings).unwrap_or(self.fixed);
+            self.chosen = Some(b);
+            Step::Use(b)
+        } else {
+            Step::Next
+        }
+    }
+
+    /// True once a size is chosen (or nothing is timed).
+    pub fn is_done(&self) -> bool {
+        self.chosen.is_some()
+    }
+
+    /// The size in use: the chosen one; if the data ended during calibration, the
+    /// fastest seen so far; the fixed size when nothing was timed.
+    pub fn batch_size(&self) -> usize {
+        self.chosen
+            .or_else(|| fastest(&self.timings))
+            .unwrap_or(self.fixed)
+    }
+
+    pub fn into_timings(self) -> Vec<BatchTiming> {
+        self.timings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feed `rates` (images per second) for the candidates in order; returns the
+    /// steps and the calibration.
+    fn feed(rates: &[f64]) -> (Vec<Step>, Calibration) {
+        let mut c = Calibration::new(BatchSize::Auto, 3);
+        let mut steps = vec![];
+        for (k, &r) in rates.iter().enumerate() {
+            let b = c.schedule()[k];
+            let step = c.record(k + 1, b, b as f64 / r, b, 2);
+            steps.push(step);
+            if let Step::Use(_) = step {
+                break;
+            }
+        }
+        (steps, c)
+    }
+
+    #[test]
+    fn a_fixed_size_or_fewer_than_two_angles_times_nothing() {
+        let c = Calibration::new(BatchSize::Fixed(32), 5);
+        assert!(c.schedule().is_empty() && c.is_done());
+        assert_eq!((c.batch_size(), c.max_chunk()), (32, 32));
+        let c = Calibration::new(BatchSize::Auto, 1);
+        assert!(c.schedule().is_empty() && c.is_done());
+        assert_eq!(c.batch_size(), AUTO_FALLBACK);
+        assert!(!c.is_timing(1));
+    }
+
+    #[test]
+    fn auto_tries_every_candidate_while_larger_batches_are_faster() {
+        let (steps, c) = feed(&[100.0, 200.0, 300.0, 400.0]);
+        assert_eq!(
+            steps,
+            [Step::Next, Step::Next, Step::Next, Step::Use(512)],
+            "the last candidate ends calibration"
+        );
+        assert_eq!(c.batch_size(), 512);
+        assert_eq!(c.max_chunk(), 512);
+        assert_eq!(c.into_timings().len(), 4);
+    }
+
+    #[test]
+    fn auto_stops_at_the_first_size_more_than_two_percent_slower() {
+        // 256 is 5% below 128: stop there and use the fastest so far.
+        let (steps, c) = feed(&[100.0, 200.0, 190.0, 1000.0]);
+        assert_eq!(steps, [Step::Next, Step::Next, Step::Use(128)]);
+        assert_eq!(c.batch_size(), 128);
+        // Within 2% goes on.
+        let (steps, _) = feed(&[100.0, 200.0, 197.0, 150.0]);
+        assert_eq!(steps, [Step::Next, Step::Next, Step::Next, Step::Use(128)]);
+    }
+
+    #[test]
+    fn ties_go_to_the_larger_batch() {
+        let (steps, _) = feed(&[100.0, 100.0, 100.0, 100.0]);
+        assert_eq!(steps.last(), Some(&Step::Use(512)));
+    }
+
+    #[test]
+    fn data_that_ends_during_calibration_uses_the_fastest_seen() {
+        let mut c = Calibration::new(BatchSize::Auto, 2);
+        assert!(c.is_timing(1) && !c.is_timing(0) && !c.is_timing(5));
+        assert_eq!(c.record(1, 64, 1.0, 64, 3), Step::Next);
+        assert!(!c.is_done());
+        assert_eq!(c.batch_size(), 64, "the fastest seen, not the fallback");
+    }
+
+    #[test]
+    fn an_untimed_chunk_records_nothing_and_falls_back() {
+        let mut c = Calibration::new(BatchSize::Auto, 2);
+        for k in 1..=4 {
+            let step = c.record(k, c.schedule()[k - 1], 0.0, 0, 0);
+            if k < 4 {
+                assert_eq!(step, Step::Next);
+            } else {
+                assert_eq!(step, Step::Use(AUTO_FALLBACK));
+            }
+        }
+        assert!(c.into_timings().is_empty());
+    }
+
+    #[test]
+    fn warm_up_is_two_calls_from_four_angles() {
+        assert_eq!(Calibration::warmup_calls(3), 1);
+        assert_eq!(Calibration::warmup_calls(4), 2);
+    }
+}
