@@ -10,7 +10,11 @@ fn model(name: &str) -> PathBuf {
     root().join("models").join(format!("{name}.pt"))
 }
 
+/// Each sweep uses every core: run them one at a time (issue #22, test time).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn sweep(models: &[&str], angles: &str, limit: Option<&str>) -> serde_json::Value {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let out = tempfile::tempdir().unwrap();
     let mut c = rotbench();
     c.args([
@@ -63,9 +67,10 @@ fn the_p4cnn_gives_the_same_prediction_at_every_quarter_turn_on_the_full_test_se
 
 #[test]
 fn all_three_models_score_well_upright_and_only_the_augmented_one_holds_up_everywhere() {
+    // Quarter turns plus 45 degrees: the same bars as 0:360:30 at 5 angles of 12.
     let s = sweep(
         &["mnist-cnn", "mnist-cnn-aug", "mnist-p4cnn"],
-        "0:360:30",
+        "0:360:90,45",
         None,
     );
     let by = |n: &str| {
@@ -80,7 +85,7 @@ fn all_three_models_score_well_upright_and_only_the_augmented_one_holds_up_every
     for n in ["mnist-cnn", "mnist-cnn-aug", "mnist-p4cnn"] {
         let acc0 = angle(&by(n), 0.0)["accuracy"].as_f64().unwrap();
         let mean = by(n)["sweep"]["mean_accuracy"].as_f64().unwrap();
-        eprintln!("{n}: accuracy at 0 {acc0:.4}, mean over 0:360:30 {mean:.4}");
+        eprintln!("{n}: accuracy at 0 {acc0:.4}, mean over 0:360:90,45 {mean:.4}");
         // The demo issue's bar: at least 98.5% upright, for all three.
         let bar = 0.985;
         assert!(acc0 >= bar, "{n}: {acc0} at 0 degrees");

@@ -1,0 +1,231 @@
+//! The checks a gate applies, from flags or the `[gate]` table of a TOML file,
+//! and how the two layer (flags win, each check remembers its [`Origin`]).
+
+use super::*;
+
+/// `angles` in the `[gate]` table: a spec string (`"0:360:30"`) or a list of numbers.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum AngleSel {
+    Spec(String),
+    List(Vec<f64>),
+}
+
+/// `models` in the `[gate]` table: one name or a list.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub(super) enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+pub(super) fn one_or_many<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<String>>, D::Error> {
+    Ok(Option::<OneOrMany>::deserialize(d)?.map(|v| match v {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    }))
+}
+
+/// The checks of one gate run. Every field is optional; the names are the
+/// flags' in snake_case, so the `[gate]` table reads like the command line.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checks {
+    /// Minimum accuracy at every checked angle.
+    pub min_accuracy: Option<f64>,
+    /// Minimum mean accuracy over the checked angles.
+    pub min_mean_accuracy: Option<f64>,
+    /// Maximum acc(0) − acc(θ) at every checked angle.
+    pub max_drop: Option<f64>,
+    /// Minimum consistency (same prediction as at 0°) at every checked angle.
+    pub min_consistency: Option<f64>,
+    /// Minimum worst-of-sweep accuracy (always over the whole sweep).
+    pub min_worst_of_sweep: Option<f64>,
+    /// Limit the checked angles.
+    pub angles: Option<AngleSel>,
+    /// Limit the checked models (`model` is accepted too).
+    #[serde(default, alias = "model", deserialize_with = "one_or_many")]
+    pub models: Option<Vec<String>>,
+    /// Baseline name (under `baseline_dir`) or folder path.
+    pub baseline: Option<String>,
+    pub baseline_dir: Option<PathBuf>,
+    /// Largest tolerated significant accuracy fall against the baseline (default 0).
+    pub max_regression: Option<f64>,
+    /// Significance level of the McNemar test (default 0.05).
+    pub significance: Option<f64>,
+    /// A model that is not in the baseline passes the regression check (with a
+    /// note) instead of failing it: new models are expected.
+    pub allow_new_models: Option<bool>,
+}
+
+/// Where a set of checks came from, to name the flag or the file key in errors.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    Flags,
+    File(PathBuf),
+}
+
+impl Origin {
+    pub(crate) fn name(&self, key: &str) -> String {
+        match self {
+            Origin::Flags => format!("--{}", key.replace('_', "-")),
+            Origin::File(p) => format!("{}: [gate] {key}", p.display()),
+        }
+    }
+}
+
+impl Checks {
+    /// Flags override the file, field by field.
+    pub fn merge(file: Checks, flags: Checks) -> Checks {
+        Checks {
+            min_accuracy: flags.min_accuracy.or(file.min_accuracy),
+            min_mean_accuracy: flags.min_mean_accuracy.or(file.min_mean_accuracy),
+            max_drop: flags.max_drop.or(file.max_drop),
+            min_consistency: flags.min_consistency.or(file.min_consistency),
+            min_worst_of_sweep: flags.min_worst_of_sweep.or(file.min_worst_of_sweep),
+            angles: flags.angles.or(file.angles),
+            models: flags.models.filter(|m| !m.is_empty()).or(file.models),
+            baseline: flags.baseline.or(file.baseline),
+            baseline_dir: flags.baseline_dir.or(file.baseline_dir),
+            max_regression: flags.max_regression.or(file.max_regression),
+            significance: flags.significance.or(file.significance),
+            allow_new_models: flags.allow_new_models.or(file.allow_new_models),
+        }
+    }
+
+    /// True when at least one threshold or a baseline is set.
+    pub fn any(&self) -> bool {
+        self.min_accuracy.is_some()
+            || self.min_mean_accuracy.is_some()
+            || self.max_drop.is_some()
+            || self.min_consistency.is_some()
+            || self.min_worst_of_sweep.is_some()
+            || self.baseline.is_some()
+    }
+
+    /// Range checks on each value, naming the flag or file key.
+    pub fn validate(&self, origin: &Origin) -> Result<()> {
+        let unit = [
+            ("min_accuracy", self.min_accuracy, "an accuracy"),
+            ("min_mean_accuracy", self.min_mean_accuracy, "an accuracy"),
+            ("max_drop", self.max_drop, "an accuracy difference"),
+            (
+                "min_consistency",
+                self.min_consistency,
+                "a share of samples",
+            ),
+            ("min_worst_of_sweep", self.min_worst_of_sweep, "an accuracy"),
+            (
+                "max_regression",
+                self.max_regression,
+                "an accuracy difference",
+            ),
+        ];
+        for (key, v, what) in unit {
+            if let Some(v) = v {
+                if !(0.0..=1.0).contains(&v) {
+                    bail!(
+                        "{} {v}: must be between 0 and 1 ({what}, e.g. 0.05 for 5 points)",
+                        origin.name(key)
+                    );
+                }
+            }
+        }
+        if let Some(a) = self.significance {
+            if !(a > 0.0 && a <= 1.0) {
+                bail!(
+                    "{} {a}: must be above 0 and at most 1 (e.g. 0.05)",
+                    origin.name("significance")
+                );
+            }
+        }
+        if let Some(AngleSel::Spec(s)) = &self.angles {
+            angles::parse(s).map_err(|e| anyhow!("{}: {e}", origin.name("angles")))?;
+        }
+        if let Some(AngleSel::List(v)) = &self.angles {
+            if v.is_empty() || v.iter().any(|a| !a.is_finite()) {
+                bail!(
+                    "{}: give a non-empty list of finite angles, or a spec like \"0:360:30\"",
+                    origin.name("angles")
+                );
+            }
+        }
+        if let Some(b) = &self.baseline {
+            if b.trim().is_empty() {
+                bail!(
+                    "{}: is empty; give a baseline name such as `main` or a folder path",
+                    origin.name("baseline")
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that only make sense once flags and file are merged.
+    pub fn validate_merged(&self) -> Result<()> {
+        if self.max_regression.is_some() && self.baseline.is_none() {
+            bail!("--max-regression needs a baseline to compare with: add --baseline NAME (saved by `rotbench sweep ... --save-baseline NAME`)");
+        }
+        if !self.any() {
+            bail!(
+                "no checks given: add at least one of --min-accuracy, --min-mean-accuracy, --max-drop, \
+                 --min-consistency, --min-worst-of-sweep or --baseline, or --config FILE with a [gate] table"
+            );
+        }
+        Ok(())
+    }
+
+    pub(crate) fn angle_list(&self) -> Option<Vec<f64>> {
+        match &self.angles {
+            None => None,
+            Some(AngleSel::Spec(s)) => angles::parse(s).ok(),
+            Some(AngleSel::List(v)) => Some(v.clone()),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct ConfigFile {
+    gate: Option<toml::Value>,
+}
+
+/// Parse the `[gate]` table of a TOML file's text; other tables are ignored.
+pub fn parse_config(text: &str, path: &Path) -> Result<Checks> {
+    let file: ConfigFile = toml::from_str(text)
+        .map_err(|e| anyhow!("{}: not valid TOML; fix the syntax:\n{e}", path.display()))?;
+    let Some(table) = file.gate else {
+        bail!(
+            "{}: has no [gate] table; add one, e.g.\n[gate]\nmax_drop = 0.05\nmin_accuracy = 0.5",
+            path.display()
+        );
+    };
+    if !table.is_table() {
+        bail!(
+            "{}: `gate` must be a table (a [gate] section)",
+            path.display()
+        );
+    }
+    let checks: Checks = table.try_into().map_err(|e: toml::de::Error| {
+        anyhow!(
+            "{}: [gate]: {}; the keys are min_accuracy, min_mean_accuracy, max_drop, min_consistency, \
+             min_worst_of_sweep, angles, models, baseline, baseline_dir, max_regression, significance",
+            path.display(),
+            e.message().trim()
+        )
+    })?;
+    checks.validate(&Origin::File(path.to_path_buf()))?;
+    Ok(checks)
+}
+
+/// Read and parse a config file (`--config` / `--gate-config`).
+pub fn read_config(path: &Path, flag: &str) -> Result<Checks> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        anyhow!(
+            "{flag} {}: cannot read ({e}); give a TOML file with a [gate] table",
+            path.display()
+        )
+    })?;
+    parse_config(&text, path)
+}

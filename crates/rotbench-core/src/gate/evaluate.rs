@@ -1,0 +1,536 @@
+//! The evaluation of a [`Summary`] against the checks and an optional baseline
+//! into a [`Verdict`]: thresholds per angle, and regressions that count only when
+//! the exact McNemar test on paired per-sample correctness is significant.
+
+use super::*;
+
+/// One failing angle and the value that failed there.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AngleValue {
+    pub angle: f64,
+    pub value: f64,
+    /// The value as shown, e.g. `0.1120 (56/500)`.
+    pub text: String,
+}
+
+/// The outcome of one check on one model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckResult {
+    pub model: String,
+    /// The flag name without dashes: `min-accuracy`, `max-drop`, `max-regression`, ...
+    pub check: String,
+    pub threshold: f64,
+    /// `max-drop ≤ 0.05`
+    pub title: String,
+    pub passed: bool,
+    /// The numbers that decided it.
+    pub detail: String,
+    pub failing: Vec<AngleValue>,
+    pub notes: Vec<String>,
+}
+
+/// Every check on every model, plus notes about the run as a whole.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    pub results: String,
+    pub samples: usize,
+    pub checks: Vec<CheckResult>,
+    pub notes: Vec<String>,
+}
+
+impl Verdict {
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.passed)
+    }
+    pub fn failures(&self) -> usize {
+        self.checks.iter().filter(|c| !c.passed).count()
+    }
+}
+
+pub(super) fn at_least(value: f64, min: f64) -> bool {
+    value >= min - EPSILON
+}
+
+pub(super) fn at_most(value: f64, max: f64) -> bool {
+    value <= max + EPSILON
+}
+
+/// A value with enough decimals (4 at least) to tell it apart from `threshold`.
+pub(super) fn fmt_vs(value: f64, threshold: f64) -> String {
+    if value.is_nan() {
+        return "NaN".into();
+    }
+    for d in 4..=17 {
+        let s = format!("{value:.d$}");
+        if (value - threshold).abs() <= EPSILON || s != format!("{threshold:.d$}") {
+            return s;
+        }
+    }
+    format!("{value}")
+}
+
+pub(super) fn deg(a: f64) -> String {
+    format!("{}°", format_angle(a))
+}
+
+/// How many failing angles the one-line detail lists (JUnit's body lists all).
+pub(super) const LIST_MAX: usize = 24;
+
+pub(super) fn list(failing: &[AngleValue]) -> String {
+    let mut s: Vec<String> = failing
+        .iter()
+        .take(LIST_MAX)
+        .map(|f| format!("{} {}", deg(f.angle), f.text))
+        .collect();
+    if failing.len() > LIST_MAX {
+        s.push(format!("and {} more", failing.len() - LIST_MAX));
+    }
+    s.join(", ")
+}
+
+pub(super) fn frac(a: &AngleMetrics, value: f64, threshold: f64) -> String {
+    format!("{} ({}/{})", fmt_vs(value, threshold), a.correct, a.n)
+}
+
+/// A per-angle check over the checked angles: `max-*` checks are upper bounds,
+/// the others lower bounds.
+pub(super) fn per_angle(
+    model: &str,
+    check: &str,
+    threshold: f64,
+    angles: &[&AngleMetrics],
+    value: impl Fn(&AngleMetrics) -> f64,
+    text: impl Fn(&AngleMetrics, f64) -> String,
+) -> CheckResult {
+    let upper = check.starts_with("max-");
+    let what = check.trim_start_matches("max-").trim_start_matches("min-");
+    let title = format!(
+        "{check} {} {}",
+        if upper { "≤" } else { "≥" },
+        fmt_num(threshold)
+    );
+    let ok = |v: f64| {
+        if upper {
+            at_most(v, threshold)
+        } else {
+            at_least(v, threshold)
+        }
+    };
+    let failing: Vec<AngleValue> = angles
+        .iter()
+        .filter(|a| !ok(value(a)))
+        .map(|a| AngleValue {
+            angle: a.angle,
+            value: value(a),
+            text: text(a, value(a)),
+        })
+        .collect();
+    // The angle that decided it: the worst one (NaN counts as worst).
+    let worst = angles
+        .iter()
+        .copied()
+        .fold(None::<&AngleMetrics>, |w, a| match w {
+            None => Some(a),
+            Some(w) => {
+                let (va, vw) = (value(a), value(w));
+                let worse = va.is_nan() || (!vw.is_nan() && if upper { va > vw } else { va < vw });
+                Some(if worse { a } else { w })
+            }
+        });
+    let n = angles.len();
+    let detail = if failing.is_empty() {
+        match worst {
+            Some(w) => format!(
+                "{} {what} {} at {} ({n} angle{} checked)",
+                if upper { "largest" } else { "lowest" },
+                text(w, value(w)),
+                deg(w.angle),
+                if n == 1 { "" } else { "s" }
+            ),
+            None => "no angle to check".into(),
+        }
+    } else {
+        format!(
+            "{what} {} {} at {} of {n} angles: {}",
+            if upper { "above" } else { "below" },
+            fmt_num(threshold),
+            failing.len(),
+            list(&failing)
+        )
+    };
+    CheckResult {
+        model: model.to_string(),
+        check: check.to_string(),
+        threshold,
+        title,
+        passed: failing.is_empty(),
+        detail,
+        failing,
+        notes: Vec::new(),
+    }
+}
+
+/// A threshold as the user wrote it (shortest round-trip form).
+pub(super) fn fmt_num(v: f64) -> String {
+    format!("{v}")
+}
+
+/// The angles to check for one model: the swept ones, limited by `--angles`.
+pub(super) fn checked_angles<'a>(
+    m: &'a ModelSummary,
+    sel: Option<&[f64]>,
+) -> Result<Vec<&'a AngleMetrics>> {
+    match sel {
+        None => Ok(m.angles.iter().filter(|a| a.in_sweep).collect()),
+        Some(sel) => {
+            let missing: Vec<String> = sel
+                .iter()
+                .filter(|s| !m.angles.iter().any(|a| a.angle == **s))
+                .map(|a| format_angle(*a))
+                .collect();
+            if !missing.is_empty() {
+                let swept: Vec<String> = m
+                    .angles
+                    .iter()
+                    .filter(|a| a.in_sweep)
+                    .map(|a| format_angle(a.angle))
+                    .collect();
+                bail!(
+                    "--angles: {} not in the sweep of {} (swept: {}); check only swept angles, or sweep them",
+                    missing.join(", "),
+                    m.name,
+                    swept.join(", ")
+                );
+            }
+            // An added reference is checked only when named explicitly.
+            Ok(m.angles.iter().filter(|a| sel.contains(&a.angle)).collect())
+        }
+    }
+}
+
+/// Run every check on every selected model. `baseline` pairs a loaded baseline
+/// with the current per-sample predictions. Errors are configuration errors
+/// (an unknown model or angle, a mismatched baseline), not failed checks.
+pub fn evaluate(
+    summary: &Summary,
+    checks: &Checks,
+    baseline: Option<(&Baseline, &Predictions)>,
+    results: &str,
+) -> Result<Verdict> {
+    checks.validate_merged()?;
+    if checks.baseline.is_some() && baseline.is_none() {
+        bail!("internal: a baseline was named but not loaded");
+    }
+    let sel = checks.angle_list();
+    let models: Vec<&ModelSummary> = match &checks.models {
+        None => summary.models.iter().collect(),
+        Some(names) => {
+            let mut out: Vec<&ModelSummary> = Vec::new();
+            for n in names {
+                match summary.models.iter().find(|m| &m.name == n) {
+                    Some(m) if out.iter().any(|o| o.name == m.name) => {}
+                    Some(m) => out.push(m),
+                    None => bail!(
+                        "--model {n}: no such model in {results} (models: {}); name a swept model",
+                        summary
+                            .models
+                            .iter()
+                            .map(|m| m.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                }
+            }
+            out
+        }
+    };
+    let mut verdict = Verdict {
+        results: results.to_string(),
+        samples: summary.dataset.n,
+        checks: Vec::new(),
+        notes: Vec::new(),
+    };
+    if let Some((b, cur)) = baseline {
+        b.check_compatible(summary, cur)?;
+        verdict.notes.extend(b.setting_notes(summary));
+    }
+    for m in models {
+        let angles = checked_angles(m, sel.as_deref())?;
+        let name = m.name.as_str();
+        if let Some(t) = checks.min_accuracy {
+            verdict.checks.push(per_angle(
+                name,
+                "min-accuracy",
+                t,
+                &angles,
+                |a| a.accuracy,
+                |a, v| frac(a, v, t),
+            ));
+        }
+        if let Some(t) = checks.min_mean_accuracy {
+            let mean = if angles.is_empty() {
+                f64::NAN
+            } else {
+                angles.iter().map(|a| a.accuracy).sum::<f64>() / angles.len() as f64
+            };
+            let passed = at_least(mean, t);
+            verdict.checks.push(CheckResult {
+                model: name.into(),
+                check: "min-mean-accuracy".into(),
+                threshold: t,
+                title: format!("min-mean-accuracy ≥ {}", fmt_num(t)),
+                passed,
+                detail: format!(
+                    "mean accuracy {}{} over {} angle{}",
+                    fmt_vs(mean, t),
+                    if passed {
+                        String::new()
+                    } else {
+                        format!(" < {}", fmt_num(t))
+                    },
+                    angles.len(),
+                    if angles.len() == 1 { "" } else { "s" }
+                ),
+                failing: Vec::new(),
+                notes: Vec::new(),
+            });
+        }
+        if let Some(t) = checks.max_drop {
+            verdict.checks.push(per_angle(
+                name,
+                "max-drop",
+                t,
+                &angles,
+                |a| a.accuracy_drop,
+                |_, v| fmt_vs(v, t),
+            ));
+        }
+        if let Some(t) = checks.min_consistency {
+            verdict.checks.push(per_angle(
+                name,
+                "min-consistency",
+                t,
+                &angles,
+                |a| a.consistency,
+                |_, v| fmt_vs(v, t),
+            ));
+        }
+        if let Some(t) = checks.min_worst_of_sweep {
+            let s = &m.sweep;
+            let passed = at_least(s.worst_of_sweep_accuracy, t);
+            let swept = m.angles.iter().filter(|a| a.in_sweep).count();
+            let mut notes = Vec::new();
+            let narrowed = angles.len() != swept || angles.iter().any(|a| !a.in_sweep);
+            if narrowed {
+                notes.push(
+                    "worst-of-sweep covers every swept angle; --angles does not narrow it".into(),
+                );
+            }
+            verdict.checks.push(CheckResult {
+                model: name.into(),
+                check: "min-worst-of-sweep".into(),
+                threshold: t,
+                title: format!("min-worst-of-sweep ≥ {}", fmt_num(t)),
+                passed,
+                detail: format!(
+                    "worst-of-sweep accuracy {} ({}/{}, correct at all {swept} swept angles){}",
+                    fmt_vs(s.worst_of_sweep_accuracy, t),
+                    s.worst_of_sweep_correct,
+                    summary.dataset.n,
+                    if passed {
+                        String::new()
+                    } else {
+                        format!(" < {}", fmt_num(t))
+                    }
+                ),
+                failing: Vec::new(),
+                notes,
+            });
+        }
+        if let Some((b, cur)) = baseline {
+            verdict
+                .checks
+                .push(regression(name, &angles, b, cur, checks)?);
+        }
+    }
+    Ok(verdict)
+}
+
+/// One model against the baseline, angle by angle.
+pub(super) fn regression(
+    model: &str,
+    angles: &[&AngleMetrics],
+    b: &Baseline,
+    cur: &Predictions,
+    checks: &Checks,
+) -> Result<CheckResult> {
+    let r = checks.max_regression.unwrap_or(0.0);
+    let alpha = checks.significance.unwrap_or(DEFAULT_SIGNIFICANCE);
+    let mut res = CheckResult {
+        model: model.into(),
+        check: "max-regression".into(),
+        threshold: r,
+        title: format!(
+            "max-regression ≤ {} vs baseline {} (McNemar α={})",
+            fmt_num(r),
+            b.label,
+            fmt_num(alpha)
+        ),
+        passed: true,
+        detail: String::new(),
+        failing: Vec::new(),
+        notes: Vec::new(),
+    };
+    if !b.predictions.models.iter().any(|m| m.name == model) {
+        let have = b
+            .predictions
+            .models
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        if checks.allow_new_models == Some(true) {
+            res.detail = format!(
+                "model {model} is not in baseline {} (models: {have}); a new model, nothing to compare (allow_new_models)",
+                b.label
+            );
+            res.notes.push(res.detail.clone());
+        } else {
+            res.passed = false;
+            res.detail = format!(
+                "model {model} is not in baseline {} (models: {have}), so nothing was compared; \
+                 if the model was renamed, save a new baseline; if new models are expected, pass --allow-new-models \
+                 (allow_new_models = true under [gate])",
+                b.label
+            );
+        }
+        return Ok(res);
+    }
+    let labels = &cur.labels;
+    let n = labels.len();
+    let mut not_in_base = Vec::new();
+    let mut worst: Option<(f64, f64, f64)> = None; // (fall, angle, p)
+    let mut compared = 0;
+    for a in angles {
+        let now = cur.get(model, a.angle).ok_or_else(|| {
+            anyhow!("the results have no predictions for model {model} at {}; rerun the sweep without --no-predictions", deg(a.angle))
+        })?;
+        let Some(base) = b.predictions.get(model, a.angle) else {
+            not_in_base.push(a.angle);
+            continue;
+        };
+        compared += 1;
+        let mut p = Paired::default();
+        if base.len() != n || now.len() != n {
+            bail!("baseline {}: model {model} at {} has {} predictions for {n} samples; save it again", b.label, deg(a.angle), base.len());
+        }
+        for ((&l, &bp), &np) in labels.iter().zip(base).zip(now) {
+            p.add(bp == l as i32, np == l as i32);
+        }
+        let acc_base = (p.both + p.only_a) as f64 / n as f64;
+        let acc_now = (p.both + p.only_b) as f64 / n as f64;
+        // Exact from the counts: (only_base − only_now) / n.
+        let fall = (p.only_a as f64 - p.only_b as f64) / n as f64;
+        let pv = p.mcnemar();
+        let significant = pv < alpha;
+        if worst.is_none_or(|(f, _, _)| fall > f) {
+            worst = Some((fall, a.angle, pv));
+        }
+        if !at_most(fall, r) {
+            if significant {
+                res.failing.push(AngleValue {
+                    angle: a.angle,
+                    value: fall,
+                    text: format!(
+                        "{:.4} → {:.4} (fell {}, McNemar p={})",
+                        acc_base,
+                        acc_now,
+                        fmt_vs(fall, r),
+                        fmt_p(pv)
+                    ),
+                });
+            } else {
+                res.notes.push(format!(
+                    "fell {} at {} ({:.4} → {:.4}) but McNemar p={} ≥ {}: within noise",
+                    fmt_vs(fall, r),
+                    deg(a.angle),
+                    acc_base,
+                    acc_now,
+                    fmt_p(pv),
+                    fmt_num(alpha)
+                ));
+            }
+        }
+    }
+    // An angle with nothing to compare against is a failure, not a pass: a gate
+    // that compared nothing must not say the model did not regress.
+    for &angle in &not_in_base {
+        res.failing.push(AngleValue {
+            angle,
+            value: f64::NAN,
+            text: format!("not in baseline {}: nothing to compare", b.label),
+        });
+    }
+    res.passed = res.failing.is_empty();
+    let fell = res.failing.len() - not_in_base.len();
+    res.detail = if compared == 0 {
+        format!(
+            "no checked angle is in baseline {} ({}), so nothing was compared; save a new baseline over these angles, or narrow --angles to the baseline's",
+            b.label,
+            angle_list_text(&not_in_base)
+        )
+    } else if !res.passed {
+        let mut parts = Vec::new();
+        if fell > 0 {
+            parts.push(format!(
+                "fell more than {} with McNemar p < {} at {fell} of {compared} angles",
+                fmt_num(r),
+                fmt_num(alpha)
+            ));
+        }
+        if !not_in_base.is_empty() {
+            parts.push(format!(
+                "{} checked angle{} not in baseline {} ({}); save a new baseline over these angles, or narrow --angles",
+                not_in_base.len(),
+                if not_in_base.len() == 1 { " is" } else { "s are" },
+                b.label,
+                angle_list_text(&not_in_base)
+            ));
+        }
+        format!("{}: {}", parts.join("; "), list(&res.failing))
+    } else {
+        // Here compared > 0, so `worst` is set; a missing one reads as no fall.
+        match worst.unwrap_or((0.0, 0.0, 1.0)) {
+            (f, _, _) if f <= 0.0 => format!(
+                "no fall at any of {compared} angles against baseline {}",
+                b.label
+            ),
+            (f, angle, pv) => format!(
+                "largest fall {} at {} (McNemar p={}), {compared} angles compared",
+                fmt_vs(f, r),
+                deg(angle),
+                fmt_p(pv)
+            ),
+        }
+    };
+    Ok(res)
+}
+
+pub(super) fn angle_list_text(angles: &[f64]) -> String {
+    angles
+        .iter()
+        .map(|&a| deg(a))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A p-value with 2 significant digits (exact 1 shown as 1).
+pub(super) fn fmt_p(p: f64) -> String {
+    if p >= 1.0 {
+        "1".into()
+    } else if p >= 0.01 {
+        format!("{p:.2}")
+    } else {
+        format!("{p:.2e}")
+    }
+}

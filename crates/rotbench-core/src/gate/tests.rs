@@ -1,0 +1,968 @@
+//! The gate's unit tests, on real SweepResults and Summaries built from hand-made predictions.
+
+use super::*;
+use crate::dataset::DatasetInfo;
+use crate::results::{AnglePlan, Examples, ModelSweep};
+use crate::spec::{ModelSpec, Provenance};
+use crate::summary::{self, ModelMeta, Settings};
+
+const SHA: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+/// A real SweepResult and Summary from hand-made predictions:
+/// `preds[model][angle][sample]`, angles in `user` order (0 added if absent).
+fn fake(
+    user: &[f64],
+    labels: &[u32],
+    preds: &[(&str, Vec<Vec<i32>>)],
+    sha: &str,
+) -> (Summary, SweepResult) {
+    let AnglePlan {
+        angles,
+        reference_added,
+        reference,
+    } = AnglePlan::new(user);
+    let nc = 10;
+    let n = labels.len();
+    let models: Vec<ModelSweep> = preds
+        .iter()
+        .map(|(_, p)| {
+            // An added 0° reference: every sample correct there.
+            let p: Vec<Vec<i32>> = if reference_added {
+                std::iter::once(labels.iter().map(|&l| l as i32).collect())
+                    .chain(p.iter().cloned())
+                    .collect()
+            } else {
+                p.clone()
+            };
+            let ones = p.iter().map(|v| vec![1.0; v.len()]).collect();
+            let tv = p.iter().map(|v| vec![0.0; v.len()]).collect();
+            ModelSweep::tallied(p, ones, tv, labels, reference, nc)
+        })
+        .collect();
+    let result = SweepResult {
+        angles: angles.clone(),
+        reference_added,
+        reference,
+        indices: (0..n as u64).collect(),
+        labels: labels.to_vec(),
+        models,
+        examples: Examples::default(),
+    };
+    let spec = ModelSpec {
+        input: [1, 28, 28],
+        mean: vec![0.0],
+        std: vec![1.0],
+        classes: (0..nc).map(|c| c.to_string()).collect(),
+        preprocess: Default::default(),
+    };
+    let prov = Provenance::new();
+    let metas: Vec<ModelMeta<'_>> = preds
+        .iter()
+        .map(|(name, _)| ModelMeta {
+            name,
+            path: format!("{name}.pt"),
+            sha256: SHA,
+            spec: &spec,
+            provenance: &prov,
+        })
+        .collect();
+    let info = DatasetInfo {
+        format: "idx".into(),
+        path: "data".into(),
+        len: n,
+        start: 0,
+        total: n,
+        sha256: sha.into(),
+        class_names: None,
+        class_order: "model".into(),
+        class_map: vec![],
+        skipped: vec![],
+    };
+    let settings = Settings {
+        angles: user.to_vec(),
+        reference_angle: 0.0,
+        reference_added,
+        interpolation: "bilinear".into(),
+        fill: "0".into(),
+        mask_circle: false,
+        batch_size: crate::summary::BatchSetting::Fixed(1),
+        limit: None,
+        device: "cpu".into(),
+        inference: "exact".into(),
+        rotate_on: "host".into(),
+        backend: "torchscript".into(),
+    };
+    let s = summary::build(&result, &metas, &info, settings, "test");
+    (s, result)
+}
+
+/// `k` of `n` samples correct: labels all 0 and the first `k` predictions 0.
+fn k_of(n: usize, k: usize) -> Vec<i32> {
+    (0..n).map(|s| if s < k { 0 } else { 1 }).collect()
+}
+
+/// Ten samples: 10/10 correct at 0°, 9/10 at 90°, 7/10 at 180°.
+fn ten() -> Summary {
+    let labels = vec![0u32; 10];
+    fake(
+        &[0.0, 90.0, 180.0],
+        &labels,
+        &[("net", vec![k_of(10, 10), k_of(10, 9), k_of(10, 7)])],
+        SHA,
+    )
+    .0
+}
+
+fn run(s: &Summary, c: Checks) -> Verdict {
+    evaluate(s, &c, None, "r/summary.json").unwrap()
+}
+
+fn one(s: &Summary, c: Checks) -> CheckResult {
+    let v = run(s, c);
+    assert_eq!(v.checks.len(), 1, "{v:?}");
+    v.checks[0].clone()
+}
+
+#[test]
+fn min_accuracy_holds_at_equality_and_fails_just_below() {
+    let s = ten();
+    let at = one(
+        &s,
+        Checks {
+            min_accuracy: Some(0.7),
+            ..Default::default()
+        },
+    );
+    assert!(at.passed, "{at:?}");
+    assert!(at.detail.contains("0.7000 (7/10) at 180°"), "{}", at.detail);
+    let beyond = one(
+        &s,
+        Checks {
+            min_accuracy: Some(0.7 + 1e-9),
+            ..Default::default()
+        },
+    );
+    assert!(!beyond.passed);
+    assert_eq!(beyond.failing.len(), 1);
+    assert_eq!(beyond.failing[0].angle, 180.0);
+    let one_sample = one(
+        &s,
+        Checks {
+            min_accuracy: Some(0.9),
+            ..Default::default()
+        },
+    );
+    assert!(!one_sample.passed);
+    assert_eq!(
+        one_sample
+            .failing
+            .iter()
+            .map(|f| f.angle)
+            .collect::<Vec<_>>(),
+        vec![180.0]
+    );
+    assert!(
+        one_sample.detail.contains("180° 0.7000 (7/10)"),
+        "{}",
+        one_sample.detail
+    );
+}
+
+#[test]
+fn max_drop_holds_at_equality_despite_float_rounding() {
+    // 1.0 − 0.9 is 0.09999999999999998 and 1.0 − 0.7 is 0.30000000000000004 in f64.
+    let s = ten();
+    assert_eq!(s.models[0].angles[2].accuracy_drop, 1.0 - 0.7);
+    assert!(s.models[0].angles[2].accuracy_drop > 0.3);
+    let at = one(
+        &s,
+        Checks {
+            max_drop: Some(0.3),
+            ..Default::default()
+        },
+    );
+    assert!(at.passed, "{at:?}");
+    let beyond = one(
+        &s,
+        Checks {
+            max_drop: Some(0.3 - 1e-9),
+            ..Default::default()
+        },
+    );
+    assert!(!beyond.passed);
+    let tenth = one(
+        &s,
+        Checks {
+            max_drop: Some(0.1),
+            ..Default::default()
+        },
+    );
+    assert!(!tenth.passed);
+    assert_eq!(tenth.failing.len(), 1);
+    assert!(
+        tenth
+            .detail
+            .contains("drop above 0.1 at 1 of 3 angles: 180° 0.3000"),
+        "{}",
+        tenth.detail
+    );
+    let v = one(
+        &s,
+        Checks {
+            max_drop: Some(0.1),
+            angles: Some(AngleSel::Spec("0,90".into())),
+            ..Default::default()
+        },
+    );
+    assert!(v.passed, "{v:?}");
+}
+
+#[test]
+fn min_mean_accuracy_holds_at_equality() {
+    // (1.0 + 0.9 + 0.7) / 3 = 0.8666…
+    let s = ten();
+    let mean = (1.0 + 0.9 + 0.7) / 3.0;
+    assert!(
+        one(
+            &s,
+            Checks {
+                min_mean_accuracy: Some(mean),
+                ..Default::default()
+            }
+        )
+        .passed
+    );
+    assert!(
+        one(
+            &s,
+            Checks {
+                min_mean_accuracy: Some(0.8666666666666667),
+                ..Default::default()
+            }
+        )
+        .passed
+    );
+    let f = one(
+        &s,
+        Checks {
+            min_mean_accuracy: Some(mean + 1e-9),
+            ..Default::default()
+        },
+    );
+    assert!(!f.passed);
+    assert!(f.detail.contains("over 3 angles"), "{}", f.detail);
+    // Limited to 90 and 180: (0.9 + 0.7) / 2 = 0.8.
+    let c = Checks {
+        min_mean_accuracy: Some(0.8),
+        angles: Some(AngleSel::List(vec![90.0, 180.0])),
+        ..Default::default()
+    };
+    assert!(one(&s, c.clone()).passed);
+    assert!(
+        !one(
+            &s,
+            Checks {
+                min_mean_accuracy: Some(0.8 + 1e-9),
+                ..c
+            }
+        )
+        .passed
+    );
+}
+
+#[test]
+fn min_consistency_holds_at_equality() {
+    let s = ten();
+    assert_eq!(s.models[0].angles[1].consistency, 0.9);
+    assert!(
+        one(
+            &s,
+            Checks {
+                min_consistency: Some(0.7),
+                ..Default::default()
+            }
+        )
+        .passed
+    );
+    let f = one(
+        &s,
+        Checks {
+            min_consistency: Some(0.8),
+            ..Default::default()
+        },
+    );
+    assert!(!f.passed);
+    assert_eq!(f.failing[0].angle, 180.0);
+}
+
+#[test]
+fn min_worst_of_sweep_holds_at_equality() {
+    // Samples 0..7 are correct everywhere: 7/10.
+    let s = ten();
+    assert_eq!(s.models[0].sweep.worst_of_sweep_correct, 7);
+    let at = one(
+        &s,
+        Checks {
+            min_worst_of_sweep: Some(0.7),
+            ..Default::default()
+        },
+    );
+    assert!(at.passed, "{at:?}");
+    assert!(at.detail.contains("(7/10"), "{}", at.detail);
+    assert!(
+        !one(
+            &s,
+            Checks {
+                min_worst_of_sweep: Some(0.7 + 1e-9),
+                ..Default::default()
+            }
+        )
+        .passed
+    );
+}
+
+#[test]
+fn an_added_reference_is_not_gated_unless_named() {
+    // 0 added as reference; 90 swept. All wrong at 90.
+    let labels = vec![0u32; 4];
+    let (s, _) = fake(&[90.0], &labels, &[("net", vec![vec![1; 4]])], SHA);
+    let v = one(
+        &s,
+        Checks {
+            min_accuracy: Some(0.5),
+            ..Default::default()
+        },
+    );
+    assert_eq!(v.failing.len(), 1);
+    assert!(v.detail.contains("of 1 angles"), "{}", v.detail);
+    let only0 = one(
+        &s,
+        Checks {
+            min_accuracy: Some(0.5),
+            angles: Some(AngleSel::Spec("0".into())),
+            ..Default::default()
+        },
+    );
+    assert!(only0.passed);
+}
+
+#[test]
+fn unknown_angles_and_models_are_errors_not_passes() {
+    let s = ten();
+    let e = evaluate(
+        &s,
+        &Checks {
+            min_accuracy: Some(0.5),
+            angles: Some(AngleSel::Spec("45".into())),
+            ..Default::default()
+        },
+        None,
+        "r",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("--angles") && e.contains("45") && e.contains("swept: 0, 90, 180"),
+        "{e}"
+    );
+    let e = evaluate(
+        &s,
+        &Checks {
+            min_accuracy: Some(0.5),
+            models: Some(vec!["other".into()]),
+            ..Default::default()
+        },
+        None,
+        "r",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("--model other") && e.contains("net"), "{e}");
+    let e = evaluate(&s, &Checks::default(), None, "r")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no checks given"), "{e}");
+}
+
+#[test]
+fn model_filter_limits_the_checked_models() {
+    let labels = vec![0u32; 10];
+    let (s, _) = fake(
+        &[0.0, 90.0],
+        &labels,
+        &[
+            ("a", vec![k_of(10, 10), k_of(10, 2)]),
+            ("b", vec![k_of(10, 10), k_of(10, 10)]),
+        ],
+        SHA,
+    );
+    let v = run(
+        &s,
+        Checks {
+            min_accuracy: Some(0.5),
+            ..Default::default()
+        },
+    );
+    assert_eq!(v.checks.len(), 2);
+    assert!(!v.passed());
+    let v = run(
+        &s,
+        Checks {
+            min_accuracy: Some(0.5),
+            models: Some(vec!["b".into()]),
+            ..Default::default()
+        },
+    );
+    assert_eq!(v.checks.len(), 1);
+    assert!(v.passed());
+}
+
+#[test]
+fn thresholds_out_of_range_are_refused_naming_the_flag_or_key() {
+    let e = Checks {
+        min_accuracy: Some(1.5),
+        ..Default::default()
+    }
+    .validate(&Origin::Flags)
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("--min-accuracy 1.5"), "{e}");
+    let e = Checks {
+        max_drop: Some(f64::NAN),
+        ..Default::default()
+    }
+    .validate(&Origin::Flags)
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("--max-drop"), "{e}");
+    let e = parse_config("[gate]\nsignificance = 0\n", Path::new("g.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("g.toml: [gate] significance"), "{e}");
+    let e = Checks {
+        max_regression: Some(0.1),
+        min_accuracy: Some(0.1),
+        ..Default::default()
+    }
+    .validate_merged()
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("--max-regression needs a baseline"), "{e}");
+}
+
+// --- TOML
+
+#[test]
+fn the_gate_table_parses_with_the_flag_names_in_snake_case() {
+    let text = r#"
+        [other]
+        ignored = true
+
+        [gate]
+        min_accuracy = 0        # an integer is fine
+        min_mean_accuracy = 0.5
+        max_drop = 0.05
+        min_consistency = 0.25
+        min_worst_of_sweep = 0.01
+        angles = "0:360:30"
+        models = ["mnist-cnn"]
+        baseline = "main"
+        baseline_dir = "ci/baselines"
+        max_regression = 0.01
+        significance = 0.01
+    "#;
+    let c = parse_config(text, Path::new("rotbench.toml")).unwrap();
+    assert_eq!(c.min_accuracy, Some(0.0));
+    assert_eq!(c.max_drop, Some(0.05));
+    assert_eq!(c.min_worst_of_sweep, Some(0.01));
+    assert_eq!(c.angles, Some(AngleSel::Spec("0:360:30".into())));
+    assert_eq!(c.models, Some(vec!["mnist-cnn".to_string()]));
+    assert_eq!(c.baseline.as_deref(), Some("main"));
+    assert_eq!(c.baseline_dir, Some(PathBuf::from("ci/baselines")));
+    assert_eq!(c.significance, Some(0.01));
+    let c = parse_config(
+        "[gate]\nangles = [0, 90, 180]\nmodel = \"x\"\n",
+        Path::new("r.toml"),
+    )
+    .unwrap();
+    assert_eq!(c.angles, Some(AngleSel::List(vec![0.0, 90.0, 180.0])));
+    assert_eq!(c.models, Some(vec!["x".to_string()]));
+}
+
+#[test]
+fn the_committed_example_config_parses() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/rotbench.example.toml");
+    let c = read_config(&p, "--config").unwrap();
+    assert!(c.any());
+    assert!(c.max_drop.is_some());
+}
+
+#[test]
+fn bad_config_files_name_the_file_and_the_problem() {
+    let p = Path::new("rotbench.toml");
+    let e = parse_config("[gate]\nmin_acuracy = 0.5\n", p)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("rotbench.toml: [gate]") && e.contains("min_acuracy"),
+        "{e}"
+    );
+    let e = parse_config("[tool]\nx = 1\n", p).unwrap_err().to_string();
+    assert!(e.starts_with("rotbench.toml: has no [gate] table"), "{e}");
+    let e = parse_config("[gate\n", p).unwrap_err().to_string();
+    assert!(e.starts_with("rotbench.toml: not valid TOML"), "{e}");
+    let e = parse_config("[gate]\nmax_drop = \"0.05\"\n", p)
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("rotbench.toml: [gate]"), "{e}");
+    let e = parse_config("[gate]\nangles = \"0:360:0\"\n", p)
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("rotbench.toml: [gate] angles"), "{e}");
+    let e = read_config(Path::new("/nonexistent/rotbench.toml"), "--config")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("--config /nonexistent/rotbench.toml: cannot read"),
+        "{e}"
+    );
+}
+
+#[test]
+fn flags_override_the_file_field_by_field() {
+    let file = parse_config(
+        "[gate]\nmin_accuracy = 0.5\nmax_drop = 0.1\nmodels = [\"a\"]\nsignificance = 0.01\n",
+        Path::new("f"),
+    )
+    .unwrap();
+    let flags = Checks {
+        max_drop: Some(0.2),
+        models: Some(vec![]),
+        ..Default::default()
+    };
+    let m = Checks::merge(file.clone(), flags);
+    assert_eq!(m.min_accuracy, Some(0.5));
+    assert_eq!(m.max_drop, Some(0.2));
+    assert_eq!(
+        m.models,
+        Some(vec!["a".to_string()]),
+        "an empty flag list keeps the file's models"
+    );
+    assert_eq!(m.significance, Some(0.01));
+    let m = Checks::merge(
+        file,
+        Checks {
+            models: Some(vec!["b".into()]),
+            significance: Some(0.1),
+            ..Default::default()
+        },
+    );
+    assert_eq!(m.models, Some(vec!["b".to_string()]));
+    assert_eq!(m.significance, Some(0.1));
+}
+
+// --- baselines
+
+/// Baseline and current predictions on 100 samples (label 0) at 0° and 90°.
+/// At 90°: `both` correct in both, `b` only in the baseline, `c` only now.
+/// Write files into a folder (the core never writes; its tests may).
+fn put(dir: &Path, files: &[(String, Vec<u8>)]) {
+    for (name, bytes) in files {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
+
+fn pair(both: usize, b: usize, c: usize) -> (Summary, Predictions, Baseline) {
+    let n = 100;
+    let labels = vec![0u32; n];
+    // Label 0 is right, 1 wrong: `both` right in both, then `b` only in the baseline, then `c` only now.
+    let base: Vec<i32> = (0..n).map(|s| if s < both + b { 0 } else { 1 }).collect();
+    let now: Vec<i32> = (0..n)
+        .map(|s| {
+            if s < both || (both + b..both + b + c).contains(&s) {
+                0
+            } else {
+                1
+            }
+        })
+        .collect();
+    let (bs, br) = fake(
+        &[0.0, 90.0],
+        &labels,
+        &[("net", vec![k_of(n, n), base])],
+        SHA,
+    );
+    let (cs, cr) = fake(
+        &[0.0, 90.0],
+        &labels,
+        &[("net", vec![k_of(n, n), now])],
+        SHA,
+    );
+    let bp = Predictions::from_sweep(&bs, &br);
+    let cp = Predictions::from_sweep(&cs, &cr);
+    let baseline = Baseline {
+        label: "main".into(),
+        path: PathBuf::from("b/main"),
+        summary: bs,
+        predictions: bp,
+    };
+    (cs, cp, baseline)
+}
+
+fn vs_baseline(both: usize, b: usize, c: usize, r: Option<f64>, alpha: Option<f64>) -> CheckResult {
+    let (s, cur, base) = pair(both, b, c);
+    let checks = Checks {
+        baseline: Some("main".into()),
+        max_regression: r,
+        significance: alpha,
+        ..Default::default()
+    };
+    let v = evaluate(&s, &checks, Some((&base, &cur)), "r").unwrap();
+    assert_eq!(v.checks.len(), 1);
+    v.checks[0].clone()
+}
+
+#[test]
+fn exact_mcnemar_p_values_of_the_constructed_sets_are_known() {
+    // b=10, c=0: 2 * P(X <= 0), X ~ Bin(10, 1/2) = 2/1024 exactly.
+    assert_eq!(crate::metrics::mcnemar_exact(10, 0), 0.001953125);
+    // b=7, c=3: 2 * (1 + 10 + 45 + 120) / 1024 = 352/1024.
+    assert!((crate::metrics::mcnemar_exact(7, 3) - 0.34375).abs() < 1e-15);
+    assert!((crate::metrics::mcnemar_exact(3, 7) - 0.34375).abs() < 1e-15);
+}
+
+#[test]
+fn a_significant_fall_beyond_the_tolerance_fails() {
+    // 80 correct in both, 10 only in the baseline: 0.90 -> 0.80, p = 0.00195.
+    let r = vs_baseline(80, 10, 0, Some(0.05), None);
+    assert!(!r.passed, "{r:?}");
+    assert_eq!(r.failing.len(), 1);
+    assert_eq!(r.failing[0].angle, 90.0);
+    assert!((r.failing[0].value - 0.1).abs() < 1e-15);
+    assert!(
+        r.failing[0].text.contains("0.9000 → 0.8000") && r.failing[0].text.contains("p=1.95e-3"),
+        "{}",
+        r.failing[0].text
+    );
+    assert!(r.detail.contains("at 1 of 2 angles"), "{}", r.detail);
+}
+
+#[test]
+fn a_fall_within_the_noise_passes_with_a_note() {
+    // 7 only in the baseline, 3 only now: fall 0.04, p = 0.34375.
+    let r = vs_baseline(80, 7, 3, Some(0.01), None);
+    assert!(r.passed, "{r:?}");
+    assert_eq!(r.notes.len(), 1, "{:?}", r.notes);
+    assert!(
+        r.notes[0].contains("fell 0.0400 at 90°")
+            && r.notes[0].contains("p=0.34 ≥ 0.05: within noise"),
+        "{}",
+        r.notes[0]
+    );
+    // With a lenient alpha the same fall is significant.
+    assert!(!vs_baseline(80, 7, 3, Some(0.01), Some(0.5)).passed);
+}
+
+#[test]
+fn the_regression_tolerance_holds_at_equality() {
+    // Fall exactly 0.1, significant: passes at R = 0.1, fails just below.
+    assert!(vs_baseline(80, 10, 0, Some(0.1), None).passed);
+    assert!(!vs_baseline(80, 10, 0, Some(0.1 - 1e-9), None).passed);
+    // Without --max-regression, any significant fall fails.
+    assert!(!vs_baseline(80, 10, 0, None, None).passed);
+}
+
+#[test]
+fn significance_is_strict_p_below_alpha() {
+    // p = 2^-9 exactly; at alpha = p the fall is not significant.
+    assert!(vs_baseline(80, 10, 0, Some(0.0), Some(0.001953125)).passed);
+    assert!(!vs_baseline(80, 10, 0, Some(0.0), Some(0.001953125 + 1e-9)).passed);
+}
+
+#[test]
+fn an_improvement_passes() {
+    let r = vs_baseline(80, 0, 10, Some(0.0), None);
+    assert!(r.passed);
+    assert!(r.detail.contains("no fall"), "{}", r.detail);
+}
+
+#[test]
+fn a_baseline_from_another_dataset_or_other_samples_is_refused() {
+    let (s, cur, mut base) = pair(80, 10, 0);
+    let checks = Checks {
+        baseline: Some("main".into()),
+        ..Default::default()
+    };
+    base.predictions.dataset_sha256 = "b".repeat(64);
+    let e = evaluate(&s, &checks, Some((&base, &cur)), "r")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("--baseline main: refused, it comes from a different dataset")
+            && e.contains("bbbbbbbbbbbb"),
+        "{e}"
+    );
+    let (s, cur, mut base) = pair(80, 10, 0);
+    base.predictions.indices.truncate(50);
+    base.predictions.labels.truncate(50);
+    let e = evaluate(&s, &checks, Some((&base, &cur)), "r")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("different samples")
+            && e.contains("baseline 50 samples")
+            && e.contains("results 100 samples"),
+        "{e}"
+    );
+    let (s, cur, mut base) = pair(80, 10, 0);
+    base.predictions.labels[3] = 4;
+    let e = evaluate(&s, &checks, Some((&base, &cur)), "r")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("different labels"), "{e}");
+}
+
+#[test]
+fn a_baseline_whose_predictions_come_from_another_baseline_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let (_, _, a) = pair(80, 10, 0);
+    let (_, _, b) = pair(80, 20, 0);
+    for (name, base) in [("a", &a), ("b", &b)] {
+        let dir = d.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        put(
+            &dir,
+            &baseline_files(&base.summary, &base.predictions).unwrap(),
+        );
+    }
+    std::fs::copy(
+        d.path().join("b/predictions.json"),
+        d.path().join("a/predictions.json"),
+    )
+    .unwrap();
+    let e = format!("{:#}", load_baseline("a", d.path()).unwrap_err());
+    assert!(
+        e.contains("does not belong to") && e.contains("save the baseline again"),
+        "{e}"
+    );
+}
+
+#[test]
+fn baselines_round_trip_through_their_files() {
+    let d = tempfile::tempdir().unwrap();
+    let (s, cur, base) = pair(80, 10, 0);
+    let files = baseline_files(&base.summary, &base.predictions).unwrap();
+    let dir = d.path().join("main");
+    std::fs::create_dir_all(&dir).unwrap();
+    put(&dir, &files);
+    let loaded = load_baseline("main", d.path()).unwrap();
+    assert_eq!(loaded.predictions, base.predictions);
+    let by_path = load_baseline(dir.to_str().unwrap(), Path::new("/nowhere")).unwrap();
+    let mut unbound = by_path.summary.clone();
+    assert_eq!(
+        unbound.files.keys().collect::<Vec<_>>(),
+        ["predictions.json"],
+        "the baseline's summary names its companion"
+    );
+    unbound.files.clear();
+    assert_eq!(unbound, base.summary);
+    let checks = Checks {
+        baseline: Some("main".into()),
+        max_regression: Some(0.05),
+        ..Default::default()
+    };
+    assert!(!evaluate(&s, &checks, Some((&loaded, &cur)), "r")
+        .unwrap()
+        .passed());
+    let e = load_baseline("nope", d.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("no baseline `nope` in") && e.contains("--save-baseline nope"),
+        "{e}"
+    );
+}
+
+#[test]
+fn predictions_read_back_from_csv_match_the_sweep() {
+    let labels: Vec<u32> = vec![3, 1, 4, 1, 5];
+    let (s, r) = fake(
+        &[90.0, 180.0],
+        &labels,
+        &[
+            ("a", vec![vec![3, 1, 4, 0, 5], vec![-1, 1, 2, 1, 5]]),
+            ("b", vec![vec![0; 5], vec![1; 5]]),
+        ],
+        SHA,
+    );
+    let mut csv = String::from("model,angle,index,label,pred,confidence\n");
+    for m in &Predictions::from_sweep(&s, &r).models {
+        for a in &m.angles {
+            for (i, p) in a.preds.iter().enumerate() {
+                csv.push_str(&format!(
+                    "{},{},{},{},{},0.5\n",
+                    m.name,
+                    format_angle(a.angle),
+                    r.indices[i],
+                    labels[i],
+                    p
+                ));
+            }
+        }
+    }
+    let back = Predictions::from_csv(csv.as_bytes(), Path::new("p.csv"), &s).unwrap();
+    assert_eq!(back, Predictions::from_sweep(&s, &r));
+    let broken = csv.replacen("a,0,1,1,", "a,0,9,1,", 1);
+    let e = Predictions::from_csv(broken.as_bytes(), Path::new("p.csv"), &s)
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("p.csv: line"), "{e}");
+}
+
+#[test]
+fn baseline_names_are_single_folder_names() {
+    for ok in ["main", "v1.2", "pr-17_b"] {
+        check_baseline_name(ok).unwrap();
+    }
+    for bad in ["", "a/b", "..", ".", "a\\b", "x y", "ü"] {
+        let e = check_baseline_name(bad).unwrap_err().to_string();
+        assert!(e.starts_with("--save-baseline"), "{e}");
+    }
+    assert_eq!(
+        resolve_baseline("main", Path::new("d")),
+        PathBuf::from("d/main")
+    );
+    assert_eq!(
+        resolve_baseline("./x/main", Path::new("d")),
+        PathBuf::from("./x/main")
+    );
+}
+
+// --- renderers
+
+fn failing_verdict() -> Verdict {
+    let labels = vec![0u32; 10];
+    let (s, _) = fake(
+        &[0.0, 90.0, 180.0],
+        &labels,
+        &[
+            ("a<&>\"'", vec![k_of(10, 10), k_of(10, 9), k_of(10, 7)]),
+            ("b", vec![k_of(10, 10); 3]),
+        ],
+        SHA,
+    );
+    run(
+        &s,
+        Checks {
+            min_accuracy: Some(0.8),
+            max_drop: Some(0.05),
+            ..Default::default()
+        },
+    )
+}
+
+#[test]
+fn junit_has_one_testcase_per_model_and_check_with_consistent_counts() {
+    let v = failing_verdict();
+    let xml = String::from_utf8(render_junit(&v)).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "testsuites");
+    assert_eq!(root.attribute("tests"), Some("4"));
+    assert_eq!(root.attribute("failures"), Some("2"));
+    let suites: Vec<_> = root
+        .children()
+        .filter(|n| n.has_tag_name("testsuite"))
+        .collect();
+    assert_eq!(suites.len(), 2);
+    let mut total = 0;
+    let mut failed = 0;
+    for s in &suites {
+        let cases: Vec<_> = s
+            .children()
+            .filter(|n| n.has_tag_name("testcase"))
+            .collect();
+        let fails = cases
+            .iter()
+            .filter(|c| c.children().any(|n| n.has_tag_name("failure")))
+            .count();
+        assert_eq!(s.attribute("tests"), Some(cases.len().to_string().as_str()));
+        assert_eq!(s.attribute("failures"), Some(fails.to_string().as_str()));
+        total += cases.len();
+        failed += fails;
+    }
+    assert_eq!((total, failed), (4, 2));
+    assert_eq!(suites[0].attribute("name"), Some("rotbench gate: a<&>\"'"));
+    let failure = suites[0]
+        .descendants()
+        .find(|n| n.has_tag_name("failure") && n.attribute("type") == Some("max-drop"))
+        .unwrap();
+    let msg = failure.attribute("message").unwrap();
+    assert!(
+        msg.contains("90° 0.1000") && msg.contains("180° 0.3000"),
+        "{msg}"
+    );
+    assert!(failure.text().unwrap().contains("180°: 0.3000"));
+    let names: Vec<_> = suites[1]
+        .children()
+        .filter(|n| n.has_tag_name("testcase"))
+        .map(|c| c.attribute("name").unwrap())
+        .collect();
+    assert_eq!(names, vec!["min-accuracy ≥ 0.8", "max-drop ≤ 0.05"]);
+}
+
+#[test]
+fn xml_escaping_drops_forbidden_control_characters() {
+    assert_eq!(xml_escape("a\u{1}b<"), "a\u{FFFD}b&lt;");
+    let v = Verdict {
+        results: "r".into(),
+        samples: 1,
+        checks: vec![CheckResult {
+            model: "m\u{0}".into(),
+            check: "c".into(),
+            threshold: 0.0,
+            title: "t]]>".into(),
+            passed: false,
+            detail: "d\u{1b}".into(),
+            failing: vec![],
+            notes: vec![],
+        }],
+        notes: vec![],
+    };
+    roxmltree::Document::parse(std::str::from_utf8(&render_junit(&v)).unwrap()).unwrap();
+}
+
+#[test]
+fn text_and_markdown_say_pass_or_fail_for_every_check() {
+    let v = failing_verdict();
+    let t = render_text(&v);
+    assert_eq!(
+        t.lines()
+            .filter(|l| l.starts_with("  FAIL") || l.starts_with("  PASS"))
+            .count(),
+        4,
+        "{t}"
+    );
+    assert!(
+        !t.contains("FAIL  b") && t.contains("gate FAILED: 2 of 4 checks failed"),
+        "{t}"
+    );
+    let md = render_markdown(&v);
+    assert!(
+        md.starts_with("### rotbench gate: ❌ failed (2 of 4 checks failed)"),
+        "{md}"
+    );
+    assert_eq!(
+        md.lines().filter(|l| l.starts_with("| ")).count(),
+        5,
+        "{md}"
+    );
+    assert!(md.contains("a&lt;&amp;&gt;\"'"), "{md}");
+    let ok = run(
+        &ten(),
+        Checks {
+            min_accuracy: Some(0.0),
+            ..Default::default()
+        },
+    );
+    assert!(render_text(&ok).contains("gate passed: all 1 check passed"));
+    assert!(render_markdown(&ok).contains("✅ passed"));
+}
