@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Python venv for training the bundled models, making fixtures and `make bench`.
 # Not needed by `make test` or `make demo`. Lives outside the repo; prints its path.
+# Installs exactly scripts/requirements-fixtures.txt (every package pinned, with hashes;
+# rewrite it with scripts/pin-fixture-requirements.py). The `.complete` stamp holds that
+# file's sha256, so editing it brings the venv up to date on the next call.
 set -euo pipefail
 CACHE="${ROTBENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rotbench}"
 VENV="${ROTBENCH_VENV:-$CACHE/venv}"
-if [ -f "$VENV/.complete" ]; then echo "$VENV"; exit 0; fi
+REQ="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/requirements-fixtures.txt"
+WANT="$(sha256sum "$REQ" | cut -d' ' -f1)"
+if [ -f "$VENV/.complete" ] && [ "$(cat "$VENV/.complete")" = "$WANT" ]; then echo "$VENV"; exit 0; fi
 mkdir -p "$CACHE"
-python3 -m venv "$VENV" >&2
-"$VENV/bin/pip" install --quiet torch==2.13.0 torchvision==0.28.0 scikit-learn scipy statsmodels pillow >&2
-touch "$VENV/.complete"
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" >&2
+rm -f "$VENV/.complete"
+"$VENV/bin/pip" install --quiet --require-hashes -r "$REQ" >&2
+echo "$WANT" > "$VENV/.complete"
 echo "$VENV"
