@@ -8,6 +8,12 @@ set -euo pipefail
 CACHE="${ROTBENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rotbench}"
 VENV="${ROTBENCH_VENV:-$CACHE/venv}"
 REQ="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/requirements-fixtures.txt"
+# The fixtures' torch must be the libtorch rotbench links (Cargo.toml, the one place it is written).
+TORCH="$(sed -n '/^\[package.metadata.rotbench\]/,/^\[/s/^libtorch *= *"\(.*\)"/\1/p' "$(dirname "$REQ")/../Cargo.toml")"
+if ! grep -q "^torch==$TORCH " "$REQ"; then
+  echo "setup-venv: $REQ does not pin torch==$TORCH, the libtorch in Cargo.toml's [package.metadata.rotbench]; install torch==$TORCH in the venv and rerun scripts/pin-fixture-requirements.py" >&2
+  exit 2
+fi
 WANT="$(sha256sum "$REQ" | cut -d' ' -f1)"
 if [ -f "$VENV/.complete" ] && [ "$(cat "$VENV/.complete")" = "$WANT" ]; then echo "$VENV"; exit 0; fi
 mkdir -p "$CACHE"

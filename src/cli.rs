@@ -168,9 +168,10 @@ pub struct SweepArgs {
     /// run then becomes the baseline that later runs compare with).
     #[arg(long, requires = "save_baseline")]
     pub save_baseline_on_failure: bool,
-    /// Where baselines live.
-    #[arg(long, default_value = ".rotbench/baselines", value_name = "DIR")]
-    pub baseline_dir: PathBuf,
+    /// Where baselines live (overrides `baseline_dir` in the --gate-config table)
+    /// [default: .rotbench/baselines].
+    #[arg(long, value_name = "DIR")]
+    pub baseline_dir: Option<PathBuf>,
     /// Gate the results right after the sweep with the [gate] table of this TOML file (exit 1 on failure).
     #[arg(long, value_name = "FILE")]
     pub gate_config: Option<PathBuf>,
@@ -236,14 +237,17 @@ pub struct GateArgs {
     /// Baseline name (under --baseline-dir) or path to compare with.
     #[arg(long, value_name = "NAME|PATH")]
     pub baseline: Option<String>,
-    #[arg(long, default_value = ".rotbench/baselines", value_name = "DIR")]
-    pub baseline_dir: PathBuf,
+    /// Where named baselines live (overrides the --config table's `baseline_dir`)
+    /// [default: .rotbench/baselines].
+    #[arg(long, value_name = "DIR")]
+    pub baseline_dir: Option<PathBuf>,
     /// Largest tolerated accuracy fall against the baseline at any angle.
     #[arg(long, value_name = "R")]
     pub max_regression: Option<f64>,
-    /// Significance level for the exact McNemar test against the baseline.
-    #[arg(long, default_value = "0.05", value_name = "ALPHA")]
-    pub significance: f64,
+    /// Significance level for the exact McNemar test against the baseline
+    /// (overrides the --config table's `significance`) [default: 0.05].
+    #[arg(long, value_name = "ALPHA")]
+    pub significance: Option<f64>,
     /// A model missing from the baseline passes the regression check (with a note)
     /// instead of failing it. Without it, a model or angle with nothing to compare fails.
     #[arg(long)]

@@ -15,17 +15,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// Was `flag` given on the command line? For the two gate flags with clap
-/// defaults (`--significance`, `--baseline-dir`): only an explicit flag may
-/// override the `[gate]` table, and `GateArgs` cannot tell a default from a value.
-fn flag_given(flag: &str) -> bool {
-    let eq = format!("{flag}=");
-    std::env::args_os().skip(1).any(|a| {
-        let a = a.to_string_lossy();
-        a == flag || a.starts_with(&eq)
-    })
-}
-
 fn exit_code(v: &Verdict) -> ExitCode {
     if v.passed() {
         ExitCode::SUCCESS
@@ -44,9 +33,9 @@ pub fn gate(args: GateArgs) -> Result<ExitCode> {
         angles: args.angles.clone().map(AngleSel::Spec),
         models: (!args.models.is_empty()).then(|| args.models.clone()),
         baseline: args.baseline.clone(),
-        baseline_dir: flag_given("--baseline-dir").then(|| args.baseline_dir.clone()),
+        baseline_dir: args.baseline_dir.clone(),
         max_regression: args.max_regression,
-        significance: flag_given("--significance").then_some(args.significance),
+        significance: args.significance,
         allow_new_models: args.allow_new_models.then_some(true),
     };
     flags.validate(&Origin::Flags)?;
@@ -73,7 +62,7 @@ pub fn gate(args: GateArgs) -> Result<ExitCode> {
     let summary = gate::read_summary(&summary_path).map_err(|e| anyhow!("--results {e:#}"))?;
     let shown = summary_path.display().to_string();
 
-    let baseline = load_named_baseline(&checks, Path::new(gate::DEFAULT_BASELINE_DIR))?;
+    let baseline = load_named_baseline(&checks)?;
     let current = match &baseline {
         None => None,
         Some(b) => Some(current_predictions(&summary_path, &summary, b)?),
@@ -96,14 +85,27 @@ pub fn gate(args: GateArgs) -> Result<ExitCode> {
     Ok(exit_code(&verdict))
 }
 
-/// The baseline named by the checks, if any, from `baseline_dir` or `default_dir`.
-fn load_named_baseline(checks: &Checks, default_dir: &Path) -> Result<Option<Baseline>> {
-    let dir = checks.baseline_dir.as_deref().unwrap_or(default_dir);
+/// The baseline named by the checks, if any, from their (layered) baseline folder.
+fn load_named_baseline(checks: &Checks) -> Result<Option<Baseline>> {
+    let dir = checks.baseline_folder();
     checks
         .baseline
         .as_deref()
-        .map(|b| gate::load_baseline(b, dir))
+        .map(|b| gate::load_baseline(b, &dir))
         .transpose()
+}
+
+/// A sweep's baseline folder, for comparing and saving alike: `--baseline-dir`,
+/// else the --gate-config table's `baseline_dir`, else the default.
+fn sweep_baseline_dir(args: &SweepArgs, checks: Option<&Checks>) -> PathBuf {
+    Checks {
+        baseline_dir: args
+            .baseline_dir
+            .clone()
+            .or_else(|| checks.and_then(|c| c.baseline_dir.clone())),
+        ..Checks::default()
+    }
+    .baseline_folder()
 }
 
 /// The per-sample predictions beside `summary.json`, for the paired comparison.
@@ -201,6 +203,8 @@ pub struct SweepGate {
     verdict: Verdict,
     markdown: String,
     pub files: Vec<(String, Vec<u8>)>,
+    /// The baseline folder the gate compared with, where `--save-baseline` saves.
+    pub baseline_dir: PathBuf,
 }
 
 /// Gate a sweep's results (`--gate-config`), against the baseline as it is before
@@ -211,16 +215,19 @@ pub fn sweep_gate(
     summary: &Summary,
     result: &SweepResult,
 ) -> Result<Option<SweepGate>> {
-    let Some(checks) = check_sweep_flags(args)? else {
+    let Some(mut checks) = check_sweep_flags(args)? else {
         return Ok(None);
     };
+    // The flag wins over the table, for the comparison and the save alike.
+    let dir = sweep_baseline_dir(args, Some(&checks));
+    checks.baseline_dir = Some(dir.clone());
     let predictions = Predictions::from_sweep(summary, result);
-    let compare_path = checks.baseline.as_deref().map(|b| {
-        let dir = checks.baseline_dir.as_deref().unwrap_or(&args.baseline_dir);
-        gate::resolve_baseline(b, dir)
-    });
+    let compare_path = checks
+        .baseline
+        .as_deref()
+        .map(|b| gate::resolve_baseline(b, &dir));
     let first_save = match (&compare_path, &args.save_baseline) {
-        (Some(p), Some(name)) if !p.is_dir() => same_folder(&args.baseline_dir.join(name), p),
+        (Some(p), Some(name)) if !p.is_dir() => same_folder(&dir.join(name), p),
         _ => false,
     };
     let mut notes = Vec::new();
@@ -236,7 +243,7 @@ pub fn sweep_gate(
             predictions: predictions.clone(),
         })
     } else {
-        load_named_baseline(&checks, &args.baseline_dir)?
+        load_named_baseline(&checks)?
     };
     let shown = args.out.join("summary.json").display().to_string();
     let current = baseline.as_ref().map(|_| &predictions);
@@ -251,6 +258,7 @@ pub fn sweep_gate(
         verdict,
         markdown,
         files,
+        baseline_dir: dir,
     }))
 }
 
@@ -276,7 +284,11 @@ pub fn after_sweep(
             );
         } else {
             let predictions = Predictions::from_sweep(summary, result);
-            let folder = args.baseline_dir.join(name);
+            let dir = match &gate {
+                Some(g) => g.baseline_dir.clone(),
+                None => sweep_baseline_dir(args, None),
+            };
+            let folder = dir.join(name);
             output::prepare_dir(&folder, "--baseline-dir")?;
             output::replace_set(
                 &folder,

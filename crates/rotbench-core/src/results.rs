@@ -6,9 +6,11 @@
 //! (batch size, where rotation runs). The engine fills these; summary, store,
 //! shard, gate and report read them.
 
+use crate::angles::format_angle;
 use crate::metrics::{Confusion, Paired, INVALID};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// Images per forward pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,6 +264,52 @@ pub fn softmax_row(logits: &[f32], probs: &mut [f32]) -> Option<(usize, f32)> {
     Some((arg, probs[arg]))
 }
 
+/// One row of `predictions.csv`: one model's prediction for one sample at one
+/// angle. The report's CSV exporter writes these and the gate reads them back,
+/// through this one type: the angle as [`format_angle`] writes it (`90`, `137.5`),
+/// the confidence in shortest round-trip form and empty for an invalid prediction
+/// (`pred` is [`INVALID`], -1), read back as NaN.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PredictionRow<'a> {
+    #[serde(borrow)]
+    pub model: Cow<'a, str>,
+    #[serde(serialize_with = "angle_text")]
+    pub angle: f64,
+    pub index: u64,
+    pub label: u32,
+    pub pred: i32,
+    #[serde(
+        serialize_with = "confidence_text",
+        deserialize_with = "confidence_value"
+    )]
+    pub confidence: f32,
+}
+
+/// The column names of `predictions.csv`, in order.
+pub const PREDICTION_COLUMNS: [&str; 6] =
+    ["model", "angle", "index", "label", "pred", "confidence"];
+
+fn angle_text<S: serde::Serializer>(a: &f64, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&format_angle(*a))
+}
+
+fn confidence_text<S: serde::Serializer>(c: &f32, s: S) -> std::result::Result<S::Ok, S::Error> {
+    if c.is_nan() {
+        s.serialize_str("")
+    } else {
+        s.serialize_str(&c.to_string())
+    }
+}
+
+fn confidence_value<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f32, D::Error> {
+    let text: Cow<'de, str> = Deserialize::deserialize(d)?;
+    if text.is_empty() {
+        Ok(f32::NAN)
+    } else {
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// Per-sample results for a run of samples: the unit that checkpoints, caches and
 /// shards store. `preds/confidence/tv[model][angle][sample]`; an empty inner vector
 /// means "not computed here" (filled from a cache by the caller).
@@ -394,6 +442,52 @@ mod tests {
         assert_eq!(c[0], [false, true, true]);
         assert_eq!(c[1], [false, false, false], "nothing to compute stays so");
         assert_eq!(c[2], [true, true, false]);
+    }
+
+    #[test]
+    fn prediction_rows_round_trip_through_csv_with_empty_confidence_for_invalid() {
+        let rows = [
+            PredictionRow {
+                model: "a,b".into(),
+                angle: 137.5,
+                index: 7,
+                label: 3,
+                pred: 3,
+                confidence: 0.912_345_7,
+            },
+            PredictionRow {
+                model: "m".into(),
+                angle: 90.0,
+                index: 8,
+                label: 1,
+                pred: INVALID,
+                confidence: f32::NAN,
+            },
+        ];
+        let mut w = csv::Writer::from_writer(vec![]);
+        for r in &rows {
+            w.serialize(r).unwrap();
+        }
+        let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        assert_eq!(
+            text,
+            "model,angle,index,label,pred,confidence\n\"a,b\",137.5,7,3,3,0.9123457\nm,90,8,1,-1,\n"
+        );
+        let mut r = csv::Reader::from_reader(text.as_bytes());
+        let headers = r.headers().unwrap().clone();
+        assert_eq!(headers.iter().collect::<Vec<_>>(), PREDICTION_COLUMNS);
+        let mut rec = csv::StringRecord::new();
+        let mut back = vec![];
+        while r.read_record(&mut rec).unwrap() {
+            let row: PredictionRow = rec.deserialize(Some(&headers)).unwrap();
+            back.push(PredictionRow {
+                model: row.model.into_owned().into(),
+                ..row
+            });
+        }
+        assert_eq!(back[0], rows[0]);
+        assert_eq!(back[1].pred, INVALID);
+        assert!(back[1].confidence.is_nan());
     }
 
     #[test]

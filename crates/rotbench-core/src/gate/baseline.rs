@@ -3,6 +3,7 @@
 //! one that does not belong to its summary or to the current run.
 
 use super::*;
+use crate::results::PredictionRow;
 
 /// One model's predictions at one angle, aligned with [`Predictions::indices`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,19 +72,11 @@ impl Predictions {
             .headers()
             .map_err(|e| bad(format!("cannot read the header ({e})")))?
             .clone();
-        let col = |name: &str| {
-            headers
-                .iter()
-                .position(|h| h == name)
-                .ok_or_else(|| bad(format!("has no `{name}` column")))
-        };
-        let (cm, ca, ci, cl, cp) = (
-            col("model")?,
-            col("angle")?,
-            col("index")?,
-            col("label")?,
-            col("pred")?,
-        );
+        for name in ["model", "angle", "index", "label", "pred"] {
+            if !headers.iter().any(|h| h == name) {
+                return Err(bad(format!("has no `{name}` column")));
+            }
+        }
         let mut out = Predictions {
             schema: BASELINE_SCHEMA,
             dataset_sha256: summary.dataset.sha256.clone(),
@@ -94,35 +87,37 @@ impl Predictions {
         // (model, angle) of the block being filled, and whether it is the first block.
         let mut cur: Option<(usize, usize)> = None;
         let mut first_block: Option<(usize, usize)> = None;
-        for (line, rec) in r.records().enumerate() {
-            let line = line + 2;
-            let rec = rec.map_err(|e| bad(format!("line {line}: {e}")))?;
-            let field = |i: usize| rec.get(i).unwrap_or("");
-            let model = field(cm);
-            let angle: f64 = field(ca).parse().map_err(|_| {
-                bad(format!(
-                    "line {line}: angle `{}` is not a number",
-                    field(ca)
-                ))
+        let mut rec = csv::StringRecord::new();
+        for line in 2.. {
+            match r.read_record(&mut rec) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => return Err(bad(format!("line {line}: {e}"))),
+            }
+            let row: PredictionRow = rec.deserialize(Some(&headers)).map_err(|e| {
+                let what = match e.kind() {
+                    csv::ErrorKind::Deserialize { err, .. } => match err.field() {
+                        Some(f) => format!(
+                            "{} `{}`: {}",
+                            headers.get(f as usize).unwrap_or("a field"),
+                            rec.get(f as usize).unwrap_or(""),
+                            err.kind()
+                        ),
+                        None => err.kind().to_string(),
+                    },
+                    _ => e.to_string(),
+                };
+                bad(format!("line {line}: {what}"))
             })?;
-            let index: u64 = field(ci).parse().map_err(|_| {
-                bad(format!(
-                    "line {line}: index `{}` is not a whole number",
-                    field(ci)
-                ))
-            })?;
-            let label: u32 = field(cl).parse().map_err(|_| {
-                bad(format!(
-                    "line {line}: label `{}` is not a whole number",
-                    field(cl)
-                ))
-            })?;
-            let pred: i32 = field(cp).parse().map_err(|_| {
-                bad(format!(
-                    "line {line}: pred `{}` is not a whole number",
-                    field(cp)
-                ))
-            })?;
+            let PredictionRow {
+                model,
+                angle,
+                index,
+                label,
+                pred,
+                ..
+            } = row;
+            let model: &str = &model;
             let key = match cur {
                 Some((m, a))
                     if out.models[m].name == model && out.models[m].angles[a].angle == angle =>

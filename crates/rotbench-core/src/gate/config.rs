@@ -177,6 +177,14 @@ impl Checks {
         Ok(())
     }
 
+    /// The folder named baselines live in: `baseline_dir` as layered (flags over
+    /// the table), else [`DEFAULT_BASELINE_DIR`].
+    pub fn baseline_folder(&self) -> PathBuf {
+        self.baseline_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_BASELINE_DIR))
+    }
+
     pub(crate) fn angle_list(&self) -> Option<Vec<f64>> {
         match &self.angles {
             None => None,

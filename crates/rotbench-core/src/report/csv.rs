@@ -2,14 +2,27 @@
 //! non-zero cells only) and `predictions.csv`. Every float is written in shortest
 //! round-trip form, so reading it back gives the exact value.
 
-use super::{num, num32, Export, Results};
+use super::{num, Export, Results};
 use crate::angles::format_angle;
+use crate::results::{PredictionRow, PREDICTION_COLUMNS};
 use anyhow::Result;
 
 fn writer() -> csv::Writer<Vec<u8>> {
     csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
         .from_writer(Vec::new())
+}
+
+/// A writer for serialized rows after an explicit header (so that no rows still
+/// give a header).
+fn row_writer(header: &[&str]) -> Result<csv::Writer<Vec<u8>>> {
+    let mut w = writer();
+    w.write_record(header)?;
+    let bytes = finish(w)?;
+    Ok(csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .has_headers(false)
+        .from_writer(bytes))
 }
 
 fn finish(w: csv::Writer<Vec<u8>>) -> Result<Vec<u8>> {
@@ -169,20 +182,18 @@ impl Export for Predictions {
         let Some(sweep) = r.sweep else {
             anyhow::bail!("predictions.csv needs the sweep's predictions");
         };
-        let mut w = writer();
-        w.write_record(["model", "angle", "index", "label", "pred", "confidence"])?;
+        let mut w = row_writer(&PREDICTION_COLUMNS)?;
         for (m, ms) in r.summary.models.iter().zip(&sweep.models) {
             for (ai, &angle) in sweep.angles.iter().enumerate() {
-                let a = format_angle(angle);
                 for s in 0..sweep.labels.len() {
-                    w.write_record([
-                        m.name.as_str(),
-                        a.as_str(),
-                        &sweep.indices[s].to_string(),
-                        &sweep.labels[s].to_string(),
-                        &ms.preds[ai][s].to_string(),
-                        &num32(ms.confidence[ai][s]),
-                    ])?;
+                    w.serialize(PredictionRow {
+                        model: m.name.as_str().into(),
+                        angle,
+                        index: sweep.indices[s],
+                        label: sweep.labels[s],
+                        pred: ms.preds[ai][s],
+                        confidence: ms.confidence[ai][s],
+                    })?;
                 }
             }
         }

@@ -32,11 +32,3 @@ pub fn num(v: f64) -> String {
         format!("{v}")
     }
 }
-
-pub fn num32(v: f32) -> String {
-    if v.is_nan() {
-        String::new()
-    } else {
-        format!("{v}")
-    }
-}
