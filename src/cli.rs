@@ -4,7 +4,7 @@
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Parser, Subcommand};
 use rotbench::dataset::ClassFolders;
-use rotbench::model::{read_classes_file, SpecFlags};
+use rotbench::model::{read_classes_file, ChannelOrder, CropOrder, SpecFlags};
 use rotbench::rotate::{Fill, Interpolation, RotateOptions};
 use std::path::PathBuf;
 
@@ -63,10 +63,10 @@ pub struct SpecArgs {
     /// rotate-then-crop (default: rotate the resized image, then centre-crop, so the
     /// corners come from image content) or crop-then-rotate (rotate the model's input).
     #[arg(long, value_name = "ORDER")]
-    pub order: Option<String>,
+    pub order: Option<CropOrder>,
     /// Channel order the model expects: rgb (default) or bgr.
     #[arg(long, value_name = "rgb|bgr")]
-    pub channel_order: Option<String>,
+    pub channel_order: Option<ChannelOrder>,
     /// Pixel scale before mean/std: 1 ([0,1], default) or 255 ([0,255]).
     #[arg(long, value_name = "1|255")]
     pub value_range: Option<String>,
@@ -75,14 +75,26 @@ pub struct SpecArgs {
 #[derive(Args, Debug, Clone)]
 pub struct RotationArgs {
     /// Interpolation: nearest, bilinear or bicubic.
-    #[arg(long, default_value = "bilinear", value_name = "MODE")]
-    pub interpolation: String,
+    #[arg(long, value_enum, default_value_t = Interpolation::Bilinear, value_name = "MODE")]
+    pub interpolation: Interpolation,
     /// Fill for pixels rotated in from outside: a constant on the [0,1] scale (0 = black), `edge` or `reflect`.
     #[arg(long, default_value = "0", value_name = "V|edge|reflect")]
     pub fill: String,
     /// Blank everything outside the inscribed circle at every angle (0 included).
     #[arg(long)]
     pub mask_circle: bool,
+}
+
+/// `--rotate-on`: where images are rotated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RotateOnFlag {
+    /// On the models' device for CUDA, on the host otherwise.
+    Auto,
+    /// On the CPU, overlapped with inference.
+    #[value(alias = "cpu")]
+    Host,
+    /// With libtorch ops on the models' device, from one upload per batch.
+    Device,
 }
 
 #[derive(Args, Debug)]
@@ -120,8 +132,8 @@ pub struct SweepArgs {
     pub device: String,
     /// Where images are rotated: host (CPU, overlapped with inference), device (libtorch
     /// ops on the model's device from one upload per batch) or auto (device for CUDA).
-    #[arg(long, default_value = "auto", value_name = "WHERE")]
-    pub rotate_on: String,
+    #[arg(long, value_enum, default_value_t = RotateOnFlag::Auto, value_name = "WHERE")]
+    pub rotate_on: RotateOnFlag,
     /// libtorch intra-op threads (default: all cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<String>,
@@ -349,19 +361,8 @@ impl SpecArgs {
                 .as_deref()
                 .map(|v| v.parse().map_err(|e: String| anyhow!("--resize {v}: {e}")))
                 .transpose()?,
-            order: self
-                .order
-                .as_deref()
-                .map(|v| v.parse().map_err(|e: String| anyhow!("--order {v}: {e}")))
-                .transpose()?,
-            channel_order: self
-                .channel_order
-                .as_deref()
-                .map(|v| {
-                    v.parse()
-                        .map_err(|e: String| anyhow!("--channel-order {v}: {e}"))
-                })
-                .transpose()?,
+            order: self.order,
+            channel_order: self.channel_order,
             value_range: self
                 .value_range
                 .as_deref()
@@ -379,10 +380,7 @@ impl SpecArgs {
 
 impl RotationArgs {
     pub fn check(&self) -> Result<RotateOptions> {
-        let interpolation: Interpolation = self
-            .interpolation
-            .parse()
-            .map_err(|e: String| anyhow!("--interpolation {}: {e}", self.interpolation))?;
+        let interpolation = self.interpolation;
         let fill: Fill = self
             .fill
             .parse()

@@ -4,7 +4,7 @@
 
 use super::finish::{write_results, Outputs};
 use super::state::{cache_key, column, default_cache_dir, Cache, Checkpoint};
-use crate::cli::{parse_shard, positive, SweepArgs};
+use crate::cli::{parse_shard, positive, RotateOnFlag, SweepArgs};
 use anyhow::{anyhow, bail, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rotbench::dataset::{self, OpenOptions, ShardSpec, Target};
@@ -44,17 +44,11 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     let rotate = args.rotation.check()?;
     let spec_flags = args.spec.check()?;
     let device = parse_device(&args.device)?;
-    let rotate_on = match args.rotate_on.as_str() {
-        "host" | "cpu" => RotateOn::Host,
-        "device" => RotateOn::Device,
-        "auto" => {
-            if matches!(device, tch::Device::Cuda(_)) {
-                RotateOn::Device
-            } else {
-                RotateOn::Host
-            }
-        }
-        other => bail!("--rotate-on {other}: use host, device or auto"),
+    let rotate_on = match args.rotate_on {
+        RotateOnFlag::Host => RotateOn::Host,
+        RotateOnFlag::Device => RotateOn::Device,
+        RotateOnFlag::Auto if matches!(device, tch::Device::Cuda(_)) => RotateOn::Device,
+        RotateOnFlag::Auto => RotateOn::Host,
     };
     let inference = if args.exact {
         Inference::Exact

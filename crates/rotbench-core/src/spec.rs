@@ -81,6 +81,7 @@ impl std::str::FromStr for Resize {
 /// come from real image content at moderate angles, not from the fill), or crop
 /// first and rotate the crop (what rotating the model's input tensor does).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum CropOrder {
     RotateThenCrop,
@@ -101,9 +102,12 @@ impl std::str::FromStr for CropOrder {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum ChannelOrder {
+    #[cfg_attr(feature = "clap", value(alias = "RGB"))]
     Rgb,
+    #[cfg_attr(feature = "clap", value(alias = "BGR"))]
     Bgr,
 }
 

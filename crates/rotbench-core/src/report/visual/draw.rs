@@ -28,7 +28,11 @@ pub struct Plot {
     /// File stem under `plots/`.
     pub stem: String,
     pub title: String,
-    /// The model a per-model chart belongs to.
+    /// What the report says under the chart.
+    pub caption: &'static str,
+    /// Drawn across the report's whole width.
+    pub wide: bool,
+    /// The model a per-model chart belongs to (its section); `None`: the shared plots.
     pub model: Option<usize>,
     pub width: u32,
     pub height: u32,
@@ -212,17 +216,24 @@ pub fn all(view: &View<'_>) -> Result<Vec<Plot>> {
         series: line(true, &|a| a.consistency),
         chance: None,
     };
-    for (stem, chart) in [("accuracy", &acc), ("f1", &f1), ("consistency", &cons)] {
-        plots.push(Plot {
+    let line_plot = |stem: &str, chart: &LineChart, caption| -> Result<Plot> {
+        Ok(Plot {
             stem: stem.into(),
             title: chart.title.clone(),
+            caption,
+            wide: false,
             model: None,
             width: LINE_SIZE.0,
             height: LINE_SIZE.1,
             png: bitmap(LINE_SIZE, |r| line_chart(r, chart, 1.0))?,
             svg: Some(svg(LINE_SIZE, |r| line_chart(r, chart, SVG_TEXT))?),
-        });
-    }
+        })
+    };
+    plots.push(line_plot(
+        "accuracy",
+        &acc,
+        "Accuracy at each angle; the band is the Wilson 95% interval.",
+    )?);
     let polar = PolarChart {
         title: "Accuracy by angle (polar)".into(),
         series: acc.series.clone(),
@@ -230,17 +241,36 @@ pub fn all(view: &View<'_>) -> Result<Vec<Plot>> {
     plots.push(Plot {
         stem: "polar".into(),
         title: polar.title.clone(),
+        caption: "Accuracy by angle: 0° at the right, counter-clockwise; the distance from the centre is the accuracy.",
+        wide: false,
         model: None,
         width: POLAR_SIZE.0,
         height: POLAR_SIZE.1,
         png: bitmap(POLAR_SIZE, |r| polar_chart(r, &polar, 1.0))?,
         svg: Some(svg(POLAR_SIZE, |r| polar_chart(r, &polar, SVG_TEXT))?),
     });
+    plots.push(line_plot(
+        "f1",
+        &f1,
+        "Macro-F1 (unweighted mean of the per-class F1) at each angle.",
+    )?);
+    plots.push(line_plot(
+        "consistency",
+        &cons,
+        "Share of samples whose prediction equals their prediction at 0°; the band is the Wilson 95% interval.",
+    )?);
     for (i, m) in models.iter().enumerate() {
         let slug = &view.slugs[i];
         let classes = view.class_names(i);
         let recall = recall_heatmap(view, m, &classes);
-        plots.push(heat_plot(format!("recall-{slug}"), Some(i), &recall)?);
+        let mut p = heat_plot(
+            format!("recall-{slug}"),
+            Some(i),
+            &recall,
+            "Recall of each true class at each angle (grey: no samples of that class).",
+        )?;
+        p.wide = true;
+        plots.push(p);
         let reference = m
             .angles
             .iter()
@@ -252,9 +282,19 @@ pub fn all(view: &View<'_>) -> Result<Vec<Plot>> {
             .position(|a| a.angle == m.sweep.worst_angle && a.in_sweep)
             .or_else(|| m.angles.iter().position(|a| a.angle == m.sweep.worst_angle))
             .unwrap_or(reference);
-        for (tag, ai, what) in [
-            ("0", reference, "at"),
-            ("worst", worst, "at the worst angle,"),
+        for (tag, ai, what, caption) in [
+            (
+                "0",
+                reference,
+                "at",
+                "Confusion at 0°, each row divided by the number of samples of its true class (%).",
+            ),
+            (
+                "worst",
+                worst,
+                "at the worst angle,",
+                "Confusion at the worst swept angle, row-normalised (%).",
+            ),
         ] {
             let a = &m.angles[ai];
             let title = format!(
@@ -264,17 +304,29 @@ pub fn all(view: &View<'_>) -> Result<Vec<Plot>> {
                 super::pct(a.accuracy)
             );
             let hm = confusion_heatmap(title, a, &classes);
-            plots.push(heat_plot(format!("confusion-{slug}-{tag}"), Some(i), &hm)?);
+            plots.push(heat_plot(
+                format!("confusion-{slug}-{tag}"),
+                Some(i),
+                &hm,
+                caption,
+            )?);
         }
     }
     Ok(plots)
 }
 
-fn heat_plot(stem: String, model: Option<usize>, hm: &Heatmap) -> Result<Plot> {
+fn heat_plot(
+    stem: String,
+    model: Option<usize>,
+    hm: &Heatmap,
+    caption: &'static str,
+) -> Result<Plot> {
     let size = hm.size();
     Ok(Plot {
         stem,
         title: hm.title.clone(),
+        caption,
+        wide: false,
         model,
         width: size.0,
         height: size.1,

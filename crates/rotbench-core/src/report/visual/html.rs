@@ -394,11 +394,11 @@ fn img(p: &Plot) -> String {
 }
 
 /// A plot as inline SVG when there is one, else as a data-URI PNG.
-fn figure(out: &mut String, p: &Plot, caption: &str, wide: bool) {
+fn figure(out: &mut String, p: &Plot) {
     w!(
         out,
         r#"<figure class="plot{}" id="plot-{}">"#,
-        if wide { " wide" } else { "" },
+        if p.wide { " wide" } else { "" },
         escape(&p.stem)
     );
     match &p.svg {
@@ -418,7 +418,7 @@ fn figure(out: &mut String, p: &Plot, caption: &str, wide: bool) {
     w!(
         out,
         "<figcaption>{}</figcaption></figure>\n",
-        escape(caption)
+        escape(p.caption)
     );
 }
 
@@ -649,16 +649,10 @@ pub(crate) fn page(
     out.push_str("</section>\n");
 
     out.push_str("<section id=\"plots\"><h2>Plots</h2>\n<div class=\"grid\">\n");
-    let by = |stem: &str| plots.iter().find(|p| p.stem == stem);
-    for (stem, caption) in [
-        ("accuracy", "Accuracy at each angle; the band is the Wilson 95% interval."),
-        ("polar", "Accuracy by angle: 0° at the right, counter-clockwise; the distance from the centre is the accuracy."),
-        ("f1", "Macro-F1 (unweighted mean of the per-class F1) at each angle."),
-        ("consistency", "Share of samples whose prediction equals their prediction at 0°; the band is the Wilson 95% interval."),
-    ] {
-        if let Some(p) = by(stem) {
-            figure(&mut out, p, caption, false);
-        }
+    // Each chart carries its caption and section (draw::all): shared charts here,
+    // in the order drawn; each model's below.
+    for p in plots.iter().filter(|p| p.model.is_none()) {
+        figure(&mut out, p);
     }
     out.push_str("</div>\n");
     if let Some(f) = frames {
@@ -683,15 +677,7 @@ pub(crate) fn page(
     for (i, m) in view.models().iter().enumerate() {
         w!(out, "<h3><span class=\"swatch\" style=\"background:{}\"></span>{}</h3>\n<div class=\"grid\">\n", hex(model_color(i)), escape(&m.name));
         for p in plots.iter().filter(|p| p.model == Some(i)) {
-            let wide = p.stem.starts_with("recall-");
-            let caption = if wide {
-                "Recall of each true class at each angle (grey: no samples of that class)."
-            } else if p.stem.ends_with("-0") {
-                "Confusion at 0°, each row divided by the number of samples of its true class (%)."
-            } else {
-                "Confusion at the worst swept angle, row-normalised (%)."
-            };
-            figure(&mut out, p, caption, wide);
+            figure(&mut out, p);
         }
         out.push_str("</div>\n");
     }
