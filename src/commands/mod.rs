@@ -7,7 +7,6 @@ mod inspect;
 mod merge;
 mod report;
 mod rotate;
-mod state;
 mod sweep;
 
 pub use gate::gate;

@@ -3,12 +3,15 @@
 //! a shard result, a baseline or a gate verdict.
 
 use super::finish::{write_results, Outputs};
-use super::state::{cache_key, column, default_cache_dir, Cache, Checkpoint};
 use crate::cli::{parse_shard, positive, RotateOnFlag, SweepArgs};
+use crate::run::cache::{default_cache_dir, Cache};
+use crate::run::checkpoint::Checkpoint;
+use crate::run::plan::Plan;
 use anyhow::{anyhow, bail, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rotbench::dataset::{self, OpenOptions, ShardSpec, Target};
 use rotbench::model::{device_name, parse_device, CropOrder, Inference, Model};
+use rotbench::results::RunKey;
 use rotbench::shard::{examples_of, ShardManifest, ShardModel, SHARD_FORMAT};
 use rotbench::summary::{self, BatchSetting, DatasetSummary, ModelMeta, Settings};
 use rotbench::sweep::{self, BatchSize, RotateOn, SweepSettings, Work};
@@ -138,71 +141,33 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         backend: BACKEND.into(),
     };
 
-    // What the predictions depend on besides the model and the angle: the data and
-    // its selection, the rotation, where it ran, and which code ran it.
-    let common = json!({
-        "device": settings.device,
-        "backend": BACKEND,
-        "libtorch_version": LIBTORCH_VERSION,
-        "rotbench_version": env!("CARGO_PKG_VERSION"),
-        "dataset_sha256": info.sha256,
-        "start": info.start,
-        "len": info.len,
-        "interpolation": settings.interpolation,
-        "fill": settings.fill,
-        "mask_circle": settings.mask_circle,
-        "skip_bad_images": args.skip_bad_images,
-        "coarse_labels": args.coarse_labels,
-        "rotate_on": rotate_on.name(),
-    });
+    // What the predictions depend on besides the model and the angle.
+    let run_key = RunKey {
+        device: settings.device.clone(),
+        backend: BACKEND.into(),
+        libtorch_version: LIBTORCH_VERSION.into(),
+        rotbench_version: env!("CARGO_PKG_VERSION").into(),
+        dataset_sha256: info.sha256.clone(),
+        start: info.start,
+        len: info.len,
+        interpolation: settings.interpolation.clone(),
+        fill: settings.fill.clone(),
+        mask_circle: settings.mask_circle,
+        skip_bad_images: args.skip_bad_images,
+        coarse_labels: args.coarse_labels,
+        rotate_on: rotate_on.name().into(),
+    };
     let cache = (!args.no_cache).then(|| Cache {
         dir: args.cache_dir.clone().unwrap_or_else(default_cache_dir),
     });
-    let keys: Vec<Vec<super::state::CacheKey>> = models
-        .iter()
-        .map(|m| {
-            all_angles
-                .iter()
-                .map(|&a| cache_key(m, &common, a))
-                .collect()
-        })
-        .collect();
-    let mut cached = vec![vec![None; all_angles.len()]; models.len()];
-    if let Some(c) = &cache {
-        for (m, row) in keys.iter().enumerate() {
-            for (a, k) in row.iter().enumerate() {
-                // With --skip-bad-images an entry holds only the samples that decoded
-                // (the key pins the data's bytes, so those are the same every time);
-                // after the run its indices are checked against this run's.
-                cached[m][a] = c.get(k).filter(|d| !d.is_empty() && d.len() <= info.len);
-            }
-        }
-    }
-    let mut compute: Vec<Vec<bool>> = cached
-        .iter()
-        .map(|r| r.iter().map(|c| c.is_none()).collect())
-        .collect();
-    // New angles compare with the reference's softmax, so it runs again too (the
-    // engine applies the same policy; here the cached copy is dropped).
-    for m in 0..compute.len() {
-        if compute[m].iter().any(|&c| c) {
-            cached[m][plan.reference] = None;
-        }
-    }
-    plan.with_reference(&mut compute);
-    let any_compute = compute.iter().flatten().any(|&c| c);
-
-    let run_key = json!({
-        "rotbench_version": env!("CARGO_PKG_VERSION"),
-        "models": models.iter().map(|m| (&m.sha256, &m.spec, m.inference.name())).collect::<Vec<_>>(),
-        "common": common,
-        "angles": all_angles,
-        "batch_size": args.batch_size.trim(),
-        "compute": compute,
-    });
+    let work_plan = Plan::new(&models, &plan, &run_key, cache, info.len);
+    let compute = work_plan.compute.clone();
+    let any_compute = work_plan.any_compute();
+    let cached_pairs = work_plan.cached_pairs();
+    let checkpoint_key = work_plan.checkpoint_key(&models, &run_key, &plan, &args.batch_size);
     let (mut checkpoint, resumed, note) = Checkpoint::open(
         &args.out,
-        &run_key,
+        &checkpoint_key,
         args.resume,
         models.len(),
         all_angles.len(),
@@ -258,21 +223,9 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     let (batch_used, batch_timings) = (raw.batch_size, std::mem::take(&mut raw.batch_timings));
 
     // Fill the cached (model, angle) pairs, then store the computed ones.
-    for (m, row) in cached.into_iter().enumerate() {
-        for (a, entry) in row.into_iter().enumerate() {
-            if let Some(e) = entry {
-                if e.indices != raw.data.indices || e.labels != raw.data.labels {
-                    bail!("the prediction cache entry for {} at {}° does not match the data; rerun with --no-cache", models[m].name, all_angles[a]);
-                }
-                raw.data.preds[m][a] = e.preds[0][0].clone();
-                raw.data.confidence[m][a] = e.confidence[0][0].clone();
-                raw.data.tv[m][a] = e.tv[0][0].clone();
-            } else if let Some(c) = &cache {
-                if let Err(e) = c.put(&keys[m][a], &column(&raw.data, m, a)) {
-                    eprintln!("warning: cannot update the prediction cache: {e:#}");
-                }
-            }
-        }
+    let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
+    for w in work_plan.fill(&mut raw.data, &names, &all_angles)? {
+        eprintln!("warning: {w}");
     }
     let wall = t0.elapsed().as_secs_f64();
 
@@ -347,7 +300,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         "finished_unix": SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         "evaluations": evaluated,
         "evaluations_per_second": evaluated as f64 / wall.max(1e-9),
-        "cached_pairs": compute.iter().flatten().filter(|&&c| !c).count(),
+        "cached_pairs": cached_pairs,
         "resumed_samples": done_before,
         "threads": threads,
         "batch_size": batch_used,
@@ -368,7 +321,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     let summary = write_results(&outs, &summary, &result, timing, extra)?;
     checkpoint.finish()?;
     if !args.quiet {
-        let reused = compute.iter().flatten().filter(|&&c| !c).count();
+        let reused = cached_pairs;
         let note = if reused > 0 {
             format!("; {reused} model x angle results from the cache")
         } else {

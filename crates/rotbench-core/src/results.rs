@@ -186,6 +186,28 @@ impl SweepResult {
     }
 }
 
+/// What a run's predictions depend on besides the model and the angle: the data
+/// and its selection, the rotation, where it ran and which code ran it. Part of
+/// every prediction-cache key and of the checkpoint key, built once per run.
+/// Hashed through `serde_json::Value`, whose maps keep their keys sorted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunKey {
+    pub device: String,
+    pub backend: String,
+    pub libtorch_version: String,
+    pub rotbench_version: String,
+    pub dataset_sha256: String,
+    /// The first streamed sample and how many are streamed (`--limit`, `--shard`).
+    pub start: usize,
+    pub len: usize,
+    pub interpolation: String,
+    pub fill: String,
+    pub mask_circle: bool,
+    pub skip_bad_images: bool,
+    pub coarse_labels: bool,
+    pub rotate_on: String,
+}
+
 /// The angles a sweep evaluates: the user's, in their order, with 0 added first
 /// as the reference when it is absent (every other angle compares with it).
 #[derive(Debug, Clone, PartialEq)]

@@ -1,85 +1,12 @@
-//! Run state kept between invocations: the prediction cache (per model x angle)
-//! and the checkpoint that `sweep --resume` continues from.
+//! The checkpoint that `sweep --resume` continues from: `OUT/.rotbench-checkpoint/`,
+//! a log of finished chunks under the run's key, removed when the results are written.
 
 use anyhow::{bail, Result};
-use rotbench::model::{hex, Model};
 use rotbench::output::{self, RecordLog};
 use rotbench::store;
 use rotbench::sweep::SampleData;
-use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
-
-/// Bump when the meaning of cached predictions changes.
-const CACHE_VERSION: u32 = 1;
-
-pub fn default_cache_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("rotbench").join("predictions")
-}
-
-/// Everything that determines one model's predictions at one angle: the key's
-/// fields, and their sha256 (the entry's file name).
-pub fn cache_key(model: &Model, common: &Value, angle: f64) -> CacheKey {
-    let fields = json!({
-        "cache_version": CACHE_VERSION,
-        "model_sha256": model.sha256,
-        "spec": model.spec,
-        "inference": model.inference.name(),
-        "angle": angle,
-        "common": common,
-    });
-    CacheKey {
-        hash: hex(&Sha256::digest(fields.to_string().as_bytes())),
-        fields,
-    }
-}
-
-/// A cache entry's key. The fields are stored in the entry too, so that an entry
-/// says what produced it.
-pub struct CacheKey {
-    pub hash: String,
-    pub fields: Value,
-}
-
-pub struct Cache {
-    pub dir: PathBuf,
-}
-
-impl Cache {
-    fn path(&self, key: &str) -> PathBuf {
-        self.dir.join(&key[..2]).join(format!("{key}.bin"))
-    }
-
-    /// A cached (1 model x 1 angle) entry, if present, whole and made for `key`.
-    pub fn get(&self, key: &CacheKey) -> Option<SampleData> {
-        let bytes = std::fs::read(self.path(&key.hash)).ok()?;
-        let (h, data) = store::decode(&bytes, "cache entry").ok()?;
-        (h.models == 1 && h.angles == 1 && h.present[0][0] && h.meta["key"] == key.fields)
-            .then_some(data)
-    }
-
-    pub fn put(&self, key: &CacheKey, data: &SampleData) -> Result<()> {
-        output::write_atomic(
-            &self.path(&key.hash),
-            &store::encode(data, json!({ "key": key.fields })),
-        )
-    }
-}
-
-/// One (model, angle) column of a run's data.
-pub fn column(data: &SampleData, m: usize, a: usize) -> SampleData {
-    let mut d = SampleData::empty(1, 1);
-    d.indices = data.indices.clone();
-    d.labels = data.labels.clone();
-    d.preds[0][0] = data.preds[m][a].clone();
-    d.confidence[0][0] = data.confidence[m][a].clone();
-    d.tv[0][0] = data.tv[m][a].clone();
-    d
-}
 
 /// The checkpoint of a run in progress: `OUT/.rotbench-checkpoint/`.
 pub struct Checkpoint {

@@ -1,0 +1,128 @@
+//! What a sweep computes. Every (model, angle) pair is first looked up in the
+//! prediction cache; the rest is computed, together with each computing model's
+//! reference angle (`AnglePlan::with_reference`). After the run, [`Plan::fill`]
+//! puts the cached pairs into the run's data and stores the computed ones.
+
+use super::cache::{cache_key, Cache, CacheKey};
+use anyhow::{bail, Result};
+use rotbench::model::Model;
+use rotbench::results::{AnglePlan, RunKey};
+use rotbench::sweep::SampleData;
+use serde_json::{json, Value};
+
+pub struct Plan {
+    pub cache: Option<Cache>,
+    /// `[model][angle]`: each pair's cache key.
+    pub keys: Vec<Vec<CacheKey>>,
+    /// `[model][angle]`: the cached samples, where the cache has them.
+    pub cached: Vec<Vec<Option<SampleData>>>,
+    /// `[model][angle]`: compute this pair.
+    pub compute: Vec<Vec<bool>>,
+}
+
+impl Plan {
+    /// `len`: the samples this run streams (an entry holding more is not this run's).
+    pub fn new(
+        models: &[Model],
+        angles: &AnglePlan,
+        run: &RunKey,
+        cache: Option<Cache>,
+        len: usize,
+    ) -> Plan {
+        let keys: Vec<Vec<CacheKey>> = models
+            .iter()
+            .map(|m| {
+                angles
+                    .angles
+                    .iter()
+                    .map(|&a| cache_key(m, run, a))
+                    .collect()
+            })
+            .collect();
+        let mut cached = vec![vec![None; angles.angles.len()]; models.len()];
+        if let Some(c) = &cache {
+            for (m, row) in keys.iter().enumerate() {
+                for (a, k) in row.iter().enumerate() {
+                    // With --skip-bad-images an entry holds only the samples that decoded
+                    // (the key pins the data's bytes, so those are the same every time);
+                    // after the run its indices are checked against this run's.
+                    cached[m][a] = c.get(k).filter(|d| !d.is_empty() && d.len() <= len);
+                }
+            }
+        }
+        let mut compute: Vec<Vec<bool>> = cached
+            .iter()
+            .map(|r| r.iter().map(|c| c.is_none()).collect())
+            .collect();
+        // New angles compare with the reference's softmax, so it runs again too (the
+        // engine applies the same policy; here the cached copy is dropped).
+        for (m, row) in compute.iter().enumerate() {
+            if row.iter().any(|&c| c) {
+                cached[m][angles.reference] = None;
+            }
+        }
+        angles.with_reference(&mut compute);
+        Plan {
+            cache,
+            keys,
+            cached,
+            compute,
+        }
+    }
+
+    /// True when any pair is computed (else the run only reads the cache).
+    pub fn any_compute(&self) -> bool {
+        self.compute.iter().flatten().any(|&c| c)
+    }
+
+    /// Pairs the cache answered.
+    pub fn cached_pairs(&self) -> usize {
+        self.compute.iter().flatten().filter(|&&c| !c).count()
+    }
+
+    /// The checkpoint's key: a resumed run must have been started with these.
+    pub fn checkpoint_key(
+        &self,
+        models: &[Model],
+        run: &RunKey,
+        angles: &AnglePlan,
+        batch_size: &str,
+    ) -> Value {
+        json!({
+            "rotbench_version": env!("CARGO_PKG_VERSION"),
+            "models": models.iter().map(|m| (&m.sha256, &m.spec, m.inference.name())).collect::<Vec<_>>(),
+            "common": run,
+            "angles": angles.angles,
+            "batch_size": batch_size.trim(),
+            "compute": self.compute,
+        })
+    }
+
+    /// Put the cached pairs into `data` (checked against its samples), then store
+    /// the computed ones. Returns warnings for pairs the cache could not store.
+    pub fn fill(
+        self,
+        data: &mut SampleData,
+        names: &[&str],
+        angles: &[f64],
+    ) -> Result<Vec<String>> {
+        let mut warnings = Vec::new();
+        for (m, row) in self.cached.into_iter().enumerate() {
+            for (a, entry) in row.into_iter().enumerate() {
+                if let Some(e) = entry {
+                    if e.indices != data.indices || e.labels != data.labels {
+                        bail!("the prediction cache entry for {} at {}° does not match the data; rerun with --no-cache", names[m], angles[a]);
+                    }
+                    data.preds[m][a] = e.preds[0][0].clone();
+                    data.confidence[m][a] = e.confidence[0][0].clone();
+                    data.tv[m][a] = e.tv[0][0].clone();
+                } else if let Some(c) = &self.cache {
+                    if let Err(e) = c.put(&self.keys[m][a], &super::cache::column(data, m, a)) {
+                        warnings.push(format!("cannot update the prediction cache: {e:#}"));
+                    }
+                }
+            }
+        }
+        Ok(warnings)
+    }
+}
