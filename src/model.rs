@@ -312,6 +312,19 @@ pub fn device_name(d: Device) -> String {
     }
 }
 
+impl Model {
+    /// Its identity as results record it.
+    pub fn id(&self) -> rotbench_core::results::ModelId {
+        rotbench_core::results::ModelId {
+            name: self.name.clone(),
+            path: self.path.display().to_string(),
+            sha256: self.sha256.clone(),
+            spec: self.spec.clone(),
+            spec_sources: self.provenance.clone(),
+        }
+    }
+}
+
 impl crate::classifier::Classifier for Model {
     fn path(&self) -> &Path {
         &self.path

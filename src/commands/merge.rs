@@ -5,7 +5,7 @@ use super::finish::{write_results, Outputs};
 use crate::cli::MergeArgs;
 use anyhow::{anyhow, Result};
 use rotbench::shard::{self, ShardManifest};
-use rotbench::summary::{self, ModelMeta};
+use rotbench::summary;
 use rotbench::{output, store, LIBTORCH_VERSION};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -37,20 +37,9 @@ pub fn merge(args: MergeArgs) -> Result<ExitCode> {
     let (raw, manifest, info) = shard::merge(loaded)?;
     let n_classes = manifest.models[0].spec.n_classes();
     let result = raw.finish(n_classes)?;
-    let metas: Vec<ModelMeta<'_>> = manifest
-        .models
-        .iter()
-        .map(|m| ModelMeta {
-            name: &m.name,
-            path: m.path.clone(),
-            sha256: &m.sha256,
-            spec: &m.spec,
-            provenance: &m.spec_sources,
-        })
-        .collect();
     let summary = summary::build(
         &result,
-        &metas,
+        &manifest.models,
         &info,
         manifest.settings.clone(),
         LIBTORCH_VERSION,

@@ -12,8 +12,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rotbench::dataset::{self, OpenOptions, ShardSpec, Target};
 use rotbench::model::{device_name, parse_device, CropOrder, Inference, Model};
 use rotbench::results::RunKey;
-use rotbench::shard::{examples_of, ShardManifest, ShardModel, SHARD_FORMAT};
-use rotbench::summary::{self, BatchSetting, DatasetSummary, ModelMeta, Settings};
+use rotbench::shard::{examples_of, ShardManifest, SHARD_FORMAT};
+use rotbench::summary::{self, BatchSetting, DatasetSummary, Settings};
 use rotbench::sweep::{self, BatchSize, RotateOn, SweepSettings, Work};
 use rotbench::{angles, output, store, BACKEND, LIBTORCH_VERSION};
 use serde_json::json;
@@ -243,16 +243,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
             .select(info.total)
             .1,
             settings,
-            models: models
-                .iter()
-                .map(|m| ShardModel {
-                    name: m.name.clone(),
-                    path: m.path.display().to_string(),
-                    sha256: m.sha256.clone(),
-                    spec: m.spec.clone(),
-                    spec_sources: m.provenance.clone(),
-                })
-                .collect(),
+            models: models.iter().map(Model::id).collect(),
             dataset: DatasetSummary::from(source.info()),
             examples: examples_of(&raw.examples),
             keep_examples: KEEP_EXAMPLES,
@@ -282,17 +273,8 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     }
 
     let result = raw.finish(classes.len())?;
-    let metas: Vec<ModelMeta<'_>> = models
-        .iter()
-        .map(|m| ModelMeta {
-            name: &m.name,
-            path: m.path.display().to_string(),
-            sha256: &m.sha256,
-            spec: &m.spec,
-            provenance: &m.provenance,
-        })
-        .collect();
-    let summary = summary::build(&result, &metas, source.info(), settings, LIBTORCH_VERSION);
+    let ids: Vec<_> = models.iter().map(Model::id).collect();
+    let summary = summary::build(&result, &ids, source.info(), settings, LIBTORCH_VERSION);
     // The work this process did: the samples left after a resume, decoded ones only.
     let evaluated = (result.indices.len() - done_before) as u64 * per_sample;
     let timing = json!({

@@ -8,6 +8,7 @@
 
 use crate::angles::format_angle;
 use crate::metrics::{Confusion, Paired, INVALID};
+use crate::spec::{ModelSpec, Provenance};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -184,6 +185,18 @@ impl SweepResult {
             0..self.angles.len()
         }
     }
+}
+
+/// A model's identity as results record it: its name, its file, the sha256 of
+/// its bytes, the spec it ran with and where each spec field came from. A shard
+/// manifest stores it and summary.json's models carry it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelId {
+    pub name: String,
+    pub path: String,
+    pub sha256: String,
+    pub spec: ModelSpec,
+    pub spec_sources: Provenance,
 }
 
 /// What a run's predictions depend on besides the model and the angle: the data

@@ -3,23 +3,13 @@
 //! sweep gives back exactly the single run's [`RawSweep`].
 
 use crate::dataset::{DatasetInfo, ShardSpec};
-use crate::results::{examples_to_keep, AnglePlan, Examples, RawSweep, SampleData};
-use crate::spec::{ModelSpec, Provenance};
+use crate::results::{examples_to_keep, AnglePlan, Examples, ModelId, RawSweep, SampleData};
 use crate::summary::{DatasetSummary, Settings};
 use anyhow::{bail, Result};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 pub const SHARD_FORMAT: u32 = 1;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ShardModel {
-    pub name: String,
-    pub path: String,
-    pub sha256: String,
-    pub spec: ModelSpec,
-    pub spec_sources: Provenance,
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShardExamples {
@@ -40,7 +30,7 @@ pub struct ShardManifest {
     pub end: usize,
     pub selected: usize,
     pub settings: Settings,
-    pub models: Vec<ShardModel>,
+    pub models: Vec<ModelId>,
     pub dataset: DatasetSummary,
     pub examples: ShardExamples,
     /// How many examples a single run keeps.

@@ -3,7 +3,7 @@
 
 use crate::dataset::DatasetInfo;
 use crate::metrics::{self, confusion_similarity, report, ClassScores, Paired};
-use crate::results::SweepResult;
+use crate::results::{ModelId, SweepResult};
 use crate::spec::{ModelSpec, Provenance};
 use serde::{Deserialize, Serialize};
 
@@ -189,15 +189,6 @@ pub struct Summary {
     pub files: std::collections::BTreeMap<String, String>,
 }
 
-/// What `build` needs to know about each model besides its predictions.
-pub struct ModelMeta<'a> {
-    pub name: &'a str,
-    pub path: String,
-    pub sha256: &'a str,
-    pub spec: &'a ModelSpec,
-    pub provenance: &'a Provenance,
-}
-
 fn div(a: f64, b: f64) -> f64 {
     if b == 0.0 {
         0.0
@@ -208,7 +199,7 @@ fn div(a: f64, b: f64) -> f64 {
 
 pub fn build(
     result: &SweepResult,
-    metas: &[ModelMeta<'_>],
+    ids: &[ModelId],
     dataset: &DatasetInfo,
     settings: Settings,
     libtorch_version: &str,
@@ -218,8 +209,8 @@ pub fn build(
     let models: Vec<ModelSummary> = result
         .models
         .iter()
-        .zip(metas)
-        .map(|(ms, meta)| {
+        .zip(ids)
+        .map(|(ms, id)| {
             let ref_counts = &ms.counts[result.reference];
             let ref_acc = report(&ref_counts.confusion).accuracy;
             let angles: Vec<AngleMetrics> = result
@@ -282,11 +273,11 @@ pub fn build(
                 })
                 .count() as u64;
             ModelSummary {
-                name: meta.name.to_string(),
-                path: meta.path.clone(),
-                sha256: meta.sha256.to_string(),
-                spec: meta.spec.clone(),
-                spec_sources: meta.provenance.clone(),
+                name: id.name.clone(),
+                path: id.path.clone(),
+                sha256: id.sha256.clone(),
+                spec: id.spec.clone(),
+                spec_sources: id.spec_sources.clone(),
                 nonfinite_logits: ms.counts.iter().map(|c| c.nonfinite).sum(),
                 sweep: SweepStats {
                     accuracy_at_reference: ref_acc,

@@ -2,9 +2,9 @@
 
 use super::*;
 use crate::dataset::DatasetInfo;
-use crate::results::{AnglePlan, Examples, ModelSweep};
+use crate::results::{AnglePlan, Examples, ModelId, ModelSweep};
 use crate::spec::{ModelSpec, Provenance};
-use crate::summary::{self, ModelMeta, Settings};
+use crate::summary::{self, Settings};
 
 const SHA: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
@@ -56,14 +56,14 @@ fn fake(
         preprocess: Default::default(),
     };
     let prov = Provenance::new();
-    let metas: Vec<ModelMeta<'_>> = preds
+    let ids: Vec<ModelId> = preds
         .iter()
-        .map(|(name, _)| ModelMeta {
-            name,
+        .map(|(name, _)| ModelId {
+            name: name.to_string(),
             path: format!("{name}.pt"),
-            sha256: SHA,
-            spec: &spec,
-            provenance: &prov,
+            sha256: SHA.into(),
+            spec: spec.clone(),
+            spec_sources: prov.clone(),
         })
         .collect();
     let info = DatasetInfo {
@@ -92,7 +92,7 @@ fn fake(
         rotate_on: "host".into(),
         backend: "torchscript".into(),
     };
-    let s = summary::build(&result, &metas, &info, settings, "test");
+    let s = summary::build(&result, &ids, &info, settings, "test");
     (s, result)
 }
 
