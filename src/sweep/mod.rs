@@ -5,10 +5,11 @@
 //! Rotation runs on a producer thread (rayon across the chunk's images) while
 //! the models run on the calling thread; a bounded channel keeps memory flat.
 //! Models are anything behind [`Classifier`]; `--batch-size auto` is decided by
-//! [`calibration`]. What the engine fills is the results model of
+//! [`calibration`]; [`scoring`] turns logits into per-sample scores. What the engine fills is the results model of
 //! `rotbench_core::results`, re-exported here.
 
 pub mod calibration;
+pub mod scoring;
 
 use crate::classifier::Classifier;
 use crate::dataset::{Chunk, Source, Target};
@@ -16,8 +17,8 @@ use crate::rotate::{Geometry, Plan, RotateOptions};
 use anyhow::{bail, Result};
 use calibration::{Calibration, Step};
 use rayon::prelude::*;
-use rotbench_core::metrics::{total_variation, INVALID};
 pub use rotbench_core::results::*;
+use scoring::Scorer;
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 use std::time::Instant;
@@ -303,9 +304,7 @@ pub fn run_raw<C: Classifier>(
         // Owned here so that an early return drops it and a producer waiting for the
         // choice wakes up and ends.
         let choice_tx = choice_tx;
-        let mut probs = vec![0f32; n_classes];
-        let mut ref_probs: Vec<Vec<f32>> = vec![Vec::new(); nm];
-        let mut ref_pred: Vec<Vec<i32>> = vec![Vec::new(); nm];
+        let mut scorer = Scorer::new(nm, n_classes);
         let mut current = SampleData::empty(nm, na);
         let mut samples_seen = 0usize;
         // Calibration state: chunks computed so far, angle messages of the current chunk,
@@ -403,32 +402,10 @@ pub fn run_raw<C: Classifier>(
                     t_images += n;
                     t_calls += 1;
                 }
-                if angle == reference {
-                    ref_probs[mi].resize(n * n_classes, 0.0);
-                    ref_pred[mi].resize(n, INVALID);
-                }
-                for i in 0..n {
-                    let row = &logits[i * n_classes..(i + 1) * n_classes];
-                    let (pred, conf) = match softmax_row(row, &mut probs) {
-                        Some((p, c)) => (p as i32, c),
-                        None => (INVALID, f32::NAN),
-                    };
-                    if angle == reference {
-                        ref_probs[mi][i * n_classes..(i + 1) * n_classes].copy_from_slice(&probs);
-                        ref_pred[mi][i] = pred;
-                    }
-                    let rp = ref_pred[mi][i];
-                    let shift = if pred != INVALID && rp != INVALID {
-                        total_variation(&probs, &ref_probs[mi][i * n_classes..(i + 1) * n_classes])
-                            as f32
-                    } else if pred != rp {
-                        1.0 // exactly one side undefined: count as the largest shift
-                    } else {
-                        0.0
-                    };
-                    current.preds[mi][angle].push(pred);
-                    current.confidence[mi][angle].push(conf);
-                    current.tv[mi][angle].push(shift);
+                for sc in scorer.score(mi, angle == reference, &logits, n) {
+                    current.preds[mi][angle].push(sc.pred);
+                    current.confidence[mi][angle].push(sc.confidence);
+                    current.tv[mi][angle].push(sc.shift);
                 }
                 done += n as u64;
                 progress(done);
