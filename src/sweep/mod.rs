@@ -5,10 +5,11 @@
 //! Rotation runs on a producer thread (rayon across the chunk's images) while
 //! the models run on the calling thread; a bounded channel keeps memory flat.
 //! Models are anything behind [`Classifier`]; `--batch-size auto` is decided by
-//! [`calibration`]; [`scoring`] turns logits into per-sample scores. What the engine fills is the results model of
+//! [`calibration`]; [`producer`] reads and rotates; [`scoring`] turns logits into per-sample scores. What the engine fills is the results model of
 //! `rotbench_core::results`, re-exported here.
 
 pub mod calibration;
+pub mod producer;
 pub mod scoring;
 
 use crate::classifier::Classifier;
@@ -16,11 +17,10 @@ use crate::dataset::{Chunk, Source, Target};
 use crate::rotate::{Geometry, Plan, RotateOptions};
 use anyhow::{bail, Result};
 use calibration::{Calibration, Step};
-use rayon::prelude::*;
+use producer::{Message, Producer};
 pub use rotbench_core::results::*;
 use scoring::Scorer;
 use std::sync::mpsc::sync_channel;
-use std::sync::Arc;
 use std::time::Instant;
 use tch::Tensor;
 
@@ -46,9 +46,10 @@ pub struct Work {
     pub resume: Option<SampleData>,
 }
 
-struct Rotated {
-    angle: usize,
-    pixels: Vec<f32>,
+/// One chunk rotated to one angle (no pixels: the driver rotates it on the device).
+pub struct Rotated {
+    pub angle: usize,
+    pub pixels: Vec<f32>,
 }
 
 /// Check that models can be swept together and return their shared input layout.
@@ -177,13 +178,12 @@ pub fn run_raw<C: Classifier>(
     };
     let keep = examples_to_keep(settings.keep_examples, px);
 
-    let (tx, rx) = sync_channel::<Result<(Arc<Chunk>, Option<Rotated>)>>(2);
+    let (tx, rx) = sync_channel::<Message>(2);
     // Auto: one chunk per candidate (after any resumed samples), then the producer
     // waits for the consumer's choice (calibration::Step, sent as 0 or the size).
     let mut calibration = Calibration::new(settings.batch, order.len());
     let fixed = calibration.fixed();
     let max_chunk = calibration.max_chunk();
-    let schedule = calibration.schedule().to_vec();
     let (choice_tx, choice_rx) = sync_channel::<usize>(1);
     let shape = [
         0i64,
@@ -195,111 +195,19 @@ pub fn run_raw<C: Classifier>(
     std::thread::scope(|scope| -> Result<()> {
         let plans = &plans;
         let order = &order;
-        let schedule_p = schedule.clone();
-        scope.spawn(move || {
-            let mut seen = 0usize;
-            let mut calibrated = 0usize;
-            let mut decided = schedule_p.is_empty();
-            let mut batch = fixed;
-            loop {
-                // Resumed samples: chunks that end exactly on the resume point.
-                let want = if seen < resumed {
-                    (resumed - seen).min(max_chunk)
-                } else if !decided {
-                    // After each calibration chunk the consumer says: go on (0) or the size.
-                    if calibrated > 0 {
-                        match choice_rx.recv() {
-                            Ok(0) => {}
-                            Ok(b) => {
-                                decided = true;
-                                batch = b;
-                            }
-                            Err(_) => return, // the consumer stopped
-                        }
-                    }
-                    if decided {
-                        batch
-                    } else {
-                        calibrated += 1;
-                        schedule_p[calibrated - 1]
-                    }
-                } else {
-                    batch
-                };
-                // A chunk whose every image failed to decode (--skip-bad-images) holds
-                // no samples: read on, so that no model is ever fed an empty batch.
-                let chunk = loop {
-                    match source.next_chunk(want) {
-                        Ok(Some(c)) if c.is_empty() => continue,
-                        Ok(Some(c)) => break Arc::new(c),
-                        Ok(None) => return,
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                            return;
-                        }
-                    }
-                };
-                seen += chunk.len();
-                // Announce the chunk (examples and resume bookkeeping) before its angles.
-                if tx.send(Ok((chunk.clone(), None))).is_err() {
-                    return;
-                }
-                if seen <= resumed {
-                    continue; // finished in the interrupted run
-                }
-                // Images larger than the target (rotate-then-crop) need a plan per size.
-                let sized = &chunk.dims;
-                let offsets: Vec<usize> = sized
-                    .iter()
-                    .scan(0usize, |at, &(h, w)| {
-                        let o = *at;
-                        *at += target.channels * h * w;
-                        Some(o)
-                    })
-                    .collect();
-                for &a in order {
-                    let Some(plan) = &plans[a] else { continue };
-                    // On the device the consumer rotates the uploaded chunk: send no pixels.
-                    let by_consumer = on_device && sized.is_empty();
-                    let mut pixels = if by_consumer {
-                        vec![]
-                    } else {
-                        vec![0f32; chunk.len() * px]
-                    };
-                    if by_consumer {
-                        // nothing to do here
-                    } else if sized.is_empty() {
-                        pixels
-                            .par_chunks_mut(px)
-                            .zip(chunk.pixels.par_chunks(px))
-                            .for_each(|(out, src)| {
-                                plan.apply(src, target.channels, out);
-                            });
-                    } else {
-                        let mut by_size: std::collections::HashMap<(usize, usize), Plan> =
-                            Default::default();
-                        for &(h, w) in sized {
-                            by_size.entry((h, w)).or_insert_with(|| {
-                                let g = Geometry::centre_crop(h, w, target.height, target.width);
-                                Plan::new(g, angles_for_plans[a], &rotate_opts)
-                            });
-                        }
-                        pixels.par_chunks_mut(px).enumerate().for_each(|(k, out)| {
-                            let (h, w) = sized[k];
-                            let src =
-                                &chunk.pixels[offsets[k]..offsets[k] + target.channels * h * w];
-                            by_size[&(h, w)].apply(src, target.channels, out);
-                        });
-                    }
-                    if tx
-                        .send(Ok((chunk.clone(), Some(Rotated { angle: a, pixels }))))
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            }
-        });
+        let producer = Producer {
+            target,
+            angles: &angles_for_plans,
+            rotate: rotate_opts,
+            plans,
+            order,
+            on_device,
+            resumed,
+            fixed,
+            max_chunk,
+            schedule: calibration.schedule().to_vec(),
+        };
+        scope.spawn(move || producer.run(source, tx, choice_rx));
 
         // Owned here so that an early return drops it and a producer waiting for the
         // choice wakes up and ends.

@@ -1,0 +1,150 @@
+//! The producer: read the dataset chunk by chunk and rotate each chunk to every
+//! angle the run computes (rayon across the chunk's images), on its own thread
+//! while the models run. It cuts resumed samples as whole chunks ending on the
+//! resume point (they are announced, not rotated), then one chunk per
+//! `--batch-size auto` candidate, waiting after each for the driver's
+//! [`calibration::Step`](super::calibration::Step) (0: the next candidate; a size:
+//! use it), then chunks of the chosen size.
+
+use super::{Chunk, Rotated};
+use crate::dataset::{Source, Target};
+use crate::rotate::{Geometry, Plan, RotateOptions};
+use anyhow::Result;
+use rayon::prelude::*;
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::Arc;
+
+/// What goes to the driver: a chunk (announced with `None` before its angles),
+/// then each of its angles rotated, or the error that ended the data.
+pub type Message = Result<(Arc<Chunk>, Option<Rotated>)>;
+
+pub struct Producer<'a> {
+    pub target: Target,
+    /// Every evaluated angle, in the run's order.
+    pub angles: &'a [f64],
+    pub rotate: RotateOptions,
+    /// `[angle]`: the plan for same-size images; `None`: the angle is not computed.
+    pub plans: &'a [Option<Plan>],
+    /// The angles of a chunk, in work order (the reference first).
+    pub order: &'a [usize],
+    /// The driver rotates same-size chunks on the device: send no pixels for them.
+    pub on_device: bool,
+    /// Samples finished in an interrupted run.
+    pub resumed: usize,
+    /// The batch size when nothing is being calibrated.
+    pub fixed: usize,
+    /// The largest chunk to cut for resumed samples.
+    pub max_chunk: usize,
+    /// `--batch-size auto`'s candidates; empty when nothing is timed.
+    pub schedule: Vec<usize>,
+}
+
+impl Producer<'_> {
+    /// Stream `source` to `tx` until the data ends, an error, or the driver hangs up.
+    pub fn run(self, source: &mut dyn Source, tx: SyncSender<Message>, choice_rx: Receiver<usize>) {
+        let px = self.target.pixels();
+        let mut seen = 0usize;
+        let mut calibrated = 0usize;
+        let mut decided = self.schedule.is_empty();
+        let mut batch = self.fixed;
+        loop {
+            // Resumed samples: chunks that end exactly on the resume point.
+            let want = if seen < self.resumed {
+                (self.resumed - seen).min(self.max_chunk)
+            } else if !decided {
+                // After each calibration chunk the consumer says: go on (0) or the size.
+                if calibrated > 0 {
+                    match choice_rx.recv() {
+                        Ok(0) => {}
+                        Ok(b) => {
+                            decided = true;
+                            batch = b;
+                        }
+                        Err(_) => return, // the consumer stopped
+                    }
+                }
+                if decided {
+                    batch
+                } else {
+                    calibrated += 1;
+                    self.schedule[calibrated - 1]
+                }
+            } else {
+                batch
+            };
+            // A chunk whose every image failed to decode (--skip-bad-images) holds
+            // no samples: read on, so that no model is ever fed an empty batch.
+            let chunk = loop {
+                match source.next_chunk(want) {
+                    Ok(Some(c)) if c.is_empty() => continue,
+                    Ok(Some(c)) => break Arc::new(c),
+                    Ok(None) => return,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            };
+            seen += chunk.len();
+            // Announce the chunk (examples and resume bookkeeping) before its angles.
+            if tx.send(Ok((chunk.clone(), None))).is_err() {
+                return;
+            }
+            if seen <= self.resumed {
+                continue; // finished in the interrupted run
+            }
+            // Images larger than the target (rotate-then-crop) need a plan per size.
+            let sized = &chunk.dims;
+            let offsets: Vec<usize> = sized
+                .iter()
+                .scan(0usize, |at, &(h, w)| {
+                    let o = *at;
+                    *at += self.target.channels * h * w;
+                    Some(o)
+                })
+                .collect();
+            for &a in self.order {
+                let Some(plan) = &self.plans[a] else { continue };
+                // On the device the consumer rotates the uploaded chunk: send no pixels.
+                let by_consumer = self.on_device && sized.is_empty();
+                let mut pixels = if by_consumer {
+                    vec![]
+                } else {
+                    vec![0f32; chunk.len() * px]
+                };
+                if by_consumer {
+                    // nothing to do here
+                } else if sized.is_empty() {
+                    pixels
+                        .par_chunks_mut(px)
+                        .zip(chunk.pixels.par_chunks(px))
+                        .for_each(|(out, src)| {
+                            plan.apply(src, self.target.channels, out);
+                        });
+                } else {
+                    let mut by_size: std::collections::HashMap<(usize, usize), Plan> =
+                        Default::default();
+                    for &(h, w) in sized {
+                        by_size.entry((h, w)).or_insert_with(|| {
+                            let g =
+                                Geometry::centre_crop(h, w, self.target.height, self.target.width);
+                            Plan::new(g, self.angles[a], &self.rotate)
+                        });
+                    }
+                    pixels.par_chunks_mut(px).enumerate().for_each(|(k, out)| {
+                        let (h, w) = sized[k];
+                        let src =
+                            &chunk.pixels[offsets[k]..offsets[k] + self.target.channels * h * w];
+                        by_size[&(h, w)].apply(src, self.target.channels, out);
+                    });
+                }
+                if tx
+                    .send(Ok((chunk.clone(), Some(Rotated { angle: a, pixels }))))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+}
