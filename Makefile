@@ -25,8 +25,11 @@ setup:
 build: setup
 	$(CARGO) build --release --locked
 
+# The workspace's tests, then a build of every binary: that includes the fuzz
+# targets (fuzz/, rotbench-core only), so they cannot rot between fuzzing runs.
 test: setup
 	$(CARGO) test --release --locked --workspace
+	$(CARGO) build --release --locked --workspace
 
 # The three bundled models on the full MNIST test set (predictions.csv is written
 # but not committed: reports/demo/ in git stays small).
