@@ -8,7 +8,11 @@ fuzz_target!(|data: &[u8]| {
     for name in ["test_batch.bin", "test.bin"] {
         let p = d.path().join(name);
         std::fs::write(&p, data).unwrap();
-        let t = Target { channels: 3, height: 32, width: 32 };
+        let t = Target {
+            channels: 3,
+            height: 32,
+            width: 32,
+        };
         if let Ok(mut s) = CifarSource::open(&p, t, 100, &OpenOptions::default()) {
             while let Ok(Some(_)) = s.next_chunk(3) {}
         }

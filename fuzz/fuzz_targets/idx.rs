@@ -11,7 +11,11 @@ fuzz_target!(|data: &[u8]| {
     std::fs::write(d.path().join("f-labels-idx1-ubyte"), &data[split..]).unwrap();
     let _ = rotbench_core::dataset::idx::parse_labels(data, d.path());
     let _ = rotbench_core::dataset::idx::parse_images_header(data, d.path());
-    let t = Target { channels: 1, height: 8, width: 8 };
+    let t = Target {
+        channels: 1,
+        height: 8,
+        width: 8,
+    };
     if let Ok(mut s) = IdxSource::open(d.path(), t, 10, &OpenOptions::default()) {
         while let Ok(Some(_)) = s.next_chunk(7) {}
     }

@@ -7,7 +7,12 @@ use std::path::Path;
 fuzz_target!(|data: &[u8]| {
     if let Ok(s) = std::str::from_utf8(data) {
         if let Ok(spec) = SpecFile::parse(s, "fuzz.json") {
-            let _ = resolve_spec(Path::new("m.pt"), &SpecFlags::default(), Some((Path::new("m.json"), &spec)), None);
+            let _ = resolve_spec(
+                Path::new("m.pt"),
+                &SpecFlags::default(),
+                Some((Path::new("m.json"), &spec)),
+                None,
+            );
         }
     }
 });

@@ -221,6 +221,27 @@ fn per_channel(values: &[f32], channels: usize, what: &str, from: &str) -> Resul
     Ok(out)
 }
 
+/// Where a spec field was found. A model's spec follows one precedence rule:
+/// flags over the sidecar over the embedded spec ([`layered`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    Flag,
+    Sidecar,
+    Embedded,
+    /// No layer sets it: rotbench's default (preprocessing fields only).
+    Default,
+}
+
+/// The provenance name of the embedded spec.
+const EMBEDDED: &str = "embedded extra/rotbench.json";
+
+/// The value of the first layer that sets it (flag, then sidecar, then embedded).
+pub fn layered<T>(flag: Option<T>, sidecar: Option<T>, embedded: Option<T>) -> Option<(T, Layer)> {
+    flag.map(|v| (v, Layer::Flag))
+        .or_else(|| sidecar.map(|v| (v, Layer::Sidecar)))
+        .or_else(|| embedded.map(|v| (v, Layer::Embedded)))
+}
+
 /// Combine flags, sidecar and embedded spec into a checked [`ModelSpec`].
 pub fn resolve_spec(
     model_path: &Path,
@@ -230,28 +251,18 @@ pub fn resolve_spec(
 ) -> Result<(ModelSpec, Provenance)> {
     let mut prov = Provenance::new();
     let side_name = sidecar.map(|(p, _)| format!("sidecar {}", p.display()));
-    let emb_name = "embedded extra/rotbench.json".to_string();
-    let pick = |field: &str,
-                from_flag: bool,
-                side: bool,
-                emb: bool,
-                prov: &mut Provenance|
-     -> Option<String> {
-        let src = if from_flag {
-            Some(format!("flag --{field}"))
-        } else if side {
-            side_name.clone()
-        } else if emb {
-            Some(emb_name.clone())
-        } else {
-            None
+    let sc = sidecar.map(|(_, s)| s);
+    // Every field goes through one rule (`layered`); `pick` records its source.
+    let mut pick = |key: &str, flag: Option<String>, layer: Layer| -> String {
+        let src = match layer {
+            Layer::Flag => flag.unwrap_or_else(|| format!("flag --{key}")),
+            Layer::Sidecar => side_name.clone().unwrap_or_default(),
+            Layer::Embedded => EMBEDDED.to_string(),
+            Layer::Default => "default".to_string(),
         };
-        if let Some(s) = &src {
-            prov.insert(field.to_string(), s.clone());
-        }
+        prov.insert(key.to_string(), src.clone());
         src
     };
-    let sc = sidecar.map(|(_, s)| s);
     let how_to = |field: &str, flag: &str| {
         format!(
             "{}: the model spec has no `{field}`; add it to the sidecar {} ({SIDECAR_SCHEMA}) or pass {flag}",
@@ -260,19 +271,13 @@ pub fn resolve_spec(
         )
     };
 
-    let input = if let Some(i) = flags.input {
-        pick("input-size", true, false, false, &mut prov);
-        i.to_vec()
-    } else if let Some(i) = sc.and_then(|s| s.input.clone()) {
-        pick("input-size", false, true, false, &mut prov);
-        i
-    } else if let Some(i) = embedded.and_then(|s| s.input.clone()) {
-        pick("input-size", false, false, true, &mut prov);
-        i
-    } else {
-        bail!(how_to("input", "--input-size CxHxW"));
-    };
-    let from = prov["input-size"].clone();
+    let (input, layer) = layered(
+        flags.input.map(|i| i.to_vec()),
+        sc.and_then(|s| s.input.clone()),
+        embedded.and_then(|s| s.input.clone()),
+    )
+    .ok_or_else(|| anyhow!(how_to("input", "--input-size CxHxW")))?;
+    let from = pick("input-size", None, layer);
     if input.len() != 3 {
         bail!(
             "{from}: `input` must be [C, H, W], got {} values",
@@ -296,19 +301,17 @@ pub fn resolve_spec(
 
     let mut vector = |field: &str,
                       flag: Option<&Vec<f32>>,
-                      s: Option<&Vec<f32>>,
-                      e: Option<&Vec<f32>>|
+                      side: Option<&Vec<f32>>,
+                      emb: Option<&Vec<f32>>|
      -> Result<Vec<f32>> {
-        let (v, src) = match (flag, s, e) {
-            (Some(v), _, _) => (v.clone(), pick(field, true, false, false, &mut prov)),
-            (None, Some(v), _) => (v.clone(), pick(field, false, true, false, &mut prov)),
-            (None, None, Some(v)) => (v.clone(), pick(field, false, false, true, &mut prov)),
-            _ => bail!(how_to(
+        let (v, layer) = layered(flag, side, emb).ok_or_else(|| {
+            anyhow!(how_to(
                 field,
                 &format!("--{field} V (one value, or one per channel)")
-            )),
-        };
-        per_channel(&v, input[0], field, src.as_deref().unwrap_or(field))
+            ))
+        })?;
+        let src = pick(field, None, layer);
+        per_channel(v, input[0], field, &src)
     };
     let mean = vector(
         "mean",
@@ -330,18 +333,17 @@ pub fn resolve_spec(
         );
     }
 
-    let classes = if let Some((p, c)) = &flags.classes {
-        prov.insert("classes".into(), format!("flag --classes {}", p.display()));
-        c.clone()
-    } else if let Some(c) = sc.and_then(|s| s.classes.clone()) {
-        pick("classes", false, true, false, &mut prov);
-        c
-    } else if let Some(c) = embedded.and_then(|s| s.classes.clone()) {
-        pick("classes", false, false, true, &mut prov);
-        c
-    } else {
-        bail!(how_to("classes", "--classes FILE (one name per line)"));
-    };
+    let (classes, layer) = layered(
+        flags.classes.as_ref().map(|(_, c)| c.clone()),
+        sc.and_then(|s| s.classes.clone()),
+        embedded.and_then(|s| s.classes.clone()),
+    )
+    .ok_or_else(|| anyhow!(how_to("classes", "--classes FILE (one name per line)")))?;
+    let flag_file = flags
+        .classes
+        .as_ref()
+        .map(|(p, _)| format!("flag --classes {}", p.display()));
+    pick("classes", flag_file, layer);
     if classes.is_empty() {
         bail!(
             "{}: `classes` is empty; list the model's output classes in order",
@@ -356,31 +358,29 @@ pub fn resolve_spec(
             );
         }
     }
-    // Preprocessing: each field from the first source that has it, else the default.
+    // Preprocessing: each field from the first layer that has it, else the default.
     let mut pre = Preprocess::default();
-    macro_rules! layered {
+    macro_rules! preprocess {
         ($field:ident, $name:expr) => {
-            let picked = if let Some(v) = flags.$field {
-                Some((v, format!("flag --{}", $name)))
-            } else if let Some(v) = sc.and_then(|s| s.$field) {
-                Some((v, side_name.clone().unwrap_or_default()))
-            } else {
-                embedded
-                    .and_then(|s| s.$field)
-                    .map(|v| (v, emb_name.clone()))
-            };
-            if let Some((v, src)) = picked {
-                pre.$field = v.into();
-                prov.insert($name.to_string(), src);
-            } else {
-                prov.insert($name.to_string(), "default".to_string());
+            match layered(
+                flags.$field,
+                sc.and_then(|s| s.$field),
+                embedded.and_then(|s| s.$field),
+            ) {
+                Some((v, layer)) => {
+                    pre.$field = v.into();
+                    pick($name, None, layer);
+                }
+                None => {
+                    pick($name, None, Layer::Default);
+                }
             }
         };
     }
-    layered!(resize, "resize");
-    layered!(order, "order");
-    layered!(channel_order, "channel-order");
-    layered!(value_range, "value-range");
+    preprocess!(resize, "resize");
+    preprocess!(order, "order");
+    preprocess!(channel_order, "channel-order");
+    preprocess!(value_range, "value-range");
     if pre.value_range != 1.0 && pre.value_range != 255.0 {
         bail!(
             "{}: value_range must be 1 (pixels in [0,1]) or 255 (pixels in [0,255]), got {}",
@@ -561,6 +561,36 @@ mod tests {
         )
         .unwrap_err()
         .to_string()
+    }
+
+    #[test]
+    fn each_field_comes_from_the_first_layer_that_sets_it() {
+        assert_eq!(layered(Some(1), Some(2), Some(3)), Some((1, Layer::Flag)));
+        assert_eq!(layered(None, Some(2), Some(3)), Some((2, Layer::Sidecar)));
+        assert_eq!(layered(None, None, Some(3)), Some((3, Layer::Embedded)));
+        assert_eq!(layered::<i32>(None, None, None), None);
+        let s = side(
+            r#"{"input":[3,8,8],"mean":[0.5],"std":[0.5],"classes":["a"],"order":"crop-then-rotate"}"#,
+        );
+        let e = side(r#"{"channel_order":"bgr","order":"rotate-then-crop"}"#);
+        let flags = SpecFlags {
+            value_range: Some(255.0),
+            ..Default::default()
+        };
+        let (spec, prov) = resolve_spec(
+            Path::new("m.pt"),
+            &flags,
+            Some((Path::new("m.json"), &s)),
+            Some(&e),
+        )
+        .unwrap();
+        assert_eq!(spec.preprocess.order, CropOrder::CropThenRotate);
+        assert_eq!(spec.preprocess.channel_order, ChannelOrder::Bgr);
+        assert_eq!(spec.preprocess.value_range, 255.0);
+        assert_eq!(prov["order"], "sidecar m.json");
+        assert_eq!(prov["channel-order"], "embedded extra/rotbench.json");
+        assert_eq!(prov["value-range"], "flag --value-range");
+        assert_eq!(prov["resize"], "default");
     }
 
     #[test]
