@@ -106,8 +106,13 @@ pub fn parse(spec: &str) -> Result<Vec<f64>, AngleSpecError> {
             "angle spec `{s}` gives the angle {a}, which is not a finite number; {FORMS}"
         )));
     }
-    for (i, a) in angles.iter().enumerate() {
-        if angles[..i].contains(a) {
+    // A set, not a scan of the angles before each one: a 100,000-angle range was
+    // quadratic (seconds; found by the `angles` fuzz target as a slow input).
+    let mut seen = std::collections::HashSet::with_capacity(angles.len());
+    for a in &angles {
+        // -0 equals 0, as `==` says.
+        let key = if *a == 0.0 { 0u64 } else { a.to_bits() };
+        if !seen.insert(key) {
             return Err(AngleSpecError(format!(
                 "angle spec `{s}` lists {} twice; list each angle once",
                 format_angle(*a)
@@ -181,6 +186,7 @@ mod tests {
         assert!(parse("360:0:15").unwrap_err().0.contains("no angles"));
         assert!(parse("0:360").unwrap_err().0.contains("three parts"));
         assert!(parse("0,90,0").unwrap_err().0.contains("twice"));
+        assert!(parse("0,-0").unwrap_err().0.contains("twice"));
     }
 
     #[test]
@@ -213,5 +219,20 @@ mod tests {
         assert_eq!(format_angle(90.0), "90");
         assert_eq!(format_angle(137.5), "137.5");
         assert_eq!(format_angle(-30.0), "-30");
+    }
+
+    /// Fuzzing found `1:663131:7` (94,733 angles) taking seconds: the duplicate
+    /// check was quadratic. The limit's worth of angles now parses in milliseconds.
+    #[test]
+    fn fuzz_slow_unit_a_range_of_many_angles_parses_quickly() {
+        let t = std::time::Instant::now();
+        assert_eq!(parse("1:663131:7").unwrap().len(), 94_733);
+        let list: Vec<String> = (0..MAX_ANGLES).map(|i| i.to_string()).collect();
+        assert_eq!(parse(&list.join(",")).unwrap().len(), MAX_ANGLES);
+        let mut dup = list[..MAX_ANGLES - 1].to_vec();
+        dup.push("17".into());
+        assert!(parse(&dup.join(",")).unwrap_err().0.contains("lists 17 twice"));
+        let took = t.elapsed().as_secs_f64();
+        assert!(took < 1.0, "{took} s (the quadratic check took seconds)");
     }
 }
