@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rotbench::dataset::{self, OpenOptions, ShardSpec, Target};
 use rotbench::model::{device_name, parse_device, CropOrder, Inference, Model};
 use rotbench::results::RunKey;
-use rotbench::shard::{examples_of, ShardManifest, SHARD_FORMAT};
+use rotbench::shard::{ShardManifest, SHARD_FORMAT};
 use rotbench::summary::{self, BatchSetting, DatasetSummary, Settings};
 use rotbench::sweep::{self, BatchSize, RotateOn, SweepSettings, Work};
 use rotbench::{angles, output, store, BACKEND, LIBTORCH_VERSION};
@@ -245,7 +245,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
             settings,
             models: models.iter().map(Model::id).collect(),
             dataset: DatasetSummary::from(source.info()),
-            examples: examples_of(&raw.examples),
+            examples: std::mem::take(&mut raw.examples),
             keep_examples: KEEP_EXAMPLES,
         };
         let bytes = store::encode(&raw.data, serde_json::to_value(&manifest)?);

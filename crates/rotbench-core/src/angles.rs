@@ -231,7 +231,10 @@ mod tests {
         assert_eq!(parse(&list.join(",")).unwrap().len(), MAX_ANGLES);
         let mut dup = list[..MAX_ANGLES - 1].to_vec();
         dup.push("17".into());
-        assert!(parse(&dup.join(",")).unwrap_err().0.contains("lists 17 twice"));
+        assert!(parse(&dup.join(","))
+            .unwrap_err()
+            .0
+            .contains("lists 17 twice"));
         let took = t.elapsed().as_secs_f64();
         assert!(took < 1.0, "{took} s (the quadratic check took seconds)");
     }

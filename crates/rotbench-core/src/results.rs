@@ -73,15 +73,35 @@ impl RotateOn {
     }
 }
 
-/// Raw (unrotated, converted) pixels of the first samples, kept for the report.
-#[derive(Debug, Clone, Default)]
+/// Raw (unrotated, converted) pixels of the first samples, kept for the report;
+/// a shard manifest stores them as they are (the pixels in base64).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Examples {
     pub channels: usize,
     pub height: usize,
     pub width: usize,
     /// Positions within the sweep's samples (0..n), not dataset indices.
     pub count: usize,
+    /// CHW u8 planes of the `count` samples, concatenated.
+    #[serde(rename = "pixels_base64", with = "base64_bytes")]
     pub pixels: Vec<u8>,
+}
+
+/// Bytes as one base64 string in JSON.
+mod base64_bytes {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|e| serde::de::Error::custom(format!("pixels_base64 is not base64: {e}")))
+    }
 }
 
 /// Per model, per angle running counts.

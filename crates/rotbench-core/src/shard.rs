@@ -6,19 +6,9 @@ use crate::dataset::{DatasetInfo, ShardSpec};
 use crate::results::{examples_to_keep, AnglePlan, Examples, ModelId, RawSweep, SampleData};
 use crate::summary::{DatasetSummary, Settings};
 use anyhow::{bail, Result};
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 pub const SHARD_FORMAT: u32 = 1;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ShardExamples {
-    pub channels: usize,
-    pub height: usize,
-    pub width: usize,
-    pub count: usize,
-    pub pixels_base64: String,
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShardManifest {
@@ -32,7 +22,7 @@ pub struct ShardManifest {
     pub settings: Settings,
     pub models: Vec<ModelId>,
     pub dataset: DatasetSummary,
-    pub examples: ShardExamples,
+    pub examples: Examples,
     /// How many examples a single run keeps.
     pub keep_examples: usize,
 }
@@ -48,16 +38,6 @@ impl ShardManifest {
             "models": self.models.iter().map(|m| (&m.name, &m.sha256, &m.spec)).collect::<Vec<_>>(),
             "dataset": (&self.dataset.sha256, &self.dataset.format, self.dataset.total),
         })
-    }
-}
-
-pub fn examples_of(e: &Examples) -> ShardExamples {
-    ShardExamples {
-        channels: e.channels,
-        height: e.height,
-        width: e.width,
-        count: e.count,
-        pixels_base64: base64::engine::general_purpose::STANDARD.encode(&e.pixels),
     }
 }
 
@@ -148,9 +128,14 @@ pub fn merge(mut shards: Vec<Loaded>) -> Result<(RawSweep, ShardManifest, Datase
         }
         next = m.end;
         data.append(d);
-        let px_data = base64::engine::general_purpose::STANDARD
-            .decode(&m.examples.pixels_base64)
-            .map_err(|e| anyhow::anyhow!("{dir}: examples are damaged: {e}"))?;
+        let px_data = &m.examples.pixels;
+        if px_data.len() != m.examples.count * px {
+            bail!(
+                "{dir}: examples are damaged: {} bytes for {} samples of {px}; run the shard again",
+                px_data.len(),
+                m.examples.count
+            );
+        }
         let take = keep.saturating_sub(examples.count).min(m.examples.count);
         examples.pixels.extend_from_slice(&px_data[..take * px]);
         examples.count += take;
