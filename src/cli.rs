@@ -78,8 +78,8 @@ pub struct RotationArgs {
     #[arg(long, value_enum, default_value_t = Interpolation::Bilinear, value_name = "MODE")]
     pub interpolation: Interpolation,
     /// Fill for pixels rotated in from outside: a constant on the [0,1] scale (0 = black), `edge` or `reflect`.
-    #[arg(long, default_value = "0", value_name = "V|edge|reflect")]
-    pub fill: String,
+    #[arg(long, default_value = "0", value_name = "V|edge|reflect", value_parser = clap::value_parser!(Fill))]
+    pub fill: Fill,
     /// Blank everything outside the inscribed circle at every angle (0 included).
     #[arg(long)]
     pub mask_circle: bool,
@@ -379,17 +379,13 @@ impl SpecArgs {
 }
 
 impl RotationArgs {
-    pub fn check(&self) -> Result<RotateOptions> {
-        let interpolation = self.interpolation;
-        let fill: Fill = self
-            .fill
-            .parse()
-            .map_err(|e: String| anyhow!("--fill {}: {e}", self.fill))?;
-        Ok(RotateOptions {
-            interpolation,
-            fill,
+    /// The rotation these flags ask for (clap has parsed and checked each).
+    pub fn options(&self) -> RotateOptions {
+        RotateOptions {
+            interpolation: self.interpolation,
+            fill: self.fill,
             mask_circle: self.mask_circle,
-        })
+        }
     }
 }
 

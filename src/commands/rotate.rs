@@ -11,7 +11,7 @@ pub fn rotate(args: RotateArgs) -> Result<ExitCode> {
     if angle.len() != 1 {
         bail!("--angle {}: give one angle", args.angle);
     }
-    let opts = args.rotation.check()?;
+    let opts = args.rotation.options();
     let img = image::open(&args.input).map_err(|e| {
         anyhow!(
             "{}: cannot read the image ({e}); give a PNG or JPEG file",

@@ -44,7 +44,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         .as_deref()
         .map(|v| positive("--threads", v))
         .transpose()?;
-    let rotate = args.rotation.check()?;
+    let rotate = args.rotation.options();
     let spec_flags = args.spec.check()?;
     let device = parse_device(&args.device)?;
     let rotate_on = match args.rotate_on {
