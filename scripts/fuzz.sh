@@ -13,6 +13,11 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
 for t in "${targets[@]}"; do
   mkdir -p "fuzz/corpus/$t"
+  if [ "$t" = cifar ] && [ ! -e fuzz/corpus/cifar/seed-two-records ]; then
+    # Random bytes almost never make whole 3073-byte CIFAR records, so without a
+    # seed the target stays in the length check; two all-zero records are valid.
+    head -c 6146 /dev/zero > fuzz/corpus/cifar/seed-two-records
+  fi
   echo "== $t for ${secs}s"
-  cargo fuzz run --sanitizer none -O "$t" "fuzz/corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=4096 2>&1 | tail -n 3
+  cargo fuzz run --sanitizer none -O "$t" "fuzz/corpus/$t" -- -max_total_time="$secs" -max_len=16384 -rss_limit_mb=4096 2>&1 | tail -n 3
 done
