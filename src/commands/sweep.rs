@@ -198,7 +198,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         keep_examples: KEEP_EXAMPLES,
     };
     let work = Work {
-        compute: Some(compute.clone()),
+        compute: Some(compute),
         resume: resumed,
     };
     let _guard = tch::no_grad_guard();

@@ -54,14 +54,11 @@ impl Plan {
             .iter()
             .map(|r| r.iter().map(|c| c.is_none()).collect())
             .collect();
-        // New angles compare with the reference's softmax, so it runs again too (the
-        // engine applies the same policy; here the cached copy is dropped).
-        for (m, row) in compute.iter().enumerate() {
-            if row.iter().any(|&c| c) {
-                cached[m][angles.reference] = None;
-            }
+        // New angles compare with the reference's softmax, so it runs again too; a
+        // reference switched on here was cached (compute is "not cached"): drop it.
+        for m in angles.with_reference(&mut compute) {
+            cached[m][angles.reference] = None;
         }
-        angles.with_reference(&mut compute);
         Plan {
             cache,
             keys,

@@ -125,17 +125,17 @@ pub fn run_raw<C: Classifier>(
     }
     let n_classes = models[0].spec().n_classes();
     let plan = AnglePlan::new(&settings.angles);
-    let AnglePlan {
-        angles,
-        reference_added,
-        reference,
-    } = plan.clone();
-    let (nm, na) = (models.len(), angles.len());
+    let (nm, na) = (models.len(), plan.angles.len());
     let mut compute: Vec<Vec<bool>> = work
         .compute
         .clone()
         .unwrap_or_else(|| vec![vec![true; na]; nm]);
     plan.with_reference(&mut compute);
+    let AnglePlan {
+        angles,
+        reference_added,
+        reference,
+    } = plan;
     let angle_needed: Vec<bool> = (0..na).map(|a| compute.iter().any(|c| c[a])).collect();
     let plans: Vec<Option<Plan>> = angles
         .iter()
@@ -156,7 +156,6 @@ pub fn run_raw<C: Classifier>(
     let mut device_plans: Vec<Option<crate::rotate_device::DevicePlan>> =
         (0..na).map(|_| None).collect();
     let mut device_chunk: Option<Tensor> = None;
-    let angles_for_plans = angles.clone();
     // Work order inside a chunk: the reference first, so later angles compare to it.
     let order: Vec<usize> = std::iter::once(reference)
         .chain((0..na).filter(|&i| i != reference))
@@ -197,7 +196,7 @@ pub fn run_raw<C: Classifier>(
         let order = &order;
         let producer = Producer {
             target,
-            angles: &angles_for_plans,
+            angles: &angles,
             rotate: rotate_opts,
             plans,
             order,
