@@ -26,16 +26,28 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Sweep models over a dataset at many rotation angles and write the results.
+    // Numbers may be negative (`--fill -0.1`, `--angles -30:30:5`).
+    #[command(allow_negative_numbers = true)]
     Sweep(SweepArgs),
-    /// Rotate one image exactly as the sweep does and write it as PNG.
+    /// Rotate one image exactly as the sweep reads and rotates it, and write it (format from the output name).
+    // Numbers may be negative (`--fill -0.1`, `--angles -30:30:5`).
+    #[command(allow_negative_numbers = true)]
     Rotate(RotateArgs),
     /// Print the spec a model will be run with, where each field came from, and its output width.
+    // Numbers may be negative (`--fill -0.1`, `--angles -30:30:5`).
+    #[command(allow_negative_numbers = true)]
     Inspect(InspectArgs),
     /// Re-render the plots and index.html of an existing output folder (no model runs).
+    // Numbers may be negative (`--fill -0.1`, `--angles -30:30:5`).
+    #[command(allow_negative_numbers = true)]
     Report(ReportArgs),
     /// Check results against thresholds and a saved baseline: exit 0 pass, 1 fail, 2 error.
+    // Numbers may be negative (`--fill -0.1`, `--angles -30:30:5`).
+    #[command(allow_negative_numbers = true)]
     Gate(GateArgs),
     /// Merge the results of `sweep --shard i/n` runs into exactly what one run writes.
+    // Numbers may be negative (`--fill -0.1`, `--angles -30:30:5`).
+    #[command(allow_negative_numbers = true)]
     Merge(MergeArgs),
 }
 
@@ -102,10 +114,12 @@ pub struct SweepArgs {
     /// TorchScript model (.pt) with a sidecar MODEL.json; repeat for several models.
     #[arg(long = "model", value_name = "PATH", required = true)]
     pub models: Vec<PathBuf>,
-    /// Dataset: an MNIST IDX folder or images file (raw or .gz), or an image folder
-    /// (one subfolder per class; classes in the model's order when the names match,
-    /// else sorted folder names as torchvision does; hidden folders and __MACOSX are
-    /// ignored).
+    /// Dataset: an MNIST IDX folder or images file (raw or .gz); a CIFAR-10/100
+    /// binary batch (.bin) or its folder; a CSV manifest (path,label per line, paths
+    /// relative to the CSV); or an image folder (one subfolder per class, read as
+    /// torchvision's ImageFolder reads it: its extensions and its sample order;
+    /// classes in the model's order when the names match, else sorted folder names;
+    /// hidden folders and __MACOSX are left out and listed).
     #[arg(long, value_name = "PATH")]
     pub data: PathBuf,
     /// Image folders: `names` labels each class folder with the model's class of that
@@ -279,9 +293,14 @@ pub struct RotateArgs {
     pub angle: String,
     #[command(flatten)]
     pub rotation: RotationArgs,
-    /// Input image (PNG or JPEG, grayscale or RGB).
+    /// Input image: any format the sweep reads (PNG, JPEG, BMP, WebP, TIFF,
+    /// PPM/PGM, GIF), recognised by its content, not its name.
     pub input: PathBuf,
-    /// Output PNG (same size and mode as the input).
+    /// Output image, in the format its extension names (.png, .jpg, .bmp, .tif,
+    /// .webp, .ppm, .pgm). Same size as the input; 8-bit grey when the input holds
+    /// one grey channel (L, LA, 16-bit grey), else 8-bit RGB, as the sweep reads it
+    /// (PIL's convert("RGB"): alpha dropped, palettes expanded, 16-bit colour to
+    /// its high byte, 16-bit grey clipped at 255).
     pub output: PathBuf,
 }
 

@@ -2,6 +2,8 @@
 //! exit code (0 success, 1 failed gate, 2 error). Errors print one clear message,
 //! never a panic or a backtrace.
 
+#[macro_use]
+mod console;
 mod cli;
 mod commands;
 mod run;

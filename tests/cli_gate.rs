@@ -247,7 +247,7 @@ fn bad_arguments_exit_2() {
         (vec![], "no checks given"),
         (
             vec!["--max-drop", "0.1", "--model", "nope"],
-            "--model nope: no such model",
+            "--model `nope`: no such model",
         ),
         (
             vec!["--max-drop", "0.1", "--angles", "45"],
@@ -524,7 +524,7 @@ fn a_significant_fall_against_the_baseline_fails_and_a_fall_within_the_noise_pas
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(
         r.stdout.contains("note: fell 0.0060 at 90°")
-            && r.stdout.contains("McNemar p=0.25 ≥ 0.05: within noise"),
+            && r.stdout.contains("McNemar p=0.250 ≥ 0.05: within noise"),
         "{}",
         r.stdout
     );

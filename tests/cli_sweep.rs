@@ -86,7 +86,7 @@ fn per_angle_columns_are_the_documented_ones() {
             .lines()
             .next()
             .unwrap(),
-        "model,angle,index,label,pred,confidence"
+        "model,angle,index,label,pred,confidence,source"
     );
 }
 

@@ -80,8 +80,14 @@ pub fn write_results(
             summary.dataset.skipped.len()
         );
     }
+    if !summary.dataset.ignored.is_empty() {
+        eprintln!(
+            "note: {} files under the image folder are not samples (other extensions, outside the class folders, or hidden; listed under dataset.ignored in summary.json)",
+            summary.dataset.ignored.len()
+        );
+    }
     if !o.quiet {
-        print!("{}", report::table::render(summary));
+        out!("{}", report::table::render(summary));
     }
     Ok(bound)
 }

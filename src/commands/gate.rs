@@ -37,6 +37,7 @@ pub fn gate(args: GateArgs) -> Result<ExitCode> {
         max_regression: args.max_regression,
         significance: args.significance,
         allow_new_models: args.allow_new_models.then_some(true),
+        models_from: Some("--model".into()),
     };
     flags.validate(&Origin::Flags)?;
     let file = args
@@ -73,7 +74,7 @@ pub fn gate(args: GateArgs) -> Result<ExitCode> {
         baseline.as_ref().zip(current.as_ref()),
         &shown,
     )?;
-    print!("{}", gate::render_text(&verdict));
+    out!("{}", gate::render_text(&verdict));
     if let Some(p) = &args.junit {
         write_file(p, "--junit", &gate::render_junit(&verdict))?;
     }
@@ -272,7 +273,7 @@ pub fn after_sweep(
     gate: Option<SweepGate>,
 ) -> Result<Option<ExitCode>> {
     if let Some(g) = &gate {
-        print!("{}", gate::render_text(&g.verdict));
+        out!("{}", gate::render_text(&g.verdict));
         append_step_summary(&g.markdown)?;
     }
     let failed = gate.as_ref().is_some_and(|g| !g.verdict.passed());
@@ -296,7 +297,7 @@ pub fn after_sweep(
                 &gate::baseline_files(summary, &predictions)?,
             )?;
             if !args.quiet {
-                println!("saved baseline `{name}` in {}", folder.display());
+                outln!("saved baseline `{name}` in {}", folder.display());
             }
         }
     }

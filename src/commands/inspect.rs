@@ -28,18 +28,18 @@ pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
         Some(dir) => Some((dir, folder::class_map(dir, &s.classes, args.class_folders)?)),
     };
     let src = |k: &str| model.provenance.get(k).cloned().unwrap_or_default();
-    println!("model    {}", model.path.display());
-    println!("sha256   {}", model.sha256);
-    println!(
+    outln!("model    {}", model.path.display());
+    outln!("sha256   {}", model.sha256);
+    outln!(
         "input    {}x{}x{} (CxHxW, float32 NCHW)   from {}",
         s.input[0],
         s.input[1],
         s.input[2],
         src("input-size")
     );
-    println!("mean     {:?}   from {}", s.mean, src("mean"));
-    println!("std      {:?}   from {}", s.std, src("std"));
-    println!(
+    outln!("mean     {:?}   from {}", s.mean, src("mean"));
+    outln!("std      {:?}   from {}", s.std, src("std"));
+    outln!(
         "classes  {} {:?}   from {}",
         s.n_classes(),
         s.classes,
@@ -55,20 +55,20 @@ pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
             format!("to {h}x{w} (HxW), then centre crop")
         }
     };
-    println!("resize   {resize}   from {}", src("resize"));
-    println!(
+    outln!("resize   {resize}   from {}", src("resize"));
+    outln!(
         "order    {}   from {}",
         serde_json::to_value(pre.order)?.as_str().unwrap_or(""),
         src("order")
     );
-    println!(
+    outln!(
         "channels {}   from {}",
         serde_json::to_value(pre.channel_order)?
             .as_str()
             .unwrap_or(""),
         src("channel-order")
     );
-    println!(
+    outln!(
         "pixels   on the [0,{}] scale, then (x - mean) / std   from {}",
         pre.value_range,
         src("value-range")
@@ -79,12 +79,12 @@ pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
         (tch::Kind::Float, tch::Device::Cpu),
     );
     let logits = model.forward_raw(&x)?;
-    println!(
+    outln!(
         "output   {} logits per image (dry run on one blank input)",
         logits.size()[0]
     );
     if let Some((dir, (_, map, order))) = data {
-        println!(
+        outln!(
             "data     {}   {} class folders: {order}",
             dir.display(),
             map.len()
@@ -95,10 +95,10 @@ pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
             .max()
             .unwrap_or(0)
             .max("folder".len());
-        println!("  {:<w$}  index  class", "folder");
+        outln!("  {:<w$}  index  class", "folder");
         for c in &map {
             let name = s.classes.get(c.index as usize).map_or("", String::as_str);
-            println!("  {:<w$}  {:>5}  {name}", c.folder, c.index);
+            outln!("  {:<w$}  {:>5}  {name}", c.folder, c.index);
         }
     }
     Ok(ExitCode::SUCCESS)

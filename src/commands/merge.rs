@@ -36,7 +36,7 @@ pub fn merge(args: MergeArgs) -> Result<ExitCode> {
     }
     let (raw, manifest, info) = shard::merge(loaded)?;
     let n_classes = manifest.models[0].spec.n_classes();
-    let result = raw.finish(n_classes)?;
+    let result = raw.finish(n_classes, &info.sources)?;
     let summary = summary::build(
         &result,
         &manifest.models,
@@ -53,7 +53,7 @@ pub fn merge(args: MergeArgs) -> Result<ExitCode> {
     };
     write_results(&outs, &summary, &result, timing, vec![])?;
     if !args.quiet {
-        println!(
+        outln!(
             "merged {} shards into {}",
             args.dirs.len(),
             args.out.display()

@@ -80,6 +80,6 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
             examples_path.display()
         );
     }
-    println!("wrote {} report files to {}", files.len(), dir.display());
+    outln!("wrote {} report files to {}", files.len(), dir.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,9 @@
-//! `rotbench rotate`: one image through the sweep's rotation code path, to PNG.
+//! `rotbench rotate`: one image through the sweep's decoding and rotation code
+//! path, written in the format the output name asks for.
 
 use crate::cli::RotateArgs;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
+use rotbench::dataset::decode::{decode, Planes};
 use rotbench::rotate::{to_u8, Geometry, Plan};
 use rotbench::{angles, output};
 use std::process::ExitCode;
@@ -11,55 +13,44 @@ pub fn rotate(args: RotateArgs) -> Result<ExitCode> {
     if angle.len() != 1 {
         bail!("--angle {}: give one angle", args.angle);
     }
+    let format = image::ImageFormat::from_path(&args.output)
+        .ok()
+        .filter(|f| f.writing_enabled())
+        .ok_or_else(|| {
+            anyhow!(
+                "{}: the output name has no image extension rotbench writes; end it in .png, .jpg, .bmp, .tif, .webp, .ppm or .pgm",
+                args.output.display()
+            )
+        })?;
     let opts = args.rotation.options();
-    let img = image::open(&args.input).map_err(|e| {
+    let bytes = std::fs::read(&args.input)
+        .map_err(|e| anyhow!("{}: cannot read ({e})", args.input.display()))?;
+    // The format comes from the bytes, as in the sweep; grey files stay grey.
+    let (planes, found) = decode(&bytes).map_err(|e| anyhow!("{}: {e}", args.input.display()))?;
+    let planes = planes.to_channels(if found.grey { 1 } else { 3 });
+    let (c, h, w) = (planes.channels, planes.height, planes.width);
+    let plan = Plan::new(Geometry::same(h, w), angle[0], &opts);
+    let mut out = vec![0f32; planes.data.len()];
+    plan.apply(&planes.data, c, &mut out);
+    let rotated = Planes {
+        data: to_u8(&out),
+        ..planes
+    };
+    let pixels = rotated.interleaved();
+    let img = if c == 1 {
+        image::GrayImage::from_raw(w as u32, h as u32, pixels).map(image::DynamicImage::ImageLuma8)
+    } else {
+        image::RgbImage::from_raw(w as u32, h as u32, pixels).map(image::DynamicImage::ImageRgb8)
+    }
+    .ok_or_else(|| anyhow!("internal: {w}x{h} image of {c} channels"))?;
+    let mut encoded = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut encoded, format).map_err(|e| {
         anyhow!(
-            "{}: cannot read the image ({e}); give a PNG or JPEG file",
-            args.input.display()
+            "{}: cannot encode as {format:?} ({e}); choose .png",
+            args.output.display()
         )
     })?;
-    let (w, h) = (img.width() as usize, img.height() as usize);
-    let gray = matches!(
-        img.color(),
-        image::ColorType::L8
-            | image::ColorType::L16
-            | image::ColorType::La8
-            | image::ColorType::La16
-    );
-    let (channels, planes) = if gray {
-        (1, img.into_luma8().into_raw())
-    } else {
-        let planes = rotbench::dataset::rgb_planes(&img.into_rgb8());
-        (3, planes)
-    };
-    let plan = Plan::new(Geometry::same(h, w), angle[0], &opts);
-    let mut out = vec![0f32; planes.len()];
-    plan.apply(&planes, channels, &mut out);
-    let bytes = to_u8(&out);
-    let mut png = Vec::new();
-    let encoder = image::codecs::png::PngEncoder::new(&mut png);
-    let interleaved: Vec<u8> = if channels == 1 {
-        bytes
-    } else {
-        (0..w * h)
-            .flat_map(|p| (0..3).map(move |c| (c, p)))
-            .map(|(c, p)| bytes[c * w * h + p])
-            .collect()
-    };
-    use image::ImageEncoder;
-    encoder
-        .write_image(
-            &interleaved,
-            w as u32,
-            h as u32,
-            if channels == 1 {
-                image::ExtendedColorType::L8
-            } else {
-                image::ExtendedColorType::Rgb8
-            },
-        )
-        .context("encoding the PNG")?;
-    output::write_atomic(&args.output, &png).map_err(|e| {
+    output::write_atomic(&args.output, encoded.get_ref()).map_err(|e| {
         anyhow!(
             "{}: cannot write the output ({e:#}); choose a writable path",
             args.output.display()

@@ -245,6 +245,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
             settings,
             models: models.iter().map(Model::id).collect(),
             dataset: DatasetSummary::from(source.info()),
+            sources: source.info().sources.clone(),
             examples: std::mem::take(&mut raw.examples),
             keep_examples: KEEP_EXAMPLES,
         };
@@ -259,7 +260,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         )?;
         checkpoint.finish()?;
         if !args.quiet {
-            println!(
+            outln!(
                 "wrote shard {}/{} (samples {}..{}) to {} ({:.1} s); merge all shards with `rotbench merge DIR... --out DIR`",
                 spec.index,
                 spec.count,
@@ -272,7 +273,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    let result = raw.finish(classes.len())?;
+    let result = raw.finish(classes.len(), &source.info().sources)?;
     let ids: Vec<_> = models.iter().map(Model::id).collect();
     let summary = summary::build(&result, &ids, source.info(), settings, LIBTORCH_VERSION);
     // The work this process did: the samples left after a resume, decoded ones only.
@@ -309,7 +310,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         } else {
             String::new()
         };
-        println!("wrote {} ({:.1} s{note})", args.out.display(), wall);
+        outln!("wrote {} ({:.1} s{note})", args.out.display(), wall);
     }
     // The gate's verdict, then the baseline (src/commands/gate.rs).
     if let Some(code) = super::gate::after_sweep(&args, &summary, &result, gate)? {

@@ -98,6 +98,7 @@ pub fn run<C: Classifier>(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<SweepResult> {
     let n_classes = models.first().map_or(0, |m| m.spec().n_classes());
+    let sources = source.info().sources.clone();
     run_raw(
         models,
         source,
@@ -106,7 +107,7 @@ pub fn run<C: Classifier>(
         progress,
         &mut |_| Ok(()),
     )?
-    .finish(n_classes)
+    .finish(n_classes, &sources)
 }
 
 /// The engine. `progress` gets the number of images x angles x models evaluated so
@@ -437,6 +438,8 @@ mod tests {
                     class_order: "labels".into(),
                     class_map: vec![],
                     skipped: vec![],
+                    ignored: vec![],
+                    sources: Default::default(),
                 },
                 side,
                 next: 0,

@@ -191,6 +191,8 @@ pub struct SweepResult {
     pub reference_added: bool,
     pub reference: usize,
     pub indices: Vec<u64>,
+    /// Each sample's file or record ([`crate::dataset::Sources`]), beside `indices`.
+    pub sources: Vec<String>,
     pub labels: Vec<u32>,
     pub models: Vec<ModelSweep>,
     pub examples: Examples,
@@ -338,11 +340,22 @@ pub struct PredictionRow<'a> {
         deserialize_with = "confidence_value"
     )]
     pub confidence: f32,
+    /// The sample's file or record (absent in files written before rotbench 0.1's
+    /// issue 21 change: read back as empty).
+    #[serde(borrow, default)]
+    pub source: Cow<'a, str>,
 }
 
 /// The column names of `predictions.csv`, in order.
-pub const PREDICTION_COLUMNS: [&str; 6] =
-    ["model", "angle", "index", "label", "pred", "confidence"];
+pub const PREDICTION_COLUMNS: [&str; 7] = [
+    "model",
+    "angle",
+    "index",
+    "label",
+    "pred",
+    "confidence",
+    "source",
+];
 
 fn angle_text<S: serde::Serializer>(a: &f64, s: S) -> std::result::Result<S::Ok, S::Error> {
     s.serialize_str(&format_angle(*a))
@@ -426,7 +439,12 @@ pub struct RawSweep {
 
 impl RawSweep {
     /// Tally the counts. Every (model, angle) must hold one value per sample.
-    pub fn finish(self, n_classes: usize) -> Result<SweepResult> {
+    /// `sources` names each sample's file or record.
+    pub fn finish(
+        self,
+        n_classes: usize,
+        sources: &crate::dataset::Sources,
+    ) -> Result<SweepResult> {
         let RawSweep {
             angles,
             reference_added,
@@ -455,10 +473,12 @@ impl RawSweep {
             .zip(data.tv)
             .map(|((p, c), t)| ModelSweep::tallied(p, c, t, &labels, reference, n_classes))
             .collect();
+        let sources = data.indices.iter().map(|&i| sources.of(i)).collect();
         Ok(SweepResult {
             angles,
             reference_added,
             reference,
+            sources,
             indices: data.indices,
             labels,
             models,
@@ -509,6 +529,7 @@ mod tests {
                 label: 3,
                 pred: 3,
                 confidence: 0.912_345_7,
+                source: "cat/a b,c.png".into(),
             },
             PredictionRow {
                 model: "m".into(),
@@ -517,6 +538,7 @@ mod tests {
                 label: 1,
                 pred: INVALID,
                 confidence: f32::NAN,
+                source: "t10k-images-idx3-ubyte#8".into(),
             },
         ];
         let mut w = csv::Writer::from_writer(vec![]);
@@ -526,7 +548,7 @@ mod tests {
         let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
         assert_eq!(
             text,
-            "model,angle,index,label,pred,confidence\n\"a,b\",137.5,7,3,3,0.9123457\nm,90,8,1,-1,\n"
+            "model,angle,index,label,pred,confidence,source\n\"a,b\",137.5,7,3,3,0.9123457,\"cat/a b,c.png\"\nm,90,8,1,-1,,t10k-images-idx3-ubyte#8\n"
         );
         let mut r = csv::Reader::from_reader(text.as_bytes());
         let headers = r.headers().unwrap().clone();
@@ -537,6 +559,7 @@ mod tests {
             let row: PredictionRow = rec.deserialize(Some(&headers)).unwrap();
             back.push(PredictionRow {
                 model: row.model.into_owned().into(),
+                source: row.source.into_owned().into(),
                 ..row
             });
         }

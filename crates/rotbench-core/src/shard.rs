@@ -22,6 +22,9 @@ pub struct ShardManifest {
     pub settings: Settings,
     pub models: Vec<ModelId>,
     pub dataset: DatasetSummary,
+    /// Where each sample comes from (the whole dataset's, as every shard lists it).
+    #[serde(default)]
+    pub sources: crate::dataset::Sources,
     pub examples: Examples,
     /// How many examples a single run keeps.
     pub keep_examples: usize,
@@ -159,6 +162,8 @@ pub fn merge(mut shards: Vec<Loaded>) -> Result<(RawSweep, ShardManifest, Datase
         class_order: d.class_order.clone(),
         class_map: d.class_map.clone(),
         skipped,
+        ignored: d.ignored.clone(),
+        sources: first.sources.clone(),
     };
     let batch_size = first.shard.batch_size;
     Ok((

@@ -71,6 +71,9 @@ pub struct DatasetSummary {
     pub class_map: Vec<crate::dataset::ClassFolder>,
     #[serde(default)]
     pub skipped: Vec<crate::dataset::SkippedFile>,
+    /// Image folders: files that are not samples (see `DatasetInfo::ignored`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<crate::dataset::SkippedFile>,
 }
 
 impl From<&DatasetInfo> for DatasetSummary {
@@ -85,6 +88,7 @@ impl From<&DatasetInfo> for DatasetSummary {
             class_names: d.class_names.clone(),
             class_map: d.class_map.clone(),
             skipped: d.skipped.clone(),
+            ignored: d.ignored.clone(),
         }
     }
 }

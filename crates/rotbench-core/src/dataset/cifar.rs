@@ -5,7 +5,6 @@
 
 use super::{display, Chunk, DatasetInfo, OpenOptions, Source, Target};
 use anyhow::{anyhow, bail, Context, Result};
-use image::{DynamicImage, RgbImage};
 use sha2::{Digest, Sha256};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -133,6 +132,8 @@ impl CifarSource {
             class_order: "CIFAR labels are class indices into the model's classes".into(),
             class_map: vec![],
             skipped: vec![],
+            ignored: vec![],
+            sources: super::Sources::records(file),
         };
         Ok(CifarSource {
             info,
@@ -167,15 +168,13 @@ impl Source for CifarSource {
             let (px, h, w) = if native && t.channels == 3 {
                 (planes.to_vec(), SIDE, SIDE)
             } else {
-                let mut rgb = RgbImage::new(SIDE as u32, SIDE as u32);
-                for p in 0..SIDE * SIDE {
-                    rgb.get_pixel_mut((p % SIDE) as u32, (p / SIDE) as u32).0 = [
-                        planes[p],
-                        planes[SIDE * SIDE + p],
-                        planes[2 * SIDE * SIDE + p],
-                    ];
-                }
-                super::convert(DynamicImage::ImageRgb8(rgb), t, &self.opts)
+                let rgb = super::Planes {
+                    channels: 3,
+                    height: SIDE,
+                    width: SIDE,
+                    data: planes.to_vec(),
+                };
+                super::convert(rgb, t, &self.opts)
                     .map_err(|e| anyhow!("{}: image {i} {e}", self.info.path))?
             };
             varied |= (h, w) != (t.height, t.width);

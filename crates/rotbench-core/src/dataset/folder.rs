@@ -1,7 +1,11 @@
 //! Image files with labels: torchvision's ImageFolder layout `ROOT/<class>/...`
-//! (nested subfolders allowed), or a list from a CSV manifest. PNG and JPEG,
-//! grayscale or colour; other files are ignored, and so are hidden files and
-//! folders (`.ipynb_checkpoints`, macOS `._x.png`) and `__MACOSX`, at any depth.
+//! (nested subfolders allowed), or a list from a CSV manifest. The files are the
+//! ones `ImageFolder` takes, in its order: the extensions of torchvision's
+//! `IMG_EXTENSIONS`, folders walked as `sorted(os.walk(...))` walks them, so a
+//! sample's index means the same image in both tools. Other files, files outside
+//! the class folders, and hidden files and folders (`.ipynb_checkpoints`, macOS
+//! `._x.png`, `__MACOSX`), which rotbench leaves out on purpose, are listed
+//! under `ignored` with the reason.
 //! For folders, class indices follow the model's class list when every folder
 //! name is in it (so a subset of classes keeps its indices), the sorted folder
 //! names (torchvision's order) when none is, and a mix is an error naming the
@@ -17,11 +21,27 @@ use sha2::{Digest, Sha256};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-const IMAGE_EXTS: [&str; 3] = ["png", "jpg", "jpeg"];
+/// torchvision's `IMG_EXTENSIONS`: the files `ImageFolder` reads (matched
+/// ignoring case, as it lowercases the name).
+pub const IMG_EXTENSIONS: [&str; 9] = [
+    "jpg", "jpeg", "png", "ppm", "bmp", "pgm", "tif", "tiff", "webp",
+];
+
+/// The extensions as a reader sees them: `.jpg .jpeg ...`.
+pub fn extensions() -> String {
+    IMG_EXTENSIONS.map(|e| format!(".{e}")).join(" ")
+}
+
+const NOT_AN_IMAGE: &str =
+    "not a file torchvision's ImageFolder reads (its extension is not in IMG_EXTENSIONS)";
+const NOT_IN_A_CLASS: &str = "not in a class folder (ImageFolder reads only ROOT/<class>/...)";
+const HIDDEN: &str =
+    "hidden or __MACOSX: rotbench leaves these out (ImageFolder would read the images among them)";
 
 pub fn is_image_file(p: &Path) -> bool {
-    p.extension()
-        .is_some_and(|e| IMAGE_EXTS.contains(&e.to_string_lossy().to_ascii_lowercase().as_str()))
+    p.extension().is_some_and(|e| {
+        IMG_EXTENSIONS.contains(&e.to_string_lossy().to_ascii_lowercase().as_str())
+    })
 }
 
 /// A list of labelled image files, decoded in parallel chunk by chunk.
@@ -42,28 +62,77 @@ fn is_ignored(p: &Path) -> bool {
     })
 }
 
-/// The entries of `dir` that are not ignored, sorted.
-fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+/// The entries of `dir` that are not ignored, sorted; the ignored ones go to `hidden`.
+fn sorted_entries(dir: &Path, hidden: &mut Vec<PathBuf>) -> Result<Vec<PathBuf>> {
+    let mut v = Vec::new();
+    for e in fs::read_dir(dir)
         .with_context(|| format!("--data {}: cannot list the folder", dir.display()))?
         .flatten()
-        .map(|e| e.path())
-        .filter(|p| !is_ignored(p))
-        .collect();
-    v.sort();
+    {
+        let p = e.path();
+        if is_ignored(&p) {
+            hidden.push(p);
+        } else {
+            v.push(p);
+        }
+    }
+    v.sort_by(|a, b| by_name(a, b));
     Ok(v)
 }
 
-/// Every image file under `dir`, recursively, in sorted path order.
-fn images_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for p in sorted_entries(dir)? {
-        if p.is_dir() {
-            images_under(&p, out)?;
-        } else if p.is_file() && is_image_file(&p) {
-            out.push(p);
+/// Order paths as Python orders their strings (code point order, which is byte
+/// order for UTF-8), not component by component as `Path`'s `Ord` does.
+fn by_name(a: &Path, b: &Path) -> std::cmp::Ordering {
+    a.as_os_str()
+        .as_encoded_bytes()
+        .cmp(b.as_os_str().as_encoded_bytes())
+}
+
+/// What lies under one class folder.
+#[derive(Default)]
+struct Walk {
+    /// Image files, in torchvision's order.
+    images: Vec<PathBuf>,
+    /// Files whose extension `ImageFolder` does not read.
+    other: Vec<PathBuf>,
+    /// Hidden entries and `__MACOSX`, left out.
+    hidden: Vec<PathBuf>,
+}
+
+/// Every file under `dir` in the order torchvision's `make_dataset` takes them:
+/// `for root, _, names in sorted(os.walk(dir, followlinks=True))`, then
+/// `sorted(names)`. Folders come in the string order of their whole path, so
+/// `cat/x.png` comes before `cat/sub/c.png`, and `cat/sub-x` before `cat/sub/deeper`.
+fn walk(dir: &Path) -> Result<Walk> {
+    let mut out = Walk::default();
+    let mut folders = vec![dir.to_path_buf()];
+    // Symbolic links are followed, as `followlinks=True` does, but a folder is
+    // walked once (a link to a parent would otherwise loop forever).
+    let mut seen: std::collections::HashSet<PathBuf> = fs::canonicalize(dir).into_iter().collect();
+    let mut i = 0;
+    while i < folders.len() {
+        for p in sorted_entries(&folders[i].clone(), &mut out.hidden)? {
+            if p.is_dir() && fs::canonicalize(&p).is_ok_and(|c| seen.insert(c)) {
+                folders.push(p);
+            }
+        }
+        i += 1;
+    }
+    folders.sort_by(|a, b| by_name(a, b));
+    let mut unused = Vec::new();
+    for f in &folders {
+        for p in sorted_entries(f, &mut unused)? {
+            if p.is_dir() {
+                continue;
+            }
+            if is_image_file(&p) {
+                out.images.push(p);
+            } else {
+                out.other.push(p);
+            }
         }
     }
-    Ok(())
+    Ok(out)
 }
 
 impl FilesSource {
@@ -78,11 +147,17 @@ impl FilesSource {
         opts: &OpenOptions,
     ) -> Result<FilesSource> {
         if files.is_empty() {
-            bail!("--data {}: no PNG or JPEG images found", root.display());
+            bail!(
+                "--data {}: no image files found (torchvision's extensions: {})",
+                root.display(),
+                extensions()
+            );
         }
         let mut hasher = Sha256::new();
+        let mut names = Vec::with_capacity(files.len());
         for (f, label) in &files {
             let rel = f.strip_prefix(root).unwrap_or(f);
+            names.push(display(rel));
             hasher.update(rel.to_string_lossy().as_bytes());
             hasher.update([0]);
             hasher.update(label.to_le_bytes());
@@ -104,6 +179,8 @@ impl FilesSource {
             class_order,
             class_map: vec![],
             skipped: vec![],
+            ignored: vec![],
+            sources: super::Sources::Files(names),
         };
         Ok(FilesSource {
             info,
@@ -141,7 +218,7 @@ pub fn class_map(
     model_classes: &[String],
     mode: Option<ClassFolders>,
 ) -> Result<(Vec<PathBuf>, Vec<ClassFolder>, String)> {
-    let class_dirs: Vec<PathBuf> = sorted_entries(root)?
+    let class_dirs: Vec<PathBuf> = sorted_entries(root, &mut Vec::new())?
         .into_iter()
         .filter(|p| p.is_dir())
         .collect();
@@ -221,16 +298,34 @@ impl FolderSource {
         opts: &OpenOptions,
     ) -> Result<FilesSource> {
         let (class_dirs, map, order) = class_map(root, model_classes, opts.class_folders)?;
+        let rel = |p: &Path| display(p.strip_prefix(root).unwrap_or(p));
+        let mut ignored = Vec::new();
+        let mut note = |paths: &[PathBuf], reason: &str| {
+            ignored.extend(paths.iter().map(|p| SkippedFile {
+                path: rel(p),
+                reason: reason.into(),
+            }))
+        };
+        let mut hidden = Vec::new();
+        let loose: Vec<PathBuf> = sorted_entries(root, &mut hidden)?
+            .into_iter()
+            .filter(|p| !p.is_dir())
+            .collect();
+        note(&loose, NOT_IN_A_CLASS);
+        note(&hidden, HIDDEN);
         let mut files = Vec::new();
         for (dir, c) in class_dirs.iter().zip(&map) {
-            let mut found = Vec::new();
-            images_under(dir, &mut found)?;
-            files.extend(found.into_iter().map(|f| (f, c.index)));
+            let found = walk(dir)?;
+            note(&found.other, NOT_AN_IMAGE);
+            note(&found.hidden, HIDDEN);
+            files.extend(found.images.into_iter().map(|f| (f, c.index)));
         }
+        ignored.sort_by(|a, b| a.path.cmp(&b.path));
         if files.is_empty() {
             bail!(
-                "--data {}: no PNG or JPEG images in its class folders",
-                root.display()
+                "--data {}: no image files in its class folders (torchvision's extensions: {})",
+                root.display(),
+                extensions()
             );
         }
         let names = map.iter().map(|c| c.folder.clone()).collect();
@@ -244,18 +339,16 @@ impl FolderSource {
             opts,
         )?;
         source.info.class_map = map;
+        source.info.ignored = ignored;
         Ok(source)
     }
 }
 
 fn decode(path: &Path, target: Target, opts: &OpenOptions) -> Result<(Vec<u8>, usize, usize)> {
     let bytes = fs::read(path).map_err(|e| anyhow!("{}: cannot read: {e}", path.display()))?;
-    if bytes.is_empty() {
-        bail!("{}: the image file is empty (0 bytes)", path.display());
-    }
-    let img = image::load_from_memory(&bytes)
-        .map_err(|e| anyhow!("{}: cannot decode the image: {e}", path.display()))?;
-    convert(img, target, opts).map_err(|e| anyhow!("{}: {e}", path.display()))
+    let (planes, _) =
+        super::decode::decode(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    convert(planes, target, opts).map_err(|e| anyhow!("{}: {e}", path.display()))
 }
 
 impl Source for FilesSource {
@@ -358,8 +451,8 @@ mod tests {
         let c = s.next_chunk(10).unwrap().unwrap();
         assert_eq!(c.labels, vec![2, 2], "only class c present, still index 2");
         assert_eq!(
-            c.pixels[0], 7,
-            "sorted paths: c/deep/er/x.png before c/y.png"
+            c.pixels[0], 8,
+            "ImageFolder's order: a folder's own files (c/y.png) before its subfolders' (c/deep/er/x.png)"
         );
     }
 

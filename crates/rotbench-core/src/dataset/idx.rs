@@ -5,7 +5,6 @@
 use super::{display, Chunk, DatasetInfo, OpenOptions, Source, Target};
 use anyhow::{anyhow, bail, Context, Result};
 use flate2::read::GzDecoder;
-use image::{DynamicImage, GrayImage};
 use sha2::{Digest, Sha256};
 use std::fs;
 use std::io::{BufReader, Read};
@@ -275,6 +274,8 @@ impl IdxSource {
             class_order: "IDX labels are class indices into the model's classes".into(),
             class_map: vec![],
             skipped: vec![],
+            ignored: vec![],
+            sources: super::Sources::records(&images_path),
         };
         Ok(IdxSource {
             info,
@@ -345,14 +346,13 @@ impl Source for IdxSource {
             let (plane, ph, pw) = if native {
                 (plane.to_vec(), h, w)
             } else {
-                let img =
-                    GrayImage::from_raw(w as u32, h as u32, plane.to_vec()).expect("sizes agree");
-                super::convert(
-                    DynamicImage::ImageLuma8(img),
-                    Target { channels: 1, ..t },
-                    &self.opts,
-                )
-                .map_err(|e| {
+                let grey = super::Planes {
+                    channels: 1,
+                    height: h,
+                    width: w,
+                    data: plane.to_vec(),
+                };
+                super::convert(grey, Target { channels: 1, ..t }, &self.opts).map_err(|e| {
                     anyhow!(
                         "{}: image {} {e}",
                         self.images_path.display(),

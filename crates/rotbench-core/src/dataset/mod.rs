@@ -5,13 +5,15 @@
 //! or sorted class folder then sorted file name), so they are stable across runs.
 
 pub mod cifar;
+pub mod decode;
 pub mod folder;
 pub mod idx;
 pub mod manifest;
+pub mod resize;
 
 use crate::spec::Resize;
 use anyhow::{bail, Result};
-use image::{imageops::FilterType, DynamicImage};
+pub use decode::Planes;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -78,6 +80,47 @@ pub struct DatasetInfo {
     pub class_map: Vec<ClassFolder>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<SkippedFile>,
+    /// Files under an image folder that are not samples: names torchvision's
+    /// `ImageFolder` does not read either (not in its `IMG_EXTENSIONS`, or not in
+    /// a class folder), and hidden entries, which rotbench leaves out on purpose.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<SkippedFile>,
+    /// Where each sample comes from.
+    #[serde(skip)]
+    pub sources: Sources,
+}
+
+/// Where each sample comes from, so that a row of `predictions.csv` leads back to
+/// its image: the file for image folders and CSV manifests (relative to the data
+/// root or the manifest's folder), or the record number in the file for IDX and
+/// CIFAR (`t10k-images-idx3-ubyte#17`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub enum Sources {
+    #[default]
+    Unknown,
+    /// One name per sample position.
+    Files(Vec<String>),
+    /// Sample position `i` is record `i` of this file.
+    Records(String),
+}
+
+impl Sources {
+    /// The source of the sample at position `index`.
+    pub fn of(&self, index: u64) -> String {
+        match self {
+            Sources::Unknown => String::new(),
+            Sources::Files(f) => f.get(index as usize).cloned().unwrap_or_default(),
+            Sources::Records(file) => format!("{file}#{index}"),
+        }
+    }
+
+    /// The record form for the file at `path`: its file name.
+    pub fn records(path: &Path) -> Sources {
+        Sources::Records(
+            path.file_name()
+                .map_or_else(|| display(path), |n| n.to_string_lossy().into_owned()),
+        )
+    }
 }
 
 /// One class folder of an image folder and the class index of its images.
@@ -211,15 +254,18 @@ pub fn center_offsets(h: usize, w: usize, th: usize, tw: usize) -> (usize, usize
     (off(h, th), off(w, tw))
 }
 
-/// Convert a decoded image to the target channels and, per `opts`, resize it
-/// (bilinear "triangle" filter) and centre-crop it. Returns CHW planes and their
+/// Bring decoded planes to the model's input as torchvision's usual pipeline
+/// does (`Grayscale` or RGB, then `Resize`, then `CenterCrop`): PIL's channel
+/// conversion ([`decode`]), PIL's bilinear resize ([`resize`]), and a centre
+/// crop unless the crop is left to the rotation. Returns CHW planes and their
 /// `(height, width)`, which is the target size unless the crop is left to the rotation.
 pub fn convert(
-    img: DynamicImage,
+    planes: Planes,
     target: Target,
     opts: &OpenOptions,
 ) -> std::result::Result<(Vec<u8>, usize, usize), String> {
-    let (w, h) = (img.width() as usize, img.height() as usize);
+    let planes = planes.to_channels(target.channels);
+    let (w, h) = (planes.width, planes.height);
     let (nw, nh) = match opts.resize {
         None => (target.width, target.height),
         Some(Resize::Exact([rh, rw])) => (rw, rh),
@@ -232,47 +278,29 @@ pub fn convert(
             }
         }
     };
-    let mut img = if (nw, nh) != (w, h) {
-        img.resize_exact(nw as u32, nh as u32, FilterType::Triangle)
-    } else {
-        img
-    };
     if nh < target.height || nw < target.width {
         return Err(format!(
             "is {nw}x{nh} (width x height) after resizing, smaller than the model's {}x{} input; raise `resize`",
             target.width, target.height
         ));
     }
+    let c = target.channels;
+    let mut px = resize::bilinear(&planes.data, c, h, w, nh, nw);
     let (mut h, mut w) = (nh, nw);
     if opts.crop_first && (h, w) != (target.height, target.width) {
         let (top, left) = center_offsets(h, w, target.height, target.width);
-        img = img.crop_imm(
-            left as u32,
-            top as u32,
-            target.width as u32,
-            target.height as u32,
-        );
-        (h, w) = (target.height, target.width);
-    }
-    let planes = if target.channels == 1 {
-        img.into_luma8().into_raw()
-    } else {
-        rgb_planes(&img.into_rgb8())
-    };
-    Ok((planes, h, w))
-}
-
-/// Interleaved RGB pixels to three CHW planes.
-pub fn rgb_planes(rgb: &image::RgbImage) -> Vec<u8> {
-    let (w, h) = (rgb.width() as usize, rgb.height() as usize);
-    let raw = rgb.as_raw();
-    let mut out = vec![0u8; 3 * h * w];
-    for p in 0..h * w {
-        for c in 0..3 {
-            out[c * h * w + p] = raw[p * 3 + c];
+        let (th, tw) = (target.height, target.width);
+        let mut out = Vec::with_capacity(c * th * tw);
+        for ch in 0..c {
+            for y in top..top + th {
+                let row = ch * h * w + y * w + left;
+                out.extend_from_slice(&px[row..row + tw]);
+            }
         }
+        px = out;
+        (h, w) = (th, tw);
     }
-    out
+    Ok((px, h, w))
 }
 
 /// Whether images of `(h, w)` pass through unchanged (no resize, no crop).

@@ -58,6 +58,9 @@ pub struct Checks {
     /// A model that is not in the baseline passes the regression check (with a
     /// note) instead of failing it: new models are expected.
     pub allow_new_models: Option<bool>,
+    /// Where `models` was set (`--model`, or the file and key), for messages.
+    #[serde(skip)]
+    pub models_from: Option<String>,
 }
 
 /// Where a set of checks came from, to name the flag or the file key in errors.
@@ -86,6 +89,11 @@ impl Checks {
             min_consistency: flags.min_consistency.or(file.min_consistency),
             min_worst_of_sweep: flags.min_worst_of_sweep.or(file.min_worst_of_sweep),
             angles: flags.angles.or(file.angles),
+            models_from: if flags.models.as_ref().is_some_and(|m| !m.is_empty()) {
+                flags.models_from
+            } else {
+                file.models_from
+            },
             models: flags.models.filter(|m| !m.is_empty()).or(file.models),
             baseline: flags.baseline.or(file.baseline),
             baseline_dir: flags.baseline_dir.or(file.baseline_dir),
@@ -215,7 +223,7 @@ pub fn parse_config(text: &str, path: &Path) -> Result<Checks> {
             path.display()
         );
     }
-    let checks: Checks = table.try_into().map_err(|e: toml::de::Error| {
+    let mut checks: Checks = table.try_into().map_err(|e: toml::de::Error| {
         anyhow!(
             "{}: [gate]: {}; the keys are min_accuracy, min_mean_accuracy, max_drop, min_consistency, \
              min_worst_of_sweep, angles, models, baseline, baseline_dir, max_regression, significance",
@@ -224,6 +232,9 @@ pub fn parse_config(text: &str, path: &Path) -> Result<Checks> {
         )
     })?;
     checks.validate(&Origin::File(path.to_path_buf()))?;
+    if checks.models.is_some() {
+        checks.models_from = Some(Origin::File(path.to_path_buf()).name("models"));
+    }
     Ok(checks)
 }
 

@@ -231,7 +231,8 @@ pub fn evaluate(
                     Some(m) if out.iter().any(|o| o.name == m.name) => {}
                     Some(m) => out.push(m),
                     None => bail!(
-                        "--model {n}: no such model in {results} (models: {}); name a swept model",
+                        "{} `{n}`: no such model in {results} (models: {}); name a swept model",
+                        checks.models_from.as_deref().unwrap_or("--model"),
                         summary
                             .models
                             .iter()
@@ -524,13 +525,4 @@ pub(super) fn angle_list_text(angles: &[f64]) -> String {
         .join(", ")
 }
 
-/// A p-value with 2 significant digits (exact 1 shown as 1).
-pub(super) fn fmt_p(p: f64) -> String {
-    if p >= 1.0 {
-        "1".into()
-    } else if p >= 0.01 {
-        format!("{p:.2}")
-    } else {
-        format!("{p:.2e}")
-    }
-}
+use crate::metrics::format_p as fmt_p;

@@ -44,6 +44,7 @@ fn fake(
         reference_added,
         reference,
         indices: (0..n as u64).collect(),
+        sources: vec![String::new(); n],
         labels: labels.to_vec(),
         models,
         examples: Examples::default(),
@@ -77,6 +78,8 @@ fn fake(
         class_order: "model".into(),
         class_map: vec![],
         skipped: vec![],
+        ignored: vec![],
+        sources: Default::default(),
     };
     let settings = Settings {
         angles: user.to_vec(),
@@ -377,7 +380,7 @@ fn unknown_angles_and_models_are_errors_not_passes() {
     )
     .unwrap_err()
     .to_string();
-    assert!(e.contains("--model other") && e.contains("net"), "{e}");
+    assert!(e.contains("--model `other`") && e.contains("net"), "{e}");
     let e = evaluate(&s, &Checks::default(), None, "r")
         .unwrap_err()
         .to_string();
@@ -640,7 +643,7 @@ fn a_significant_fall_beyond_the_tolerance_fails() {
     assert_eq!(r.failing[0].angle, 90.0);
     assert!((r.failing[0].value - 0.1).abs() < 1e-15);
     assert!(
-        r.failing[0].text.contains("0.9000 → 0.8000") && r.failing[0].text.contains("p=1.95e-3"),
+        r.failing[0].text.contains("0.9000 → 0.8000") && r.failing[0].text.contains("p=0.002"),
         "{}",
         r.failing[0].text
     );
@@ -655,7 +658,7 @@ fn a_fall_within_the_noise_passes_with_a_note() {
     assert_eq!(r.notes.len(), 1, "{:?}", r.notes);
     assert!(
         r.notes[0].contains("fell 0.0400 at 90°")
-            && r.notes[0].contains("p=0.34 ≥ 0.05: within noise"),
+            && r.notes[0].contains("p=0.344 ≥ 0.05: within noise"),
         "{}",
         r.notes[0]
     );

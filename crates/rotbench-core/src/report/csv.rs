@@ -193,6 +193,7 @@ impl Export for Predictions {
                         label: sweep.labels[s],
                         pred: ms.preds[ai][s],
                         confidence: ms.confidence[ai][s],
+                        source: sweep.sources[s].as_str().into(),
                     })?;
                 }
             }

@@ -14,6 +14,9 @@ pub struct ExamplesFile {
     pub width: usize,
     /// Dataset indices of the kept samples.
     pub indices: Vec<u64>,
+    /// Each kept sample's file or record (empty in files from before issue 21).
+    #[serde(default)]
+    pub sources: Vec<String>,
     pub labels: Vec<u32>,
     /// CHW u8 planes of every kept sample, concatenated, base64.
     pub pixels_base64: String,
@@ -56,6 +59,7 @@ pub fn build(r: &Results<'_>) -> Option<ExamplesFile> {
         height: ex.height,
         width: ex.width,
         indices: sweep.indices[..k].to_vec(),
+        sources: sweep.sources[..k].to_vec(),
         labels: sweep.labels[..k].to_vec(),
         pixels_base64: base64::engine::general_purpose::STANDARD.encode(&ex.pixels),
         preds: sweep

@@ -59,10 +59,10 @@ pub fn render(s: &Summary) -> String {
         for p in &c.angles {
             let _ = writeln!(
                 out,
-                "  {:>8}  diff {:>+8.4}  McNemar p {:.3e}",
+                "  {:>8}  diff {:>+8.4}  McNemar p {}",
                 format_angle(p.angle),
                 p.accuracy_diff,
-                p.mcnemar_p
+                crate::metrics::format_p(p.mcnemar_p)
             );
         }
     }

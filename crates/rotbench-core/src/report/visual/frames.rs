@@ -55,6 +55,8 @@ pub struct GalleryAngle {
 
 pub struct GalleryItem {
     pub index: u64,
+    /// The sample's file or record ("" when examples.json predates it).
+    pub source: String,
     pub label: u32,
     /// Every model's prediction (-1: NaN or inf logits).
     pub preds: Vec<i32>,
@@ -223,6 +225,7 @@ fn gallery(
             .iter()
             .map(|&k| GalleryItem {
                 index: ex.indices[k],
+                source: ex.sources.get(k).cloned().unwrap_or_default(),
                 label: ex.labels[k],
                 preds: (0..view.models().len())
                     .map(|m| ex.preds[m][ai][k])
@@ -402,6 +405,7 @@ mod tests {
             height: h,
             width: w,
             indices: vec![0],
+            sources: vec![],
             labels: vec![0],
             pixels_base64: base64::engine::general_purpose::STANDARD.encode(pixels),
             preds: vec![vec![vec![0]]],

@@ -299,7 +299,9 @@ const JS: &str = r#"
         d.title = line[1];
         f.appendChild(d);
       });
-      f.appendChild(el('div', 'i', '#' + it[0]));
+      var where = el('div', 'i', '#' + it[0] + (it[3] ? ' ' + it[3] : ''));
+      where.title = it[3] || ('sample ' + it[0]);
+      f.appendChild(where);
       box.appendChild(f);
     });
     var wrong = ga.wrong[mi];
@@ -369,7 +371,7 @@ fn explorer_data(view: &View<'_>, frames: Option<&Frames>) -> Value {
             "kept": g.kept,
             "angles": g.angles.iter().map(|a| json!({
                 "sprite": if a.sprite.is_empty() { String::new() } else { data_uri_png(&a.sprite) },
-                "items": a.items.iter().map(|it| json!([it.index, it.label, it.preds])).collect::<Vec<_>>(),
+                "items": a.items.iter().map(|it| json!([it.index, it.label, it.preds, it.source])).collect::<Vec<_>>(),
                 "wrong": a.wrong,
             })).collect::<Vec<_>>(),
         })
@@ -526,6 +528,16 @@ fn metadata(out: &mut String, view: &View<'_>, wall_seconds: Option<f64>) {
             out,
             "Skipped images",
             format!("{} unreadable (listed in summary.json)", d.skipped.len()),
+        );
+    }
+    if !d.ignored.is_empty() {
+        row(
+            out,
+            "Ignored files",
+            format!(
+                "{} not samples: other extensions, outside the class folders, or hidden (listed in summary.json)",
+                d.ignored.len()
+            ),
         );
     }
     let mut angles = describe_angles(&set.angles);
