@@ -247,3 +247,104 @@ fn console_p_values_and_predictions_sources_read_as_a_user_expects() {
     assert_eq!(sources, listed, "in the manifest's order, relative to it");
     assert!(shapes.join(sources[0]).is_file());
 }
+
+#[test]
+fn batch_size_1_changes_no_class_and_moves_confidences_by_under_1e_5() {
+    let rows = |b: &str| {
+        let out = kept_dir(&format!("batch-{b}"));
+        let r = run(
+            &[
+                "sweep",
+                "--model",
+                s(bundled_model()),
+                "--data",
+                s(mnist()),
+                "--limit",
+                "96",
+                "--angles",
+                "0,45",
+                "--batch-size",
+                b,
+                "--quiet",
+                "--no-report",
+                "--out",
+                s(&out),
+            ],
+            None,
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        read_csv(&out.join("predictions.csv"))
+    };
+    let (one, many) = (rows("1"), rows("64"));
+    assert_eq!(one.len(), many.len());
+    for (a, b) in one.iter().zip(&many) {
+        assert_eq!(
+            (&a["index"], &a["pred"]),
+            (&b["index"], &b["pred"]),
+            "the same class"
+        );
+        let d = (a["confidence"].parse::<f64>().unwrap() - b["confidence"].parse::<f64>().unwrap())
+            .abs();
+        assert!(
+            d < 1e-5,
+            "index {} at {}: confidence moved {d}",
+            a["index"],
+            a["angle"]
+        );
+    }
+}
+
+#[test]
+fn rotate_reads_a_png_named_jpg_and_writes_the_format_its_output_name_asks_for() {
+    let fx = root().join("tests/fixtures/pipeline/rotate-naming");
+    let dir = kept_dir("rotate-naming");
+    let out = dir.join("turned.bmp");
+    let r = run(
+        &[
+            "rotate",
+            "--angle",
+            "0",
+            s(fx.join("png-named.jpg")),
+            s(&out),
+        ],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let bytes = std::fs::read(&out).unwrap();
+    assert_eq!(
+        image::guess_format(&bytes).unwrap(),
+        image::ImageFormat::Bmp
+    );
+    let got = image::load_from_memory(&bytes).unwrap().to_rgb8();
+    let want = image::open(fx.join("png-named.rgb.png")).unwrap().to_rgb8();
+    assert_eq!(got, want, "at 0 degrees: pil_loader's pixels");
+    // RGBA becomes RGB (alpha dropped, as PIL's convert("RGB")), 16-bit grey 8-bit grey.
+    for (input, color) in [
+        ("rgba.png", image::ColorType::Rgb8),
+        ("gray16.png", image::ColorType::L8),
+    ] {
+        let out = dir.join(format!("{input}.png"));
+        let r = run(
+            &["rotate", "--angle", "0", s(fx.join(input)), s(&out)],
+            None,
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(image::open(&out).unwrap().color(), color, "{input}");
+    }
+    let r = run(
+        &[
+            "rotate",
+            "--angle",
+            "0",
+            s(fx.join("rgba.png")),
+            s(dir.join("x.unknown")),
+        ],
+        None,
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("x.unknown") && r.stderr.contains(".png"),
+        "{}",
+        r.stderr
+    );
+}
