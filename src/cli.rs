@@ -82,6 +82,13 @@ pub struct SpecArgs {
     /// Pixel scale before mean/std: 1 ([0,1], default) or 255 ([0,255]).
     #[arg(long, value_name = "1|255")]
     pub value_range: Option<String>,
+    /// For a model whose forward returns a tuple (or list): the element that holds
+    /// the logits (default 0).
+    #[arg(long, value_name = "N", conflicts_with = "output_key")]
+    pub output_index: Option<usize>,
+    /// For a model whose forward returns a dict: the key of the logits.
+    #[arg(long, value_name = "NAME")]
+    pub output_key: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -167,6 +174,11 @@ pub struct SweepArgs {
     /// Run each model exactly as loaded, without torch.jit.freeze + optimize_for_inference.
     #[arg(long)]
     pub exact: bool,
+    /// Run a model traced in training mode (without .eval(): Dropout active, BatchNorm
+    /// on batch statistics) as saved, instead of refusing it. Its results change
+    /// from run to run; summary.json carries a warning and the cache is not used.
+    #[arg(long)]
+    pub allow_training_mode: bool,
     /// Continue an interrupted run in the same --out folder (same arguments) without
     /// recomputing finished batches.
     #[arg(long)]
@@ -393,6 +405,8 @@ impl SpecArgs {
                     )),
                 })
                 .transpose()?,
+            output_index: self.output_index,
+            output_key: self.output_key.clone(),
         })
     }
 }

@@ -60,9 +60,13 @@ mod shim {
             optimize: c_int,
             err: *mut *mut c_char,
         ) -> *mut RbModule;
+        pub fn rb_info(m: *mut RbModule, what: c_int) -> *mut c_char;
         pub fn rb_forward(
             m: *mut RbModule,
             input: *const torch_sys::C_tensor,
+            index: i64,
+            key: *const c_char,
+            err_kind: *mut c_int,
             err: *mut *mut c_char,
         ) -> *mut torch_sys::C_tensor;
         pub fn rb_free(m: *mut RbModule);
@@ -117,15 +121,176 @@ impl ScriptModule {
         Ok(ScriptModule { ptr })
     }
 
-    fn forward(&self, x: &Tensor) -> std::result::Result<Tensor, String> {
+    /// Forward, then the logits from its output: the output itself, element
+    /// `index` of a tuple or list, or the value under `key` of a dict.
+    fn forward(
+        &self,
+        x: &Tensor,
+        index: Option<usize>,
+        key: Option<&CStr>,
+    ) -> std::result::Result<Tensor, ForwardError> {
         let mut err: *mut c_char = std::ptr::null_mut();
-        // SAFETY: self.ptr is live; x.as_ptr() is a valid torch::Tensor* for the call.
-        let out = unsafe { shim::rb_forward(self.ptr, x.as_ptr(), &mut err) };
+        let mut kind: c_int = 0;
+        let index = index.map_or(-1, |i| i64::try_from(i).unwrap_or(i64::MAX));
+        let key = key.map_or(std::ptr::null(), CStr::as_ptr);
+        // SAFETY: self.ptr is live; x.as_ptr() is a valid torch::Tensor* for the
+        // call; key is null or a NUL-terminated string that outlives the call.
+        let out =
+            unsafe { shim::rb_forward(self.ptr, x.as_ptr(), index, key, &mut kind, &mut err) };
         if out.is_null() {
-            return Err(shim_message(err));
+            let message = shim_message(err);
+            return Err(if kind == 2 {
+                ForwardError::Output(message)
+            } else {
+                ForwardError::Raised(message)
+            });
         }
         // SAFETY: the shim hands over a new heap torch::Tensor*, which tch now owns.
         Ok(unsafe { Tensor::from_ptr(out) })
+    }
+
+    /// What the shim recorded at load, before eval() and freezing: 0 the training-mode
+    /// report, 1 forward's declared return type, 2 the modules whose training flag is set.
+    fn info(&self, what: c_int) -> String {
+        // SAFETY: self.ptr is live; the shim returns a new malloc'd string.
+        shim_message(unsafe { shim::rb_info(self.ptr, what) })
+    }
+
+    /// The modules whose code runs an op in training mode, each with those ops, and
+    /// the modules saved with their training flag set.
+    fn training_mode(&self) -> TrainingMode {
+        TrainingMode {
+            ops: self
+                .info(0)
+                .lines()
+                .filter_map(|l| l.split_once('\t'))
+                .map(|(m, op)| (m.to_string(), op.to_string()))
+                .collect(),
+            flags: self.info(2).lines().map(str::to_string).collect(),
+        }
+    }
+
+    /// The type forward declares it returns.
+    fn returns(&self) -> Returns {
+        let text = self.info(1);
+        let mut lines = text.lines();
+        let (kind, ty) = lines
+            .next()
+            .and_then(|l| l.split_once('\t'))
+            .unwrap_or(("other", "?"));
+        match kind {
+            "tensor" => Returns::Tensor,
+            "tuple" => Returns::Tuple(lines.map(str::to_string).collect()),
+            "dict" => Returns::Dict(ty.to_string()),
+            "list" => Returns::List(ty.to_string()),
+            _ => Returns::Other(ty.to_string()),
+        }
+    }
+}
+
+/// Why forward gave no logits.
+enum ForwardError {
+    /// Forward itself raised (often the input shape).
+    Raised(String),
+    /// Forward ran, but its output holds no tensor where the spec's output choice says.
+    Output(String),
+}
+
+/// The modules of a model that run in training mode, and what that does to results.
+///
+/// A module traced without .eval() has `training=True` baked into its graph as a
+/// constant argument of dropout, batch_norm, ...: eval() cannot undo that, so such
+/// ops (`ops`) are what rotbench refuses. A scripted module reads its training flag
+/// when it runs instead; rotbench always sets eval mode, so flags saved on (`flags`)
+/// change nothing by themselves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrainingMode {
+    /// (module name, op) pairs; the top-level module's name is empty.
+    pub ops: Vec<(String, String)>,
+    /// The modules saved with their training flag set.
+    pub flags: Vec<String>,
+}
+
+/// A module's name in messages.
+pub fn module_name(m: &str) -> &str {
+    if m.is_empty() {
+        "(top level)"
+    } else {
+        m
+    }
+}
+
+impl TrainingMode {
+    /// True when an op runs in training mode (results change from run to run).
+    pub fn is_on(&self) -> bool {
+        !self.ops.is_empty()
+    }
+
+    /// "modules bn1, drop are" / "module drop is" / "the top-level module is".
+    fn modules(&self) -> String {
+        let mut names: Vec<&str> = Vec::new();
+        for (m, _) in &self.ops {
+            if !names.contains(&m.as_str()) {
+                names.push(m);
+            }
+        }
+        match names.as_slice() {
+            [""] => "the top-level module is".to_string(),
+            [one] => format!("module {one} is"),
+            _ => format!(
+                "modules {} are",
+                names
+                    .iter()
+                    .map(|m| module_name(m))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+
+    /// What training mode does here, e.g. "BatchNorm uses batch statistics and
+    /// Dropout drops at random".
+    pub fn effects(&self) -> String {
+        let mut out: Vec<String> = Vec::new();
+        for (_, op) in &self.ops {
+            let e = if op.contains("batch_norm") {
+                "BatchNorm uses batch statistics".to_string()
+            } else if op.contains("dropout") {
+                "Dropout drops at random".to_string()
+            } else if op == "rrelu" {
+                "RReLU draws random slopes".to_string()
+            } else {
+                format!("{op} runs in training mode")
+            };
+            if !out.contains(&e) {
+                out.push(e);
+            }
+        }
+        match out.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+            None => String::new(),
+        }
+    }
+
+    /// Refuse to run it, saying how to fix the export.
+    fn refusal(&self, path: &Path) -> String {
+        format!(
+            "{}: {} in training mode (traced or scripted without .eval()): {}, so results change from run to run; re-export with `torch.jit.trace(model.eval(), x)` (or `torch.jit.script(model.eval())`), or pass --allow-training-mode to run it anyway",
+            path.display(),
+            self.modules(),
+            self.effects()
+        )
+    }
+
+    /// The warning a run with --allow-training-mode carries (stderr and summary.json).
+    fn warning(&self, path: &Path) -> String {
+        format!(
+            "{}: {} in training mode (run anyway: --allow-training-mode): {}, so these results change from run to run; the prediction cache is not used for this model",
+            path.display(),
+            self.modules(),
+            self.effects()
+        )
     }
 }
 
@@ -145,17 +310,28 @@ pub struct Model {
     pub provenance: Provenance,
     pub device: Device,
     pub inference: Inference,
+    /// What forward declares it returns.
+    pub returns: Returns,
+    /// Ops traced in training mode (refused unless the load allowed them).
+    pub training: TrainingMode,
+    /// Warnings its results carry into summary.json.
+    pub warnings: Vec<String>,
     module: ScriptModule,
+    /// `spec.output_key` for the shim.
+    output_key: Option<CString>,
     mean: Tensor,
     inv_std: Tensor,
 }
 
 impl Model {
+    /// Load a model. One traced in training mode is refused unless
+    /// `allow_training_mode`; then it runs as saved and carries a warning.
     pub fn load(
         path: &Path,
         flags: &SpecFlags,
         device: Device,
         inference: Inference,
+        allow_training_mode: bool,
     ) -> Result<Model> {
         let meta = fs::metadata(path).map_err(|e| {
             anyhow!(
@@ -174,7 +350,7 @@ impl Model {
             .and_then(|mut f| f.read(&mut head))
             .with_context(|| format!("--model {}: cannot read the model file", path.display()))?;
         diagnose_model_file(path, &head[..n], meta.len())?;
-        let (spec, provenance) = load_spec(path, flags)?;
+        let (mut spec, mut provenance) = load_spec(path, flags)?;
         let module = ScriptModule::load(path, device, inference).map_err(|e| {
             let hint = if inference == Inference::Optimized {
                 "; if the optimisation step is the problem, retry with --exact"
@@ -187,6 +363,34 @@ impl Model {
                 first_line(&e)
             )
         })?;
+        let training = module.training_mode();
+        let mut warnings = Vec::new();
+        if training.is_on() {
+            if !allow_training_mode {
+                bail!("{}", training.refusal(path));
+            }
+            warnings.push(training.warning(path));
+        }
+        let returns = module.returns();
+        spec.choose_output(&mut provenance, &returns, path)?;
+        let output_key = match &spec.output_key {
+            None => None,
+            Some(k) => Some(CString::new(k.as_str()).map_err(|_| {
+                anyhow!("{}: output_key holds a NUL byte", provenance["output-key"])
+            })?),
+        };
+        if !matches!(returns, Returns::Tensor | Returns::Tuple(_)) {
+            // A dict's keys and a list's length are known only once it runs: check
+            // the output choice on one blank image before any work.
+            let (c, h, w) = (spec.channels(), spec.height(), spec.width());
+            let x = Tensor::zeros([1, c as i64, h as i64, w as i64], (Kind::Float, device));
+            // One that raises here fails again, with the input hint, on the first batch.
+            if let Err(ForwardError::Output(e)) =
+                module.forward(&x, spec.output_index, output_key.as_deref())
+            {
+                bail!("{}", output_error(path, &provenance, &e));
+            }
+        }
         let c = spec.channels() as i64;
         let mean = Tensor::from_slice(&spec.mean)
             .view([1, c, 1, 1])
@@ -206,7 +410,11 @@ impl Model {
             provenance,
             device,
             inference,
+            returns,
+            training,
+            warnings,
             module,
+            output_key,
             mean,
             inv_std,
         })
@@ -226,14 +434,19 @@ impl Model {
             x = x.flip([1]);
         }
         let shape = x.size();
-        let out = self.module.forward(&x).map_err(|e| {
-            anyhow!(
+        let key = self.output_key.as_deref();
+        let out = match self.module.forward(&x, self.spec.output_index, key) {
+            Ok(out) => out,
+            Err(ForwardError::Raised(e)) => bail!(
                 "{}: the model failed in forward on an input of shape {:?} (float32, NCHW): {}; check `input` in the spec (--input-size)",
                 self.path.display(),
                 shape,
                 first_line(&e)
-            )
-        })?;
+            ),
+            Err(ForwardError::Output(e)) => {
+                bail!("{}", output_error(&self.path, &self.provenance, &e))
+            }
+        };
         let size = out.size();
         if size.len() != 2 || size[0] != shape[0] {
             bail!(
@@ -258,6 +471,23 @@ impl Model {
             .f_view([-1])
             .map_err(|e| anyhow!("{}: cannot read the logits: {e}", self.path.display()))
     }
+}
+
+/// The error for an output that holds no logits where the spec's choice says,
+/// naming where that choice came from.
+fn output_error(path: &Path, provenance: &Provenance, e: &str) -> String {
+    let chosen = [
+        ("output-index", "output_index"),
+        ("output-key", "output_key"),
+    ]
+    .iter()
+    .find_map(|(k, field)| {
+        provenance
+            .get(*k)
+            .map(|src| format!(" ({field} from {src})"))
+    })
+    .unwrap_or_default();
+    format!("{}: {}{chosen}", path.display(), first_line(e))
 }
 
 fn first_line(s: &str) -> String {
@@ -321,6 +551,7 @@ impl Model {
             sha256: self.sha256.clone(),
             spec: self.spec.clone(),
             spec_sources: self.provenance.clone(),
+            warnings: self.warnings.clone(),
         }
     }
 }

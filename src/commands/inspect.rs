@@ -1,10 +1,11 @@
 //! `rotbench inspect`: the spec a model runs with, where each field came from, its
-//! output width, and with `--data` how an image folder's class folders map to its classes.
+//! output (type, the part that holds the logits, width), whether it runs in training
+//! mode, and with `--data` how an image folder's class folders map to its classes.
 
 use crate::cli::InspectArgs;
 use anyhow::{bail, Result};
 use rotbench::dataset::{self, folder};
-use rotbench::model::{parse_device, Inference, Model};
+use rotbench::model::{module_name, parse_device, Inference, Model, Returns};
 use std::process::ExitCode;
 use tch::Tensor;
 
@@ -16,7 +17,8 @@ pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
     } else {
         Inference::Optimized
     };
-    let model = Model::load(&args.model, &flags, device, inference)?;
+    // Loaded even in training mode: inspect shows that instead of refusing.
+    let model = Model::load(&args.model, &flags, device, inference, true)?;
     let s = &model.spec;
     let data = match &args.data {
         None => None,
@@ -73,6 +75,37 @@ pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
         pre.value_range,
         src("value-range")
     );
+    let returns = match &model.returns {
+        Returns::Tensor => "a tensor".to_string(),
+        Returns::Tuple(t) => format!("a tuple ({})", t.join(", ")),
+        Returns::Dict(t) | Returns::List(t) | Returns::Other(t) => t.clone(),
+    };
+    let logits = match (s.output_index, &s.output_key) {
+        (Some(i), _) => format!("; logits from element {i}   from {}", src("output-index")),
+        (_, Some(k)) => format!("; logits under `{k}`   from {}", src("output-key")),
+        _ => String::new(),
+    };
+    println!("returns  {returns}{logits}");
+    if model.training.is_on() {
+        let ops: Vec<String> = model
+            .training
+            .ops
+            .iter()
+            .map(|(m, op)| format!("{} ({op})", module_name(m)))
+            .collect();
+        println!(
+            "training yes: {}: {}; sweep refuses it unless --allow-training-mode (re-export with .eval())",
+            ops.join(", "),
+            model.training.effects()
+        );
+    } else if !model.training.flags.is_empty() {
+        println!(
+            "training no: {} modules were saved with their training flag on, but no op is fixed in training mode (scripted code reads the flag, and rotbench sets eval mode)",
+            model.training.flags.len()
+        );
+    } else {
+        println!("training no (saved in eval mode)");
+    }
     let _g = tch::no_grad_guard();
     let x = Tensor::zeros(
         [1, s.input[0] as i64, s.input[1] as i64, s.input[2] as i64],

@@ -93,7 +93,10 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     let t0 = Instant::now();
     let mut models = Vec::with_capacity(args.models.len());
     for p in &args.models {
-        let m = Model::load(p, &spec_flags, device, inference)?;
+        let m = Model::load(p, &spec_flags, device, inference, args.allow_training_mode)?;
+        for w in &m.warnings {
+            eprintln!("warning: {w}");
+        }
         if let Some(prev) = models.iter().find(|x: &&Model| x.name == m.name) {
             bail!(
                 "--model {}: another model is also named `{}` ({}); models are named by file stem, so rename one file",

@@ -18,6 +18,9 @@ pub struct Plan {
     pub cached: Vec<Vec<Option<SampleData>>>,
     /// `[model][angle]`: compute this pair.
     pub compute: Vec<Vec<bool>>,
+    /// `[model]`: its predictions may be cached (not a model run in training mode,
+    /// whose next run would draw different ones).
+    pub cacheable: Vec<bool>,
 }
 
 impl Plan {
@@ -39,9 +42,10 @@ impl Plan {
                     .collect()
             })
             .collect();
+        let cacheable: Vec<bool> = models.iter().map(|m| !m.training.is_on()).collect();
         let mut cached = vec![vec![None; angles.angles.len()]; models.len()];
         if let Some(c) = &cache {
-            for (m, row) in keys.iter().enumerate() {
+            for (m, row) in keys.iter().enumerate().filter(|(m, _)| cacheable[*m]) {
                 for (a, k) in row.iter().enumerate() {
                     // With --skip-bad-images an entry holds only the samples that decoded
                     // (the key pins the data's bytes, so those are the same every time);
@@ -64,6 +68,7 @@ impl Plan {
             keys,
             cached,
             compute,
+            cacheable,
         }
     }
 
@@ -113,7 +118,7 @@ impl Plan {
                     data.preds[m][a] = e.preds[0][0].clone();
                     data.confidence[m][a] = e.confidence[0][0].clone();
                     data.tv[m][a] = e.tv[0][0].clone();
-                } else if let Some(c) = &self.cache {
+                } else if let (Some(c), true) = (&self.cache, self.cacheable[m]) {
                     if let Err(e) = c.put(&self.keys[m][a], &super::cache::column(data, m, a)) {
                         warnings.push(format!("cannot update the prediction cache: {e:#}"));
                     }

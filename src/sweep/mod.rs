@@ -376,6 +376,8 @@ mod tests {
                     std: vec![1.0],
                     classes: (0..CLASSES).map(|k| format!("c{k}")).collect(),
                     preprocess: Default::default(),
+                    output_index: None,
+                    output_key: None,
                 },
                 images: Cell::new(0),
                 sleep,

@@ -219,6 +219,10 @@ pub struct ModelId {
     pub sha256: String,
     pub spec: ModelSpec,
     pub spec_sources: Provenance,
+    /// What makes its results less than they seem (a model run in training mode
+    /// with --allow-training-mode); empty, and absent from the JSON, for most models.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// What a run's predictions depend on besides the model and the angle: the data

@@ -15,7 +15,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// The schema users see in errors about a malformed sidecar.
-pub const SIDECAR_SCHEMA: &str = r#"{"input": [C, H, W], "mean": [m, ...], "std": [s, ...], "classes": ["name", ...]} (optional: "resize": N or [H, W], "order": "rotate-then-crop"|"crop-then-rotate", "channel_order": "rgb"|"bgr", "value_range": 1|255)"#;
+pub const SIDECAR_SCHEMA: &str = r#"{"input": [C, H, W], "mean": [m, ...], "std": [s, ...], "classes": ["name", ...]} (optional: "resize": N or [H, W], "order": "rotate-then-crop"|"crop-then-rotate", "channel_order": "rgb"|"bgr", "value_range": 1|255, "output_index": N or "output_key": "name")"#;
 
 /// What the model expects. `mean`/`std` have one value per channel and apply to
 /// pixels on the `value_range` scale: `x = (pixel * value_range/255 - mean) / std`.
@@ -27,6 +27,14 @@ pub struct ModelSpec {
     pub classes: Vec<String>,
     #[serde(default)]
     pub preprocess: Preprocess,
+    /// Where the logits are when forward does not return a tensor: element
+    /// `output_index` of the tuple (or list) it returns, or the value under
+    /// `output_key` of the dict. At most one is set; neither for a model that
+    /// returns a tensor, whose spec JSON then has neither field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_index: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_key: Option<String>,
 }
 
 /// How an image becomes the model's input (besides mean/std), in this order:
@@ -135,6 +143,85 @@ impl ModelSpec {
     pub fn n_classes(&self) -> usize {
         self.classes.len()
     }
+
+    /// Check the output choice against the type forward declares, before any work:
+    /// a tuple (or list) without a choice takes element 0, recorded here and in
+    /// `prov` as the default; a choice that cannot apply is refused with the cause.
+    /// A dict's keys and a list's length are not part of its type: the caller checks
+    /// those choices (and a dict without `output_key`) by running it once.
+    pub fn choose_output(
+        &mut self,
+        prov: &mut Provenance,
+        returns: &Returns,
+        model: &Path,
+    ) -> Result<()> {
+        let model = model.display();
+        let from = |key: &str| prov.get(key).cloned().unwrap_or_default();
+        let pick_index =
+            "pick the logits with --output-index N (or \"output_index\" in the sidecar)";
+        let pick_key = "pick the logits with --output-key NAME (or \"output_key\" in the sidecar)";
+        match (returns, self.output_index, &self.output_key) {
+            (Returns::Tensor, Some(i), _) => bail!(
+                "{}: output_index {i} picks an element of a tuple, but forward in {model} returns a single tensor; remove it",
+                from("output-index")
+            ),
+            (Returns::Tensor, _, Some(k)) => bail!(
+                "{}: output_key `{k}` picks a value of a dict, but forward in {model} returns a single tensor; remove it",
+                from("output-key")
+            ),
+            (Returns::Tuple(types), _, Some(k)) => bail!(
+                "{}: output_key `{k}` picks a value of a dict, but forward in {model} returns a tuple ({}); {pick_index}",
+                from("output-key"),
+                types.join(", ")
+            ),
+            (Returns::Tuple(types), index, None) => {
+                let i = index.unwrap_or(0);
+                let elements = types
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| format!("{i}: {t}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if i >= types.len() {
+                    bail!(
+                        "{}: output_index {i} is out of range: forward in {model} returns a tuple of {} elements ({elements}); give 0 to {}",
+                        from("output-index"),
+                        types.len(),
+                        types.len().saturating_sub(1)
+                    );
+                }
+                if types[i] != "Tensor" {
+                    let which = if index.is_some() {
+                        format!("element {i}")
+                    } else {
+                        format!("element {i} (the default)")
+                    };
+                    bail!(
+                        "{model}: forward returns a tuple ({elements}) and {which} is {}, not a tensor of logits; {pick_index}",
+                        types[i]
+                    );
+                }
+                if index.is_none() {
+                    self.output_index = Some(0);
+                    prov.insert("output-index".into(), "default (forward returns a tuple; element 0)".into());
+                }
+            }
+            (Returns::List(_), None, None) => {
+                self.output_index = Some(0);
+                prov.insert("output-index".into(), "default (forward returns a list; element 0)".into());
+            }
+            (Returns::List(t), _, Some(k)) => bail!(
+                "{}: output_key `{k}` picks a value of a dict, but forward in {model} returns a {t}; {pick_index}",
+                from("output-key")
+            ),
+            (Returns::Dict(t), Some(i), _) => bail!(
+                "{}: output_index {i} picks an element of a tuple, but forward in {model} returns a {t}; {pick_key}",
+                from("output-index")
+            ),
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 /// A spec as written in a sidecar or embedded file: every field optional.
@@ -149,6 +236,8 @@ pub struct SpecFile {
     pub order: Option<CropOrder>,
     pub channel_order: Option<ChannelOrder>,
     pub value_range: Option<f32>,
+    pub output_index: Option<usize>,
+    pub output_key: Option<String>,
     pub name: Option<String>,
     pub description: Option<String>,
 }
@@ -177,6 +266,45 @@ pub struct SpecFlags {
     pub order: Option<CropOrder>,
     pub channel_order: Option<ChannelOrder>,
     pub value_range: Option<f32>,
+    pub output_index: Option<usize>,
+    pub output_key: Option<String>,
+}
+
+/// Which part of forward's output holds the logits: one choice, made by the first
+/// layer (flag, sidecar, embedded) that makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputChoice {
+    Index(usize),
+    Key(String),
+}
+
+impl OutputChoice {
+    /// The choice one layer makes; `from` names the layer when it makes two.
+    fn of(index: Option<usize>, key: Option<&String>, from: &str) -> Result<Option<OutputChoice>> {
+        match (index, key) {
+            (Some(i), Some(k)) => bail!(
+                "{from}: both output_index {i} and output_key `{k}` are set; a tuple output takes output_index, a dict output takes output_key, so keep one"
+            ),
+            (Some(i), None) => Ok(Some(OutputChoice::Index(i))),
+            (None, Some(k)) => Ok(Some(OutputChoice::Key(k.clone()))),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// The type forward declares it returns (its TorchScript schema), as the backend
+/// reports it; [`ModelSpec::choose_output`] checks the output choice against it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Returns {
+    Tensor,
+    /// A tuple, with each element's type (`Tensor`, `List[Tensor]`, ...).
+    Tuple(Vec<String>),
+    /// A dict (its type, e.g. `Dict[str, Tensor]`); its keys are known only once it runs.
+    Dict(String),
+    /// A list (its type); its length is known only once it runs.
+    List(String),
+    /// Anything else (`Any`, ...): checked when it runs.
+    Other(String),
 }
 
 /// Where each spec field came from, for `inspect` and the reports.
@@ -404,6 +532,31 @@ pub fn resolve_spec(
         ),
         _ => {}
     }
+    // The output choice: recorded (and in the provenance) only when a layer makes one.
+    let side_from = side_name.clone().unwrap_or_default();
+    let (mut output_index, mut output_key) = (None, None);
+    if let Some((choice, layer)) = layered(
+        OutputChoice::of(flags.output_index, flags.output_key.as_ref(), "flags")?,
+        match sc {
+            Some(s) => OutputChoice::of(s.output_index, s.output_key.as_ref(), &side_from)?,
+            None => None,
+        },
+        match embedded {
+            Some(s) => OutputChoice::of(s.output_index, s.output_key.as_ref(), EMBEDDED)?,
+            None => None,
+        },
+    ) {
+        match choice {
+            OutputChoice::Index(i) => {
+                pick("output-index", None, layer);
+                output_index = Some(i);
+            }
+            OutputChoice::Key(k) => {
+                pick("output-key", None, layer);
+                output_key = Some(k);
+            }
+        }
+    }
     Ok((
         ModelSpec {
             input,
@@ -411,6 +564,8 @@ pub fn resolve_spec(
             std,
             classes,
             preprocess: pre,
+            output_index,
+            output_key,
         },
         prov,
     ))
@@ -634,6 +789,161 @@ mod tests {
             let err = sidecar_err(json);
             assert!(err.contains(want), "{json}: {err}");
         }
+    }
+
+    #[test]
+    fn the_output_choice_is_layered_like_every_field_and_one_layer_may_make_only_one() {
+        let s =
+            side(r#"{"input":[1,8,8],"mean":[0],"std":[1],"classes":["a"],"output_key":"logits"}"#);
+        let e = side(r#"{"output_index":2}"#);
+        let resolve = |flags: &SpecFlags| {
+            resolve_spec(
+                Path::new("m.pt"),
+                flags,
+                Some((Path::new("m.json"), &s)),
+                Some(&e),
+            )
+        };
+        let (spec, prov) = resolve(&SpecFlags::default()).unwrap();
+        assert_eq!(
+            (spec.output_index, spec.output_key.as_deref()),
+            (None, Some("logits"))
+        );
+        assert_eq!(prov["output-key"], "sidecar m.json");
+        assert!(!prov.contains_key("output-index"));
+        // A flag's index replaces the sidecar's key: one choice, not two.
+        let flags = SpecFlags {
+            output_index: Some(1),
+            ..Default::default()
+        };
+        let (spec, prov) = resolve(&flags).unwrap();
+        assert_eq!((spec.output_index, spec.output_key), (Some(1), None));
+        assert_eq!(prov["output-index"], "flag --output-index");
+        let both = sidecar_err(
+            r#"{"input":[1,8,8],"mean":[0],"std":[1],"classes":["a"],"output_index":0,"output_key":"x"}"#,
+        );
+        assert!(
+            both.starts_with("sidecar m.json: both output_index 0 and output_key `x`"),
+            "{both}"
+        );
+    }
+
+    #[test]
+    fn a_spec_without_an_output_choice_serializes_as_before() {
+        // The spec is in summary.json and in every prediction-cache key: a model that
+        // returns a tensor must keep the bytes it had before output choices existed.
+        let s = side(r#"{"input":[1,2,2],"mean":[0.5],"std":[0.25],"classes":["a","b"]}"#);
+        let (spec, prov) = resolve_spec(
+            Path::new("m.pt"),
+            &SpecFlags::default(),
+            Some((Path::new("m.json"), &s)),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_string(&spec).unwrap(),
+            r#"{"input":[1,2,2],"mean":[0.5],"std":[0.25],"classes":["a","b"],"preprocess":{"resize":null,"order":"rotate-then-crop","channel_order":"rgb","value_range":1.0}}"#
+        );
+        assert_eq!(
+            prov.keys().collect::<Vec<_>>(),
+            [
+                "channel-order",
+                "classes",
+                "input-size",
+                "mean",
+                "order",
+                "resize",
+                "std",
+                "value-range"
+            ]
+        );
+        let back: ModelSpec = serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
+        assert_eq!(back, spec);
+    }
+
+    #[test]
+    fn a_tuple_takes_element_0_unless_told_and_a_choice_that_cannot_apply_names_the_cause() {
+        let plain = || {
+            let s = side(r#"{"input":[1,8,8],"mean":[0],"std":[1],"classes":["a"]}"#);
+            resolve_spec(
+                Path::new("m.pt"),
+                &SpecFlags::default(),
+                Some((Path::new("m.json"), &s)),
+                None,
+            )
+            .unwrap()
+        };
+        let choose = |index: Option<usize>, key: Option<&str>, returns: Returns| {
+            let (mut spec, mut prov) = plain();
+            spec.output_index = index;
+            spec.output_key = key.map(str::to_string);
+            for (k, on) in [
+                ("output-index", index.is_some()),
+                ("output-key", key.is_some()),
+            ] {
+                if on {
+                    prov.insert(k.into(), format!("flag --{k}"));
+                }
+            }
+            spec.choose_output(&mut prov, &returns, Path::new("m.pt"))
+                .map(|()| (spec.output_index, prov.get("output-index").cloned()))
+                .map_err(|e| e.to_string())
+        };
+        let t = |types: &[&str]| Returns::Tuple(types.iter().map(|t| t.to_string()).collect());
+        assert_eq!(choose(None, None, Returns::Tensor), Ok((None, None)));
+        assert_eq!(
+            choose(None, None, t(&["Tensor", "Tensor"])),
+            Ok((
+                Some(0),
+                Some("default (forward returns a tuple; element 0)".into())
+            ))
+        );
+        assert_eq!(
+            choose(Some(1), None, t(&["Tensor", "Tensor"])),
+            Ok((Some(1), Some("flag --output-index".into())))
+        );
+        let err = |r: Result<(Option<usize>, Option<String>), String>| r.unwrap_err();
+        let e = err(choose(Some(2), None, t(&["Tensor", "Tensor"])));
+        assert!(
+            e.contains("out of range")
+                && e.contains("a tuple of 2 elements")
+                && e.contains("give 0 to 1"),
+            "{e}"
+        );
+        let e = err(choose(None, None, t(&["List[Tensor]", "Tensor"])));
+        assert!(
+            e.contains("element 0 (the default) is List[Tensor], not a tensor")
+                && e.contains("--output-index N"),
+            "{e}"
+        );
+        let e = err(choose(None, Some("logits"), t(&["Tensor"])));
+        assert!(
+            e.contains("returns a tuple (Tensor)") && e.contains("--output-index N"),
+            "{e}"
+        );
+        let e = err(choose(
+            Some(0),
+            None,
+            Returns::Dict("Dict[str, Tensor]".into()),
+        ));
+        assert!(
+            e.contains("returns a Dict[str, Tensor]") && e.contains("--output-key NAME"),
+            "{e}"
+        );
+        let e = err(choose(Some(0), None, Returns::Tensor));
+        assert!(
+            e.starts_with("flag --output-index: ") && e.contains("single tensor; remove it"),
+            "{e}"
+        );
+        // A dict's keys are checked by running it (the backend's job).
+        assert_eq!(
+            choose(
+                None,
+                Some("logits"),
+                Returns::Dict("Dict[str, Tensor]".into())
+            ),
+            Ok((None, None))
+        );
     }
 
     #[test]

@@ -153,6 +153,9 @@ pub struct ModelSummary {
     pub sha256: String,
     pub spec: ModelSpec,
     pub spec_sources: Provenance,
+    /// The model's warnings ([`ModelId::warnings`]); absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub nonfinite_logits: u64,
     pub sweep: SweepStats,
     pub angles: Vec<AngleMetrics>,
@@ -282,6 +285,7 @@ pub fn build(
                 sha256: id.sha256.clone(),
                 spec: id.spec.clone(),
                 spec_sources: id.spec_sources.clone(),
+                warnings: id.warnings.clone(),
                 nonfinite_logits: ms.counts.iter().map(|c| c.nonfinite).sum(),
                 sweep: SweepStats {
                     accuracy_at_reference: ref_acc,

@@ -55,6 +55,8 @@ fn fake(
         std: vec![1.0],
         classes: (0..nc).map(|c| c.to_string()).collect(),
         preprocess: Default::default(),
+        output_index: None,
+        output_key: None,
     };
     let prov = Provenance::new();
     let ids: Vec<ModelId> = preds
@@ -65,6 +67,7 @@ fn fake(
             sha256: SHA.into(),
             spec: spec.clone(),
             spec_sources: prov.clone(),
+            warnings: Vec::new(),
         })
         .collect();
     let info = DatasetInfo {
