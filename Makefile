@@ -60,6 +60,7 @@ fixtures:
 	 ROTBENCH_MNIST_RAW="$$mnist" "$$py" tests/fixtures/make_fixtures.py && \
 	 "$$py" tests/fixtures/shapes/make_shapes.py && \
 	 "$$py" tests/fixtures/models/make_models.py && \
+	 "$$py" tests/fixtures/models/make_mislead.py && \
 	 "$$py" tests/fixtures/make_references.py && \
 	 "$$py" tests/fixtures/make_pipeline.py
 

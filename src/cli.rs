@@ -5,6 +5,7 @@ use anyhow::{anyhow, bail, Result};
 use clap::{Args, Parser, Subcommand};
 use rotbench::dataset::ClassFolders;
 use rotbench::model::{read_classes_file, ChannelOrder, CropOrder, SpecFlags};
+use rotbench::results::BatchSize;
 use rotbench::rotate::{Fill, Interpolation, RotateOptions};
 use std::path::PathBuf;
 
@@ -80,8 +81,8 @@ pub struct SpecArgs {
     #[arg(long, value_name = "rgb|bgr")]
     pub channel_order: Option<ChannelOrder>,
     /// Pixel scale before mean/std: 1 ([0,1], default) or 255 ([0,255]).
-    #[arg(long, value_name = "1|255")]
-    pub value_range: Option<String>,
+    #[arg(long, value_name = "1|255", value_parser = value_range)]
+    pub value_range: Option<f32>,
     /// For a model whose forward returns a tuple (or list): the element that holds
     /// the logits (default 0).
     #[arg(long, value_name = "N", conflicts_with = "output_key")]
@@ -143,11 +144,11 @@ pub struct SweepArgs {
     pub out: PathBuf,
     /// Images per forward pass, or `auto`: time 64, 128, 256 and 512 on the first
     /// batches (their results are kept; stop at the first slower one) and use the fastest.
-    #[arg(long, default_value = "auto", value_name = "N|auto")]
-    pub batch_size: String,
+    #[arg(long, default_value = "auto", value_name = "N|auto", value_parser = clap::value_parser!(BatchSize))]
+    pub batch_size: BatchSize,
     /// Use only the first N samples.
-    #[arg(long, value_name = "N")]
-    pub limit: Option<String>,
+    #[arg(long, value_name = "N", value_parser = positive)]
+    pub limit: Option<usize>,
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu", value_name = "DEVICE")]
     pub device: String,
@@ -156,8 +157,8 @@ pub struct SweepArgs {
     #[arg(long, value_enum, default_value_t = RotateOnFlag::Auto, value_name = "WHERE")]
     pub rotate_on: RotateOnFlag,
     /// libtorch intra-op threads (default: all cores).
-    #[arg(long, value_name = "N")]
-    pub threads: Option<String>,
+    #[arg(long, value_name = "N", value_parser = positive)]
+    pub threads: Option<usize>,
     #[command(flatten)]
     pub rotation: RotationArgs,
     #[command(flatten)]
@@ -336,12 +337,21 @@ pub struct InspectArgs {
     pub device: String,
 }
 
-/// Parse a positive integer flag with an error that names it.
-pub fn positive(flag: &str, v: &str) -> Result<usize> {
+/// A positive whole number (clap names the flag and the value in its error).
+fn positive(v: &str) -> std::result::Result<usize, String> {
     match v.trim().parse::<usize>() {
-        Ok(0) => bail!("{flag} 0: must be at least 1"),
+        Ok(0) => Err("must be at least 1".into()),
         Ok(n) => Ok(n),
-        Err(_) => bail!("{flag} {v}: not a whole number; give a positive integer"),
+        Err(_) => Err("not a whole number; give a positive integer".into()),
+    }
+}
+
+/// `--value-range`: 1 (pixels in [0,1]) or 255 (pixels in [0,255]).
+fn value_range(v: &str) -> std::result::Result<f32, String> {
+    match v.trim() {
+        "1" | "1.0" => Ok(1.0),
+        "255" | "255.0" => Ok(255.0),
+        _ => Err("use 1 (pixels in [0,1]) or 255 (pixels in [0,255])".into()),
     }
 }
 
@@ -394,17 +404,7 @@ impl SpecArgs {
                 .transpose()?,
             order: self.order,
             channel_order: self.channel_order,
-            value_range: self
-                .value_range
-                .as_deref()
-                .map(|v| match v.trim() {
-                    "1" | "1.0" => Ok(1.0),
-                    "255" | "255.0" => Ok(255.0),
-                    _ => Err(anyhow!(
-                        "--value-range {v}: use 1 (pixels in [0,1]) or 255 (pixels in [0,255])"
-                    )),
-                })
-                .transpose()?,
+            value_range: self.value_range,
             output_index: self.output_index,
             output_key: self.output_key.clone(),
         })

@@ -107,29 +107,49 @@ fn write_json(p: &Path, v: &Value) {
     fs::write(p, serde_json::to_vec(v).unwrap()).unwrap();
 }
 
-/// A copy of baseline `main` named `name`, its predictions at `angle` changed by `edit(labels, preds)`.
+/// A copy of baseline `main` named `name`, its predictions at `angle` changed by
+/// `edit(labels, preds)` (its predictions.csv rows of the first model at that angle).
 fn edited_baseline(dir: &Path, name: &str, angle: f64, edit: impl Fn(&[Value], &mut Vec<Value>)) {
     let to = dir.join(name);
     copy_dir(&fixture().baselines.join("main"), &to);
-    let p = to.join("predictions.json");
-    let mut v = read_json(&p);
-    let labels = v["labels"].as_array().unwrap().clone();
-    for a in v["models"][0]["angles"].as_array_mut().unwrap() {
-        if a["angle"].as_f64() == Some(angle) {
-            edit(&labels, a["preds"].as_array_mut().unwrap());
-        }
+    let p = to.join("predictions.csv");
+    let text = fs::read_to_string(&p).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let first_model = lines[1].split(',').next().unwrap().to_string();
+    let rows: Vec<usize> = (1..lines.len())
+        .filter(|&i| {
+            let f: Vec<&str> = lines[i].split(',').collect();
+            f[0] == first_model && f[1].parse::<f64>().unwrap() == angle
+        })
+        .collect();
+    let field = |i: usize, k: usize| -> Value {
+        lines[i]
+            .split(',')
+            .nth(k)
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+            .into()
+    };
+    let labels: Vec<Value> = rows.iter().map(|&i| field(i, 3)).collect();
+    let mut preds: Vec<Value> = rows.iter().map(|&i| field(i, 4)).collect();
+    edit(&labels, &mut preds);
+    for (&i, p) in rows.iter().zip(&preds) {
+        let mut f: Vec<String> = lines[i].split(',').map(String::from).collect();
+        f[4] = p.as_i64().unwrap().to_string();
+        lines[i] = f.join(",");
     }
-    write_json(&p, &v);
+    fs::write(&p, lines.join("\n") + "\n").unwrap();
     rebind(&to);
 }
 
-/// A hand-edited baseline: record its predictions.json's new sha256 in its
+/// A hand-edited baseline: record its predictions.csv's new sha256 in its
 /// summary.json, as `--save-baseline` does (an unrecorded edit is refused).
 fn rebind(baseline: &Path) {
-    let bytes = fs::read(baseline.join("predictions.json")).unwrap();
+    let bytes = fs::read(baseline.join("predictions.csv")).unwrap();
     let s = baseline.join("summary.json");
     let mut v = read_json(&s);
-    v["files"]["predictions.json"] = rotbench::summary::content_hash(&bytes).into();
+    v["files"]["predictions.csv"] = rotbench::summary::content_hash(&bytes).into();
     write_json(&s, &v);
 }
 
@@ -451,7 +471,7 @@ fn markdown_is_written_and_appended_to_the_github_step_summary() {
 #[test]
 fn a_saved_baseline_passes_against_itself() {
     let f = fixture();
-    assert!(f.baselines.join("main/predictions.json").is_file());
+    assert!(f.baselines.join("main/predictions.csv").is_file());
     assert!(f.baselines.join("main/summary.json").is_file());
     let r = gate_results(&[
         "--baseline",
@@ -613,17 +633,10 @@ fn a_baseline_of_other_samples_or_another_dataset_is_refused() {
 
     // The same baseline with another dataset's hash.
     edited_baseline(&dir, "other", -1.0, |_, _| {});
-    for f in ["predictions.json", "summary.json"] {
-        let p = dir.join("other").join(f);
-        let mut v = read_json(&p);
-        let fake = Value::String("0".repeat(64));
-        if f == "summary.json" {
-            v["dataset"]["sha256"] = fake;
-        } else {
-            v["dataset_sha256"] = fake;
-        }
-        write_json(&p, &v);
-    }
+    let p = dir.join("other").join("summary.json");
+    let mut v = read_json(&p);
+    v["dataset"]["sha256"] = Value::String("0".repeat(64));
+    write_json(&p, &v);
     rebind(&dir.join("other"));
     let r = gate_results(&["--baseline", "other", "--baseline-dir", ds]);
     assert_eq!(r.code, 2);

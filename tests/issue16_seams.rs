@@ -484,7 +484,7 @@ fn an_angle_missing_from_the_baseline_fails_the_regression_check() {
 fn a_run_that_fails_its_gate_is_not_saved_as_the_baseline() {
     let t = tempfile::tempdir().unwrap();
     let bl = baseline_of_m(t.path());
-    let before = fs::read(bl.join("main/predictions.json")).unwrap();
+    let before = fs::read(bl.join("main/predictions.csv")).unwrap();
     // The upright CNN's weights under the augmented model's name: it falls at 90°.
     install_model("mnist-cnn-aug", t.path());
     let cfg = t.path().join("gate.toml");
@@ -526,7 +526,7 @@ fn a_run_that_fails_its_gate_is_not_saved_as_the_baseline() {
         sweep("mnist-cnn-aug", &["--save-baseline-on-failure"]).code,
         0
     );
-    let aug = fs::read(bl.join("main/predictions.json")).unwrap();
+    let aug = fs::read(bl.join("main/predictions.csv")).unwrap();
     assert_ne!(aug, before, "saved without a gate");
     // Now the upright CNN fails the gate against the augmented baseline ...
     let r = sweep("mnist-cnn", &["--gate-config", s(&cfg)]);
@@ -537,7 +537,7 @@ fn a_run_that_fails_its_gate_is_not_saved_as_the_baseline() {
         r.stderr
     );
     assert_eq!(
-        fs::read(bl.join("main/predictions.json")).unwrap(),
+        fs::read(bl.join("main/predictions.csv")).unwrap(),
         aug,
         "baseline untouched"
     );
@@ -553,7 +553,7 @@ fn a_run_that_fails_its_gate_is_not_saved_as_the_baseline() {
         .code,
         1
     );
-    assert_ne!(fs::read(bl.join("main/predictions.json")).unwrap(), aug);
+    assert_ne!(fs::read(bl.join("main/predictions.csv")).unwrap(), aug);
     // A sweep without a gate leaves no gate files from the earlier run.
     assert_eq!(sweep("mnist-cnn", &[]).code, 0);
     assert!(!out.join("junit.xml").exists() && !out.join("gate.md").exists());

@@ -70,7 +70,7 @@ pub fn write_results(
         if m.nonfinite_logits > 0 {
             eprintln!(
                 "warning: {}: {} predictions had NaN or inf logits; they count as wrong (nonfinite in per_angle.csv, nonfinite_logits in summary.json)",
-                m.name, m.nonfinite_logits
+                m.id.name, m.nonfinite_logits
             );
         }
     }

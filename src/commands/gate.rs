@@ -284,7 +284,7 @@ pub fn after_sweep(
                  that later runs compare with; pass --save-baseline-on-failure to save it anyway"
             );
         } else {
-            let predictions = Predictions::from_sweep(summary, result);
+            let predictions_csv = rotbench::report::csv::predictions_csv(summary, result)?;
             let dir = match &gate {
                 Some(g) => g.baseline_dir.clone(),
                 None => sweep_baseline_dir(args, None),
@@ -294,7 +294,7 @@ pub fn after_sweep(
             output::replace_set(
                 &folder,
                 gate::BASELINE_FILES,
-                &gate::baseline_files(summary, &predictions)?,
+                &gate::baseline_files(summary, predictions_csv)?,
             )?;
             if !args.quiet {
                 outln!("saved baseline `{name}` in {}", folder.display());

@@ -85,7 +85,7 @@ pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
         (_, Some(k)) => format!("; logits under `{k}`   from {}", src("output-key")),
         _ => String::new(),
     };
-    println!("returns  {returns}{logits}");
+    outln!("returns  {returns}{logits}");
     if model.training.is_on() {
         let ops: Vec<String> = model
             .training
@@ -93,18 +93,18 @@ pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
             .iter()
             .map(|(m, op)| format!("{} ({op})", module_name(m)))
             .collect();
-        println!(
+        outln!(
             "training yes: {}: {}; sweep refuses it unless --allow-training-mode (re-export with .eval())",
             ops.join(", "),
             model.training.effects()
         );
     } else if !model.training.flags.is_empty() {
-        println!(
+        outln!(
             "training no: {} modules were saved with their training flag on, but no op is fixed in training mode (scripted code reads the flag, and rotbench sets eval mode)",
             model.training.flags.len()
         );
     } else {
-        println!("training no (saved in eval mode)");
+        outln!("training no (saved in eval mode)");
     }
     let _g = tch::no_grad_guard();
     let x = Tensor::zeros(

@@ -3,7 +3,7 @@
 //! a shard result, a baseline or a gate verdict.
 
 use super::finish::{write_results, Outputs};
-use crate::cli::{parse_shard, positive, RotateOnFlag, SweepArgs};
+use crate::cli::{parse_shard, RotateOnFlag, SweepArgs};
 use crate::run::cache::{default_cache_dir, Cache};
 use crate::run::checkpoint::Checkpoint;
 use crate::run::plan::Plan;
@@ -27,23 +27,7 @@ const KEEP_EXAMPLES: usize = 256;
 pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     // Check every flag before any work starts.
     let user_angles = angles::parse(&args.angles).map_err(|e| anyhow!("--angles: {e}"))?;
-    let batch = if args.batch_size.trim() == "auto" {
-        BatchSize::Auto
-    } else {
-        BatchSize::Fixed(
-            positive("--batch-size", &args.batch_size).map_err(|e| anyhow!("{e}, or `auto`"))?,
-        )
-    };
-    let limit = args
-        .limit
-        .as_deref()
-        .map(|v| positive("--limit", v))
-        .transpose()?;
-    let threads = args
-        .threads
-        .as_deref()
-        .map(|v| positive("--threads", v))
-        .transpose()?;
+    let (batch, limit, threads) = (args.batch_size, args.limit, args.threads);
     let rotate = args.rotation.options();
     let spec_flags = args.spec.check()?;
     let device = parse_device(&args.device)?;
@@ -130,8 +114,8 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         angles: user_angles.clone(),
         reference_angle: 0.0,
         reference_added,
-        interpolation: rotate.interpolation.to_string(),
-        fill: rotate.fill.to_string(),
+        interpolation: rotate.interpolation,
+        fill: rotate.fill,
         mask_circle: rotate.mask_circle,
         batch_size: match batch {
             BatchSize::Fixed(b) => BatchSetting::Fixed(b),
@@ -139,8 +123,8 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         },
         limit,
         device: device_name(device),
-        inference: inference.name().into(),
-        rotate_on: rotate_on.name().into(),
+        inference,
+        rotate_on,
         backend: BACKEND.into(),
     };
 
@@ -153,12 +137,12 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         dataset_sha256: info.sha256.clone(),
         start: info.start,
         len: info.len,
-        interpolation: settings.interpolation.clone(),
-        fill: settings.fill.clone(),
+        interpolation: settings.interpolation,
+        fill: settings.fill,
         mask_circle: settings.mask_circle,
         skip_bad_images: args.skip_bad_images,
         coarse_labels: args.coarse_labels,
-        rotate_on: rotate_on.name().into(),
+        rotate_on,
     };
     let cache = (!args.no_cache).then(|| Cache {
         dir: args.cache_dir.clone().unwrap_or_else(default_cache_dir),
@@ -167,7 +151,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     let compute = work_plan.compute.clone();
     let any_compute = work_plan.any_compute();
     let cached_pairs = work_plan.cached_pairs();
-    let checkpoint_key = work_plan.checkpoint_key(&models, &run_key, &plan, &args.batch_size);
+    let checkpoint_key = work_plan.checkpoint_key(&models, &run_key, &plan, &batch.to_string());
     let (mut checkpoint, resumed, note) = Checkpoint::open(
         &args.out,
         &checkpoint_key,
@@ -182,17 +166,11 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
 
     let per_sample = (compute.iter().flatten().filter(|&&c| c).count()) as u64;
     let total = info.len as u64 * per_sample;
-    let bar = if !args.quiet && std::io::stderr().is_terminal() && any_compute {
-        let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-        b.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} evaluations  {per_sec}  ETA {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        b.set_position(done_before as u64 * per_sample);
-        b
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = progress_bar(
+        !args.quiet && any_compute,
+        total,
+        done_before as u64 * per_sample,
+    );
     let sweep_settings = SweepSettings {
         angles: user_angles.clone(),
         rotate,
@@ -233,46 +211,24 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     let wall = t0.elapsed().as_secs_f64();
 
     if let Some(spec) = shard {
-        let manifest = ShardManifest {
-            rotbench_shard: SHARD_FORMAT,
-            rotbench_version: env!("CARGO_PKG_VERSION").into(),
-            shard: spec,
-            start: info.start,
-            end: info.start + info.len,
-            selected: OpenOptions {
-                shard: None,
-                ..open.clone()
-            }
-            .select(info.total)
-            .1,
+        let selected = OpenOptions {
+            shard: None,
+            ..open.clone()
+        }
+        .select(info.total)
+        .1;
+        let ids = models.iter().map(Model::id).collect();
+        write_shard(
+            &args,
+            spec,
+            source.info(),
+            selected,
             settings,
-            models: models.iter().map(Model::id).collect(),
-            dataset: DatasetSummary::from(source.info()),
-            sources: source.info().sources.clone(),
-            examples: std::mem::take(&mut raw.examples),
-            keep_examples: KEEP_EXAMPLES,
-        };
-        let bytes = store::encode(&raw.data, serde_json::to_value(&manifest)?);
-        output::replace_set(
-            &args.out,
-            output::RESULT_FILES,
-            &[
-                ("shard.bin".into(), bytes),
-                ("shard.json".into(), serde_json::to_vec_pretty(&manifest)?),
-            ],
+            ids,
+            raw,
+            wall,
         )?;
         checkpoint.finish()?;
-        if !args.quiet {
-            outln!(
-                "wrote shard {}/{} (samples {}..{}) to {} ({:.1} s); merge all shards with `rotbench merge DIR... --out DIR`",
-                spec.index,
-                spec.count,
-                info.start,
-                info.start + info.len,
-                args.out.display(),
-                wall
-            );
-        }
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -320,4 +276,68 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         return Ok(code);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--shard i/n`: write the shard's data and manifest (`shard.bin`, `shard.json`)
+/// for `rotbench merge`, instead of results.
+#[allow(clippy::too_many_arguments)]
+fn write_shard(
+    args: &SweepArgs,
+    spec: ShardSpec,
+    info: &dataset::DatasetInfo,
+    selected: usize,
+    settings: Settings,
+    models: Vec<rotbench::results::ModelId>,
+    mut raw: sweep::RawSweep,
+    wall: f64,
+) -> Result<()> {
+    let manifest = ShardManifest {
+        rotbench_shard: SHARD_FORMAT,
+        rotbench_version: env!("CARGO_PKG_VERSION").into(),
+        shard: spec,
+        start: info.start,
+        end: info.start + info.len,
+        selected,
+        settings,
+        models,
+        dataset: DatasetSummary::from(info),
+        sources: info.sources.clone(),
+        examples: std::mem::take(&mut raw.examples),
+        keep_examples: KEEP_EXAMPLES,
+    };
+    let bytes = store::encode(&raw.data, serde_json::to_value(&manifest)?);
+    output::replace_set(
+        &args.out,
+        output::RESULT_FILES,
+        &[
+            ("shard.bin".into(), bytes),
+            ("shard.json".into(), serde_json::to_vec_pretty(&manifest)?),
+        ],
+    )?;
+    if !args.quiet {
+        outln!(
+            "wrote shard {}/{} (samples {}..{}) to {} ({:.1} s); merge all shards with `rotbench merge DIR... --out DIR`",
+            spec.index,
+            spec.count,
+            info.start,
+            info.start + info.len,
+            args.out.display(),
+            wall
+        );
+    }
+    Ok(())
+}
+
+/// The progress bar on a terminal's stderr (hidden otherwise, or when `show` is false).
+fn progress_bar(show: bool, total: u64, done: u64) -> ProgressBar {
+    if !show || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    b.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} evaluations  {per_sec}  ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    b.set_position(done);
+    b
 }

@@ -22,6 +22,30 @@ pub enum BatchSize {
     Auto,
 }
 
+impl std::str::FromStr for BatchSize {
+    type Err = String;
+    /// `auto`, or a whole number of at least 1.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim() {
+            "auto" => Ok(BatchSize::Auto),
+            t => match t.parse::<usize>() {
+                Ok(0) => Err("must be at least 1, or `auto`".into()),
+                Ok(n) => Ok(BatchSize::Fixed(n)),
+                Err(_) => Err("not a whole number; give a positive integer, or `auto`".into()),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for BatchSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BatchSize::Fixed(n) => write!(f, "{n}"),
+            BatchSize::Auto => f.write_str("auto"),
+        }
+    }
+}
+
 /// The sizes `--batch-size auto` tries, in this order, one chunk each, stopping at the
 /// first that is more than 2% slower than the best before it.
 pub const AUTO_CANDIDATES: [usize; 4] = [64, 128, 256, 512];
@@ -53,10 +77,12 @@ pub fn fastest(timings: &[BatchTiming]) -> Option<usize> {
         .map(|t| t.batch_size)
 }
 
-/// Where rotation runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where rotation runs (in JSON: `"host"`, `"device"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum RotateOn {
     /// On the CPU, on a producer thread, while the models run (the CPU default).
+    #[default]
     Host,
     /// On the models' device with libtorch ops, from one upload of the raw chunk
     /// (the CUDA default). Images of differing sizes (rotate-then-crop from varied
@@ -80,11 +106,36 @@ pub struct Examples {
     pub channels: usize,
     pub height: usize,
     pub width: usize,
-    /// Positions within the sweep's samples (0..n), not dataset indices.
+    /// How many samples: the first `count` of the sweep (absent in examples.json
+    /// files from before it carried these images).
+    #[serde(default)]
     pub count: usize,
     /// CHW u8 planes of the `count` samples, concatenated.
     #[serde(rename = "pixels_base64", with = "base64_bytes")]
     pub pixels: Vec<u8>,
+}
+
+impl Examples {
+    /// The CHW pixels of kept sample `k`.
+    pub fn sample(&self, k: usize) -> &[u8] {
+        let n = self.channels * self.height * self.width;
+        &self.pixels[k * n..(k + 1) * n]
+    }
+
+    /// Whether the pixels hold `count` images of the stated size.
+    pub fn check(&self, what: &str) -> anyhow::Result<()> {
+        let n = self.channels * self.height * self.width;
+        if self.pixels.len() != self.count * n {
+            anyhow::bail!(
+                "{what}: pixel data does not match {} samples of {}x{}x{}",
+                self.count,
+                self.channels,
+                self.height,
+                self.width
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Bytes as one base64 string in JSON.
@@ -239,12 +290,12 @@ pub struct RunKey {
     /// The first streamed sample and how many are streamed (`--limit`, `--shard`).
     pub start: usize,
     pub len: usize,
-    pub interpolation: String,
-    pub fill: String,
+    pub interpolation: crate::rotate::Interpolation,
+    pub fill: crate::rotate::Fill,
     pub mask_circle: bool,
     pub skip_bad_images: bool,
     pub coarse_labels: bool,
-    pub rotate_on: String,
+    pub rotate_on: RotateOn,
 }
 
 /// The angles a sweep evaluates: the user's, in their order, with 0 added first

@@ -3,8 +3,9 @@
 
 use crate::dataset::DatasetInfo;
 use crate::metrics::{self, confusion_similarity, report, ClassScores, Paired};
-use crate::results::{ModelId, SweepResult};
-use crate::spec::{ModelSpec, Provenance};
+use crate::results::{ModelId, RotateOn, SweepResult};
+use crate::rotate::{Fill, Interpolation};
+use crate::spec::Inference;
 use serde::{Deserialize, Serialize};
 
 /// Bumped when the layout of summary.json changes incompatibly.
@@ -18,8 +19,8 @@ pub struct Settings {
     pub reference_angle: f64,
     /// True when 0 was not among the requested angles and was added as the reference.
     pub reference_added: bool,
-    pub interpolation: String,
-    pub fill: String,
+    pub interpolation: Interpolation,
+    pub fill: Fill,
     pub mask_circle: bool,
     /// A number, or `"auto"` (the size chosen and what was timed are in timing.json,
     /// since they vary between runs while the results do not).
@@ -27,16 +28,12 @@ pub struct Settings {
     pub limit: Option<usize>,
     pub device: String,
     /// `optimized` (freeze + optimize_for_inference) or `exact` (the module as loaded).
-    pub inference: String,
+    pub inference: Inference,
     /// Where rotation ran: `host` (CPU) or `device` (libtorch ops on the model's device).
-    #[serde(default = "host")]
-    pub rotate_on: String,
+    #[serde(default)]
+    pub rotate_on: RotateOn,
     /// The inference backend that ran the models (`torchscript`: libtorch's JIT).
     pub backend: String,
-}
-
-fn host() -> String {
-    "host".into()
 }
 
 /// `--batch-size` as recorded: a number, or a name (`auto`).
@@ -148,14 +145,10 @@ pub struct SweepStats {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelSummary {
-    pub name: String,
-    pub path: String,
-    pub sha256: String,
-    pub spec: ModelSpec,
-    pub spec_sources: Provenance,
-    /// The model's warnings ([`ModelId::warnings`]); absent when there are none.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<String>,
+    /// Which model, with the spec it ran with: the one model identity type,
+    /// its fields written inline (`name`, `path`, `sha256`, `spec`, ...).
+    #[serde(flatten)]
+    pub id: ModelId,
     pub nonfinite_logits: u64,
     pub sweep: SweepStats,
     pub angles: Vec<AngleMetrics>,
@@ -280,12 +273,7 @@ pub fn build(
                 })
                 .count() as u64;
             ModelSummary {
-                name: id.name.clone(),
-                path: id.path.clone(),
-                sha256: id.sha256.clone(),
-                spec: id.spec.clone(),
-                spec_sources: id.spec_sources.clone(),
-                warnings: id.warnings.clone(),
+                id: id.clone(),
                 nonfinite_logits: ms.counts.iter().map(|c| c.nonfinite).sum(),
                 sweep: SweepStats {
                     accuracy_at_reference: ref_acc,
@@ -334,8 +322,8 @@ pub fn build(
                 })
                 .collect();
             comparisons.push(Comparison {
-                a: models[a].name.clone(),
-                b: models[b].name.clone(),
+                a: models[a].id.name.clone(),
+                b: models[b].id.name.clone(),
                 angles,
             });
         }

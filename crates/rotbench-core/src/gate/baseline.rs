@@ -1,29 +1,29 @@
-//! Baselines: what `sweep --save-baseline` stores (summary.json and the
-//! per-sample predictions.json that names it), reading them back, and refusing
-//! one that does not belong to its summary or to the current run.
+//! Baselines: what `sweep --save-baseline` stores (summary.json and the sweep's
+//! own predictions.csv, which that summary names by hash), reading them back
+//! through [`PredictionRow`], and refusing one that does not belong to its
+//! summary or to the current run.
 
 use super::*;
 use crate::results::PredictionRow;
 
 /// One model's predictions at one angle, aligned with [`Predictions::indices`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AnglePredictions {
     pub angle: f64,
     /// Predicted class per sample; -1 for an invalid prediction (counts as wrong).
     pub preds: Vec<i32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ModelPredictions {
     pub name: String,
     pub angles: Vec<AnglePredictions>,
 }
 
-/// Per-sample predictions of a sweep: what a paired comparison needs. A
-/// baseline stores this as `predictions.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Per-sample predictions of a sweep: what a paired comparison needs, held in
+/// memory; on disk they are `predictions.csv` rows ([`Predictions::from_csv`]).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Predictions {
-    pub schema: u32,
     pub dataset_sha256: String,
     /// Dataset sample indices, in sweep order.
     pub indices: Vec<u64>,
@@ -35,7 +35,6 @@ impl Predictions {
     /// From a sweep held in memory (its models named as in the summary).
     pub fn from_sweep(summary: &Summary, result: &SweepResult) -> Predictions {
         Predictions {
-            schema: BASELINE_SCHEMA,
             dataset_sha256: summary.dataset.sha256.clone(),
             indices: result.indices.clone(),
             labels: result.labels.clone(),
@@ -44,7 +43,7 @@ impl Predictions {
                 .iter()
                 .zip(&result.models)
                 .map(|(m, ms)| ModelPredictions {
-                    name: m.name.clone(),
+                    name: m.id.name.clone(),
                     angles: result
                         .angles
                         .iter()
@@ -78,7 +77,6 @@ impl Predictions {
             }
         }
         let mut out = Predictions {
-            schema: BASELINE_SCHEMA,
             dataset_sha256: summary.dataset.sha256.clone(),
             indices: Vec::new(),
             labels: Vec::new(),
@@ -253,24 +251,27 @@ pub fn check_baseline_name(name: &str) -> Result<()> {
 }
 
 /// The names a baseline folder holds.
-pub const BASELINE_FILES: &[&str] = &["summary.json", "predictions.json"];
+pub const BASELINE_FILES: &[&str] = &["summary.json", "predictions.csv"];
 
-/// The files of a baseline folder: `summary.json` and `predictions.json`.
+/// The files of a baseline folder: `summary.json`, bound to the sweep's
+/// `predictions.csv` bytes ([`crate::report::csv::predictions_csv`]).
 pub fn baseline_files(
     summary: &Summary,
-    predictions: &Predictions,
+    predictions_csv: Vec<u8>,
 ) -> Result<Vec<(String, Vec<u8>)>> {
-    let mut p = serde_json::to_vec(predictions)?;
-    p.push(b'\n');
     // The baseline's summary.json names its own companion, so that a
-    // predictions.json from another baseline is never read with it.
+    // predictions.csv from another baseline is never read with it.
     let mut bound = summary.clone();
-    bound.files = [("predictions.json".to_string(), content_hash(&p))].into();
+    bound.files = [(
+        "predictions.csv".to_string(),
+        content_hash(&predictions_csv),
+    )]
+    .into();
     let mut s = serde_json::to_vec_pretty(&bound)?;
     s.push(b'\n');
     Ok(vec![
         ("summary.json".into(), s),
-        ("predictions.json".into(), p),
+        ("predictions.csv".into(), predictions_csv),
     ])
 }
 
@@ -302,11 +303,18 @@ pub fn load_baseline(value: &str, dir: &Path) -> Result<Baseline> {
             how("NAME")
         );
     }
-    let pred_path = path.join("predictions.json");
+    let pred_path = path.join("predictions.csv");
     let sum_path = path.join("summary.json");
+    if path.join("predictions.json").is_file() && !pred_path.is_file() {
+        bail!(
+            "--baseline {value}: {} was saved by an earlier rotbench (predictions.json; baselines now keep the sweep's predictions.csv); {}",
+            path.display(),
+            how(if is_name { value } else { "NAME" })
+        );
+    }
     if !pred_path.is_file() || !sum_path.is_file() {
         bail!(
-            "--baseline {value}: {} is not a rotbench baseline (it needs summary.json and predictions.json); {}",
+            "--baseline {value}: {} is not a rotbench baseline (it needs summary.json and predictions.csv); {}",
             path.display(),
             how(if is_name { value } else { "NAME" })
         );
@@ -320,17 +328,10 @@ pub fn load_baseline(value: &str, dir: &Path) -> Result<Baseline> {
         )
     })?;
     summary
-        .check_file(&sum_path, "predictions.json", &pred_path, &bytes)
+        .check_file(&sum_path, "predictions.csv", &pred_path, &bytes)
         .map_err(|e| anyhow!("--baseline {value}: {e:#}; save the baseline again"))?;
-    let predictions: Predictions = serde_json::from_slice(&bytes)
-        .map_err(|e| anyhow!("--baseline {value}: {}: not a rotbench baseline ({e}); save it again with --save-baseline", pred_path.display()))?;
-    if predictions.schema != BASELINE_SCHEMA {
-        bail!(
-            "--baseline {value}: {} has layout version {}, this rotbench reads {BASELINE_SCHEMA}; save the baseline again",
-            pred_path.display(),
-            predictions.schema
-        );
-    }
+    let predictions = Predictions::from_csv(&bytes, &pred_path, &summary)
+        .map_err(|e| anyhow!("--baseline {value}: {e:#}"))?;
     predictions.check_shape(&pred_path)?;
     Ok(Baseline {
         label: value.to_string(),
@@ -429,23 +430,31 @@ impl Baseline {
     pub(crate) fn setting_notes(&self, summary: &Summary) -> Vec<String> {
         let (b, c) = (&self.summary.settings, &summary.settings);
         let mut out = Vec::new();
-        let mut cmp = |what: &str, x: String, y: String| {
-            if x != y {
-                out.push(format!("the baseline used {what} {x}, these results {y}"));
-            }
-        };
+        let mut cmp =
+            |what: &str, same: bool, x: &dyn std::fmt::Display, y: &dyn std::fmt::Display| {
+                if !same {
+                    out.push(format!("the baseline used {what} {x}, these results {y}"));
+                }
+            };
         cmp(
             "interpolation",
-            b.interpolation.clone(),
-            c.interpolation.clone(),
+            b.interpolation == c.interpolation,
+            &b.interpolation,
+            &c.interpolation,
         );
-        cmp("fill", b.fill.clone(), c.fill.clone());
+        cmp("fill", b.fill == c.fill, &b.fill, &c.fill);
         cmp(
             "mask_circle",
-            b.mask_circle.to_string(),
-            c.mask_circle.to_string(),
+            b.mask_circle == c.mask_circle,
+            &b.mask_circle,
+            &c.mask_circle,
         );
-        cmp("inference", b.inference.clone(), c.inference.clone());
+        cmp(
+            "inference",
+            b.inference == c.inference,
+            &b.inference.name(),
+            &c.inference.name(),
+        );
         out
     }
 }

@@ -80,26 +80,31 @@ impl Origin {
 }
 
 impl Checks {
-    /// Flags override the file, field by field.
+    /// Flags override the file, field by field, by the one precedence rule the
+    /// model spec uses too ([`crate::spec::layered`]: a flag, else the file).
     pub fn merge(file: Checks, flags: Checks) -> Checks {
+        fn over<T>(flag: Option<T>, file: Option<T>) -> Option<T> {
+            crate::spec::layered(flag, file, None).map(|(v, _)| v)
+        }
+        let flag_models = flags.models.filter(|m| !m.is_empty());
         Checks {
-            min_accuracy: flags.min_accuracy.or(file.min_accuracy),
-            min_mean_accuracy: flags.min_mean_accuracy.or(file.min_mean_accuracy),
-            max_drop: flags.max_drop.or(file.max_drop),
-            min_consistency: flags.min_consistency.or(file.min_consistency),
-            min_worst_of_sweep: flags.min_worst_of_sweep.or(file.min_worst_of_sweep),
-            angles: flags.angles.or(file.angles),
-            models_from: if flags.models.as_ref().is_some_and(|m| !m.is_empty()) {
+            min_accuracy: over(flags.min_accuracy, file.min_accuracy),
+            min_mean_accuracy: over(flags.min_mean_accuracy, file.min_mean_accuracy),
+            max_drop: over(flags.max_drop, file.max_drop),
+            min_consistency: over(flags.min_consistency, file.min_consistency),
+            min_worst_of_sweep: over(flags.min_worst_of_sweep, file.min_worst_of_sweep),
+            angles: over(flags.angles, file.angles),
+            models_from: if flag_models.is_some() {
                 flags.models_from
             } else {
                 file.models_from
             },
-            models: flags.models.filter(|m| !m.is_empty()).or(file.models),
-            baseline: flags.baseline.or(file.baseline),
-            baseline_dir: flags.baseline_dir.or(file.baseline_dir),
-            max_regression: flags.max_regression.or(file.max_regression),
-            significance: flags.significance.or(file.significance),
-            allow_new_models: flags.allow_new_models.or(file.allow_new_models),
+            models: over(flag_models, file.models),
+            baseline: over(flags.baseline, file.baseline),
+            baseline_dir: over(flags.baseline_dir, file.baseline_dir),
+            max_regression: over(flags.max_regression, file.max_regression),
+            significance: over(flags.significance, file.significance),
+            allow_new_models: over(flags.allow_new_models, file.allow_new_models),
         }
     }
 

@@ -198,7 +198,7 @@ pub(super) fn checked_angles<'a>(
                 bail!(
                     "--angles: {} not in the sweep of {} (swept: {}); check only swept angles, or sweep them",
                     missing.join(", "),
-                    m.name,
+                    m.id.name,
                     swept.join(", ")
                 );
             }
@@ -227,8 +227,8 @@ pub fn evaluate(
         Some(names) => {
             let mut out: Vec<&ModelSummary> = Vec::new();
             for n in names {
-                match summary.models.iter().find(|m| &m.name == n) {
-                    Some(m) if out.iter().any(|o| o.name == m.name) => {}
+                match summary.models.iter().find(|m| &m.id.name == n) {
+                    Some(m) if out.iter().any(|o| o.id.name == m.id.name) => {}
                     Some(m) => out.push(m),
                     None => bail!(
                         "{} `{n}`: no such model in {results} (models: {}); name a swept model",
@@ -236,7 +236,7 @@ pub fn evaluate(
                         summary
                             .models
                             .iter()
-                            .map(|m| m.name.as_str())
+                            .map(|m| m.id.name.as_str())
                             .collect::<Vec<_>>()
                             .join(", ")
                     ),
@@ -257,7 +257,7 @@ pub fn evaluate(
     }
     for m in models {
         let angles = checked_angles(m, sel.as_deref())?;
-        let name = m.name.as_str();
+        let name = m.id.name.as_str();
         if let Some(t) = checks.min_accuracy {
             verdict.checks.push(per_angle(
                 name,

@@ -49,8 +49,5 @@ pub const DEFAULT_SIGNIFICANCE: f64 = 0.05;
 /// Default folder for named baselines (relative to the working directory).
 pub const DEFAULT_BASELINE_DIR: &str = ".rotbench/baselines";
 
-/// Version of the baseline's `predictions.json` layout.
-pub const BASELINE_SCHEMA: u32 = 1;
-
 #[cfg(test)]
 mod tests;

@@ -88,14 +88,14 @@ fn fake(
         angles: user.to_vec(),
         reference_angle: 0.0,
         reference_added,
-        interpolation: "bilinear".into(),
-        fill: "0".into(),
+        interpolation: crate::rotate::Interpolation::Bilinear,
+        fill: crate::rotate::Fill::Constant(0.0),
         mask_circle: false,
         batch_size: crate::summary::BatchSetting::Fixed(1),
         limit: None,
         device: "cpu".into(),
-        inference: "exact".into(),
-        rotate_on: "host".into(),
+        inference: crate::spec::Inference::Exact,
+        rotate_on: crate::results::RotateOn::Host,
         backend: "torchscript".into(),
     };
     let s = summary::build(&result, &ids, &info, settings, "test");
@@ -578,11 +578,28 @@ fn put(dir: &Path, files: &[(String, Vec<u8>)]) {
     }
 }
 
+/// The baseline side of [`pair`]: `both + b` of 100 right at 90°.
+fn base_sweep(both: usize, b: usize) -> (Summary, SweepResult) {
+    let n = 100;
+    let base: Vec<i32> = (0..n).map(|s| if s < both + b { 0 } else { 1 }).collect();
+    fake(
+        &[0.0, 90.0],
+        &vec![0u32; n],
+        &[("net", vec![k_of(n, n), base])],
+        SHA,
+    )
+}
+
+/// The files `--save-baseline` writes for [`base_sweep`].
+fn saved(both: usize, b: usize) -> Vec<(String, Vec<u8>)> {
+    let (bs, br) = base_sweep(both, b);
+    baseline_files(&bs, crate::report::csv::predictions_csv(&bs, &br).unwrap()).unwrap()
+}
+
 fn pair(both: usize, b: usize, c: usize) -> (Summary, Predictions, Baseline) {
     let n = 100;
     let labels = vec![0u32; n];
     // Label 0 is right, 1 wrong: `both` right in both, then `b` only in the baseline, then `c` only now.
-    let base: Vec<i32> = (0..n).map(|s| if s < both + b { 0 } else { 1 }).collect();
     let now: Vec<i32> = (0..n)
         .map(|s| {
             if s < both || (both + b..both + b + c).contains(&s) {
@@ -592,12 +609,7 @@ fn pair(both: usize, b: usize, c: usize) -> (Summary, Predictions, Baseline) {
             }
         })
         .collect();
-    let (bs, br) = fake(
-        &[0.0, 90.0],
-        &labels,
-        &[("net", vec![k_of(n, n), base])],
-        SHA,
-    );
+    let (bs, br) = base_sweep(both, b);
     let (cs, cr) = fake(
         &[0.0, 90.0],
         &labels,
@@ -731,19 +743,14 @@ fn a_baseline_from_another_dataset_or_other_samples_is_refused() {
 #[test]
 fn a_baseline_whose_predictions_come_from_another_baseline_is_refused() {
     let d = tempfile::tempdir().unwrap();
-    let (_, _, a) = pair(80, 10, 0);
-    let (_, _, b) = pair(80, 20, 0);
-    for (name, base) in [("a", &a), ("b", &b)] {
+    for (name, files) in [("a", saved(80, 10)), ("b", saved(80, 20))] {
         let dir = d.path().join(name);
         std::fs::create_dir_all(&dir).unwrap();
-        put(
-            &dir,
-            &baseline_files(&base.summary, &base.predictions).unwrap(),
-        );
+        put(&dir, &files);
     }
     std::fs::copy(
-        d.path().join("b/predictions.json"),
-        d.path().join("a/predictions.json"),
+        d.path().join("b/predictions.csv"),
+        d.path().join("a/predictions.csv"),
     )
     .unwrap();
     let e = format!("{:#}", load_baseline("a", d.path()).unwrap_err());
@@ -757,7 +764,7 @@ fn a_baseline_whose_predictions_come_from_another_baseline_is_refused() {
 fn baselines_round_trip_through_their_files() {
     let d = tempfile::tempdir().unwrap();
     let (s, cur, base) = pair(80, 10, 0);
-    let files = baseline_files(&base.summary, &base.predictions).unwrap();
+    let files = saved(80, 10);
     let dir = d.path().join("main");
     std::fs::create_dir_all(&dir).unwrap();
     put(&dir, &files);
@@ -767,7 +774,7 @@ fn baselines_round_trip_through_their_files() {
     let mut unbound = by_path.summary.clone();
     assert_eq!(
         unbound.files.keys().collect::<Vec<_>>(),
-        ["predictions.json"],
+        ["predictions.csv"],
         "the baseline's summary names its companion"
     );
     unbound.files.clear();
@@ -971,4 +978,18 @@ fn text_and_markdown_say_pass_or_fail_for_every_check() {
     );
     assert!(render_text(&ok).contains("gate passed: all 1 check passed"));
     assert!(render_markdown(&ok).contains("✅ passed"));
+}
+
+#[test]
+fn a_baseline_saved_with_predictions_json_is_refused_with_the_way_to_save_it_again() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("old");
+    std::fs::create_dir_all(&dir).unwrap();
+    put(&dir, &saved(80, 10));
+    std::fs::rename(dir.join("predictions.csv"), dir.join("predictions.json")).unwrap();
+    let e = format!("{:#}", load_baseline("old", d.path()).unwrap_err());
+    assert!(
+        e.contains("earlier rotbench") && e.contains("--save-baseline old"),
+        "{e}"
+    );
 }

@@ -4,7 +4,8 @@
 
 use super::{num, Export, Results};
 use crate::angles::format_angle;
-use crate::results::{PredictionRow, PREDICTION_COLUMNS};
+use crate::results::{PredictionRow, SweepResult, PREDICTION_COLUMNS};
+use crate::summary::Summary;
 use anyhow::Result;
 
 fn writer() -> csv::Writer<Vec<u8>> {
@@ -67,7 +68,7 @@ impl Export for PerAngle {
         for m in &r.summary.models {
             for a in &m.angles {
                 w.write_record([
-                    m.name.clone(),
+                    m.id.name.clone(),
                     format_angle(a.angle),
                     a.reference.to_string(),
                     a.n.to_string(),
@@ -119,10 +120,10 @@ impl Export for PerClass {
             for a in &m.angles {
                 for (c, s) in a.per_class.iter().enumerate() {
                     w.write_record([
-                        m.name.clone(),
+                        m.id.name.clone(),
                         format_angle(a.angle),
                         c.to_string(),
-                        m.spec.classes[c].clone(),
+                        m.id.spec.classes[c].clone(),
                         num(s.precision),
                         num(s.recall),
                         num(s.f1),
@@ -149,7 +150,7 @@ impl Export for ConfusionLong {
                     for (p, &count) in row.iter().enumerate() {
                         if count > 0 {
                             w.write_record([
-                                m.name.clone(),
+                                m.id.name.clone(),
                                 format_angle(a.angle),
                                 t.to_string(),
                                 p.to_string(),
@@ -159,7 +160,7 @@ impl Export for ConfusionLong {
                     }
                     if a.invalid_per_class[t] > 0 {
                         w.write_record([
-                            m.name.clone(),
+                            m.id.name.clone(),
                             format_angle(a.angle),
                             t.to_string(),
                             "-1".into(),
@@ -173,6 +174,28 @@ impl Export for ConfusionLong {
     }
 }
 
+/// `predictions.csv`: one [`PredictionRow`] per model, angle and sample. The sweep
+/// writes it, and a saved baseline stores the same bytes.
+pub fn predictions_csv(summary: &Summary, sweep: &SweepResult) -> Result<Vec<u8>> {
+    let mut w = row_writer(&PREDICTION_COLUMNS)?;
+    for (m, ms) in summary.models.iter().zip(&sweep.models) {
+        for (ai, &angle) in sweep.angles.iter().enumerate() {
+            for s in 0..sweep.labels.len() {
+                w.serialize(PredictionRow {
+                    model: m.id.name.as_str().into(),
+                    angle,
+                    index: sweep.indices[s],
+                    label: sweep.labels[s],
+                    pred: ms.preds[ai][s],
+                    confidence: ms.confidence[ai][s],
+                    source: sweep.sources[s].as_str().into(),
+                })?;
+            }
+        }
+    }
+    finish(w)
+}
+
 pub struct Predictions;
 impl Export for Predictions {
     fn file_name(&self) -> &'static str {
@@ -182,22 +205,6 @@ impl Export for Predictions {
         let Some(sweep) = r.sweep else {
             anyhow::bail!("predictions.csv needs the sweep's predictions");
         };
-        let mut w = row_writer(&PREDICTION_COLUMNS)?;
-        for (m, ms) in r.summary.models.iter().zip(&sweep.models) {
-            for (ai, &angle) in sweep.angles.iter().enumerate() {
-                for s in 0..sweep.labels.len() {
-                    w.serialize(PredictionRow {
-                        model: m.name.as_str().into(),
-                        angle,
-                        index: sweep.indices[s],
-                        label: sweep.labels[s],
-                        pred: ms.preds[ai][s],
-                        confidence: ms.confidence[ai][s],
-                        source: sweep.sources[s].as_str().into(),
-                    })?;
-                }
-            }
-        }
-        finish(w)
+        predictions_csv(r.summary, sweep)
     }
 }

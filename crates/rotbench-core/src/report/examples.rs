@@ -3,48 +3,42 @@
 //! strip and the misclassified gallery without running a model.
 
 use super::{Export, Results};
-use anyhow::{anyhow, bail, Result};
-use base64::Engine;
+use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};
 
+/// The kept images ([`crate::results::Examples`], the same type the sweep and
+/// the shard manifest use) with their samples' identities and every prediction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExamplesFile {
-    pub channels: usize,
-    pub height: usize,
-    pub width: usize,
+    #[serde(flatten)]
+    pub images: crate::results::Examples,
     /// Dataset indices of the kept samples.
     pub indices: Vec<u64>,
     /// Each kept sample's file or record (empty in files from before issue 21).
     #[serde(default)]
     pub sources: Vec<String>,
     pub labels: Vec<u32>,
-    /// CHW u8 planes of every kept sample, concatenated, base64.
-    pub pixels_base64: String,
     /// `preds[model][angle][k]`, aligned with summary.json's models and angles.
     pub preds: Vec<Vec<Vec<i32>>>,
 }
 
 impl ExamplesFile {
-    pub fn pixels(&self) -> Result<Vec<u8>> {
-        let px = base64::engine::general_purpose::STANDARD
-            .decode(&self.pixels_base64)
-            .map_err(|e| anyhow!("examples.json: pixels_base64 is not base64: {e}"))?;
-        if px.len() != self.indices.len() * self.channels * self.height * self.width {
-            bail!(
-                "examples.json: pixel data does not match {} samples of {}x{}x{}",
-                self.indices.len(),
-                self.channels,
-                self.height,
-                self.width
+    /// The images, checked against the samples they stand for (an examples.json
+    /// from before the count was recorded gets it from its indices).
+    pub fn checked_images(&self) -> Result<crate::results::Examples> {
+        let mut images = self.images.clone();
+        if images.count == 0 {
+            images.count = self.indices.len();
+        }
+        if images.count != self.indices.len() {
+            anyhow::bail!(
+                "examples.json: {} images for {} samples",
+                images.count,
+                self.indices.len()
             );
         }
-        Ok(px)
-    }
-
-    /// Pixels of sample `k` (CHW).
-    pub fn sample<'a>(&self, pixels: &'a [u8], k: usize) -> &'a [u8] {
-        let n = self.channels * self.height * self.width;
-        &pixels[k * n..(k + 1) * n]
+        images.check("examples.json")?;
+        Ok(images)
     }
 }
 
@@ -55,13 +49,10 @@ pub fn build(r: &Results<'_>) -> Option<ExamplesFile> {
     let ex = &sweep.examples;
     let k = ex.count;
     Some(ExamplesFile {
-        channels: ex.channels,
-        height: ex.height,
-        width: ex.width,
+        images: ex.clone(),
         indices: sweep.indices[..k].to_vec(),
         sources: sweep.sources[..k].to_vec(),
         labels: sweep.labels[..k].to_vec(),
-        pixels_base64: base64::engine::general_purpose::STANDARD.encode(&ex.pixels),
         preds: sweep
             .models
             .iter()

@@ -10,7 +10,7 @@ pub fn render(s: &Summary) -> String {
         let _ = writeln!(
             out,
             "model {}  ({} samples, {})",
-            m.name, s.dataset.n, s.dataset.path
+            m.id.name, s.dataset.n, s.dataset.path
         );
         let _ = writeln!(
             out,

@@ -76,8 +76,8 @@ impl<'a> View<'a> {
             if !same {
                 bail!(
                     "summary: model `{}` was evaluated at other angles than `{}`",
-                    m.name,
-                    first.name
+                    m.id.name,
+                    first.id.name
                 );
             }
         }
@@ -85,7 +85,7 @@ impl<'a> View<'a> {
         order.sort_by(|&a, &b| first.angles[a].angle.total_cmp(&first.angles[b].angle));
         let mut slugs: Vec<String> = Vec::with_capacity(summary.models.len());
         for (i, m) in summary.models.iter().enumerate() {
-            let mut s = slug(&m.name);
+            let mut s = slug(&m.id.name);
             if slugs.contains(&s) {
                 s = format!("{s}-{}", i + 1);
             }
@@ -117,10 +117,11 @@ impl<'a> View<'a> {
             .angles
             .first()
             .map_or(0, |a| a.confusion.len())
-            .max(model.spec.classes.len());
+            .max(model.id.spec.classes.len());
         (0..n)
             .map(|c| {
                 model
+                    .id
                     .spec
                     .classes
                     .get(c)

@@ -299,7 +299,7 @@ pub fn all(view: &View<'_>) -> Result<Vec<Plot>> {
             let a = &m.angles[ai];
             let title = format!(
                 "{}: confusion {what} {} (accuracy {}), row-normalised",
-                clip(&m.name, 40),
+                clip(&m.id.name, 40),
                 deg(a.angle),
                 super::pct(a.accuracy)
             );
@@ -370,7 +370,7 @@ impl Series {
             }
         }
         Series {
-            name: clip(&m.name, 48),
+            name: clip(&m.id.name, 48),
             color: model_color(i),
             points,
             band: bands,
@@ -1035,7 +1035,7 @@ fn recall_heatmap(view: &View<'_>, m: &ModelSummary, classes: &[String]) -> Heat
             .collect()
     });
     Heatmap {
-        title: format!("{}: recall per class and angle", clip(&m.name, 48)),
+        title: format!("{}: recall per class and angle", clip(&m.id.name, 48)),
         rows: classes.to_vec(),
         cols,
         x_desc: "rotation angle".into(),

@@ -8,8 +8,9 @@ use super::draw::{anchored, bitmap_on, clip, font, model_color, text_width, Plot
 use super::pngenc;
 use super::{deg, View};
 use crate::report::examples::ExamplesFile;
-use crate::rotate::{to_u8, Fill, Geometry, Interpolation, Plan, RotateOptions};
-use anyhow::{anyhow, bail, Result};
+use crate::results::Examples;
+use crate::rotate::{to_u8, Geometry, Plan, RotateOptions};
+use anyhow::{bail, Result};
 use image::imageops::{resize, FilterType};
 use image::RgbImage;
 use plotters::prelude::*;
@@ -64,17 +65,9 @@ pub struct GalleryItem {
 
 fn options(view: &View<'_>) -> Result<RotateOptions> {
     let s = &view.summary.settings;
-    let interpolation: Interpolation = s
-        .interpolation
-        .parse()
-        .map_err(|e| anyhow!("summary.json: settings.interpolation: {e}"))?;
-    let fill: Fill = s
-        .fill
-        .parse()
-        .map_err(|e| anyhow!("summary.json: settings.fill: {e}"))?;
     Ok(RotateOptions {
-        interpolation,
-        fill,
+        interpolation: s.interpolation,
+        fill: s.fill,
         mask_circle: s.mask_circle,
     })
 }
@@ -89,12 +82,13 @@ fn check(view: &View<'_>, ex: &ExamplesFile) -> Result<()> {
             n
         );
     }
-    if ex.channels == 0 || ex.height == 0 || ex.width == 0 || ex.height > 4096 || ex.width > 4096 {
+    let im = &ex.images;
+    if im.channels == 0 || im.height == 0 || im.width == 0 || im.height > 4096 || im.width > 4096 {
         bail!(
             "examples.json: image size {}x{}x{} is not usable",
-            ex.channels,
-            ex.height,
-            ex.width
+            im.channels,
+            im.height,
+            im.width
         );
     }
     if ex.preds.len() != view.models().len()
@@ -114,16 +108,15 @@ fn check(view: &View<'_>, ex: &ExamplesFile) -> Result<()> {
 }
 
 /// One rotated sample as an RGB thumbnail of at most `MAX_THUMB` pixels a side.
-struct Thumbs<'a> {
-    ex: &'a ExamplesFile,
-    pixels: Vec<u8>,
+struct Thumbs {
+    images: Examples,
     size: (u32, u32),
 }
 
-impl<'a> Thumbs<'a> {
-    fn new(ex: &'a ExamplesFile) -> Result<Thumbs<'a>> {
-        let pixels = ex.pixels()?;
-        let (w, h) = (ex.width as u32, ex.height as u32);
+impl Thumbs {
+    fn new(ex: &ExamplesFile) -> Result<Thumbs> {
+        let images = ex.checked_images()?;
+        let (w, h) = (images.width as u32, images.height as u32);
         let size = if w.max(h) > MAX_THUMB {
             let s = MAX_THUMB as f64 / w.max(h) as f64;
             (
@@ -133,14 +126,14 @@ impl<'a> Thumbs<'a> {
         } else {
             (w, h)
         };
-        Ok(Thumbs { ex, pixels, size })
+        Ok(Thumbs { images, size })
     }
 
     fn get(&self, plan: &Plan, k: usize) -> RgbImage {
-        let ex = self.ex;
-        let (c, h, w) = (ex.channels, ex.height, ex.width);
+        let im = &self.images;
+        let (c, h, w) = (im.channels, im.height, im.width);
         let mut out = vec![0f32; c * h * w];
-        plan.apply(ex.sample(&self.pixels, k), c, &mut out);
+        plan.apply(im.sample(k), c, &mut out);
         let chw = to_u8(&out);
         let plane = h * w;
         let img = RgbImage::from_fn(w as u32, h as u32, |x, y| {
@@ -167,7 +160,7 @@ pub fn build(view: &View<'_>, ex: &ExamplesFile) -> Result<Option<Frames>> {
     }
     let opts = options(view)?;
     let thumbs = Thumbs::new(ex)?;
-    let geometry = Geometry::same(ex.height, ex.width);
+    let geometry = Geometry::same(ex.images.height, ex.images.width);
     let plans: Vec<Plan> = view
         .order
         .iter()
@@ -178,14 +171,9 @@ pub fn build(view: &View<'_>, ex: &ExamplesFile) -> Result<Option<Frames>> {
     Ok(Some(Frames { strip, gallery }))
 }
 
-fn gallery(
-    view: &View<'_>,
-    ex: &ExamplesFile,
-    thumbs: &Thumbs<'_>,
-    plans: &[Plan],
-) -> Result<Gallery> {
+fn gallery(view: &View<'_>, ex: &ExamplesFile, thumbs: &Thumbs, plans: &[Plan]) -> Result<Gallery> {
     let (tw, th) = thumbs.size;
-    let grey = ex.channels < 3;
+    let grey = ex.images.channels < 3;
     let mut angles = Vec::with_capacity(plans.len());
     for (d, &ai) in view.order.iter().enumerate() {
         let wrong_of = |m: usize| -> Vec<usize> {
@@ -257,7 +245,7 @@ pub fn class_name(names: &[String], c: i64) -> String {
     }
 }
 
-fn strip(view: &View<'_>, ex: &ExamplesFile, thumbs: &Thumbs<'_>, plans: &[Plan]) -> Result<Strip> {
+fn strip(view: &View<'_>, ex: &ExamplesFile, thumbs: &Thumbs, plans: &[Plan]) -> Result<Strip> {
     let models = view.models();
     let reference = models[0]
         .angles
@@ -316,7 +304,7 @@ fn strip(view: &View<'_>, ex: &ExamplesFile, thumbs: &Thumbs<'_>, plans: &[Plan]
         ))
         .pe()?;
         if models.len() > 1 {
-            let items: Vec<String> = models.iter().map(|m| clip(&m.name, 32)).collect();
+            let items: Vec<String> = models.iter().map(|m| clip(&m.id.name, 32)).collect();
             let total: u32 = items.iter().map(|s| 18 + text_width(s, 14.0) + 18).sum();
             let mut x = (width.saturating_sub(total) / 2) as i32;
             for (i, s) in items.iter().enumerate() {
@@ -397,17 +385,19 @@ fn strip(view: &View<'_>, ex: &ExamplesFile, thumbs: &Thumbs<'_>, plans: &[Plan]
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::Engine;
 
     fn examples(c: usize, h: usize, w: usize, pixels: Vec<u8>) -> ExamplesFile {
         ExamplesFile {
-            channels: c,
-            height: h,
-            width: w,
+            images: Examples {
+                channels: c,
+                height: h,
+                width: w,
+                count: 1,
+                pixels,
+            },
             indices: vec![0],
             sources: vec![],
             labels: vec![0],
-            pixels_base64: base64::engine::general_purpose::STANDARD.encode(pixels),
             preds: vec![vec![vec![0]]],
         }
     }

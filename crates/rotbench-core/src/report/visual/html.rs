@@ -12,6 +12,7 @@
 use super::draw::{hex, model_color, Plot, BLUES};
 use super::frames::{class_name, Frames, GALLERY_CAP};
 use super::{deg, pct, View};
+use crate::rotate::Fill;
 use crate::summary::{AngleMetrics, ModelSummary};
 use anyhow::Result;
 use base64::Engine;
@@ -357,7 +358,7 @@ fn explorer_data(view: &View<'_>, frames: Option<&Frames>) -> Value {
             let classes = view.class_names(i);
             let n = classes.len();
             json!({
-                "name": m.name,
+                "name": m.id.name,
                 "classes": classes,
                 "angles": view.order.iter().map(|&ai| per_angle_json(&m.angles[ai], n)).collect::<Vec<_>>(),
             })
@@ -446,7 +447,7 @@ fn summary_table(out: &mut String, view: &View<'_>) {
             out,
             r#"<tr><td><span class="swatch" style="background:{}"></span>{}</td><td class="wrap">{}{ci}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
             hex(model_color(i)),
-            escape(&m.name),
+            escape(&m.id.name),
             pct(s.accuracy_at_reference),
             pct(s.mean_accuracy),
             deg(s.worst_angle),
@@ -465,7 +466,7 @@ fn summary_table(out: &mut String, view: &View<'_>) {
 }
 
 fn model_rows(out: &mut String, i: usize, m: &ModelSummary) {
-    let spec = &m.spec;
+    let spec = &m.id.spec;
     let list = |v: &[f32]| {
         v.iter()
             .map(|x| x.to_string())
@@ -477,9 +478,9 @@ fn model_rows(out: &mut String, i: usize, m: &ModelSummary) {
         r#"<tr><th><span class="swatch" style="background:{}"></span>Model {}</th><td><b>{}</b><br>path <code>{}</code><br>sha256 <code>{}</code><br>input {}×{}×{} (C×H×W), mean [{}], std [{}], {} classes</td></tr>"#,
         hex(model_color(i)),
         i + 1,
-        escape(&m.name),
-        escape(&m.path),
-        escape(&m.sha256),
+        escape(&m.id.name),
+        escape(&m.id.path),
+        escape(&m.id.sha256),
         spec.input[0],
         spec.input[1],
         spec.input[2],
@@ -545,11 +546,11 @@ fn metadata(out: &mut String, view: &View<'_>, wall_seconds: Option<f64>) {
         angles.push_str("; 0° added as the reference");
     }
     row(out, "Angles", escape(&angles));
-    row(out, "Interpolation", escape(&set.interpolation));
-    let fill = match set.fill.as_str() {
-        "edge" => "edge (replicate the nearest edge pixel)".to_string(),
-        "reflect" => "reflect (mirror about the border)".to_string(),
-        v => format!("constant {v} (0 black, 1 white)"),
+    row(out, "Interpolation", escape(set.interpolation.name()));
+    let fill = match set.fill {
+        Fill::Edge => "edge (replicate the nearest edge pixel)".to_string(),
+        Fill::Reflect => "reflect (mirror about the border)".to_string(),
+        Fill::Constant(v) => format!("constant {v} (0 black, 1 white)"),
     };
     row(
         out,
@@ -566,7 +567,7 @@ fn metadata(out: &mut String, view: &View<'_>, wall_seconds: Option<f64>) {
     );
     // Every model in one run shares its preprocessing (the engine checks).
     if let Some(m) = s.models.first() {
-        let p = &m.spec.preprocess;
+        let p = &m.id.spec.preprocess;
         let resize = match p.resize {
             None => "straight to the input size when an image differs".to_string(),
             Some(crate::spec::Resize::Shorter(n)) => {
@@ -587,12 +588,12 @@ fn metadata(out: &mut String, view: &View<'_>, wall_seconds: Option<f64>) {
             "Preprocessing",
             escape(&format!(
                 "input {}x{}x{}; resize {resize}; {order}; {channels}; pixels on the [0,{}] scale, then (x - mean) / std",
-                m.spec.input[0], m.spec.input[1], m.spec.input[2], p.value_range
+                m.id.spec.input[0], m.id.spec.input[1], m.id.spec.input[2], p.value_range
             )),
         );
     }
     row(out, "Device", escape(&set.device));
-    row(out, "Inference", escape(&set.inference));
+    row(out, "Inference", escape(set.inference.name()));
     row(
         out,
         "Batch size / limit",
@@ -632,7 +633,7 @@ pub(crate) fn page(
     wall_seconds: Option<f64>,
 ) -> Result<String> {
     let s = view.summary;
-    let names: Vec<&str> = view.models().iter().map(|m| m.name.as_str()).collect();
+    let names: Vec<&str> = view.models().iter().map(|m| m.id.name.as_str()).collect();
     let angles = view.angles();
     let mut out = String::with_capacity(1 << 20);
     out.push_str("<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
@@ -687,7 +688,7 @@ pub(crate) fn page(
         );
     }
     for (i, m) in view.models().iter().enumerate() {
-        w!(out, "<h3><span class=\"swatch\" style=\"background:{}\"></span>{}</h3>\n<div class=\"grid\">\n", hex(model_color(i)), escape(&m.name));
+        w!(out, "<h3><span class=\"swatch\" style=\"background:{}\"></span>{}</h3>\n<div class=\"grid\">\n", hex(model_color(i)), escape(&m.id.name));
         for p in plots.iter().filter(|p| p.model == Some(i)) {
             figure(&mut out, p);
         }
@@ -705,7 +706,7 @@ pub(crate) fn page(
     if view.models().len() > 1 {
         out.push_str("<label for=\"rb-model\">Model</label><select id=\"rb-model\">");
         for (i, m) in view.models().iter().enumerate() {
-            w!(out, "<option value=\"{i}\">{}</option>", escape(&m.name));
+            w!(out, "<option value=\"{i}\">{}</option>", escape(&m.id.name));
         }
         out.push_str("</select>");
     }
