@@ -114,7 +114,17 @@ pub fn decode(bytes: &[u8]) -> Result<(Planes, Found), String> {
     if format == ImageFormat::Jpeg {
         return jpeg::decode(bytes).map(|(p, grey)| (p, Found { format, grey }));
     }
-    let img = image::load_from_memory_with_format(bytes, format)
+    if let Ok((w, h)) =
+        image::ImageReader::with_format(std::io::Cursor::new(bytes), format).into_dimensions()
+    {
+        check_size(w as usize, h as usize)?;
+    }
+    let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(4 * MAX_PIXELS as u64);
+    reader.limits(limits);
+    let img = reader
+        .decode()
         .map_err(|e| format!("cannot decode the {format:?} image: {e}"))?;
     let grey = matches!(
         img,
@@ -124,6 +134,20 @@ pub fn decode(bytes: &[u8]) -> Result<(Planes, Found), String> {
             | DynamicImage::ImageLumaA16(_)
     );
     Ok((pil_rgb(img), Found { format, grey }))
+}
+
+/// PIL's decompression-bomb limit (`2 * Image.MAX_IMAGE_PIXELS`, where PIL raises
+/// `DecompressionBombError`): a header may claim any size, and allocating it would
+/// abort the process instead of naming the file.
+pub const MAX_PIXELS: usize = 178_956_970;
+
+fn check_size(w: usize, h: usize) -> Result<(), String> {
+    if w.saturating_mul(h) > MAX_PIXELS {
+        return Err(format!(
+            "the image claims {w}x{h} pixels, over the {MAX_PIXELS}-pixel limit PIL also enforces (DecompressionBombError); the file is damaged or not meant for a classifier"
+        ));
+    }
+    Ok(())
 }
 
 /// RGB planes from any decoded image, converting as PIL converts its modes to RGB.
@@ -259,6 +283,7 @@ mod jpeg {
             return Err(handle.error("header"));
         }
         let (w, h) = (w as usize, h as usize);
+        super::check_size(w, h)?;
         let cmyk = cs == TJCS_CMYK || cs == TJCS_YCCK;
         let bpp = if cmyk { 4 } else { 3 };
         let mut buf = vec![0u8; w * h * bpp];
@@ -332,5 +357,29 @@ mod tests {
             decode(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 1]).is_err(),
             "a truncated JPEG is an error"
         );
+    }
+
+    #[test]
+    fn a_header_claiming_a_huge_image_is_an_error_not_an_allocation() {
+        let mut jpg = Vec::new();
+        image::RgbImage::from_pixel(8, 8, image::Rgb([9, 99, 199]))
+            .write_to(&mut std::io::Cursor::new(&mut jpg), ImageFormat::Jpeg)
+            .unwrap();
+        assert!(decode(&jpg).is_ok());
+        // SOF0: FF C0, length (2), precision (1), height (2), width (2).
+        let sof = jpg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        jpg[sof + 5..sof + 9].copy_from_slice(&[0xEA, 0x60, 0xEA, 0x60]); // 60000 x 60000
+        let e = decode(&jpg).unwrap_err();
+        assert!(e.contains("60000x60000") && e.contains("limit"), "{e}");
+        let mut png = Vec::new();
+        image::GrayImage::from_pixel(4, 4, image::Luma([1]))
+            .write_to(&mut std::io::Cursor::new(&mut png), ImageFormat::Png)
+            .unwrap();
+        png[16..24].copy_from_slice(&[0, 0, 0xEA, 0x60, 0, 0, 0xEA, 0x60]); // IHDR width, height
+        let mut crc = flate2::Crc::new();
+        crc.update(&png[12..29]); // the IHDR chunk's type and data
+        png[29..33].copy_from_slice(&crc.sum().to_be_bytes());
+        let e = decode(&png).unwrap_err();
+        assert!(e.contains("limit"), "{e}");
     }
 }
