@@ -142,6 +142,9 @@ pub fn decode(bytes: &[u8]) -> Result<(Planes, Found), String> {
 pub const MAX_PIXELS: usize = 178_956_970;
 
 fn check_size(w: usize, h: usize) -> Result<(), String> {
+    if w == 0 || h == 0 {
+        return Err(format!("the image claims {w}x{h} pixels: it has none"));
+    }
     if w.saturating_mul(h) > MAX_PIXELS {
         return Err(format!(
             "the image claims {w}x{h} pixels, over the {MAX_PIXELS}-pixel limit PIL also enforces (DecompressionBombError); the file is damaged or not meant for a classifier"
@@ -381,5 +384,10 @@ mod tests {
         png[29..33].copy_from_slice(&crc.sum().to_be_bytes());
         let e = decode(&png).unwrap_err();
         assert!(e.contains("limit"), "{e}");
+        // Found by the `decode` fuzz target: a PBM 0 pixels wide and 522,940,246 high
+        // passed the pixel limit, and resizing it built a multi-gigabyte filter table.
+        let pbm = b"P40\x0a\x0a0522940246 0000\x0e\x00\xbc\x00P688\x00";
+        let e = decode(pbm).unwrap_err();
+        assert!(e.contains("0x522940246") && e.contains("has none"), "{e}");
     }
 }
