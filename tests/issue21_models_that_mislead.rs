@@ -15,7 +15,8 @@ fn fixture(name: &str) -> PathBuf {
     root().join("tests/fixtures/models").join(name)
 }
 
-/// `rotbench sweep` of `model` on the first 100 MNIST test images at 0° (and `extra`).
+/// `rotbench sweep` of `model` on MNIST (the first 100 test images at 0° unless
+/// `extra` gives `--limit` or `--angles`).
 fn sweep(model: &Path, out: &Path, cache: Option<&Path>, extra: &[&str]) -> Run {
     let mut args = vec![
         "sweep",
@@ -25,11 +26,12 @@ fn sweep(model: &Path, out: &Path, cache: Option<&Path>, extra: &[&str]) -> Run 
         s(mnist()),
         "--out",
         s(out),
-        "--limit",
-        "100",
         "--no-report",
         "--quiet",
     ];
+    if !extra.contains(&"--limit") {
+        args.extend(["--limit", "100"]);
+    }
     if !extra.contains(&"--angles") {
         args.extend(["--angles", "0"]);
     }
@@ -305,24 +307,7 @@ fn two_runs_without_cache_give_the_same_bytes_for_each_bundled_model_and_backend
             let mut extra = vec!["--no-cache", "--limit", "300", "--angles", "0,45"];
             extra.extend(backend);
             for out in [&a, &b] {
-                let r = run(
-                    &[
-                        "sweep",
-                        "--model",
-                        s(model),
-                        "--data",
-                        s(mnist()),
-                        "--out",
-                        s(out),
-                        "--no-report",
-                        "--quiet",
-                    ]
-                    .iter()
-                    .chain(&extra)
-                    .copied()
-                    .collect::<Vec<_>>(),
-                    None,
-                );
+                let r = sweep(model, out, None, &extra);
                 assert_eq!(r.code, 0, "{name}: {}", r.stderr);
             }
             assert_same_files(&a, &b, &EXACT_FILES);

@@ -8,6 +8,15 @@ use common::*;
 use std::io::Read;
 use std::process::Stdio;
 
+/// `rotbench sweep` of the bundled model on MNIST into `out`, with `extra` flags
+/// (a second `--model` adds a model).
+fn mnist_sweep(out: &std::path::Path, extra: &[&str]) -> Run {
+    let mut args = vec!["sweep", "--model", s(bundled_model()), "--data", s(mnist())];
+    args.extend(["--out", s(out)]);
+    args.extend(extra);
+    run(&args, None)
+}
+
 /// Run `rotbench ARGS` with its stdout closed before it prints anything, as
 /// `| head -0` leaves it; returns (exit code, stderr).
 fn with_stdout_closed(args: &[&str]) -> (i32, String) {
@@ -69,23 +78,7 @@ fn a_closed_stdout_ends_inspect_and_sweep_quietly_and_the_results_are_still_writ
 #[test]
 fn a_gate_config_naming_a_model_that_was_not_swept_names_the_file_and_its_key() {
     let out = kept_dir("gate-config-model");
-    let r = run(
-        &[
-            "sweep",
-            "--model",
-            s(bundled_model()),
-            "--data",
-            s(mnist()),
-            "--limit",
-            "16",
-            "--angles",
-            "0",
-            "--out",
-            s(&out),
-            "--quiet",
-        ],
-        None,
-    );
+    let r = mnist_sweep(&out, &["--limit", "16", "--angles", "0", "--quiet"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let toml = out.join("gate.toml");
     std::fs::write(
@@ -172,23 +165,10 @@ fn sweep_help_for_data_lists_every_format_it_reads() {
 #[test]
 fn console_p_values_and_predictions_sources_read_as_a_user_expects() {
     let out = kept_dir("p-values-sources");
-    let r = run(
-        &[
-            "sweep",
-            "--model",
-            s(bundled_model()),
-            "--model",
-            s(root().join("models/mnist-p4cnn.pt")),
-            "--data",
-            s(mnist()),
-            "--limit",
-            "40",
-            "--angles",
-            "0,90",
-            "--out",
-            s(&out),
-        ],
-        None,
+    let p4cnn = root().join("models/mnist-p4cnn.pt");
+    let r = mnist_sweep(
+        &out,
+        &["--model", s(p4cnn), "--limit", "40", "--angles", "0,90"],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     let lines: Vec<&str> = r
@@ -252,13 +232,9 @@ fn console_p_values_and_predictions_sources_read_as_a_user_expects() {
 fn batch_size_1_changes_no_class_and_moves_confidences_by_under_1e_5() {
     let rows = |b: &str| {
         let out = kept_dir(&format!("batch-{b}"));
-        let r = run(
+        let r = mnist_sweep(
+            &out,
             &[
-                "sweep",
-                "--model",
-                s(bundled_model()),
-                "--data",
-                s(mnist()),
                 "--limit",
                 "96",
                 "--angles",
@@ -267,10 +243,7 @@ fn batch_size_1_changes_no_class_and_moves_confidences_by_under_1e_5() {
                 b,
                 "--quiet",
                 "--no-report",
-                "--out",
-                s(&out),
             ],
-            None,
         );
         assert_eq!(r.code, 0, "{}", r.stderr);
         read_csv(&out.join("predictions.csv"))

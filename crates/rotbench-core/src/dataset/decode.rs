@@ -333,6 +333,13 @@ mod jpeg {
 mod tests {
     use super::*;
 
+    fn encoded(img: DynamicImage, format: ImageFormat) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut bytes), format)
+            .unwrap();
+        bytes
+    }
+
     #[test]
     fn luma_is_pils_601_formula() {
         assert_eq!(luma(0, 255, 0), 150);
@@ -345,10 +352,10 @@ mod tests {
 
     #[test]
     fn the_format_comes_from_the_bytes_not_the_name() {
-        let mut png = Vec::new();
-        image::RgbImage::from_pixel(3, 2, image::Rgb([0, 255, 0]))
-            .write_to(&mut std::io::Cursor::new(&mut png), ImageFormat::Png)
-            .unwrap();
+        let png = encoded(
+            image::RgbImage::from_pixel(3, 2, image::Rgb([0, 255, 0])).into(),
+            ImageFormat::Png,
+        );
         let (p, found) = decode(&png).unwrap();
         assert_eq!(found.format, ImageFormat::Png);
         assert_eq!((p.channels, p.height, p.width), (3, 2, 3));
@@ -364,20 +371,20 @@ mod tests {
 
     #[test]
     fn a_header_claiming_a_huge_image_is_an_error_not_an_allocation() {
-        let mut jpg = Vec::new();
-        image::RgbImage::from_pixel(8, 8, image::Rgb([9, 99, 199]))
-            .write_to(&mut std::io::Cursor::new(&mut jpg), ImageFormat::Jpeg)
-            .unwrap();
+        let mut jpg = encoded(
+            image::RgbImage::from_pixel(8, 8, image::Rgb([9, 99, 199])).into(),
+            ImageFormat::Jpeg,
+        );
         assert!(decode(&jpg).is_ok());
         // SOF0: FF C0, length (2), precision (1), height (2), width (2).
         let sof = jpg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
         jpg[sof + 5..sof + 9].copy_from_slice(&[0xEA, 0x60, 0xEA, 0x60]); // 60000 x 60000
         let e = decode(&jpg).unwrap_err();
         assert!(e.contains("60000x60000") && e.contains("limit"), "{e}");
-        let mut png = Vec::new();
-        image::GrayImage::from_pixel(4, 4, image::Luma([1]))
-            .write_to(&mut std::io::Cursor::new(&mut png), ImageFormat::Png)
-            .unwrap();
+        let mut png = encoded(
+            image::GrayImage::from_pixel(4, 4, image::Luma([1])).into(),
+            ImageFormat::Png,
+        );
         png[16..24].copy_from_slice(&[0, 0, 0xEA, 0x60, 0, 0, 0xEA, 0x60]); // IHDR width, height
         let mut crc = flate2::Crc::new();
         crc.update(&png[12..29]); // the IHDR chunk's type and data

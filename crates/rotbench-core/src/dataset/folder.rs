@@ -105,31 +105,29 @@ struct Walk {
 /// `cat/x.png` comes before `cat/sub/c.png`, and `cat/sub-x` before `cat/sub/deeper`.
 fn walk(dir: &Path) -> Result<Walk> {
     let mut out = Walk::default();
-    let mut folders = vec![dir.to_path_buf()];
+    // Each folder with its files, in the order found; every folder is listed once.
+    let mut folders: Vec<(PathBuf, Vec<PathBuf>)> = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
     // Symbolic links are followed, as `followlinks=True` does, but a folder is
     // walked once (a link to a parent would otherwise loop forever).
     let mut seen: std::collections::HashSet<PathBuf> = fs::canonicalize(dir).into_iter().collect();
-    let mut i = 0;
-    while i < folders.len() {
-        for p in sorted_entries(&folders[i].clone(), &mut out.hidden)? {
-            if p.is_dir() && fs::canonicalize(&p).is_ok_and(|c| seen.insert(c)) {
-                folders.push(p);
+    while let Some(folder) = pending.pop() {
+        let mut files = Vec::new();
+        for p in sorted_entries(&folder, &mut out.hidden)? {
+            if !p.is_dir() {
+                files.push(p);
+            } else if fs::canonicalize(&p).is_ok_and(|c| seen.insert(c)) {
+                pending.push(p);
             }
         }
-        i += 1;
+        folders.push((folder, files));
     }
-    folders.sort_by(|a, b| by_name(a, b));
-    let mut unused = Vec::new();
-    for f in &folders {
-        for p in sorted_entries(f, &mut unused)? {
-            if p.is_dir() {
-                continue;
-            }
-            if is_image_file(&p) {
-                out.images.push(p);
-            } else {
-                out.other.push(p);
-            }
+    folders.sort_by(|a, b| by_name(&a.0, &b.0));
+    for p in folders.into_iter().flat_map(|(_, files)| files) {
+        if is_image_file(&p) {
+            out.images.push(p);
+        } else {
+            out.other.push(p);
         }
     }
     Ok(out)
