@@ -149,6 +149,18 @@ pub struct SweepArgs {
     /// Use only the first N samples.
     #[arg(long, value_name = "N", value_parser = positive)]
     pub limit: Option<usize>,
+    /// K of top-K accuracy and of the top-K ranking distance between neighbouring
+    /// angles (both omitted for a model with K classes or fewer).
+    #[arg(long, default_value_t = 5, value_name = "K", value_parser = positive)]
+    pub top_k: usize,
+    /// Bootstrap replicates behind the 95% intervals of macro-F1, consistency, ECE,
+    /// the flip rate and the model-vs-model differences (0: no intervals).
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub bootstrap: usize,
+    /// Seed of the bootstrap's resampling (a counter-based generator: the same
+    /// seed gives the same intervals whatever the threads, batches or shards).
+    #[arg(long, default_value_t = 0, value_name = "S")]
+    pub seed: u64,
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu", value_name = "DEVICE")]
     pub device: String,
@@ -267,6 +279,16 @@ pub struct GateArgs {
     /// Minimum worst-of-sweep accuracy.
     #[arg(long, value_name = "W")]
     pub min_worst_of_sweep: Option<f64>,
+    /// Maximum expected calibration error (15 bins, L1) at every checked angle.
+    #[arg(long, value_name = "E")]
+    pub max_ece: Option<f64>,
+    /// Maximum flip probability: the mean share of samples whose prediction changes
+    /// between neighbouring angles (over the whole sweep).
+    #[arg(long, value_name = "F")]
+    pub max_flip_probability: Option<f64>,
+    /// Minimum top-K accuracy at every checked angle (K as swept with --top-k).
+    #[arg(long, value_name = "A")]
+    pub min_top_k_accuracy: Option<f64>,
     /// Limit the checked angles (same syntax as sweep --angles).
     #[arg(long, value_name = "SPEC", allow_hyphen_values = true)]
     pub angles: Option<String>,

@@ -564,7 +564,7 @@ fn a_run_that_fails_its_gate_is_not_saved_as_the_baseline() {
 
 /// The JSON header of a store file (checkpoint records, cache entries).
 fn store_header(bytes: &[u8]) -> Value {
-    assert!(bytes.starts_with(b"RBSAMPLE1\n"));
+    assert!(bytes.starts_with(b"RBSAMPLE2\n"));
     let n = u64::from_le_bytes(bytes[10..18].try_into().unwrap()) as usize;
     serde_json::from_slice(&bytes[18..18 + n]).unwrap()
 }

@@ -126,6 +126,9 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         inference,
         rotate_on,
         backend: BACKEND.into(),
+        top_k: args.top_k,
+        bootstrap: args.bootstrap,
+        seed: args.seed,
     };
 
     // What the predictions depend on besides the model and the angle.
@@ -143,6 +146,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         skip_bad_images: args.skip_bad_images,
         coarse_labels: args.coarse_labels,
         rotate_on,
+        top_k: args.top_k,
     };
     let cache = (!args.no_cache).then(|| Cache {
         dir: args.cache_dir.clone().unwrap_or_else(default_cache_dir),
@@ -177,6 +181,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         rotate_on,
         batch,
         keep_examples: KEEP_EXAMPLES,
+        top_k: args.top_k,
     };
     let work = Work {
         compute: Some(compute),

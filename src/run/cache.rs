@@ -13,7 +13,8 @@ use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 
 /// Bump when the meaning of cached predictions changes.
-const CACHE_VERSION: u32 = 1;
+/// 2: entries hold the true-class probability, the Brier term and the top-k list.
+const CACHE_VERSION: u32 = 2;
 
 pub fn default_cache_dir() -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
@@ -74,11 +75,9 @@ impl Cache {
 
 /// One (model, angle) column of a run's data.
 pub fn column(data: &SampleData, m: usize, a: usize) -> SampleData {
-    let mut d = SampleData::empty(1, 1);
+    let mut d = SampleData::empty(1, 1, data.top_k);
     d.indices = data.indices.clone();
     d.labels = data.labels.clone();
-    d.preds[0][0] = data.preds[m][a].clone();
-    d.confidence[0][0] = data.confidence[m][a].clone();
-    d.tv[0][0] = data.tv[m][a].clone();
+    d.cols[0][0] = data.cols[m][a].clone();
     d
 }

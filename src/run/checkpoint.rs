@@ -78,7 +78,7 @@ impl Checkpoint {
             } else {
                 (vec![], 0)
             };
-            let mut data = SampleData::empty(models, angles);
+            let mut data = SampleData::empty(models, angles, 0);
             for (i, r) in records.iter().enumerate() {
                 let (_, part) = store::decode(r, &format!("{} record {i}", log_path.display()))?;
                 data.append(&part);

@@ -115,9 +115,10 @@ impl Plan {
                     if e.indices != data.indices || e.labels != data.labels {
                         bail!("the prediction cache entry for {} at {}° does not match the data; rerun with --no-cache", names[m], angles[a]);
                     }
-                    data.preds[m][a] = e.preds[0][0].clone();
-                    data.confidence[m][a] = e.confidence[0][0].clone();
-                    data.tv[m][a] = e.tv[0][0].clone();
+                    if e.top_k != data.top_k {
+                        bail!("the prediction cache entry for {} at {}° keeps top-{} lists, not top-{}; rerun with --no-cache", names[m], angles[a], e.top_k, data.top_k);
+                    }
+                    data.cols[m][a] = e.cols[0][0].clone();
                 } else if let (Some(c), true) = (&self.cache, self.cacheable[m]) {
                     if let Err(e) = c.put(&self.keys[m][a], &super::cache::column(data, m, a)) {
                         warnings.push(format!("cannot update the prediction cache: {e:#}"));

@@ -33,6 +33,9 @@ pub struct SweepSettings {
     pub rotate_on: RotateOn,
     /// Keep the raw pixels of up to this many leading samples, for galleries and strips.
     pub keep_examples: usize,
+    /// `--top-k`: how many of each sample's best classes to keep (capped at the
+    /// class count).
+    pub top_k: usize,
 }
 
 /// What a run must compute, and what it may skip.
@@ -125,6 +128,7 @@ pub fn run_raw<C: Classifier>(
         bail!("--batch-size 0: the batch size must be at least 1");
     }
     let n_classes = models[0].spec().n_classes();
+    let top_k = settings.top_k.min(n_classes);
     let plan = AnglePlan::new(&settings.angles);
     let (nm, na) = (models.len(), plan.angles.len());
     let mut compute: Vec<Vec<bool>> = work
@@ -167,7 +171,7 @@ pub fn run_raw<C: Classifier>(
     let mut data = work
         .resume
         .clone()
-        .unwrap_or_else(|| SampleData::empty(nm, na));
+        .unwrap_or_else(|| SampleData::empty(nm, na, top_k));
     let resumed = data.len();
     let mut examples = Examples {
         channels: target.channels,
@@ -212,8 +216,8 @@ pub fn run_raw<C: Classifier>(
         // Owned here so that an early return drops it and a producer waiting for the
         // choice wakes up and ends.
         let choice_tx = choice_tx;
-        let mut scorer = Scorer::new(nm, n_classes);
-        let mut current = SampleData::empty(nm, na);
+        let mut scorer = Scorer::new(nm, n_classes, top_k);
+        let mut current = SampleData::empty(nm, na, top_k);
         let mut samples_seen = 0usize;
         // Calibration state: chunks computed so far, angle messages of the current chunk,
         // and its timed forward seconds / images / calls.
@@ -225,7 +229,7 @@ pub fn run_raw<C: Classifier>(
             if !current.is_empty() {
                 on_chunk(current)?;
                 data.append(current);
-                *current = SampleData::empty(nm, na);
+                *current = SampleData::empty(nm, na, top_k);
             }
             Ok(())
         };
@@ -310,11 +314,13 @@ pub fn run_raw<C: Classifier>(
                     t_images += n;
                     t_calls += 1;
                 }
-                for sc in scorer.score(mi, angle == reference, &logits, n) {
-                    current.preds[mi][angle].push(sc.pred);
-                    current.confidence[mi][angle].push(sc.confidence);
-                    current.tv[mi][angle].push(sc.shift);
-                }
+                scorer.score(
+                    mi,
+                    angle == reference,
+                    &logits,
+                    &current.labels,
+                    &mut current.cols[mi][angle],
+                );
                 done += n as u64;
                 progress(done);
             }
@@ -482,6 +488,7 @@ mod tests {
             batch,
             rotate_on: RotateOn::Host,
             keep_examples: 0,
+            top_k: 2,
         }
     }
 
@@ -505,22 +512,15 @@ mod tests {
 
     /// The first `k` samples of `d`.
     fn prefix(d: &SampleData, k: usize) -> SampleData {
-        let cut = |v: &Vec<Vec<Vec<i32>>>| -> Vec<Vec<Vec<i32>>> {
-            v.iter()
-                .map(|m| m.iter().map(|a| a[..k].to_vec()).collect())
-                .collect()
-        };
-        let cutf = |v: &Vec<Vec<Vec<f32>>>| -> Vec<Vec<Vec<f32>>> {
-            v.iter()
-                .map(|m| m.iter().map(|a| a[..k].to_vec()).collect())
-                .collect()
-        };
         SampleData {
             indices: d.indices[..k].to_vec(),
             labels: d.labels[..k].to_vec(),
-            preds: cut(&d.preds),
-            confidence: cutf(&d.confidence),
-            tv: cutf(&d.tv),
+            top_k: d.top_k,
+            cols: d
+                .cols
+                .iter()
+                .map(|m| m.iter().map(|a| a.slice(0..k, d.top_k)).collect())
+                .collect(),
         }
     }
 
@@ -536,7 +536,7 @@ mod tests {
             "0 is added as the reference"
         );
         assert!(
-            full.data.preds[0][1] != full.data.preds[0][0],
+            full.data.cols[0][1].preds != full.data.cols[0][0].preds,
             "the stand-in sees the rotation"
         );
 
@@ -582,9 +582,9 @@ mod tests {
         };
         let (raw, _) = sweep(&fake, 20, &s, &work);
         assert_eq!(fake.images.get(), 20 * 2, "180 and its reference, not 90");
-        assert_eq!(raw.data.preds[0][0].len(), 20);
-        assert!(raw.data.preds[0][1].is_empty());
-        assert_eq!(raw.data.preds[0][2].len(), 20);
+        assert_eq!(raw.data.cols[0][0].preds.len(), 20);
+        assert!(raw.data.cols[0][1].preds.is_empty());
+        assert_eq!(raw.data.cols[0][2].preds.len(), 20);
     }
 
     fn flat(_: usize) -> Duration {

@@ -173,35 +173,49 @@ pub struct AngleCounts {
 pub struct ModelSweep {
     /// Aligned with [`SweepResult::angles`]; derived from the per-sample arrays by [`tally`].
     pub counts: Vec<AngleCounts>,
-    /// `preds[angle][sample]`; [`INVALID`] for non-finite logits.
-    pub preds: Vec<Vec<i32>>,
-    /// Softmax probability of the predicted class (NaN when invalid).
-    pub confidence: Vec<Vec<f32>>,
-    /// Total-variation distance between the softmax at this angle and at 0 degrees
-    /// (1 when exactly one side is invalid, 0 when both are).
-    pub tv: Vec<Vec<f32>>,
+    /// Per angle, the per-sample values ([`Column`]).
+    pub cols: Vec<Column>,
+    /// The length of each sample's top-k list in [`Column::top_k`].
+    pub top_k: usize,
 }
 
 impl ModelSweep {
-    /// Build from per-sample arrays, tallying the counts (the one place counts are made,
-    /// so a sweep, a cache hit, a resumed run and a merge of shards all agree bit for bit).
+    /// Build from per-angle columns, tallying the counts (the one place counts are
+    /// made, so a sweep, a cache hit, a resumed run and a merge of shards all agree
+    /// bit for bit).
     pub fn tallied(
-        preds: Vec<Vec<i32>>,
-        confidence: Vec<Vec<f32>>,
-        tv: Vec<Vec<f32>>,
+        cols: Vec<Column>,
+        top_k: usize,
         labels: &[u32],
         reference: usize,
         n_classes: usize,
     ) -> ModelSweep {
-        let counts = (0..preds.len())
-            .map(|a| tally(&preds[a], &preds[reference], labels, &tv[a], n_classes))
+        let counts = (0..cols.len())
+            .map(|a| {
+                tally(
+                    &cols[a].preds,
+                    &cols[reference].preds,
+                    labels,
+                    &cols[a].tv,
+                    n_classes,
+                )
+            })
             .collect();
         ModelSweep {
             counts,
-            preds,
-            confidence,
-            tv,
+            cols,
+            top_k,
         }
+    }
+
+    /// `preds[sample]` at angle `a`.
+    pub fn preds(&self, a: usize) -> &[i32] {
+        &self.cols[a].preds
+    }
+
+    /// Sample `s`'s top-k list at angle `a`.
+    pub fn top_k_list(&self, a: usize, s: usize) -> &[u32] {
+        &self.cols[a].top_k[s * self.top_k..(s + 1) * self.top_k]
     }
 }
 
@@ -296,6 +310,8 @@ pub struct RunKey {
     pub skip_bad_images: bool,
     pub coarse_labels: bool,
     pub rotate_on: RotateOn,
+    /// `--top-k`: how many classes each sample's top-k list keeps.
+    pub top_k: usize,
 }
 
 /// The angles a sweep evaluates: the user's, in their order, with 0 added first
@@ -399,10 +415,49 @@ pub struct PredictionRow<'a> {
     /// issue 21 change: read back as empty).
     #[serde(borrow, default)]
     pub source: Cow<'a, str>,
+    /// The true class's probability (0 for an invalid prediction). This and the
+    /// next two are absent from files written before issue 18 (read back as NaN
+    /// and empty).
+    #[serde(
+        serialize_with = "confidence_text",
+        deserialize_with = "confidence_value",
+        default = "nan"
+    )]
+    pub p_true: f32,
+    /// The sample's Brier term, `sum_k (p_k - y_k)^2` (2 for an invalid prediction).
+    #[serde(
+        serialize_with = "confidence_text",
+        deserialize_with = "confidence_value",
+        default = "nan"
+    )]
+    pub brier: f32,
+    /// The top-k classes, best first, separated by spaces (empty when invalid).
+    #[serde(borrow, default)]
+    pub top_k: Cow<'a, str>,
+}
+
+fn nan() -> f32 {
+    f32::NAN
+}
+
+/// A top-k list as `predictions.csv` writes it: the classes separated by single
+/// spaces, best first; an invalid prediction's list is empty.
+pub fn top_k_text(list: &[u32]) -> String {
+    let mut s = String::new();
+    for c in list
+        .iter()
+        .take_while(|&&c| c != crate::metrics::calibration::NO_CLASS)
+    {
+        if !s.is_empty() {
+            s.push(' ');
+        }
+        s.push_str(&c.to_string());
+    }
+    s
 }
 
 /// The column names of `predictions.csv`, in order.
-pub const PREDICTION_COLUMNS: [&str; 7] = [
+pub const PREDICTION_COLUMNS: [&str; 10] = [
     "model",
     "angle",
     "index",
@@ -410,6 +465,9 @@ pub const PREDICTION_COLUMNS: [&str; 7] = [
     "pred",
     "confidence",
     "source",
+    "p_true",
+    "brier",
+    "top_k",
 ];
 
 fn angle_text<S: serde::Serializer>(a: &f64, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -433,26 +491,86 @@ fn confidence_value<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Resu
     }
 }
 
+/// One model's per-sample values at one angle, in sample order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Column {
+    /// The top-1 class; [`INVALID`] for non-finite logits.
+    pub preds: Vec<i32>,
+    /// Softmax probability of the predicted class (NaN when invalid).
+    pub confidence: Vec<f32>,
+    /// Total-variation distance between the softmax here and at 0 degrees
+    /// (1 when exactly one side is invalid, 0 when both are).
+    pub tv: Vec<f32>,
+    /// Softmax probability of the true class (0 when invalid).
+    pub p_true: Vec<f32>,
+    /// `sum_k (p_k - y_k)^2`, the sample's Brier term (2 when invalid).
+    pub brier: Vec<f32>,
+    /// The top-k classes of each sample, best first, `k` values per sample
+    /// ([`crate::metrics::calibration::NO_CLASS`] when invalid).
+    pub top_k: Vec<u32>,
+}
+
+impl Column {
+    pub fn len(&self) -> usize {
+        self.preds.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.preds.is_empty()
+    }
+
+    /// Append `other`'s samples after these.
+    pub fn append(&mut self, other: &Column) {
+        self.preds.extend_from_slice(&other.preds);
+        self.confidence.extend_from_slice(&other.confidence);
+        self.tv.extend_from_slice(&other.tv);
+        self.p_true.extend_from_slice(&other.p_true);
+        self.brier.extend_from_slice(&other.brier);
+        self.top_k.extend_from_slice(&other.top_k);
+    }
+
+    /// Samples `range` (of `k`-long top-k lists).
+    pub fn slice(&self, range: std::ops::Range<usize>, k: usize) -> Column {
+        Column {
+            preds: self.preds[range.clone()].to_vec(),
+            confidence: self.confidence[range.clone()].to_vec(),
+            tv: self.tv[range.clone()].to_vec(),
+            p_true: self.p_true[range.clone()].to_vec(),
+            brier: self.brier[range.clone()].to_vec(),
+            top_k: self.top_k[range.start * k..range.end * k].to_vec(),
+        }
+    }
+
+    /// Whether every array holds `n` samples (and `n * k` top-k entries).
+    pub fn holds(&self, n: usize, k: usize) -> bool {
+        self.preds.len() == n
+            && self.confidence.len() == n
+            && self.tv.len() == n
+            && self.p_true.len() == n
+            && self.brier.len() == n
+            && self.top_k.len() == n * k
+    }
+}
+
 /// Per-sample results for a run of samples: the unit that checkpoints, caches and
-/// shards store. `preds/confidence/tv[model][angle][sample]`; an empty inner vector
-/// means "not computed here" (filled from a cache by the caller).
+/// shards store. `cols[model][angle]`; an empty column means "not computed here"
+/// (filled from a cache by the caller).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SampleData {
     pub indices: Vec<u64>,
     pub labels: Vec<u32>,
-    pub preds: Vec<Vec<Vec<i32>>>,
-    pub confidence: Vec<Vec<Vec<f32>>>,
-    pub tv: Vec<Vec<Vec<f32>>>,
+    /// The length of each sample's top-k list (`--top-k`, at most the class count).
+    pub top_k: usize,
+    pub cols: Vec<Vec<Column>>,
 }
 
 impl SampleData {
-    pub fn empty(models: usize, angles: usize) -> Self {
+    pub fn empty(models: usize, angles: usize, top_k: usize) -> Self {
         SampleData {
             indices: vec![],
             labels: vec![],
-            preds: vec![vec![vec![]; angles]; models],
-            confidence: vec![vec![vec![]; angles]; models],
-            tv: vec![vec![vec![]; angles]; models],
+            top_k,
+            cols: vec![vec![Column::default(); angles]; models],
         }
     }
 
@@ -464,15 +582,17 @@ impl SampleData {
         self.indices.is_empty()
     }
 
-    /// Append `other` (same models and angles) after these samples.
+    /// Append `other` (same models and angles) after these samples. Data with no
+    /// samples yet takes `other`'s top-k length.
     pub fn append(&mut self, other: &SampleData) {
+        if self.is_empty() {
+            self.top_k = other.top_k;
+        }
         self.indices.extend_from_slice(&other.indices);
         self.labels.extend_from_slice(&other.labels);
-        for m in 0..self.preds.len() {
-            for a in 0..self.preds[m].len() {
-                self.preds[m][a].extend_from_slice(&other.preds[m][a]);
-                self.confidence[m][a].extend_from_slice(&other.confidence[m][a]);
-                self.tv[m][a].extend_from_slice(&other.tv[m][a]);
+        for (mine, theirs) in self.cols.iter_mut().zip(&other.cols) {
+            for (a, b) in mine.iter_mut().zip(theirs) {
+                a.append(b);
             }
         }
     }
@@ -509,24 +629,23 @@ impl RawSweep {
             ..
         } = self;
         let n = data.len();
-        for (m, per) in data.preds.iter().enumerate() {
-            for (a, p) in per.iter().enumerate() {
-                if p.len() != n || data.confidence[m][a].len() != n || data.tv[m][a].len() != n {
+        let k = data.top_k;
+        for (m, per) in data.cols.iter().enumerate() {
+            for (a, c) in per.iter().enumerate() {
+                if !c.holds(n, k) {
                     bail!(
                         "internal: model {m} at angle {} has {} of {n} predictions",
                         angles[a],
-                        p.len()
+                        c.len()
                     );
                 }
             }
         }
         let labels = data.labels;
         let models = data
-            .preds
+            .cols
             .into_iter()
-            .zip(data.confidence)
-            .zip(data.tv)
-            .map(|((p, c), t)| ModelSweep::tallied(p, c, t, &labels, reference, n_classes))
+            .map(|cols| ModelSweep::tallied(cols, k, &labels, reference, n_classes))
             .collect();
         let sources = data.indices.iter().map(|&i| sources.of(i)).collect();
         Ok(SweepResult {
@@ -585,6 +704,9 @@ mod tests {
                 pred: 3,
                 confidence: 0.912_345_7,
                 source: "cat/a b,c.png".into(),
+                p_true: 0.912_345_7,
+                brier: 0.012_5,
+                top_k: "3 1".into(),
             },
             PredictionRow {
                 model: "m".into(),
@@ -594,6 +716,9 @@ mod tests {
                 pred: INVALID,
                 confidence: f32::NAN,
                 source: "t10k-images-idx3-ubyte#8".into(),
+                p_true: 0.0,
+                brier: 2.0,
+                top_k: "".into(),
             },
         ];
         let mut w = csv::Writer::from_writer(vec![]);
@@ -603,7 +728,7 @@ mod tests {
         let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
         assert_eq!(
             text,
-            "model,angle,index,label,pred,confidence,source\n\"a,b\",137.5,7,3,3,0.9123457,\"cat/a b,c.png\"\nm,90,8,1,-1,,t10k-images-idx3-ubyte#8\n"
+            "model,angle,index,label,pred,confidence,source,p_true,brier,top_k\n\"a,b\",137.5,7,3,3,0.9123457,\"cat/a b,c.png\",0.9123457,0.0125,3 1\nm,90,8,1,-1,,t10k-images-idx3-ubyte#8,0,2,\n"
         );
         let mut r = csv::Reader::from_reader(text.as_bytes());
         let headers = r.headers().unwrap().clone();
@@ -615,6 +740,7 @@ mod tests {
             back.push(PredictionRow {
                 model: row.model.into_owned().into(),
                 source: row.source.into_owned().into(),
+                top_k: row.top_k.into_owned().into(),
                 ..row
             });
         }

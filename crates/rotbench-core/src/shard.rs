@@ -109,7 +109,7 @@ pub fn merge(mut shards: Vec<Loaded>) -> Result<(RawSweep, ShardManifest, Datase
         reference_added,
         reference,
     } = AnglePlan::new(&first.settings.angles);
-    let mut data = SampleData::empty(first.models.len(), angles.len());
+    let mut data = SampleData::empty(first.models.len(), angles.len(), 0);
     let mut examples = Examples {
         channels: first.examples.channels,
         height: first.examples.height,

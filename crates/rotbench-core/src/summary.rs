@@ -2,6 +2,9 @@
 //! [`SweepResult`]. The report, the gate and `rotbench report` read it back.
 
 use crate::dataset::DatasetInfo;
+use crate::metrics::bootstrap::{self, AngleInput, Stats};
+use crate::metrics::calibration::{nll_term, top_k_hit, Calibration, Reliability, ECE_BINS};
+use crate::metrics::stability::{next_positions, ranking_distance};
 use crate::metrics::{self, confusion_similarity, report, ClassScores, Paired};
 use crate::results::{ModelId, RotateOn, SweepResult};
 use crate::rotate::{Fill, Interpolation};
@@ -11,7 +14,9 @@ use serde::{Deserialize, Serialize};
 /// Bumped when the layout of summary.json changes incompatibly.
 /// 2: `files` (the sha256 of every result file written beside it), `settings.backend`,
 /// and `dataset.n` counts decoded samples (skipped images excluded).
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3: calibration, stability and bootstrap fields (issue 18); older files read
+/// with those fields at their defaults.
+pub const SCHEMA_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
@@ -34,6 +39,19 @@ pub struct Settings {
     pub rotate_on: RotateOn,
     /// The inference backend that ran the models (`torchscript`: libtorch's JIT).
     pub backend: String,
+    /// `--top-k`: the K of top-K accuracy and the top-K ranking distance.
+    #[serde(default = "default_top_k")]
+    pub top_k: usize,
+    /// `--bootstrap`: replicates behind every interval (0: no intervals).
+    #[serde(default)]
+    pub bootstrap: usize,
+    /// `--seed`: the key of the bootstrap's resampling.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_top_k() -> usize {
+    5
 }
 
 /// `--batch-size` as recorded: a number, or a name (`auto`).
@@ -125,6 +143,41 @@ pub struct AngleMetrics {
     pub confusion: Vec<Vec<u64>>,
     /// Per true class: predictions lost to NaN/inf logits (in no column).
     pub invalid_per_class: Vec<u64>,
+    /// Top-K accuracy (K = `settings.top_k`); absent when the model has K classes or fewer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k_accuracy: Option<f64>,
+    /// Mean negative log-likelihood of the true class (probabilities clipped to
+    /// [2.2e-16, 1 - 2.2e-16], as scikit-learn's log_loss).
+    #[serde(default)]
+    pub nll: f64,
+    /// Multi-class Brier score, 0..2.
+    #[serde(default)]
+    pub brier: f64,
+    /// Expected calibration error: 15 equal-width bins of top-1 confidence, L1.
+    #[serde(default)]
+    pub ece: f64,
+    #[serde(default)]
+    pub mean_confidence: f64,
+    /// The reliability diagram behind `ece`.
+    #[serde(default)]
+    pub reliability: Reliability,
+    /// Share of samples whose top-1 prediction changes from this angle to the next
+    /// angle of the sweep; absent for the last angle of a sweep that is not a full
+    /// turn, and for an added reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flip_next: Option<f64>,
+    /// Mean top-K ranking distance (ImageNet-P) from this angle to the next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k_distance_next: Option<f64>,
+    /// 95% bootstrap percentile intervals (absent with --bootstrap 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub f1_macro_ci: Option<[f64; 2]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency_ci: Option<[f64; 2]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ece_ci: Option<[f64; 2]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flip_next_ci: Option<[f64; 2]>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -141,6 +194,20 @@ pub struct SweepStats {
     pub worst_of_sweep_accuracy: f64,
     pub worst_of_sweep_correct: u64,
     pub consistency_at_worst: f64,
+    /// Mean of `flip_next` over consecutive angle pairs: ImageNet-P's flip
+    /// probability at difficulty 1 (absent with fewer than two angles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flip_probability: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flip_probability_ci: Option<[f64; 2]>,
+    /// Mean of `top_k_distance_next` over consecutive angle pairs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_top_k_distance: Option<f64>,
+    /// The largest ECE over the swept angles, and the first angle where it occurs.
+    #[serde(default)]
+    pub worst_ece: f64,
+    #[serde(default)]
+    pub worst_ece_angle: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -164,6 +231,19 @@ pub struct PairAngle {
     pub only_a_correct: u64,
     pub only_b_correct: u64,
     pub mcnemar_p: f64,
+    #[serde(default)]
+    pub f1_macro_a: f64,
+    #[serde(default)]
+    pub f1_macro_b: f64,
+    /// f1_macro_a - f1_macro_b
+    #[serde(default)]
+    pub f1_macro_diff: f64,
+    /// Paired 95% bootstrap intervals of the two differences (both models scored
+    /// on the same resampled samples); absent with --bootstrap 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy_diff_ci: Option<[f64; 2]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub f1_macro_diff_ci: Option<[f64; 2]>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -197,6 +277,78 @@ fn div(a: f64, b: f64) -> f64 {
     }
 }
 
+/// Each angle's next angle in the sweep (indices into `result.angles`): the user's
+/// angles in their order, closed into a circle when they cover the full turn in
+/// equal steps; none for the last of an open sweep and for an added reference.
+pub fn next_angles(result: &SweepResult) -> Vec<Option<usize>> {
+    let user: Vec<usize> = result.user_angles().collect();
+    let user_deg: Vec<f64> = user.iter().map(|&i| result.angles[i]).collect();
+    let mut next = vec![None; result.angles.len()];
+    for (pos, n) in next_positions(&user_deg).into_iter().enumerate() {
+        next[user[pos]] = n.map(|q| user[q]);
+    }
+    next
+}
+
+/// The probabilistic and stability figures of one model at one angle, from its
+/// per-sample values (the same arithmetic a reader can redo from predictions.csv).
+struct Probabilistic {
+    top_k_accuracy: Option<f64>,
+    nll: f64,
+    brier: f64,
+    calibration: Calibration,
+    flip_next: Option<f64>,
+    top_k_distance_next: Option<f64>,
+}
+
+fn probabilistic(
+    ms: &crate::results::ModelSweep,
+    labels: &[u32],
+    a: usize,
+    next: Option<usize>,
+    top_k: Option<usize>,
+) -> Probabilistic {
+    let col = &ms.cols[a];
+    let n = labels.len();
+    let mean = |sum: f64| div(sum, n as f64);
+    let mut calibration = Calibration::new(ECE_BINS);
+    for (i, &l) in labels.iter().enumerate() {
+        calibration.add(col.confidence[i] as f64, col.preds[i] == l as i32, 1.0);
+    }
+    Probabilistic {
+        top_k_accuracy: top_k.map(|k| {
+            mean(
+                (0..n)
+                    .filter(|&i| top_k_hit(ms.top_k_list(a, i), k, labels[i]))
+                    .count() as f64,
+            )
+        }),
+        nll: mean(col.p_true.iter().map(|&p| nll_term(p as f64)).sum()),
+        brier: mean(col.brier.iter().map(|&b| b as f64).sum()),
+        calibration,
+        flip_next: next.map(|b| {
+            mean(
+                (0..n)
+                    .filter(|&i| col.preds[i] != ms.cols[b].preds[i])
+                    .count() as f64,
+            )
+        }),
+        top_k_distance_next: next.zip(top_k).map(|(b, _)| {
+            mean(
+                (0..n)
+                    .map(|i| ranking_distance(ms.top_k_list(a, i), ms.top_k_list(b, i)) as f64)
+                    .sum(),
+            )
+        }),
+    }
+}
+
+/// The mean over the pairs that have a next angle (the user's angles only).
+fn pair_mean(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+    let v: Vec<f64> = values.flatten().collect();
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
 pub fn build(
     result: &SweepResult,
     ids: &[ModelId],
@@ -206,11 +358,62 @@ pub fn build(
 ) -> Summary {
     let user = result.user_angles();
     let n = result.labels.len();
+    let next = next_angles(result);
+    let n_classes = result
+        .models
+        .first()
+        .and_then(|m| m.counts.first())
+        .map_or(0, |c| c.confusion.n_classes);
+    // Top-K figures only where the model has more than K classes.
+    let top_k = (n_classes > settings.top_k && settings.top_k > 0).then_some(settings.top_k);
+    // Bootstrap replicates: [model][angle][replicate], the same resamples for all.
+    let reps: Vec<Vec<Vec<Stats>>> = if settings.bootstrap > 0 && n > 0 {
+        let confidence: Vec<Vec<Vec<f64>>> = result
+            .models
+            .iter()
+            .map(|ms| {
+                ms.cols
+                    .iter()
+                    .map(|c| c.confidence.iter().map(|&v| v as f64).collect())
+                    .collect()
+            })
+            .collect();
+        let inputs: Vec<Vec<AngleInput>> = result
+            .models
+            .iter()
+            .zip(&confidence)
+            .map(|(ms, conf)| {
+                (0..result.angles.len())
+                    .map(|a| AngleInput {
+                        preds: ms.preds(a),
+                        reference: ms.preds(result.reference),
+                        next: next[a].map(|b| ms.preds(b)),
+                        confidence: &conf[a],
+                    })
+                    .collect()
+            })
+            .collect();
+        bootstrap::replicates(
+            &inputs,
+            &result.labels,
+            n_classes,
+            settings.seed,
+            settings.bootstrap,
+        )
+    } else {
+        vec![]
+    };
+    let ci = |m: usize, a: usize, f: fn(&Stats) -> f64| -> Option<[f64; 2]> {
+        let r = reps.get(m)?.get(a)?;
+        let v: Vec<f64> = r.iter().map(f).collect();
+        (!v.is_empty() && v.iter().all(|x| !x.is_nan())).then(|| bootstrap::interval(&v))
+    };
     let models: Vec<ModelSummary> = result
         .models
         .iter()
         .zip(ids)
-        .map(|(ms, id)| {
+        .enumerate()
+        .map(|(mi, (ms, id))| {
             let ref_counts = &ms.counts[result.reference];
             let ref_acc = report(&ref_counts.confusion).accuracy;
             let angles: Vec<AngleMetrics> = result
@@ -221,6 +424,7 @@ pub fn build(
                     let c = &ms.counts[ai];
                     let r = report(&c.confusion);
                     let (lo, hi) = metrics::wilson(r.correct, r.n);
+                    let p = probabilistic(ms, &result.labels, ai, next[ai], top_k);
                     AngleMetrics {
                         angle,
                         reference: ai == result.reference,
@@ -255,6 +459,18 @@ pub fn build(
                         invalid_per_class: (0..c.confusion.n_classes)
                             .map(|t| c.confusion.invalid(t))
                             .collect(),
+                        top_k_accuracy: p.top_k_accuracy,
+                        nll: p.nll,
+                        brier: p.brier,
+                        ece: p.calibration.ece(),
+                        mean_confidence: p.calibration.mean_confidence(),
+                        reliability: p.calibration.reliability(),
+                        flip_next: p.flip_next,
+                        top_k_distance_next: p.top_k_distance_next,
+                        f1_macro_ci: ci(mi, ai, |s| s.f1_macro),
+                        consistency_ci: ci(mi, ai, |s| s.consistency),
+                        ece_ci: ci(mi, ai, |s| s.ece),
+                        flip_next_ci: ci(mi, ai, |s| s.flip_next),
                     }
                 })
                 .collect();
@@ -266,12 +482,28 @@ pub fn build(
             let worst = swept
                 .iter()
                 .fold(swept[0], |w, a| if a.accuracy < w.accuracy { a } else { w });
+            let worst_ece = swept
+                .iter()
+                .fold(swept[0], |w, a| if a.ece > w.ece { a } else { w });
             let wos = (0..n)
                 .filter(|&s| {
                     user.clone()
-                        .all(|ai| ms.preds[ai][s] == result.labels[s] as i32)
+                        .all(|ai| ms.preds(ai)[s] == result.labels[s] as i32)
                 })
                 .count() as u64;
+            // Per replicate, the mean flip rate over the pairs.
+            let flip_probability_ci = reps.get(mi).and_then(|r| {
+                let pairs: Vec<usize> = user.clone().filter(|&a| next[a].is_some()).collect();
+                if pairs.is_empty() {
+                    return None;
+                }
+                let per_rep: Vec<f64> = (0..settings.bootstrap)
+                    .map(|k| {
+                        pairs.iter().map(|&a| r[a][k].flip_next).sum::<f64>() / pairs.len() as f64
+                    })
+                    .collect();
+                Some(bootstrap::interval(&per_rep))
+            });
             ModelSummary {
                 id: id.clone(),
                 nonfinite_logits: ms.counts.iter().map(|c| c.nonfinite).sum(),
@@ -286,6 +518,11 @@ pub fn build(
                     worst_of_sweep_accuracy: div(wos as f64, n as f64),
                     worst_of_sweep_correct: wos,
                     consistency_at_worst: worst.consistency,
+                    flip_probability: pair_mean(swept.iter().map(|a| a.flip_next)),
+                    flip_probability_ci,
+                    mean_top_k_distance: pair_mean(swept.iter().map(|a| a.top_k_distance_next)),
+                    worst_ece: worst_ece.ece,
+                    worst_ece_angle: worst_ece.angle,
                 },
                 angles,
             }
@@ -304,20 +541,29 @@ pub fn build(
                     for s in 0..n {
                         let l = result.labels[s] as i32;
                         p.add(
-                            result.models[a].preds[ai][s] == l,
-                            result.models[b].preds[ai][s] == l,
+                            result.models[a].preds(ai)[s] == l,
+                            result.models[b].preds(ai)[s] == l,
                         );
                     }
-                    let (acc_a, acc_b) =
-                        (models[a].angles[ai].accuracy, models[b].angles[ai].accuracy);
+                    let (ma, mb) = (&models[a].angles[ai], &models[b].angles[ai]);
+                    let paired = |f: fn(&Stats) -> f64| -> Option<[f64; 2]> {
+                        let (ra, rb) = (reps.get(a)?.get(ai)?, reps.get(b)?.get(ai)?);
+                        let d: Vec<f64> = ra.iter().zip(rb).map(|(x, y)| f(x) - f(y)).collect();
+                        (!d.is_empty()).then(|| bootstrap::interval(&d))
+                    };
                     PairAngle {
                         angle,
-                        accuracy_a: acc_a,
-                        accuracy_b: acc_b,
-                        accuracy_diff: acc_a - acc_b,
+                        accuracy_a: ma.accuracy,
+                        accuracy_b: mb.accuracy,
+                        accuracy_diff: ma.accuracy - mb.accuracy,
                         only_a_correct: p.only_a,
                         only_b_correct: p.only_b,
                         mcnemar_p: p.mcnemar(),
+                        f1_macro_a: ma.f1_macro,
+                        f1_macro_b: mb.f1_macro,
+                        f1_macro_diff: ma.f1_macro - mb.f1_macro,
+                        accuracy_diff_ci: paired(|s| s.accuracy),
+                        f1_macro_diff_ci: paired(|s| s.f1_macro),
                     }
                 })
                 .collect();

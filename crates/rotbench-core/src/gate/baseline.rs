@@ -47,10 +47,10 @@ impl Predictions {
                     angles: result
                         .angles
                         .iter()
-                        .zip(&ms.preds)
-                        .map(|(&angle, p)| AnglePredictions {
+                        .zip(&ms.cols)
+                        .map(|(&angle, c)| AnglePredictions {
                             angle,
-                            preds: p.clone(),
+                            preds: c.preds.clone(),
                         })
                         .collect(),
                 })

@@ -43,6 +43,12 @@ pub struct Checks {
     pub min_consistency: Option<f64>,
     /// Minimum worst-of-sweep accuracy (always over the whole sweep).
     pub min_worst_of_sweep: Option<f64>,
+    /// Maximum expected calibration error at every checked angle.
+    pub max_ece: Option<f64>,
+    /// Maximum flip probability (always over the whole sweep's neighbouring pairs).
+    pub max_flip_probability: Option<f64>,
+    /// Minimum top-K accuracy (K as swept, `--top-k`) at every checked angle.
+    pub min_top_k_accuracy: Option<f64>,
     /// Limit the checked angles.
     pub angles: Option<AngleSel>,
     /// Limit the checked models (`model` is accepted too).
@@ -93,6 +99,9 @@ impl Checks {
             max_drop: over(flags.max_drop, file.max_drop),
             min_consistency: over(flags.min_consistency, file.min_consistency),
             min_worst_of_sweep: over(flags.min_worst_of_sweep, file.min_worst_of_sweep),
+            max_ece: over(flags.max_ece, file.max_ece),
+            max_flip_probability: over(flags.max_flip_probability, file.max_flip_probability),
+            min_top_k_accuracy: over(flags.min_top_k_accuracy, file.min_top_k_accuracy),
             angles: over(flags.angles, file.angles),
             models_from: if flag_models.is_some() {
                 flags.models_from
@@ -115,6 +124,9 @@ impl Checks {
             || self.max_drop.is_some()
             || self.min_consistency.is_some()
             || self.min_worst_of_sweep.is_some()
+            || self.max_ece.is_some()
+            || self.max_flip_probability.is_some()
+            || self.min_top_k_accuracy.is_some()
             || self.baseline.is_some()
     }
 
@@ -130,6 +142,13 @@ impl Checks {
                 "a share of samples",
             ),
             ("min_worst_of_sweep", self.min_worst_of_sweep, "an accuracy"),
+            ("max_ece", self.max_ece, "a calibration error"),
+            (
+                "max_flip_probability",
+                self.max_flip_probability,
+                "a share of samples",
+            ),
+            ("min_top_k_accuracy", self.min_top_k_accuracy, "an accuracy"),
             (
                 "max_regression",
                 self.max_regression,
@@ -184,7 +203,8 @@ impl Checks {
         if !self.any() {
             bail!(
                 "no checks given: add at least one of --min-accuracy, --min-mean-accuracy, --max-drop, \
-                 --min-consistency, --min-worst-of-sweep or --baseline, or --config FILE with a [gate] table"
+                 --min-consistency, --min-worst-of-sweep, --max-ece, --max-flip-probability, \
+                 --min-top-k-accuracy or --baseline, or --config FILE with a [gate] table"
             );
         }
         Ok(())
@@ -231,7 +251,8 @@ pub fn parse_config(text: &str, path: &Path) -> Result<Checks> {
     let mut checks: Checks = table.try_into().map_err(|e: toml::de::Error| {
         anyhow!(
             "{}: [gate]: {}; the keys are min_accuracy, min_mean_accuracy, max_drop, min_consistency, \
-             min_worst_of_sweep, angles, models, baseline, baseline_dir, max_regression, significance",
+             min_worst_of_sweep, max_ece, max_flip_probability, min_top_k_accuracy, angles, models, \
+             baseline, baseline_dir, max_regression, significance, allow_new_models",
             path.display(),
             e.message().trim()
         )

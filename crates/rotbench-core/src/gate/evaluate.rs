@@ -348,6 +348,81 @@ pub fn evaluate(
                 notes,
             });
         }
+        if let Some(t) = checks.max_ece {
+            verdict.checks.push(per_angle(
+                name,
+                "max-ece",
+                t,
+                &angles,
+                |a| a.ece,
+                |_, v| fmt_vs(v, t),
+            ));
+        }
+        if let Some(t) = checks.min_top_k_accuracy {
+            let k = summary.settings.top_k;
+            if angles.iter().any(|a| a.top_k_accuracy.is_none()) {
+                bail!(
+                    "--min-top-k-accuracy: {name} has no top-{k} accuracy in {results}: it has {} classes, \
+                     not more than K = {k}; sweep again with a smaller --top-k, or drop the check",
+                    m.id.spec.n_classes()
+                );
+            }
+            verdict.checks.push(per_angle(
+                name,
+                &format!("min-top{k}-accuracy"),
+                t,
+                &angles,
+                |a| a.top_k_accuracy.unwrap_or(f64::NAN),
+                |_, v| fmt_vs(v, t),
+            ));
+        }
+        if let Some(t) = checks.max_flip_probability {
+            let s = &m.sweep;
+            let Some(fp) = s.flip_probability else {
+                bail!(
+                    "--max-flip-probability: {results} swept {name} at one angle, so no prediction can flip; \
+                     sweep two or more angles (e.g. --angles 0:360:15)"
+                );
+            };
+            let passed = at_most(fp, t);
+            let swept = m.angles.iter().filter(|a| a.in_sweep).count();
+            let pairs = m
+                .angles
+                .iter()
+                .filter(|a| a.in_sweep && a.flip_next.is_some())
+                .count();
+            let mut notes = Vec::new();
+            if angles.len() != swept || angles.iter().any(|a| !a.in_sweep) {
+                notes.push(
+                    "flip probability covers every neighbouring pair of the sweep; --angles does not narrow it"
+                        .into(),
+                );
+            }
+            verdict.checks.push(CheckResult {
+                model: name.into(),
+                check: "max-flip-probability".into(),
+                threshold: t,
+                title: format!("max-flip-probability ≤ {}", fmt_num(t)),
+                passed,
+                detail: format!(
+                    "flip probability {}{} (mean share of samples whose prediction changes to the next angle, over {} pair{}{})",
+                    fmt_vs(fp, t),
+                    if passed {
+                        String::new()
+                    } else {
+                        format!(" > {}", fmt_num(t))
+                    },
+                    pairs,
+                    if pairs == 1 { "" } else { "s" },
+                    match s.flip_probability_ci {
+                        Some([lo, hi]) => format!("; 95% bootstrap interval {lo:.4}–{hi:.4}"),
+                        None => String::new(),
+                    }
+                ),
+                failing: Vec::new(),
+                notes,
+            });
+        }
         if let Some((b, cur)) = baseline {
             verdict
                 .checks

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::dataset::DatasetInfo;
-use crate::results::{AnglePlan, Examples, ModelId, ModelSweep};
+use crate::results::{AnglePlan, Column, Examples, ModelId, ModelSweep};
 use crate::spec::{ModelSpec, Provenance};
 use crate::summary::{self, Settings};
 
@@ -34,9 +34,29 @@ fn fake(
             } else {
                 p.clone()
             };
-            let ones = p.iter().map(|v| vec![1.0; v.len()]).collect();
-            let tv = p.iter().map(|v| vec![0.0; v.len()]).collect();
-            ModelSweep::tallied(p, ones, tv, labels, reference, nc)
+            let cols = p
+                .into_iter()
+                .map(|preds| {
+                    let n = preds.len();
+                    let top_k = preds
+                        .iter()
+                        .flat_map(|&c| [c as u32, (c as u32 + 1) % nc as u32])
+                        .collect();
+                    Column {
+                        p_true: preds
+                            .iter()
+                            .zip(labels)
+                            .map(|(&p, &l)| if p == l as i32 { 1.0 } else { 0.0 })
+                            .collect(),
+                        brier: vec![0.0; n],
+                        confidence: vec![1.0; n],
+                        tv: vec![0.0; n],
+                        top_k,
+                        preds,
+                    }
+                })
+                .collect();
+            ModelSweep::tallied(cols, 2, labels, reference, nc)
         })
         .collect();
     let result = SweepResult {
@@ -97,6 +117,9 @@ fn fake(
         inference: crate::spec::Inference::Exact,
         rotate_on: crate::results::RotateOn::Host,
         backend: "torchscript".into(),
+        top_k: 5,
+        bootstrap: 50,
+        seed: 0,
     };
     let s = summary::build(&result, &ids, &info, settings, "test");
     (s, result)

@@ -4,7 +4,7 @@
 
 use super::{num, Export, Results};
 use crate::angles::format_angle;
-use crate::results::{PredictionRow, SweepResult, PREDICTION_COLUMNS};
+use crate::results::{top_k_text, PredictionRow, SweepResult, PREDICTION_COLUMNS};
 use crate::summary::Summary;
 use anyhow::Result;
 
@@ -57,6 +57,25 @@ pub const PER_ANGLE_COLUMNS: [&str; 24] = [
     "in_sweep",
 ];
 
+/// The columns after [`PER_ANGLE_COLUMNS`] (issue 18): `top{K}_accuracy` (only
+/// when a model has more than K classes), the calibration and stability figures,
+/// and the bootstrap intervals (empty with --bootstrap 0).
+pub fn per_angle_extra_columns(top_k: Option<usize>) -> Vec<String> {
+    let mut c = vec![];
+    if let Some(k) = top_k {
+        c.push(format!("top{k}_accuracy"));
+    }
+    c.extend(["nll", "brier", "ece", "mean_confidence", "flip_next"].map(String::from));
+    if let Some(k) = top_k {
+        c.push(format!("top{k}_distance_next"));
+    }
+    for m in ["f1_macro", "consistency", "ece", "flip_next"] {
+        c.push(format!("{m}_ci_low"));
+        c.push(format!("{m}_ci_high"));
+    }
+    c
+}
+
 pub struct PerAngle;
 impl Export for PerAngle {
     fn file_name(&self) -> &'static str {
@@ -64,10 +83,31 @@ impl Export for PerAngle {
     }
     fn render(&self, r: &Results<'_>) -> Result<Vec<u8>> {
         let mut w = writer();
-        w.write_record(PER_ANGLE_COLUMNS)?;
+        // Top-K columns when any model has top-K figures (all share the classes).
+        let top_k = r
+            .summary
+            .models
+            .iter()
+            .flat_map(|m| &m.angles)
+            .any(|a| a.top_k_accuracy.is_some())
+            .then_some(r.summary.settings.top_k);
+        let extra = per_angle_extra_columns(top_k);
+        w.write_record(
+            PER_ANGLE_COLUMNS
+                .iter()
+                .copied()
+                .chain(extra.iter().map(String::as_str)),
+        )?;
+        let opt = |v: Option<f64>| v.map_or(String::new(), num);
+        let ci = |v: Option<[f64; 2]>| match v {
+            Some([lo, hi]) => [num(lo), num(hi)],
+            None => [String::new(), String::new()],
+        };
         for m in &r.summary.models {
             for a in &m.angles {
-                w.write_record([
+                let mut row: Vec<String> =
+                    Vec::with_capacity(PER_ANGLE_COLUMNS.len() + extra.len());
+                row.extend([
                     m.id.name.clone(),
                     format_angle(a.angle),
                     a.reference.to_string(),
@@ -92,7 +132,24 @@ impl Export for PerAngle {
                     num(a.mcnemar_p_vs_reference),
                     a.nonfinite.to_string(),
                     a.in_sweep.to_string(),
-                ])?;
+                ]);
+                if top_k.is_some() {
+                    row.push(opt(a.top_k_accuracy));
+                }
+                row.extend([
+                    num(a.nll),
+                    num(a.brier),
+                    num(a.ece),
+                    num(a.mean_confidence),
+                    opt(a.flip_next),
+                ]);
+                if top_k.is_some() {
+                    row.push(opt(a.top_k_distance_next));
+                }
+                for v in [a.f1_macro_ci, a.consistency_ci, a.ece_ci, a.flip_next_ci] {
+                    row.extend(ci(v));
+                }
+                w.write_record(&row)?;
             }
         }
         finish(w)
@@ -186,9 +243,12 @@ pub fn predictions_csv(summary: &Summary, sweep: &SweepResult) -> Result<Vec<u8>
                     angle,
                     index: sweep.indices[s],
                     label: sweep.labels[s],
-                    pred: ms.preds[ai][s],
-                    confidence: ms.confidence[ai][s],
+                    pred: ms.cols[ai].preds[s],
+                    confidence: ms.cols[ai].confidence[s],
                     source: sweep.sources[s].as_str().into(),
+                    p_true: ms.cols[ai].p_true[s],
+                    brier: ms.cols[ai].brier[s],
+                    top_k: top_k_text(ms.top_k_list(ai, s)).into(),
                 })?;
             }
         }

@@ -56,7 +56,7 @@ pub fn build(r: &Results<'_>) -> Option<ExamplesFile> {
         preds: sweep
             .models
             .iter()
-            .map(|m| m.preds.iter().map(|p| p[..k].to_vec()).collect())
+            .map(|m| m.cols.iter().map(|c| c.preds[..k].to_vec()).collect())
             .collect(),
     })
 }

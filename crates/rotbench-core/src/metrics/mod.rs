@@ -8,6 +8,14 @@
 //!
 //! One extension: a prediction may be *invalid* (the model gave NaN or inf logits).
 //! It counts as wrong: it is in its true class's support but in no predicted column.
+//!
+//! The probabilistic scores (top-k, NLL, Brier, ECE) are in [`calibration`], the
+//! stability between neighbouring angles (flips, top-k ranking distance) in
+//! [`stability`], and the bootstrap intervals in [`bootstrap`].
+
+pub mod bootstrap;
+pub mod calibration;
+pub mod stability;
 
 use serde::{Deserialize, Serialize};
 

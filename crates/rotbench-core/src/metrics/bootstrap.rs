@@ -1,0 +1,285 @@
+//! Bootstrap percentile intervals over samples: 95% intervals of macro-F1,
+//! consistency, ECE and the flip rate at every angle, and paired intervals of
+//! the accuracy and macro-F1 differences between two models.
+//!
+//! Every replicate resamples the sweep's samples (positions `0..n`) with
+//! replacement. Draw `j` of replicate `r` comes from a counter-based generator
+//! ([`draw`]) keyed by the seed, `r` and `j`, so a replicate is the same whatever
+//! the thread count, batch size, resumption, cache or sharding that produced the
+//! predictions, and the same replicate serves every model and angle (which makes
+//! the model-vs-model intervals paired). The interval is the 2.5th and 97.5th
+//! percentile of the replicate statistics, interpolated linearly as numpy does:
+//! `scipy.stats.bootstrap(method="percentile")` given the same indices
+//! (`tests/reference_stability.rs` checks it to 1e-12).
+
+use super::calibration::{Calibration, ECE_BINS};
+use super::INVALID;
+use rayon::prelude::*;
+
+/// SplitMix64's output function: a bijective 64-bit mixer.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The `j`-th draw (0-based) of replicate `replicate`: a sample position in
+/// `0..n`. Three rounds of [`mix`] fold in the seed, the replicate and the draw;
+/// the 64-bit hash maps to `0..n` by a widening multiply (`(h * n) >> 64`; the bias
+/// is below n / 2^64).
+pub fn draw(seed: u64, replicate: u64, j: u64, n: u64) -> u64 {
+    let mut h = mix(seed ^ 0x9E37_79B9_7F4A_7C15);
+    h = mix(h ^ replicate
+        .wrapping_add(1)
+        .wrapping_mul(0xD1B5_4A32_D192_ED03));
+    h = mix(h ^ j.wrapping_add(1).wrapping_mul(0xA24B_AED4_963E_E407));
+    ((h as u128 * n as u128) >> 64) as u64
+}
+
+/// How many times replicate `r` draws each of the `n` samples.
+pub fn weights(seed: u64, r: u64, n: usize) -> Vec<u32> {
+    let mut w = vec![0u32; n];
+    for j in 0..n as u64 {
+        w[draw(seed, r, j, n as u64) as usize] += 1;
+    }
+    w
+}
+
+/// numpy's `percentile(values, q)` with the default linear interpolation.
+pub fn percentile(values: &[f64], q: f64) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    percentile_sorted(&v, q)
+}
+
+fn percentile_sorted(v: &[f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let virtual_index = (v.len() - 1) as f64 * (q / 100.0);
+    let lo = (virtual_index.floor() as usize).min(v.len() - 1);
+    let hi = (lo + 1).min(v.len() - 1);
+    let t = virtual_index - lo as f64;
+    let (a, b) = (v[lo], v[hi]);
+    let d = b - a;
+    // numpy's _lerp: from below for t < 0.5, from above otherwise.
+    if t >= 0.5 {
+        b - d * (1.0 - t)
+    } else {
+        a + d * t
+    }
+}
+
+/// The confidence level of every interval.
+pub const LEVEL: f64 = 0.95;
+
+/// The 95% percentile interval of replicate statistics, with the percentiles
+/// scipy computes (`alpha = (1 - 0.95) / 2`, then `100 * alpha` and `100 * (1 - alpha)`).
+pub fn interval(values: &[f64]) -> [f64; 2] {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let alpha = (1.0 - LEVEL) / 2.0;
+    [
+        percentile_sorted(&v, 100.0 * alpha),
+        percentile_sorted(&v, 100.0 * (1.0 - alpha)),
+    ]
+}
+
+/// What the bootstrap reads about one model at one angle, per sample.
+pub struct AngleInput<'a> {
+    pub preds: &'a [i32],
+    /// The same model's predictions at the reference angle (for consistency).
+    pub reference: &'a [i32],
+    /// At the next angle of the sweep, where there is one (for the flip rate).
+    pub next: Option<&'a [i32]>,
+    /// Top-1 confidence (NaN for an invalid prediction).
+    pub confidence: &'a [f64],
+}
+
+/// One replicate's statistics for one model at one angle.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Stats {
+    pub accuracy: f64,
+    pub f1_macro: f64,
+    pub consistency: f64,
+    pub ece: f64,
+    /// NaN where the angle has no next angle.
+    pub flip_next: f64,
+}
+
+/// Statistics of one model at one angle over weighted samples (weights 1 give
+/// the plain figures, equal to the ones the summary reports).
+pub fn stats(
+    input: &AngleInput,
+    slots: &[u8],
+    labels: &[u32],
+    weights: &[u32],
+    n_classes: usize,
+) -> Stats {
+    let mut ts = vec![0u64; n_classes];
+    let mut ps = vec![0u64; n_classes];
+    let mut tp = vec![0u64; n_classes];
+    let mut cal = Calibration::new(ECE_BINS);
+    let (mut total, mut correct, mut consistent, mut flips) = (0u64, 0u64, 0u64, 0u64);
+    for (i, &w) in weights.iter().enumerate() {
+        if w == 0 {
+            continue;
+        }
+        let w64 = w as u64;
+        let (y, p) = (labels[i] as usize, input.preds[i]);
+        total += w64;
+        ts[y] += w64;
+        let right = p == y as i32;
+        if p != INVALID {
+            ps[p as usize] += w64;
+            if right {
+                tp[y] += w64;
+                correct += w64;
+            }
+            if p == input.reference[i] {
+                consistent += w64;
+            }
+        }
+        if let Some(next) = input.next {
+            if p != next[i] {
+                flips += w64;
+            }
+        }
+        cal.add_at(
+            slots[i] as usize,
+            input.confidence[i] as f64,
+            right,
+            w as f64,
+        );
+    }
+    let div = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let f1_macro = if n_classes == 0 {
+        0.0
+    } else {
+        (0..n_classes)
+            .map(|c| div(2 * tp[c], ts[c] + ps[c]))
+            .sum::<f64>()
+            / n_classes as f64
+    };
+    Stats {
+        accuracy: div(correct, total),
+        f1_macro,
+        consistency: div(consistent, total),
+        ece: cal.ece(),
+        flip_next: if input.next.is_some() {
+            div(flips, total)
+        } else {
+            f64::NAN
+        },
+    }
+}
+
+/// Each sample's confidence slot ([`Calibration::slot`]), computed once for all replicates.
+pub fn slots(confidence: &[f64]) -> Vec<u8> {
+    let cal = Calibration::new(ECE_BINS);
+    confidence.iter().map(|&c| cal.slot(c) as u8).collect()
+}
+
+/// `replicates` bootstrap replicates of every model (outer) at every angle
+/// (inner): `out[model][angle][replicate]`. Replicates run in parallel; each
+/// writes its own slot, so the result does not depend on the thread count.
+pub fn replicates(
+    inputs: &[Vec<AngleInput>],
+    labels: &[u32],
+    n_classes: usize,
+    seed: u64,
+    replicates: usize,
+) -> Vec<Vec<Vec<Stats>>> {
+    let n = labels.len();
+    let slots: Vec<Vec<Vec<u8>>> = inputs
+        .iter()
+        .map(|m| m.iter().map(|a| slots(a.confidence)).collect())
+        .collect();
+    let per_rep: Vec<Vec<Vec<Stats>>> = (0..replicates as u64)
+        .into_par_iter()
+        .map(|r| {
+            let w = weights(seed, r, n);
+            inputs
+                .iter()
+                .zip(&slots)
+                .map(|(m, ms)| {
+                    m.iter()
+                        .zip(ms)
+                        .map(|(a, s)| stats(a, s, labels, &w, n_classes))
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    let mut out: Vec<Vec<Vec<Stats>>> = inputs
+        .iter()
+        .map(|m| vec![Vec::with_capacity(replicates); m.len()])
+        .collect();
+    for rep in per_rep {
+        for (m, per_angle) in rep.into_iter().enumerate() {
+            for (a, s) in per_angle.into_iter().enumerate() {
+                out[m][a].push(s);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draws_are_in_range_and_keyed_by_seed_replicate_and_draw() {
+        let n = 37;
+        let a: Vec<u64> = (0..200).map(|j| draw(0, 0, j, n)).collect();
+        assert!(a.iter().all(|&i| i < n));
+        assert_ne!(a, (0..200).map(|j| draw(1, 0, j, n)).collect::<Vec<_>>());
+        assert_ne!(a, (0..200).map(|j| draw(0, 1, j, n)).collect::<Vec<_>>());
+        assert_eq!(a, (0..200).map(|j| draw(0, 0, j, n)).collect::<Vec<_>>());
+        // Roughly uniform: every position drawn from 37 * 200 draws.
+        let mut seen = vec![0; n as usize];
+        for r in 0..200 {
+            for (i, w) in weights(5, r, n as usize).iter().enumerate() {
+                seen[i] += w;
+            }
+        }
+        assert!(seen.iter().all(|&c| (150..250).contains(&c)), "{seen:?}");
+    }
+
+    #[test]
+    fn percentiles_interpolate_as_numpy() {
+        // np.percentile([1, 2, 3, 4], [2.5, 50, 97.5]) = 1.075, 2.5, 3.925
+        let v = [4.0, 1.0, 3.0, 2.0];
+        assert!((percentile(&v, 2.5) - 1.075).abs() < 1e-15);
+        assert!((percentile(&v, 50.0) - 2.5).abs() < 1e-15);
+        assert!((percentile(&v, 97.5) - 3.925).abs() < 1e-15);
+        let [lo, hi] = interval(&v);
+        assert!((lo - 1.075).abs() < 1e-12 && (hi - 3.925).abs() < 1e-12);
+    }
+
+    #[test]
+    fn unit_weights_give_the_plain_figures() {
+        let labels = [0, 1, 1, 2];
+        let preds = [0, 1, 0, INVALID];
+        let reference = [0, 1, 1, INVALID];
+        let next = [0, 0, 0, 2];
+        let confidence = [0.9, 0.8, 0.6, f64::NAN];
+        let input = AngleInput {
+            preds: &preds,
+            reference: &reference,
+            next: Some(&next),
+            confidence: &confidence,
+        };
+        let s = stats(&input, &slots(&confidence), &labels, &[1; 4], 3);
+        let cm = crate::metrics::Confusion::from_labels(&labels, &preds, 3);
+        let r = crate::metrics::report(&cm);
+        assert_eq!(s.accuracy, r.accuracy);
+        assert_eq!(s.f1_macro, r.macro_avg.f1);
+        assert_eq!(
+            s.consistency, 0.5,
+            "the invalid prediction is never consistent"
+        );
+        assert_eq!(s.flip_next, 0.5);
+    }
+}
