@@ -248,6 +248,31 @@ mod tests {
     }
 
     #[test]
+    fn replicates_do_not_depend_on_the_thread_count() {
+        let n = 300;
+        let labels: Vec<u32> = (0..n).map(|i| (i % 7) as u32).collect();
+        let preds: Vec<i32> = (0..n).map(|i| ((i * 13) % 7) as i32).collect();
+        let other: Vec<i32> = (0..n).map(|i| ((i * 5) % 7) as i32).collect();
+        let conf: Vec<f64> = (0..n).map(|i| (i % 100) as f64 / 100.0).collect();
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let inputs = vec![vec![AngleInput {
+                    preds: &preds,
+                    reference: &other,
+                    next: Some(&other),
+                    confidence: &conf,
+                }]];
+                replicates(&inputs, &labels, 7, 3, 64)
+            })
+        };
+        assert_eq!(run(1), run(4));
+    }
+
+    #[test]
     fn percentiles_interpolate_as_numpy() {
         // np.percentile([1, 2, 3, 4], [2.5, 50, 97.5]) = 1.075, 2.5, 3.925
         let v = [4.0, 1.0, 3.0, 2.0];
