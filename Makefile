@@ -9,13 +9,14 @@ DEMO_MODELS ?= models/mnist-cnn.pt models/mnist-cnn-aug.pt models/mnist-p4cnn.pt
 # Extra sweep flags, e.g. `make demo DEMO_FLAGS=--no-cache` to time a run from scratch.
 DEMO_FLAGS ?=
 
-.PHONY: setup build test demo screenshot bench exactness fixtures fixtures-check help
+.PHONY: setup build test demo screenshot bench exactness fixtures fixtures-check recompute-check help
 
 help:
 	@echo "make demo   - sweep the three bundled models over MNIST and write reports/demo/"
 	@echo "make test   - run the whole test suite"
 	@echo "make build  - release binary at target/release/rotbench"
 	@echo "make fixtures-check - regenerate every test fixture (pinned venv) and fail if one changed"
+	@echo "make recompute-check - after make demo: recompute per_angle.csv's calibration/stability columns from predictions.csv in Python"
 
 # Point .libtorch (what .cargo/config.toml hands torch-sys) at the cached libtorch.
 setup:
@@ -64,6 +65,12 @@ fixtures:
 	 "$$py" tests/fixtures/make_references.py && \
 	 "$$py" tests/fixtures/make_stability.py && \
 	 "$$py" tests/fixtures/make_pipeline.py
+
+# Recompute every calibration, stability and bootstrap column of the demo's per_angle.csv
+# from its predictions.csv in Python (numpy, the venv) and fail on a difference above 1e-12.
+# Run after `make demo` (predictions.csv is not committed).
+recompute-check:
+	"$$(bash scripts/setup-venv.sh)/bin/python" tests/fixtures/recompute_from_exports.py reports/demo
 
 fixtures-check: fixtures
 	git diff --exit-code --stat -- tests/fixtures

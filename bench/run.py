@@ -5,7 +5,8 @@ Workloads: the bundled MNIST CNN on the MNIST test set, and the RGB 32x32 shapes
 (tests/fixtures/shapes) on 10k generated RGB images; 12 angles (0:360:30) each.
 Every measurement runs --repeat times (default 3), in interleaved rounds; the table
 shows medians and peak RSS. Ratios: c/b = speed-up over the peer, b/a' = overhead above the optimised floor.
-Also: peak RSS for 10k vs 60k images, start-up time, and a cached re-run.
+Also: peak RSS for 10k vs 60k images, start-up time, a cached re-run, and the cost of the
+default bootstrap (--bootstrap 1000) against the demo sweep's wall time.
 """
 import argparse
 import json
@@ -99,6 +100,21 @@ def main():
     t_cold, _, _ = timed(cold, env)
     t_warm, _, _ = timed(cold, env)
     print(f"prediction cache: first run {t_cold:.2f} s, unchanged re-run {t_warm:.2f} s ({t_cold / t_warm:.0f}x)")
+
+    # The bootstrap's cost (issue 18: the default must add at most 10% to the demo
+    # sweep). The demo sweep from scratch without intervals, once; then cached re-runs
+    # with --bootstrap 1000 and 0 (the same work but the intervals), median of reps.
+    demo = [ROT, "sweep", "--quiet", "--no-report", "--data", str(ROOT / "datasets/mnist"), "--angles", "0:360:5", "--out", f"{tmp}/d"]
+    for m in ("mnist-cnn", "mnist-cnn-aug", "mnist-p4cnn"):
+        demo += ["--model", str(ROOT / f"models/{m}.pt")]
+    denv = dict(os.environ, XDG_CACHE_HOME=f"{tmp}/democache")
+    t_demo, _, _ = timed(demo + ["--bootstrap", "0"], denv)
+    with_b, _, _ = median_of(reps, demo + ["--bootstrap", "1000"], denv)
+    without_b, _, _ = median_of(reps, demo + ["--bootstrap", "0"], denv)
+    cost = with_b - without_b
+    print(f"bootstrap 1000 on the demo (3 models x 72 angles x 10k): {cost:.2f} s "
+          f"(cached re-runs {with_b:.2f} s with, {without_b:.2f} s without) = "
+          f"{100 * cost / t_demo:.1f}% of the demo sweep from scratch ({t_demo:.2f} s)")
 
 
 if __name__ == "__main__":

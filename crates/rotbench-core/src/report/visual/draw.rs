@@ -1,7 +1,10 @@
-//! The charts, drawn with plotters: accuracy, macro-F1 and consistency against
-//! angle (PNG and SVG, Wilson 95% bands where the value is a proportion), a polar
-//! accuracy plot, and per model a per-class recall heatmap (class × angle) and
-//! row-normalised confusion heatmaps at 0° and at the worst angle (PNG).
+//! The charts, drawn with plotters: accuracy, macro-F1, consistency, the flip
+//! rate to the next angle and the expected calibration error against angle (PNG
+//! and SVG; bands are Wilson 95% intervals for accuracy and consistency and
+//! bootstrap 95% intervals for the others), a polar accuracy plot, and per model
+//! a reliability diagram at 0° and at the angle of worst ECE, a per-class recall
+//! heatmap (class × angle) and row-normalised confusion heatmaps at 0° and at the
+//! worst angle (PNG).
 //! Also the PNG encoder and the colours that the page and the strip share.
 
 use super::canvas::{self, Canvas};
@@ -20,6 +23,8 @@ use std::fmt::Display;
 pub const LINE_SIZE: (u32, u32) = (800, 450);
 /// The polar chart is square.
 pub const POLAR_SIZE: (u32, u32) = (560, 560);
+/// A reliability diagram: two square panels side by side.
+pub const RELIABILITY_SIZE: (u32, u32) = (800, 440);
 /// Text in the SVGs is larger: the page shows them scaled down into a column.
 const SVG_TEXT: f64 = 1.5;
 
@@ -191,29 +196,62 @@ pub fn all(view: &View<'_>) -> Result<Vec<Plot>> {
     let mut plots = Vec::new();
     let models = view.models();
     let chance = view.class_names(0).len();
-    let line = |band: bool, value: &dyn Fn(&AngleMetrics) -> f64| -> Vec<Series> {
+    let line = |band: Band, value: &dyn Fn(&AngleMetrics) -> f64| -> Vec<Series> {
         models
             .iter()
             .enumerate()
-            .map(|(i, m)| Series::new(view, i, m, band, value))
+            .map(|(i, m)| Series::new(view, i, m, &band, value))
             .collect()
     };
+    let boot = view.summary.settings.bootstrap;
     let acc = LineChart {
         title: "Accuracy against rotation angle (shaded: Wilson 95% interval)".into(),
         y_desc: "accuracy".into(),
-        series: line(true, &|a| a.accuracy),
+        series: line(Band::Wilson, &|a| a.accuracy),
         chance: (chance > 0).then(|| 1.0 / chance as f64),
+        y_top: None,
+    };
+    let shaded = |what: &str| {
+        if boot > 0 {
+            format!("{what} (shaded: bootstrap 95% interval)")
+        } else {
+            what.to_string()
+        }
     };
     let f1 = LineChart {
-        title: "Macro-F1 against rotation angle".into(),
+        title: shaded("Macro-F1 against rotation angle"),
         y_desc: "macro-F1".into(),
-        series: line(false, &|a| a.f1_macro),
+        series: line(Band::Given(|a| a.f1_macro_ci), &|a| a.f1_macro),
         chance: None,
+        y_top: None,
     };
     let cons = LineChart {
         title: "Consistency with the 0° prediction (shaded: Wilson 95% interval)".into(),
         y_desc: "same prediction as at 0°".into(),
-        series: line(true, &|a| a.consistency),
+        series: line(Band::Wilson, &|a| a.consistency),
+        chance: None,
+        y_top: None,
+    };
+    let flip_series = line(Band::Given(|a| a.flip_next_ci), &|a| {
+        if a.in_sweep {
+            a.flip_next.unwrap_or(f64::NAN)
+        } else {
+            f64::NAN
+        }
+    });
+    let flip = LineChart {
+        title: shaded("Flip rate to the next angle"),
+        y_desc: "prediction changes at the next angle".into(),
+        y_top: Some(nice_top(&flip_series)),
+        series: flip_series,
+        chance: None,
+    };
+    let ece_series = line(Band::Given(|a| a.ece_ci), &|a| a.ece);
+    let ece = LineChart {
+        title: shaded("Expected calibration error against rotation angle"),
+        y_desc: "ECE (15 bins)".into(),
+        y_top: Some(nice_top(&ece_series)),
+        series: ece_series,
         chance: None,
     };
     let line_plot = |stem: &str, chart: &LineChart, caption| -> Result<Plot> {
@@ -259,9 +297,48 @@ pub fn all(view: &View<'_>) -> Result<Vec<Plot>> {
         &cons,
         "Share of samples whose prediction equals their prediction at 0°; the band is the Wilson 95% interval.",
     )?);
+    plots.push(line_plot(
+        "flip",
+        &flip,
+        "Share of samples whose top-1 prediction changes between each angle and the next angle of the sweep (ImageNet-P's flip rate; the last angle of a full turn pairs with the first). The band is the bootstrap 95% interval over samples.",
+    )?);
+    plots.push(line_plot(
+        "ece",
+        &ece,
+        "Expected calibration error: over 15 equal-width bins of top-1 confidence, the sample-weighted gap between confidence and accuracy. The band is the bootstrap 95% interval over samples.",
+    )?);
     for (i, m) in models.iter().enumerate() {
         let slug = &view.slugs[i];
         let classes = view.class_names(i);
+        let reference = m
+            .angles
+            .iter()
+            .position(|a| a.reference)
+            .unwrap_or(view.order[0]);
+        let worst_ece = m
+            .angles
+            .iter()
+            .position(|a| a.angle == m.sweep.worst_ece_angle && a.in_sweep)
+            .unwrap_or(reference);
+        let rd = ReliabilityChart {
+            title: format!("{}: reliability", clip(&m.id.name, 48)),
+            color: model_color(i),
+            panels: [reference, worst_ece]
+                .into_iter()
+                .map(|ai| &m.angles[ai])
+                .collect(),
+        };
+        plots.push(Plot {
+            stem: format!("reliability-{slug}"),
+            title: rd.title.clone(),
+            caption: "Reliability at 0° and at the angle of largest ECE: each bar is one of 15 confidence bins (confidence 1.0 joins the last), its height the accuracy of the samples in it; the red part is the gap to their mean confidence, the dashed diagonal perfect calibration. Bars are faded by how few samples they hold.",
+            wide: false,
+            model: Some(i),
+            width: RELIABILITY_SIZE.0,
+            height: RELIABILITY_SIZE.1,
+            png: bitmap(RELIABILITY_SIZE, |r| reliability(r, &rd))?,
+            svg: None,
+        });
         let recall = recall_heatmap(view, m, &classes);
         let mut p = heat_plot(
             format!("recall-{slug}"),
@@ -271,11 +348,6 @@ pub fn all(view: &View<'_>) -> Result<Vec<Plot>> {
         )?;
         p.wide = true;
         plots.push(p);
-        let reference = m
-            .angles
-            .iter()
-            .position(|a| a.reference)
-            .unwrap_or(view.order[0]);
         let worst = m
             .angles
             .iter()
@@ -315,6 +387,110 @@ pub fn all(view: &View<'_>) -> Result<Vec<Plot>> {
     Ok(plots)
 }
 
+/// One model's reliability diagrams, one panel per angle.
+struct ReliabilityChart<'a> {
+    title: String,
+    color: RGBColor,
+    panels: Vec<&'a AngleMetrics>,
+}
+
+fn reliability<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    c: &ReliabilityChart<'_>,
+) -> Result<()> {
+    root.fill(&WHITE).pe()?;
+    let (w, _) = root.dim_in_pixel();
+    root.draw(&Text::new(
+        c.title.clone(),
+        (w as i32 / 2, 12),
+        anchored(font(20.0), HPos::Center, VPos::Top),
+    ))
+    .pe()?;
+    let body = root.split_vertically(44).1;
+    let panes = body.split_evenly((1, c.panels.len().max(1)));
+    for (pane, a) in panes.iter().zip(&c.panels) {
+        let r = &a.reliability;
+        let bins = r.count.len().saturating_sub(1).max(1);
+        // The slot of confidence exactly 1.0 joins the last bin, for drawing.
+        let mut count: Vec<f64> = r.count.iter().map(|&n| n as f64).collect();
+        let mut conf: Vec<f64> = r
+            .confidence
+            .iter()
+            .zip(&count)
+            .map(|(c, n)| c * n)
+            .collect();
+        let mut acc: Vec<f64> = r.accuracy.iter().zip(&count).map(|(c, n)| c * n).collect();
+        if count.len() > bins {
+            let (n1, c1, a1) = (count[bins], conf[bins], acc[bins]);
+            count[bins - 1] += n1;
+            conf[bins - 1] += c1;
+            acc[bins - 1] += a1;
+        }
+        let total: f64 = count.iter().sum();
+        let caption = format!(
+            "{}: ECE {}, mean confidence {}, accuracy {}",
+            deg(a.angle),
+            super::pct(a.ece),
+            super::pct(a.mean_confidence),
+            super::pct(a.accuracy)
+        );
+        let ticks: Vec<f64> = (0..=5).map(|i| i as f64 / 5.0).collect();
+        let mut chart = ChartBuilder::on(pane)
+            .caption(caption, font(15.0))
+            .margin(8)
+            .x_label_area_size(40)
+            .y_label_area_size(52)
+            .build_cartesian_2d(
+                Axis::new(0.0, 1.0, ticks.clone()),
+                Axis::new(0.0, 1.0, ticks),
+            )
+            .pe()?;
+        chart
+            .configure_mesh()
+            .x_desc("confidence (top-1 probability)")
+            .y_desc("accuracy")
+            .x_label_formatter(&|v| format!("{v:.1}"))
+            .y_label_formatter(&|v| format!("{v:.1}"))
+            .bold_line_style(GRID)
+            .light_line_style(TRANSPARENT)
+            .axis_style(MUTED)
+            .label_style(font(13.0).color(&MUTED))
+            .axis_desc_style(font(14.0))
+            .draw()
+            .pe()?;
+        for b in 0..bins {
+            if count[b] == 0.0 {
+                continue;
+            }
+            let (lo, hi) = (b as f64 / bins as f64, (b + 1) as f64 / bins as f64);
+            let (ab, cb) = (acc[b] / count[b], conf[b] / count[b]);
+            // Fade bins that hold few samples (at least a third of full colour).
+            let weight = (count[b] / total.max(1.0) * bins as f64).clamp(0.33, 1.0);
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(lo, 0.0), (hi, ab)],
+                    c.color.mix(0.85 * weight).filled(),
+                )))
+                .pe()?;
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(lo, ab.min(cb)), (hi, ab.max(cb))],
+                    BAD.mix(0.35).filled(),
+                )))
+                .pe()?;
+        }
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(0.0, 0.0), (1.0, 1.0)],
+                6,
+                4,
+                INK.stroke_width(1),
+            ))
+            .pe()?;
+    }
+    Ok(())
+}
+
 fn heat_plot(
     stem: String,
     model: Option<usize>,
@@ -335,6 +511,47 @@ fn heat_plot(
     })
 }
 
+/// What shades a line.
+enum Band {
+    /// The Wilson 95% interval of a proportion of the angle's samples.
+    Wilson,
+    /// An interval the summary holds (a bootstrap interval).
+    Given(fn(&AngleMetrics) -> Option<[f64; 2]>),
+}
+
+/// A y-axis top that holds every point and band of `series`: the smallest of a
+/// few round values (at most 1).
+fn nice_top(series: &[Series]) -> f64 {
+    let max = series
+        .iter()
+        .flat_map(|s| {
+            s.points
+                .iter()
+                .map(|p| p.1)
+                .chain(s.band.iter().map(|b| b.2))
+        })
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max);
+    [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0]
+        .into_iter()
+        .find(|&t| max <= t)
+        .unwrap_or(1.0)
+}
+
+/// Tick step for a y-axis from 0 to `top`.
+fn y_step(top: f64) -> f64 {
+    match top {
+        t if t <= 0.01 => 0.002,
+        t if t <= 0.02 => 0.005,
+        t if t <= 0.05 => 0.01,
+        t if t <= 0.1 => 0.02,
+        t if t <= 0.3 => 0.05,
+        t if t <= 0.6 => 0.1,
+        t if t <= 0.8 => 0.2,
+        _ => 0.1,
+    }
+}
+
 /// One model's line: (angle, value) in angle order, with an optional band.
 #[derive(Clone)]
 pub struct Series {
@@ -350,7 +567,7 @@ impl Series {
         view: &View<'_>,
         i: usize,
         m: &ModelSummary,
-        band: bool,
+        band: &Band,
         value: &dyn Fn(&AngleMetrics) -> f64,
     ) -> Series {
         let mut points = Vec::new();
@@ -362,11 +579,18 @@ impl Series {
                 continue;
             }
             points.push((a.angle, v));
-            if band {
-                // The band of a proportion of n samples: k = v * n.
-                let k = (v * a.n as f64).round().max(0.0) as u64;
-                let (lo, hi) = wilson(k.min(a.n), a.n);
-                bands.push((a.angle, lo, hi));
+            match band {
+                Band::Wilson => {
+                    // The band of a proportion of n samples: k = v * n.
+                    let k = (v * a.n as f64).round().max(0.0) as u64;
+                    let (lo, hi) = wilson(k.min(a.n), a.n);
+                    bands.push((a.angle, lo, hi));
+                }
+                Band::Given(f) => {
+                    if let Some([lo, hi]) = f(a) {
+                        bands.push((a.angle, lo, hi));
+                    }
+                }
             }
         }
         Series {
@@ -383,6 +607,8 @@ struct LineChart {
     y_desc: String,
     series: Vec<Series>,
     chance: Option<f64>,
+    /// The y-axis runs from 0 to this (1 when `None`).
+    y_top: Option<f64>,
 }
 
 /// Draw the title and a wrapping legend across the top; return the rest.
@@ -512,7 +738,13 @@ fn line_chart<DB: DrawingBackend>(
     )?;
     let (x0, x1) = x_range(&c.series);
     let pad = (x1 - x0) * 0.01;
-    let yticks: Vec<f64> = (0..=10).map(|i| i as f64 / 10.0).collect();
+    let top = c.y_top.unwrap_or(1.0);
+    let step = y_step(top);
+    let yticks: Vec<f64> = (0..)
+        .map(|i| i as f64 * step)
+        .take_while(|v| *v <= top + 1e-9)
+        .collect();
+    let decimals = if step < 0.01 { 1 } else { 0 };
     let mut chart = ChartBuilder::on(&body)
         .margin_left(10)
         .margin_right(28)
@@ -522,7 +754,7 @@ fn line_chart<DB: DrawingBackend>(
         .y_label_area_size((66.0 * ts) as u32)
         .build_cartesian_2d(
             Axis::new(x0 - pad, x1 + pad, angle_ticks(x0, x1)),
-            Axis::new(0.0, 1.0, yticks),
+            Axis::new(0.0, top, yticks),
         )
         .pe()?;
     chart
@@ -530,7 +762,7 @@ fn line_chart<DB: DrawingBackend>(
         .x_desc("rotation angle (degrees, counter-clockwise)")
         .y_desc(c.y_desc.as_str())
         .x_label_formatter(&|v| deg(*v))
-        .y_label_formatter(&|v| format!("{:.0}%", v * 100.0))
+        .y_label_formatter(&|v| format!("{:.*}%", decimals, v * 100.0))
         .bold_line_style(GRID)
         .light_line_style(TRANSPARENT)
         .axis_style(MUTED)

@@ -214,6 +214,12 @@ const JS: &str = r#"
     chip(box, num(a.f1), 'macro-F1');
     chip(box, pct(a.cons), 'same prediction as at 0\u00b0');
     chip(box, a.correct + ' / ' + a.n, 'correct');
+    if (a.topk !== undefined) chip(box, pct(a.topk), 'top-' + data.topK + ' accuracy');
+    chip(box, pct(a.ece), 'ECE (mean confidence ' + pct(a.mconf) + ')');
+    chip(box, num(a.nll), 'NLL');
+    chip(box, num(a.brier), 'Brier');
+    if (a.flip !== undefined) chip(box, pct(a.flip), 'predictions that change at the next angle');
+    if (a.dist !== undefined) chip(box, num(a.dist), 'top-' + data.topK + ' ranking distance to the next angle');
   }
   function confusion(m, a) {
     var box = document.getElementById('rb-confusion');
@@ -334,11 +340,24 @@ fn per_angle_json(a: &AngleMetrics, n_classes: usize) -> Value {
         "hi": r4(a.accuracy_ci_high),
         "f1": r4(a.f1_macro),
         "cons": r4(a.consistency),
+        "nll": r4(a.nll),
+        "brier": r4(a.brier),
+        "ece": r4(a.ece),
+        "mconf": r4(a.mean_confidence),
         "n": a.n,
         "correct": a.correct,
         "conf": conf,
         "inv": a.invalid_per_class,
     });
+    if let Some(t) = a.top_k_accuracy {
+        v["topk"] = r4(t);
+    }
+    if let Some(f) = a.flip_next {
+        v["flip"] = r4(f);
+    }
+    if let Some(d) = a.top_k_distance_next {
+        v["dist"] = r4(d);
+    }
     if n_classes <= PER_CLASS_LIMIT {
         v["p"] = a.per_class.iter().map(|c| r4(c.precision)).collect();
         v["r"] = a.per_class.iter().map(|c| r4(c.recall)).collect();
@@ -379,6 +398,7 @@ fn explorer_data(view: &View<'_>, frames: Option<&Frames>) -> Value {
     });
     json!({
         "angles": view.angles(),
+        "topK": view.summary.settings.top_k,
         "models": models,
         "blues": BLUES.iter().map(|c| [c.0, c.1, c.2]).collect::<Vec<_>>(),
         "gallery": gallery,
@@ -427,7 +447,7 @@ fn figure(out: &mut String, p: &Plot) {
 
 fn summary_table(out: &mut String, view: &View<'_>) {
     out.push_str(
-        r#"<div class="scroll" data-fit="the summary table"><table class="data"><thead><tr><th>Model</th><th>Accuracy at 0°</th><th>Mean accuracy</th><th>Worst angle</th><th>Accuracy there</th><th>Worst-of-sweep</th><th>Consistency at worst</th><th>Mean ÷ 0°</th></tr></thead><tbody>"#,
+        r#"<div class="scroll" data-fit="the summary table"><table class="data"><thead><tr><th>Model</th><th>Accuracy at 0°</th><th>Mean accuracy</th><th>Worst angle</th><th>Accuracy there</th><th>Worst-of-sweep</th><th>Consistency at worst</th><th>Mean ÷ 0°</th><th>Flip probability</th><th>ECE at 0° / worst</th></tr></thead><tbody>"#,
     );
     for (i, m) in view.models().iter().enumerate() {
         let s = &m.sweep;
@@ -443,9 +463,24 @@ fn summary_table(out: &mut String, view: &View<'_>) {
                 )
             })
             .unwrap_or_default();
+        let ece0 = m
+            .angles
+            .iter()
+            .find(|a| a.reference)
+            .map_or("–".into(), |a| pct(a.ece));
+        let flip = match (s.flip_probability, s.flip_probability_ci) {
+            (Some(f), Some([lo, hi])) => format!(
+                r#"{}<span class="note ci"> ({} – {})</span>"#,
+                pct(f),
+                pct(lo),
+                pct(hi)
+            ),
+            (Some(f), None) => pct(f),
+            (None, _) => "–".into(),
+        };
         w!(
             out,
-            r#"<tr><td><span class="swatch" style="background:{}"></span>{}</td><td class="wrap">{}{ci}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
+            r#"<tr><td><span class="swatch" style="background:{}"></span>{}</td><td class="wrap">{}{ci}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="wrap">{flip}</td><td class="wrap">{ece0} / {} at {}</td></tr>"#,
             hex(model_color(i)),
             escape(&m.id.name),
             pct(s.accuracy_at_reference),
@@ -458,11 +493,13 @@ fn summary_table(out: &mut String, view: &View<'_>) {
                 format!("{:.3}", s.relative_robustness)
             } else {
                 "–".into()
-            }
+            },
+            pct(s.worst_ece),
+            deg(s.worst_ece_angle)
         );
     }
     out.push_str("</tbody></table></div>\n");
-    out.push_str(r#"<p class="note">Mean accuracy is over the swept angles. Worst-of-sweep is the share of samples classified correctly at every swept angle (Engstrom et al. 2019). Consistency is the share of samples whose prediction equals their prediction at 0°. Intervals are Wilson 95%.</p>"#);
+    out.push_str(r#"<p class="note">Mean accuracy is over the swept angles. Worst-of-sweep is the share of samples classified correctly at every swept angle (Engstrom et al. 2019). Consistency is the share of samples whose prediction equals their prediction at 0°. Flip probability is the mean share of samples whose prediction changes from one angle to the next (ImageNet-P). ECE is the expected calibration error over 15 confidence bins. Accuracy intervals are Wilson 95%; the flip-probability interval is a bootstrap 95% percentile interval over samples.</p>"#);
 }
 
 fn model_rows(out: &mut String, i: usize, m: &ModelSummary) {
