@@ -280,7 +280,25 @@ pub fn recover(dir: &Path) -> Result<()> {
 /// afterwards every owned name holds this call's file or nothing. On an error the
 /// previous set is left as it was. Every file's top-level name must be owned.
 pub fn replace_set(dir: &Path, owned: &[&str], files: &[(String, Vec<u8>)]) -> Result<()> {
-    for (name, _) in files {
+    replace_set_streaming(dir, owned, files, &[])
+}
+
+/// A result file too large to hold in memory: a function that writes its bytes.
+pub type Streamed<'a> = (String, &'a dyn Fn(&mut dyn Write) -> Result<()>);
+
+/// [`replace_set`] with some files written by functions (`streamed`) instead of
+/// held as bytes; they are staged, and swapped in, with the rest.
+pub fn replace_set_streaming(
+    dir: &Path,
+    owned: &[&str],
+    files: &[(String, Vec<u8>)],
+    streamed: &[Streamed<'_>],
+) -> Result<()> {
+    for name in files
+        .iter()
+        .map(|f| &f.0)
+        .chain(streamed.iter().map(|f| &f.0))
+    {
         if !owned.contains(&top_name(name)) || name.split('/').any(|c| c.is_empty() || c == "..") {
             bail!("internal: result file `{name}` is not among the names this command owns");
         }
@@ -309,6 +327,15 @@ pub fn replace_set(dir: &Path, owned: &[&str], files: &[(String, Vec<u8>)]) -> R
                 .and_then(|_| f.sync_all())
                 .with_context(|| format!("{}: cannot write", dir.join(name).display()))?;
         }
+        for (name, write) in streamed {
+            let p = stage.join(name);
+            let f = fs::File::create(&p)
+                .with_context(|| format!("{}: cannot write", dir.join(name).display()))?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+            write(&mut w)
+                .and_then(|_| Ok(w.into_inner().map_err(|e| e.into_error())?.sync_all()?))
+                .with_context(|| format!("{}: cannot write", dir.join(name).display()))?;
+        }
         Ok(())
     })();
     if let Err(e) = staged {
@@ -320,7 +347,12 @@ pub fn replace_set(dir: &Path, owned: &[&str], files: &[(String, Vec<u8>)]) -> R
     }
 
     // 2. The journal: from here until its removal, a kill is rolled back by the next writer.
-    let mut new: Vec<String> = files.iter().map(|(n, _)| top_name(n).to_string()).collect();
+    let mut new: Vec<String> = files
+        .iter()
+        .map(|(n, _)| n)
+        .chain(streamed.iter().map(|(n, _)| n))
+        .map(|n| top_name(n).to_string())
+        .collect();
     new.sort();
     new.dedup();
     let existed: Vec<String> = owned

@@ -6,6 +6,7 @@ use rotbench::output;
 use rotbench::report::{self, csv as csvx, json::SummaryJson, Export, Results};
 use rotbench::summary::{content_hash, Summary};
 use rotbench::sweep::SweepResult;
+use sha2::Digest;
 use std::path::Path;
 
 pub struct Outputs<'a> {
@@ -31,15 +32,12 @@ pub fn write_results(
         summary,
         sweep: Some(result),
     };
-    let mut exporters: Vec<Box<dyn Export>> = vec![
+    let exporters: Vec<Box<dyn Export>> = vec![
         Box::new(csvx::PerAngle),
         Box::new(csvx::PerClass),
         Box::new(csvx::ConfusionLong),
         Box::new(report::examples::Examples),
     ];
-    if !o.no_predictions {
-        exporters.push(Box::new(csvx::Predictions));
-    }
     let mut files = Vec::new();
     for e in &exporters {
         files.push((e.file_name().to_string(), e.render(&results)?));
@@ -49,6 +47,16 @@ pub fn write_results(
         .iter()
         .map(|(n, b)| (n.clone(), content_hash(b)))
         .collect();
+    // predictions.csv is streamed: hashed in one pass, written in another.
+    let write_predictions =
+        |w: &mut dyn std::io::Write| csvx::write_predictions(summary, result, w);
+    if !o.no_predictions {
+        let mut h = sha2::Sha256::new();
+        write_predictions(&mut h)?;
+        bound
+            .files
+            .insert("predictions.csv".into(), rotbench::spec::hex(&h.finalize()));
+    }
     let summary = &bound;
     let summary_bytes = SummaryJson.render(&Results {
         summary,
@@ -65,7 +73,12 @@ pub fn write_results(
     }
     files.push(("timing.json".into(), serde_json::to_vec_pretty(&timing)?));
     files.extend(extra);
-    output::replace_set(o.out, output::RESULT_FILES, &files)?;
+    let streamed: Vec<output::Streamed<'_>> = if o.no_predictions {
+        vec![]
+    } else {
+        vec![("predictions.csv".into(), &write_predictions)]
+    };
+    output::replace_set_streaming(o.out, output::RESULT_FILES, &files, &streamed)?;
     for m in &summary.models {
         if m.nonfinite_logits > 0 {
             eprintln!(

@@ -478,7 +478,7 @@ fn confidence_text<S: serde::Serializer>(c: &f32, s: S) -> std::result::Result<S
     if c.is_nan() {
         s.serialize_str("")
     } else {
-        s.serialize_str(&c.to_string())
+        s.serialize_str(&crate::report::shorter(c.to_string(), format!("{c:e}")))
     }
 }
 

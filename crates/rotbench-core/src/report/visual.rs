@@ -154,7 +154,7 @@ fn slug(name: &str) -> String {
 
 /// An angle as text: `15°`, `-7.5°`.
 pub(crate) fn deg(a: f64) -> String {
-    format!("{}°", crate::report::num(a))
+    format!("{}°", crate::angles::format_angle(a))
 }
 
 /// A proportion as a percentage with one decimal, `–` for NaN.
