@@ -14,8 +14,8 @@ pub fn render(s: &Summary) -> String {
         );
         let _ = writeln!(
             out,
-            "  {:>8}  {:>8}  {:>17}  {:>8}  {:>11}  {:>8}",
-            "angle", "accuracy", "95% CI", "macro-F1", "consistency", "drop"
+            "  {:>8}  {:>8}  {:>17}  {:>8}  {:>11}  {:>8}  {:>6}  {:>6}",
+            "angle", "accuracy", "95% CI", "macro-F1", "consistency", "drop", "ECE", "flip"
         );
         for a in &m.angles {
             let mark = if a.reference && !a.in_sweep {
@@ -25,7 +25,7 @@ pub fn render(s: &Summary) -> String {
             };
             let _ = writeln!(
                 out,
-                "  {:>8}  {:>8.4}  [{:.4}, {:.4}]  {:>8.4}  {:>11.4}  {:>+8.4}{}",
+                "  {:>8}  {:>8.4}  [{:.4}, {:.4}]  {:>8.4}  {:>11.4}  {:>+8.4}  {:>6.4}  {:>6}{}",
                 format_angle(a.angle),
                 a.accuracy,
                 a.accuracy_ci_low,
@@ -33,6 +33,8 @@ pub fn render(s: &Summary) -> String {
                 a.f1_macro,
                 a.consistency,
                 a.accuracy_drop,
+                a.ece,
+                a.flip_next.map_or("-".to_string(), |f| format!("{f:.4}")),
                 mark
             );
         }
@@ -45,6 +47,14 @@ pub fn render(s: &Summary) -> String {
             format_angle(w.worst_angle),
             w.worst_of_sweep_accuracy,
             w.relative_robustness
+        );
+        let _ = writeln!(
+            out,
+            "  flip probability {}, worst ECE {:.4} at {}°  (ECE: calibration error; flip: predictions that change at the next angle)",
+            w.flip_probability
+                .map_or("n/a (one angle)".to_string(), |f| format!("{f:.4}")),
+            w.worst_ece,
+            format_angle(w.worst_ece_angle)
         );
         if m.nonfinite_logits > 0 {
             let _ = writeln!(
