@@ -4,7 +4,9 @@
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Parser, Subcommand};
 use rotbench::dataset::ClassFolders;
-use rotbench::model::{read_classes_file, ChannelOrder, CropOrder, SpecFlags};
+use rotbench::model::{
+    read_classes_file, read_map_file, read_subset_file, ChannelOrder, CropOrder, SpecFlags,
+};
 use rotbench::results::BatchSize;
 use rotbench::rotate::{Fill, Interpolation, RotateOptions};
 use std::path::PathBuf;
@@ -90,6 +92,16 @@ pub struct SpecArgs {
     /// For a model whose forward returns a dict: the key of the logits.
     #[arg(long, value_name = "NAME")]
     pub output_key: Option<String>,
+    /// Score only some of the model's classes: a file with one model class (name or
+    /// index) per line, in the dataset's class order. The logits are restricted to
+    /// them before the softmax and the argmax (ImageNet-R/A style).
+    #[arg(long, value_name = "FILE", conflicts_with = "class_map")]
+    pub class_subset: Option<PathBuf>,
+    /// Score coarse classes: a file of `model class,coarse class` lines. A coarse
+    /// class's probability is the sum of its model classes' probabilities,
+    /// renormalised over the mapped classes; unmapped model classes are dropped.
+    #[arg(long, value_name = "FILE")]
+    pub class_map: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -429,6 +441,14 @@ impl SpecArgs {
             value_range: self.value_range,
             output_index: self.output_index,
             output_key: self.output_key.clone(),
+            class_subset: match &self.class_subset {
+                None => None,
+                Some(p) => Some((p.clone(), read_subset_file(p)?)),
+            },
+            class_map: match &self.class_map {
+                None => None,
+                Some(p) => Some((p.clone(), read_map_file(p)?)),
+            },
         })
     }
 }

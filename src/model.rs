@@ -456,12 +456,12 @@ impl Model {
                 shape
             );
         }
-        if size[1] as usize != self.spec.n_classes() {
+        if size[1] as usize != self.spec.output_width() {
             bail!(
                 "{}: the model outputs {} values per image but the spec lists {} classes ({}); fix `classes` in the sidecar or --classes",
                 self.path.display(),
                 size[1],
-                self.spec.n_classes(),
+                self.spec.output_width(),
                 self.provenance.get("classes").map(String::as_str).unwrap_or("spec")
             );
         }

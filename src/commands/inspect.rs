@@ -41,12 +41,39 @@ pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
     );
     outln!("mean     {:?}   from {}", s.mean, src("mean"));
     outln!("std      {:?}   from {}", s.std, src("std"));
-    outln!(
-        "classes  {} {:?}   from {}",
-        s.n_classes(),
-        s.classes,
-        src("classes")
-    );
+    match (&s.model_classes, &s.class_subset, &s.class_map) {
+        (Some(model), Some(_), _) => {
+            outln!(
+                "classes  {} of the model's {}, scored: {:?}   subset from {}; the model's classes from {}",
+                s.n_classes(),
+                model.len(),
+                s.classes,
+                src("class-subset"),
+                src("classes")
+            );
+        }
+        (Some(model), None, Some(groups)) => {
+            let mapped: usize = groups.iter().map(|g| g.len()).sum();
+            outln!(
+                "classes  {} coarse classes {:?} from {} of the model's {} ({} unmapped, dropped)   map from {}; the model's classes from {}",
+                s.n_classes(),
+                s.classes,
+                mapped,
+                model.len(),
+                model.len() - mapped,
+                src("class-map"),
+                src("classes")
+            );
+        }
+        _ => {
+            outln!(
+                "classes  {} {:?}   from {}",
+                s.n_classes(),
+                s.classes,
+                src("classes")
+            );
+        }
+    }
     let pre = &s.preprocess;
     let resize = match pre.resize {
         None => "none (straight to the input size when an image differs)".to_string(),

@@ -103,7 +103,34 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         coarse_labels: args.coarse_labels,
         class_folders: args.class_folders,
     };
-    let mut source = dataset::open(&args.data, target, &classes, &open)?;
+    let mut source = dataset::open(&args.data, target, &classes, &open).map_err(|e| {
+        // With a class subset or map, the labels must index the classes scored.
+        let spec = &models[0].spec;
+        match (&spec.class_subset, &spec.class_map) {
+            (None, None) => e,
+            (subset, _) => e.context(format!(
+                "with {}, the dataset's labels are the {} {} ({}), in that order",
+                if subset.is_some() {
+                    "--class-subset"
+                } else {
+                    "--class-map"
+                },
+                classes.len(),
+                if subset.is_some() {
+                    "subset classes"
+                } else {
+                    "coarse classes"
+                },
+                classes
+                    .iter()
+                    .take(6)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+                    + if classes.len() > 6 { ", ..." } else { "" }
+            )),
+        }
+    })?;
     let info = source.info().clone();
     if info.len == 0 {
         bail!("--shard {}: this shard has no samples (the data has fewer batches than shards); use fewer shards or a smaller --batch-size", args.shard.as_deref().unwrap_or(""));

@@ -216,7 +216,11 @@ pub fn run_raw<C: Classifier>(
         // Owned here so that an early return drops it and a producer waiting for the
         // choice wakes up and ends.
         let choice_tx = choice_tx;
-        let mut scorer = Scorer::new(nm, n_classes, top_k);
+        let mut scorer = Scorer::new(
+            models.iter().map(|m| m.spec().class_space()).collect(),
+            n_classes,
+            top_k,
+        );
         let mut current = SampleData::empty(nm, na, top_k);
         let mut samples_seen = 0usize;
         // Calibration state: chunks computed so far, angle messages of the current chunk,
@@ -384,6 +388,9 @@ mod tests {
                     preprocess: Default::default(),
                     output_index: None,
                     output_key: None,
+                    model_classes: None,
+                    class_subset: None,
+                    class_map: None,
                 },
                 images: Cell::new(0),
                 sleep,

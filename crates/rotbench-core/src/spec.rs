@@ -15,7 +15,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// The schema users see in errors about a malformed sidecar.
-pub const SIDECAR_SCHEMA: &str = r#"{"input": [C, H, W], "mean": [m, ...], "std": [s, ...], "classes": ["name", ...]} (optional: "resize": N or [H, W], "order": "rotate-then-crop"|"crop-then-rotate", "channel_order": "rgb"|"bgr", "value_range": 1|255, "output_index": N or "output_key": "name")"#;
+pub const SIDECAR_SCHEMA: &str = r#"{"input": [C, H, W], "mean": [m, ...], "std": [s, ...], "classes": ["name", ...]} (optional: "resize": N or [H, W], "order": "rotate-then-crop"|"crop-then-rotate", "channel_order": "rgb"|"bgr", "value_range": 1|255, "output_index": N or "output_key": "name", "class_subset": ["name or index", ...])"#;
 
 /// What the model expects. `mean`/`std` have one value per channel and apply to
 /// pixels on the `value_range` scale: `x = (pixel * value_range/255 - mean) / std`.
@@ -35,6 +35,31 @@ pub struct ModelSpec {
     pub output_index: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_key: Option<String>,
+    /// The model's own output classes, when `classes` are a subset of them
+    /// (`class_subset`) or coarse classes made of them (`class_map`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_classes: Option<Vec<String>>,
+    /// `--class-subset`: for each of `classes`, its index among `model_classes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_subset: Option<Vec<usize>>,
+    /// `--class-map`: for each of `classes` (a coarse class), the indices among
+    /// `model_classes` it aggregates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_map: Option<Vec<Vec<usize>>>,
+}
+
+/// How the model's outputs become scores over `classes` (see [`ModelSpec::class_space`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClassSpace {
+    /// The model's classes as they are.
+    Identity,
+    /// Only these logits, in this order, before the softmax and the argmax (the
+    /// ImageNet-R/A evaluation's `output[:, indices]`).
+    Subset(Vec<usize>),
+    /// Coarse classes: each one's probability is the sum of its model classes'
+    /// softmax probabilities, renormalised over the classes in any group (a model
+    /// class in no group is dropped).
+    Groups(Vec<Vec<usize>>),
 }
 
 /// How an image becomes the model's input (besides mean/std), in this order:
@@ -140,8 +165,25 @@ impl ModelSpec {
     pub fn width(&self) -> usize {
         self.input[2]
     }
+    /// The classes scored: the model's, or those of its subset or coarse map.
     pub fn n_classes(&self) -> usize {
         self.classes.len()
+    }
+
+    /// How many values per image the model outputs.
+    pub fn output_width(&self) -> usize {
+        self.model_classes
+            .as_ref()
+            .map_or(self.classes.len(), |c| c.len())
+    }
+
+    /// How the model's outputs become scores over `classes`.
+    pub fn class_space(&self) -> ClassSpace {
+        match (&self.class_subset, &self.class_map) {
+            (Some(s), _) => ClassSpace::Subset(s.clone()),
+            (None, Some(g)) => ClassSpace::Groups(g.clone()),
+            (None, None) => ClassSpace::Identity,
+        }
     }
 
     /// Check the output choice against the type forward declares, before any work:
@@ -238,6 +280,8 @@ pub struct SpecFile {
     pub value_range: Option<f32>,
     pub output_index: Option<usize>,
     pub output_key: Option<String>,
+    /// Score a subset of the model's classes (names or indices), as `--class-subset`.
+    pub class_subset: Option<Vec<String>>,
     pub name: Option<String>,
     pub description: Option<String>,
 }
@@ -268,6 +312,95 @@ pub struct SpecFlags {
     pub value_range: Option<f32>,
     pub output_index: Option<usize>,
     pub output_key: Option<String>,
+    /// `--class-subset FILE`: the file and its entries (model class names or indices).
+    pub class_subset: Option<(PathBuf, Vec<String>)>,
+    /// `--class-map FILE`: the file and its (model class, coarse class) lines.
+    pub class_map: Option<(PathBuf, Vec<(String, String)>)>,
+}
+
+/// Read a `--class-subset` file: one model class per line (its name, or its index
+/// when no class has that name), blank lines and `#` comments ignored.
+pub fn read_subset_file(path: &Path) -> Result<Vec<String>> {
+    let text = fs::read_to_string(path).with_context(|| {
+        format!(
+            "--class-subset {}: cannot read the file; give a text file with one model class (name or index) per line",
+            path.display()
+        )
+    })?;
+    let v: Vec<String> = text
+        .lines()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect();
+    if v.is_empty() {
+        bail!(
+            "--class-subset {}: the file lists no classes; write one model class per line",
+            path.display()
+        );
+    }
+    Ok(v)
+}
+
+/// Read a `--class-map` file: lines `model class,coarse class` (the model class by
+/// name, or by index when no class has that name); coarse classes are numbered in
+/// the order they first appear. Blank lines and `#` comments are ignored.
+pub fn read_map_file(path: &Path) -> Result<Vec<(String, String)>> {
+    let text = fs::read_to_string(path).with_context(|| {
+        format!(
+            "--class-map {}: cannot read the file; give a text file of `model class,coarse class` lines",
+            path.display()
+        )
+    })?;
+    let mut v = vec![];
+    for (i, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let Some((fine, coarse)) = l.rsplit_once(',') else {
+            bail!(
+                "--class-map {} line {}: `{l}` is not `model class,coarse class`",
+                path.display(),
+                i + 1
+            );
+        };
+        let (fine, coarse) = (fine.trim(), coarse.trim());
+        if fine.is_empty() || coarse.is_empty() {
+            bail!(
+                "--class-map {} line {}: `{l}` has an empty class; write `model class,coarse class`",
+                path.display(),
+                i + 1
+            );
+        }
+        v.push((fine.to_string(), coarse.to_string()));
+    }
+    if v.is_empty() {
+        bail!(
+            "--class-map {}: the file maps no classes; write `model class,coarse class` lines",
+            path.display()
+        );
+    }
+    Ok(v)
+}
+
+/// A model class named in a subset or map entry: by name, else by index.
+fn model_class(classes: &[String], entry: &str, from: &str) -> Result<usize> {
+    if let Some(i) = classes.iter().position(|c| c == entry) {
+        return Ok(i);
+    }
+    match entry.parse::<usize>() {
+        Ok(i) if i < classes.len() => Ok(i),
+        Ok(i) => bail!(
+            "{from}: class index {i} is beyond the model's {} classes (0..{})",
+            classes.len(),
+            classes.len() - 1
+        ),
+        Err(_) => bail!(
+            "{from}: `{entry}` is not one of the model's {} classes (by name or index); check the spelling against its `classes`",
+            classes.len()
+        ),
+    }
 }
 
 /// Which part of forward's output holds the logits: one choice, made by the first
@@ -557,6 +690,65 @@ pub fn resolve_spec(
             }
         }
     }
+    // Class spaces: a subset (flag or sidecar) or a coarse map (flag), not both.
+    let subset = layered(
+        flags
+            .class_subset
+            .as_ref()
+            .map(|(p, v)| (format!("flag --class-subset {}", p.display()), v.clone())),
+        sc.and_then(|s| s.class_subset.clone())
+            .map(|v| (side_from.clone(), v)),
+        embedded
+            .and_then(|s| s.class_subset.clone())
+            .map(|v| (EMBEDDED.to_string(), v)),
+    );
+    let (mut classes, mut model_classes, mut class_subset, mut class_map) =
+        (classes, None, None, None);
+    match (subset, &flags.class_map) {
+        (Some(((from, _), _)), Some((p, _))) => bail!(
+            "--class-map {} and the class subset from {from}: give one; a subset keeps some of the model's classes, a map merges them into coarse ones",
+            p.display()
+        ),
+        (Some(((from, entries), _)), None) => {
+            let mut idx = Vec::with_capacity(entries.len());
+            for e in &entries {
+                let i = model_class(&classes, e, &from)?;
+                if idx.contains(&i) {
+                    bail!("{from}: class `{}` is listed twice", classes[i]);
+                }
+                idx.push(i);
+            }
+            prov.insert("class-subset".into(), from);
+            let names = idx.iter().map(|&i| classes[i].clone()).collect();
+            model_classes = Some(std::mem::replace(&mut classes, names));
+            class_subset = Some(idx);
+        }
+        (None, Some((p, lines))) => {
+            let from = format!("flag --class-map {}", p.display());
+            let (mut names, mut groups): (Vec<String>, Vec<Vec<usize>>) = (vec![], vec![]);
+            let mut seen = vec![false; classes.len()];
+            for (fine, coarse) in lines {
+                let i = model_class(&classes, fine, &from)?;
+                if std::mem::replace(&mut seen[i], true) {
+                    bail!(
+                        "{from}: model class `{}` is mapped twice; each model class belongs to at most one coarse class",
+                        classes[i]
+                    );
+                }
+                match names.iter().position(|n| n == coarse) {
+                    Some(g) => groups[g].push(i),
+                    None => {
+                        names.push(coarse.clone());
+                        groups.push(vec![i]);
+                    }
+                }
+            }
+            prov.insert("class-map".into(), from);
+            model_classes = Some(std::mem::replace(&mut classes, names));
+            class_map = Some(groups);
+        }
+        (None, None) => {}
+    }
     Ok((
         ModelSpec {
             input,
@@ -566,6 +758,9 @@ pub fn resolve_spec(
             preprocess: pre,
             output_index,
             output_key,
+            model_classes,
+            class_subset,
+            class_map,
         },
         prov,
     ))
@@ -683,6 +878,8 @@ mod tests {
         let s = side(r#"{"input":[3,32,32],"mean":[0.5],"classes":["a","b"]}"#);
         let e = side(r#"{"input":[1,8,8],"mean":[0.1],"std":[0.2],"classes":["x"]}"#);
         let flags = SpecFlags {
+            class_subset: None,
+            class_map: None,
             mean: Some(vec![0.1, 0.2, 0.3]),
             ..Default::default()
         };
@@ -729,6 +926,8 @@ mod tests {
         );
         let e = side(r#"{"channel_order":"bgr","order":"rotate-then-crop"}"#);
         let flags = SpecFlags {
+            class_subset: None,
+            class_map: None,
             value_range: Some(255.0),
             ..Default::default()
         };
@@ -813,6 +1012,8 @@ mod tests {
         assert!(!prov.contains_key("output-index"));
         // A flag's index replaces the sidecar's key: one choice, not two.
         let flags = SpecFlags {
+            class_subset: None,
+            class_map: None,
             output_index: Some(1),
             ..Default::default()
         };

@@ -77,6 +77,9 @@ fn fake(
         preprocess: Default::default(),
         output_index: None,
         output_key: None,
+        model_classes: None,
+        class_subset: None,
+        class_map: None,
     };
     let prov = Provenance::new();
     let ids: Vec<ModelId> = preds
