@@ -84,7 +84,9 @@ impl Calibration {
     /// Chunk number `computed` (of `batch_size` images) took `seconds` over `images`
     /// images in `calls` timed forward calls. Stops at the last candidate, or at
     /// the first that is more than 2% slower than the best before it (larger
-    /// batches only get slower once they have started to: caches).
+    /// batches only get slower once they have started to: caches). A chunk smaller
+    /// than its candidate (the data ran out) is not timed: its size is not a
+    /// candidate, and a small batch's rate says nothing about the candidate's.
     pub fn record(
         &mut self,
         computed: usize,
@@ -93,13 +95,18 @@ impl Calibration {
         images: usize,
         calls: usize,
     ) -> Step {
+        let candidate = self
+            .schedule
+            .get(computed.wrapping_sub(1))
+            .copied()
+            .unwrap_or(batch_size);
         let best_before = self
             .timings
             .iter()
             .map(|t| t.images_per_second)
             .fold(0.0, f64::max);
         let mut slower = false;
-        if calls > 0 && seconds > 0.0 {
+        if calls > 0 && seconds > 0.0 && batch_size == candidate {
             let rate = images as f64 / seconds;
             slower = rate < 0.98 * best_before;
             self.timings.push(BatchTiming {
@@ -197,6 +204,19 @@ mod tests {
         assert_eq!(c.record(1, 64, 1.0, 64, 3), Step::Next);
         assert!(c.is_timing(2), "calibration goes on");
         assert_eq!(c.batch_size(), 64, "the fastest seen, not the fallback");
+    }
+
+    #[test]
+    fn a_partial_last_chunk_is_not_a_candidate() {
+        // Issue 20: 200 images gave chunks of 64, 128 and a remainder of 8, and
+        // auto chose 8. The remainder is not timed; 128 (the fastest full chunk) stands.
+        let mut c = Calibration::new(BatchSize::Auto, 4);
+        assert_eq!(c.record(1, 64, 1.0, 64, 3), Step::Next);
+        assert_eq!(c.record(2, 128, 1.0, 128, 3), Step::Next);
+        assert_eq!(c.record(3, 8, 0.001, 8, 3), Step::Next);
+        assert_eq!(c.batch_size(), 128);
+        let t = c.into_timings();
+        assert_eq!(t.iter().map(|t| t.batch_size).collect::<Vec<_>>(), [64, 128]);
     }
 
     #[test]
