@@ -161,6 +161,11 @@ pub struct SweepArgs {
     /// Use only the first N samples.
     #[arg(long, value_name = "N", value_parser = positive)]
     pub limit: Option<usize>,
+    /// Use a class-stratified random sample of N samples, drawn with --seed: each
+    /// class gets its proportional share (largest remainders), the same samples for
+    /// the same seed and data. The fair alternative to --limit for quick runs.
+    #[arg(long, value_name = "N", value_parser = positive, conflicts_with = "limit")]
+    pub sample: Option<usize>,
     /// K of top-K accuracy and of the top-K ranking distance between neighbouring
     /// angles (both omitted for a model with K classes or fewer).
     #[arg(long, default_value_t = 5, value_name = "K", value_parser = positive)]
@@ -169,8 +174,8 @@ pub struct SweepArgs {
     /// the flip rate and the model-vs-model differences (0: no intervals).
     #[arg(long, default_value_t = 1000, value_name = "N")]
     pub bootstrap: usize,
-    /// Seed of the bootstrap's resampling (a counter-based generator: the same
-    /// seed gives the same intervals whatever the threads, batches or shards).
+    /// Seed of the bootstrap's resampling and of --sample's draw (counter-based: the
+    /// same seed gives the same draw whatever the threads, batches or shards).
     #[arg(long, default_value_t = 0, value_name = "S")]
     pub seed: u64,
     /// cpu, cuda, cuda:N or auto.

@@ -96,6 +96,9 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     let pre = models[0].spec.preprocess.clone();
     let open = OpenOptions {
         limit,
+        sample: args
+            .sample
+            .map(|n| dataset::SampleSpec { n, seed: args.seed }),
         shard,
         skip_bad_images: args.skip_bad_images,
         resize: pre.resize,
@@ -156,6 +159,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         top_k: args.top_k,
         bootstrap: args.bootstrap,
         seed: args.seed,
+        sample: args.sample,
     };
 
     // What the predictions depend on besides the model and the angle.
@@ -174,6 +178,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         coarse_labels: args.coarse_labels,
         rotate_on,
         top_k: args.top_k,
+        sample: open.sample,
     };
     let cache = (!args.no_cache).then(|| Cache {
         dir: args.cache_dir.clone().unwrap_or_else(default_cache_dir),
@@ -243,12 +248,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     let wall = t0.elapsed().as_secs_f64();
 
     if let Some(spec) = shard {
-        let selected = OpenOptions {
-            shard: None,
-            ..open.clone()
-        }
-        .select(info.total)
-        .1;
+        let selected = source.info().selected;
         let ids = models.iter().map(Model::id).collect();
         write_shard(
             &args,

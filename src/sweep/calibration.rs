@@ -216,7 +216,10 @@ mod tests {
         assert_eq!(c.record(3, 8, 0.001, 8, 3), Step::Next);
         assert_eq!(c.batch_size(), 128);
         let t = c.into_timings();
-        assert_eq!(t.iter().map(|t| t.batch_size).collect::<Vec<_>>(), [64, 128]);
+        assert_eq!(
+            t.iter().map(|t| t.batch_size).collect::<Vec<_>>(),
+            [64, 128]
+        );
     }
 
     #[test]

@@ -447,6 +447,7 @@ mod tests {
                     path: "memory".into(),
                     len: n,
                     start: 0,
+                    selected: n,
                     total: n,
                     sha256: String::new(),
                     class_names: None,

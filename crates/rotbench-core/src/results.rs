@@ -312,6 +312,9 @@ pub struct RunKey {
     pub rotate_on: RotateOn,
     /// `--top-k`: how many classes each sample's top-k list keeps.
     pub top_k: usize,
+    /// `--sample N --seed S`: which samples were drawn (`start`/`len` then count
+    /// positions among them).
+    pub sample: Option<crate::dataset::SampleSpec>,
 }
 
 /// The angles a sweep evaluates: the user's, in their order, with 0 added first

@@ -156,6 +156,7 @@ pub fn merge(mut shards: Vec<Loaded>) -> Result<(RawSweep, ShardManifest, Datase
         path: d.path.clone(),
         len: first.selected,
         start: 0,
+        selected: first.selected,
         total: d.total,
         sha256: d.sha256.clone(),
         class_names: d.class_names.clone(),

@@ -45,9 +45,13 @@ pub struct Settings {
     /// `--bootstrap`: replicates behind every interval (0: no intervals).
     #[serde(default)]
     pub bootstrap: usize,
-    /// `--seed`: the key of the bootstrap's resampling.
+    /// `--seed`: the key of the bootstrap's resampling and of `--sample`'s draw.
     #[serde(default)]
     pub seed: u64,
+    /// `--sample N`: a class-stratified random sample of N samples, drawn with `seed`
+    /// (absent when the whole dataset, or its first `--limit`, was used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<usize>,
 }
 
 fn default_top_k() -> usize {

@@ -60,6 +60,7 @@ pub struct CifarSource {
     labels: Vec<u32>,
     target: Target,
     opts: OpenOptions,
+    positions: Vec<usize>,
     next: usize,
 }
 
@@ -100,11 +101,12 @@ impl CifarSource {
         let labels: Vec<u32> = (0..count)
             .map(|i| bytes[i * record + label_at] as u32)
             .collect();
-        let (start, end) = opts.select(count);
-        if let Some((i, l)) = labels[..end]
+        let sel = opts.selection(&labels);
+        if let Some((i, l)) = sel
+            .positions
             .iter()
-            .enumerate()
-            .find(|(_, &l)| l as usize >= n_classes)
+            .map(|&i| (i, labels[i]))
+            .find(|&(_, l)| l as usize >= n_classes)
         {
             bail!(
                 "{}: label {l} at sample {i} is outside the model's {n_classes} classes; check the data, the model's `classes`, or --coarse-labels",
@@ -124,8 +126,9 @@ impl CifarSource {
                 (Kind::Cifar100, true) => "cifar-100 (coarse labels)".into(),
             },
             path: display(file),
-            len: end - start,
-            start,
+            len: sel.positions.len(),
+            start: sel.start,
+            selected: sel.selected,
             total: count,
             sha256: crate::spec::hex(&Sha256::digest(&bytes)),
             class_names,
@@ -142,7 +145,8 @@ impl CifarSource {
             labels,
             target,
             opts: opts.clone(),
-            next: start,
+            positions: sel.positions,
+            next: 0,
         })
     }
 }
@@ -153,17 +157,16 @@ impl Source for CifarSource {
     }
 
     fn next_chunk(&mut self, max: usize) -> Result<Option<Chunk>> {
-        let end = self.info.start + self.info.len;
-        if self.next >= end {
+        if self.next >= self.positions.len() {
             return Ok(None);
         }
-        let n = max.min(end - self.next);
+        let n = max.min(self.positions.len() - self.next);
         let t = self.target;
         let native = super::is_native(SIDE, SIDE, t, &self.opts);
         let mut chunk = Chunk::default();
         let mut dims = Vec::new();
         let mut varied = false;
-        for i in self.next..self.next + n {
+        for &i in &self.positions[self.next..self.next + n] {
             let planes = &self.bytes[i * self.record + self.record - PIXELS..(i + 1) * self.record];
             let (px, h, w) = if native && t.channels == 3 {
                 (planes.to_vec(), SIDE, SIDE)

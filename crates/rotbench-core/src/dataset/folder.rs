@@ -50,6 +50,8 @@ pub struct FilesSource {
     files: Vec<(PathBuf, u32)>,
     target: Target,
     opts: OpenOptions,
+    /// The dataset positions to stream, and how many are done.
+    positions: Vec<usize>,
     next: usize,
 }
 
@@ -138,7 +140,7 @@ impl FilesSource {
     pub fn new(
         format: &str,
         root: &Path,
-        mut files: Vec<(PathBuf, u32)>,
+        files: Vec<(PathBuf, u32)>,
         class_names: Option<Vec<String>>,
         class_order: String,
         target: Target,
@@ -164,13 +166,14 @@ impl FilesSource {
             hasher.update(&bytes);
         }
         let total = files.len();
-        let (start, end) = opts.select(total);
-        files.truncate(end);
+        let labels: Vec<u32> = files.iter().map(|f| f.1).collect();
+        let sel = opts.selection(&labels);
         let info = DatasetInfo {
             format: format.into(),
             path: display(root),
-            len: end - start,
-            start,
+            len: sel.positions.len(),
+            start: sel.start,
+            selected: sel.selected,
             total,
             sha256: crate::spec::hex(&hasher.finalize()),
             class_names,
@@ -185,7 +188,8 @@ impl FilesSource {
             files,
             target,
             opts: opts.clone(),
-            next: start,
+            positions: sel.positions,
+            next: 0,
         })
     }
 }
@@ -355,20 +359,21 @@ impl Source for FilesSource {
     }
 
     fn next_chunk(&mut self, max: usize) -> Result<Option<Chunk>> {
-        if self.next >= self.files.len() {
+        if self.next >= self.positions.len() {
             return Ok(None);
         }
-        let end = (self.next + max).min(self.files.len());
+        let end = (self.next + max).min(self.positions.len());
         let (target, opts) = (self.target, &self.opts);
-        let decoded: Vec<Result<(Vec<u8>, usize, usize)>> = self.files[self.next..end]
+        let files = &self.files;
+        let decoded: Vec<Result<(Vec<u8>, usize, usize)>> = self.positions[self.next..end]
             .par_iter()
-            .map(|(p, _)| decode(p, target, opts))
+            .map(|&i| decode(&files[i].0, target, opts))
             .collect();
         let mut chunk = Chunk::default();
         let mut dims = Vec::new();
         let mut varied = false;
         for (k, r) in decoded.into_iter().enumerate() {
-            let i = self.next + k;
+            let i = self.positions[self.next + k];
             match r {
                 Ok((px, h, w)) => {
                     chunk.indices.push(i as u64);

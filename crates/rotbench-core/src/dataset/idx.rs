@@ -187,6 +187,10 @@ pub struct IdxSource {
     target: Target,
     opts: OpenOptions,
     reader: Option<Box<dyn Read + Send>>,
+    /// The image the reader is at (it reads forward only).
+    at: usize,
+    /// The dataset positions to stream (increasing), and how many are done.
+    positions: Vec<usize>,
     next: usize,
 }
 
@@ -250,11 +254,13 @@ impl IdxSource {
         if header.count == 0 {
             bail!("--data {}: the dataset is empty (0 images)", path.display());
         }
-        let (start, end) = opts.select(header.count);
-        if let Some((i, &l)) = labels[..end]
+        let as_u32: Vec<u32> = labels.iter().map(|&l| l as u32).collect();
+        let sel = opts.selection(&as_u32);
+        if let Some((i, l)) = sel
+            .positions
             .iter()
-            .enumerate()
-            .find(|(_, &l)| l as usize >= n_classes)
+            .map(|&i| (i, labels[i]))
+            .find(|&(_, l)| l as usize >= n_classes)
         {
             bail!(
                 "{}: label {l} at sample {i} is outside the model's {n_classes} classes (0..{}); check the data or the model's `classes`",
@@ -266,8 +272,9 @@ impl IdxSource {
         let info = DatasetInfo {
             format: "idx".into(),
             path: display(path),
-            len: end - start,
-            start,
+            len: sel.positions.len(),
+            start: sel.start,
+            selected: sel.selected,
             total: header.count,
             sha256: crate::spec::hex(&hasher.finalize()),
             class_names: None,
@@ -285,7 +292,9 @@ impl IdxSource {
             target,
             opts: opts.clone(),
             reader: None,
-            next: start,
+            at: 0,
+            positions: sel.positions,
+            next: 0,
         })
     }
 }
@@ -296,46 +305,50 @@ impl Source for IdxSource {
     }
 
     fn next_chunk(&mut self, max: usize) -> Result<Option<Chunk>> {
-        let end = self.info.start + self.info.len;
-        if self.next >= end {
+        if self.next >= self.positions.len() {
             return Ok(None);
         }
         if self.reader.is_none() {
             let mut r = reader(&self.images_path)?;
             let mut head = [0u8; 16];
             read_full(&mut *r, &mut head, &self.images_path)?;
-            // Skip to the first selected sample (a shard).
-            let mut skip = (self.info.start * self.header.height * self.header.width) as u64;
-            let mut buf = vec![0u8; 1 << 16];
-            while skip > 0 {
-                let n = read_full(
-                    &mut *r,
-                    &mut buf[..skip.min(1 << 16) as usize],
-                    &self.images_path,
-                )?;
-                if n == 0 {
-                    bail!(
-                        "{}: the file changed while it was read (short read)",
-                        self.images_path.display()
-                    );
-                }
-                skip -= n as u64;
-            }
             self.reader = Some(r);
+            self.at = 0;
         }
-        let n = max.min(end - self.next);
+        let n = max.min(self.positions.len() - self.next);
         let (h, w) = (self.header.height, self.header.width);
         let mut raw = vec![0u8; n * h * w];
-        let got = read_full(
-            self.reader.as_mut().unwrap().as_mut(),
-            &mut raw,
-            &self.images_path,
-        )?;
-        if got != raw.len() {
-            bail!(
+        // Read forward: skip to each run of consecutive positions, read the run.
+        let chunk_positions = &self.positions[self.next..self.next + n];
+        let r = self.reader.as_mut().unwrap().as_mut();
+        let short = || {
+            anyhow!(
                 "{}: the file changed while it was read (short read)",
                 self.images_path.display()
-            );
+            )
+        };
+        let mut k = 0;
+        while k < n {
+            let first = chunk_positions[k];
+            let mut run = 1;
+            while k + run < n && chunk_positions[k + run] == first + run {
+                run += 1;
+            }
+            let mut skip = ((first - self.at) * h * w) as u64;
+            let mut buf = vec![0u8; 1 << 16];
+            while skip > 0 {
+                let got = read_full(r, &mut buf[..skip.min(1 << 16) as usize], &self.images_path)?;
+                if got == 0 {
+                    return Err(short());
+                }
+                skip -= got as u64;
+            }
+            let dst = &mut raw[k * h * w..(k + run) * h * w];
+            if read_full(r, dst, &self.images_path)? != dst.len() {
+                return Err(short());
+            }
+            self.at = first + run;
+            k += run;
         }
         let t = self.target;
         let native = super::is_native(h, w, t, &self.opts);
@@ -356,7 +369,7 @@ impl Source for IdxSource {
                     anyhow!(
                         "{}: image {} {e}",
                         self.images_path.display(),
-                        self.next + i
+                        chunk_positions[i]
                     )
                 })?
             };
@@ -372,17 +385,17 @@ impl Source for IdxSource {
                 pixels.extend(super::replicate_gray(&plane, t.channels));
             }
         }
-        let start = self.next;
-        self.next += n;
-        Ok(Some(Chunk {
-            indices: (start as u64..(start + n) as u64).collect(),
-            labels: self.labels[start..start + n]
+        let chunk = Chunk {
+            indices: chunk_positions.iter().map(|&p| p as u64).collect(),
+            labels: chunk_positions
                 .iter()
-                .map(|&l| l as u32)
+                .map(|&p| self.labels[p] as u32)
                 .collect(),
             pixels,
             dims,
-        }))
+        };
+        self.next += n;
+        Ok(Some(chunk))
     }
 }
 

@@ -62,11 +62,15 @@ pub struct SkippedFile {
 pub struct DatasetInfo {
     pub format: String,
     pub path: String,
-    /// Samples that will be streamed (after `--limit` and any shard range).
+    /// Samples that will be streamed (after `--sample` or `--limit`, and any shard range).
     pub len: usize,
-    /// Position of the first streamed sample (non-zero only for a shard).
+    /// Offset of the first streamed sample among the selected ones (non-zero
+    /// only for a shard).
     #[serde(skip)]
     pub start: usize,
+    /// Samples selected (by `--sample` or `--limit`) before any shard takes its part.
+    #[serde(skip)]
+    pub selected: usize,
     /// Samples in the dataset.
     pub total: usize,
     /// sha256 over the dataset's content (decompressed IDX bytes; folder paths and bytes).
@@ -153,6 +157,8 @@ pub trait Source: Send {
 pub struct OpenOptions {
     /// Use only the first N samples.
     pub limit: Option<usize>,
+    /// Or a class-stratified random sample (`--sample N --seed S`).
+    pub sample: Option<SampleSpec>,
     /// Then only this shard's samples.
     pub shard: Option<ShardSpec>,
     pub skip_bad_images: bool,
@@ -187,15 +193,97 @@ impl ShardSpec {
     }
 }
 
+/// `--sample N --seed S`: a class-stratified random sample of N samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SampleSpec {
+    pub n: usize,
+    pub seed: u64,
+}
+
+/// The samples a run streams: dataset positions in increasing order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    /// This run's positions (a shard's part of the selected ones).
+    pub positions: Vec<usize>,
+    /// Offset of `positions[0]` among the selected positions.
+    pub start: usize,
+    /// How many positions were selected before the shard took its part.
+    pub selected: usize,
+}
+
 impl OpenOptions {
-    /// The selected positions out of `total` samples.
-    pub fn select(&self, total: usize) -> (usize, usize) {
-        let n = limit_len(total, self.limit);
-        match self.shard {
-            Some(s) => s.range(n),
-            None => (0, n),
+    /// The positions to stream out of samples with these `labels`: a stratified
+    /// sample ([`stratified`]) or the first `--limit`, then this shard's part.
+    pub fn selection(&self, labels: &[u32]) -> Selection {
+        let all: Vec<usize> = match self.sample {
+            Some(s) => stratified(labels, s.n, s.seed),
+            None => (0..limit_len(labels.len(), self.limit)).collect(),
+        };
+        let selected = all.len();
+        let (a, b) = match self.shard {
+            Some(s) => s.range(selected),
+            None => (0, selected),
+        };
+        Selection {
+            positions: all[a..b].to_vec(),
+            start: a,
+            selected,
         }
     }
+}
+
+/// A class-stratified random sample of `n` of the samples with these labels
+/// (all of them when `n` is at least their number), as positions in increasing
+/// order. Proportional allocation with largest remainders: class c with `n_c` of
+/// the `N` samples gets `floor(n * n_c / N)`, and the samples still missing go
+/// one each to the classes with the largest remainders `n * n_c mod N` (ties to
+/// the lower class). Within a class, the samples with the smallest keys
+/// `hash(seed, position)` (SplitMix64's mixer; ties to the lower position) are
+/// taken: a uniform random subset that depends only on the seed and the data.
+pub fn stratified(labels: &[u32], n: usize, seed: u64) -> Vec<usize> {
+    let total = labels.len();
+    if n >= total {
+        return (0..total).collect();
+    }
+    let classes = labels.iter().map(|&l| l as usize + 1).max().unwrap_or(0);
+    let mut count = vec![0u128; classes];
+    for &l in labels {
+        count[l as usize] += 1;
+    }
+    let (n128, t128) = (n as u128, total as u128);
+    let mut quota: Vec<usize> = count.iter().map(|&c| (n128 * c / t128) as usize).collect();
+    let mut order: Vec<usize> = (0..classes).collect();
+    order.sort_by(|&a, &b| {
+        ((n128 * count[b]) % t128)
+            .cmp(&((n128 * count[a]) % t128))
+            .then(a.cmp(&b))
+    });
+    let missing = n - quota.iter().sum::<usize>();
+    for &c in order.iter().take(missing) {
+        quota[c] += 1;
+    }
+    let key = |p: usize| {
+        let mix = |mut z: u64| {
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        };
+        mix(mix(seed ^ 0x5851_F42D_4C95_7F2D)
+            ^ (p as u64)
+                .wrapping_add(1)
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    };
+    let mut by_class: Vec<Vec<(u64, usize)>> = vec![vec![]; classes];
+    for (p, &l) in labels.iter().enumerate() {
+        by_class[l as usize].push((key(p), p));
+    }
+    let mut out = Vec::with_capacity(n);
+    for (c, mut members) in by_class.into_iter().enumerate() {
+        members.sort_unstable();
+        out.extend(members.iter().take(quota[c]).map(|&(_, p)| p));
+    }
+    out.sort_unstable();
+    out
 }
 
 /// Open `path` as whichever format it holds.
@@ -324,6 +412,53 @@ pub fn replicate_gray(plane: &[u8], channels: usize) -> Vec<u8> {
 
 pub(crate) fn display(p: &Path) -> String {
     p.display().to_string()
+}
+
+#[cfg(test)]
+mod sample_tests {
+    use super::*;
+
+    #[test]
+    fn a_stratified_sample_follows_proportional_allocation_with_largest_remainders() {
+        // 10 samples: class 0 x5, class 1 x3, class 2 x2; n = 4: 4*5/10 = 2.0, 4*3/10 = 1.2,
+        // 4*2/10 = 0.8 -> floors 2, 1, 0 (3), one more to the largest remainder (class 2: 8).
+        let labels = [0, 0, 0, 0, 0, 1, 1, 1, 2, 2];
+        let pick = stratified(&labels, 4, 7);
+        let per = |c: u32| pick.iter().filter(|&&p| labels[p] == c).count();
+        assert_eq!((per(0), per(1), per(2)), (2, 1, 1), "{pick:?}");
+        assert!(pick.windows(2).all(|w| w[0] < w[1]), "increasing positions");
+        assert_eq!(
+            stratified(&labels, 4, 7),
+            pick,
+            "the same seed, the same draw"
+        );
+        assert_ne!(
+            (0..20)
+                .map(|s| stratified(&labels, 4, s))
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
+            1,
+            "other seeds draw other samples"
+        );
+        assert_eq!(stratified(&labels, 99, 0), (0..10).collect::<Vec<_>>());
+        // A tie in remainders goes to the lower class: n = 5 of (5, 3, 2) gives 2.5, 1.5, 1.0.
+        let pick = stratified(&labels, 5, 1);
+        let per = |c: u32| pick.iter().filter(|&&p| labels[p] == c).count();
+        assert_eq!((per(0), per(1), per(2)), (3, 1, 1));
+    }
+
+    #[test]
+    fn every_sample_is_equally_likely_within_its_class() {
+        let labels: Vec<u32> = (0..40).map(|i| (i % 4) as u32).collect();
+        let mut seen = vec![0; 40];
+        for seed in 0..2000 {
+            for p in stratified(&labels, 8, seed) {
+                seen[p] += 1;
+            }
+        }
+        // Each sample: 2 of 10 in its class, 400 of 2000 expected.
+        assert!(seen.iter().all(|&c| (320..480).contains(&c)), "{seen:?}");
+    }
 }
 
 #[cfg(test)]

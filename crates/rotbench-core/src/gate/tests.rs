@@ -98,6 +98,7 @@ fn fake(
         path: "data".into(),
         len: n,
         start: 0,
+        selected: n,
         total: n,
         sha256: sha.into(),
         class_names: None,
@@ -123,6 +124,7 @@ fn fake(
         top_k: 5,
         bootstrap: 50,
         seed: 0,
+        sample: None,
     };
     let s = summary::build(&result, &ids, &info, settings, "test");
     (s, result)
