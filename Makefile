@@ -62,6 +62,7 @@ fixtures:
 	 "$$py" tests/fixtures/shapes/make_shapes.py && \
 	 "$$py" tests/fixtures/models/make_models.py && \
 	 "$$py" tests/fixtures/models/make_mislead.py && \
+	 "$$py" tests/fixtures/models/make_wide.py && \
 	 "$$py" tests/fixtures/make_references.py && \
 	 "$$py" tests/fixtures/make_stability.py && \
 	 "$$py" tests/fixtures/make_pipeline.py

@@ -122,10 +122,13 @@ fn a_subset_scores_only_its_classes_and_reorders_them_as_the_dataset_numbers_the
     let s0 = summary(&out);
     let upright = &s0["models"][0]["angles"][0];
     assert_eq!(upright["n"], kept);
-    assert_eq!(
-        upright["confusion"].as_array().unwrap().len(),
-        2,
-        "2x2 confusion"
+    assert!(
+        upright["confusion"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c[0].as_u64().unwrap() < 2 && c[1].as_u64().unwrap() < 2),
+        "a 2x2 confusion"
     );
     assert!(
         upright["accuracy"].as_f64().unwrap() > 0.99,

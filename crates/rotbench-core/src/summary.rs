@@ -16,7 +16,10 @@ use serde::{Deserialize, Serialize};
 /// and `dataset.n` counts decoded samples (skipped images excluded).
 /// 3: calibration, stability and bootstrap fields (issue 18); older files read
 /// with those fields at their defaults.
-pub const SCHEMA_VERSION: u32 = 3;
+/// 4: `confusion` holds the non-zero cells `[true, pred, count]`, `per_class` only
+/// the classes with samples or predictions (each with its `class`), and
+/// `invalid_per_class` is absent when no prediction was invalid (issue 20).
+pub const SCHEMA_VERSION: u32 = 4;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
@@ -52,6 +55,38 @@ pub struct Settings {
     /// (absent when the whole dataset, or its first `--limit`, was used).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sample: Option<usize>,
+}
+
+fn all_zero(v: &[u64]) -> bool {
+    v.iter().all(|&x| x == 0)
+}
+
+impl AngleMetrics {
+    /// The confusion count of (true `t`, predicted `p`).
+    pub fn count(&self, t: usize, p: usize) -> u64 {
+        self.confusion
+            .binary_search_by(|c| (c[0], c[1]).cmp(&(t as u64, p as u64)))
+            .map_or(0, |i| self.confusion[i][2])
+    }
+
+    /// The scores of class `c` (zeros, support 0, for a class that is not listed).
+    pub fn class_scores(&self, c: usize) -> ClassScores {
+        self.per_class.binary_search_by_key(&c, |s| s.class).map_or(
+            ClassScores {
+                class: c,
+                precision: 0.0,
+                recall: 0.0,
+                f1: 0.0,
+                support: 0,
+            },
+            |i| self.per_class[i],
+        )
+    }
+
+    /// Predictions of class `t` lost to NaN/inf logits.
+    pub fn invalid_of(&self, t: usize) -> u64 {
+        self.invalid_per_class.get(t).copied().unwrap_or(0)
+    }
 }
 
 fn default_top_k() -> usize {
@@ -141,11 +176,15 @@ pub struct AngleMetrics {
     /// Exact McNemar p-value, this angle against the reference, same samples.
     pub mcnemar_p_vs_reference: f64,
     pub nonfinite: u64,
+    /// The classes with samples or predictions at this angle (a class with
+    /// neither scores 0 everywhere), each with its index.
     pub per_class: Vec<ClassScores>,
     pub zero_division_classes: Vec<usize>,
-    /// Counts, rows true, columns predicted.
-    pub confusion: Vec<Vec<u64>>,
-    /// Per true class: predictions lost to NaN/inf logits (in no column).
+    /// The non-zero confusion counts `[true, predicted, count]`, row by row.
+    pub confusion: Vec<[u64; 3]>,
+    /// Per true class: predictions lost to NaN/inf logits (in no column); absent
+    /// when there were none.
+    #[serde(default, skip_serializing_if = "all_zero")]
     pub invalid_per_class: Vec<u64>,
     /// Top-K accuracy (K = `settings.top_k`); absent when the model has K classes or fewer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -457,12 +496,25 @@ pub fn build(
                         ),
                         mcnemar_p_vs_reference: c.vs_reference.mcnemar(),
                         nonfinite: c.nonfinite,
-                        per_class: r.per_class.clone(),
-                        zero_division_classes: r.zero_division_classes.clone(),
-                        confusion: c.confusion.rows(),
-                        invalid_per_class: (0..c.confusion.n_classes)
-                            .map(|t| c.confusion.invalid(t))
+                        per_class: r
+                            .per_class
+                            .iter()
+                            .filter(|s| s.support > 0 || c.confusion.pred_sum(s.class) > 0)
+                            .copied()
                             .collect(),
+                        zero_division_classes: r.zero_division_classes.clone(),
+                        confusion: c
+                            .confusion
+                            .cells()
+                            .map(|(t, p, k)| [t as u64, p as u64, k])
+                            .collect(),
+                        invalid_per_class: if c.nonfinite == 0 {
+                            vec![]
+                        } else {
+                            (0..c.confusion.n_classes)
+                                .map(|t| c.confusion.invalid(t))
+                                .collect()
+                        },
                         top_k_accuracy: p.top_k_accuracy,
                         nll: p.nll,
                         brier: p.brier,

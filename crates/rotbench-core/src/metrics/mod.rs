@@ -19,11 +19,18 @@ pub mod stability;
 
 use serde::{Deserialize, Serialize};
 
-/// Rows are true classes, columns predicted classes, as in scikit-learn.
+/// Rows are true classes, columns predicted classes, as in scikit-learn. Only
+/// the non-zero cells are stored, so a 1,000-class model on a few images costs
+/// a few cells rather than a million counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Confusion {
     pub n_classes: usize,
-    counts: Vec<u64>,
+    /// Non-zero cells: (true, predicted) -> count, in row-major order.
+    cells: std::collections::BTreeMap<(u32, u32), u64>,
+    /// Per true class: valid predictions (the row's sum).
+    row_sums: Vec<u64>,
+    /// Per predicted class: the column's sum.
+    col_sums: Vec<u64>,
     /// Per true class: samples whose prediction was invalid (non-finite logits).
     invalid: Vec<u64>,
 }
@@ -35,7 +42,9 @@ impl Confusion {
     pub fn new(n_classes: usize) -> Self {
         Confusion {
             n_classes,
-            counts: vec![0; n_classes * n_classes],
+            cells: Default::default(),
+            row_sums: vec![0; n_classes],
+            col_sums: vec![0; n_classes],
             invalid: vec![0; n_classes],
         }
     }
@@ -52,16 +61,28 @@ impl Confusion {
 
     #[inline]
     pub fn add(&mut self, t: u32, p: i32) {
-        let t = t as usize;
+        self.add_n(t, p, 1);
+    }
+
+    fn add_n(&mut self, t: u32, p: i32, k: u64) {
         if p < 0 {
-            self.invalid[t] += 1;
+            self.invalid[t as usize] += k;
         } else {
-            self.counts[t * self.n_classes + p as usize] += 1;
+            *self.cells.entry((t, p as u32)).or_default() += k;
+            self.row_sums[t as usize] += k;
+            self.col_sums[p as usize] += k;
         }
     }
 
     pub fn get(&self, t: usize, p: usize) -> u64 {
-        self.counts[t * self.n_classes + p]
+        self.cells.get(&(t as u32, p as u32)).copied().unwrap_or(0)
+    }
+
+    /// The non-zero cells `(true, predicted, count)`, row by row.
+    pub fn cells(&self) -> impl Iterator<Item = (usize, usize, u64)> + '_ {
+        self.cells
+            .iter()
+            .map(|(&(t, p), &k)| (t as usize, p as usize, k))
     }
 
     pub fn invalid(&self, t: usize) -> u64 {
@@ -72,18 +93,20 @@ impl Confusion {
         self.invalid.iter().sum()
     }
 
-    /// Rows of counts (true x predicted).
+    /// Rows of counts (true x predicted), dense: for small class counts and tests.
     pub fn rows(&self) -> Vec<Vec<u64>> {
-        self.counts
-            .chunks(self.n_classes.max(1))
-            .map(|r| r.to_vec())
-            .collect()
+        let n = self.n_classes;
+        let mut rows = vec![vec![0; n]; n];
+        for (t, p, k) in self.cells() {
+            rows[t][p] = k;
+        }
+        rows
     }
 
     pub fn merge(&mut self, other: &Confusion) {
         assert_eq!(self.n_classes, other.n_classes);
-        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
-            *a += b;
+        for (t, p, k) in other.cells() {
+            self.add_n(t as u32, p as i32, k);
         }
         for (a, b) in self.invalid.iter_mut().zip(&other.invalid) {
             *a += b;
@@ -91,42 +114,38 @@ impl Confusion {
     }
 
     pub fn total(&self) -> u64 {
-        self.counts.iter().sum::<u64>() + self.invalid_total()
+        self.row_sums.iter().sum::<u64>() + self.invalid_total()
     }
 
     pub fn true_sum(&self, t: usize) -> u64 {
-        self.counts[t * self.n_classes..(t + 1) * self.n_classes]
-            .iter()
-            .sum::<u64>()
-            + self.invalid[t]
+        self.row_sums[t] + self.invalid[t]
     }
 
     pub fn pred_sum(&self, p: usize) -> u64 {
-        (0..self.n_classes).map(|t| self.get(t, p)).sum()
+        self.col_sums[p]
     }
 
     pub fn correct(&self) -> u64 {
-        (0..self.n_classes).map(|c| self.get(c, c)).sum()
+        self.cells
+            .iter()
+            .filter(|((t, p), _)| t == p)
+            .map(|(_, k)| k)
+            .sum()
     }
 
-    /// The normalised matrix, row-major; an empty row/column/matrix gives zeros
-    /// (scikit-learn's `nan_to_num`).
+    /// The normalised matrix, row-major and dense; an empty row/column/matrix
+    /// gives zeros (scikit-learn's `nan_to_num`).
     pub fn normalized(&self, norm: Normalize) -> Vec<f64> {
         let n = self.n_classes;
         let mut out = vec![0.0; n * n];
-        let total = self.counts.iter().sum::<u64>() as f64;
-        let col: Vec<f64> = (0..n).map(|p| self.pred_sum(p) as f64).collect();
-        for t in 0..n {
-            let row = self.counts[t * n..(t + 1) * n].iter().sum::<u64>() as f64;
-            for p in 0..n {
-                let v = self.get(t, p) as f64;
-                let d = match norm {
-                    Normalize::True => row,
-                    Normalize::Pred => col[p],
-                    Normalize::All => total,
-                };
-                out[t * n + p] = if d == 0.0 { 0.0 } else { v / d };
-            }
+        let total = self.row_sums.iter().sum::<u64>() as f64;
+        for (t, p, k) in self.cells() {
+            let d = match norm {
+                Normalize::True => self.row_sums[t] as f64,
+                Normalize::Pred => self.col_sums[p] as f64,
+                Normalize::All => total,
+            };
+            out[t * n + p] = if d == 0.0 { 0.0 } else { k as f64 / d };
         }
         out
     }
@@ -143,6 +162,9 @@ pub enum Normalize {
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ClassScores {
+    /// The class index (summary.json lists only classes with samples or predictions).
+    #[serde(default)]
+    pub class: usize,
     pub precision: f64,
     pub recall: f64,
     pub f1: f64,
@@ -202,6 +224,7 @@ pub fn report(cm: &Confusion) -> Report {
             zero_division_classes.push(c);
         }
         per_class.push(ClassScores {
+            class: c,
             precision,
             recall,
             f1,
@@ -380,18 +403,24 @@ impl Paired {
 /// matrices: do the two make the same kinds of mistakes? 1.0 when neither makes
 /// any mistake, 0.0 when only one does.
 pub fn confusion_similarity(a: &Confusion, b: &Confusion) -> f64 {
-    let (na, nb) = (a.normalized(Normalize::True), b.normalized(Normalize::True));
-    let n = a.n_classes;
-    let (mut dot, mut aa, mut bb) = (0.0, 0.0, 0.0);
-    for t in 0..n {
-        for p in 0..n {
-            if t != p {
-                let (x, y) = (na[t * n + p], nb[t * n + p]);
-                dot += x * y;
-                aa += x * x;
-                bb += y * y;
-            }
+    // Sparse: only off-diagonal non-zero cells contribute, in row-major order.
+    let share = |m: &Confusion, t: usize, k: u64| {
+        let row = m.row_sums[t] as f64;
+        if row == 0.0 {
+            0.0
+        } else {
+            k as f64 / row
         }
+    };
+    let (mut dot, mut aa, mut bb) = (0.0, 0.0, 0.0);
+    for (t, p, k) in a.cells().filter(|(t, p, _)| t != p) {
+        let x = share(a, t, k);
+        dot += x * share(b, t, b.get(t, p));
+        aa += x * x;
+    }
+    for (t, _, k) in b.cells().filter(|(t, p, _)| t != p) {
+        let y = share(b, t, k);
+        bb += y * y;
     }
     match (aa == 0.0, bb == 0.0) {
         (true, true) => 1.0,

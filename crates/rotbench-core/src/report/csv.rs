@@ -163,12 +163,13 @@ impl Export for PerClass {
         ])?;
         for m in &r.summary.models {
             for a in &m.angles {
-                for (c, s) in a.per_class.iter().enumerate() {
+                for s in &a.per_class {
+                    let c = s.class;
                     w.write_record([
                         m.id.name.clone(),
                         format_angle(a.angle),
                         c.to_string(),
-                        m.id.spec.classes[c].clone(),
+                        m.id.spec.classes.get(c).cloned().unwrap_or_default(),
                         num(s.precision),
                         num(s.recall),
                         num(s.f1),
@@ -191,25 +192,31 @@ impl Export for ConfusionLong {
         w.write_record(["model", "angle", "true", "pred", "count"])?;
         for m in &r.summary.models {
             for a in &m.angles {
-                for (t, row) in a.confusion.iter().enumerate() {
-                    for (p, &count) in row.iter().enumerate() {
-                        if count > 0 {
-                            w.write_record([
-                                m.id.name.clone(),
-                                format_angle(a.angle),
-                                t.to_string(),
-                                p.to_string(),
-                                count.to_string(),
-                            ])?;
+                // Row by row: a row's cells, then its invalid predictions (pred -1).
+                let rows = a.confusion.len().max(a.invalid_per_class.len());
+                let mut cells = a.confusion.iter().peekable();
+                for t in 0..m.id.spec.classes.len().max(rows) as u64 {
+                    while let Some(&&[ct, p, count]) = cells.peek() {
+                        if ct != t {
+                            break;
                         }
+                        w.write_record([
+                            m.id.name.clone(),
+                            format_angle(a.angle),
+                            t.to_string(),
+                            p.to_string(),
+                            count.to_string(),
+                        ])?;
+                        cells.next();
                     }
-                    if a.invalid_per_class[t] > 0 {
+                    let inv = a.invalid_of(t as usize);
+                    if inv > 0 {
                         w.write_record([
                             m.id.name.clone(),
                             format_angle(a.angle),
                             t.to_string(),
                             "-1".into(),
-                            a.invalid_per_class[t].to_string(),
+                            inv.to_string(),
                         ])?;
                     }
                 }

@@ -116,7 +116,13 @@ impl<'a> View<'a> {
         let n = model
             .angles
             .first()
-            .map_or(0, |a| a.confusion.len())
+            .and_then(|a| {
+                a.confusion
+                    .iter()
+                    .map(|c| c[0].max(c[1]) as usize + 1)
+                    .max()
+            })
+            .unwrap_or(0)
             .max(model.id.spec.classes.len());
         (0..n)
             .map(|c| {

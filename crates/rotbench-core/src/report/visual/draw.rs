@@ -1226,28 +1226,61 @@ fn heatmap<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, hm: &Heatmap) -> R
     Ok(())
 }
 
+/// Heatmaps draw every class up to this many; beyond it only the classes with
+/// data (named in the title), so that a 1,000-class model's few classes with
+/// samples do not vanish into one colour.
+const HEATMAP_ALL_CLASSES: usize = 60;
+
 fn recall_heatmap(view: &View<'_>, m: &ModelSummary, classes: &[String]) -> Heatmap {
     let cols: Vec<String> = view
         .order
         .iter()
         .map(|&ai| deg(m.angles[ai].angle))
         .collect();
-    let values: Vec<Vec<f64>> = (0..classes.len())
-        .map(|c| {
+    // Many classes: only those with samples at some angle.
+    let shown: Vec<usize> = if classes.len() <= HEATMAP_ALL_CLASSES {
+        (0..classes.len()).collect()
+    } else {
+        let mut v: Vec<usize> = m
+            .angles
+            .iter()
+            .flat_map(|a| {
+                a.per_class
+                    .iter()
+                    .filter(|s| s.support > 0)
+                    .map(|s| s.class)
+            })
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let values: Vec<Vec<f64>> = shown
+        .iter()
+        .map(|&c| {
             view.order
                 .iter()
                 .map(|&ai| {
-                    m.angles[ai].per_class.get(c).map_or(f64::NAN, |s| {
-                        if s.support == 0 {
-                            f64::NAN
-                        } else {
-                            s.recall
-                        }
-                    })
+                    let s = m.angles[ai].class_scores(c);
+                    if s.support == 0 {
+                        f64::NAN
+                    } else {
+                        s.recall
+                    }
                 })
                 .collect()
         })
         .collect();
+    let title_extra = if shown.len() < classes.len() {
+        format!(
+            " (the {} classes with samples, of {})",
+            shown.len(),
+            classes.len()
+        )
+    } else {
+        String::new()
+    };
+    let classes: Vec<String> = shown.iter().map(|&c| classes[c].clone()).collect();
     let cw = (640 / cols.len().max(1) as u32).clamp(3, 48);
     let chh = (360 / classes.len().max(1) as u32).clamp(1, 26);
     let text = (cw >= 34 && chh >= 16).then(|| {
@@ -1267,8 +1300,11 @@ fn recall_heatmap(view: &View<'_>, m: &ModelSummary, classes: &[String]) -> Heat
             .collect()
     });
     Heatmap {
-        title: format!("{}: recall per class and angle", clip(&m.id.name, 48)),
-        rows: classes.to_vec(),
+        title: format!(
+            "{}: recall per class and angle{title_extra}",
+            clip(&m.id.name, 48)
+        ),
+        rows: classes,
         cols,
         x_desc: "rotation angle".into(),
         y_desc: "true class".into(),
@@ -1282,15 +1318,50 @@ fn recall_heatmap(view: &View<'_>, m: &ModelSummary, classes: &[String]) -> Heat
 }
 
 fn confusion_heatmap(title: String, a: &AngleMetrics, classes: &[String]) -> Heatmap {
-    let n = classes.len();
-    let values: Vec<Vec<f64>> = (0..n)
-        .map(|t| {
-            let row = a.confusion.get(t);
-            let total: u64 = row.map_or(0, |r| r.iter().sum::<u64>())
-                + a.invalid_per_class.get(t).copied().unwrap_or(0);
-            (0..n)
-                .map(|p| {
-                    let k = row.and_then(|r| r.get(p)).copied().unwrap_or(0);
+    // Many classes: only those with samples or predictions at this angle, at
+    // most HEATMAP_ALL_CLASSES, the busiest first.
+    let shown: Vec<usize> = if classes.len() <= HEATMAP_ALL_CLASSES {
+        (0..classes.len()).collect()
+    } else {
+        let mut busy: std::collections::BTreeMap<usize, u64> = Default::default();
+        for &[t, p, k] in &a.confusion {
+            *busy.entry(t as usize).or_default() += k;
+            *busy.entry(p as usize).or_default() += k;
+        }
+        let mut v: Vec<(usize, u64)> = busy.into_iter().collect();
+        v.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+        let mut v: Vec<usize> = v
+            .into_iter()
+            .take(HEATMAP_ALL_CLASSES)
+            .map(|x| x.0)
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let title = if shown.len() < classes.len() {
+        format!(
+            "{title} — the {} classes with samples or predictions, of {}",
+            shown.len(),
+            classes.len()
+        )
+    } else {
+        title
+    };
+    let n = shown.len();
+    let values: Vec<Vec<f64>> = shown
+        .iter()
+        .map(|&t| {
+            let total: u64 = a
+                .confusion
+                .iter()
+                .filter(|c| c[0] == t as u64)
+                .map(|c| c[2])
+                .sum::<u64>()
+                + a.invalid_of(t);
+            shown
+                .iter()
+                .map(|&p| {
+                    let k = a.count(t, p);
                     if total == 0 {
                         0.0
                     } else {
@@ -1300,6 +1371,7 @@ fn confusion_heatmap(title: String, a: &AngleMetrics, classes: &[String]) -> Hea
                 .collect()
         })
         .collect();
+    let classes: Vec<String> = shown.iter().map(|&c| classes[c].clone()).collect();
     let cell = (440 / n.max(1) as u32).clamp(1, 44);
     let text = (cell >= 28).then(|| {
         values

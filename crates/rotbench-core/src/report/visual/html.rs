@@ -333,7 +333,18 @@ const JS: &str = r#"
 "#;
 
 fn per_angle_json(a: &AngleMetrics, n_classes: usize) -> Value {
-    let conf = (n_classes <= CONFUSION_LIMIT).then(|| json!(a.confusion));
+    let conf = (n_classes <= CONFUSION_LIMIT).then(|| {
+        let mut dense = vec![vec![0u64; n_classes]; n_classes];
+        for &[t, p, k] in &a.confusion {
+            if let Some(cell) = dense
+                .get_mut(t as usize)
+                .and_then(|r| r.get_mut(p as usize))
+            {
+                *cell = k;
+            }
+        }
+        json!(dense)
+    });
     let mut v = json!({
         "acc": r4(a.accuracy),
         "lo": r4(a.accuracy_ci_low),
@@ -347,7 +358,7 @@ fn per_angle_json(a: &AngleMetrics, n_classes: usize) -> Value {
         "n": a.n,
         "correct": a.correct,
         "conf": conf,
-        "inv": a.invalid_per_class,
+        "inv": (0..n_classes).map(|t| a.invalid_of(t)).collect::<Vec<_>>(),
     });
     if let Some(t) = a.top_k_accuracy {
         v["topk"] = r4(t);
@@ -359,10 +370,11 @@ fn per_angle_json(a: &AngleMetrics, n_classes: usize) -> Value {
         v["dist"] = r4(d);
     }
     if n_classes <= PER_CLASS_LIMIT {
-        v["p"] = a.per_class.iter().map(|c| r4(c.precision)).collect();
-        v["r"] = a.per_class.iter().map(|c| r4(c.recall)).collect();
-        v["f"] = a.per_class.iter().map(|c| r4(c.f1)).collect();
-        v["s"] = a.per_class.iter().map(|c| json!(c.support)).collect();
+        let scores: Vec<_> = (0..n_classes).map(|c| a.class_scores(c)).collect();
+        v["p"] = scores.iter().map(|c| r4(c.precision)).collect();
+        v["r"] = scores.iter().map(|c| r4(c.recall)).collect();
+        v["f"] = scores.iter().map(|c| r4(c.f1)).collect();
+        v["s"] = scores.iter().map(|c| json!(c.support)).collect();
         v["zd"] = json!(a.zero_division_classes);
     }
     v
