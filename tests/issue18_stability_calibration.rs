@@ -146,19 +146,7 @@ fn bootstrap_intervals_are_identical_across_threads_batches_resume_cache_hits_an
         sweep_ok(&out, &["--shard", i, "--no-cache"], &cache);
     }
     let merged = dir("merged");
-    let r = run(
-        &[
-            "merge",
-            "--quiet",
-            "--no-report",
-            "--out",
-            s(&merged),
-            s(dir("shard0")),
-            s(dir("shard1")),
-        ],
-        Some(&cache),
-    );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    merge_ok(&merged, &[&dir("shard0"), &dir("shard1")], Some(&cache));
     same_per_angle("merged");
     // An interrupted run, resumed.
     let resumed = dir("resumed");

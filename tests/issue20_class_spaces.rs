@@ -7,29 +7,14 @@
 mod common;
 use common::*;
 use std::fs;
-use std::io::Read;
 use std::path::Path;
 
 /// The first `n` MNIST test digits as (28x28 pixels, label).
 fn mnist_digits(n: usize) -> Vec<(Vec<u8>, u8)> {
-    let gz = |name: &str| {
-        let mut out = vec![];
-        flate2::read::GzDecoder::new(fs::File::open(mnist().join(name)).unwrap())
-            .read_to_end(&mut out)
-            .unwrap();
-        out
-    };
-    let (images, labels) = (
-        gz("t10k-images.idx3-ubyte.gz"),
-        gz("t10k-labels.idx1-ubyte.gz"),
-    );
-    (0..n)
-        .map(|i| {
-            (
-                images[16 + i * 784..16 + (i + 1) * 784].to_vec(),
-                labels[8 + i],
-            )
-        })
+    let (images, labels) = mnist_test_set(n);
+    images
+        .into_iter()
+        .zip(labels.into_iter().map(|l| l as u8))
         .collect()
 }
 

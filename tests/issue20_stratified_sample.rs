@@ -7,18 +7,11 @@ mod common;
 use common::*;
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Read;
 use std::path::Path;
 
 /// The MNIST test labels.
 fn mnist_labels() -> Vec<u32> {
-    let mut out = vec![];
-    flate2::read::GzDecoder::new(
-        fs::File::open(mnist().join("t10k-labels.idx1-ubyte.gz")).unwrap(),
-    )
-    .read_to_end(&mut out)
-    .unwrap();
-    out[8..].iter().map(|&l| l as u32).collect()
+    mnist_test_set(0).1
 }
 
 /// The rule, written out independently: floor(n * n_c / N) per class, then one
@@ -152,19 +145,7 @@ fn the_same_seed_draws_the_same_samples_and_the_cache_shards_and_limit_keep_draw
         );
     }
     let merged = dir("merged");
-    let r = run(
-        &[
-            "merge",
-            "--quiet",
-            "--no-report",
-            "--out",
-            s(&merged),
-            s(dir("shard0")),
-            s(dir("shard1")),
-        ],
-        None,
-    );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    merge_ok(&merged, &[&dir("shard0"), &dir("shard1")], None);
     assert_same_files(&dir("b"), &merged, &["predictions.csv", "per_angle.csv"]);
 }
 
@@ -172,17 +153,11 @@ fn the_same_seed_draws_the_same_samples_and_the_cache_shards_and_limit_keep_draw
 fn an_image_folder_is_sampled_by_the_same_rule_and_rows_name_their_files() {
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("data");
-    let mut images = vec![];
-    flate2::read::GzDecoder::new(
-        fs::File::open(mnist().join("t10k-images.idx3-ubyte.gz")).unwrap(),
-    )
-    .read_to_end(&mut images)
-    .unwrap();
-    let labels = mnist_labels();
+    let (images, labels) = mnist_test_set(120);
     for i in 0..120 {
         let dir = root.join(labels[i].to_string());
         fs::create_dir_all(&dir).unwrap();
-        image::GrayImage::from_raw(28, 28, images[16 + i * 784..16 + (i + 1) * 784].to_vec())
+        image::GrayImage::from_raw(28, 28, images[i].clone())
             .unwrap()
             .save(dir.join(format!("{i:04}.png")))
             .unwrap();

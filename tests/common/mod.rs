@@ -201,3 +201,36 @@ pub fn running_with_checkpoint(
     );
     child
 }
+
+/// The first `n` MNIST test digits (28x28 pixels) and all the test labels,
+/// read from the bundled gzip IDX files.
+#[allow(dead_code)]
+pub fn mnist_test_set(n: usize) -> (Vec<Vec<u8>>, Vec<u32>) {
+    use std::io::Read;
+    let gz = |name: &str| {
+        let mut out = vec![];
+        flate2::read::GzDecoder::new(std::fs::File::open(mnist().join(name)).unwrap())
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    };
+    let (images, labels) = (
+        gz("t10k-images.idx3-ubyte.gz"),
+        gz("t10k-labels.idx1-ubyte.gz"),
+    );
+    (
+        (0..n)
+            .map(|i| images[16 + i * 784..16 + (i + 1) * 784].to_vec())
+            .collect(),
+        labels[8..].iter().map(|&l| l as u32).collect(),
+    )
+}
+
+/// `rotbench merge --quiet --no-report --out OUT SHARDS...`, which must succeed.
+#[allow(dead_code)]
+pub fn merge_ok(out: &Path, shards: &[&Path], cache: Option<&Path>) {
+    let mut a = vec!["merge", "--quiet", "--no-report", "--out", s(out)];
+    a.extend(shards.iter().map(|p| s(p)));
+    let r = run(&a, cache);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
