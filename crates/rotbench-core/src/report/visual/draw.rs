@@ -241,14 +241,14 @@ pub fn all(view: &View<'_>) -> Result<Vec<Plot>> {
     });
     let flip = LineChart {
         title: shaded("Flip rate to the next angle"),
-        y_desc: "prediction changes at the next angle".into(),
+        y_desc: "flips to the next angle".into(),
         y_top: Some(nice_top(&flip_series)),
         series: flip_series,
         chance: None,
     };
     let ece_series = line(Band::Given(|a| a.ece_ci), &|a| a.ece);
     let ece = LineChart {
-        title: shaded("Expected calibration error against rotation angle"),
+        title: shaded("ECE against rotation angle"),
         y_desc: "ECE (15 bins)".into(),
         y_top: Some(nice_top(&ece_series)),
         series: ece_series,
