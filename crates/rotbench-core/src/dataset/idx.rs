@@ -334,14 +334,13 @@ impl Source for IdxSource {
             while k + run < n && chunk_positions[k + run] == first + run {
                 run += 1;
             }
-            let mut skip = ((first - self.at) * h * w) as u64;
-            let mut buf = vec![0u8; 1 << 16];
-            while skip > 0 {
-                let got = read_full(r, &mut buf[..skip.min(1 << 16) as usize], &self.images_path)?;
-                if got == 0 {
+            let skip = ((first - self.at) * h * w) as u64;
+            if skip > 0 {
+                let skipped = std::io::copy(&mut (&mut *r).take(skip), &mut std::io::sink())
+                    .with_context(|| format!("{}: cannot read", self.images_path.display()))?;
+                if skipped != skip {
                     return Err(short());
                 }
-                skip -= got as u64;
             }
             let dst = &mut raw[k * h * w..(k + run) * h * w];
             if read_full(r, dst, &self.images_path)? != dst.len() {

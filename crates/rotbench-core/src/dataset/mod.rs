@@ -263,11 +263,7 @@ pub fn stratified(labels: &[u32], n: usize, seed: u64) -> Vec<usize> {
         quota[c] += 1;
     }
     let key = |p: usize| {
-        let mix = |mut z: u64| {
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        };
+        use crate::metrics::bootstrap::mix;
         mix(mix(seed ^ 0x5851_F42D_4C95_7F2D)
             ^ (p as u64)
                 .wrapping_add(1)

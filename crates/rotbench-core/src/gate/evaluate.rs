@@ -258,6 +258,10 @@ pub fn evaluate(
     for m in models {
         let angles = checked_angles(m, sel.as_deref())?;
         let name = m.id.name.as_str();
+        // Whether --angles checks other angles than the sweep's: the sweep-wide
+        // checks (worst-of-sweep, flip probability) ignore it and say so.
+        let swept = m.angles.iter().filter(|a| a.in_sweep).count();
+        let narrowed = angles.len() != swept || angles.iter().any(|a| !a.in_sweep);
         if let Some(t) = checks.min_accuracy {
             verdict.checks.push(per_angle(
                 name,
@@ -319,9 +323,7 @@ pub fn evaluate(
         if let Some(t) = checks.min_worst_of_sweep {
             let s = &m.sweep;
             let passed = at_least(s.worst_of_sweep_accuracy, t);
-            let swept = m.angles.iter().filter(|a| a.in_sweep).count();
             let mut notes = Vec::new();
-            let narrowed = angles.len() != swept || angles.iter().any(|a| !a.in_sweep);
             if narrowed {
                 notes.push(
                     "worst-of-sweep covers every swept angle; --angles does not narrow it".into(),
@@ -385,14 +387,13 @@ pub fn evaluate(
                 );
             };
             let passed = at_most(fp, t);
-            let swept = m.angles.iter().filter(|a| a.in_sweep).count();
             let pairs = m
                 .angles
                 .iter()
                 .filter(|a| a.in_sweep && a.flip_next.is_some())
                 .count();
             let mut notes = Vec::new();
-            if angles.len() != swept || angles.iter().any(|a| !a.in_sweep) {
+            if narrowed {
                 notes.push(
                     "flip probability covers every neighbouring pair of the sweep; --angles does not narrow it"
                         .into(),

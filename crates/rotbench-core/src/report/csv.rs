@@ -193,9 +193,8 @@ impl Export for ConfusionLong {
         for m in &r.summary.models {
             for a in &m.angles {
                 // Row by row: a row's cells, then its invalid predictions (pred -1).
-                let rows = a.confusion.len().max(a.invalid_per_class.len());
                 let mut cells = a.confusion.iter().peekable();
-                for t in 0..m.id.spec.classes.len().max(rows) as u64 {
+                for t in 0..m.id.spec.classes.len() as u64 {
                     while let Some(&&[ct, p, count]) = cells.peek() {
                         if ct != t {
                             break;
