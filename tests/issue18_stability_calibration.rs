@@ -198,6 +198,13 @@ fn per_sample_columns_hold_the_true_class_probability_brier_term_and_top_k_list(
             let p: f32 = r["p_true"].parse().unwrap();
             let b: f32 = r["brier"].parse().unwrap();
             assert!((0.0..=1.0).contains(&p) && (0.0..=2.0).contains(&b));
+            // Brier = (1 - p_true)^2 + sum of the other classes' p^2, and that sum is
+            // at most (1 - p_true)^2.
+            let miss = (1.0 - p as f64).powi(2);
+            assert!(
+                (miss - 1e-6..=2.0 * miss + 1e-6).contains(&(b as f64)),
+                "brier {b} for p_true {p}: {r:?}"
+            );
             if r["pred"] == r["label"] {
                 let c: f32 = r["confidence"].parse().unwrap();
                 assert_eq!(

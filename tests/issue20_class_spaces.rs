@@ -319,3 +319,62 @@ fn inspect_says_which_classes_are_scored_and_where_the_subset_or_map_came_from()
         r.stdout
     );
 }
+
+#[test]
+fn a_coarse_class_of_one_model_class_keeps_that_classs_probability() {
+    // Groups of unequal size: `zero` = {0}, `rest` = {1..9}. With summed
+    // probabilities, a zero's coarse true-class probability is the model's own
+    // probability of class 0 (a mean over each group would inflate it).
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("data");
+    for (i, (px, label)) in mnist_digits(300).into_iter().enumerate() {
+        let dir = root.join(if label == 0 { "zero" } else { "rest" });
+        fs::create_dir_all(&dir).unwrap();
+        image::GrayImage::from_raw(28, 28, px)
+            .unwrap()
+            .save(dir.join(format!("{i:04}.png")))
+            .unwrap();
+    }
+    let map = t.path().join("map.csv");
+    let lines: String = (0..10)
+        .map(|d| format!("{d},{}\n", if d == 0 { "zero" } else { "rest" }))
+        .collect();
+    fs::write(&map, lines).unwrap();
+    let (out, plain) = (t.path().join("o"), t.path().join("plain"));
+    assert_eq!(
+        sweep(&out, &["--data", s(&root), "--class-map", s(&map)]).code,
+        0
+    );
+    assert_eq!(
+        sweep(&plain, &["--data", s(mnist()), "--limit", "300"]).code,
+        0
+    );
+    let fine: std::collections::HashMap<String, (String, f32)> =
+        read_csv(&plain.join("predictions.csv"))
+            .into_iter()
+            .filter(|r| r["angle"] == "90")
+            .map(|r| {
+                (
+                    r["index"].clone(),
+                    (r["pred"].clone(), r["confidence"].parse().unwrap()),
+                )
+            })
+            .collect();
+    let mut checked = 0;
+    for r in read_csv(&out.join("predictions.csv"))
+        .iter()
+        .filter(|r| r["angle"] == "90")
+    {
+        let i: usize = r["source"].split('/').nth(1).unwrap()[..4].parse().unwrap();
+        let (pred, conf) = &fine[&i.to_string()];
+        if r["label"] == "0" && pred == "0" {
+            let p_true: f32 = r["p_true"].parse().unwrap();
+            assert!(
+                (p_true - conf).abs() < 1e-6,
+                "sample {i}: coarse {p_true}, model's p(0) {conf}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 5, "{checked} zeros predicted as 0 at 90°");
+}
