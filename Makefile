@@ -65,6 +65,8 @@ fixtures:
 	 "$$py" tests/fixtures/models/make_wide.py && \
 	 "$$py" tests/fixtures/make_references.py && \
 	 "$$py" tests/fixtures/make_stability.py && \
+	 "$$py" tests/fixtures/make_class_spaces.py && \
+	 "$$py" tests/fixtures/make_jpeg224.py && \
 	 "$$py" tests/fixtures/make_pipeline.py
 
 # Recompute every calibration, stability and bootstrap column of the demo's per_angle.csv

@@ -11,6 +11,7 @@ pub use rotbench_core::{
 };
 
 pub mod classifier;
+pub mod malloc;
 pub mod model;
 pub mod output;
 pub mod rotate_device;

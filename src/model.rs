@@ -424,12 +424,19 @@ impl Model {
     /// scale to [0, 1], normalise, forward. Returns logits [N, classes] on the CPU.
     pub fn forward_raw(&self, raw: &Tensor) -> Result<Tensor> {
         let pre = &self.spec.preprocess;
-        let mut x = raw.to_device(self.device);
-        if pre.value_range == 1.0 {
-            x = x * (1.0 / 255.0);
-        }
+        let x = raw.to_device(self.device);
+        // One new tensor (the input may be shared by several models), then in place:
+        // the same operations in the same order as `(x / 255 - mean) * inv_std`,
+        // without two more batch-sized allocations.
+        let mut x = if pre.value_range == 1.0 {
+            let mut x = x * (1.0 / 255.0);
+            let _ = x.g_sub_(&self.mean);
+            x
+        } else {
+            x - &self.mean
+        };
+        let _ = x.g_mul_(&self.inv_std);
         // mean/std are given in RGB order; a BGR model gets the normalised channels reversed.
-        let mut x = (x - &self.mean) * &self.inv_std;
         if pre.channel_order == ChannelOrder::Bgr {
             x = x.flip([1]);
         }

@@ -378,3 +378,164 @@ fn a_coarse_class_of_one_model_class_keeps_that_classs_probability() {
     }
     assert!(checked >= 5, "{checked} zeros predicted as 0 at 90°");
 }
+
+/// Sweep the digits of `tests/fixtures/class_spaces.json`'s `part` ("subset" or "map"),
+/// written as PNG folders named after the scored classes, at 0, 90 and 180 degrees,
+/// and compare every metric with the fixture's (PyTorch + scikit-learn).
+fn matches_the_python_reference(part: &str, flag: &str, file_text: String) {
+    let fixture: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(root().join("tests/fixtures/class_spaces.json")).unwrap(),
+    )
+    .unwrap();
+    let want = &fixture[part];
+    let classes: Vec<String> = want["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    let group = |digit: u8| -> usize {
+        match part {
+            "subset" => classes
+                .iter()
+                .position(|c| *c == digit.to_string())
+                .unwrap(),
+            _ => {
+                let name = want["map"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|m| m[0] == digit as u64)
+                    .unwrap()[1]
+                    .as_str()
+                    .unwrap();
+                classes.iter().position(|c| c == name).unwrap()
+            }
+        }
+    };
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("data");
+    let digits = mnist_digits(1000);
+    for i in want["digits"].as_array().unwrap() {
+        let i = i.as_u64().unwrap() as usize;
+        let (px, label) = &digits[i];
+        let dir = root.join(&classes[group(*label)]);
+        fs::create_dir_all(&dir).unwrap();
+        image::GrayImage::from_raw(28, 28, px.clone())
+            .unwrap()
+            .save(dir.join(format!("{i:04}.png")))
+            .unwrap();
+    }
+    let file = t.path().join("classes.txt");
+    fs::write(&file, file_text).unwrap();
+    let out = t.path().join("o");
+    let mut a = vec![
+        "sweep",
+        "--quiet",
+        "--no-report",
+        "--no-cache",
+        "--model",
+        s(bundled_model()),
+        "--data",
+        s(&root),
+        "--angles",
+        "0,90,180",
+        "--bootstrap",
+        "0",
+        "--out",
+        s(&out),
+    ];
+    a.extend([flag, s(&file)]);
+    let r = run(&a, None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let got = summary(&out);
+    assert_eq!(got["models"][0]["spec"]["classes"], want["classes"]);
+    let close = |what: String, g: &serde_json::Value, w: &serde_json::Value, tol: f64| {
+        let (g, w) = (g.as_f64().unwrap(), w.as_f64().unwrap());
+        assert!(
+            (g - w).abs() <= tol,
+            "{part} {what}: rotbench {g}, Python {w}"
+        );
+    };
+    let mut compared = 0;
+    for w in want["angles"].as_array().unwrap() {
+        let angle = w["angle"].as_f64().unwrap();
+        let g = got["models"][0]["angles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["angle"].as_f64() == Some(angle))
+            .unwrap();
+        assert_eq!(g["n"], w["n"], "{part} at {angle}");
+        for avg in ["macro", "micro", "weighted"] {
+            for m in ["precision", "recall", "f1"] {
+                let k = format!("{m}_{avg}");
+                close(format!("{k} at {angle}"), &g[&k], &w[&k], 1e-12);
+            }
+        }
+        close(
+            format!("accuracy at {angle}"),
+            &g["accuracy"],
+            &w["accuracy"],
+            1e-12,
+        );
+        // Per-class rows: rotbench keeps the classes with samples or predictions.
+        let rows = g["per_class"].as_array().unwrap();
+        for wr in w["per_class"].as_array().unwrap() {
+            let c = wr["class"].as_u64().unwrap();
+            let predicted = w["confusion"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|cell| cell[1] == c);
+            let Some(gr) = rows.iter().find(|r| r["class"] == c) else {
+                assert!(
+                    wr["support"] == 0 && !predicted,
+                    "{part} at {angle}: class {c} has data but no per-class row"
+                );
+                continue;
+            };
+            assert_eq!(gr["support"], wr["support"]);
+            for m in ["precision", "recall", "f1"] {
+                close(format!("class {c} {m} at {angle}"), &gr[m], &wr[m], 1e-12);
+            }
+        }
+        let mut cells: Vec<serde_json::Value> = g["confusion"].as_array().unwrap().clone();
+        cells.sort_by_key(|c| (c[0].as_u64(), c[1].as_u64()));
+        assert_eq!(
+            serde_json::Value::Array(cells),
+            w["confusion"],
+            "{part} at {angle}"
+        );
+        close(format!("nll at {angle}"), &g["nll"], &w["nll"], 1e-6);
+        close(
+            format!("mean_confidence at {angle}"),
+            &g["mean_confidence"],
+            &w["mean_confidence"],
+            1e-6,
+        );
+        compared += 1;
+    }
+    assert_eq!(compared, 3);
+}
+
+#[test]
+fn a_subset_matches_pytorch_and_scikit_learn_at_every_angle() {
+    matches_the_python_reference("subset", "--class-subset", "9\n6\n3\n5\n8\n".into());
+}
+
+#[test]
+fn a_map_with_an_unmapped_class_matches_pytorch_and_scikit_learn_at_every_angle() {
+    let fixture: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(root().join("tests/fixtures/class_spaces.json")).unwrap(),
+    )
+    .unwrap();
+    let lines: String = fixture["map"]["map"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| format!("{},{}\n", m[0], m[1].as_str().unwrap()))
+        .collect();
+    assert!(!lines.contains("7,"), "digit 7 is in no group");
+    matches_the_python_reference("map", "--class-map", lines);
+}

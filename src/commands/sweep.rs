@@ -42,6 +42,8 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     } else {
         Inference::Optimized
     };
+    // Before libtorch allocates anything: reuse freed activation blocks (src/malloc.rs).
+    let malloc = rotbench::malloc::tune_for_inference();
     let shard = match &args.shard {
         None => None,
         Some(v) => {
@@ -279,6 +281,10 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         "threads": threads,
         "batch_size": batch_used,
         "batch_timings": batch_timings,
+        "malloc": match malloc {
+            rotbench::malloc::Malloc::Tuned => "thresholds 1 GiB (ROTBENCH_MALLOC=default: glibc's)",
+            rotbench::malloc::Malloc::Default => "default",
+        },
     });
     let outs = Outputs {
         out: &args.out,

@@ -255,7 +255,10 @@ pub fn run_raw<C: Classifier>(
                         let (h, w) = chunk.dims[k];
                         let g = Geometry::centre_crop(h, w, target.height, target.width);
                         let mut out = vec![0f32; px];
-                        Plan::new(g, 0.0, &settings.rotate).apply(
+                        crate::rotate::rotate_into(
+                            g,
+                            0.0,
+                            &settings.rotate,
                             &chunk.pixels[at..at + target.channels * h * w],
                             target.channels,
                             &mut out,

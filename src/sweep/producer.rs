@@ -8,7 +8,7 @@
 
 use super::{Chunk, Rotated};
 use crate::dataset::{Source, Target};
-use crate::rotate::{Geometry, Plan, RotateOptions};
+use crate::rotate::{rotate_into, Geometry, Plan, RotateOptions};
 use anyhow::Result;
 use rayon::prelude::*;
 use std::sync::mpsc::{Receiver, SyncSender};
@@ -122,20 +122,16 @@ impl Producer<'_> {
                             plan.apply(src, self.target.channels, out);
                         });
                 } else {
-                    let mut by_size: std::collections::HashMap<(usize, usize), Plan> =
-                        Default::default();
-                    for &(h, w) in sized {
-                        by_size.entry((h, w)).or_insert_with(|| {
-                            let g =
-                                Geometry::centre_crop(h, w, self.target.height, self.target.width);
-                            Plan::new(g, self.angles[a], &self.rotate)
-                        });
-                    }
+                    // Sizes vary (rotate-then-crop of resized images): each image is
+                    // rotated straight into its crop, computing only the pixels the
+                    // crop keeps, with no plan to build or hold per size.
+                    let (th, tw, c) = (self.target.height, self.target.width, self.target.channels);
+                    let angle = self.angles[a];
                     pixels.par_chunks_mut(px).enumerate().for_each(|(k, out)| {
                         let (h, w) = sized[k];
-                        let src =
-                            &chunk.pixels[offsets[k]..offsets[k] + self.target.channels * h * w];
-                        by_size[&(h, w)].apply(src, self.target.channels, out);
+                        let src = &chunk.pixels[offsets[k]..offsets[k] + c * h * w];
+                        let g = Geometry::centre_crop(h, w, th, tw);
+                        rotate_into(g, angle, &self.rotate, src, c, out);
                     });
                 }
                 if tx

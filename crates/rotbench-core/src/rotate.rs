@@ -273,54 +273,201 @@ fn reflect_index(i: i64, n: i64) -> i64 {
     }
 }
 
-impl Plan {
-    pub fn new(geometry: Geometry, angle_deg: f64, opts: &RotateOptions) -> Plan {
+/// The most taps one output pixel reads (bicubic: 4 x 4).
+const MAX_TAPS: usize = 16;
+
+/// The inverse mapping of one (geometry, angle, options): where each output pixel
+/// samples the input. Shared by [`Plan::new`] (which stores every pixel's taps)
+/// and [`rotate_into`] (which uses them at once), so the two cannot drift apart.
+struct Mapping {
+    geometry: Geometry,
+    c: f64,
+    s: f64,
+    cx: f64,
+    cy: f64,
+    ocx: f64,
+    ocy: f64,
+    radius2: f64,
+    opts: RotateOptions,
+}
+
+/// One output pixel's taps: `slots[k]` = (source index, weight) for tap `k` of the
+/// interpolation (weight 0 for a tap that falls outside the image or has weight 0),
+/// and the summed weight of the taps outside, the fill's share.
+struct Taps {
+    slots: [(u32, f32); MAX_TAPS],
+    fill_w: f32,
+}
+
+impl Mapping {
+    fn new(geometry: Geometry, angle_deg: f64, opts: &RotateOptions) -> Mapping {
+        let (c, s) = cos_sin(angle_deg);
         let Geometry {
             in_h,
             in_w,
             out_h,
             out_w,
-            top,
-            left,
+            ..
         } = geometry;
-        let (c, s) = cos_sin(angle_deg);
-        let (cx, cy) = ((in_w as f64 - 1.0) / 2.0, (in_h as f64 - 1.0) / 2.0);
-        let (ocx, ocy) = ((out_w as f64 - 1.0) / 2.0, (out_h as f64 - 1.0) / 2.0);
-        let radius2 = {
-            let r = out_w.min(out_h) as f64 / 2.0;
-            r * r
+        let r = out_w.min(out_h) as f64 / 2.0;
+        Mapping {
+            geometry,
+            c,
+            s,
+            cx: (in_w as f64 - 1.0) / 2.0,
+            cy: (in_h as f64 - 1.0) / 2.0,
+            ocx: (out_w as f64 - 1.0) / 2.0,
+            ocy: (out_h as f64 - 1.0) / 2.0,
+            radius2: r * r,
+            opts: *opts,
+        }
+    }
+
+    /// The source position `(x, y)` in input pixel-index coordinates of output
+    /// pixel `(r, col)`, and how it is sampled.
+    fn source(&self, r: usize, col: usize) -> (f64, f64, Sample) {
+        let g = self.geometry;
+        let masked = self.opts.mask_circle && {
+            let (dx, dy) = (col as f64 - self.ocx, r as f64 - self.ocy);
+            dx * dx + dy * dy > self.radius2
         };
-        let n = out_h * out_w;
-        // Source position (x, y) in input pixel-index coordinates for every output pixel,
-        // and how it is sampled. The one `Sample` decided here both sizes the plan
-        // (`taps`) and fills it, so a pixel never writes more taps than the plan holds.
-        let mut src = Vec::with_capacity(n);
-        let mut all_integral = true;
-        for r in 0..out_h {
-            for col in 0..out_w {
-                let masked = opts.mask_circle && {
-                    let (dx, dy) = (col as f64 - ocx, r as f64 - ocy);
-                    dx * dx + dy * dy > radius2
+        // Position on the (unrotated) input grid, relative to its centre.
+        let xo = (col + g.left) as f64 - self.cx;
+        let yo = (r + g.top) as f64 - self.cy;
+        // Inverse of a counter-clockwise turn on a y-down grid.
+        let x = xo * self.c - yo * self.s + self.cx;
+        let y = xo * self.s + yo * self.c + self.cy;
+        let sample = if masked || !(x.is_finite() && y.is_finite()) {
+            // Not reachable from the CLI (angles are finite and reduced), but
+            // a non-finite position is outside the image, never an index.
+            Sample::Fill
+        } else if (x - x.round()).abs() <= 1e-9 && (y - y.round()).abs() <= 1e-9 {
+            Sample::Integral
+        } else {
+            Sample::Interpolated
+        };
+        (x, y, sample)
+    }
+
+    /// The taps of a pixel at source position `(x, y)` sampled as `sample`.
+    fn taps(&self, x: f64, y: f64, sample: Sample) -> Taps {
+        let mut t = Taps {
+            slots: [(0, 0.0); MAX_TAPS],
+            fill_w: 0.0,
+        };
+        if sample == Sample::Fill {
+            t.fill_w = 1.0;
+            return t;
+        }
+        let (h, w) = (self.geometry.in_h as i64, self.geometry.in_w as i64);
+        let fill = self.opts.fill;
+        let mut k = 0;
+        let mut put = |xi: i64, yi: i64, wt: f64, t: &mut Taps| {
+            if wt != 0.0 {
+                let (xi, yi) = match fill {
+                    Fill::Constant(_) => (xi, yi),
+                    Fill::Edge => (xi.clamp(0, w - 1), yi.clamp(0, h - 1)),
+                    Fill::Reflect => (reflect_index(xi, w), reflect_index(yi, h)),
                 };
-                // Position on the (unrotated) input grid, relative to its centre.
-                let xo = (col + left) as f64 - cx;
-                let yo = (r + top) as f64 - cy;
-                // Inverse of a counter-clockwise turn on a y-down grid.
-                let x = xo * c - yo * s + cx;
-                let y = xo * s + yo * c + cy;
-                let sample = if masked || !(x.is_finite() && y.is_finite()) {
-                    // Not reachable from the CLI (angles are finite and reduced), but
-                    // a non-finite position is outside the image, never an index.
-                    Sample::Fill
-                } else if (x - x.round()).abs() <= 1e-9 && (y - y.round()).abs() <= 1e-9 {
-                    Sample::Integral
+                if xi < 0 || yi < 0 || xi >= w || yi >= h {
+                    t.fill_w += wt as f32;
                 } else {
-                    all_integral = false;
-                    Sample::Interpolated
-                };
-                src.push((x, y, sample));
+                    t.slots[k] = ((yi * w + xi) as u32, wt as f32);
+                }
+            }
+            k += 1;
+        };
+        let interpolation = if sample == Sample::Integral {
+            Interpolation::Nearest
+        } else {
+            self.opts.interpolation
+        };
+        match interpolation {
+            Interpolation::Nearest => put(
+                x.round_ties_even() as i64,
+                y.round_ties_even() as i64,
+                1.0,
+                &mut t,
+            ),
+            Interpolation::Bilinear => {
+                let (x0, y0) = (x.floor(), y.floor());
+                let (fx, fy) = (x - x0, y - y0);
+                let (x0, y0) = (x0 as i64, y0 as i64);
+                put(x0, y0, (1.0 - fx) * (1.0 - fy), &mut t);
+                put(x0 + 1, y0, fx * (1.0 - fy), &mut t);
+                put(x0, y0 + 1, (1.0 - fx) * fy, &mut t);
+                put(x0 + 1, y0 + 1, fx * fy, &mut t);
+            }
+            Interpolation::Bicubic => {
+                let (x0, y0) = (x.floor(), y.floor());
+                let wx = cubic_weights(x - x0);
+                let wy = cubic_weights(y - y0);
+                let (x0, y0) = (x0 as i64, y0 as i64);
+                for (j, wyj) in wy.iter().enumerate() {
+                    for (i, wxi) in wx.iter().enumerate() {
+                        put(x0 - 1 + i as i64, y0 - 1 + j as i64, wxi * wyj, &mut t);
+                    }
+                }
             }
         }
+        t
+    }
+}
+
+/// Rotate one image (CHW, u8) into `out` (CHW, f32, 0..255 scale) without a plan:
+/// each output pixel's taps are worked out and used at once. The result is bit for
+/// bit [`Plan::apply`]'s (the same taps, summed in the same order), for images whose
+/// size is seen once (rotate-then-crop on images of varied sizes), where building a
+/// plan would cost as much as using it and hold megabytes per size.
+pub fn rotate_into(
+    geometry: Geometry,
+    angle_deg: f64,
+    opts: &RotateOptions,
+    src: &[u8],
+    channels: usize,
+    out: &mut [f32],
+) {
+    let m = Mapping::new(geometry, angle_deg, opts);
+    let (ip, op) = (
+        geometry.in_h * geometry.in_w,
+        geometry.out_h * geometry.out_w,
+    );
+    debug_assert_eq!(src.len(), channels * ip);
+    debug_assert_eq!(out.len(), channels * op);
+    let fill_255 = opts.fill.constant_255();
+    let n_taps = opts.interpolation.taps();
+    for r in 0..geometry.out_h {
+        for col in 0..geometry.out_w {
+            let p = r * geometry.out_w + col;
+            let (x, y, sample) = m.source(r, col);
+            let t = m.taps(x, y, sample);
+            let keep = 1.0 - t.fill_w;
+            for ch in 0..channels {
+                let plane = &src[ch * ip..(ch + 1) * ip];
+                let mut acc = 0.0f32;
+                for &(i, wt) in &t.slots[..n_taps] {
+                    acc += wt * plane[i as usize] as f32;
+                }
+                out[ch * op + p] = acc * keep + t.fill_w * fill_255;
+            }
+        }
+    }
+}
+
+impl Plan {
+    pub fn new(geometry: Geometry, angle_deg: f64, opts: &RotateOptions) -> Plan {
+        let m = Mapping::new(geometry, angle_deg, opts);
+        let n = geometry.out_h * geometry.out_w;
+        // Source position for every output pixel, and how it is sampled. The one
+        // `Sample` decided here both sizes the plan (`taps`) and fills it, so a pixel
+        // never writes more taps than the plan holds.
+        let mut src = Vec::with_capacity(n);
+        for r in 0..geometry.out_h {
+            for col in 0..geometry.out_w {
+                src.push(m.source(r, col));
+            }
+        }
+        let all_integral = src.iter().all(|&(_, _, s)| s != Sample::Interpolated);
         let taps = if all_integral {
             1
         } else {
@@ -336,64 +483,14 @@ impl Plan {
             keep: vec![1.0; n],
             fill_255: opts.fill.constant_255(),
         };
-        let (h, w) = (in_h as i64, in_w as i64);
         for (p, &(x, y, sample)) in src.iter().enumerate() {
-            if sample == Sample::Fill {
-                plan.fill_w[p] = 1.0;
-                plan.keep[p] = 0.0;
-                continue;
+            let t = m.taps(x, y, sample);
+            for (k, &(i, wt)) in t.slots[..taps].iter().enumerate() {
+                plan.idx[p * taps + k] = i;
+                plan.wts[p * taps + k] = wt;
             }
-            let mut k = 0;
-            let mut put = |xi: i64, yi: i64, wt: f64, plan: &mut Plan| {
-                if wt != 0.0 {
-                    let (xi, yi) = match opts.fill {
-                        Fill::Constant(_) => (xi, yi),
-                        Fill::Edge => (xi.clamp(0, w - 1), yi.clamp(0, h - 1)),
-                        Fill::Reflect => (reflect_index(xi, w), reflect_index(yi, h)),
-                    };
-                    if xi < 0 || yi < 0 || xi >= w || yi >= h {
-                        plan.fill_w[p] += wt as f32;
-                    } else {
-                        plan.idx[p * taps + k] = (yi * w + xi) as u32;
-                        plan.wts[p * taps + k] = wt as f32;
-                    }
-                }
-                k += 1;
-            };
-            let interpolation = if sample == Sample::Integral {
-                Interpolation::Nearest
-            } else {
-                opts.interpolation
-            };
-            match interpolation {
-                Interpolation::Nearest => put(
-                    x.round_ties_even() as i64,
-                    y.round_ties_even() as i64,
-                    1.0,
-                    &mut plan,
-                ),
-                Interpolation::Bilinear => {
-                    let (x0, y0) = (x.floor(), y.floor());
-                    let (fx, fy) = (x - x0, y - y0);
-                    let (x0, y0) = (x0 as i64, y0 as i64);
-                    put(x0, y0, (1.0 - fx) * (1.0 - fy), &mut plan);
-                    put(x0 + 1, y0, fx * (1.0 - fy), &mut plan);
-                    put(x0, y0 + 1, (1.0 - fx) * fy, &mut plan);
-                    put(x0 + 1, y0 + 1, fx * fy, &mut plan);
-                }
-                Interpolation::Bicubic => {
-                    let (x0, y0) = (x.floor(), y.floor());
-                    let wx = cubic_weights(x - x0);
-                    let wy = cubic_weights(y - y0);
-                    let (x0, y0) = (x0 as i64, y0 as i64);
-                    for (j, wyj) in wy.iter().enumerate() {
-                        for (i, wxi) in wx.iter().enumerate() {
-                            put(x0 - 1 + i as i64, y0 - 1 + j as i64, wxi * wyj, &mut plan);
-                        }
-                    }
-                }
-            }
-            plan.keep[p] = 1.0 - plan.fill_w[p];
+            plan.fill_w[p] = t.fill_w;
+            plan.keep[p] = 1.0 - t.fill_w;
         }
         plan
     }
@@ -462,6 +559,58 @@ mod tests {
         let mut out = vec![0.0; img.len()];
         plan.apply(img, img.len() / (h * w), &mut out);
         to_u8(&out)
+    }
+
+    #[test]
+    fn rotating_without_a_plan_is_bit_for_bit_the_plans_result() {
+        // Every interpolation, fill and mask, at angles that are exact permutations,
+        // near-permutations and neither, into a centre crop (odd and even offsets)
+        // and at the same size: rotate_into must equal Plan::apply to the bit.
+        let mut state = 7u64;
+        let mut next = || {
+            state = crate::metrics::bootstrap::mix(state);
+            state
+        };
+        let (h, w, c) = (23, 30, 3);
+        let img: Vec<u8> = (0..c * h * w).map(|_| next() as u8).collect();
+        let geometries = [
+            Geometry::same(h, w),
+            Geometry::centre_crop(h, w, 16, 16),
+            Geometry::centre_crop(h, w, 17, 20),
+        ];
+        let mut checked = 0;
+        for interpolation in [
+            Interpolation::Nearest,
+            Interpolation::Bilinear,
+            Interpolation::Bicubic,
+        ] {
+            for fill in [
+                Fill::Constant(0.0),
+                Fill::Constant(0.5),
+                Fill::Edge,
+                Fill::Reflect,
+            ] {
+                for mask_circle in [false, true] {
+                    let opts = RotateOptions {
+                        interpolation,
+                        fill,
+                        mask_circle,
+                    };
+                    for angle in [0.0, 90.0, 180.0, 270.0, 1e-10, 17.5, 45.0, -33.0, 200.25] {
+                        for g in geometries {
+                            let n = c * g.out_h * g.out_w;
+                            let (mut a, mut b) = (vec![0f32; n], vec![0f32; n]);
+                            Plan::new(g, angle, &opts).apply(&img, c, &mut a);
+                            rotate_into(g, angle, &opts, &img, c, &mut b);
+                            let same = a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits());
+                            assert!(same, "{opts:?} {angle} {g:?}");
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 3 * 4 * 2 * 9 * 3);
     }
 
     fn marked(h: usize, w: usize, r: usize, c: usize) -> Vec<u8> {
