@@ -21,6 +21,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 PY = sys.executable
 ROT = str(ROOT / "target/release/rotbench")
 ANGLES = "0:360:30"
+# rotbench's allocator settings (src/malloc.rs), for the allocator-matched floor.
+TUNED = "glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824"
 
 
 def timed(cmd, env=None):
@@ -44,49 +46,98 @@ def median_of(n, cmd, env=None, field=None):
     return statistics.median(walls), max(rss), out
 
 
+def predictions_by_angle(path):
+    """rotbench's predictions.csv as {angle: [pred in index order]}."""
+    import csv
+
+    by = {}
+    with open(path) as f:
+        for r in csv.DictReader(f):
+            by.setdefault(float(r["angle"]), []).append((int(r["index"]), int(r["pred"])))
+    return {a: [p for _, p in sorted(v)] for a, v in by.items()}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--only", default="all", help="comma list of: mnist, rgb32, r224, rest (default all)")
     args = ap.parse_args()
     reps = args.repeat
+    only = set(args.only.split(",")) if args.only != "all" else {"mnist", "rgb32", "r224", "rest"}
     cache = pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home() / ".cache")) / "rotbench"
     rgb = cache / "bench/rgb10k/test_batch.bin"
-    if not rgb.exists():
+    if "rgb32" in only and not rgb.exists():
         subprocess.run([PY, str(ROOT / "bench/make_rgb_data.py"), str(rgb)], check=True)
+    resnet = cache / "bench/resnet18/resnet18.pt"
+    if "r224" in only and not resnet.exists():
+        print("training the 224x224 workload's ResNet-18 once (a few minutes; cached)", flush=True)
+        subprocess.run([PY, str(ROOT / "bench/make_resnet.py"), str(resnet)], check=True)
     mnist_raw = pathlib.Path(subprocess.run(["bash", str(ROOT / "scripts/fetch-mnist.sh")], capture_output=True, text=True, check=True).stdout.strip())
+    jpegs = ROOT / "tests/fixtures/jpeg224"
+    # name, model, peer data, rotbench data, floor shape, extra flags, images per angle, angles, floor batch
     work = [
-        ("MNIST CNN", ROOT / "models/mnist-cnn.pt", ROOT / "datasets/mnist/t10k-images.idx3-ubyte.gz", ROOT / "datasets/mnist", "1,28,28", []),
-        ("RGB 32x32 CNN", ROOT / "tests/fixtures/shapes/shapes-cnn.pt", rgb, rgb, "3,32,32", ["--resize", "32x32"]),
+        ("mnist", "MNIST CNN", ROOT / "models/mnist-cnn.pt", ROOT / "datasets/mnist/t10k-images.idx3-ubyte.gz", ROOT / "datasets/mnist", "1,28,28", [], 10_000, ANGLES, 256),
+        ("rgb32", "RGB 32x32 CNN", ROOT / "tests/fixtures/shapes/shapes-cnn.pt", rgb, rgb, "3,32,32", ["--resize", "32x32"], 10_000, ANGLES, 256),
+        ("r224", "ResNet-18 224", resnet, jpegs, jpegs, "3,224,224", [], 300, "0:360:90", 64),
     ]
     rows = []
     tmp = tempfile.mkdtemp(prefix="rotbench-bench-")
-    for name, model, peer_data, rot_data, shape, extra in work:
-        images = 10_000 * 12
-        rot = [ROT, "sweep", "--quiet", "--no-cache", "--no-report", "--model", str(model), "--data", str(rot_data), "--angles", ANGLES, "--out", f"{tmp}/out"] + extra
+    tuned_env = dict(os.environ, GLIBC_TUNABLES=TUNED)
+    agreement = None
+    for key, name, model, peer_data, rot_data, shape, extra, n, angles, fbatch in work:
+        if key not in only:
+            continue
+        images = n * len(range(*[int(v) for v in angles.split(":")]))
+        rot = [ROT, "sweep", "--quiet", "--no-cache", "--no-report", "--model", str(model), "--data", str(rot_data), "--angles", angles, "--out", f"{tmp}/out-{key}"] + extra
+        floor = [PY, str(ROOT / "bench/floor.py"), "--model", str(model), "--shape", shape, "--images", str(images), "--batch", str(fbatch)]
         cmds = {
-            "a": ([PY, str(ROOT / "bench/floor.py"), "--model", str(model), "--shape", shape, "--images", str(images)], "forward_seconds"),
-            "a2": ([PY, str(ROOT / "bench/floor.py"), "--model", str(model), "--shape", shape, "--images", str(images), "--optimized"], "forward_seconds"),
-            "b": (rot, None),
-            "c": ([PY, str(ROOT / "bench/peer.py"), "--model", str(model), "--data", str(peer_data), "--angles", ANGLES], None),
+            "a": (floor, "forward_seconds", None),
+            "a2": (floor + ["--optimized"], "forward_seconds", None),
+            "a2m": (floor + ["--optimized"], "forward_seconds", tuned_env),
+            "b": (rot, None, None),
+            "c": ([PY, str(ROOT / "bench/peer.py"), "--model", str(model), "--data", str(peer_data), "--angles", angles], None, None),
         }
-        # Interleaved rounds (a, a2, b, c, a, a2, ...) so that a slow spell on a shared
+        # Interleaved rounds (a, a2, a2m, b, c, a, ...) so that a slow spell on a shared
         # machine hits every measurement alike instead of one of them.
         got = {k: ([], []) for k in cmds}
+        peer_out = None
         for _ in range(reps):
-            for k, (cmd, field) in cmds.items():
-                w, m, out = timed(cmd)
+            for k, (cmd, field, env) in cmds.items():
+                w, m, out = timed(cmd, env)
                 if field:
                     w = json.loads(out.strip().splitlines()[-1])[field]
+                if k == "c":
+                    peer_out = json.loads(out.strip().splitlines()[-1])
                 got[k][0].append(w)
                 got[k][1].append(m)
-        (a, a_rss), (a2, a2_rss), (b, b_rss), (c, c_rss) = (
-            (statistics.median(got[k][0]), max(got[k][1])) for k in ("a", "a2", "b", "c"))
-        rows.append((name, a, a_rss, a2, a2_rss, b, b_rss, c, c_rss))
-    print(f"\n10,000 images x 12 angles ({ANGLES}), median of {reps} runs, {os.cpu_count()} cores")
-    print(f"{'workload':<15} {'(a) floor':>10} {'(a2) opt floor':>15} {'(b) rotbench':>13} {'(c) peer':>10} {'c/b':>6} {'b/a2':>6}   peak RSS MB a/a2/b/c")
-    for name, a, ar, a2, a2r, b, br, c, cr in rows:
-        print(f"{name:<15} {a:>9.2f}s {a2:>14.2f}s {b:>12.2f}s {c:>9.2f}s {c / b:>6.2f} {b / a2:>6.2f}   {ar:.0f}/{a2r:.0f}/{br:.0f}/{cr:.0f}")
-    print("(a) and (a2) time only the forward passes; (b) and (c) are whole processes (start-up, decoding, rotation, metrics, outputs).")
+        med = {k: (statistics.median(got[k][0]), max(got[k][1])) for k in cmds}
+        rows.append((name, n, angles, med))
+        if "predictions" in (peer_out or {}):
+            mine = predictions_by_angle(f"{tmp}/out-{key}/predictions.csv")
+            diff = sum(x != y for a, ps in peer_out["predictions"].items() for x, y in zip(mine[float(a)], ps))
+            total = sum(len(ps) for ps in peer_out["predictions"].values())
+            agreement = (name, diff, total)
+    print(f"\nmedian of {reps} runs, {os.cpu_count()} cores")
+    print(f"{'workload':<15} {'images x angles':>16} {'(a) floor':>10} {'(a2) opt':>9} {'(a2m) opt+malloc':>17} {'(b) rotbench':>13} {'(c) peer':>10} {'c/b':>6} {'b/a2m':>6} {'b/a2':>6}   peak RSS MB a/a2/a2m/b/c")
+    for name, n, angles, m in rows:
+        (a, ar), (a2, a2r), (a2m, a2mr), (b, br), (c, cr) = (m[k] for k in ("a", "a2", "a2m", "b", "c"))
+        shape = f"{n:,} x {angles}"
+        print(f"{name:<15} {shape:>16} {a:>9.2f}s {a2:>8.2f}s {a2m:>16.2f}s {b:>12.2f}s {c:>9.2f}s {c / b:>6.2f} {b / a2m:>6.2f} {b / a2:>6.2f}   {ar:.0f}/{a2r:.0f}/{a2mr:.0f}/{br:.0f}/{cr:.0f}")
+    print("(a), (a2) and (a2m) time only the forward passes; (b) and (c) are whole processes (start-up, decoding, rotation, metrics, outputs).")
+    if agreement:
+        name, diff, total = agreement
+        print(f"{name}: rotbench and the peer differ on {diff} of {total} predictions")
+    if "r224" in only:
+        # Peak RSS against the number of JPEGs: 200 and 2,000 (generated into the cache).
+        many = cache / "bench/jpeg224-2000"
+        if not many.exists():
+            subprocess.run([PY, str(ROOT / "tests/fixtures/make_jpeg224.py"), str(many), "--count", "2000"], check=True, capture_output=True)
+        base = [ROT, "sweep", "--quiet", "--no-cache", "--no-report", "--model", str(resnet), "--data", str(many), "--angles", "0,90", "--out", f"{tmp}/rss"]
+        w200, rss200, _ = timed(base + ["--limit", "200"])
+        w2000, rss2000, _ = timed(base)
+        print(f"peak RSS, ResNet-18 224, 2 angles: 200 JPEGs {rss200:.0f} MB ({w200:.1f} s), 2,000 JPEGs {rss2000:.0f} MB ({w2000:.1f} s)")
+    if "rest" not in only:
+        return
 
     # Memory against dataset size, start-up, cached re-run.
     base = [ROT, "sweep", "--quiet", "--no-cache", "--no-report", "--no-predictions", "--model", str(ROOT / "models/mnist-cnn.pt"), "--angles", "0,90", "--out", f"{tmp}/m"]

@@ -7,7 +7,10 @@
 //! for the rest of the sweep). The results of calibration chunks are kept, so
 //! nothing is computed twice.
 
-use crate::sweep::{fastest, BatchSize, BatchTiming, AUTO_CANDIDATES, AUTO_FALLBACK};
+use crate::results::{auto_candidates, auto_fallback};
+use crate::sweep::{fastest, BatchSize, BatchTiming};
+#[cfg(test)]
+use crate::sweep::{AUTO_CANDIDATES, AUTO_FALLBACK};
 
 /// What the producer does after a calibration chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,12 +33,16 @@ pub struct Calibration {
 
 impl Calibration {
     /// `timed_angles`: the angles each chunk runs at. Timing needs warm-up calls,
-    /// so `auto` with fewer than 2 angles uses [`AUTO_FALLBACK`] untimed.
-    pub fn new(batch: BatchSize, timed_angles: usize) -> Calibration {
+    /// so `auto` with fewer than 2 angles uses its fallback untimed. `floats`: input
+    /// values per image; `auto` tries only the sizes whose input fits
+    /// [`AUTO_MAX_INPUT_BYTES`](crate::results::AUTO_MAX_INPUT_BYTES).
+    pub fn new(batch: BatchSize, timed_angles: usize, floats: usize) -> Calibration {
         let (fixed, schedule) = match batch {
             BatchSize::Fixed(b) => (b, vec![]),
-            BatchSize::Auto if timed_angles >= 2 => (AUTO_FALLBACK, AUTO_CANDIDATES.to_vec()),
-            BatchSize::Auto => (AUTO_FALLBACK, vec![]),
+            BatchSize::Auto if timed_angles >= 2 => {
+                (auto_fallback(floats), auto_candidates(floats))
+            }
+            BatchSize::Auto => (auto_fallback(floats), vec![]),
         };
         let chosen = schedule.is_empty().then_some(fixed);
         Calibration {
@@ -141,10 +148,40 @@ impl Calibration {
 mod tests {
     use super::*;
 
+    #[test]
+    fn auto_tries_only_batches_whose_input_fits_64_mib() {
+        // MNIST and 32x32 RGB: every candidate; 224x224 RGB (64 MiB holds 111): 64 only,
+        // and the untimed fallback follows.
+        for floats in [784, 3 * 32 * 32] {
+            let c = Calibration::new(BatchSize::Auto, 3, floats);
+            assert_eq!(c.schedule(), AUTO_CANDIDATES);
+            assert_eq!(c.fixed(), AUTO_FALLBACK);
+        }
+        let big = Calibration::new(BatchSize::Auto, 3, 3 * 224 * 224);
+        assert_eq!((big.schedule(), big.fixed()), (&[64][..], 64));
+        assert_eq!(
+            Calibration::new(BatchSize::Auto, 1, 3 * 224 * 224).fixed(),
+            64
+        );
+        // 3x160x160 (300 KB): 64 and 128 fit 64 MiB, 256 does not.
+        let mid = Calibration::new(BatchSize::Auto, 3, 3 * 160 * 160);
+        assert_eq!((mid.schedule(), mid.fixed()), (&[64, 128][..], 128));
+        // Larger still than one batch of 64 can hold: the first candidate all the same.
+        assert_eq!(
+            Calibration::new(BatchSize::Auto, 3, 3 * 1024 * 1024).schedule(),
+            [64]
+        );
+        // A fixed size is the user's choice, whatever its memory.
+        assert_eq!(
+            Calibration::new(BatchSize::Fixed(512), 3, 3 * 224 * 224).fixed(),
+            512
+        );
+    }
+
     /// Feed `rates` (images per second) for the candidates in order; returns the
     /// steps and the calibration.
     fn feed(rates: &[f64]) -> (Vec<Step>, Calibration) {
-        let mut c = Calibration::new(BatchSize::Auto, 3);
+        let mut c = Calibration::new(BatchSize::Auto, 3, 784);
         let mut steps = vec![];
         for (k, &r) in rates.iter().enumerate() {
             let b = c.schedule()[k];
@@ -159,10 +196,10 @@ mod tests {
 
     #[test]
     fn a_fixed_size_or_fewer_than_two_angles_times_nothing() {
-        let c = Calibration::new(BatchSize::Fixed(32), 5);
+        let c = Calibration::new(BatchSize::Fixed(32), 5, 784);
         assert!(c.schedule().is_empty() && !c.is_timing(1));
         assert_eq!((c.batch_size(), c.max_chunk()), (32, 32));
-        let c = Calibration::new(BatchSize::Auto, 1);
+        let c = Calibration::new(BatchSize::Auto, 1, 784);
         assert!(c.schedule().is_empty() && !c.is_timing(1));
         assert_eq!(c.batch_size(), AUTO_FALLBACK);
     }
@@ -199,7 +236,7 @@ mod tests {
 
     #[test]
     fn data_that_ends_during_calibration_uses_the_fastest_seen() {
-        let mut c = Calibration::new(BatchSize::Auto, 2);
+        let mut c = Calibration::new(BatchSize::Auto, 2, 784);
         assert!(c.is_timing(1) && !c.is_timing(0) && !c.is_timing(5));
         assert_eq!(c.record(1, 64, 1.0, 64, 3), Step::Next);
         assert!(c.is_timing(2), "calibration goes on");
@@ -210,7 +247,7 @@ mod tests {
     fn a_partial_last_chunk_is_not_a_candidate() {
         // Issue 20: 200 images gave chunks of 64, 128 and a remainder of 8, and
         // auto chose 8. The remainder is not timed; 128 (the fastest full chunk) stands.
-        let mut c = Calibration::new(BatchSize::Auto, 4);
+        let mut c = Calibration::new(BatchSize::Auto, 4, 784);
         assert_eq!(c.record(1, 64, 1.0, 64, 3), Step::Next);
         assert_eq!(c.record(2, 128, 1.0, 128, 3), Step::Next);
         assert_eq!(c.record(3, 8, 0.001, 8, 3), Step::Next);
@@ -224,7 +261,7 @@ mod tests {
 
     #[test]
     fn an_untimed_chunk_records_nothing_and_falls_back() {
-        let mut c = Calibration::new(BatchSize::Auto, 2);
+        let mut c = Calibration::new(BatchSize::Auto, 2, 784);
         for k in 1..=4 {
             let step = c.record(k, c.schedule()[k - 1], 0.0, 0, 0);
             if k < 4 {

@@ -185,7 +185,7 @@ pub fn run_raw<C: Classifier>(
     let (tx, rx) = sync_channel::<Message>(2);
     // Auto: one chunk per candidate (after any resumed samples), then the producer
     // waits for the consumer's choice (calibration::Step, sent as 0 or the size).
-    let mut calibration = Calibration::new(settings.batch, order.len());
+    let mut calibration = Calibration::new(settings.batch, order.len(), px);
     let fixed = calibration.fixed();
     let max_chunk = calibration.max_chunk();
     let (choice_tx, choice_rx) = sync_channel::<usize>(1);

@@ -52,6 +52,35 @@ pub const AUTO_CANDIDATES: [usize; 4] = [64, 128, 256, 512];
 /// What `auto` means where timing cannot decide (fewer than 2 angles, or shards,
 /// which must all cut the data the same way).
 pub const AUTO_FALLBACK: usize = 256;
+/// The most float32 input one `auto` batch may hold: 64 MiB. Activations grow with the
+/// input, so larger batches of large images only add memory (a ResNet-18 at 224x224
+/// and batch 512 holds 1.6 GB in its first block) and no speed (its forward time per
+/// image is flat from batch 16 to 128 on the machines measured). MNIST (3 KB an image)
+/// and 32x32 RGB (12 KB) keep every candidate; 224x224 RGB (588 KB) keeps 64 only.
+pub const AUTO_MAX_INPUT_BYTES: usize = 64 << 20;
+
+/// `auto`'s candidates for images of `floats` input values each: those whose batch
+/// fits [`AUTO_MAX_INPUT_BYTES`], and always the first (64).
+pub fn auto_candidates(floats: usize) -> Vec<usize> {
+    let fits = |b: usize| b.saturating_mul(floats).saturating_mul(4) <= AUTO_MAX_INPUT_BYTES;
+    AUTO_CANDIDATES
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|&(i, b)| i == 0 || fits(b))
+        .map(|(_, b)| b)
+        .collect()
+}
+
+/// `auto`'s untimed size for such images: [`AUTO_FALLBACK`], or the largest candidate
+/// below it that fits.
+pub fn auto_fallback(floats: usize) -> usize {
+    auto_candidates(floats)
+        .into_iter()
+        .filter(|&b| b <= AUTO_FALLBACK)
+        .max()
+        .unwrap_or(AUTO_CANDIDATES[0])
+}
 
 /// One candidate's measured forward throughput (all models together).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -293,10 +293,32 @@ struct Mapping {
 
 /// One output pixel's taps: `slots[k]` = (source index, weight) for tap `k` of the
 /// interpolation (weight 0 for a tap that falls outside the image or has weight 0),
-/// and the summed weight of the taps outside, the fill's share.
-struct Taps {
-    slots: [(u32, f32); MAX_TAPS],
+/// and the summed weight of the taps outside, the fill's share. `N` is at least the
+/// interpolation's taps (an integral position takes one).
+struct Taps<const N: usize> {
+    slots: [(u32, f32); N],
     fill_w: f32,
+}
+
+/// `x.floor()` without a libm call (x86-64's baseline has no `roundsd`): exact for
+/// |x| < 2^63, which every source position of an image is.
+#[inline]
+fn floor_i64(x: f64) -> i64 {
+    let t = x as i64; // truncation toward zero
+    if (t as f64) > x {
+        t - 1
+    } else {
+        t
+    }
+}
+
+/// `(x - x.round()).abs() <= 1e-9`, without a libm call: within 1e-9 of an integer.
+/// `x + copysign(0.5, x)` truncated is `x.round()` except where `x` is within an ulp
+/// of a half-integer, and there both tests are false.
+#[inline]
+fn near_integer(x: f64) -> bool {
+    let r = (x + 0.5f64.copysign(x)) as i64 as f64;
+    (x - r).abs() <= 1e-9
 }
 
 impl Mapping {
@@ -341,7 +363,7 @@ impl Mapping {
             // Not reachable from the CLI (angles are finite and reduced), but
             // a non-finite position is outside the image, never an index.
             Sample::Fill
-        } else if (x - x.round()).abs() <= 1e-9 && (y - y.round()).abs() <= 1e-9 {
+        } else if near_integer(x) && near_integer(y) {
             Sample::Integral
         } else {
             Sample::Interpolated
@@ -350,9 +372,10 @@ impl Mapping {
     }
 
     /// The taps of a pixel at source position `(x, y)` sampled as `sample`.
-    fn taps(&self, x: f64, y: f64, sample: Sample) -> Taps {
+    #[inline]
+    fn taps<const N: usize>(&self, x: f64, y: f64, sample: Sample) -> Taps<N> {
         let mut t = Taps {
-            slots: [(0, 0.0); MAX_TAPS],
+            slots: [(0, 0.0); N],
             fill_w: 0.0,
         };
         if sample == Sample::Fill {
@@ -362,7 +385,7 @@ impl Mapping {
         let (h, w) = (self.geometry.in_h as i64, self.geometry.in_w as i64);
         let fill = self.opts.fill;
         let mut k = 0;
-        let mut put = |xi: i64, yi: i64, wt: f64, t: &mut Taps| {
+        let mut put = |xi: i64, yi: i64, wt: f64, t: &mut Taps<N>| {
             if wt != 0.0 {
                 let (xi, yi) = match fill {
                     Fill::Constant(_) => (xi, yi),
@@ -383,6 +406,10 @@ impl Mapping {
             self.opts.interpolation
         };
         match interpolation {
+            // An integral position is within 1e-9 of an integer: no tie to break.
+            Interpolation::Nearest if sample == Sample::Integral => {
+                put(floor_i64(x + 0.5), floor_i64(y + 0.5), 1.0, &mut t)
+            }
             Interpolation::Nearest => put(
                 x.round_ties_even() as i64,
                 y.round_ties_even() as i64,
@@ -390,19 +417,17 @@ impl Mapping {
                 &mut t,
             ),
             Interpolation::Bilinear => {
-                let (x0, y0) = (x.floor(), y.floor());
-                let (fx, fy) = (x - x0, y - y0);
-                let (x0, y0) = (x0 as i64, y0 as i64);
+                let (x0, y0) = (floor_i64(x), floor_i64(y));
+                let (fx, fy) = (x - x0 as f64, y - y0 as f64);
                 put(x0, y0, (1.0 - fx) * (1.0 - fy), &mut t);
                 put(x0 + 1, y0, fx * (1.0 - fy), &mut t);
                 put(x0, y0 + 1, (1.0 - fx) * fy, &mut t);
                 put(x0 + 1, y0 + 1, fx * fy, &mut t);
             }
             Interpolation::Bicubic => {
-                let (x0, y0) = (x.floor(), y.floor());
-                let wx = cubic_weights(x - x0);
-                let wy = cubic_weights(y - y0);
-                let (x0, y0) = (x0 as i64, y0 as i64);
+                let (x0, y0) = (floor_i64(x), floor_i64(y));
+                let wx = cubic_weights(x - x0 as f64);
+                let wy = cubic_weights(y - y0 as f64);
                 for (j, wyj) in wy.iter().enumerate() {
                     for (i, wxi) in wx.iter().enumerate() {
                         put(x0 - 1 + i as i64, y0 - 1 + j as i64, wxi * wyj, &mut t);
@@ -427,25 +452,40 @@ pub fn rotate_into(
     channels: usize,
     out: &mut [f32],
 ) {
+    match opts.interpolation {
+        Interpolation::Nearest => rotate_taps::<1>(geometry, angle_deg, opts, src, channels, out),
+        Interpolation::Bilinear => rotate_taps::<4>(geometry, angle_deg, opts, src, channels, out),
+        Interpolation::Bicubic => rotate_taps::<16>(geometry, angle_deg, opts, src, channels, out),
+    }
+}
+
+/// [`rotate_into`] for an interpolation of `N` taps.
+fn rotate_taps<const N: usize>(
+    geometry: Geometry,
+    angle_deg: f64,
+    opts: &RotateOptions,
+    src: &[u8],
+    channels: usize,
+    out: &mut [f32],
+) {
     let m = Mapping::new(geometry, angle_deg, opts);
     let (ip, op) = (
         geometry.in_h * geometry.in_w,
         geometry.out_h * geometry.out_w,
     );
-    debug_assert_eq!(src.len(), channels * ip);
-    debug_assert_eq!(out.len(), channels * op);
+    assert_eq!(src.len(), channels * ip);
+    assert_eq!(out.len(), channels * op);
     let fill_255 = opts.fill.constant_255();
-    let n_taps = opts.interpolation.taps();
     for r in 0..geometry.out_h {
         for col in 0..geometry.out_w {
             let p = r * geometry.out_w + col;
             let (x, y, sample) = m.source(r, col);
-            let t = m.taps(x, y, sample);
+            let t = m.taps::<N>(x, y, sample);
             let keep = 1.0 - t.fill_w;
             for ch in 0..channels {
                 let plane = &src[ch * ip..(ch + 1) * ip];
                 let mut acc = 0.0f32;
-                for &(i, wt) in &t.slots[..n_taps] {
+                for &(i, wt) in &t.slots {
                     acc += wt * plane[i as usize] as f32;
                 }
                 out[ch * op + p] = acc * keep + t.fill_w * fill_255;
@@ -484,7 +524,7 @@ impl Plan {
             fill_255: opts.fill.constant_255(),
         };
         for (p, &(x, y, sample)) in src.iter().enumerate() {
-            let t = m.taps(x, y, sample);
+            let t = m.taps::<MAX_TAPS>(x, y, sample);
             for (k, &(i, wt)) in t.slots[..taps].iter().enumerate() {
                 plan.idx[p * taps + k] = i;
                 plan.wts[p * taps + k] = wt;
@@ -559,6 +599,57 @@ mod tests {
         let mut out = vec![0.0; img.len()];
         plan.apply(img, img.len() / (h * w), &mut out);
         to_u8(&out)
+    }
+
+    #[test]
+    fn the_libm_free_floor_and_integer_test_agree_with_libm() {
+        let mut state = 11u64;
+        let mut values = vec![
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            1e-10,
+            -1e-10,
+            3.0 - 1e-9,
+        ];
+        values.extend([
+            0.49999999999999994,
+            -0.49999999999999994,
+            7.000000001,
+            6.999999999,
+        ]);
+        for _ in 0..200_000 {
+            state = crate::metrics::bootstrap::mix(state);
+            let u = (state >> 11) as f64 / (1u64 << 53) as f64;
+            let k = (state % 2001) as f64 - 1000.0;
+            // Integers, near-integers (either side of the 1e-9 tolerance), half-integers, anything.
+            values.extend([
+                k,
+                k + 1e-9 * (u - 0.5) * 2.5,
+                k + 0.5,
+                k + u,
+                (u - 0.5) * 1e6,
+            ]);
+        }
+        for &x in &values {
+            assert_eq!(floor_i64(x) as f64, x.floor(), "floor {x}");
+            assert_eq!(
+                near_integer(x),
+                (x - x.round()).abs() <= 1e-9,
+                "near_integer {x}"
+            );
+            if near_integer(x) {
+                assert_eq!(
+                    floor_i64(x + 0.5),
+                    x.round_ties_even() as i64,
+                    "nearest {x}"
+                );
+            }
+        }
     }
 
     #[test]
