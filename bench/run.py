@@ -68,6 +68,9 @@ def main():
     rgb = cache / "bench/rgb10k/test_batch.bin"
     if "rgb32" in only and not rgb.exists():
         subprocess.run([PY, str(ROOT / "bench/make_rgb_data.py"), str(rgb)], check=True)
+    examples = cache / "bench/examples-cnn/mnist-examples-cnn.pt"
+    if "mnist" in only and not examples.exists():
+        subprocess.run([PY, str(ROOT / "bench/make_examples_cnn.py"), str(examples)], check=True, capture_output=True)
     resnet = cache / "bench/resnet18/resnet18.pt"
     if "r224" in only and not resnet.exists():
         print("training the 224x224 workload's ResNet-18 once (a few minutes; cached)", flush=True)
@@ -76,7 +79,8 @@ def main():
     jpegs = ROOT / "tests/fixtures/jpeg224"
     # name, model, peer data, rotbench data, floor shape, extra flags, images per angle, angles, floor batch
     work = [
-        ("mnist", "MNIST CNN", ROOT / "models/mnist-cnn.pt", ROOT / "datasets/mnist/t10k-images.idx3-ubyte.gz", ROOT / "datasets/mnist", "1,28,28", [], 10_000, ANGLES, 256),
+        ("mnist", "MNIST bundled", ROOT / "models/mnist-cnn.pt", ROOT / "datasets/mnist/t10k-images.idx3-ubyte.gz", ROOT / "datasets/mnist", "1,28,28", [], 10_000, ANGLES, 256),
+        ("mnist", "MNIST examples", examples, ROOT / "datasets/mnist/t10k-images.idx3-ubyte.gz", ROOT / "datasets/mnist", "1,28,28", [], 10_000, ANGLES, 256),
         ("rgb32", "RGB 32x32 CNN", ROOT / "tests/fixtures/shapes/shapes-cnn.pt", rgb, rgb, "3,32,32", ["--resize", "32x32"], 10_000, ANGLES, 256),
         ("r224", "ResNet-18 224", resnet, jpegs, jpegs, "3,224,224", [], 300, "0:360:90", 64),
     ]
