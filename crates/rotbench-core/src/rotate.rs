@@ -476,10 +476,39 @@ fn rotate_taps<const N: usize>(
     assert_eq!(src.len(), channels * ip);
     assert_eq!(out.len(), channels * op);
     let fill_255 = opts.fill.constant_255();
+    let bilinear = opts.interpolation == Interpolation::Bilinear;
+    let (h, w) = (geometry.in_h as i64, geometry.in_w as i64);
     for r in 0..geometry.out_h {
         for col in 0..geometry.out_w {
             let p = r * geometry.out_w + col;
             let (x, y, sample) = m.source(r, col);
+            if bilinear && sample == Sample::Interpolated {
+                // The common case, with the taps' arithmetic inline: all four taps
+                // inside the image (then the fill mode changes nothing, the fill's
+                // share is 0 and the coverage 1), weights as `Mapping::taps` makes
+                // them, summed in its order.
+                let (x0, y0) = (floor_i64(x), floor_i64(y));
+                if x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h {
+                    let (fx, fy) = (x - x0 as f64, y - y0 as f64);
+                    let wts = [
+                        ((1.0 - fx) * (1.0 - fy)) as f32,
+                        (fx * (1.0 - fy)) as f32,
+                        ((1.0 - fx) * fy) as f32,
+                        (fx * fy) as f32,
+                    ];
+                    let i = (y0 * w + x0) as usize;
+                    let at = [i, i + 1, i + w as usize, i + w as usize + 1];
+                    for ch in 0..channels {
+                        let plane = &src[ch * ip..(ch + 1) * ip];
+                        let mut acc = 0.0f32;
+                        for k in 0..4 {
+                            acc += wts[k] * plane[at[k]] as f32;
+                        }
+                        out[ch * op + p] = acc * 1.0 + 0.0 * fill_255;
+                    }
+                    continue;
+                }
+            }
             let t = m.taps::<N>(x, y, sample);
             let keep = 1.0 - t.fill_w;
             for ch in 0..channels {
