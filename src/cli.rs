@@ -156,6 +156,7 @@ pub struct SweepArgs {
     pub out: PathBuf,
     /// Images per forward pass, or `auto`: time 64, 128, 256 and 512 on the first
     /// batches (their results are kept; stop at the first slower one) and use the fastest.
+    /// `auto` skips sizes whose float input exceeds 64 MiB (224x224 RGB: 64 only).
     #[arg(long, default_value = "auto", value_name = "N|auto", value_parser = clap::value_parser!(BatchSize))]
     pub batch_size: BatchSize,
     /// Use only the first N samples.
