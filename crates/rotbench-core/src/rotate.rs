@@ -154,6 +154,35 @@ impl Default for RotateOptions {
     }
 }
 
+impl RotateOptions {
+    /// Every combination of interpolation, fill (constant 0 and 0.5, edge, reflect) and
+    /// circle mask: 24 options, for checks that must hold under all of them.
+    pub fn every_combination() -> Vec<RotateOptions> {
+        let mut all = vec![];
+        for interpolation in [
+            Interpolation::Nearest,
+            Interpolation::Bilinear,
+            Interpolation::Bicubic,
+        ] {
+            for fill in [
+                Fill::Constant(0.0),
+                Fill::Constant(0.5),
+                Fill::Edge,
+                Fill::Reflect,
+            ] {
+                for mask_circle in [false, true] {
+                    all.push(RotateOptions {
+                        interpolation,
+                        fill,
+                        mask_circle,
+                    });
+                }
+            }
+        }
+        all
+    }
+}
+
 /// Where the output grid sits on the input grid: output pixel `(r, c)` is input
 /// position `(r + top, c + left)` *after* rotation about the input's centre. A
 /// same-size rotation has `top = left = 0`; "rotate then centre-crop" uses the crop offset.
@@ -699,34 +728,16 @@ mod tests {
             Geometry::centre_crop(h, w, 17, 20),
         ];
         let mut checked = 0;
-        for interpolation in [
-            Interpolation::Nearest,
-            Interpolation::Bilinear,
-            Interpolation::Bicubic,
-        ] {
-            for fill in [
-                Fill::Constant(0.0),
-                Fill::Constant(0.5),
-                Fill::Edge,
-                Fill::Reflect,
-            ] {
-                for mask_circle in [false, true] {
-                    let opts = RotateOptions {
-                        interpolation,
-                        fill,
-                        mask_circle,
-                    };
-                    for angle in [0.0, 90.0, 180.0, 270.0, 1e-10, 17.5, 45.0, -33.0, 200.25] {
-                        for g in geometries {
-                            let n = c * g.out_h * g.out_w;
-                            let (mut a, mut b) = (vec![0f32; n], vec![0f32; n]);
-                            Plan::new(g, angle, &opts).apply(&img, c, &mut a);
-                            rotate_into(g, angle, &opts, &img, c, &mut b);
-                            let same = a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits());
-                            assert!(same, "{opts:?} {angle} {g:?}");
-                            checked += 1;
-                        }
-                    }
+        for opts in RotateOptions::every_combination() {
+            for angle in [0.0, 90.0, 180.0, 270.0, 1e-10, 17.5, 45.0, -33.0, 200.25] {
+                for g in geometries {
+                    let n = c * g.out_h * g.out_w;
+                    let (mut a, mut b) = (vec![0f32; n], vec![0f32; n]);
+                    Plan::new(g, angle, &opts).apply(&img, c, &mut a);
+                    rotate_into(g, angle, &opts, &img, c, &mut b);
+                    let same = a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits());
+                    assert!(same, "{opts:?} {angle} {g:?}");
+                    checked += 1;
                 }
             }
         }
