@@ -181,12 +181,21 @@ pub fn running_with_checkpoint(
     out: &Path,
     bytes: u64,
 ) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
     use std::time::{Duration, Instant};
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rotbench"))
-        .args(args)
-        .env("XDG_CACHE_HOME", cache)
-        .spawn()
-        .unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rotbench"));
+    cmd.args(args).env("XDG_CACHE_HOME", cache);
+    // A shell without job control starts background jobs with SIGINT ignored, and a
+    // child inherits that (`nohup make test &` did, and the SIGINT test then saw the
+    // run finish): give the run the default disposition, as a terminal would.
+    // SAFETY: between fork and exec only signal(2), which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
     let log = out.join(".rotbench-checkpoint/batches.bin");
     let t0 = Instant::now();
     while std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0) < bytes
