@@ -18,7 +18,20 @@ fn mnist_digits(n: usize) -> Vec<(Vec<u8>, u8)> {
         .collect()
 }
 
-fn sweep(out: &Path, extra: &[&'static str]) -> Run {
+/// Digit `i`'s 28x28 pixels as `dir/{i:04}.png` (the folder is created).
+fn save_digit(dir: &Path, i: usize, px: Vec<u8>) {
+    fs::create_dir_all(dir).unwrap();
+    image::GrayImage::from_raw(28, 28, px)
+        .unwrap()
+        .save(dir.join(format!("{i:04}.png")))
+        .unwrap();
+}
+
+fn sweep(out: &Path, extra: &[&str]) -> Run {
+    sweep_at(out, "0,90", extra)
+}
+
+fn sweep_at(out: &Path, angles: &str, extra: &[&str]) -> Run {
     let mut a = vec![
         "sweep",
         "--quiet",
@@ -27,7 +40,7 @@ fn sweep(out: &Path, extra: &[&'static str]) -> Run {
         "--model",
         s(bundled_model()),
         "--angles",
-        "0,90",
+        angles,
         "--bootstrap",
         "0",
         "--out",
@@ -77,11 +90,7 @@ fn a_subset_scores_only_its_classes_and_reorders_them_as_the_dataset_numbers_the
             3 => "b-three",
             _ => continue,
         };
-        fs::create_dir_all(root.join(dir)).unwrap();
-        image::GrayImage::from_raw(28, 28, px)
-            .unwrap()
-            .save(root.join(dir).join(format!("{i:04}.png")))
-            .unwrap();
+        save_digit(&root.join(dir), i, px);
         kept += 1;
     }
     let subset = t.path().join("subset.txt");
@@ -154,11 +163,7 @@ fn a_parity_map_scores_coarse_classes_from_summed_probabilities() {
     let digits = mnist_digits(300);
     for (i, (px, label)) in digits.iter().enumerate() {
         let dir = root.join(if label % 2 == 0 { "even" } else { "odd" });
-        fs::create_dir_all(&dir).unwrap();
-        image::GrayImage::from_raw(28, 28, px.clone())
-            .unwrap()
-            .save(dir.join(format!("{i:04}.png")))
-            .unwrap();
+        save_digit(&dir, i, px.clone());
     }
     let map = t.path().join("parity.csv");
     fs::write(
@@ -329,11 +334,7 @@ fn a_coarse_class_of_one_model_class_keeps_that_classs_probability() {
     let root = t.path().join("data");
     for (i, (px, label)) in mnist_digits(300).into_iter().enumerate() {
         let dir = root.join(if label == 0 { "zero" } else { "rest" });
-        fs::create_dir_all(&dir).unwrap();
-        image::GrayImage::from_raw(28, 28, px)
-            .unwrap()
-            .save(dir.join(format!("{i:04}.png")))
-            .unwrap();
+        save_digit(&dir, i, px);
     }
     let map = t.path().join("map.csv");
     let lines: String = (0..10)
@@ -382,11 +383,15 @@ fn a_coarse_class_of_one_model_class_keeps_that_classs_probability() {
 /// Sweep the digits of `tests/fixtures/class_spaces.json`'s `part` ("subset" or "map"),
 /// written as PNG folders named after the scored classes, at 0, 90 and 180 degrees,
 /// and compare every metric with the fixture's (PyTorch + scikit-learn).
-fn matches_the_python_reference(part: &str, flag: &str, file_text: String) {
-    let fixture: serde_json::Value = serde_json::from_str(
+fn class_spaces_fixture() -> serde_json::Value {
+    serde_json::from_str(
         &fs::read_to_string(root().join("tests/fixtures/class_spaces.json")).unwrap(),
     )
-    .unwrap();
+    .unwrap()
+}
+
+fn matches_the_python_reference(part: &str, flag: &str, file_text: String) {
+    let fixture = class_spaces_fixture();
     let want = &fixture[part];
     let classes: Vec<String> = want["classes"]
         .as_array()
@@ -419,34 +424,12 @@ fn matches_the_python_reference(part: &str, flag: &str, file_text: String) {
     for i in want["digits"].as_array().unwrap() {
         let i = i.as_u64().unwrap() as usize;
         let (px, label) = &digits[i];
-        let dir = root.join(&classes[group(*label)]);
-        fs::create_dir_all(&dir).unwrap();
-        image::GrayImage::from_raw(28, 28, px.clone())
-            .unwrap()
-            .save(dir.join(format!("{i:04}.png")))
-            .unwrap();
+        save_digit(&root.join(&classes[group(*label)]), i, px.clone());
     }
     let file = t.path().join("classes.txt");
     fs::write(&file, file_text).unwrap();
     let out = t.path().join("o");
-    let mut a = vec![
-        "sweep",
-        "--quiet",
-        "--no-report",
-        "--no-cache",
-        "--model",
-        s(bundled_model()),
-        "--data",
-        s(&root),
-        "--angles",
-        "0,90,180",
-        "--bootstrap",
-        "0",
-        "--out",
-        s(&out),
-    ];
-    a.extend([flag, s(&file)]);
-    let r = run(&a, None);
+    let r = sweep_at(&out, "0,90,180", &["--data", s(&root), flag, s(&file)]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let got = summary(&out);
     assert_eq!(got["models"][0]["spec"]["classes"], want["classes"]);
@@ -526,10 +509,7 @@ fn a_subset_matches_pytorch_and_scikit_learn_at_every_angle() {
 
 #[test]
 fn a_map_with_an_unmapped_class_matches_pytorch_and_scikit_learn_at_every_angle() {
-    let fixture: serde_json::Value = serde_json::from_str(
-        &fs::read_to_string(root().join("tests/fixtures/class_spaces.json")).unwrap(),
-    )
-    .unwrap();
+    let fixture = class_spaces_fixture();
     let lines: String = fixture["map"]["map"]
         .as_array()
         .unwrap()
