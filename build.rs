@@ -55,10 +55,9 @@ fn main() {
         }
     }
     build_shim(&lib);
-    if lib.join("libtorch_cuda.so").exists() {
-        // Without this, --as-needed drops libtorch_cuda.so and CUDA goes unseen.
-        println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
-    }
+    // No libtorch_cuda.so here, even when the folder has one: the binary opens it at
+    // run time when it sits beside libtorch_cpu.so (src/libtorch.rs), so one binary
+    // runs on CPU-only and CUDA builds of the same libtorch.
 }
 
 /// Compile src/shim/optimized.cpp (freeze + optimize_for_inference, forward on

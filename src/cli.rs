@@ -52,6 +52,36 @@ pub enum Command {
     // Numbers may be negative (`--fill -0.1`, `--angles -30:30:5`).
     #[command(allow_negative_numbers = true)]
     Merge(MergeArgs),
+    /// Sweep the three bundled MNIST models over the bundled MNIST test set and write the report.
+    #[command(allow_negative_numbers = true)]
+    Demo(DemoArgs),
+    /// Check the install: rotbench's build, the libtorch in use, CPU and CUDA, and one
+    /// forward pass of a bundled model on each device. Exit 0 when all is well, 2 when not.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Output folder (index.html, CSVs, JSON, plots).
+    #[arg(long, default_value = "rotbench-demo", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Angles: as `sweep --angles`.
+    #[arg(long, default_value = "0:360:5", value_name = "SPEC")]
+    pub angles: String,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
+    pub device: String,
+    /// More `sweep` flags, after `--` (e.g. `-- --limit 1000 --quiet`).
+    #[arg(last = true, value_name = "SWEEP FLAGS")]
+    pub sweep: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DoctorArgs {
+    /// Devices to check: all (the CPU, and every GPU libtorch sees), cpu, cuda or
+    /// cuda:N. Naming cuda makes a missing GPU a failure.
+    #[arg(long, default_value = "all", value_name = "DEVICE")]
+    pub device: String,
 }
 
 #[derive(Args, Debug, Clone)]

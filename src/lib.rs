@@ -10,7 +10,9 @@ pub use rotbench_core::{
     angles, dataset, gate, metrics, report, results, rotate, shard, spec, store, summary,
 };
 
+pub mod bundled;
 pub mod classifier;
+pub mod libtorch;
 pub mod malloc;
 pub mod model;
 pub mod output;

@@ -27,6 +27,8 @@ fn run() -> anyhow::Result<ExitCode> {
         cli::Command::Report(a) => commands::report(a),
         cli::Command::Gate(a) => commands::gate(a),
         cli::Command::Merge(a) => commands::merge(a),
+        cli::Command::Demo(a) => commands::demo(a),
+        cli::Command::Doctor(a) => commands::doctor(a),
     }
 }
 

@@ -421,7 +421,8 @@ impl Model {
     }
 
     /// Run the model on a batch of raw pixels (0..255 scale, NCHW on any device):
-    /// scale to [0, 1], normalise, forward. Returns logits [N, classes] on the CPU.
+    /// scale to [0, 1], normalise, forward. Returns the logits on the CPU, flattened
+    /// row by row (N × the output width).
     pub fn forward_raw(&self, raw: &Tensor) -> Result<Tensor> {
         let pre = &self.spec.preprocess;
         let x = raw.to_device(self.device);
@@ -512,32 +513,39 @@ fn first_line(s: &str) -> String {
         .join(" ")
 }
 
-/// Parse `--device cpu|cuda|cuda:N|auto`.
+/// Parse `--device cpu|cuda|cuda:N|auto`. Anything but `cpu` first opens
+/// `libtorch_cuda.so` when it sits beside the libtorch in use (see [`crate::libtorch`]).
 pub fn parse_device(s: &str) -> Result<Device> {
+    if s == "cpu" {
+        return Ok(Device::Cpu);
+    }
+    let flag = format!("--device {s}");
     match s {
-        "cpu" => Ok(Device::Cpu),
-        "auto" => Ok(Device::cuda_if_available()),
-        "cuda" | "gpu" => {
-            if tch::Cuda::is_available() {
-                Ok(Device::Cuda(0))
-            } else {
-                bail!("--device cuda: no CUDA device is visible to libtorch (the default slim set-up is CPU-only; see the README's CUDA set-up), or use --device cpu")
-            }
+        "auto" => {
+            crate::libtorch::load_cuda();
+            Ok(Device::cuda_if_available())
         }
+        "cuda" | "gpu" => match crate::libtorch::cuda_unavailable(&flag) {
+            None => Ok(Device::Cuda(0)),
+            Some(why) => bail!("{why}"),
+        },
         s if s.starts_with("cuda:") => {
             let i: usize = s[5..]
                 .parse()
-                .map_err(|_| anyhow!("--device {s}: expected cuda:N with N a GPU index"))?;
+                .map_err(|_| anyhow!("{flag}: expected cuda:N with N a GPU index"))?;
+            if let Some(why) = crate::libtorch::cuda_unavailable(&flag) {
+                bail!("{why}");
+            }
             if (i as i64) < tch::Cuda::device_count() {
                 Ok(Device::Cuda(i))
             } else {
                 bail!(
-                    "--device {s}: libtorch sees {} CUDA device(s)",
+                    "{flag}: libtorch sees {} CUDA device(s), numbered from 0",
                     tch::Cuda::device_count()
                 )
             }
         }
-        _ => bail!("--device {s}: use cpu, cuda, cuda:N or auto"),
+        _ => bail!("{flag}: use cpu, cuda, cuda:N or auto"),
     }
 }
 

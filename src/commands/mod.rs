@@ -1,6 +1,8 @@
 //! The commands: glue between the checked CLI config, the library, the output
 //! writer and the terminal. The only place that prints. One file per command.
 
+mod demo;
+mod doctor;
 mod finish;
 mod gate;
 mod inspect;
@@ -9,6 +11,8 @@ mod report;
 mod rotate;
 mod sweep;
 
+pub use demo::demo;
+pub use doctor::doctor;
 pub use gate::gate;
 pub use inspect::inspect;
 pub use merge::merge;
