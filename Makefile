@@ -9,12 +9,14 @@ DEMO_MODELS ?= models/mnist-cnn.pt models/mnist-cnn-aug.pt models/mnist-p4cnn.pt
 # Extra sweep flags, e.g. `make demo DEMO_FLAGS=--no-cache` to time a run from scratch.
 DEMO_FLAGS ?=
 
-.PHONY: setup build test demo screenshot bench exactness fixtures fixtures-check recompute-check help
+.PHONY: setup build wheel test-wheel test demo screenshot bench exactness fixtures fixtures-check recompute-check help
 
 help:
 	@echo "make demo   - sweep the three bundled models over MNIST and write reports/demo/"
 	@echo "make test   - run the whole test suite"
 	@echo "make build  - release binary at target/release/rotbench"
+	@echo "make wheel  - dist/rotbench-*.whl: the binary, a launcher that runs it on the installed torch, the demo"
+	@echo "make test-wheel - build the wheel, install it in fresh venvs (torch from PyPI, cached) and check it"
 	@echo "make fixtures-check - regenerate every test fixture (pinned venv) and fail if one changed"
 	@echo "make recompute-check - after make demo: recompute per_angle.csv's calibration/stability columns from predictions.csv in Python"
 
@@ -25,6 +27,16 @@ setup:
 
 build: setup
 	$(CARGO) build --release --locked
+
+# The wheel: the release binary, stripped, with a launcher that runs it on the libtorch
+# of the torch installed beside it, and the bundled models and MNIST test set.
+wheel: build
+	@rm -f dist/rotbench-*.whl
+	python3 scripts/wheel/build.py --binary target/release/rotbench --out dist
+
+# Install the wheel into fresh venvs and check it (downloads torch once, ~2.7 GB, cached).
+test-wheel: wheel
+	bash scripts/test-wheel.sh dist/rotbench-*.whl
 
 # The workspace's tests, then a build of every binary: that includes the fuzz
 # targets (fuzz/, rotbench-core only), so they cannot rot between fuzzing runs.

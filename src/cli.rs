@@ -78,8 +78,8 @@ pub struct DemoArgs {
 
 #[derive(Args, Debug)]
 pub struct DoctorArgs {
-    /// Devices to check: all (the CPU, and every GPU libtorch sees), cpu, cuda or
-    /// cuda:N. Naming cuda makes a missing GPU a failure.
+    /// Devices to check besides the CPU: all (every GPU libtorch sees), cpu (none),
+    /// cuda or cuda:N (that GPU; then a missing GPU is a failure).
     #[arg(long, default_value = "all", value_name = "DEVICE")]
     pub device: String,
 }

@@ -60,10 +60,8 @@ pub fn doctor(args: DoctorArgs) -> Result<ExitCode> {
 
     // Which devices to check.
     let want = args.device.as_str();
-    let mut devices: Vec<Device> = Vec::new();
-    if want == "all" || want == "cpu" {
-        devices.push(Device::Cpu);
-    }
+    // The CPU always: it is the reference a GPU's predictions are compared with.
+    let mut devices: Vec<Device> = vec![Device::Cpu];
     if want != "cpu" {
         cuda_lines(want, &mut devices, &mut problems);
     }

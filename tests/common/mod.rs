@@ -140,10 +140,18 @@ pub struct Run {
 /// Run `rotbench ARGS` (with `XDG_CACHE_HOME=cache` when given) and check that it
 /// neither panicked nor aborted, whatever its exit code.
 pub fn run(args: &[&str], cache: Option<&Path>) -> Run {
+    match cache {
+        Some(cache) => run_with_env(args, &[("XDG_CACHE_HOME", cache.as_os_str())]),
+        None => run_with_env(args, &[]),
+    }
+}
+
+/// [`run`] with these variables set in the (otherwise clean) environment.
+pub fn run_with_env(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Run {
     let mut c = rotbench();
     c.args(args);
-    if let Some(cache) = cache {
-        c.env("XDG_CACHE_HOME", cache);
+    for (k, v) in env {
+        c.env(k, v);
     }
     let o = c.output().unwrap();
     let r = Run {

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# `make test-wheel`: install the built wheel the way a PyTorch user would and check it.
+#
+#   scripts/test-wheel.sh dist/rotbench-VERSION-TAG.whl
+#
+# 1. torch==X (Cargo.toml's libtorch) and its dependencies from PyPI as wheels, kept in
+#    the cache ($CACHE/wheels/torch-X, about 2.7 GB the first time, reused after).
+# 2. A fresh venv with that torch; `pip install` of the rotbench wheel (timed, with the
+#    demo sweep after it); then, with an empty HOME and no rotbench cache:
+#    `rotbench --version`, `python -m rotbench --version`, `rotbench doctor`, and
+#    `rotbench demo`, whose per_angle.csv and predictions.csv must equal the source
+#    build's sweep of the same models, data and angles byte for byte.
+# 3. Each failure mode, with its message: no torch (a venv without it), the wrong torch
+#    (a venv whose torch says 2.12.0: metadata only, beside the real check above), a
+#    missing bundled model, and `--device cuda` where libtorch sees no GPU.
+# Exit 0 when every check passes; the first failure stops it with exit 1.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+WHEEL="$(readlink -f "${1:?usage: scripts/test-wheel.sh WHEEL}")"
+TORCH="$(sed -n '/^\[package.metadata.rotbench\]/,/^\[/s/^libtorch *= *"\(.*\)"/\1/p' "$ROOT/Cargo.toml")"
+CACHE="${ROTBENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rotbench}"
+WHEELS="$CACHE/wheels/torch-$TORCH"
+PY="${PYTHON:-python3}"
+ANGLES="${TEST_WHEEL_ANGLES:-0:360:30}"
+SRC_BIN="$ROOT/target/release/rotbench"
+[ -x "$SRC_BIN" ] || { echo "test-wheel: $SRC_BIN is missing; run make build" >&2; exit 2; }
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/rotbench-test-wheel.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+pass() { printf 'ok    %s\n' "$*"; }
+die() { printf 'FAIL  %s\n' "$*" >&2; exit 1; }
+# expect_fail NAME NEEDLE CMD...: CMD must exit 2 and print NEEDLE on stderr.
+expect_fail() {
+  local name=$1 needle=$2; shift 2
+  local rc=0
+  "$@" >"$work/out" 2>"$work/err" || rc=$?
+  [ "$rc" = 2 ] || { cat "$work/out" "$work/err" >&2; die "$name: exit $rc, expected 2"; }
+  grep -qF -- "$needle" "$work/err" || { cat "$work/err" >&2; die "$name: the message lacks '$needle'"; }
+  pass "$name: exit 2, $(head -c 300 "$work/err" | tr '\n' ' ')"
+}
+
+echo "== torch==$TORCH wheels in $WHEELS"
+if [ ! -f "$WHEELS/.complete" ]; then
+  mkdir -p "$WHEELS"
+  t0=$(date +%s)
+  "$PY" -m pip download --quiet --only-binary :all: -d "$WHEELS" "torch==$TORCH"
+  touch "$WHEELS/.complete"
+  echo "downloaded $(du -sh "$WHEELS" | cut -f1) in $(( $(date +%s) - t0 )) s"
+fi
+
+echo "== a venv with torch==$TORCH"
+"$PY" -m venv "$work/venv"
+"$work/venv/bin/pip" install --quiet --no-index --find-links "$WHEELS" "torch==$TORCH"
+t0=$(date +%s.%N)
+"$work/venv/bin/pip" install --quiet --no-index --find-links "$WHEELS" "$WHEEL"
+t1=$(date +%s.%N)
+pass "pip install $(basename "$WHEEL") ($(du -h "$WHEEL" | cut -f1)) in $(awk "BEGIN{printf \"%.1f\", $t1-$t0}") s"
+
+# A user's shell: empty HOME, no rotbench cache, nothing of ours in the environment.
+export HOME="$work/home" XDG_CACHE_HOME="$work/home/.cache"
+mkdir -p "$HOME"
+unset ROTBENCH_SHARE LIBTORCH LD_LIBRARY_PATH ROTBENCH_CACHE
+RB="$work/venv/bin/rotbench"
+cd "$work"
+
+v="$("$RB" --version)" && [ "$v" = "rotbench $(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)" ] \
+  || die "rotbench --version printed '$v'"
+pass "rotbench --version: $v"
+v2="$("$work/venv/bin/python" -m rotbench --version)" && [ "$v2" = "$v" ] || die "python -m rotbench --version printed '$v2'"
+pass "python -m rotbench --version"
+
+"$RB" doctor >"$work/doctor" 2>&1 || { cat "$work/doctor"; die "rotbench doctor exited non-zero"; }
+grep -q "from the Python torch package" "$work/doctor" || { cat "$work/doctor"; die "doctor did not use the Python torch's libtorch"; }
+grep -q "check     cpu     pass" "$work/doctor" || { cat "$work/doctor"; die "doctor's CPU check did not pass"; }
+pass "rotbench doctor:"; sed 's/^/      /' "$work/doctor"
+
+"$RB" demo --out "$work/demo" --angles "$ANGLES" -- --quiet
+t2=$(date +%s.%N)
+pass "rotbench demo --angles $ANGLES finished $(awk "BEGIN{printf \"%.1f\", $t2-$t0}") s after pip install began"
+if ls -d "$HOME"/.cache/rotbench/libtorch-* >/dev/null 2>&1; then die "the wheel downloaded a libtorch into $HOME/.cache/rotbench"; fi
+pass "no second libtorch: $HOME/.cache holds no libtorch"
+"$SRC_BIN" sweep --quiet --model "$ROOT/models/mnist-cnn.pt" --model "$ROOT/models/mnist-cnn-aug.pt" \
+  --model "$ROOT/models/mnist-p4cnn.pt" --data "$ROOT/datasets/mnist" --angles "$ANGLES" \
+  --out "$work/source" --no-cache
+for f in per_angle.csv predictions.csv per_class.csv confusion.csv; do
+  cmp -s "$work/demo/$f" "$work/source/$f" || die "$f differs between the wheel's demo and the source build's sweep"
+done
+pass "the wheel's demo equals the source build's sweep (per_angle, predictions, per_class, confusion: byte for byte)"
+
+echo "== failure modes"
+"$PY" -m venv "$work/bare"
+"$work/bare/bin/pip" install --quiet --no-index --no-deps "$WHEEL"
+expect_fail "no torch" "pip install 'torch==$TORCH'" \
+  "$work/bare/bin/rotbench" sweep --model x.pt --data y --angles 0 --out z
+site="$("$work/bare/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+mkdir -p "$site/torch" "$site/torch-2.12.0.dist-info"
+echo "__version__ = '2.12.0'" > "$site/torch/__init__.py"
+printf 'Metadata-Version: 2.1\nName: torch\nVersion: 2.12.0\n' > "$site/torch-2.12.0.dist-info/METADATA"
+expect_fail "torch 2.12.0 installed" "built for torch ${TORCH%.*}.x" "$work/bare/bin/rotbench" doctor
+share="$("$work/venv/bin/python" -c 'import rotbench; print(rotbench.share_dir())')"
+mv "$share/models/mnist-cnn.pt" "$work/moved.pt"
+expect_fail "a bundled model missing" "$share/models/mnist-cnn.pt" "$RB" doctor
+mv "$work/moved.pt" "$share/models/mnist-cnn.pt"
+if "$work/venv/bin/python" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+  "$RB" doctor --device cuda >/dev/null || die "doctor --device cuda failed on a machine with a GPU"
+  pass "doctor --device cuda on a GPU"
+else
+  expect_fail "--device cuda without a GPU" "--device cuda" "$RB" doctor --device cuda
+fi
+echo "test-wheel: all checks passed"

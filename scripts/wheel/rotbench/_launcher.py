@@ -1,0 +1,97 @@
+"""Run the bundled rotbench binary on the installed torch package's libtorch.
+
+The binary links libtorch_cpu.so (and opens libtorch_cuda.so itself when torch is
+a CUDA build). Here the torch package is found without importing it (importing
+torch takes seconds), its version is checked against the one the binary was built
+for, and the binary is exec'd with torch/lib first on LD_LIBRARY_PATH and
+ROTBENCH_SHARE pointing at the bundled demo files. Every failure is exit 2 with
+the command that fixes it.
+"""
+
+import importlib.metadata
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def share_dir() -> Path:
+    """The bundled demo models and MNIST test set."""
+    return HERE / "share"
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"rotbench: {message}\n")
+    return 2
+
+
+def _torch_version(torch_dir: Path):
+    try:
+        return importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    try:
+        for line in (torch_dir / "version.py").read_text().splitlines():
+            if line.startswith("__version__"):
+                return line.split("=", 1)[1].strip().strip("'\"")
+    except OSError:
+        pass
+    return None
+
+
+def _same_minor(found: str, want: str) -> bool:
+    major_minor = lambda v: v.replace("+", ".").split(".")[:2]  # noqa: E731
+    return major_minor(found) == major_minor(want)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    build = json.loads((HERE / "_build.json").read_text())
+    want = build["libtorch"]
+    minor = ".".join(want.split(".")[:2])
+    pip = f"{sys.executable} -m pip install 'torch=={want}'"
+    try:
+        spec = importlib.util.find_spec("torch")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.origin:
+        return _fail(
+            f"no Python torch in this environment ({sys.executable}); rotbench "
+            f"{build['version']} runs on the libtorch of torch {minor}.x. Install it: "
+            f"{pip}  (a CPU-only build of torch {want} works as well)"
+        )
+    torch_dir = Path(spec.origin).resolve().parent
+    version = _torch_version(torch_dir)
+    if version is None or not _same_minor(version, want):
+        return _fail(
+            f"torch {version or '(unknown version)'} is installed at {torch_dir}, but this "
+            f"rotbench {build['version']} is built for torch {minor}.x. Install that "
+            f"version: {pip}, or use a rotbench built for your torch"
+        )
+    lib = torch_dir / "lib"
+    if not (lib / "libtorch_cpu.so").is_file():
+        return _fail(
+            f"the torch package at {torch_dir} has no lib/libtorch_cpu.so (a broken "
+            f"install?); reinstall it: {sys.executable} -m pip install --force-reinstall 'torch=={want}'"
+        )
+    exe = HERE / "bin" / "rotbench"
+    if not exe.is_file():
+        return _fail(f"the rotbench binary is missing ({exe}); reinstall the rotbench wheel")
+    if not os.access(exe, os.X_OK):
+        try:
+            exe.chmod(0o755)
+        except OSError as e:
+            return _fail(f"{exe} is not executable ({e}); reinstall the rotbench wheel")
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(
+        [str(lib)] + ([env["LD_LIBRARY_PATH"]] if env.get("LD_LIBRARY_PATH") else [])
+    )
+    env.setdefault("ROTBENCH_SHARE", str(share_dir()))
+    try:
+        os.execve(str(exe), [str(exe), *argv], env)
+    except OSError as e:
+        return _fail(f"cannot run {exe}: {e}; reinstall the rotbench wheel")
+    return 2  # not reached
