@@ -14,7 +14,8 @@ import sys
 
 def rows(path):
     with open(path, newline="") as f:
-        return {(r["model"], r["angle"], r["index"]): (r["pred"], r["confidence"]) for r in csv.DictReader(f)}
+        return {(r["model"], r["angle"], r["index"]): (r["pred"], r["confidence"], r["label"], r["top_k"])
+                for r in csv.DictReader(f)}
 
 
 def compare(work, a, b):
@@ -26,9 +27,16 @@ def compare(work, a, b):
     if ra.keys() != rb.keys():
         print(f"{a} vs {b}: different rows ({len(ra)} vs {len(rb)})")
         return
-    diff = sum(1 for k in ra if ra[k][0] != rb[k][0])
+    differ = [k for k in ra if ra[k][0] != rb[k][0]]
     conf = max(abs(float(ra[k][1] or "nan") - float(rb[k][1] or "nan")) for k in ra)
-    print(f"{a} vs {b}: {diff} of {len(ra)} predictions differ, max |conf diff| {conf:.3g}")
+    print(f"{a} vs {b}: {len(differ)} of {len(ra)} predictions differ, max |conf diff| {conf:.3g}")
+    if a == "cpu-host":
+        # Each difference: the label, then each side's prediction, its confidence and
+        # its top-5 ranking; a near-tie shows as two confidences close to each other.
+        for k in sorted(differ, key=lambda k: (k[0], float(k[1]), int(k[2])))[:60]:
+            (pa_, ca, label, ta), (pb_, cb, _, tb) = ra[k], rb[k]
+            print(f"  {k[0]} angle {k[1]} index {k[2]} label {label}: {a} {pa_} ({float(ca):.4f}, top {ta})"
+                  f"  {b} {pb_} ({float(cb):.4f}, top {tb})")
 
 
 def summary(work, name):
@@ -45,7 +53,7 @@ def main():
                  ("cuda-device", "cuda-exact")]:
         compare(work, a, b)
     for name in sorted(os.listdir(work)):
-        if name.startswith("dev-"):
+        if name.startswith("dev-") and os.path.isdir(os.path.join(work, name)):
             compare(work, name, "host-" + name[4:])
     for name in ["cpu-host", "cuda-device"]:
         s = summary(work, name)

@@ -46,34 +46,8 @@ python3 -m pip download --quiet --no-deps --only-binary :all: \
 STAGE="$WORK/libtorch"
 mkdir -p "$STAGE/lib"
 log "unpacking headers and libraries"
-python3 - "$WORK/wheels" "$STAGE" <<'PY'
-import sys, zipfile, pathlib, os, stat
-wheels, stage = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
-want = {"libtorch_cpu.so", "libtorch.so", "libc10.so", "libgomp.so.1",
-        "libcudart.so.13", "libcupti.so.13"}
-found = set()
-for whl in sorted(wheels.glob("*.whl")):
-    with zipfile.ZipFile(whl) as z:
-        for info in z.infolist():
-            name = info.filename
-            base = name.rsplit("/", 1)[-1]
-            if name.startswith("torch/include/") and not name.endswith("/"):
-                out = stage / "include" / name[len("torch/include/"):]
-            elif base in want and "/lib/" in "/" + name and not name.endswith("/"):
-                out = stage / "lib" / base
-                found.add(base)
-            else:
-                continue
-            out.parent.mkdir(parents=True, exist_ok=True)
-            with z.open(info) as src, open(out, "wb") as dst:
-                while chunk := src.read(1 << 20):
-                    dst.write(chunk)
-            if out.suffix == ".so" or ".so." in out.name:
-                out.chmod(0o755)
-missing = want - found
-if missing:
-    sys.exit(f"setup-libtorch: the wheels lack {sorted(missing)}")
-PY
+python3 "$(dirname "$0")/unpack-libtorch.py" "$WORK/wheels" "$STAGE" \
+  libtorch_cpu.so libtorch.so libc10.so libgomp.so.1 libcudart.so.13 libcupti.so.13
 echo "$TORCH_VERSION" > "$STAGE/build-version"
 touch "$STAGE/.complete"
 rm -rf "$DEST"

@@ -12,7 +12,9 @@
 #    build's sweep of the same models, data and angles byte for byte.
 # 3. Each failure mode, with its message: no torch (a venv without it), the wrong torch
 #    (a venv whose torch says 2.12.0: metadata only, beside the real check above), a
-#    missing bundled model, and `--device cuda` where libtorch sees no GPU.
+#    CPU-only torch (X+cpu) satisfying the wheel's requirement without an index, a torch
+#    without its libraries, a missing bundled model, and `--device cuda` where libtorch
+#    sees no GPU.
 # Exit 0 when every check passes; the first failure stops it with exit 1.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,7 +23,7 @@ TORCH="$(sed -n '/^\[package.metadata.rotbench\]/,/^\[/s/^libtorch *= *"\(.*\)"/
 CACHE="${ROTBENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rotbench}"
 WHEELS="$CACHE/wheels/torch-$TORCH"
 PY="${PYTHON:-python3}"
-ANGLES="${TEST_WHEEL_ANGLES:-0:360:30}"
+ANGLES="${TEST_WHEEL_ANGLES:-0:360:45}"
 SRC_BIN="$ROOT/target/release/rotbench"
 [ -x "$SRC_BIN" ] || { echo "test-wheel: $SRC_BIN is missing; run make build" >&2; exit 2; }
 
@@ -97,6 +99,15 @@ mkdir -p "$site/torch" "$site/torch-2.12.0.dist-info"
 echo "__version__ = '2.12.0'" > "$site/torch/__init__.py"
 printf 'Metadata-Version: 2.1\nName: torch\nVersion: 2.12.0\n' > "$site/torch-2.12.0.dist-info/METADATA"
 expect_fail "torch 2.12.0 installed" "built for torch ${TORCH%.*}.x" "$work/bare/bin/rotbench" doctor
+# A CPU-only torch of the right version satisfies the wheel's requirement: pip installs
+# it with no index at all, so it could not have fetched a CUDA torch in its place.
+rm -rf "$site/torch-2.12.0.dist-info"
+mkdir -p "$site/torch-$TORCH+cpu.dist-info"
+printf 'Metadata-Version: 2.1\nName: torch\nVersion: %s+cpu\n' "$TORCH" > "$site/torch-$TORCH+cpu.dist-info/METADATA"
+"$work/bare/bin/pip" install --quiet --no-index --force-reinstall "$WHEEL" \
+  || die "pip would not install the wheel beside torch $TORCH+cpu without an index"
+pass "torch $TORCH+cpu satisfies the wheel's requirement (pip install --no-index)"
+expect_fail "a torch without its libraries" "has no lib/libtorch_cpu.so" "$work/bare/bin/rotbench" doctor
 share="$("$work/venv/bin/python" -c 'import rotbench; print(rotbench.share_dir())')"
 mv "$share/models/mnist-cnn.pt" "$work/moved.pt"
 expect_fail "a bundled model missing" "$share/models/mnist-cnn.pt" "$RB" doctor
@@ -105,6 +116,8 @@ if "$work/venv/bin/python" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_av
   "$RB" doctor --device cuda >/dev/null || die "doctor --device cuda failed on a machine with a GPU"
   pass "doctor --device cuda on a GPU"
 else
-  expect_fail "--device cuda without a GPU" "--device cuda" "$RB" doctor --device cuda
+  # PyPI's torch is a CUDA build: libtorch_cuda.so must have been opened (the one
+  # binary for CPU and CUDA), and only the missing GPU stops it.
+  expect_fail "--device cuda without a GPU" "--device cuda: libtorch has CUDA (" "$RB" doctor --device cuda
 fi
 echo "test-wheel: all checks passed"

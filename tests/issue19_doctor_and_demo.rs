@@ -92,25 +92,18 @@ fn doctor_asked_for_cuda_on_a_cpu_only_libtorch_exits_2_with_the_reason() {
     assert!(r.stdout.contains("check     cpu     pass"));
 }
 
+/// `rotbench sweep` of the bundled model at 0 degrees on `device` into `out`.
+fn sweep_on(device: &str, out: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["sweep", "--model", s(bundled_model()), "--data", s(mnist())];
+    args.extend(["--angles", "0", "--out", s(out), "--device", device]);
+    args.extend(extra);
+    run(&args, None)
+}
+
 #[test]
 fn a_sweep_on_cuda_with_a_cpu_only_libtorch_exits_2_before_any_work() {
     let out = tempfile::tempdir().unwrap();
-    let r = run(
-        &[
-            "sweep",
-            "--model",
-            s(bundled_model()),
-            "--data",
-            s(mnist()),
-            "--angles",
-            "0",
-            "--out",
-            s(out.path()),
-            "--device",
-            "cuda:0",
-        ],
-        None,
-    );
+    let r = sweep_on("cuda:0", out.path(), &[]);
     assert_eq!(r.code, 2);
     assert!(
         r.stderr.contains("--device cuda:0: the libtorch in use"),
@@ -123,25 +116,10 @@ fn a_sweep_on_cuda_with_a_cpu_only_libtorch_exits_2_before_any_work() {
 #[test]
 fn device_auto_on_a_cpu_only_libtorch_runs_on_the_cpu() {
     let out = tempfile::tempdir().unwrap();
-    let r = run(
-        &[
-            "sweep",
-            "--model",
-            s(bundled_model()),
-            "--data",
-            s(mnist()),
-            "--angles",
-            "0",
-            "--limit",
-            "50",
-            "--out",
-            s(out.path()),
-            "--device",
-            "auto",
-            "--quiet",
-            "--no-report",
-        ],
-        None,
+    let r = sweep_on(
+        "auto",
+        out.path(),
+        &["--limit", "50", "--quiet", "--no-report"],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(summary(out.path())["settings"]["device"], "cpu");
