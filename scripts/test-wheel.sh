@@ -104,7 +104,8 @@ expect_fail "torch 2.12.0 installed" "built for torch ${TORCH%.*}.x" "$work/bare
 rm -rf "$site/torch-2.12.0.dist-info"
 mkdir -p "$site/torch-$TORCH+cpu.dist-info"
 printf 'Metadata-Version: 2.1\nName: torch\nVersion: %s+cpu\n' "$TORCH" > "$site/torch-$TORCH+cpu.dist-info/METADATA"
-"$work/bare/bin/pip" install --quiet --no-index --force-reinstall "$WHEEL" \
+"$work/bare/bin/pip" uninstall --quiet --yes rotbench
+"$work/bare/bin/pip" install --quiet --no-index "$WHEEL" \
   || die "pip would not install the wheel beside torch $TORCH+cpu without an index"
 pass "torch $TORCH+cpu satisfies the wheel's requirement (pip install --no-index)"
 expect_fail "a torch without its libraries" "has no lib/libtorch_cpu.so" "$work/bare/bin/rotbench" doctor
