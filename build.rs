@@ -10,6 +10,11 @@ use std::path::PathBuf;
 /// The libtorch version from Cargo.toml's `[package.metadata.rotbench]`, the one
 /// place it is written.
 fn expected_torch() -> String {
+    metadata("libtorch")
+}
+
+/// `KEY = "VALUE"` under Cargo.toml's `[package.metadata.rotbench]`.
+fn metadata(key: &str) -> String {
     let text = fs::read_to_string("Cargo.toml").unwrap_or_default();
     let mut in_table = false;
     for line in text.lines() {
@@ -17,13 +22,13 @@ fn expected_torch() -> String {
         if line.starts_with('[') {
             in_table = line == "[package.metadata.rotbench]";
         } else if in_table {
-            if let Some(v) = line.strip_prefix("libtorch") {
+            if let Some(v) = line.strip_prefix(key) {
                 let v = v.trim_start().trim_start_matches('=').trim();
                 return v.trim_matches('"').to_owned();
             }
         }
     }
-    panic!("Cargo.toml has no `libtorch = \"X.Y.Z\"` under [package.metadata.rotbench]");
+    panic!("Cargo.toml has no `{key} = \"X.Y.Z\"` under [package.metadata.rotbench]");
 }
 
 fn main() {
@@ -31,6 +36,10 @@ fn main() {
     println!("cargo:rerun-if-changed=Cargo.toml");
     let expected = expected_torch();
     println!("cargo:rustc-env=ROTBENCH_LIBTORCH_VERSION={expected}");
+    println!(
+        "cargo:rustc-env=ROTBENCH_ONNXRUNTIME_VERSION={}",
+        metadata("onnxruntime")
+    );
     let expected = expected.as_str();
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     let Ok(lib) = env::var("DEP_TCH_LIBTORCH_LIB") else {

@@ -15,6 +15,7 @@ pub mod classifier;
 pub mod libtorch;
 pub mod malloc;
 pub mod model;
+pub mod onnx;
 pub mod output;
 pub mod rotate_device;
 pub mod sweep;
@@ -23,6 +24,7 @@ pub mod sweep;
 /// `[package.metadata.rotbench]` through build.rs.
 pub const LIBTORCH_VERSION: &str = env!("ROTBENCH_LIBTORCH_VERSION");
 
-/// The inference backend that runs models: TorchScript through libtorch's JIT.
-/// Recorded in summary.json and part of the prediction-cache and checkpoint keys.
+/// The TorchScript backend's name (libtorch's JIT). A run records the backends of
+/// its models (`Model::backend`; ONNX models say `onnxruntime X.Y.Z`) in
+/// summary.json, and they are part of the prediction-cache and checkpoint keys.
 pub const BACKEND: &str = "torchscript";

@@ -301,7 +301,66 @@ impl Drop for ScriptModule {
     }
 }
 
-/// A loaded TorchScript model with its spec.
+/// The network behind a [`Model`]: TorchScript through the C++ shim, or an ONNX
+/// model in ONNX Runtime (`crate::onnx`).
+enum Net {
+    Script(ScriptModule),
+    Onnx(crate::onnx::OnnxNet),
+}
+
+/// A model file's format, from its content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    TorchScript,
+    Onnx,
+}
+
+const FORMATS: &str = "rotbench reads TorchScript (.pt: torch.jit.save), ONNX (.onnx: torch.onnx.export, tf2onnx) and, not yet, torch.export AOTInductor packages (.pt2)";
+
+/// The format of a model file from its first bytes and, for zips, its entries.
+fn detect_format(path: &Path, head: &[u8], len: u64) -> Result<Format> {
+    if len == 0 {
+        bail!("{}: the model file is empty; {FORMATS}", path.display());
+    }
+    if head.starts_with(b"PK\x03\x04") {
+        let file = fs::File::open(path)?;
+        if let Ok(zip) = zip::ZipArchive::new(file) {
+            let aoti = zip.file_names().flatten().any(|n| {
+                n.contains("/data/aotinductor/")
+                    || n.ends_with("/archive_format")
+                    || n == "archive_format"
+            });
+            if aoti {
+                bail!(
+                    "{}: a torch.export AOTInductor package (.pt2); this build of rotbench does not run .pt2 yet: export the model to ONNX (torch.onnx.export(model, x, \"model.onnx\", dynamic_axes={{\"input\": {{0: \"batch\"}}}})) or TorchScript (torch.jit.save(torch.jit.script(model.eval()), \"model.pt\"))",
+                    path.display()
+                );
+            }
+        }
+        return Ok(Format::TorchScript);
+    }
+    if crate::onnx::looks_like_onnx(head) {
+        return Ok(Format::Onnx);
+    }
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+    {
+        bail!(
+            "{}: named .onnx but not an ONNX model (an ONNX file is a protobuf ModelProto starting with its ir_version); export it again",
+            path.display()
+        );
+    }
+    bail!(
+        "{}: not a model format rotbench reads; {FORMATS}",
+        path.display()
+    )
+}
+
+/// The provenance name of an ONNX model's embedded spec.
+const ONNX_EMBEDDED: &str = "embedded metadata_props rotbench.json";
+
+/// A loaded model with its spec.
 pub struct Model {
     pub name: String,
     pub path: PathBuf,
@@ -316,7 +375,9 @@ pub struct Model {
     pub training: TrainingMode,
     /// Warnings its results carry into summary.json.
     pub warnings: Vec<String>,
-    module: ScriptModule,
+    /// The file's format.
+    pub format: Format,
+    net: Net,
     /// `spec.output_key` for the shim.
     output_key: Option<CString>,
     mean: Tensor,
@@ -349,6 +410,9 @@ impl Model {
         let n = fs::File::open(path)
             .and_then(|mut f| f.read(&mut head))
             .with_context(|| format!("--model {}: cannot read the model file", path.display()))?;
+        if detect_format(path, &head[..n], meta.len())? == Format::Onnx {
+            return Model::load_onnx(path, flags, device, inference);
+        }
         diagnose_model_file(path, &head[..n], meta.len())?;
         let (mut spec, mut provenance) = load_spec(path, flags)?;
         let module = ScriptModule::load(path, device, inference).map_err(|e| {
@@ -391,6 +455,73 @@ impl Model {
                 bail!("{}", output_error(path, &provenance, &e));
             }
         }
+        Model::assemble(
+            path,
+            spec,
+            provenance,
+            device,
+            inference,
+            returns,
+            training,
+            warnings,
+            Format::TorchScript,
+            Net::Script(module),
+            output_key,
+        )
+    }
+
+    /// Load an ONNX model: ONNX Runtime on the CPU, the spec from flags, sidecar and
+    /// the model's `metadata_props`.
+    fn load_onnx(
+        path: &Path,
+        flags: &SpecFlags,
+        device: Device,
+        inference: Inference,
+    ) -> Result<Model> {
+        if device != Device::Cpu {
+            bail!(
+                "--device {}: {} is an ONNX model, and rotbench runs ONNX models with ONNX Runtime's CPU provider (PyPI's onnxruntime has no CUDA provider); use --device cpu for it",
+                device_name(device),
+                path.display()
+            );
+        }
+        let threads = usize::try_from(tch::get_num_threads()).unwrap_or(1);
+        let (net, embedded) = crate::onnx::OnnxNet::load(path, threads)?;
+        let (mut spec, mut provenance) =
+            load_spec_with(path, flags, embedded.as_ref().map(|e| (ONNX_EMBEDDED, e)))?;
+        let from = provenance.get("input-size").cloned().unwrap_or_default();
+        net.check_input(path, spec.input, &from)?;
+        let returns = Returns::Tensor;
+        spec.choose_output(&mut provenance, &returns, path)?;
+        Model::assemble(
+            path,
+            spec,
+            provenance,
+            device,
+            inference,
+            returns,
+            TrainingMode::default(),
+            Vec::new(),
+            Format::Onnx,
+            Net::Onnx(net),
+            None,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        path: &Path,
+        spec: ModelSpec,
+        provenance: Provenance,
+        device: Device,
+        inference: Inference,
+        returns: Returns,
+        training: TrainingMode,
+        warnings: Vec<String>,
+        format: Format,
+        net: Net,
+        output_key: Option<CString>,
+    ) -> Result<Model> {
         let c = spec.channels() as i64;
         let mean = Tensor::from_slice(&spec.mean)
             .view([1, c, 1, 1])
@@ -413,11 +544,43 @@ impl Model {
             returns,
             training,
             warnings,
-            module,
+            format,
+            net,
             output_key,
             mean,
             inv_std,
         })
+    }
+
+    /// The backend that runs it, as summary.json and the cache keys record it:
+    /// `torchscript`, or `onnxruntime X.Y.Z` (the version of the library loaded).
+    pub fn backend(&self) -> String {
+        match self.format {
+            Format::TorchScript => crate::BACKEND.to_string(),
+            Format::Onnx => {
+                let v = crate::onnx::runtime()
+                    .and_then(|r| {
+                        r.path
+                            .file_name()
+                            .and_then(|n| n.to_str())
+                            .and_then(|n| n.strip_prefix("libonnxruntime.so."))
+                            .map(str::to_owned)
+                    })
+                    .unwrap_or_else(|| "unknown".into());
+                format!("onnxruntime {v}")
+            }
+        }
+    }
+
+    /// An ONNX model's exported input (name, shape) and fixed batch size, for inspect.
+    pub fn onnx_input(&self) -> Option<(String, String, Option<usize>)> {
+        match &self.net {
+            Net::Onnx(n) => {
+                let (name, shape) = n.input();
+                Some((name.to_string(), shape, n.fixed_batch))
+            }
+            Net::Script(_) => None,
+        }
     }
 
     /// Run the model on a batch of raw pixels (0..255 scale, NCHW on any device):
@@ -443,7 +606,11 @@ impl Model {
         }
         let shape = x.size();
         let key = self.output_key.as_deref();
-        let out = match self.module.forward(&x, self.spec.output_index, key) {
+        let out = match &self.net {
+            Net::Script(m) => m.forward(&x, self.spec.output_index, key),
+            Net::Onnx(n) => n.forward(&x).map_err(ForwardError::Raised),
+        };
+        let out = match out {
             Ok(out) => out,
             Err(ForwardError::Raised(e)) => bail!(
                 "{}: the model failed in forward on an input of shape {:?} (float32, NCHW): {}; check `input` in the spec (--input-size)",

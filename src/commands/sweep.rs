@@ -15,7 +15,7 @@ use rotbench::results::RunKey;
 use rotbench::shard::{ShardManifest, SHARD_FORMAT};
 use rotbench::summary::{self, BatchSetting, DatasetSummary, Settings};
 use rotbench::sweep::{self, BatchSize, RotateOn, SweepSettings, Work};
-use rotbench::{angles, output, store, BACKEND, LIBTORCH_VERSION};
+use rotbench::{angles, output, store, LIBTORCH_VERSION};
 use serde_json::json;
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -142,6 +142,11 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     }
     let plan = sweep::AnglePlan::new(&user_angles);
     let (all_angles, reference_added) = (plan.angles.clone(), plan.reference_added);
+    // The backends of the run's models, e.g. `torchscript` or `onnxruntime 1.31.1+torchscript`.
+    let mut names: Vec<String> = models.iter().map(Model::backend).collect();
+    names.sort();
+    names.dedup();
+    let backends = names.join("+");
     let settings = Settings {
         angles: user_angles.clone(),
         reference_angle: 0.0,
@@ -157,7 +162,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         device: device_name(device),
         inference,
         rotate_on,
-        backend: BACKEND.into(),
+        backend: backends.clone(),
         top_k: args.top_k,
         bootstrap: args.bootstrap,
         seed: args.seed,
@@ -167,7 +172,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     // What the predictions depend on besides the model and the angle.
     let run_key = RunKey {
         device: settings.device.clone(),
-        backend: BACKEND.into(),
+        backend: backends,
         libtorch_version: LIBTORCH_VERSION.into(),
         rotbench_version: env!("CARGO_PKG_VERSION").into(),
         dataset_sha256: info.sha256.clone(),

@@ -32,6 +32,7 @@ pub fn cache_key(model: &Model, run: &RunKey, angle: f64) -> CacheKey {
         "model_sha256": model.sha256,
         "spec": model.spec,
         "inference": model.inference.name(),
+        "backend": model.backend(),
         "angle": angle,
         "common": run,
     });

@@ -510,6 +510,21 @@ pub fn resolve_spec(
     sidecar: Option<(&Path, &SpecFile)>,
     embedded: Option<&SpecFile>,
 ) -> Result<(ModelSpec, Provenance)> {
+    resolve_spec_from(model_path, flags, sidecar, embedded.map(|e| (EMBEDDED, e)))
+}
+
+/// [`resolve_spec`] with the embedded spec's source named (provenance): a
+/// TorchScript zip's `extra/rotbench.json`, an ONNX model's `metadata_props`.
+pub fn resolve_spec_from(
+    model_path: &Path,
+    flags: &SpecFlags,
+    sidecar: Option<(&Path, &SpecFile)>,
+    embedded: Option<(&str, &SpecFile)>,
+) -> Result<(ModelSpec, Provenance)> {
+    let (emb_name, embedded) = match embedded {
+        Some((n, e)) => (n.to_string(), Some(e)),
+        None => (EMBEDDED.to_string(), None),
+    };
     let mut prov = Provenance::new();
     let side_name = sidecar.map(|(p, _)| format!("sidecar {}", p.display()));
     let sc = sidecar.map(|(_, s)| s);
@@ -518,7 +533,7 @@ pub fn resolve_spec(
         let src = match layer {
             Layer::Flag => flag.unwrap_or_else(|| format!("flag --{key}")),
             Layer::Sidecar => side_name.clone().unwrap_or_default(),
-            Layer::Embedded => EMBEDDED.to_string(),
+            Layer::Embedded => emb_name.clone(),
             Layer::Default => "default".to_string(),
         };
         prov.insert(key.to_string(), src.clone());
@@ -675,7 +690,7 @@ pub fn resolve_spec(
             None => None,
         },
         match embedded {
-            Some(s) => OutputChoice::of(s.output_index, s.output_key.as_ref(), EMBEDDED)?,
+            Some(s) => OutputChoice::of(s.output_index, s.output_key.as_ref(), &emb_name)?,
             None => None,
         },
     ) {
@@ -700,7 +715,7 @@ pub fn resolve_spec(
             .map(|v| (side_from.clone(), v)),
         embedded
             .and_then(|s| s.class_subset.clone())
-            .map(|v| (EMBEDDED.to_string(), v)),
+            .map(|v| (emb_name.clone(), v)),
     );
     let (mut classes, mut model_classes, mut class_subset, mut class_map) =
         (classes, None, None, None);
@@ -832,6 +847,17 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Load the spec for a model path: sidecar (if present), embedded (if present), flags.
 pub fn load_spec(path: &Path, flags: &SpecFlags) -> Result<(ModelSpec, Provenance)> {
+    let embedded = read_embedded_spec(path)?;
+    load_spec_with(path, flags, embedded.as_ref().map(|e| (EMBEDDED, e)))
+}
+
+/// [`load_spec`] with the embedded spec (and where it came from) read by the
+/// caller: formats other than TorchScript keep it elsewhere than in a zip.
+pub fn load_spec_with(
+    path: &Path,
+    flags: &SpecFlags,
+    embedded: Option<(&str, &SpecFile)>,
+) -> Result<(ModelSpec, Provenance)> {
     let side = sidecar_path(path);
     let sidecar = if side.is_file() {
         let text = fs::read_to_string(&side)
@@ -840,12 +866,11 @@ pub fn load_spec(path: &Path, flags: &SpecFlags) -> Result<(ModelSpec, Provenanc
     } else {
         None
     };
-    let embedded = read_embedded_spec(path)?;
-    resolve_spec(
+    resolve_spec_from(
         path,
         flags,
         sidecar.as_ref().map(|s| (side.as_path(), s)),
-        embedded.as_ref(),
+        embedded,
     )
 }
 

@@ -1,0 +1,400 @@
+//! The ONNX backend: a model run by ONNX Runtime's CPU execution provider.
+//!
+//! ONNX Runtime is a shared library loaded at run time (`ort`'s `load-dynamic`), so a
+//! TorchScript-only run never needs it. It is looked for in this order: the file
+//! named by `ROTBENCH_ONNXRUNTIME`; the Python `onnxruntime` package that the
+//! wheel's launcher found (`ROTBENCH_PY_ONNXRUNTIME`); rotbench's cache. When none
+//! has it, [`ensure_runtime`] fetches PyPI's `onnxruntime` wheel with pip, once, into
+//! the cache, as `make setup` fetches libtorch. The version is written once, in
+//! Cargo.toml's `[package.metadata.rotbench]`.
+//!
+//! A model exported with a fixed batch size runs in chunks of that size. The last
+//! chunk is padded with zeros and the padded rows are dropped.
+
+use anyhow::{anyhow, bail, Context, Result};
+use ort::session::Session;
+use ort::value::{TensorElementType, TensorRef, ValueType};
+use rotbench_core::spec::SpecFile;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use tch::{Kind, Tensor};
+
+/// The ONNX Runtime version rotbench fetches (Cargo.toml, through build.rs).
+pub const ONNXRUNTIME_VERSION: &str = env!("ROTBENCH_ONNXRUNTIME_VERSION");
+/// The `metadata_props` key that holds an embedded spec.
+pub const METADATA_KEY: &str = "rotbench.json";
+
+/// The loaded ONNX Runtime.
+pub struct Runtime {
+    pub path: PathBuf,
+    /// Where it was found: the variable, the Python package, the cache, or fetched.
+    pub origin: String,
+    env: ort::environment::Environment,
+}
+
+fn cache_root() -> PathBuf {
+    if let Some(c) = std::env::var_os("ROTBENCH_CACHE") {
+        return PathBuf::from(c);
+    }
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("rotbench")
+}
+
+/// The cache folder for this version: `<cache>/onnxruntime-<version>/`.
+pub fn cache_dir() -> PathBuf {
+    cache_root().join(format!("onnxruntime-{ONNXRUNTIME_VERSION}"))
+}
+
+fn library_name() -> String {
+    format!("libonnxruntime.so.{ONNXRUNTIME_VERSION}")
+}
+
+/// The first place that has the library, without fetching.
+pub fn find_library() -> Option<(PathBuf, String)> {
+    if let Some(p) = std::env::var_os("ROTBENCH_ONNXRUNTIME") {
+        return Some((PathBuf::from(p), "ROTBENCH_ONNXRUNTIME".into()));
+    }
+    if let Some(p) = std::env::var_os("ROTBENCH_PY_ONNXRUNTIME") {
+        let p = PathBuf::from(p);
+        if p.is_file() {
+            return Some((p, "the Python onnxruntime package".into()));
+        }
+    }
+    let cached = cache_dir().join(library_name());
+    cached
+        .is_file()
+        .then(|| (cached, "rotbench's cache".to_string()))
+}
+
+/// Fetch PyPI's onnxruntime wheel with pip and keep only its library, in the cache.
+/// `notify` hears what is happening (the commands print it on stderr).
+pub fn fetch(notify: &dyn Fn(&str)) -> Result<PathBuf> {
+    let dir = cache_dir();
+    let fix = format!(
+        "install it yourself: `pip install onnxruntime=={ONNXRUNTIME_VERSION}` and set ROTBENCH_ONNXRUNTIME to its onnxruntime/capi/{} (the wheel's `rotbench` finds an installed onnxruntime by itself)",
+        library_name()
+    );
+    std::fs::create_dir_all(cache_root())
+        .with_context(|| format!("ONNX Runtime: cannot create {}", cache_root().display()))?;
+    let work = tempfile::Builder::new()
+        .prefix(".onnxruntime-")
+        .tempdir_in(cache_root())
+        .with_context(|| format!("ONNX Runtime: cannot write in {}", cache_root().display()))?;
+    notify(&format!(
+        "ONNX Runtime {ONNXRUNTIME_VERSION} is not on this machine yet: fetching PyPI's onnxruntime wheel with pip (about 24 MB, once) into {}",
+        dir.display()
+    ));
+    let out = std::process::Command::new("python3")
+        .args(["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:"])
+        .arg("-d")
+        .arg(work.path())
+        .arg(format!("onnxruntime=={ONNXRUNTIME_VERSION}"))
+        .output()
+        .map_err(|e| anyhow!("ONNX Runtime's library is missing and python3 could not be run to fetch it ({e}); {fix}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        bail!("ONNX Runtime's library is missing and `pip download onnxruntime=={ONNXRUNTIME_VERSION}` failed ({}); {fix}", last.trim());
+    }
+    let wheel = std::fs::read_dir(work.path())?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "whl"))
+        .ok_or_else(|| anyhow!("pip downloaded no onnxruntime wheel; {fix}"))?;
+    let want = format!("onnxruntime/capi/{}", library_name());
+    let stage = work.path().join("stage");
+    std::fs::create_dir_all(&stage)?;
+    // pip's python unzips it (the wheel is deflated; rotbench's zip reader reads
+    // stored TorchScript archives only).
+    let unzip = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, zipfile; open(sys.argv[3], 'wb').write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))",
+        ])
+        .arg(&wheel)
+        .arg(&want)
+        .arg(stage.join(library_name()))
+        .output()?;
+    if !unzip.status.success() {
+        bail!(
+            "{} holds no readable {want} ({}); {fix}",
+            wheel.display(),
+            String::from_utf8_lossy(&unzip.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::rename(&stage, &dir).with_context(|| {
+        format!(
+            "ONNX Runtime: cannot move the library into {}",
+            dir.display()
+        )
+    })?;
+    Ok(dir.join(library_name()))
+}
+
+static RUNTIME: OnceLock<std::result::Result<Runtime, String>> = OnceLock::new();
+
+/// ONNX Runtime, loaded once per process: found, or fetched when it is nowhere.
+pub fn ensure_runtime(notify: &dyn Fn(&str)) -> Result<&'static Runtime> {
+    let r = RUNTIME.get_or_init(|| {
+        let (path, origin) = match find_library() {
+            Some(found) => found,
+            None => match fetch(notify) {
+                Ok(p) => (p, "rotbench's cache (fetched now)".into()),
+                Err(e) => return Err(format!("{e:#}")),
+            },
+        };
+        if !path.is_file() {
+            return Err(format!(
+                "ONNX Runtime's library {} (from {origin}) does not exist; point ROTBENCH_ONNXRUNTIME at libonnxruntime.so, or unset it to use rotbench's cache",
+                path.display()
+            ));
+        }
+        match ort::init_from(&path).map(|b| b.with_name("rotbench").build()) {
+            Ok(Ok(env)) => Ok(Runtime { path, origin, env }),
+            Ok(Err(e)) => Err(format!(
+                "ONNX Runtime ({}) would not start: {}",
+                path.display(),
+                ort_message(e)
+            )),
+            Err(e) => Err(format!(
+                "ONNX Runtime's library {} (from {origin}) would not load: {e}; rotbench needs ONNX Runtime 1.22 or newer ({ONNXRUNTIME_VERSION} is fetched when none is found)",
+                path.display()
+            )),
+        }
+    });
+    r.as_ref().map_err(|e| anyhow!("{e}"))
+}
+
+/// The runtime if [`ensure_runtime`] has loaded it.
+pub fn runtime() -> Option<&'static Runtime> {
+    RUNTIME.get().and_then(|r| r.as_ref().ok())
+}
+
+/// Whether a file holds an ONNX model, by content: a protobuf `ModelProto` starts
+/// with a varint field (ir_version is field 1: byte 0x08), and is not a zip.
+pub fn looks_like_onnx(head: &[u8]) -> bool {
+    head.first() == Some(&0x08) && head.len() > 1
+}
+
+/// An ONNX model in an ONNX Runtime session.
+pub struct OnnxNet {
+    session: Mutex<Session>,
+    input_name: String,
+    /// The input's shape as exported (-1: any size).
+    input_shape: Vec<i64>,
+    output_name: String,
+    /// The batch size the model was exported with, when it is fixed.
+    pub fixed_batch: Option<usize>,
+}
+
+/// ONNX Runtime's message, shortened to its first line.
+fn ort_message(e: impl std::fmt::Display) -> String {
+    e.to_string()
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
+fn shape_text(shape: &[i64]) -> String {
+    let dims: Vec<String> = shape
+        .iter()
+        .map(|&d| {
+            if d < 0 {
+                "N".to_string()
+            } else {
+                d.to_string()
+            }
+        })
+        .collect();
+    format!("[{}]", dims.join(", "))
+}
+
+impl OnnxNet {
+    /// Open `path` in a session on the CPU with `threads` intra-op threads, and
+    /// check that it takes one float32 NCHW tensor and returns a float32 tensor.
+    pub fn load(path: &Path, threads: usize) -> Result<(OnnxNet, Option<SpecFile>)> {
+        let rt = ensure_runtime(&|m| eprintln!("rotbench: {m}"))?;
+        let builder = Session::builder(&rt.env)
+            .map_err(|e| anyhow!("ONNX Runtime: cannot make a session: {}", ort_message(e)))?;
+        let mut builder = builder
+            .with_intra_threads(threads.max(1))
+            .map_err(|e| anyhow!("ONNX Runtime: cannot set threads: {}", ort_message(e)))?;
+        let session = builder
+            .commit_from_file(path)
+            .map_err(|e| load_error(path, &ort_message(e)))?;
+        let inputs = session.inputs();
+        if inputs.len() != 1 {
+            let names: Vec<&str> = inputs.iter().map(|i| i.name()).collect();
+            bail!(
+                "{}: the model has {} inputs ({names:?}); rotbench feeds one float32 NCHW image batch, so export a model with a single image input",
+                path.display(),
+                inputs.len()
+            );
+        }
+        let input = &inputs[0];
+        let (ty, shape) = match input.dtype() {
+            ValueType::Tensor { ty, shape, .. } => (ty.clone(), shape.to_vec()),
+            other => bail!(
+                "{}: input '{}' is a {other:?}, not a tensor; rotbench feeds one float32 NCHW tensor [N, C, H, W]",
+                path.display(),
+                input.name()
+            ),
+        };
+        if ty != TensorElementType::Float32 || shape.len() != 4 {
+            bail!(
+                "{}: input '{}' is {ty:?} of shape {}; rotbench feeds one float32 NCHW tensor [N, C, H, W] (normalised as the spec says): export the model with such an input",
+                path.display(),
+                input.name(),
+                shape_text(&shape)
+            );
+        }
+        let outputs = session.outputs();
+        let Some(output) = outputs.first() else {
+            bail!("{}: the model has no outputs", path.display());
+        };
+        match output.dtype() {
+            ValueType::Tensor {
+                ty: TensorElementType::Float32,
+                ..
+            } => {}
+            other => bail!(
+                "{}: the first output '{}' is {other:?}; rotbench needs float32 logits [N, classes] there",
+                path.display(),
+                output.name()
+            ),
+        }
+        let embedded = match session.metadata() {
+            Ok(meta) => match meta.custom(METADATA_KEY) {
+                Some(text) => Some(SpecFile::parse(
+                    &text,
+                    &format!(
+                        "{} (embedded metadata_props {METADATA_KEY})",
+                        path.display()
+                    ),
+                )?),
+                None => None,
+            },
+            Err(_) => None,
+        };
+        let fixed_batch = (shape[0] > 0).then_some(shape[0] as usize);
+        let net = OnnxNet {
+            input_name: input.name().to_string(),
+            input_shape: shape,
+            output_name: output.name().to_string(),
+            session: Mutex::new(session),
+            fixed_batch,
+        };
+        Ok((net, embedded))
+    }
+
+    /// The input's name and shape as exported, for inspect.
+    pub fn input(&self) -> (&str, String) {
+        (&self.input_name, shape_text(&self.input_shape))
+    }
+
+    /// Check the exported input size against the spec's CxHxW.
+    pub fn check_input(&self, path: &Path, chw: [usize; 3], from: &str) -> Result<()> {
+        for (i, (&d, &want)) in self.input_shape[1..].iter().zip(chw.iter()).enumerate() {
+            if d > 0 && d as usize != want {
+                bail!(
+                    "{}: input '{}' has shape {} but the spec ({from}) says {}x{}x{} (CxHxW); dimension {} differs: fix `input` in the sidecar or pass --input-size",
+                    path.display(),
+                    self.input_name,
+                    shape_text(&self.input_shape),
+                    chw[0],
+                    chw[1],
+                    chw[2],
+                    i + 1
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Logits for a normalised float32 NCHW batch (on any device): `[N, K]` on the CPU.
+    pub fn forward(&self, x: &Tensor) -> std::result::Result<Tensor, String> {
+        let x = x
+            .to_device(tch::Device::Cpu)
+            .to_kind(Kind::Float)
+            .contiguous();
+        let shape = x.size();
+        let n = shape[0] as usize;
+        let per: usize = shape[1..].iter().product::<i64>() as usize;
+        let data: Vec<f32> =
+            Vec::<f32>::try_from(x.view([-1])).map_err(|e: tch::TchError| e.to_string())?;
+        let step = self.fixed_batch.unwrap_or(n.max(1));
+        let mut session = self
+            .session
+            .lock()
+            .map_err(|_| "the session lock is poisoned".to_string())?;
+        let mut logits: Vec<f32> = Vec::new();
+        let mut width = 0usize;
+        let mut padded: Vec<f32>;
+        let mut start = 0;
+        while start < n {
+            let take = step.min(n - start);
+            let chunk = &data[start * per..(start + take) * per];
+            // A fixed-batch model gets a full batch: the rows past `take` are zeros.
+            let feed: &[f32] = if take < step {
+                padded = vec![0f32; step * per];
+                padded[..chunk.len()].copy_from_slice(chunk);
+                &padded
+            } else {
+                chunk
+            };
+            let dims = [step as i64, shape[1], shape[2], shape[3]];
+            let input = TensorRef::from_array_view((dims, feed)).map_err(ort_message)?;
+            let outputs = session
+                .run(ort::inputs![self.input_name.as_str() => input])
+                .map_err(ort_message)?;
+            let out = &outputs[self.output_name.as_str()];
+            let (oshape, values) = out.try_extract_tensor::<f32>().map_err(ort_message)?;
+            if oshape.len() != 2 || oshape[0] != step as i64 {
+                return Err(format!(
+                    "the model returned shape {} for a batch of {step}; rotbench needs logits of shape [N, classes]",
+                    shape_text(oshape)
+                ));
+            }
+            width = oshape[1] as usize;
+            logits.extend_from_slice(&values[..take * width]);
+            start += take;
+        }
+        Ok(Tensor::from_slice(&logits).view([n as i64, width as i64]))
+    }
+}
+
+/// The error for a file ONNX Runtime would not open, with the fix.
+fn load_error(path: &Path, msg: &str) -> anyhow::Error {
+    let lower = msg.to_lowercase();
+    if lower.contains("opset") || lower.contains("onnx domain") {
+        anyhow!(
+            "{}: ONNX Runtime cannot run this model's opset ({msg}); re-export it with an opset ONNX Runtime {} supports, e.g. torch.onnx.export(..., opset_version=18)",
+            path.display(),
+            runtime().map_or(ONNXRUNTIME_VERSION.to_string(), |_| ONNXRUNTIME_VERSION.to_string())
+        )
+    } else if lower.contains("protobuf") || lower.contains("parse") || lower.contains("load model")
+    {
+        anyhow!(
+            "{}: not a readable ONNX model ({msg}); the file is corrupt or truncated: export it again (torch.onnx.export, or tf2onnx for Keras/TensorFlow)",
+            path.display()
+        )
+    } else {
+        anyhow!(
+            "{}: ONNX Runtime could not load the model: {msg}",
+            path.display()
+        )
+    }
+}
