@@ -64,6 +64,7 @@ fn main() {
         }
     }
     build_shim(&lib);
+    build_torch_stub();
     // No libtorch_cuda.so here, even when the folder has one: the binary opens it at
     // run time when it sits beside libtorch_cpu.so (src/libtorch.rs), so one binary
     // runs on CPU-only and CUDA builds of the same libtorch.
@@ -73,6 +74,7 @@ fn main() {
 /// tch tensors) against the same libtorch headers torch-sys uses.
 fn build_shim(lib: &std::path::Path) {
     println!("cargo:rerun-if-changed=src/shim/optimized.cpp");
+    println!("cargo:rerun-if-changed=src/shim/aoti.cpp");
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     let root = lib.parent().expect("libtorch lib folder has a parent");
     let abi = env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_owned());
@@ -86,5 +88,37 @@ fn build_shim(lib: &std::path::Path) {
         .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
         .flag("-DGLOG_USE_GLOG_EXPORT")
         .file("src/shim/optimized.cpp")
+        .file("src/shim/aoti.cpp")
         .compile("rotbench_shim");
+}
+
+/// An empty shared library whose soname is `libtorch.so`, embedded in the binary
+/// (src/pt2.rs). An AOTInductor package's code lists libtorch.so as NEEDED but uses
+/// nothing from it (libtorch.so is a wrapper over libtorch_cpu.so and
+/// libtorch_cuda.so). The slim CPU set's libtorch.so needs libtorch_cuda.so and so
+/// cannot load; when the real one will not load, this one answers to its name.
+fn build_torch_stub() {
+    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let src = out.join("torch_stub.c");
+    fs::write(
+        &src,
+        "/* rotbench: stands in for libtorch.so's name only. */\n",
+    )
+    .expect("write torch_stub.c");
+    let so = out.join("libtorch_stub.so");
+    let compiler = cc::Build::new().get_compiler();
+    let status = compiler
+        .to_command()
+        .args([
+            "-shared",
+            "-fPIC",
+            "-nostdlib",
+            "-Wl,-soname,libtorch.so",
+            "-o",
+        ])
+        .arg(&so)
+        .arg(&src)
+        .status()
+        .expect("run the C compiler for the libtorch.so stub");
+    assert!(status.success(), "building the libtorch.so stub failed");
 }

@@ -17,6 +17,7 @@ pub mod malloc;
 pub mod model;
 pub mod onnx;
 pub mod output;
+pub mod pt2;
 pub mod rotate_device;
 pub mod sweep;
 

@@ -174,6 +174,25 @@ pub fn load_cuda() -> &'static Cuda {
     })
 }
 
+/// Open `name` (e.g. `libtorch.so`) from the folder of the libtorch in use, with
+/// `RTLD_GLOBAL`, so that code loaded later (an AOTInductor package's `.so`) finds
+/// it by its soname. The binary itself links only libtorch_cpu.so and libc10.so.
+pub fn preload(name: &str) -> std::result::Result<(), String> {
+    let Some(lt) = current() else {
+        return Err("libtorch_cpu.so is not mapped into this process".into());
+    };
+    let so = lt.lib_dir.join(name);
+    let c =
+        CString::new(so.as_os_str().as_encoded_bytes()).map_err(|_| "NUL in path".to_string())?;
+    // SAFETY: a valid C string; the handle is kept for the process's life.
+    let h = unsafe { dlopen(c.as_ptr(), RTLD_NOW | RTLD_GLOBAL) };
+    if h.is_null() {
+        Err(format!("{}: {}", so.display(), last_dl_error()))
+    } else {
+        Ok(())
+    }
+}
+
 /// Why `--device cuda` cannot run, with the fix, or None when libtorch sees a GPU.
 /// `flag` is how the caller names the request (`--device cuda`).
 pub fn cuda_unavailable(flag: &str) -> Option<String> {

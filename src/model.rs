@@ -306,6 +306,7 @@ impl Drop for ScriptModule {
 enum Net {
     Script(ScriptModule),
     Onnx(crate::onnx::OnnxNet),
+    Pt2(crate::pt2::Pt2Net),
 }
 
 /// A model file's format, from its content.
@@ -313,9 +314,11 @@ enum Net {
 pub enum Format {
     TorchScript,
     Onnx,
+    /// A torch.export AOTInductor package.
+    Pt2,
 }
 
-const FORMATS: &str = "rotbench reads TorchScript (.pt: torch.jit.save), ONNX (.onnx: torch.onnx.export, tf2onnx) and, not yet, torch.export AOTInductor packages (.pt2)";
+const FORMATS: &str = "rotbench reads TorchScript (.pt: torch.jit.save), ONNX (.onnx: torch.onnx.export, tf2onnx) and torch.export AOTInductor packages (.pt2: torch._inductor.aoti_compile_and_package)";
 
 /// The format of a model file from its first bytes and, for zips, its entries.
 fn detect_format(path: &Path, head: &[u8], len: u64) -> Result<Format> {
@@ -331,10 +334,7 @@ fn detect_format(path: &Path, head: &[u8], len: u64) -> Result<Format> {
                     || n == "archive_format"
             });
             if aoti {
-                bail!(
-                    "{}: a torch.export AOTInductor package (.pt2); this build of rotbench does not run .pt2 yet: export the model to ONNX (torch.onnx.export(model, x, \"model.onnx\", dynamic_axes={{\"input\": {{0: \"batch\"}}}})) or TorchScript (torch.jit.save(torch.jit.script(model.eval()), \"model.pt\"))",
-                    path.display()
-                );
+                return Ok(Format::Pt2);
             }
         }
         return Ok(Format::TorchScript);
@@ -359,6 +359,8 @@ fn detect_format(path: &Path, head: &[u8], len: u64) -> Result<Format> {
 
 /// The provenance name of an ONNX model's embedded spec.
 const ONNX_EMBEDDED: &str = "embedded metadata_props rotbench.json";
+/// The provenance name of an AOTInductor package's embedded spec.
+const PT2_EMBEDDED: &str = "embedded AOTI metadata rotbench.json";
 
 /// A loaded model with its spec.
 pub struct Model {
@@ -410,8 +412,10 @@ impl Model {
         let n = fs::File::open(path)
             .and_then(|mut f| f.read(&mut head))
             .with_context(|| format!("--model {}: cannot read the model file", path.display()))?;
-        if detect_format(path, &head[..n], meta.len())? == Format::Onnx {
-            return Model::load_onnx(path, flags, device, inference);
+        match detect_format(path, &head[..n], meta.len())? {
+            Format::Onnx => return Model::load_onnx(path, flags, device, inference),
+            Format::Pt2 => return Model::load_pt2(path, flags, device, inference),
+            Format::TorchScript => {}
         }
         diagnose_model_file(path, &head[..n], meta.len())?;
         let (mut spec, mut provenance) = load_spec(path, flags)?;
@@ -508,6 +512,41 @@ impl Model {
         )
     }
 
+    /// Load an AOTInductor package: checked against the device and this CPU first,
+    /// the spec from flags, sidecar and the package's metadata.
+    fn load_pt2(
+        path: &Path,
+        flags: &SpecFlags,
+        device: Device,
+        inference: Inference,
+    ) -> Result<Model> {
+        let (net, embedded) = crate::pt2::Pt2Net::load(path, device)?;
+        let embedded = match embedded {
+            Some(text) => Some(SpecFile::parse(
+                &text,
+                &format!("{} ({PT2_EMBEDDED})", path.display()),
+            )?),
+            None => None,
+        };
+        let (mut spec, mut provenance) =
+            load_spec_with(path, flags, embedded.as_ref().map(|e| (PT2_EMBEDDED, e)))?;
+        let returns = Returns::Tensor;
+        spec.choose_output(&mut provenance, &returns, path)?;
+        Model::assemble(
+            path,
+            spec,
+            provenance,
+            device,
+            inference,
+            returns,
+            TrainingMode::default(),
+            Vec::new(),
+            Format::Pt2,
+            Net::Pt2(net),
+            None,
+        )
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn assemble(
         path: &Path,
@@ -557,6 +596,7 @@ impl Model {
     pub fn backend(&self) -> String {
         match self.format {
             Format::TorchScript => crate::BACKEND.to_string(),
+            Format::Pt2 => "aotinductor".to_string(),
             Format::Onnx => {
                 let v = crate::onnx::runtime()
                     .and_then(|r| {
@@ -579,7 +619,7 @@ impl Model {
                 let (name, shape) = n.input();
                 Some((name.to_string(), shape, n.fixed_batch))
             }
-            Net::Script(_) => None,
+            Net::Script(_) | Net::Pt2(_) => None,
         }
     }
 
@@ -609,6 +649,7 @@ impl Model {
         let out = match &self.net {
             Net::Script(m) => m.forward(&x, self.spec.output_index, key),
             Net::Onnx(n) => n.forward(&x).map_err(ForwardError::Raised),
+            Net::Pt2(n) => n.forward(&x).map_err(ForwardError::Raised),
         };
         let out = match out {
             Ok(out) => out,
