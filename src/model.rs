@@ -612,14 +612,36 @@ impl Model {
         }
     }
 
-    /// An ONNX model's exported input (name, shape) and fixed batch size, for inspect.
-    pub fn onnx_input(&self) -> Option<(String, String, Option<usize>)> {
+    /// The backend with its version and what it knows of the file, for inspect and
+    /// doctor: the library behind it, an ONNX model's exported input and batch, a
+    /// package's device and instruction set.
+    pub fn backend_details(&self) -> String {
         match &self.net {
+            Net::Script(_) => format!("{} (libtorch {})", self.backend(), crate::LIBTORCH_VERSION),
             Net::Onnx(n) => {
                 let (name, shape) = n.input();
-                Some((name.to_string(), shape, n.fixed_batch))
+                let lib = crate::onnx::runtime().map_or(String::new(), |r| {
+                    format!(", {} from {}", r.path.display(), r.origin)
+                });
+                let batch = match n.fixed_batch {
+                    Some(b) => {
+                        format!("fixed batch {b}: run in chunks of {b}, the last one padded")
+                    }
+                    None => "any batch size".into(),
+                };
+                format!("{}{lib}; input '{name}' {shape}, {batch}", self.backend())
             }
-            Net::Script(_) | Net::Pt2(_) => None,
+            Net::Pt2(n) => {
+                let get = |k: &str| n.metadata.get(k).map(String::as_str).unwrap_or("?");
+                format!(
+                    "{} (libtorch {}); compiled for {} on {}, CPU instruction set {}",
+                    self.backend(),
+                    crate::LIBTORCH_VERSION,
+                    get("AOTI_DEVICE_KEY"),
+                    get("AOTI_MACHINE"),
+                    get("AOTI_CPU_ISA")
+                )
+            }
         }
     }
 

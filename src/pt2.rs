@@ -208,6 +208,8 @@ fn provide_libtorch_so() -> std::result::Result<(), String> {
 /// A loaded package.
 pub struct Pt2Net {
     ptr: *mut shim::RbAoti,
+    /// The package's metadata (device, machine, ISA, embedded spec).
+    pub metadata: BTreeMap<String, String>,
 }
 
 impl Pt2Net {
@@ -262,7 +264,14 @@ impl Pt2Net {
                 first_line(&take(err))
             );
         }
-        Ok((Pt2Net { ptr }, meta.get(METADATA_KEY).cloned()))
+        let spec = meta.get(METADATA_KEY).cloned();
+        Ok((
+            Pt2Net {
+                ptr,
+                metadata: meta,
+            },
+            spec,
+        ))
     }
 
     /// The first output for a normalised float32 NCHW batch on the package's device.

@@ -21,7 +21,7 @@ const CHECK_ACCURACY: f64 = 0.95;
 pub fn doctor(args: DoctorArgs) -> Result<ExitCode> {
     let mut problems: Vec<String> = Vec::new();
     outln!(
-        "rotbench  {} ({} build, {}-{}, for libtorch {}, backends: {})",
+        "rotbench  {} ({} build, {}-{}, for libtorch {}; reads TorchScript, ONNX and AOTInductor .pt2)",
         env!("CARGO_PKG_VERSION"),
         if cfg!(debug_assertions) {
             "debug"
@@ -31,7 +31,6 @@ pub fn doctor(args: DoctorArgs) -> Result<ExitCode> {
         std::env::consts::ARCH,
         std::env::consts::OS,
         rotbench::LIBTORCH_VERSION,
-        rotbench::BACKEND
     );
     match libtorch::current() {
         None => problems.push("libtorch_cpu.so is not mapped into this process".into()),
@@ -55,7 +54,14 @@ pub fn doctor(args: DoctorArgs) -> Result<ExitCode> {
             }
         }
     }
-    outln!("onnx      not in this build (TorchScript models only)");
+    match rotbench::onnx::find_library() {
+        Some((path, from)) => outln!("onnx      ONNX Runtime at {} (from {from})", path.display()),
+        None => outln!(
+            "onnx      ONNX Runtime {} not on this machine yet: the first .onnx model fetches it into {}",
+            rotbench::onnx::ONNXRUNTIME_VERSION,
+            rotbench::onnx::cache_dir().display()
+        ),
+    }
     outln!("cpu       {}", cpu_line());
 
     // Which devices to check.

@@ -32,6 +32,7 @@ pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
     let src = |k: &str| model.provenance.get(k).cloned().unwrap_or_default();
     outln!("model    {}", model.path.display());
     outln!("sha256   {}", model.sha256);
+    outln!("backend  {}", model.backend_details());
     outln!(
         "input    {}x{}x{} (CxHxW, float32 NCHW)   from {}",
         s.input[0],

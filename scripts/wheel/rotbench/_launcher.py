@@ -90,6 +90,16 @@ def main(argv=None) -> int:
         [str(lib)] + ([env["LD_LIBRARY_PATH"]] if env.get("LD_LIBRARY_PATH") else [])
     )
     env.setdefault("ROTBENCH_SHARE", str(share_dir()))
+    # ONNX models run on an installed onnxruntime package's library when there is
+    # one (rotbench fetches its own into the cache otherwise).
+    try:
+        ort = importlib.util.find_spec("onnxruntime")
+    except (ImportError, ValueError):
+        ort = None
+    if ort is not None and ort.origin:
+        libs = sorted((Path(ort.origin).parent / "capi").glob("libonnxruntime.so*"))
+        if libs:
+            env.setdefault("ROTBENCH_PY_ONNXRUNTIME", str(libs[-1]))
     try:
         os.execve(str(exe), [str(exe), *argv], env)
     except OSError as e:
