@@ -103,63 +103,64 @@ fn unescape(s: &str) -> String {
     out
 }
 
-/// The CPU's vector extensions, as the ISA check names them.
-pub fn cpu_features() -> Vec<&'static str> {
-    let mut out = Vec::new();
-    #[cfg(target_arch = "x86_64")]
-    {
-        for (name, on) in [
-            ("avx2", std::arch::is_x86_feature_detected!("avx2")),
-            ("fma", std::arch::is_x86_feature_detected!("fma")),
-            ("avx512f", std::arch::is_x86_feature_detected!("avx512f")),
-            ("avx512bw", std::arch::is_x86_feature_detected!("avx512bw")),
-            ("avx512vl", std::arch::is_x86_feature_detected!("avx512vl")),
-            ("avx512dq", std::arch::is_x86_feature_detected!("avx512dq")),
-        ] {
-            if on {
-                out.push(name);
-            }
-        }
-    }
-    out
+/// The CPU's feature flags as /proc/cpuinfo lists them (`flags` on x86, `Features`
+/// on Arm): `avx2`, `avx512f`, `avx512_vnni`, `amx_tile`, `asimd`, `sve`, ...
+pub fn cpu_features() -> Vec<String> {
+    let text = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    text.lines()
+        .find(|l| l.starts_with("flags") || l.starts_with("Features"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, f)| f.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
 }
 
-/// Why this machine cannot run code compiled for `isa` on `machine`, or None.
-/// `isa` is inductor's name (`AVX2`, `AVX512`, `NEON`, `SVE256`, ...; empty for a
-/// package compiled without vector code), `arch` this machine's, `features` its CPU's.
+/// The CPU flags an instruction-set name in a package's `AOTI_CPU_ISA` needs
+/// (inductor's names: `AVX2`, `AVX512`, `AVX512_VNNI`, `AMX_TILE`, `NEON`, ...).
+fn flags_for(isa: &str) -> Option<&'static [&'static str]> {
+    Some(match isa {
+        "AVX2" => &["avx2", "fma"],
+        "AVX512" => &["avx512f", "avx512bw", "avx512vl", "avx512dq"],
+        "AVX512_VNNI" => &["avx512_vnni"],
+        "AVX512_BF16" => &["avx512_bf16"],
+        "AVX512_FP16" => &["avx512_fp16"],
+        "AMX_TILE" => &["amx_tile"],
+        "AMX_BF16" => &["amx_bf16"],
+        "AMX_FP16" => &["amx_fp16"],
+        "NEON" | "ASIMD" => &["asimd"],
+        "SVE" | "SVE256" => &["sve"],
+        "DEFAULT" | "NONE" => &[],
+        _ => return None,
+    })
+}
+
+/// Why this machine cannot run code compiled on `machine` for the instruction sets
+/// `isa` (space-separated, as `AOTI_CPU_ISA` lists them; empty for no vector code),
+/// or None. `arch` is this machine's, `features` its CPU's flags.
 pub fn cannot_run(machine: &str, isa: &str, arch: &str, features: &[&str]) -> Option<String> {
     if !machine.is_empty() && machine != arch {
         return Some(format!(
             "it was compiled for {machine} (AOTI_MACHINE) and this machine is {arch}"
         ));
     }
-    let needs: &[&str] = match isa.to_ascii_uppercase().as_str() {
-        "" | "DEFAULT" | "NONE" => &[],
-        "AVX2" => &["avx2", "fma"],
-        "AVX512" | "AVX512_BF16" | "AVX512_FP16" | "AMX" => &["avx512f", "avx512bw", "avx512vl", "avx512dq"],
-        other if arch == "x86_64" => {
+    let mut missing: Vec<&str> = Vec::new();
+    for token in isa.split_whitespace() {
+        let Some(needs) = flags_for(&token.to_ascii_uppercase()) else {
             return Some(format!(
-                "it was compiled for the {other} instruction set (AOTI_CPU_ISA), which rotbench does not know how to check on {arch}"
-            ))
+                "it was compiled for the {token} instruction set (AOTI_CPU_ISA: {isa}), which rotbench cannot check this CPU for (set ROTBENCH_SKIP_ISA_CHECK=1 to load it anyway)"
+            ));
+        };
+        for n in needs {
+            if !features.contains(n) && !missing.contains(n) {
+                missing.push(n);
+            }
         }
-        _ => &[],
-    };
-    let missing: Vec<&str> = needs
-        .iter()
-        .copied()
-        .filter(|n| !features.contains(n))
-        .collect();
+    }
     if missing.is_empty() {
         None
     } else {
         Some(format!(
-            "it was compiled for {isa} (AOTI_CPU_ISA) and this CPU lacks {} (it has: {})",
-            missing.join(", "),
-            if features.is_empty() {
-                "none of avx2, fma, avx512".to_string()
-            } else {
-                features.join(" ")
-            }
+            "it was compiled for {isa} (AOTI_CPU_ISA) and this CPU lacks {}",
+            missing.join(", ")
         ))
     }
 }
@@ -229,12 +230,15 @@ impl Pt2Net {
                 path.display()
             );
         }
-        if wanted == "cpu" {
+        let skip_isa = std::env::var_os("ROTBENCH_SKIP_ISA_CHECK").is_some_and(|v| v == "1");
+        if wanted == "cpu" && !skip_isa {
+            let features = cpu_features();
+            let features: Vec<&str> = features.iter().map(String::as_str).collect();
             if let Some(why) = cannot_run(
                 get("AOTI_MACHINE"),
                 get("AOTI_CPU_ISA"),
                 std::env::consts::ARCH,
-                &cpu_features(),
+                &features,
             ) {
                 bail!(
                     "{}: this CPU cannot run the package: {why}; compile it for an older instruction set, e.g. inductor_configs={{\"cpp.simdlen\": 256}} for AVX2 (models/export.py does)",
@@ -300,21 +304,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_package_for_an_instruction_set_the_cpu_lacks_is_refused_with_the_missing_features() {
-        let avx2_only = ["avx2", "fma"];
+    fn a_package_for_an_instruction_set_the_cpu_lacks_is_refused_with_the_missing_flags() {
+        let avx2_only = ["avx2", "fma", "sse4_2"];
         assert_eq!(cannot_run("x86_64", "AVX2", "x86_64", &avx2_only), None);
-        let why = cannot_run("x86_64", "AVX512", "x86_64", &avx2_only).unwrap();
-        assert!(why.contains("compiled for AVX512"), "{why}");
+        let why = cannot_run("x86_64", "AVX512 AVX512_VNNI", "x86_64", &avx2_only).unwrap();
+        assert!(why.contains("compiled for AVX512 AVX512_VNNI"), "{why}");
         assert!(
-            why.contains("lacks avx512f, avx512bw, avx512vl, avx512dq"),
+            why.contains("lacks avx512f, avx512bw, avx512vl, avx512dq, avx512_vnni"),
             "{why}"
         );
         assert!(cannot_run("x86_64", "AVX2", "x86_64", &[])
             .unwrap()
             .contains("lacks avx2, fma"));
-        let all = ["avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq"];
-        assert_eq!(cannot_run("x86_64", "AVX512", "x86_64", &all), None);
+        let server = [
+            "avx2",
+            "fma",
+            "avx512f",
+            "avx512bw",
+            "avx512vl",
+            "avx512dq",
+            "avx512_vnni",
+        ];
+        assert_eq!(
+            cannot_run("x86_64", "AVX512 AVX512_VNNI", "x86_64", &server),
+            None
+        );
+        let amx = cannot_run("x86_64", "AVX512 AVX512_VNNI AMX_TILE", "x86_64", &server).unwrap();
+        assert!(amx.ends_with("lacks amx_tile"), "{amx}");
         assert_eq!(cannot_run("x86_64", "", "x86_64", &[]), None);
+        let unknown = cannot_run("x86_64", "AVX10_2", "x86_64", &server).unwrap();
+        assert!(unknown.contains("ROTBENCH_SKIP_ISA_CHECK"), "{unknown}");
     }
 
     #[test]
