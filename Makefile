@@ -9,7 +9,7 @@ DEMO_MODELS ?= models/mnist-cnn.pt models/mnist-cnn-aug.pt models/mnist-p4cnn.pt
 # Extra sweep flags, e.g. `make demo DEMO_FLAGS=--no-cache` to time a run from scratch.
 DEMO_FLAGS ?=
 
-.PHONY: setup build wheel test-wheel test demo screenshot bench exactness fixtures fixtures-check recompute-check help
+.PHONY: setup build wheel test-wheel test demo screenshot bench exactness agreement fixtures fixtures-check recompute-check help
 
 help:
 	@echo "make demo   - sweep the three bundled models over MNIST and write reports/demo/"
@@ -18,6 +18,7 @@ help:
 	@echo "make wheel  - dist/rotbench-*.whl: the binary, a launcher that runs it on the installed torch, the demo"
 	@echo "make test-wheel - build the wheel, install it in fresh venvs (torch from PyPI, cached) and check it"
 	@echo "make fixtures-check - regenerate every test fixture (pinned venv) and fail if one changed"
+	@echo "make agreement - the .onnx and .pt2 exports against TorchScript on the full test set at 0:360:15"
 	@echo "make recompute-check - after make demo: recompute per_angle.csv's calibration/stability columns from predictions.csv in Python"
 
 # Point .libtorch (what .cargo/config.toml hands torch-sys) at the cached libtorch.
@@ -60,6 +61,11 @@ screenshot:
 # `make test` then skips the full check until models/ changes.
 exactness: setup
 	ROTBENCH_RECORD_EXACTNESS=1 $(CARGO) test --release --locked --test exactness -- --ignored --nocapture
+
+# The bundled models' .onnx and .pt2 exports against TorchScript on the full test set at
+# 0:360:15 (720,000 predictions per format; slow): every difference is printed.
+agreement: setup
+	$(CARGO) test --release --locked --test issue23_formats -- --ignored --nocapture
 
 # rotbench vs the hand-written PyTorch peer and the forward-pass floor (needs the venv).
 bench: build

@@ -60,10 +60,10 @@ def predictions_by_angle(path):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--only", default="all", help="comma list of: mnist, rgb32, r224, rest (default all)")
+    ap.add_argument("--only", default="all", help="comma list of: mnist, rgb32, r224, backends, rest (default all)")
     args = ap.parse_args()
     reps = args.repeat
-    only = set(args.only.split(",")) if args.only != "all" else {"mnist", "rgb32", "r224", "rest"}
+    only = set(args.only.split(",")) if args.only != "all" else {"mnist", "rgb32", "r224", "backends", "rest"}
     cache = pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home() / ".cache")) / "rotbench"
     rgb = cache / "bench/rgb10k/test_batch.bin"
     if "rgb32" in only and not rgb.exists():
@@ -140,6 +140,8 @@ def main():
         w200, rss200, _ = timed(base + ["--limit", "200"])
         w2000, rss2000, _ = timed(base)
         print(f"peak RSS, ResNet-18 224, 2 angles: 200 JPEGs {rss200:.0f} MB ({w200:.1f} s), 2,000 JPEGs {rss2000:.0f} MB ({w2000:.1f} s)")
+    if "backends" in only:
+        backends(reps, tmp)
     if "rest" not in only:
         return
 
@@ -170,6 +172,44 @@ def main():
     print(f"bootstrap 1000 on the demo (3 models x 72 angles x 10k): {cost:.2f} s "
           f"(cached re-runs {with_b:.2f} s with, {without_b:.2f} s without) = "
           f"{100 * cost / t_demo:.1f}% of the demo sweep from scratch ({t_demo:.2f} s)")
+
+
+def backends(reps, tmp):
+    """The same three bundled models through each backend rotbench reads: optimised
+    TorchScript (.pt), AOTInductor (.pt2) and ONNX Runtime (.onnx), 10k MNIST digits x
+    12 angles, whole sweeps in interleaved rounds; ratios against TorchScript."""
+    fmts = [("torchscript (.pt)", "pt"), ("aotinductor (.pt2)", "pt2"), ("onnxruntime (.onnx)", "onnx")]
+    cmds = {}
+    for name, ext in fmts:
+        cmd = [ROT, "sweep", "--quiet", "--no-cache", "--no-report", "--data", str(ROOT / "datasets/mnist"), "--angles", ANGLES, "--out", f"{tmp}/be-{ext}"]
+        for m in ("mnist-cnn", "mnist-cnn-aug", "mnist-p4cnn"):
+            cmd += ["--model", str(ROOT / f"models/{m}.{ext}")]
+        cmds[name] = cmd
+    # ONNX Runtime is fetched on its first use: not inside a timed run.
+    subprocess.run(cmds["onnxruntime (.onnx)"][:-2] + ["--limit", "1", "--out", f"{tmp}/be-warm"], check=True, capture_output=True)
+    got = {k: ([], []) for k in cmds}
+    for _ in range(reps):
+        for k, cmd in cmds.items():
+            w, m, _ = timed(cmd)
+            got[k][0].append(w)
+            got[k][1].append(m)
+    base = statistics.median(got["torchscript (.pt)"][0])
+    print(f"\nbackends: the three bundled models, 10,000 x {ANGLES}, median of {reps} whole sweeps, {os.cpu_count()} cores")
+    print(f"{'backend':<22} {'wall':>9} {'/ torchscript':>14} {'peak RSS MB':>12}")
+    for k in cmds:
+        w = statistics.median(got[k][0])
+        print(f"{k:<22} {w:>8.2f}s {w / base:>14.2f} {max(got[k][1]):>12.0f}")
+    import csv
+
+    def rows(ext):
+        with open(f"{tmp}/be-{ext}/predictions.csv") as f:
+            return {(r["model"], r["angle"], r["index"]): r["pred"] for r in csv.DictReader(f)}
+
+    pt = rows("pt")
+    for name, ext in fmts[1:]:
+        other = rows(ext)
+        diff = sum(pt[k] != other[k] for k in pt)
+        print(f"{name}: {diff} of {len(pt)} predictions differ from TorchScript's")
 
 
 if __name__ == "__main__":

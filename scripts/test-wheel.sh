@@ -9,7 +9,8 @@
 #    demo sweep after it); then, with an empty HOME and no rotbench cache:
 #    `rotbench --version`, `python -m rotbench --version`, `rotbench doctor`, and
 #    `rotbench demo`, whose per_angle.csv and predictions.csv must equal the source
-#    build's sweep of the same models, data and angles byte for byte.
+#    build's sweep of the same models, data and angles byte for byte; then an .onnx
+#    sweep on an installed onnxruntime package (the launcher finds it; nothing fetched).
 # 3. Each failure mode, with its message: no torch (a venv without it), the wrong torch
 #    (a venv whose torch says 2.12.0: metadata only, beside the real check above), a
 #    CPU-only torch (X+cpu) satisfying the wheel's requirement without an index, a torch
@@ -88,6 +89,19 @@ for f in per_angle.csv predictions.csv per_class.csv confusion.csv; do
   cmp -s "$work/demo/$f" "$work/source/$f" || die "$f differs between the wheel's demo and the source build's sweep"
 done
 pass "the wheel's demo equals the source build's sweep (per_angle, predictions, per_class, confusion: byte for byte)"
+
+# ONNX models through an installed onnxruntime package: the launcher hands its library
+# to rotbench, which then fetches nothing.
+ORTW="$CACHE/wheels/onnxruntime"
+mkdir -p "$ORTW"
+"$work/venv/bin/pip" download --quiet --no-deps --only-binary :all: -d "$ORTW" onnxruntime==1.31.1
+"$work/venv/bin/pip" install --quiet --no-deps --no-index --find-links "$ORTW" onnxruntime==1.31.1
+"$RB" doctor | grep -q "from the Python onnxruntime package" || die "doctor did not find the installed onnxruntime"
+"$RB" sweep --quiet --no-report --model "$ROOT/models/mnist-cnn.onnx" --data "$ROOT/datasets/mnist" \
+  --angles 0,90 --limit 500 --out "$work/onnx"
+grep -q '"backend": "onnxruntime 1.31.1"' "$work/onnx/summary.json" || die "the .onnx sweep did not run on onnxruntime 1.31.1"
+if ls -d "$HOME"/.cache/rotbench/onnxruntime-* >/dev/null 2>&1; then die "rotbench fetched its own ONNX Runtime beside the installed one"; fi
+pass "an .onnx sweep runs on the installed onnxruntime package's library, fetching nothing"
 
 echo "== failure modes"
 "$PY" -m venv "$work/bare"

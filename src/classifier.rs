@@ -1,6 +1,7 @@
 //! The seam between the engine and a model backend: [`Classifier`]. The sweep
-//! driver runs any classifier; TorchScript through libtorch ([`crate::model::Model`])
-//! is the backend today, and `.pt2` and ONNX plug in here next.
+//! driver runs any classifier. [`crate::model::Model`] is one, whatever its file's
+//! format: TorchScript through libtorch, `.pt2` through libtorch's AOTInductor loader
+//! ([`crate::pt2`]) or ONNX through ONNX Runtime ([`crate::onnx`]).
 
 use crate::model::ModelSpec;
 use anyhow::Result;

@@ -342,10 +342,15 @@ fn detect_format(path: &Path, head: &[u8], len: u64) -> Result<Format> {
     if crate::onnx::looks_like_onnx(head) {
         return Ok(Format::Onnx);
     }
-    if path
+    let ext = path
         .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
-    {
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    if matches!(ext.as_str(), "pt" | "pth" | "jit" | "torchscript") {
+        // Named as TorchScript: say what TorchScript is and how to export it.
+        diagnose_model_file(path, head, len)?;
+    }
+    if ext == "onnx" {
         bail!(
             "{}: named .onnx but not an ONNX model (an ONNX file is a protobuf ModelProto starting with its ir_version); export it again",
             path.display()
