@@ -121,13 +121,14 @@ def main():
             diff = sum(x != y for a, ps in peer_out["predictions"].items() for x, y in zip(mine[float(a)], ps))
             total = sum(len(ps) for ps in peer_out["predictions"].values())
             agreement = (name, diff, total)
-    print(f"\nmedian of {reps} runs, {os.cpu_count()} cores")
-    print(f"{'workload':<15} {'images x angles':>16} {'(a) floor':>10} {'(a2) opt':>9} {'(a2m) opt+malloc':>17} {'(b) rotbench':>13} {'(c) peer':>10} {'c/b':>6} {'b/a2m':>6} {'b/a2':>6}   peak RSS MB a/a2/a2m/b/c")
-    for name, n, angles, m in rows:
-        (a, ar), (a2, a2r), (a2m, a2mr), (b, br), (c, cr) = (m[k] for k in ("a", "a2", "a2m", "b", "c"))
-        shape = f"{n:,} x {angles}"
-        print(f"{name:<15} {shape:>16} {a:>9.2f}s {a2:>8.2f}s {a2m:>16.2f}s {b:>12.2f}s {c:>9.2f}s {c / b:>6.2f} {b / a2m:>6.2f} {b / a2:>6.2f}   {ar:.0f}/{a2r:.0f}/{a2mr:.0f}/{br:.0f}/{cr:.0f}")
-    print("(a), (a2) and (a2m) time only the forward passes; (b) and (c) are whole processes (start-up, decoding, rotation, metrics, outputs).")
+    if rows:
+        print(f"\nmedian of {reps} runs, {os.cpu_count()} cores")
+        print(f"{'workload':<15} {'images x angles':>16} {'(a) floor':>10} {'(a2) opt':>9} {'(a2m) opt+malloc':>17} {'(b) rotbench':>13} {'(c) peer':>10} {'c/b':>6} {'b/a2m':>6} {'b/a2':>6}   peak RSS MB a/a2/a2m/b/c")
+        for name, n, angles, m in rows:
+            (a, ar), (a2, a2r), (a2m, a2mr), (b, br), (c, cr) = (m[k] for k in ("a", "a2", "a2m", "b", "c"))
+            shape = f"{n:,} x {angles}"
+            print(f"{name:<15} {shape:>16} {a:>9.2f}s {a2:>8.2f}s {a2m:>16.2f}s {b:>12.2f}s {c:>9.2f}s {c / b:>6.2f} {b / a2m:>6.2f} {b / a2:>6.2f}   {ar:.0f}/{a2r:.0f}/{a2mr:.0f}/{br:.0f}/{cr:.0f}")
+        print("(a), (a2) and (a2m) time only the forward passes; (b) and (c) are whole processes (start-up, decoding, rotation, metrics, outputs).")
     if agreement:
         name, diff, total = agreement
         print(f"{name}: rotbench and the peer differ on {diff} of {total} predictions")
@@ -186,7 +187,8 @@ def backends(reps, tmp):
             cmd += ["--model", str(ROOT / f"models/{m}.{ext}")]
         cmds[name] = cmd
     # ONNX Runtime is fetched on its first use: not inside a timed run.
-    subprocess.run(cmds["onnxruntime (.onnx)"][:-2] + ["--limit", "1", "--out", f"{tmp}/be-warm"], check=True, capture_output=True)
+    warm = [a if a != f"{tmp}/be-onnx" else f"{tmp}/be-warm" for a in cmds["onnxruntime (.onnx)"]]
+    subprocess.run(warm + ["--limit", "1"], check=True, capture_output=True)
     got = {k: ([], []) for k in cmds}
     for _ in range(reps):
         for k, cmd in cmds.items():

@@ -325,9 +325,19 @@ fn detect_format(path: &Path, head: &[u8], len: u64) -> Result<Format> {
     if len == 0 {
         bail!("{}: the model file is empty; {FORMATS}", path.display());
     }
+    let named_pt2 = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("pt2"));
     if head.starts_with(b"PK\x03\x04") {
         let file = fs::File::open(path)?;
-        if let Ok(zip) = zip::ZipArchive::new(file) {
+        let zip = zip::ZipArchive::new(file);
+        if let (Err(e), true) = (&zip, named_pt2) {
+            bail!(
+                "{}: not a readable AOTInductor package (broken zip archive: {e}); the file is corrupt or truncated: export it again (torch._inductor.aoti_compile_and_package)",
+                path.display()
+            );
+        }
+        if let Ok(zip) = zip {
             let aoti = zip.file_names().flatten().any(|n| {
                 n.contains("/data/aotinductor/")
                     || n.ends_with("/archive_format")
