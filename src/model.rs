@@ -483,7 +483,6 @@ impl Model {
             returns,
             training,
             warnings,
-            Format::TorchScript,
             Net::Script(module),
             output_key,
         )
@@ -506,25 +505,8 @@ impl Model {
         }
         let threads = usize::try_from(tch::get_num_threads()).unwrap_or(1);
         let (net, embedded) = crate::onnx::OnnxNet::load(path, threads)?;
-        let (mut spec, mut provenance) =
-            load_spec_with(path, flags, embedded.as_ref().map(|e| (ONNX_EMBEDDED, e)))?;
-        let from = provenance.get("input-size").cloned().unwrap_or_default();
-        net.check_input(path, spec.input, &from)?;
-        let returns = Returns::Tensor;
-        spec.choose_output(&mut provenance, &returns, path)?;
-        Model::assemble(
-            path,
-            spec,
-            provenance,
-            device,
-            inference,
-            returns,
-            TrainingMode::default(),
-            Vec::new(),
-            Format::Onnx,
-            Net::Onnx(net),
-            None,
-        )
+        let embedded = embedded.map(|e| (ONNX_EMBEDDED, e));
+        Model::from_net(path, flags, device, inference, Net::Onnx(net), embedded)
     }
 
     /// Load an AOTInductor package: checked against the device and this CPU first,
@@ -537,14 +519,32 @@ impl Model {
     ) -> Result<Model> {
         let (net, embedded) = crate::pt2::Pt2Net::load(path, device)?;
         let embedded = match embedded {
-            Some(text) => Some(SpecFile::parse(
-                &text,
-                &format!("{} ({PT2_EMBEDDED})", path.display()),
-            )?),
+            Some(text) => Some((
+                PT2_EMBEDDED,
+                SpecFile::parse(&text, &format!("{} ({PT2_EMBEDDED})", path.display()))?,
+            )),
             None => None,
         };
+        Model::from_net(path, flags, device, inference, Net::Pt2(net), embedded)
+    }
+
+    /// A model of a format other than TorchScript, from its loaded network and the
+    /// spec embedded in it (with where it came from): the spec resolved from flags,
+    /// sidecar and that, the input checked against it, its first output the logits.
+    fn from_net(
+        path: &Path,
+        flags: &SpecFlags,
+        device: Device,
+        inference: Inference,
+        net: Net,
+        embedded: Option<(&str, SpecFile)>,
+    ) -> Result<Model> {
         let (mut spec, mut provenance) =
-            load_spec_with(path, flags, embedded.as_ref().map(|e| (PT2_EMBEDDED, e)))?;
+            load_spec_with(path, flags, embedded.as_ref().map(|(from, e)| (*from, e)))?;
+        if let Net::Onnx(n) = &net {
+            let from = provenance.get("input-size").cloned().unwrap_or_default();
+            n.check_input(path, spec.input, &from)?;
+        }
         let returns = Returns::Tensor;
         spec.choose_output(&mut provenance, &returns, path)?;
         Model::assemble(
@@ -556,8 +556,7 @@ impl Model {
             returns,
             TrainingMode::default(),
             Vec::new(),
-            Format::Pt2,
-            Net::Pt2(net),
+            net,
             None,
         )
     }
@@ -572,10 +571,14 @@ impl Model {
         returns: Returns,
         training: TrainingMode,
         warnings: Vec<String>,
-        format: Format,
         net: Net,
         output_key: Option<CString>,
     ) -> Result<Model> {
+        let format = match net {
+            Net::Script(_) => Format::TorchScript,
+            Net::Onnx(_) => Format::Onnx,
+            Net::Pt2(_) => Format::Pt2,
+        };
         let c = spec.channels() as i64;
         let mean = Tensor::from_slice(&spec.mean)
             .view([1, c, 1, 1])
