@@ -82,6 +82,7 @@ fixtures:
 	 "$$py" tests/fixtures/models/make_mislead.py && \
 	 "$$py" tests/fixtures/models/make_wide.py && \
 	 "$$py" tests/fixtures/models/make_tiny224.py && \
+	 "$$py" tests/fixtures/models/make_onnx_fixtures.py && \
 	 "$$py" tests/fixtures/make_references.py && \
 	 "$$py" tests/fixtures/make_stability.py && \
 	 "$$py" tests/fixtures/make_class_spaces.py && \
