@@ -29,3 +29,13 @@ pub const LIBTORCH_VERSION: &str = env!("ROTBENCH_LIBTORCH_VERSION");
 /// its models (`Model::backend`; ONNX models say `onnxruntime X.Y.Z`) in
 /// summary.json, and they are part of the prediction-cache and checkpoint keys.
 pub const BACKEND: &str = "torchscript";
+
+/// rotbench's cache folder: `$XDG_CACHE_HOME/rotbench`, else `~/.cache/rotbench`
+/// (the prediction cache and ONNX Runtime live under it).
+pub fn cache_home() -> std::path::PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("rotbench")
+}

@@ -129,14 +129,7 @@ pub enum Cuda {
     NoLibtorch,
 }
 
-extern "C" {
-    fn dlopen(filename: *const c_char, flag: c_int) -> *mut c_void;
-    fn dlerror() -> *mut c_char;
-    fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
-}
-const RTLD_NOW: c_int = 2;
-const RTLD_NOLOAD: c_int = 4;
-const RTLD_GLOBAL: c_int = 0x100;
+use libc::{dlerror, dlopen, dlsym, RTLD_GLOBAL, RTLD_NOLOAD, RTLD_NOW};
 
 fn last_dl_error() -> String {
     // SAFETY: dlerror returns null or a NUL-terminated string owned by libc.
@@ -145,6 +138,20 @@ fn last_dl_error() -> String {
         "unknown dlopen error".into()
     } else {
         unsafe { CStr::from_ptr(e) }.to_string_lossy().into_owned()
+    }
+}
+
+/// `dlopen(path, RTLD_NOW | RTLD_GLOBAL)`, kept open for the process's life: what it
+/// defines, and its soname, serve every library loaded after it.
+pub(crate) fn open_global(path: &Path) -> std::result::Result<(), String> {
+    let c = CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| "the path holds a NUL byte".to_string())?;
+    // SAFETY: a valid C string; the handle is never closed.
+    let h = unsafe { dlopen(c.as_ptr(), RTLD_NOW | RTLD_GLOBAL) };
+    if h.is_null() {
+        Err(last_dl_error())
+    } else {
+        Ok(())
     }
 }
 
@@ -161,15 +168,9 @@ pub fn load_cuda() -> &'static Cuda {
         if !so.exists() {
             return Cuda::CpuOnly(lt.lib_dir);
         }
-        let Ok(c) = CString::new(so.as_os_str().as_encoded_bytes()) else {
-            return Cuda::Failed(so, "the path holds a NUL byte".into());
-        };
-        // SAFETY: a valid C string; the handle is kept for the process's life.
-        let h = unsafe { dlopen(c.as_ptr(), RTLD_NOW | RTLD_GLOBAL) };
-        if h.is_null() {
-            Cuda::Failed(so, last_dl_error())
-        } else {
-            Cuda::Loaded(so)
+        match open_global(&so) {
+            Ok(()) => Cuda::Loaded(so),
+            Err(e) => Cuda::Failed(so, e),
         }
     })
 }
@@ -182,21 +183,13 @@ pub fn preload(name: &str) -> std::result::Result<(), String> {
         return Err("libtorch_cpu.so is not mapped into this process".into());
     };
     let so = lt.lib_dir.join(name);
-    let c =
-        CString::new(so.as_os_str().as_encoded_bytes()).map_err(|_| "NUL in path".to_string())?;
-    // SAFETY: a valid C string; the handle is kept for the process's life.
-    let h = unsafe { dlopen(c.as_ptr(), RTLD_NOW | RTLD_GLOBAL) };
-    if h.is_null() {
-        Err(format!("{}: {}", so.display(), last_dl_error()))
-    } else {
-        Ok(())
-    }
+    open_global(&so).map_err(|e| format!("{}: {e}", so.display()))
 }
 
-/// Why `--device cuda` cannot run, with the fix, or None when libtorch sees a GPU.
-/// `flag` is how the caller names the request (`--device cuda`).
-pub fn cuda_unavailable(flag: &str) -> Option<String> {
-    let why = match load_cuda() {
+/// What stands between this process and a GPU, with the fix, or None when
+/// libtorch sees one.
+pub fn cuda_problem(cuda: &Cuda) -> Option<String> {
+    Some(match cuda {
         Cuda::Loaded(so) => {
             if tch::Cuda::is_available() {
                 return None;
@@ -219,8 +212,13 @@ pub fn cuda_unavailable(flag: &str) -> Option<String> {
             crate::LIBTORCH_VERSION
         ),
         Cuda::NoLibtorch => "libtorch_cpu.so is not mapped into this process".into(),
-    };
-    Some(format!("{flag}: {why}; or use --device cpu"))
+    })
+}
+
+/// Why `--device cuda` cannot run, with the fix, or None when libtorch sees a GPU.
+/// `flag` is how the caller names the request (`--device cuda`).
+pub fn cuda_unavailable(flag: &str) -> Option<String> {
+    cuda_problem(load_cuda()).map(|why| format!("{flag}: {why}; or use --device cpu"))
 }
 
 /// One CUDA device as the driver describes it.

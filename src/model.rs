@@ -10,41 +10,8 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
-/// Look inside the file before handing it to libtorch, to explain common mistakes.
-fn diagnose_model_file(path: &Path, bytes_head: &[u8], len: u64) -> Result<()> {
-    const EXPORT: &str = "export it with `torch.jit.save(torch.jit.script(model.eval()), \"model.pt\")` (or torch.jit.trace)";
-    if len == 0 {
-        bail!("{}: the model file is empty; {EXPORT}", path.display());
-    }
-    if !bytes_head.starts_with(b"PK\x03\x04") {
-        bail!(
-            "{}: not a TorchScript file (TorchScript files are zip archives); {EXPORT}",
-            path.display()
-        );
-    }
-    let file = fs::File::open(path)?;
-    let zip = zip::ZipArchive::new(file).map_err(|e| {
-        anyhow!(
-            "{}: not a TorchScript file (broken zip archive: {e}); {EXPORT}",
-            path.display()
-        )
-    })?;
-    let names: Vec<String> = zip
-        .file_names()
-        .filter_map(|n| n.ok().map(|n| n.to_string()))
-        .collect();
-    let has_code = names
-        .iter()
-        .any(|n| n.contains("/code/") || n.starts_with("code/"));
-    let has_data = names.iter().any(|n| n.ends_with("data.pkl"));
-    if has_data && !has_code {
-        bail!(
-            "{}: this is a state_dict or pickled object saved with torch.save, not TorchScript; load it into your model class in Python and {EXPORT}",
-            path.display()
-        );
-    }
-    Ok(())
-}
+/// How to export TorchScript, for the messages about a file that is not.
+const EXPORT: &str = "export it with `torch.jit.save(torch.jit.script(model.eval()), \"model.pt\")` (or torch.jit.trace)";
 
 mod shim {
     use std::ffi::{c_char, c_int};
@@ -75,7 +42,7 @@ mod shim {
 }
 
 /// Take ownership of a message from the shim.
-fn shim_message(err: *mut c_char) -> String {
+pub(crate) fn shim_message(err: *mut c_char) -> String {
     if err.is_null() {
         return "unknown libtorch error".into();
     }
@@ -329,23 +296,34 @@ fn detect_format(path: &Path, head: &[u8], len: u64) -> Result<Format> {
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("pt2"));
     if head.starts_with(b"PK\x03\x04") {
-        let file = fs::File::open(path)?;
-        let zip = zip::ZipArchive::new(file);
-        if let (Err(e), true) = (&zip, named_pt2) {
-            bail!(
+        let zip = match zip::ZipArchive::new(fs::File::open(path)?) {
+            Ok(zip) => zip,
+            Err(e) if named_pt2 => bail!(
                 "{}: not a readable AOTInductor package (broken zip archive: {e}); the file is corrupt or truncated: export it again (torch._inductor.aoti_compile_and_package)",
                 path.display()
-            );
+            ),
+            Err(e) => bail!(
+                "{}: not a TorchScript file (broken zip archive: {e}); {EXPORT}",
+                path.display()
+            ),
+        };
+        let names: Vec<std::borrow::Cow<str>> = zip.file_names().flatten().collect();
+        let has = |f: &dyn Fn(&str) -> bool| names.iter().any(|n| f(n));
+        if has(&|n| {
+            n.contains("/data/aotinductor/")
+                || n.ends_with("/archive_format")
+                || n == "archive_format"
+        }) {
+            return Ok(Format::Pt2);
         }
-        if let Ok(zip) = zip {
-            let aoti = zip.file_names().flatten().any(|n| {
-                n.contains("/data/aotinductor/")
-                    || n.ends_with("/archive_format")
-                    || n == "archive_format"
-            });
-            if aoti {
-                return Ok(Format::Pt2);
-            }
+        // A zip with pickled data and no code is torch.save's, not TorchScript's.
+        if has(&|n| n.ends_with("data.pkl"))
+            && !has(&|n| n.contains("/code/") || n.starts_with("code/"))
+        {
+            bail!(
+                "{}: this is a state_dict or pickled object saved with torch.save, not TorchScript; load it into your model class in Python and {EXPORT}",
+                path.display()
+            );
         }
         return Ok(Format::TorchScript);
     }
@@ -357,8 +335,10 @@ fn detect_format(path: &Path, head: &[u8], len: u64) -> Result<Format> {
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
         .unwrap_or_default();
     if matches!(ext.as_str(), "pt" | "pth" | "jit" | "torchscript") {
-        // Named as TorchScript: say what TorchScript is and how to export it.
-        diagnose_model_file(path, head, len)?;
+        bail!(
+            "{}: not a TorchScript file (TorchScript files are zip archives); {EXPORT}",
+            path.display()
+        );
     }
     if ext == "onnx" {
         bail!(
@@ -392,8 +372,6 @@ pub struct Model {
     pub training: TrainingMode,
     /// Warnings its results carry into summary.json.
     pub warnings: Vec<String>,
-    /// The file's format.
-    pub format: Format,
     net: Net,
     /// `spec.output_key` for the shim.
     output_key: Option<CString>,
@@ -432,7 +410,6 @@ impl Model {
             Format::Pt2 => return Model::load_pt2(path, flags, device, inference),
             Format::TorchScript => {}
         }
-        diagnose_model_file(path, &head[..n], meta.len())?;
         let (mut spec, mut provenance) = load_spec(path, flags)?;
         let module = ScriptModule::load(path, device, inference).map_err(|e| {
             let hint = if inference == Inference::Optimized {
@@ -574,11 +551,6 @@ impl Model {
         net: Net,
         output_key: Option<CString>,
     ) -> Result<Model> {
-        let format = match net {
-            Net::Script(_) => Format::TorchScript,
-            Net::Onnx(_) => Format::Onnx,
-            Net::Pt2(_) => Format::Pt2,
-        };
         let c = spec.channels() as i64;
         let mean = Tensor::from_slice(&spec.mean)
             .view([1, c, 1, 1])
@@ -601,7 +573,6 @@ impl Model {
             returns,
             training,
             warnings,
-            format,
             net,
             output_key,
             mean,
@@ -612,10 +583,10 @@ impl Model {
     /// The backend that runs it, as summary.json and the cache keys record it:
     /// `torchscript`, or `onnxruntime X.Y.Z` (the version of the library loaded).
     pub fn backend(&self) -> String {
-        match self.format {
-            Format::TorchScript => crate::BACKEND.to_string(),
-            Format::Pt2 => "aotinductor".to_string(),
-            Format::Onnx => {
+        match self.net {
+            Net::Script(_) => crate::BACKEND.to_string(),
+            Net::Pt2(_) => "aotinductor".to_string(),
+            Net::Onnx(_) => {
                 let v = crate::onnx::runtime()
                     .and_then(|r| {
                         r.path
@@ -746,7 +717,7 @@ fn output_error(path: &Path, provenance: &Provenance, e: &str) -> String {
     format!("{}: {}{chosen}", path.display(), first_line(e))
 }
 
-fn first_line(s: &str) -> String {
+pub(crate) fn first_line(s: &str) -> String {
     // libtorch errors carry C++ backtraces after the first lines; keep the message.
     let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
     let keep: Vec<&str> = lines

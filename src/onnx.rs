@@ -36,11 +36,7 @@ fn cache_root() -> PathBuf {
     if let Some(c) = std::env::var_os("ROTBENCH_CACHE") {
         return PathBuf::from(c);
     }
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("rotbench")
+    crate::cache_home()
 }
 
 /// The cache folder for this version: `<cache>/onnxruntime-<version>/`.

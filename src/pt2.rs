@@ -9,9 +9,10 @@
 //! with the reason, never an illegal instruction. An embedded spec is the metadata key
 //! `rotbench.json` (written with `inductor_configs={"aot_inductor.metadata": {...}}`).
 
+use crate::model::{first_line, shim_message};
 use anyhow::{anyhow, bail, Result};
 use std::collections::BTreeMap;
-use std::ffi::{c_char, c_int, CStr, CString};
+use std::ffi::{c_char, c_int, CString};
 use std::path::Path;
 use tch::{Device, Tensor};
 
@@ -34,30 +35,11 @@ mod shim {
             err: *mut *mut c_char,
         ) -> *mut torch_sys::C_tensor;
         pub fn rb_aoti_free(m: *mut RbAoti);
-        pub fn rb_free_message(s: *mut c_char);
     }
 }
 
 /// The metadata key of an embedded spec.
 pub const METADATA_KEY: &str = "rotbench.json";
-
-fn take(s: *mut c_char) -> String {
-    if s.is_null() {
-        return "unknown libtorch error".into();
-    }
-    // SAFETY: the shim returns a NUL-terminated malloc'd string, freed here once.
-    let out = unsafe { CStr::from_ptr(s) }.to_string_lossy().into_owned();
-    unsafe { shim::rb_free_message(s) };
-    out
-}
-
-fn first_line(s: &str) -> String {
-    s.lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim()
-        .to_string()
-}
 
 fn c_path(path: &Path) -> Result<CString> {
     CString::new(path.as_os_str().as_encoded_bytes())
@@ -74,10 +56,10 @@ pub fn metadata(path: &Path) -> Result<BTreeMap<String, String>> {
         bail!(
             "{}: not a readable AOTInductor package ({}); the file is corrupt or truncated, or not made by torch._inductor.aoti_compile_and_package: export it again",
             path.display(),
-            first_line(&take(err))
+            first_line(&shim_message(err))
         );
     }
-    Ok(take(text)
+    Ok(shim_message(text)
         .lines()
         .filter_map(|l| l.split_once('\t'))
         .map(|(k, v)| (unescape(k), unescape(v)))
@@ -189,19 +171,7 @@ fn provide_libtorch_so() -> std::result::Result<(), String> {
         if n != TORCH_STUB.len() as isize {
             return Err("could not write the stand-in".into());
         }
-        let path = CString::new(format!("/proc/self/fd/{fd}")).unwrap();
-        // SAFETY: a valid path to the ELF just written.
-        let h = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
-        if h.is_null() {
-            // SAFETY: dlerror returns null or a message owned by libc.
-            let e = unsafe { libc::dlerror() };
-            return Err(if e.is_null() {
-                "dlopen failed".into()
-            } else {
-                unsafe { CStr::from_ptr(e) }.to_string_lossy().into_owned()
-            });
-        }
-        Ok(())
+        crate::libtorch::open_global(Path::new(&format!("/proc/self/fd/{fd}")))
     })
     .clone()
 }
@@ -265,7 +235,7 @@ impl Pt2Net {
             bail!(
                 "{}: libtorch could not load the AOTInductor package: {}",
                 path.display(),
-                first_line(&take(err))
+                first_line(&shim_message(err))
             );
         }
         let spec = meta.get(METADATA_KEY).cloned();
@@ -285,7 +255,7 @@ impl Pt2Net {
         // SAFETY: self.ptr is live; x.as_ptr() is a valid torch::Tensor* for the call.
         let out = unsafe { shim::rb_aoti_run(self.ptr, x.as_ptr(), &mut err) };
         if out.is_null() {
-            return Err(first_line(&take(err)));
+            return Err(first_line(&shim_message(err)));
         }
         // SAFETY: the shim hands over a new heap torch::Tensor*, which tch now owns.
         Ok(unsafe { Tensor::from_ptr(out) })

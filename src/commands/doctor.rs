@@ -175,14 +175,12 @@ fn cuda_lines(want: &str, devices: &mut Vec<Device>, problems: &mut Vec<String>)
     match libtorch::load_cuda() {
         Cuda::CpuOnly(_) => outln!("cuda      none: the libtorch in use is a CPU-only build"),
         Cuda::NoLibtorch => {}
-        Cuda::Failed(so, e) => {
+        failed @ Cuda::Failed(so, _) => {
             outln!("cuda      {} would not load", so.display());
-            problems.push(format!(
-                "{} would not load ({e}); reinstall torch {} with its CUDA libraries (`pip install --force-reinstall torch=={}`), or check with --device cpu",
-                so.display(),
-                rotbench::LIBTORCH_VERSION,
-                rotbench::LIBTORCH_VERSION
-            ));
+            problems.extend(
+                libtorch::cuda_problem(failed)
+                    .map(|why| format!("{why}; or check with --device cpu")),
+            );
         }
         Cuda::Loaded(_) => {
             print_cuda();

@@ -17,11 +17,7 @@ use std::path::PathBuf;
 const CACHE_VERSION: u32 = 2;
 
 pub fn default_cache_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("rotbench").join("predictions")
+    rotbench::cache_home().join("predictions")
 }
 
 /// Everything that determines one model's predictions at one angle: the key's
