@@ -5,7 +5,8 @@ use anyhow::{anyhow, bail, Result};
 use clap::{Args, Parser, Subcommand};
 use rotbench::dataset::ClassFolders;
 use rotbench::model::{
-    read_classes_file, read_map_file, read_subset_file, ChannelOrder, CropOrder, SpecFlags,
+    read_classes_file, read_map_file, read_subset_file, ChannelOrder, CropOrder, OutputKind,
+    SpecFlags,
 };
 use rotbench::results::BatchSize;
 use rotbench::rotate::{Fill, Interpolation, RotateOptions};
@@ -122,6 +123,13 @@ pub struct SpecArgs {
     /// For a model whose forward returns a dict: the key of the logits.
     #[arg(long, value_name = "NAME")]
     pub output_key: Option<String>,
+    /// What the model outputs: logits, probabilities (it ends in a softmax) or
+    /// log-probabilities (a log-softmax). Default: decided from the outputs on a
+    /// probe batch (rows that are non-negative and sum to 1 are probabilities),
+    /// checked again on the first batch, and recorded in summary.json; a declared
+    /// kind the outputs contradict is an error.
+    #[arg(long, value_name = "KIND")]
+    pub output_kind: Option<OutputKind>,
     /// Score only some of the model's classes: a file with one model class (name or
     /// index) per line, in the dataset's class order. The logits are restricted to
     /// them before the softmax and the argmax (ImageNet-R/A style).
@@ -361,6 +369,12 @@ pub struct GateArgs {
     /// instead of failing it. Without it, a model or angle with nothing to compare fails.
     #[arg(long)]
     pub allow_new_models: bool,
+    /// A baseline model missing from the results, or a baseline angle missing from
+    /// a model's results, passes the regression check with a note instead of
+    /// failing it (it left on purpose). Without it, anything of the baseline that
+    /// was never compared fails.
+    #[arg(long)]
+    pub allow_missing: bool,
     /// Write JUnit XML (one testcase per model x check).
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
@@ -477,6 +491,7 @@ impl SpecArgs {
             value_range: self.value_range,
             output_index: self.output_index,
             output_key: self.output_key.clone(),
+            output: self.output_kind,
             class_subset: match &self.class_subset {
                 None => None,
                 Some(p) => Some((p.clone(), read_subset_file(p)?)),

@@ -377,6 +377,8 @@ pub struct Model {
     output_key: Option<CString>,
     mean: Tensor,
     inv_std: Tensor,
+    /// Set once the first real batch's outputs were checked against `spec.output`.
+    output_checked: std::sync::atomic::AtomicBool,
 }
 
 impl Model {
@@ -562,7 +564,7 @@ impl Model {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "model".into());
-        Ok(Model {
+        let mut model = Model {
             name,
             path: path.to_path_buf(),
             sha256: sha256_file(path)?,
@@ -577,6 +579,75 @@ impl Model {
             output_key,
             mean,
             inv_std,
+            output_checked: std::sync::atomic::AtomicBool::new(false),
+        };
+        model.decide_output()?;
+        Ok(model)
+    }
+
+    /// Decide what the outputs hold, or check what the spec declares, on a probe
+    /// batch of four synthetic images (black, white, mid-grey and a pattern): a
+    /// softmax's rows are non-negative and sum to 1 whatever the input, a
+    /// log-softmax's have a log-sum-exp of 0, and logits' rows are neither. The
+    /// decision goes into the spec and the provenance (`output`), before any
+    /// cache key is made; [`Model::forward_raw`] checks it again on the first
+    /// real batch.
+    fn decide_output(&mut self) -> Result<()> {
+        let (c, h, w) = (
+            self.spec.channels() as i64,
+            self.spec.height() as i64,
+            self.spec.width() as i64,
+        );
+        let plane = (c * h * w) as usize;
+        let mut px = vec![0f32; 4 * plane];
+        for (i, v) in px.iter_mut().enumerate() {
+            let (img, at) = (i / plane, i % plane);
+            *v = match img {
+                0 => 0.0,
+                1 => 255.0,
+                2 => 128.0,
+                _ => ((at * 37 + at / w as usize * 11) % 256) as f32,
+            };
+        }
+        let raw = Tensor::from_slice(&px).view([4, c, h, w]);
+        let out = self.forward_outputs(&raw)?;
+        let values = Vec::<f32>::try_from(&out)
+            .map_err(|e| anyhow!("{}: cannot read the outputs: {e}", self.path.display()))?;
+        let seen = OutputKind::of_rows(&values, self.spec.output_width());
+        match self.provenance.get("output").cloned() {
+            Some(from) => {
+                if !self.spec.output.admits(seen) {
+                    bail!("{}", output_kind_error(&self.path, self.spec.output, seen, &from, "a probe batch of four synthetic images"));
+                }
+            }
+            None => {
+                self.spec.output = seen;
+                let how = match seen {
+                    OutputKind::Logits => "decided from the outputs: logits (a probe batch's rows are neither probabilities nor log-probabilities)".to_string(),
+                    kind => format!(
+                        "decided from the outputs: {} (every row of a probe batch {}; declare `output` in the spec or pass --output-kind to say so)",
+                        kind.name(),
+                        seen_rows(kind)
+                    ),
+                };
+                self.provenance.insert("output".into(), how);
+            }
+        }
+        Ok(())
+    }
+
+    /// The note a sweep prints when the output kind was decided, not declared.
+    pub fn output_note(&self) -> Option<String> {
+        let how = self.provenance.get("output")?;
+        (how.starts_with("decided") && !self.spec.output.is_logits()).then(|| {
+            format!(
+                "{}: the model outputs {}: every row of a probe batch {}, so rotbench scores them as such (no second softmax); declare `\"output\": \"{}\"` in the spec or pass --output-kind {} to say so",
+                self.path.display(),
+                self.spec.output.name().replace('_', "-"),
+                seen_rows(self.spec.output),
+                self.spec.output.name(),
+                self.spec.output.name().replace('_', "-"),
+            )
         })
     }
 
@@ -635,9 +706,37 @@ impl Model {
     }
 
     /// Run the model on a batch of raw pixels (0..255 scale, NCHW on any device):
-    /// scale to [0, 1], normalise, forward. Returns the logits on the CPU, flattened
-    /// row by row (N × the output width).
+    /// scale to [0, 1], normalise, forward. Returns logits on the CPU, flattened
+    /// row by row (N × the output width): a model that outputs probabilities has
+    /// them turned into their logarithms (clamped at the smallest normal float,
+    /// so a probability of 0 stays finite), whose softmax gives them back. The
+    /// first batch's outputs are checked against the output kind.
     pub fn forward_raw(&self, raw: &Tensor) -> Result<Tensor> {
+        let out = self.forward_outputs(raw)?;
+        if !self
+            .output_checked
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            let values = Vec::<f32>::try_from(&out).map_err(|e| {
+                anyhow!("{}: cannot read the outputs: {e}", self.path.display())
+            })?;
+            let seen = OutputKind::of_rows(&values, self.spec.output_width());
+            if !self.spec.output.admits(seen) {
+                let from = self.provenance.get("output").cloned().unwrap_or_default();
+                bail!(
+                    "{}",
+                    output_kind_error(&self.path, self.spec.output, seen, &from, "the first batch")
+                );
+            }
+        }
+        Ok(match self.spec.output {
+            OutputKind::Probabilities => out.clamp_min(f32::MIN_POSITIVE as f64).log(),
+            OutputKind::Logits | OutputKind::LogProbabilities => out,
+        })
+    }
+
+    /// The forward pass: the model's outputs as they are, flat, on the CPU.
+    fn forward_outputs(&self, raw: &Tensor) -> Result<Tensor> {
         let pre = &self.spec.preprocess;
         let x = raw.to_device(self.device);
         // One new tensor (the input may be shared by several models), then in place:
@@ -698,6 +797,46 @@ impl Model {
             .f_view([-1])
             .map_err(|e| anyhow!("{}: cannot read the logits: {e}", self.path.display()))
     }
+}
+
+/// How rows of `kind` look, for notes and errors.
+fn seen_rows(kind: OutputKind) -> &'static str {
+    match kind {
+        OutputKind::Probabilities => "is non-negative and sums to 1",
+        OutputKind::LogProbabilities => "is at most 0 with a log-sum-exp of 0",
+        OutputKind::Logits => "is neither non-negative summing to 1 nor log-probabilities",
+    }
+}
+
+/// The error for a declared output kind that the outputs contradict.
+fn output_kind_error(
+    path: &Path,
+    declared: OutputKind,
+    seen: OutputKind,
+    from: &str,
+    batch: &str,
+) -> String {
+    let tol = rotbench_core::spec::OUTPUT_SUM_TOLERANCE;
+    let (what, fix) = match (declared, seen) {
+        (OutputKind::Logits, OutputKind::Probabilities) => (
+            format!("every row of {batch} is non-negative and sums to 1 (within {tol}): the model ends in a softmax, and a second softmax would squash every probability-based figure"),
+            "declare `\"output\": \"probabilities\"` (or pass --output-kind probabilities)".to_string(),
+        ),
+        (OutputKind::Probabilities, _) => (
+            format!("the rows of {batch} are not probabilities (some value is negative or not finite, or a row does not sum to 1 within {tol})"),
+            "declare `\"output\": \"logits\"` (or pass --output-kind logits), or fix the export".to_string(),
+        ),
+        (OutputKind::LogProbabilities, _) => (
+            format!("the rows of {batch} are not log-probabilities (some value is above 0, or a row's log-sum-exp is not 0 within {tol})"),
+            "declare `\"output\": \"logits\"` (or pass --output-kind logits), or fix the export".to_string(),
+        ),
+        _ => (format!("the outputs of {batch} disagree with it"), "check the spec".to_string()),
+    };
+    format!(
+        "{}: the spec says the model outputs {} ({from}), but {what}; {fix}",
+        path.display(),
+        declared.name()
+    )
 }
 
 /// The error for an output that holds no logits where the spec's choice says,

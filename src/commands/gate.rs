@@ -40,6 +40,7 @@ pub fn gate(args: GateArgs) -> Result<ExitCode> {
         max_regression: args.max_regression,
         significance: args.significance,
         allow_new_models: args.allow_new_models.then_some(true),
+        allow_missing: args.allow_missing.then_some(true),
         models_from: Some("--model".into()),
     };
     flags.validate(&Origin::Flags)?;

@@ -5,7 +5,7 @@
 use crate::cli::InspectArgs;
 use anyhow::{bail, Result};
 use rotbench::dataset::{self, folder};
-use rotbench::model::{module_name, parse_device, Inference, Model, Returns};
+use rotbench::model::{module_name, parse_device, Inference, Model, OutputKind, Returns};
 use std::process::ExitCode;
 use tch::Tensor;
 
@@ -140,9 +140,20 @@ pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
         (tch::Kind::Float, tch::Device::Cpu),
     );
     let logits = model.forward_raw(&x)?;
+    let how = model.provenance.get("output").cloned().unwrap_or_default();
     outln!(
-        "output   {} logits per image (dry run on one blank input)",
-        logits.size()[0]
+        "output   {} {} per image (dry run on one blank input)   {}",
+        logits.size()[0],
+        match model.spec.output {
+            OutputKind::Logits => "logits",
+            OutputKind::Probabilities => "probabilities (a softmax ends the model; scored without a second one)",
+            OutputKind::LogProbabilities => "log-probabilities (a log-softmax ends the model)",
+        },
+        if how.starts_with("decided") {
+            how
+        } else {
+            format!("from {how}")
+        }
     );
     if let Some((dir, (_, map, order))) = data {
         outln!(

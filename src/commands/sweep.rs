@@ -44,29 +44,15 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     };
     // Before libtorch allocates anything: reuse freed activation blocks (src/malloc.rs).
     let malloc = rotbench::malloc::tune_for_inference();
-    let shard = match &args.shard {
+    let shard_of = match &args.shard {
         None => None,
         Some(v) => {
             let (index, count) = parse_shard(v, &|k| std::env::var(k).ok())?;
             if args.save_baseline.is_some() || args.gate_config.is_some() {
                 bail!("--shard: a shard holds part of the samples; save baselines and gate after `rotbench merge`");
             }
-            // Shards must cut the data the same way wherever they run, so `auto`
-            // means a fixed size here.
-            let batch_size = match batch {
-                BatchSize::Fixed(b) => b,
-                BatchSize::Auto => sweep::AUTO_FALLBACK,
-            };
-            Some(ShardSpec {
-                index,
-                count,
-                batch_size,
-            })
+            Some((index, count))
         }
-    };
-    let batch = match shard {
-        Some(s) => BatchSize::Fixed(s.batch_size),
-        None => batch,
     };
     super::gate::check_sweep_flags(&args)?;
     output::prepare_dir(&args.out, "--out")?;
@@ -83,6 +69,9 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         for w in &m.warnings {
             eprintln!("warning: {w}");
         }
+        if let Some(n) = m.output_note() {
+            eprintln!("note: {n}");
+        }
         if let Some(prev) = models.iter().find(|x: &&Model| x.name == m.name) {
             bail!(
                 "--model {}: another model is also named `{}` ({}); models are named by file stem, so rename one file",
@@ -94,6 +83,21 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         models.push(m);
     }
     let target: Target = sweep::shared_target(&models)?;
+    // Shards must cut the data the same way wherever they run, so `auto` means a
+    // fixed size here: auto's untimed size for this input (the 64 MiB rule), known
+    // only now that the spec is.
+    let shard = shard_of.map(|(index, count)| ShardSpec {
+        index,
+        count,
+        batch_size: match batch {
+            BatchSize::Fixed(b) => b,
+            BatchSize::Auto => rotbench::results::auto_fallback(target.pixels()),
+        },
+    });
+    let batch = match shard {
+        Some(s) => BatchSize::Fixed(s.batch_size),
+        None => batch,
+    };
     let classes = models[0].spec.classes.clone();
     let pre = models[0].spec.preprocess.clone();
     let open = OpenOptions {
@@ -190,18 +194,19 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     let cache = (!args.no_cache).then(|| Cache {
         dir: args.cache_dir.clone().unwrap_or_else(default_cache_dir),
     });
-    let work_plan = Plan::new(&models, &plan, &run_key, cache, info.len);
-    let compute = work_plan.compute.clone();
-    let any_compute = work_plan.any_compute();
-    let cached_pairs = work_plan.cached_pairs();
+    let mut work_plan = Plan::new(&models, &plan, &run_key, cache, info.len);
     let checkpoint_key = work_plan.checkpoint_key(&models, &run_key, &plan, &batch.to_string());
     let (mut checkpoint, resumed, note) = Checkpoint::open(
         &args.out,
         &checkpoint_key,
+        &mut work_plan,
         args.resume,
         models.len(),
         all_angles.len(),
     )?;
+    let compute = work_plan.compute.clone();
+    let any_compute = work_plan.any_compute();
+    let cached_pairs = work_plan.cached_pairs();
     if let Some(note) = note {
         eprintln!("note: {note}");
     }

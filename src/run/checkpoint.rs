@@ -1,6 +1,7 @@
 //! The checkpoint that `sweep --resume` continues from: `OUT/.rotbench-checkpoint/`,
 //! a log of finished chunks under the run's key, removed when the results are written.
 
+use super::plan::Plan;
 use anyhow::{bail, Result};
 use rotbench::output::{self, RecordLog};
 use rotbench::store;
@@ -28,15 +29,23 @@ impl Checkpoint {
     /// job-engine task that always passes --resume, and an `out` holding finished
     /// results (the checkpoint goes when a run finishes) is rewritten by a rerun with
     /// the same bytes.
+    ///
+    /// Beside the key, `compute.json` records which (model, angle) pairs the run
+    /// computes (the rest came from the prediction cache); a resumed run adopts it
+    /// ([`Plan::adopt`]), so a cache filled meanwhile does not orphan the
+    /// checkpoint. When the cache has lost a pair the checkpoint relied on, the
+    /// run starts over and says so.
     pub fn open(
         out: &Path,
         run_key: &Value,
+        plan: &mut Plan,
         resume: bool,
         models: usize,
         angles: usize,
     ) -> Result<(Checkpoint, Option<SampleData>, Option<String>)> {
         let dir = checkpoint_dir(out);
         let key_path = dir.join("run.json");
+        let compute_path = dir.join("compute.json");
         let log_path = dir.join("batches.bin");
         let mut note = None;
         let read = resume.then(|| std::fs::read_to_string(&key_path));
@@ -65,14 +74,31 @@ impl Checkpoint {
                 key_path.display()
             ),
         };
-        if let Some(text) = saved_key {
-            let saved: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            if &saved != run_key {
-                bail!(
-                    "--resume: the checkpoint in {} was made with different arguments or inputs; rerun with the same arguments, or without --resume to start over",
-                    out.display()
-                );
+        let saved_key = match saved_key {
+            Some(text) => {
+                let saved: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                if &saved != run_key {
+                    bail!(
+                        "--resume: the checkpoint in {} was made with different arguments or inputs; rerun with the same arguments, or without --resume to start over",
+                        out.display()
+                    );
+                }
+                let computed: Option<Vec<Vec<bool>>> = std::fs::read_to_string(&compute_path)
+                    .ok()
+                    .and_then(|t| serde_json::from_str(&t).ok());
+                if computed.is_some_and(|c| plan.adopt(&c)) {
+                    Some(text)
+                } else {
+                    note = Some(format!(
+                        "--resume: the checkpoint in {} relied on prediction-cache entries that are gone (or it is incomplete); starting the run over",
+                        out.display()
+                    ));
+                    None
+                }
             }
+            None => None,
+        };
+        if saved_key.is_some() {
             let (records, whole) = if log_path.exists() {
                 RecordLog::read(&log_path)?
             } else {
@@ -99,6 +125,8 @@ impl Checkpoint {
             ));
         }
         output::remove(&dir)?;
+        // The pairs first, then the key: a checkpoint with a key has both.
+        output::write_atomic(&compute_path, serde_json::to_string(&plan.compute)?.as_bytes())?;
         output::write_atomic(&key_path, serde_json::to_string_pretty(run_key)?.as_bytes())?;
         let log = RecordLog::create(&log_path)?;
         Ok((

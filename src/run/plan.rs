@@ -82,7 +82,42 @@ impl Plan {
         self.compute.iter().flatten().filter(|&&c| !c).count()
     }
 
+    /// A resumed run computes what its checkpoint computed: `saved`, the pairs the
+    /// interrupted run computed (recorded beside its checkpoint), when they cover
+    /// every pair this run must compute. A pair that the cache answers now (the
+    /// interrupted run, or another job, stored it meanwhile) is computed again
+    /// rather than mixed with the checkpoint's samples; predictions are
+    /// deterministic, so the results are the same. Returns false when `saved`
+    /// misses a pair this run must compute (the cache lost it): the checkpoint
+    /// cannot be continued.
+    pub fn adopt(&mut self, saved: &[Vec<bool>]) -> bool {
+        let shape_ok = saved.len() == self.compute.len()
+            && saved
+                .iter()
+                .zip(&self.compute)
+                .all(|(s, c)| s.len() == c.len());
+        let covers = shape_ok
+            && saved
+                .iter()
+                .flatten()
+                .zip(self.compute.iter().flatten())
+                .all(|(&s, &c)| s || !c);
+        if !covers {
+            return false;
+        }
+        self.compute = saved.to_vec();
+        for (row, computed) in self.cached.iter_mut().zip(&self.compute) {
+            for (entry, &c) in row.iter_mut().zip(computed) {
+                if c {
+                    *entry = None;
+                }
+            }
+        }
+        true
+    }
+
     /// The checkpoint's key: a resumed run must have been started with these.
+    /// What the cache happened to hold is not part of it (see [`Plan::adopt`]).
     pub fn checkpoint_key(
         &self,
         models: &[Model],
@@ -96,7 +131,6 @@ impl Plan {
             "common": run,
             "angles": angles.angles,
             "batch_size": batch_size.trim(),
-            "compute": self.compute,
         })
     }
 

@@ -391,6 +391,7 @@ mod tests {
                     preprocess: Default::default(),
                     output_index: None,
                     output_key: None,
+                    output: Default::default(),
                     model_classes: None,
                     class_subset: None,
                     class_map: None,

@@ -15,7 +15,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// The schema users see in errors about a malformed sidecar.
-pub const SIDECAR_SCHEMA: &str = r#"{"input": [C, H, W], "mean": [m, ...], "std": [s, ...], "classes": ["name", ...]} (optional: "resize": N or [H, W], "order": "rotate-then-crop"|"crop-then-rotate", "channel_order": "rgb"|"bgr", "value_range": 1|255, "output_index": N or "output_key": "name", "class_subset": ["name or index", ...])"#;
+pub const SIDECAR_SCHEMA: &str = r#"{"input": [C, H, W], "mean": [m, ...], "std": [s, ...], "classes": ["name", ...]} (optional: "resize": N or [H, W], "order": "rotate-then-crop"|"crop-then-rotate", "channel_order": "rgb"|"bgr", "value_range": 1|255, "output_index": N or "output_key": "name", "output": "logits"|"probabilities"|"log_probabilities", "class_subset": ["name or index", ...])"#;
 
 /// What the model expects. `mean`/`std` have one value per channel and apply to
 /// pixels on the `value_range` scale: `x = (pixel * value_range/255 - mean) / std`.
@@ -35,6 +35,12 @@ pub struct ModelSpec {
     pub output_index: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_key: Option<String>,
+    /// What the chosen output holds: logits (the default, absent from the JSON so
+    /// that a logits model's spec keeps its bytes), probabilities (a softmax at
+    /// the end) or log-probabilities (a log-softmax). Declared in the spec, or
+    /// decided from the outputs when it is not ([`OutputKind::of_rows`]).
+    #[serde(default, skip_serializing_if = "OutputKind::is_logits")]
+    pub output: OutputKind,
     /// The model's own output classes, when `classes` are a subset of them
     /// (`class_subset`) or coarse classes made of them (`class_map`); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -46,6 +52,92 @@ pub struct ModelSpec {
     /// `model_classes` it aggregates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class_map: Option<Vec<Vec<usize>>>,
+}
+
+/// What a model's output rows hold. rotbench scores with a softmax over logits;
+/// probabilities are turned back into logits (their logarithms) first, and
+/// log-probabilities are logits already (a softmax gives the probabilities back).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "snake_case")]
+pub enum OutputKind {
+    #[default]
+    Logits,
+    Probabilities,
+    #[cfg_attr(feature = "clap", value(alias = "log_probabilities"))]
+    LogProbabilities,
+}
+
+/// How far a probability row's sum may stray from 1, and a log-probability
+/// row's log-sum-exp from 0, and still count as one (float32 softmax over 1,000
+/// classes strays by about 1e-5).
+pub const OUTPUT_SUM_TOLERANCE: f64 = 1e-3;
+
+impl OutputKind {
+    pub fn is_logits(&self) -> bool {
+        *self == OutputKind::Logits
+    }
+
+    /// The spec's spelling: `logits`, `probabilities`, `log_probabilities`.
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputKind::Logits => "logits",
+            OutputKind::Probabilities => "probabilities",
+            OutputKind::LogProbabilities => "log_probabilities",
+        }
+    }
+
+    /// What every row of a batch of outputs (`width` values per row) looks like:
+    /// probabilities when every value is finite and non-negative and every row
+    /// sums to 1; log-probabilities when every value is at most 0 and every row's
+    /// log-sum-exp is 0 (both within [`OUTPUT_SUM_TOLERANCE`]); logits otherwise.
+    /// A row of one value is never taken for either (there is nothing to tell).
+    pub fn of_rows(values: &[f32], width: usize) -> OutputKind {
+        if width < 2 || values.is_empty() || values.len() % width != 0 {
+            return OutputKind::Logits;
+        }
+        let rows = || values.chunks_exact(width);
+        let probabilities = rows().all(|r| {
+            r.iter().all(|v| v.is_finite() && *v >= 0.0)
+                && (r.iter().map(|&v| v as f64).sum::<f64>() - 1.0).abs() <= OUTPUT_SUM_TOLERANCE
+        });
+        if probabilities {
+            return OutputKind::Probabilities;
+        }
+        let log_probabilities = rows().all(|r| {
+            r.iter().all(|v| v.is_finite() && *v <= 0.0) && {
+                let m = r.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+                let lse = m + r.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln();
+                lse.abs() <= OUTPUT_SUM_TOLERANCE
+            }
+        });
+        if log_probabilities {
+            OutputKind::LogProbabilities
+        } else {
+            OutputKind::Logits
+        }
+    }
+
+    /// Whether outputs that look like `seen` ([`OutputKind::of_rows`]) can be
+    /// of this kind. Log-probabilities are valid logits (a softmax gives the
+    /// probabilities back), so logits accept them; nothing else is accepted.
+    pub fn admits(self, seen: OutputKind) -> bool {
+        self == seen || (self == OutputKind::Logits && seen == OutputKind::LogProbabilities)
+    }
+}
+
+impl std::str::FromStr for OutputKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "logits" => Ok(OutputKind::Logits),
+            "probabilities" => Ok(OutputKind::Probabilities),
+            "log_probabilities" | "log-probabilities" => Ok(OutputKind::LogProbabilities),
+            _ => Err(format!(
+                "`{s}` is not an output kind; use logits, probabilities or log_probabilities"
+            )),
+        }
+    }
 }
 
 /// How the model's outputs become scores over `classes` (see [`ModelSpec::class_space`]).
@@ -280,6 +372,8 @@ pub struct SpecFile {
     pub value_range: Option<f32>,
     pub output_index: Option<usize>,
     pub output_key: Option<String>,
+    /// What the output holds (`--output-kind`).
+    pub output: Option<OutputKind>,
     /// Score a subset of the model's classes (names or indices), as `--class-subset`.
     pub class_subset: Option<Vec<String>>,
     pub name: Option<String>,
@@ -312,16 +406,29 @@ pub struct SpecFlags {
     pub value_range: Option<f32>,
     pub output_index: Option<usize>,
     pub output_key: Option<String>,
+    /// `--output-kind`.
+    pub output: Option<OutputKind>,
     /// `--class-subset FILE`: the file and its entries (model class names or indices).
     pub class_subset: Option<(PathBuf, Vec<String>)>,
     /// `--class-map FILE`: the file and its (model class, coarse class) lines.
     pub class_map: Option<(PathBuf, Vec<(String, String)>)>,
 }
 
+/// Read a text file a user wrote (class lists, subsets, maps, sidecars, gate
+/// configs), without the UTF-8 byte-order mark that some editors put first (it
+/// would otherwise become part of the first name or break the parse).
+pub fn read_user_text(path: &Path) -> std::io::Result<String> {
+    let text = fs::read_to_string(path)?;
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
+}
+
 /// Read a `--class-subset` file: one model class per line (its name, or its index
 /// when no class has that name), blank lines and `#` comments ignored.
 pub fn read_subset_file(path: &Path) -> Result<Vec<String>> {
-    let text = fs::read_to_string(path).with_context(|| {
+    let text = read_user_text(path).with_context(|| {
         format!(
             "--class-subset {}: cannot read the file; give a text file with one model class (name or index) per line",
             path.display()
@@ -346,7 +453,7 @@ pub fn read_subset_file(path: &Path) -> Result<Vec<String>> {
 /// name, or by index when no class has that name); coarse classes are numbered in
 /// the order they first appear. Blank lines and `#` comments are ignored.
 pub fn read_map_file(path: &Path) -> Result<Vec<(String, String)>> {
-    let text = fs::read_to_string(path).with_context(|| {
+    let text = read_user_text(path).with_context(|| {
         format!(
             "--class-map {}: cannot read the file; give a text file of `model class,coarse class` lines",
             path.display()
@@ -450,7 +557,7 @@ pub fn sidecar_path(model: &Path) -> PathBuf {
 
 /// Read a `--classes` file: one name per line, blank lines ignored.
 pub fn read_classes_file(path: &Path) -> Result<Vec<String>> {
-    let text = fs::read_to_string(path).with_context(|| {
+    let text = read_user_text(path).with_context(|| {
         format!(
             "--classes {}: cannot read the file; give a text file with one class name per line",
             path.display()
@@ -705,6 +812,19 @@ pub fn resolve_spec_from(
             }
         }
     }
+    // What the output holds: declared by a layer, or left to the loader, which
+    // decides it from the outputs and records how (`output` in the provenance).
+    let output = match layered(
+        flags.output,
+        sc.and_then(|s| s.output),
+        embedded.and_then(|s| s.output),
+    ) {
+        Some((kind, layer)) => {
+            pick("output", Some("flag --output-kind".into()), layer);
+            kind
+        }
+        None => OutputKind::Logits,
+    };
     // Class spaces: a subset (flag or sidecar) or a coarse map (flag), not both.
     let subset = layered(
         flags
@@ -773,6 +893,7 @@ pub fn resolve_spec_from(
             preprocess: pre,
             output_index,
             output_key,
+            output,
             model_classes,
             class_subset,
             class_map,
@@ -860,7 +981,7 @@ pub fn load_spec_with(
 ) -> Result<(ModelSpec, Provenance)> {
     let side = sidecar_path(path);
     let sidecar = if side.is_file() {
-        let text = fs::read_to_string(&side)
+        let text = read_user_text(&side)
             .with_context(|| format!("{}: cannot read the sidecar", side.display()))?;
         Some(SpecFile::parse(&text, &side.display().to_string())?)
     } else {
@@ -1187,5 +1308,83 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown field `inputs`"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod issue31_tests {
+    use super::*;
+
+    fn softmax(row: &[f32]) -> Vec<f32> {
+        let m = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        let e: Vec<f32> = row.iter().map(|v| (v - m).exp()).collect();
+        let s: f32 = e.iter().sum();
+        e.iter().map(|v| v / s).collect()
+    }
+
+    #[test]
+    fn output_rows_are_told_apart_by_their_sums() {
+        let logits = [2.0f32, -1.0, 0.5, 3.0, 0.0, -2.0];
+        let probs: Vec<f32> = logits.chunks(3).flat_map(softmax).collect();
+        let logp: Vec<f32> = probs.iter().map(|p| p.ln()).collect();
+        assert_eq!(OutputKind::of_rows(&logits, 3), OutputKind::Logits);
+        assert_eq!(OutputKind::of_rows(&probs, 3), OutputKind::Probabilities);
+        assert_eq!(OutputKind::of_rows(&logp, 3), OutputKind::LogProbabilities);
+        // One row that is not a probability row makes the batch logits.
+        let mut mixed = probs.clone();
+        mixed[5] += 0.01;
+        assert_eq!(OutputKind::of_rows(&mixed, 3), OutputKind::Logits);
+        // The tolerance is the stated one: 1 ± 1e-3 passes, beyond fails.
+        assert_eq!(OutputKind::of_rows(&[0.5, 0.5009], 2), OutputKind::Probabilities);
+        assert_eq!(OutputKind::of_rows(&[0.5, 0.5011], 2), OutputKind::Logits);
+        assert_eq!(OutputKind::of_rows(&[-0.0, 1.0], 2), OutputKind::Probabilities);
+        assert_eq!(OutputKind::of_rows(&[1.0], 1), OutputKind::Logits, "one class: nothing to tell");
+        assert!(OutputKind::Logits.admits(OutputKind::LogProbabilities));
+        assert!(!OutputKind::Logits.admits(OutputKind::Probabilities));
+        assert!(!OutputKind::Probabilities.admits(OutputKind::Logits));
+        assert!(!OutputKind::LogProbabilities.admits(OutputKind::Logits));
+    }
+
+    #[test]
+    fn output_is_a_spec_key_and_logits_keep_the_spec_bytes() {
+        let s = SpecFile::parse(
+            r#"{"input":[1,2,2],"mean":[0.5],"std":[0.25],"classes":["a","b"],"output":"log_probabilities"}"#,
+            "m.json",
+        )
+        .unwrap();
+        let (spec, prov) = resolve_spec(
+            Path::new("m.pt"),
+            &SpecFlags::default(),
+            Some((Path::new("m.json"), &s)),
+            None,
+        )
+        .unwrap();
+        assert_eq!(spec.output, OutputKind::LogProbabilities);
+        assert_eq!(prov["output"], "sidecar m.json");
+        assert!(serde_json::to_string(&spec).unwrap().contains(r#""output":"log_probabilities""#));
+        let flags = SpecFlags {
+            output: Some(OutputKind::Logits),
+            ..Default::default()
+        };
+        let (spec, prov) =
+            resolve_spec(Path::new("m.pt"), &flags, Some((Path::new("m.json"), &s)), None).unwrap();
+        assert_eq!(prov["output"], "flag --output-kind");
+        assert!(!serde_json::to_string(&spec).unwrap().contains("output"));
+        assert!(SpecFile::parse(r#"{"output":"softmax"}"#, "m.json").is_err());
+    }
+
+    #[test]
+    fn a_byte_order_mark_does_not_become_part_of_the_first_name() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.txt");
+        fs::write(&p, "\u{feff}cat\ndog\n").unwrap();
+        assert_eq!(read_classes_file(&p).unwrap(), ["cat", "dog"]);
+        assert_eq!(read_subset_file(&p).unwrap(), ["cat", "dog"]);
+        fs::write(&p, "\u{feff}cat,animal\n").unwrap();
+        assert_eq!(read_map_file(&p).unwrap(), [("cat".into(), "animal".into())]);
+        let side = d.path().join("m.json");
+        fs::write(&side, "\u{feff}{\"input\":[1,2,2],\"mean\":[0],\"std\":[1],\"classes\":[\"a\"]}").unwrap();
+        let (spec, _) = load_spec_with(&d.path().join("m.pt"), &SpecFlags::default(), None).unwrap();
+        assert_eq!(spec.classes, ["a"]);
     }
 }

@@ -64,6 +64,10 @@ pub struct Checks {
     /// A model that is not in the baseline passes the regression check (with a
     /// note) instead of failing it: new models are expected.
     pub allow_new_models: Option<bool>,
+    /// A baseline model missing from the results, or a baseline angle missing from
+    /// a model's results, passes with a note instead of failing the regression
+    /// check: the user says that part of the baseline is expected to drop out.
+    pub allow_missing: Option<bool>,
     /// Where `models` was set (`--model`, or the file and key), for messages.
     #[serde(skip)]
     pub models_from: Option<String>,
@@ -114,6 +118,7 @@ impl Checks {
             max_regression: over(flags.max_regression, file.max_regression),
             significance: over(flags.significance, file.significance),
             allow_new_models: over(flags.allow_new_models, file.allow_new_models),
+            allow_missing: over(flags.allow_missing, file.allow_missing),
         }
     }
 
@@ -252,7 +257,7 @@ pub fn parse_config(text: &str, path: &Path) -> Result<Checks> {
         anyhow!(
             "{}: [gate]: {}; the keys are min_accuracy, min_mean_accuracy, max_drop, min_consistency, \
              min_worst_of_sweep, max_ece, max_flip_probability, min_top_k_accuracy, angles, models, \
-             baseline, baseline_dir, max_regression, significance, allow_new_models",
+             baseline, baseline_dir, max_regression, significance, allow_new_models, allow_missing",
             path.display(),
             e.message().trim()
         )
@@ -266,7 +271,7 @@ pub fn parse_config(text: &str, path: &Path) -> Result<Checks> {
 
 /// Read and parse a config file (`--config` / `--gate-config`).
 pub fn read_config(path: &Path, flag: &str) -> Result<Checks> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = crate::spec::read_user_text(path).map_err(|e| {
         anyhow!(
             "{flag} {}: cannot read ({e}); give a TOML file with a [gate] table",
             path.display()

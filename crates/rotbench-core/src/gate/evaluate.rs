@@ -254,6 +254,18 @@ pub fn evaluate(
     if let Some((b, cur)) = baseline {
         b.check_compatible(summary, cur)?;
         verdict.notes.extend(b.setting_notes(summary));
+        // A baseline model that left the results is a regression nobody would see,
+        // unless the user narrowed the models on purpose (--model).
+        if checks.models.is_none() {
+            for gone in b
+                .predictions
+                .models
+                .iter()
+                .filter(|bm| !summary.models.iter().any(|m| m.id.name == bm.name))
+            {
+                verdict.checks.push(missing_model(&gone.name, b, summary, checks));
+            }
+        }
     }
     for m in models {
         let angles = checked_angles(m, sel.as_deref())?;
@@ -425,18 +437,66 @@ pub fn evaluate(
             });
         }
         if let Some((b, cur)) = baseline {
-            verdict
-                .checks
-                .push(regression(name, &angles, b, cur, checks)?);
+            // Without --angles, every baseline angle must be in the results.
+            let swept_all: Option<Vec<f64>> = sel
+                .is_none()
+                .then(|| m.angles.iter().map(|a| a.angle).collect());
+            verdict.checks.push(regression(
+                name,
+                &angles,
+                swept_all.as_deref(),
+                b,
+                cur,
+                checks,
+            )?);
         }
     }
     Ok(verdict)
 }
 
-/// One model against the baseline, angle by angle.
+/// The regression check of a baseline model that is not in the results: a
+/// failure, or a note with `allow_missing`.
+fn missing_model(model: &str, b: &Baseline, summary: &Summary, checks: &Checks) -> CheckResult {
+    let have = summary
+        .models
+        .iter()
+        .map(|m| m.id.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let allowed = checks.allow_missing == Some(true);
+    let detail = if allowed {
+        format!(
+            "model {model} is in baseline {} but not in these results (models: {have}); not compared (allow_missing)",
+            b.label
+        )
+    } else {
+        format!(
+            "model {model} is in baseline {} but not in these results (models: {have}), so it was never compared; \
+             sweep it too, or if it left on purpose pass --allow-missing (allow_missing = true under [gate]), \
+             or name the models to check with --model",
+            b.label
+        )
+    };
+    CheckResult {
+        model: model.into(),
+        check: "max-regression".into(),
+        threshold: checks.max_regression.unwrap_or(0.0),
+        title: format!("max-regression vs baseline {}", b.label),
+        passed: allowed,
+        notes: if allowed { vec![detail.clone()] } else { vec![] },
+        detail,
+        failing: Vec::new(),
+    }
+}
+
+/// One model against the baseline, angle by angle. `swept_all`: every angle of
+/// the model's results when the user did not narrow them (`--angles`); then a
+/// baseline angle missing from them fails the check (or, with `allow_missing`,
+/// is noted).
 pub(super) fn regression(
     model: &str,
     angles: &[&AngleMetrics],
+    swept_all: Option<&[f64]>,
     b: &Baseline,
     cur: &Predictions,
     checks: &Checks,
@@ -548,8 +608,43 @@ pub(super) fn regression(
             text: format!("not in baseline {}: nothing to compare", b.label),
         });
     }
+    // A baseline angle that left the results: never compared.
+    let mut not_in_results = Vec::new();
+    if let (Some(all), Some(bm)) = (
+        swept_all,
+        b.predictions.models.iter().find(|m| m.name == model),
+    ) {
+        not_in_results.extend(
+            bm.angles
+                .iter()
+                .map(|a| a.angle)
+                .filter(|a| !all.contains(a)),
+        );
+    }
+    if !not_in_results.is_empty() {
+        if checks.allow_missing == Some(true) {
+            res.notes.push(format!(
+                "baseline {} also has {} for {model}, not in these results; not compared (allow_missing)",
+                b.label,
+                angle_list_text(&not_in_results)
+            ));
+        } else {
+            for &angle in &not_in_results {
+                res.failing.push(AngleValue {
+                    angle,
+                    value: f64::NAN,
+                    text: format!("in baseline {}, not in these results: never compared", b.label),
+                });
+            }
+        }
+    }
     res.passed = res.failing.is_empty();
-    let fell = res.failing.len() - not_in_base.len();
+    let missing_here = if checks.allow_missing == Some(true) {
+        0
+    } else {
+        not_in_results.len()
+    };
+    let fell = res.failing.len() - not_in_base.len() - missing_here;
     res.detail = if compared == 0 {
         format!(
             "no checked angle is in baseline {} ({}), so nothing was compared; save a new baseline over these angles, or narrow --angles to the baseline's",
@@ -572,6 +667,17 @@ pub(super) fn regression(
                 if not_in_base.len() == 1 { " is" } else { "s are" },
                 b.label,
                 angle_list_text(&not_in_base)
+            ));
+        }
+        if missing_here > 0 {
+            parts.push(format!(
+                "{} baseline angle{} not in these results ({}), so never compared; sweep {} too, \
+                 or if {} left on purpose pass --allow-missing (allow_missing = true under [gate]) or narrow --angles",
+                missing_here,
+                if missing_here == 1 { " is" } else { "s are" },
+                angle_list_text(&not_in_results),
+                if missing_here == 1 { "it" } else { "them" },
+                if missing_here == 1 { "it" } else { "they" },
             ));
         }
         format!("{}: {}", parts.join("; "), list(&res.failing))

@@ -77,6 +77,7 @@ fn fake(
         preprocess: Default::default(),
         output_index: None,
         output_key: None,
+        output: Default::default(),
         model_classes: None,
         class_subset: None,
         class_map: None,
@@ -1020,4 +1021,90 @@ fn a_baseline_saved_with_predictions_json_is_refused_with_the_way_to_save_it_aga
         e.contains("earlier rotbench") && e.contains("--save-baseline old"),
         "{e}"
     );
+}
+
+/// Issue #31, case 2: a baseline of models `net` and `other` at 0° and 90°, and
+/// current results with `net` alone at 0° only (the same 100 samples, all right).
+fn shrunk() -> (Summary, Predictions, Baseline) {
+    let n = 100;
+    let labels = vec![0u32; n];
+    let (bs, br) = fake(
+        &[0.0, 90.0],
+        &labels,
+        &[
+            ("net", vec![k_of(n, n), k_of(n, n)]),
+            ("other", vec![k_of(n, n), k_of(n, n)]),
+        ],
+        SHA,
+    );
+    let (cs, cr) = fake(&[0.0], &labels, &[("net", vec![k_of(n, n)])], SHA);
+    let baseline = Baseline {
+        label: "main".into(),
+        path: PathBuf::from("b/main"),
+        predictions: Predictions::from_sweep(&bs, &br),
+        summary: bs,
+    };
+    let cp = Predictions::from_sweep(&cs, &cr);
+    (cs, cp, baseline)
+}
+
+fn against_shrunk(extra: Checks) -> Verdict {
+    let (s, cur, base) = shrunk();
+    let checks = Checks {
+        baseline: Some("main".into()),
+        ..extra
+    };
+    evaluate(&s, &checks, Some((&base, &cur)), "r").unwrap()
+}
+
+#[test]
+fn issue31_a_baseline_model_or_angle_missing_from_the_results_fails_the_regression_check() {
+    let v = against_shrunk(Checks::default());
+    assert!(!v.passed());
+    let other = v.checks.iter().find(|c| c.model == "other").unwrap();
+    assert!(!other.passed);
+    assert!(
+        other.detail.contains("model other is in baseline main but not in these results")
+            && other.detail.contains("--allow-missing"),
+        "{}",
+        other.detail
+    );
+    let net = v.checks.iter().find(|c| c.model == "net").unwrap();
+    assert!(!net.passed, "90° of net was never compared: {}", net.detail);
+    assert_eq!(net.failing.len(), 1);
+    assert_eq!(net.failing[0].angle, 90.0);
+    assert!(net.detail.contains("not in these results (90°)"), "{}", net.detail);
+    // Every renderer names both.
+    let junit = String::from_utf8(render_junit(&v)).unwrap();
+    for text in [render_text(&v), render_markdown(&v), junit] {
+        assert!(text.contains("other") && text.contains("90"), "{text}");
+    }
+}
+
+#[test]
+fn issue31_allow_missing_passes_what_left_on_purpose_with_a_note() {
+    let v = against_shrunk(Checks {
+        allow_missing: Some(true),
+        ..Default::default()
+    });
+    assert!(v.passed(), "{}", render_text(&v));
+    let other = v.checks.iter().find(|c| c.model == "other").unwrap();
+    assert!(other.notes.iter().any(|n| n.contains("allow_missing")), "{other:?}");
+    let net = v.checks.iter().find(|c| c.model == "net").unwrap();
+    assert!(net.notes.iter().any(|n| n.contains("90°")), "{net:?}");
+}
+
+#[test]
+fn issue31_models_and_angles_the_user_names_limit_what_must_be_compared() {
+    // --model net: the baseline's other model is not asked for.
+    let v = against_shrunk(Checks {
+        models: Some(vec!["net".into()]),
+        angles: Some(AngleSel::List(vec![0.0])),
+        ..Default::default()
+    });
+    assert!(v.passed(), "{}", render_text(&v));
+    assert_eq!(v.checks.len(), 1);
+    // The TOML key parses.
+    let c = parse_config("[gate]\nallow_missing = true\n", Path::new("g.toml")).unwrap();
+    assert_eq!(c.allow_missing, Some(true));
 }
