@@ -83,6 +83,8 @@ fixtures:
 	 "$$py" tests/fixtures/models/make_wide.py && \
 	 "$$py" tests/fixtures/models/make_tiny224.py && \
 	 "$$py" tests/fixtures/models/make_onnx_fixtures.py && \
+	 "$$py" tests/fixtures/models/make_output_kinds.py && \
+	 "$$py" tests/fixtures/models/make_pt2_native.py && \
 	 "$$py" tests/fixtures/make_references.py && \
 	 "$$py" tests/fixtures/make_stability.py && \
 	 "$$py" tests/fixtures/make_class_spaces.py && \

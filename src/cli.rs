@@ -180,12 +180,23 @@ pub struct SweepArgs {
     /// hidden folders and __MACOSX are left out and listed).
     #[arg(long, value_name = "PATH")]
     pub data: PathBuf,
-    /// Image folders: `names` labels each class folder with the model's class of that
-    /// name (all must be classes); `sorted` indexes the folders 0, 1, ... in sorted
-    /// order, as torchvision's ImageFolder does. Default: by name when every folder
-    /// is a class, sorted when none is, and an error naming the others for a mix.
-    #[arg(long, value_name = "names|sorted")]
+    /// Image folders: `names` labels each class folder with the class of that name
+    /// (all must be classes); `indices` reads numeric folder names as indices into
+    /// the model's classes; `sorted` numbers the folders 0, 1, ... in sorted order, as
+    /// torchvision's ImageFolder does (warned and recorded when the names are not
+    /// the classes). Default: by name when every folder names a class, as indices
+    /// when every folder name is a number, else an error naming the others.
+    #[arg(long, value_name = "names|indices|sorted")]
     pub class_folders: Option<ClassFolders>,
+    /// Image folders: which class each folder holds, a file of `folder,class` lines
+    /// (the class by name, or by index into the model's classes). For folder names
+    /// that cannot be class names (a class name holding `/`) or that differ.
+    #[arg(long, value_name = "FILE", conflicts_with = "class_folders")]
+    pub class_folder_map: Option<PathBuf>,
+    /// Leave out samples whose class is not scored (outside --class-subset, or in no
+    /// group of --class-map), counted in summary.json, instead of stopping at the first.
+    #[arg(long)]
+    pub drop_unscored: bool,
     /// Angles in degrees, counter-clockwise: a list `0,90,180` or a range `start:stop:step` (stop excluded).
     #[arg(long, value_name = "SPEC", allow_hyphen_values = true)]
     pub angles: String,
@@ -409,8 +420,14 @@ pub struct InspectArgs {
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// With --data: as `sweep --class-folders`.
-    #[arg(long, value_name = "names|sorted", requires = "data")]
+    #[arg(long, value_name = "names|indices|sorted", requires = "data")]
     pub class_folders: Option<ClassFolders>,
+    /// With --data: as `sweep --class-folder-map`.
+    #[arg(long, value_name = "FILE", requires = "data", conflicts_with = "class_folders")]
+    pub class_folder_map: Option<PathBuf>,
+    /// With --data: as `sweep --drop-unscored`.
+    #[arg(long, requires = "data")]
+    pub drop_unscored: bool,
     /// Load the model as is, without freeze + optimize_for_inference.
     #[arg(long)]
     pub exact: bool,

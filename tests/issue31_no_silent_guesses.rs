@@ -108,7 +108,8 @@ fn a_checkpoint_whose_cache_entries_are_gone_starts_over_with_a_note() {
     // 0° and 90° are cached; the stopped run computes 180° and 270° (and 0°, its reference).
     let warm = t.path().join("warm");
     let mut w = resume_args(&warm);
-    w[7] = "0,90";
+    let at = w.iter().position(|a| *a == "0:360:90").unwrap();
+    w[at] = "0,90";
     assert_eq!(run(&w, Some(&cache)).code, 0);
     let a = t.path().join("a");
     let mut child = running_with_checkpoint(&resume_args(&a), &cache, &a, 1);

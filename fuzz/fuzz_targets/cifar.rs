@@ -13,8 +13,13 @@ fuzz_target!(|data: &[u8]| {
             height: 32,
             width: 32,
         };
-        if let Ok(mut s) = CifarSource::open(&p, t, 100, &OpenOptions::default()) {
+        if let Ok(mut s) = CifarSource::open(&p, t, &space(100), &OpenOptions::default()) {
             while let Ok(Some(_)) = s.next_chunk(3) {}
         }
     }
 });
+
+/// `n` classes named by their index.
+fn space(n: usize) -> rotbench_core::dataset::LabelSpace {
+    rotbench_core::dataset::LabelSpace::plain(&(0..n).map(|i| i.to_string()).collect::<Vec<_>>())
+}

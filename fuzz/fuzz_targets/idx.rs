@@ -16,7 +16,12 @@ fuzz_target!(|data: &[u8]| {
         height: 8,
         width: 8,
     };
-    if let Ok(mut s) = IdxSource::open(d.path(), t, 10, &OpenOptions::default()) {
+    if let Ok(mut s) = IdxSource::open(d.path(), t, &space(10), &OpenOptions::default()) {
         while let Ok(Some(_)) = s.next_chunk(7) {}
     }
 });
+
+/// `n` classes named by their index.
+fn space(n: usize) -> rotbench_core::dataset::LabelSpace {
+    rotbench_core::dataset::LabelSpace::plain(&(0..n).map(|i| i.to_string()).collect::<Vec<_>>())
+}

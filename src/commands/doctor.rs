@@ -257,7 +257,7 @@ fn forward_check(
         limit: Some(CHECK_IMAGES),
         ..OpenOptions::default()
     };
-    let mut src = dataset::open(&bundle.data(), target, &s.classes, &opts)?;
+    let mut src = dataset::open(&bundle.data(), target, &dataset::LabelSpace::of_spec(s, false), &opts)?;
     let chunk = src
         .next_chunk(CHECK_IMAGES)?
         .ok_or_else(|| anyhow!("{}: no images", bundle.data().display()))?;

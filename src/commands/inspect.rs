@@ -5,7 +5,9 @@
 use crate::cli::InspectArgs;
 use anyhow::{bail, Result};
 use rotbench::dataset::{self, folder};
-use rotbench::model::{module_name, parse_device, Inference, Model, OutputKind, Returns};
+use rotbench::model::{
+    module_name, parse_device, read_folder_map_file, Inference, Model, OutputKind, Returns,
+};
 use std::process::ExitCode;
 use tch::Tensor;
 
@@ -27,7 +29,15 @@ pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
             "--data {}: not an image folder; inspect shows how the class folders of an image folder map to the model's classes (MNIST IDX, CIFAR and CSV labels are class indices already)",
             dir.display()
         ),
-        Some(dir) => Some((dir, folder::class_map(dir, &s.classes, args.class_folders)?)),
+        Some(dir) => {
+            let map = args
+                .class_folder_map
+                .as_ref()
+                .map(|p| Ok::<_, anyhow::Error>((p.clone(), read_folder_map_file(p)?)))
+                .transpose()?;
+            let space = dataset::LabelSpace::of_spec(s, args.drop_unscored);
+            Some((dir, folder::class_map(dir, &space, args.class_folders, map.as_ref())?))
+        }
     };
     let src = |k: &str| model.provenance.get(k).cloned().unwrap_or_default();
     outln!("model    {}", model.path.display());
@@ -155,7 +165,8 @@ pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
             format!("from {how}")
         }
     );
-    if let Some((dir, (_, map, order))) = data {
+    if let Some((dir, classes)) = data {
+        let (map, order) = (&classes.map, &classes.order);
         outln!(
             "data     {}   {} class folders: {order}",
             dir.display(),
@@ -168,9 +179,19 @@ pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
             .unwrap_or(0)
             .max("folder".len());
         outln!("  {:<w$}  index  class", "folder");
-        for c in &map {
+        for c in map {
             let name = s.classes.get(c.index as usize).map_or("", String::as_str);
             outln!("  {:<w$}  {:>5}  {name}", c.folder, c.index);
+        }
+        for (dir, m) in &classes.unscored {
+            let folder = dir.file_name().unwrap_or_default().to_string_lossy();
+            outln!(
+                "  {folder:<w$}      -  (model class {}, not scored: dropped)",
+                s.model_classes.as_ref().and_then(|c| c.get(*m)).map_or("?", String::as_str)
+            );
+        }
+        for w in &classes.warnings {
+            outln!("warning  {w}");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -10,7 +10,9 @@ use crate::run::plan::Plan;
 use anyhow::{anyhow, bail, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rotbench::dataset::{self, OpenOptions, ShardSpec, Target};
-use rotbench::model::{device_name, parse_device, CropOrder, Inference, Model};
+use rotbench::model::{
+    device_name, parse_device, read_folder_map_file, CropOrder, Inference, Model,
+};
 use rotbench::results::RunKey;
 use rotbench::shard::{ShardManifest, SHARD_FORMAT};
 use rotbench::summary::{self, BatchSetting, DatasetSummary, Settings};
@@ -111,35 +113,29 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         crop_first: pre.order == CropOrder::CropThenRotate,
         coarse_labels: args.coarse_labels,
         class_folders: args.class_folders,
+        folder_map: args
+            .class_folder_map
+            .as_ref()
+            .map(|p| Ok::<_, anyhow::Error>((p.clone(), read_folder_map_file(p)?)))
+            .transpose()?,
     };
-    let mut source = dataset::open(&args.data, target, &classes, &open).map_err(|e| {
-        // With a class subset or map, the labels must index the classes scored.
-        let spec = &models[0].spec;
-        match (&spec.class_subset, &spec.class_map) {
-            (None, None) => e,
-            (subset, _) => e.context(format!(
-                "with {}, the dataset's labels are the {} {} ({}), in that order",
-                if subset.is_some() {
-                    "--class-subset"
-                } else {
-                    "--class-map"
-                },
-                classes.len(),
-                if subset.is_some() {
-                    "subset classes"
-                } else {
-                    "coarse classes"
-                },
-                classes
-                    .iter()
-                    .take(6)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-                    + if classes.len() > 6 { ", ..." } else { "" }
-            )),
-        }
-    })?;
+    let space = dataset::LabelSpace::of_spec(&models[0].spec, args.drop_unscored);
+    let mut source = dataset::open(&args.data, target, &space, &open)?;
+    for w in &source.info().warnings {
+        eprintln!("warning: {w}");
+    }
+    if let Some(d) = &source.info().dropped {
+        eprintln!(
+            "note: {} samples left out ({}): {}",
+            d.samples,
+            d.by_class
+                .iter()
+                .map(|(c, n)| format!("{n} of class {c}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            d.reason
+        );
+    }
     let info = source.info().clone();
     if info.len == 0 {
         bail!("--shard {}: this shard has no samples (the data has fewer batches than shards); use fewer shards or a smaller --batch-size", args.shard.as_deref().unwrap_or(""));

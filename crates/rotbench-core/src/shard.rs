@@ -164,6 +164,8 @@ pub fn merge(mut shards: Vec<Loaded>) -> Result<(RawSweep, ShardManifest, Datase
         class_map: d.class_map.clone(),
         skipped,
         ignored: d.ignored.clone(),
+        dropped: d.dropped.clone(),
+        warnings: d.warnings.clone(),
         sources: first.sources.clone(),
     };
     let batch_size = first.shard.batch_size;

@@ -453,9 +453,21 @@ pub fn read_subset_file(path: &Path) -> Result<Vec<String>> {
 /// name, or by index when no class has that name); coarse classes are numbered in
 /// the order they first appear. Blank lines and `#` comments are ignored.
 pub fn read_map_file(path: &Path) -> Result<Vec<(String, String)>> {
+    read_pairs(path, "--class-map", "model class,coarse class")
+}
+
+/// Read a `--class-folder-map` file: lines `folder,class` (the class by name, or
+/// by index into the model's classes when no class has that name).
+pub fn read_folder_map_file(path: &Path) -> Result<Vec<(String, String)>> {
+    read_pairs(path, "--class-folder-map", "folder,class")
+}
+
+/// Lines `a,b` (split at the last comma), blank lines and `#` comments ignored;
+/// errors name `flag`, the file, the line and the `form`.
+fn read_pairs(path: &Path, flag: &str, form: &str) -> Result<Vec<(String, String)>> {
     let text = read_user_text(path).with_context(|| {
         format!(
-            "--class-map {}: cannot read the file; give a text file of `model class,coarse class` lines",
+            "{flag} {}: cannot read the file; give a text file of `{form}` lines",
             path.display()
         )
     })?;
@@ -465,26 +477,26 @@ pub fn read_map_file(path: &Path) -> Result<Vec<(String, String)>> {
         if l.is_empty() || l.starts_with('#') {
             continue;
         }
-        let Some((fine, coarse)) = l.rsplit_once(',') else {
+        let Some((a, b)) = l.rsplit_once(',') else {
             bail!(
-                "--class-map {} line {}: `{l}` is not `model class,coarse class`",
+                "{flag} {} line {}: `{l}` is not `{form}`",
                 path.display(),
                 i + 1
             );
         };
-        let (fine, coarse) = (fine.trim(), coarse.trim());
-        if fine.is_empty() || coarse.is_empty() {
+        let (a, b) = (a.trim(), b.trim());
+        if a.is_empty() || b.is_empty() {
             bail!(
-                "--class-map {} line {}: `{l}` has an empty class; write `model class,coarse class`",
+                "{flag} {} line {}: `{l}` has an empty field; write `{form}`",
                 path.display(),
                 i + 1
             );
         }
-        v.push((fine.to_string(), coarse.to_string()));
+        v.push((a.to_string(), b.to_string()));
     }
     if v.is_empty() {
         bail!(
-            "--class-map {}: the file maps no classes; write `model class,coarse class` lines",
+            "{flag} {}: the file has no `{form}` lines",
             path.display()
         );
     }

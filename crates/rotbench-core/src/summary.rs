@@ -128,6 +128,12 @@ pub struct DatasetSummary {
     /// Image folders: files that are not samples (see `DatasetInfo::ignored`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignored: Vec<crate::dataset::SkippedFile>,
+    /// Samples left out because their class is not scored (`--drop-unscored`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped: Option<crate::dataset::Dropped>,
+    /// What the user should know about how the labels were read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl From<&DatasetInfo> for DatasetSummary {
@@ -143,6 +149,8 @@ impl From<&DatasetInfo> for DatasetSummary {
             class_map: d.class_map.clone(),
             skipped: d.skipped.clone(),
             ignored: d.ignored.clone(),
+            dropped: d.dropped.clone(),
+            warnings: d.warnings.clone(),
         }
     }
 }

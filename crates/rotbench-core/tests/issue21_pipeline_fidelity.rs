@@ -192,7 +192,8 @@ fn an_image_folder_has_imagefolders_samples_in_its_order_and_lists_what_it_leave
         class_folders: Some(ClassFolders::Sorted),
         ..Default::default()
     };
-    let mut source = dataset::open(&fx("folder/tree"), target, &classes, &opts).unwrap();
+    let space = dataset::LabelSpace::plain(&classes);
+    let mut source = dataset::open(&fx("folder/tree"), target, &space, &opts).unwrap();
     let info = source.info().clone();
     let samples = order["samples"].as_array().unwrap();
     let want: Vec<String> = samples

@@ -68,7 +68,7 @@ impl CifarSource {
     pub fn open(
         file: &Path,
         target: Target,
-        n_classes: usize,
+        space: &super::LabelSpace,
         opts: &OpenOptions,
     ) -> Result<CifarSource> {
         let kind =
@@ -98,21 +98,14 @@ impl CifarSource {
             (Kind::Cifar100, true) => 0,
             (Kind::Cifar100, false) => 1,
         };
-        let labels: Vec<u32> = (0..count)
-            .map(|i| bytes[i * record + label_at] as u32)
-            .collect();
+        let raw: Vec<u8> = (0..count).map(|i| bytes[i * record + label_at]).collect();
+        let hint = if kind == Kind::Cifar100 {
+            ", or --coarse-labels"
+        } else {
+            ""
+        };
+        let (labels, dropped) = super::idx::settle_indices(&raw, space, file, hint)?;
         let sel = opts.selection(&labels);
-        if let Some((i, l)) = sel
-            .positions
-            .iter()
-            .map(|&i| (i, labels[i]))
-            .find(|&(_, l)| l as usize >= n_classes)
-        {
-            bail!(
-                "{}: label {l} at sample {i} is outside the model's {n_classes} classes; check the data, the model's `classes`, or --coarse-labels",
-                file.display()
-            );
-        }
         let dir = file.parent().unwrap_or(Path::new("."));
         let class_names = match (kind, opts.coarse_labels) {
             (Kind::Cifar10, _) => read_names(dir, "batches.meta.txt"),
@@ -136,6 +129,8 @@ impl CifarSource {
             class_map: vec![],
             skipped: vec![],
             ignored: vec![],
+            dropped,
+            warnings: vec![],
             sources: super::Sources::records(file),
         };
         Ok(CifarSource {
@@ -225,7 +220,7 @@ mod tests {
         )
         .unwrap();
         let mut s =
-            CifarSource::open(&find(d.path()).unwrap(), T, 10, &OpenOptions::default()).unwrap();
+            CifarSource::open(&find(d.path()).unwrap(), T, &crate::dataset::labels::numbered(10), &OpenOptions::default()).unwrap();
         let c = s.next_chunk(10).unwrap().unwrap();
         assert_eq!(c.labels, vec![3, 1]);
         assert_eq!(c.pixels.len(), 2 * PIXELS);
@@ -238,13 +233,13 @@ mod tests {
         )
         .unwrap();
         let mut s =
-            CifarSource::open(&d.path().join("test.bin"), T, 100, &OpenOptions::default()).unwrap();
+            CifarSource::open(&d.path().join("test.bin"), T, &crate::dataset::labels::numbered(100), &OpenOptions::default()).unwrap();
         assert_eq!(s.next_chunk(10).unwrap().unwrap().labels, vec![40, 55]);
         let opts = OpenOptions {
             coarse_labels: true,
             ..Default::default()
         };
-        let mut s = CifarSource::open(&d.path().join("test.bin"), T, 20, &opts).unwrap();
+        let mut s = CifarSource::open(&d.path().join("test.bin"), T, &crate::dataset::labels::numbered(20), &opts).unwrap();
         assert_eq!(s.next_chunk(10).unwrap().unwrap().labels, vec![4, 5]);
     }
 
@@ -253,7 +248,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("test_batch.bin");
         fs::write(&path, bytes).unwrap();
-        CifarSource::open(&path, T, 10, &OpenOptions::default())
+        CifarSource::open(&path, T, &crate::dataset::labels::numbered(10), &OpenOptions::default())
             .err()
             .unwrap()
             .to_string()

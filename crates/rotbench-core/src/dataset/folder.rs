@@ -12,8 +12,8 @@
 //! folders that are not classes; `--class-folders` chooses either order on purpose.
 
 use super::{
-    convert, display, Chunk, ClassFolder, ClassFolders, DatasetInfo, OpenOptions, SkippedFile,
-    Source, Target,
+    convert, display, Chunk, ClassFolder, ClassFolders, DatasetInfo, Dropped, LabelSpace,
+    OpenOptions, Resolved, SkippedFile, Source, Target,
 };
 use anyhow::{anyhow, bail, Context, Result};
 use rayon::prelude::*;
@@ -46,7 +46,7 @@ pub fn is_image_file(p: &Path) -> bool {
 
 /// A list of labelled image files, decoded in parallel chunk by chunk.
 pub struct FilesSource {
-    info: DatasetInfo,
+    pub(crate) info: DatasetInfo,
     files: Vec<(PathBuf, u32)>,
     target: Target,
     opts: OpenOptions,
@@ -181,6 +181,8 @@ impl FilesSource {
             class_map: vec![],
             skipped: vec![],
             ignored: vec![],
+            dropped: None,
+            warnings: vec![],
             sources: super::Sources::Files(names),
         };
         Ok(FilesSource {
@@ -213,13 +215,38 @@ fn folders_are(names: &[&String]) -> String {
     }
 }
 
+/// How an image folder's class folders became classes.
+#[derive(Debug, Clone, Default)]
+pub struct FolderClasses {
+    /// The class folders whose images are read, sorted.
+    pub dirs: Vec<PathBuf>,
+    /// Each of `dirs` and its scored class.
+    pub map: Vec<ClassFolder>,
+    /// How the classes were assigned (summary.json's `class_order`).
+    pub order: String,
+    /// What the user should know (sorted folders named unlike their classes).
+    pub warnings: Vec<String>,
+    /// Folders of model classes that are not scored, left out with
+    /// `--drop-unscored`: (folder, model class).
+    pub unscored: Vec<(PathBuf, usize)>,
+}
+
 /// The class folders of the image folder `root` (sorted; hidden ones and
-/// `__MACOSX` ignored), the class index of each, and how they were assigned.
+/// `__MACOSX` ignored) and the scored class of each, by the first rule that
+/// applies:
+/// - `--class-folder-map FILE`: its `folder,class` lines (every folder listed);
+/// - `--class-folders names|indices|sorted`: as asked;
+/// - every folder names a class (scored or the model's): by name;
+/// - every folder name is a number: an index into the model's classes (so a
+///   missing folder shifts nothing), unless a number is also a class's name at
+///   another index, which is ambiguous and refused;
+/// - otherwise an error naming the folders that are no class, with the fixes.
 pub fn class_map(
     root: &Path,
-    model_classes: &[String],
+    space: &LabelSpace,
     mode: Option<ClassFolders>,
-) -> Result<(Vec<PathBuf>, Vec<ClassFolder>, String)> {
+    folder_map: Option<&(PathBuf, Vec<(String, String)>)>,
+) -> Result<FolderClasses> {
     let class_dirs: Vec<PathBuf> = sorted_entries(root, &mut Vec::new())?
         .into_iter()
         .filter(|p| p.is_dir())
@@ -239,56 +266,190 @@ pub fn class_map(
                 .into_owned()
         })
         .collect();
-    let (classes, others): (Vec<&String>, Vec<&String>) =
-        names.iter().partition(|n| model_classes.contains(n));
-    let by_name = match mode {
-        Some(ClassFolders::Names) if !others.is_empty() => bail!(
-            "--data {}: --class-folders names, but {} not among the model's {} class names ({}); rename the folders to class names, or pass --class-folders sorted to index the folders in sorted order as torchvision does",
-            root.display(),
-            folders_are(&others),
-            model_classes.len(),
-            some(&model_classes.iter().collect::<Vec<_>>()),
-        ),
-        Some(ClassFolders::Names) => true,
-        Some(ClassFolders::Sorted) => false,
-        None if others.is_empty() => true,
-        None if classes.is_empty() => false,
-        None => bail!(
-            "--data {}: {} not among the model's class names while {} are, so the images cannot be labelled by folder name; rename or remove the folders that are not classes, or pass --class-folders sorted to index all {} folders in sorted order as torchvision does",
-            root.display(),
-            folders_are(&others),
-            some(&classes),
-            names.len()
-        ),
-    };
-    let (indices, order): (Vec<u32>, String) = if by_name {
-        (
-            names
-                .iter()
-                .map(|n| model_classes.iter().position(|c| c == n).unwrap_or(0) as u32)
-                .collect(),
-            "folder names matched to the model's class list (a subset keeps its indices)".into(),
-        )
-    } else {
-        if names.len() > model_classes.len() {
+    let data = root.display();
+    let by_number = |n: &str| n.parse::<usize>().ok().and_then(|i| space.by_index(i));
+    let mut warnings = Vec::new();
+    let (resolved, order): (Vec<Resolved>, String) = if let Some((file, lines)) = folder_map {
+        let mut out = Vec::new();
+        let mut unlisted = Vec::new();
+        for n in &names {
+            match lines.iter().find(|(f, _)| f == n) {
+                None => unlisted.push(n),
+                Some((_, class)) => match space.by_name(class).or_else(|| by_number(class)) {
+                    Some(r) => out.push(r),
+                    None => bail!(
+                        "--class-folder-map {}: folder `{n}` maps to `{class}`, which names none of {} (nor indexes the model's classes)",
+                        file.display(),
+                        space.describe()
+                    ),
+                },
+            }
+        }
+        if !unlisted.is_empty() {
             bail!(
-                "--data {}: {} class folders but the model has {} classes, and the folders are indexed in sorted order; remove the folders that are not classes, rename the folders to class names, or pass --classes",
-                root.display(),
-                names.len(),
-                model_classes.len()
+                "--class-folder-map {}: {} of --data {data} not in the map; add a `folder,class` line for each",
+                file.display(),
+                folders_are(&unlisted)
             );
         }
-        (
-            (0..names.len() as u32).collect(),
-            "sorted folder names (torchvision ImageFolder order)".into(),
-        )
+        (out, format!("--class-folder-map {}", file.display()))
+    } else {
+        let all_names: Option<Vec<Resolved>> = names.iter().map(|n| space.by_name(n)).collect();
+        let all_numbers: Option<Vec<Resolved>> = names.iter().map(|n| by_number(n)).collect();
+        match mode {
+            Some(ClassFolders::Sorted) => {
+                if names.len() > space.classes.len() {
+                    bail!(
+                        "--data {data}: {} class folders but {} scored classes, and --class-folders sorted numbers the folders in sorted order; remove the folders that are not classes, or map them with --class-folder-map FILE",
+                        names.len(),
+                        space.classes.len()
+                    );
+                }
+                let pairs: Vec<String> = names
+                    .iter()
+                    .zip(&space.classes)
+                    .filter(|(f, c)| f != c)
+                    .map(|(f, c)| format!("`{f}` → {c}"))
+                    .collect();
+                if !pairs.is_empty() {
+                    warnings.push(format!(
+                        "--class-folders sorted: the folders of --data {data} are numbered in sorted name order, as torchvision's ImageFolder does, and folder i gets class i of {}; {} of {} folders are named unlike their class: {}{}. This is right only if the model was trained on this very folder layout; otherwise map them with --class-folder-map FILE",
+                        space.describe(),
+                        pairs.len(),
+                        names.len(),
+                        pairs.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+                        if pairs.len() > 5 { ", ..." } else { "" }
+                    ));
+                }
+                (
+                    (0..names.len() as u32).map(Resolved::Class).collect(),
+                    "sorted folder names (torchvision ImageFolder order), asked for with --class-folders sorted".into(),
+                )
+            }
+            Some(ClassFolders::Names) => match all_names {
+                Some(r) => (r, "folder names are class names (--class-folders names)".into()),
+                None => bail!("{}", not_classes(root, &names, space, "--class-folders names, but")),
+            },
+            Some(ClassFolders::Indices) => match all_numbers {
+                Some(r) => (r, "folder names are indices into the model's classes (--class-folders indices)".into()),
+                None => {
+                    let bad: Vec<&String> = names.iter().filter(|n| by_number(n).is_none()).collect();
+                    bail!(
+                        "--data {data}: --class-folders indices, but {} not a class index (0..{})",
+                        folders_are(&bad),
+                        space.model_classes.len().saturating_sub(1)
+                    )
+                }
+            },
+            None => match (all_names, all_numbers) {
+                (Some(r), _) => (r, "folder names are class names".into()),
+                (None, Some(r)) => {
+                    if let Some((n, by_name)) = names
+                        .iter()
+                        .zip(&r)
+                        .find_map(|(n, r)| space.by_name(n).filter(|b| b != r).map(|b| (n, b)))
+                    {
+                        bail!(
+                            "--data {data}: the folder `{n}` is ambiguous: it is a class name ({}) and a class index ({}); say which with --class-folders names or --class-folders indices",
+                            name_of(space, by_name),
+                            name_of(space, r[names.iter().position(|x| x == n).unwrap_or(0)])
+                        );
+                    }
+                    (r, "numeric folder names are indices into the model's classes".into())
+                }
+                (None, None) => bail!("{}", not_classes(root, &names, space, "")),
+            },
+        }
     };
-    let map = names
-        .into_iter()
-        .zip(indices)
-        .map(|(folder, index)| ClassFolder { folder, index })
+    let mut out = FolderClasses {
+        order,
+        warnings,
+        ..Default::default()
+    };
+    for ((dir, folder), r) in class_dirs.into_iter().zip(names).zip(resolved) {
+        match r {
+            Resolved::Class(index) => {
+                out.dirs.push(dir);
+                out.map.push(ClassFolder { folder, index });
+            }
+            Resolved::Unscored(m) if space.drop_unscored => out.unscored.push((dir, m)),
+            Resolved::Unscored(m) => bail!(
+                "--data {data}: the folder `{folder}` holds model class `{}`, which is not scored (rotbench scores {}); to leave its images out, pass --drop-unscored (they are counted in summary.json)",
+                space.model_classes[m],
+                space.describe()
+            ),
+        }
+    }
+    if out.dirs.is_empty() {
+        bail!(
+            "--drop-unscored: every class folder of --data {data} holds a class that is not scored; check the data against {}",
+            space.describe()
+        );
+    }
+    Ok(out)
+}
+
+/// A resolved class, named for messages.
+fn name_of(space: &LabelSpace, r: Resolved) -> String {
+    match r {
+        Resolved::Class(c) => format!("`{}`", space.classes[c as usize]),
+        Resolved::Unscored(m) => format!("model class `{}`", space.model_classes[m]),
+    }
+}
+
+/// Letters and digits only, lowercased: `T-shirt_top` and `T-shirt/top` agree.
+fn loose(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The error for folders that are neither class names nor class indices: which
+/// ones, and the ways to say what they are.
+fn not_classes(root: &Path, names: &[String], space: &LabelSpace, lead: &str) -> String {
+    let others: Vec<&String> = names.iter().filter(|n| space.by_name(n).is_none()).collect();
+    let matching: Vec<&String> = names.iter().filter(|n| space.by_name(n).is_some()).collect();
+    let all = space.classes.iter().chain(&space.model_classes);
+    let suggestions: Vec<String> = others
+        .iter()
+        .filter_map(|f| {
+            let near: Vec<&String> = all.clone().filter(|c| loose(c) == loose(f)).collect();
+            (near.len() == 1).then(|| format!("{f},{}", near[0]))
+        })
         .collect();
-    Ok((class_dirs, map, order))
+    let slashed: Vec<&String> = space.classes.iter().filter(|c| c.contains('/')).collect();
+    let mut msg = format!(
+        "--data {}: {lead}{} not among the class names{}, so rotbench cannot tell which class their images are",
+        root.display(),
+        folders_are(&others),
+        if matching.is_empty() {
+            String::new()
+        } else {
+            format!(" (while {} are)", some(&matching))
+        }
+    );
+    msg.push_str("; say it with --class-folder-map FILE, a file of `folder,class` lines");
+    if !suggestions.is_empty() {
+        msg.push_str(&format!(
+            " (here perhaps {})",
+            suggestions
+                .iter()
+                .take(5)
+                .map(|l| format!("`{l}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    msg.push_str(", or give the class list the folders follow with --classes FILE");
+    if !slashed.is_empty() {
+        msg.push_str(&format!(
+            ". A class name holding `/` ({}) cannot be a folder name, since `/` separates the folders of a path: map such folders with --class-folder-map",
+            some(&slashed)
+        ));
+    }
+    msg.push_str(". --class-folders sorted numbers the folders in sorted name order as torchvision's ImageFolder does: right only when the model was trained on this very folder layout");
+    msg
 }
 
 impl FolderSource {
@@ -296,10 +457,11 @@ impl FolderSource {
     pub fn open(
         root: &Path,
         target: Target,
-        model_classes: &[String],
+        space: &LabelSpace,
         opts: &OpenOptions,
     ) -> Result<FilesSource> {
-        let (class_dirs, map, order) = class_map(root, model_classes, opts.class_folders)?;
+        let classes = class_map(root, space, opts.class_folders, opts.folder_map.as_ref())?;
+        let (class_dirs, map) = (&classes.dirs, &classes.map);
         let rel = |p: &Path| display(p.strip_prefix(root).unwrap_or(p));
         let mut ignored = Vec::new();
         let mut note = |paths: &[PathBuf], reason: &str| {
@@ -316,12 +478,29 @@ impl FolderSource {
         note(&loose, NOT_IN_A_CLASS);
         note(&hidden, HIDDEN);
         let mut files = Vec::new();
-        for (dir, c) in class_dirs.iter().zip(&map) {
+        for (dir, c) in class_dirs.iter().zip(map) {
             let found = walk(dir)?;
             note(&found.other, NOT_AN_IMAGE);
             note(&found.hidden, HIDDEN);
             files.extend(found.images.into_iter().map(|f| (f, c.index)));
         }
+        // Folders of unscored classes (--drop-unscored): counted, not read.
+        let mut dropped = Dropped::default();
+        for (dir, m) in &classes.unscored {
+            let n = walk(dir)?.images.len();
+            dropped.samples += n;
+            *dropped
+                .by_class
+                .entry(space.model_classes[*m].clone())
+                .or_default() += n;
+        }
+        let dropped = (dropped.samples > 0).then(|| Dropped {
+            reason: format!(
+                "--drop-unscored: their class folders hold classes not among {}",
+                space.describe()
+            ),
+            ..dropped
+        });
         ignored.sort_by(|a, b| a.path.cmp(&b.path));
         if files.is_empty() {
             bail!(
@@ -336,12 +515,14 @@ impl FolderSource {
             root,
             files,
             Some(names),
-            order,
+            classes.order.clone(),
             target,
             opts,
         )?;
-        source.info.class_map = map;
+        source.info.class_map = classes.map;
         source.info.ignored = ignored;
+        source.info.dropped = dropped;
+        source.info.warnings = classes.warnings;
         Ok(source)
     }
 }
@@ -424,7 +605,7 @@ mod tests {
         let mut s = FolderSource::open(
             d.path(),
             T,
-            &classes(&["dog", "cat"]),
+            &LabelSpace::plain(&classes(&["dog", "cat"])),
             &OpenOptions::default(),
         )
         .unwrap();
@@ -447,7 +628,7 @@ mod tests {
         let mut s = FolderSource::open(
             d.path(),
             T,
-            &classes(&["a", "b", "c"]),
+            &LabelSpace::plain(&classes(&["a", "b", "c"])),
             &OpenOptions::default(),
         )
         .unwrap();
@@ -460,7 +641,7 @@ mod tests {
     }
 
     #[test]
-    fn other_names_fall_back_to_sorted_order_and_images_are_converted() {
+    fn other_names_are_refused_unless_sorted_is_asked_for_which_warns_and_converts_images() {
         let d = tempfile::tempdir().unwrap();
         for c in ["b", "a"] {
             fs::create_dir(d.path().join(c)).unwrap();
@@ -468,8 +649,17 @@ mod tests {
                 .save(d.path().join(c).join("x.jpg"))
                 .unwrap();
         }
-        let mut s = FolderSource::open(d.path(), T, &classes(&["0", "1"]), &OpenOptions::default())
-            .unwrap();
+        let space = LabelSpace::plain(&classes(&["0", "1"]));
+        let err = FolderSource::open(d.path(), T, &space, &OpenOptions::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("--class-folder-map") && err.contains("--classes"), "{err}");
+        let sorted = OpenOptions {
+            class_folders: Some(ClassFolders::Sorted),
+            ..Default::default()
+        };
+        let mut s = FolderSource::open(d.path(), T, &space, &sorted).unwrap();
         let c = s.next_chunk(10).unwrap().unwrap();
         assert_eq!(c.labels, vec![0, 1]);
         assert_eq!(c.pixels.len(), 2 * 16, "resized to 4x4 gray");
@@ -478,6 +668,8 @@ mod tests {
             s.info().class_names.as_ref().unwrap(),
             &classes(&["a", "b"])
         );
+        let w = &s.info().warnings;
+        assert!(w.len() == 1 && w[0].contains("`a` → 0, `b` → 1"), "{w:?}");
     }
 
     #[test]
@@ -493,7 +685,7 @@ mod tests {
             resize,
             ..Default::default()
         };
-        let mut s = FolderSource::open(d.path(), T, &classes(&["a"]), &opts).unwrap();
+        let mut s = FolderSource::open(d.path(), T, &LabelSpace::plain(&classes(&["a"])), &opts).unwrap();
         let c = s.next_chunk(10).unwrap().unwrap();
         assert_eq!(c.dims, vec![(6, 9)]);
         assert_eq!(c.pixels.len(), 6 * 9);
@@ -503,7 +695,7 @@ mod tests {
             crop_first: true,
             ..Default::default()
         };
-        let mut s = FolderSource::open(d.path(), T, &classes(&["a"]), &opts).unwrap();
+        let mut s = FolderSource::open(d.path(), T, &LabelSpace::plain(&classes(&["a"])), &opts).unwrap();
         let c = s.next_chunk(10).unwrap().unwrap();
         assert!(c.dims.is_empty());
         assert_eq!(c.pixels.len(), 16);
@@ -512,7 +704,7 @@ mod tests {
             resize: Some(crate::spec::Resize::Exact([3, 3])),
             ..Default::default()
         };
-        let mut s = FolderSource::open(d.path(), T, &classes(&["a"]), &opts).unwrap();
+        let mut s = FolderSource::open(d.path(), T, &LabelSpace::plain(&classes(&["a"])), &opts).unwrap();
         assert!(format!("{:#}", s.next_chunk(10).unwrap_err()).contains("smaller than the model's"));
     }
 
@@ -526,7 +718,7 @@ mod tests {
         fs::write(d.path().join("0").join("b.png"), b"not a png").unwrap();
         fs::write(d.path().join("0").join("c.png"), b"").unwrap();
         let mut s =
-            FolderSource::open(d.path(), T, &classes(&["0"]), &OpenOptions::default()).unwrap();
+            FolderSource::open(d.path(), T, &LabelSpace::plain(&classes(&["0"])), &OpenOptions::default()).unwrap();
         let err = format!("{:#}", s.next_chunk(10).unwrap_err());
         assert!(
             err.contains("b.png") && err.contains("--skip-bad-images"),
@@ -535,7 +727,7 @@ mod tests {
         let mut s = FolderSource::open(
             d.path(),
             T,
-            &classes(&["0"]),
+            &LabelSpace::plain(&classes(&["0"])),
             &OpenOptions {
                 skip_bad_images: true,
                 ..Default::default()
@@ -566,7 +758,7 @@ mod tests {
             ..Default::default()
         };
         let digits: Vec<String> = (0..10).map(|c| c.to_string()).collect();
-        FolderSource::open(d, T, &digits, &opts)
+        FolderSource::open(d, T, &LabelSpace::plain(&digits), &opts)
     }
 
     fn map_of(s: &FilesSource) -> Vec<(String, u32)> {
@@ -643,7 +835,7 @@ mod tests {
         GrayImage::from_pixel(4, 4, Luma([1]))
             .save(d.path().join("a.png"))
             .unwrap();
-        let err = FolderSource::open(d.path(), T, &classes(&["0"]), &OpenOptions::default())
+        let err = FolderSource::open(d.path(), T, &LabelSpace::plain(&classes(&["0"])), &OpenOptions::default())
             .err()
             .unwrap()
             .to_string();

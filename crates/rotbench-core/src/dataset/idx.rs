@@ -179,11 +179,40 @@ pub fn parse_labels(b: &[u8], path: &Path) -> Result<Vec<u8>> {
     Ok(body.to_vec())
 }
 
+/// Labels that index the model's classes (IDX and CIFAR records), resolved to
+/// scored classes: one beyond the model's classes is an error naming its sample,
+/// and so is one of an unscored class unless `--drop-unscored` drops it.
+pub(crate) fn settle_indices(
+    raw: &[u8],
+    space: &super::LabelSpace,
+    file: &Path,
+    hint: &str,
+) -> Result<(Vec<u32>, Option<super::Dropped>)> {
+    let n = space.model_classes.len();
+    let mut resolved = Vec::with_capacity(raw.len());
+    for (i, &l) in raw.iter().enumerate() {
+        match space.by_index(l as usize) {
+            Some(r) => resolved.push(r),
+            None => bail!(
+                "{}: label {l} at sample {i} is outside the model's {n} classes (0..{}); the labels are class indices into the model's classes: check the data or the model's `classes`{hint}",
+                file.display(),
+                n.saturating_sub(1)
+            ),
+        }
+    }
+    space.settle(
+        &resolved,
+        &|i| raw[i].to_string(),
+        &|i| format!("{} sample {i}", file.display()),
+    )
+}
+
 pub struct IdxSource {
     info: DatasetInfo,
     images_path: PathBuf,
     header: ImagesHeader,
-    labels: Vec<u8>,
+    /// Each sample's scored class ([`super::DROPPED`] for a dropped one).
+    labels: Vec<u32>,
     target: Target,
     opts: OpenOptions,
     reader: Option<Box<dyn Read + Send>>,
@@ -198,7 +227,7 @@ impl IdxSource {
     pub fn open(
         path: &Path,
         target: Target,
-        n_classes: usize,
+        space: &super::LabelSpace,
         opts: &OpenOptions,
     ) -> Result<IdxSource> {
         let (images_path, labels_path) = find_files(path)?;
@@ -254,20 +283,8 @@ impl IdxSource {
         if header.count == 0 {
             bail!("--data {}: the dataset is empty (0 images)", path.display());
         }
-        let as_u32: Vec<u32> = labels.iter().map(|&l| l as u32).collect();
-        let sel = opts.selection(&as_u32);
-        if let Some((i, l)) = sel
-            .positions
-            .iter()
-            .map(|&i| (i, labels[i]))
-            .find(|&(_, l)| l as usize >= n_classes)
-        {
-            bail!(
-                "{}: label {l} at sample {i} is outside the model's {n_classes} classes (0..{}); check the data or the model's `classes`",
-                labels_path.display(),
-                n_classes.saturating_sub(1)
-            );
-        }
+        let (labels, dropped) = settle_indices(&labels, space, &labels_path, "")?;
+        let sel = opts.selection(&labels);
         hasher.update(&lab_bytes);
         let info = DatasetInfo {
             format: "idx".into(),
@@ -282,6 +299,8 @@ impl IdxSource {
             class_map: vec![],
             skipped: vec![],
             ignored: vec![],
+            dropped,
+            warnings: vec![],
             sources: super::Sources::records(&images_path),
         };
         Ok(IdxSource {
@@ -388,7 +407,7 @@ impl Source for IdxSource {
             indices: chunk_positions.iter().map(|&p| p as u64).collect(),
             labels: chunk_positions
                 .iter()
-                .map(|&p| self.labels[p] as u32)
+                .map(|&p| self.labels[p])
                 .collect(),
             pixels,
             dims,
@@ -423,7 +442,7 @@ mod tests {
     fn open_err(images: &[u8], labels: &[u8], gz: bool) -> String {
         let d = tempfile::tempdir().unwrap();
         write_set(d.path(), images, labels, gz);
-        IdxSource::open(d.path(), T, 3, &OpenOptions::default())
+        IdxSource::open(d.path(), T, &crate::dataset::labels::numbered(3), &OpenOptions::default())
             .err()
             .unwrap()
             .to_string()
@@ -464,7 +483,7 @@ mod tests {
                 &labels_file(&[0, 1, 2, 1, 0]),
                 gz,
             );
-            let mut s = IdxSource::open(d.path(), T, 3, &OpenOptions::default()).unwrap();
+            let mut s = IdxSource::open(d.path(), T, &crate::dataset::labels::numbered(3), &OpenOptions::default()).unwrap();
             assert_eq!(s.info().len, 5);
             let a = s.next_chunk(2).unwrap().unwrap();
             assert_eq!(a.labels, vec![0, 1]);
@@ -491,11 +510,11 @@ mod tests {
             &labels_file(&[0, 1]),
             true,
         );
-        let ha = IdxSource::open(a.path(), T, 2, &OpenOptions::default())
+        let ha = IdxSource::open(a.path(), T, &crate::dataset::labels::numbered(2), &OpenOptions::default())
             .unwrap()
             .info
             .sha256;
-        let hb = IdxSource::open(b.path(), T, 2, &OpenOptions::default())
+        let hb = IdxSource::open(b.path(), T, &crate::dataset::labels::numbered(2), &OpenOptions::default())
             .unwrap()
             .info
             .sha256;
@@ -558,7 +577,7 @@ mod tests {
         let mut s = IdxSource::open(
             d.path(),
             t,
-            2,
+            &crate::dataset::labels::numbered(2),
             &OpenOptions {
                 limit: Some(3),
                 ..Default::default()

@@ -8,12 +8,14 @@ pub mod cifar;
 pub mod decode;
 pub mod folder;
 pub mod idx;
+pub mod labels;
 pub mod manifest;
 pub mod resize;
 
 use crate::spec::Resize;
 use anyhow::{bail, Result};
 pub use decode::Planes;
+pub use labels::{Dropped, LabelSpace, Resolved, DROPPED};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -89,6 +91,13 @@ pub struct DatasetInfo {
     /// a class folder), and hidden entries, which rotbench leaves out on purpose.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ignored: Vec<SkippedFile>,
+    /// Samples left out because their class is not scored (`--drop-unscored`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dropped: Option<Dropped>,
+    /// What the user should know about how labels were read (sorted class
+    /// folders whose names are not the classes they get, ...); printed on stderr.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Where each sample comes from.
     #[serde(skip)]
     pub sources: Sources,
@@ -134,16 +143,20 @@ pub struct ClassFolder {
     pub index: u32,
 }
 
-/// How the class folders of an image folder become class indices
-/// (`--class-folders`; `None` is the automatic choice): by name when every
-/// folder is one of the model's classes, in sorted order when none is, and an
-/// error naming the others when some are and some are not.
+/// How the class folders of an image folder become classes (`--class-folders`;
+/// `None` is the automatic choice, see [`folder::class_map`]): by name when every
+/// folder names a class, as class indices when every folder name is a number,
+/// and an error naming the others otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum ClassFolders {
-    /// Every folder is named after one of the model's classes and gets its index.
+    /// Every folder is named after one of the classes and gets that class.
     Names,
-    /// Folders are indexed 0, 1, ... in sorted name order, as torchvision's ImageFolder does.
+    /// Every folder is named by a number, an index into the model's classes.
+    Indices,
+    /// Folders are numbered 0, 1, ... in sorted name order, as torchvision's
+    /// ImageFolder does, and folder i gets scored class i (warned and recorded
+    /// when the names are not those classes).
     Sorted,
 }
 
@@ -171,6 +184,8 @@ pub struct OpenOptions {
     pub coarse_labels: bool,
     /// Image folders: how class folders become class indices (None: automatic).
     pub class_folders: Option<ClassFolders>,
+    /// Image folders: `--class-folder-map FILE`, its `folder,class` lines.
+    pub folder_map: Option<(std::path::PathBuf, Vec<(String, String)>)>,
 }
 
 /// Shard `index` of `count` (0-based). Shards are runs of whole batches, so a
@@ -214,10 +229,23 @@ pub struct Selection {
 impl OpenOptions {
     /// The positions to stream out of samples with these `labels`: a stratified
     /// sample ([`stratified`]) or the first `--limit`, then this shard's part.
+    /// Samples labelled [`DROPPED`] are never selected.
     pub fn selection(&self, labels: &[u32]) -> Selection {
-        let all: Vec<usize> = match self.sample {
-            Some(s) => stratified(labels, s.n, s.seed),
-            None => (0..limit_len(labels.len(), self.limit)).collect(),
+        let kept: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] != DROPPED).collect();
+        let all: Vec<usize> = if kept.len() == labels.len() {
+            match self.sample {
+                Some(s) => stratified(labels, s.n, s.seed),
+                None => (0..limit_len(labels.len(), self.limit)).collect(),
+            }
+        } else {
+            let kept_labels: Vec<u32> = kept.iter().map(|&i| labels[i]).collect();
+            match self.sample {
+                Some(s) => stratified(&kept_labels, s.n, s.seed)
+                    .into_iter()
+                    .map(|k| kept[k])
+                    .collect(),
+                None => kept[..limit_len(kept.len(), self.limit)].to_vec(),
+            }
         };
         let selected = all.len();
         let (a, b) = match self.shard {
@@ -282,41 +310,38 @@ pub fn stratified(labels: &[u32], n: usize, seed: u64) -> Vec<usize> {
     out
 }
 
-/// Open `path` as whichever format it holds.
+/// Open `path` as whichever format it holds; labels are resolved to the scored
+/// classes of `space` ([`labels`]).
 pub fn open(
     path: &Path,
     target: Target,
-    classes: &[String],
+    space: &LabelSpace,
     opts: &OpenOptions,
 ) -> Result<Box<dyn Source>> {
     if !path.exists() {
         bail!("--data {}: no such file or folder; give an MNIST IDX folder or file, a CIFAR batch, a CSV manifest, or an image folder with one subfolder per class", path.display());
     }
+    if opts.folder_map.is_some() && !is_image_folder(path) {
+        bail!(
+            "--class-folder-map: --data {} is not an image folder; the map names class folders, so drop it",
+            path.display()
+        );
+    }
     if idx::looks_like_idx(path) {
-        return Ok(Box::new(idx::IdxSource::open(
-            path,
-            target,
-            classes.len(),
-            opts,
-        )?));
+        return Ok(Box::new(idx::IdxSource::open(path, target, space, opts)?));
     }
     if let Some(file) = cifar::find(path) {
-        return Ok(Box::new(cifar::CifarSource::open(
-            &file,
-            target,
-            classes.len(),
-            opts,
-        )?));
+        return Ok(Box::new(cifar::CifarSource::open(&file, target, space, opts)?));
     }
     if path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
     {
-        return Ok(Box::new(manifest::open(path, target, classes, opts)?));
+        return Ok(Box::new(manifest::open(path, target, space, opts)?));
     }
     if is_image_folder(path) {
         return Ok(Box::new(folder::FolderSource::open(
-            path, target, classes, opts,
+            path, target, space, opts,
         )?));
     }
     bail!(

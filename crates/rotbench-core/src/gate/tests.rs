@@ -107,6 +107,8 @@ fn fake(
         class_map: vec![],
         skipped: vec![],
         ignored: vec![],
+        dropped: None,
+        warnings: vec![],
         sources: Default::default(),
     };
     let settings = Settings {
