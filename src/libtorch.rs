@@ -94,6 +94,38 @@ pub fn current() -> Option<Libtorch> {
     })
 }
 
+extern "C" {
+    /// src/shim/optimized.cpp: `at::show_config()` of the loaded libtorch.
+    fn rb_show_config() -> *mut c_char;
+}
+
+/// The version of the libtorch this process runs on, as the loaded library
+/// reports it: `TORCH_VERSION` in its build settings (`at::show_config()`, what
+/// `torch.__config__.show()` prints). The wheel runs on whatever torch 2.13.x is
+/// installed, so this, not the version rotbench was built against, goes into the
+/// prediction-cache and checkpoint keys, summary.json, inspect and doctor. Falls
+/// back to the version file beside the loaded library, then to the build's.
+pub fn version() -> &'static str {
+    static V: OnceLock<String> = OnceLock::new();
+    V.get_or_init(|| {
+        // SAFETY: the shim returns a new malloc'd string, which shim_message frees.
+        let config = crate::model::shim_message(unsafe { rb_show_config() });
+        torch_version_in(&config)
+            .or_else(|| current().and_then(|l| l.version))
+            .unwrap_or_else(|| crate::LIBTORCH_VERSION.to_string())
+    })
+}
+
+/// `TORCH_VERSION=2.13.0` in `at::show_config()`'s build settings.
+fn torch_version_in(config: &str) -> Option<String> {
+    let at = config.find("TORCH_VERSION=")? + "TORCH_VERSION=".len();
+    let v: String = config[at..]
+        .chars()
+        .take_while(|c| !matches!(c, ',' | ' ' | '\n'))
+        .collect();
+    (!v.is_empty()).then_some(v)
+}
+
 /// `__version__ = '2.13.0+cpu'` from torch's version.py.
 fn python_torch_version(path: &Path) -> Option<String> {
     let text = fs::read_to_string(path).ok()?;
@@ -339,6 +371,14 @@ pub fn cuda_info() -> CudaInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_loaded_libtorch_reports_its_own_version() {
+        let cfg = "PyTorch built with:\n  - Build settings: BLAS_INFO=open, TORCH_VERSION=2.13.0, USE_CUDA=OFF, \n";
+        assert_eq!(torch_version_in(cfg).as_deref(), Some("2.13.0"));
+        assert_eq!(torch_version_in("no settings"), None);
+        assert!(version_matches(version(), crate::LIBTORCH_VERSION), "{}", version());
+    }
 
     #[test]
     fn versions_match_on_major_and_minor_only() {

@@ -581,6 +581,8 @@ impl Model {
             inv_std,
             output_checked: std::sync::atomic::AtomicBool::new(false),
         };
+        let scale = model.spec.scale_warnings(&model.provenance);
+        model.warnings.extend(scale);
         model.decide_output()?;
         Ok(model)
     }
@@ -658,15 +660,9 @@ impl Model {
             Net::Script(_) => crate::BACKEND.to_string(),
             Net::Pt2(_) => "aotinductor".to_string(),
             Net::Onnx(_) => {
-                let v = crate::onnx::runtime()
-                    .and_then(|r| {
-                        r.path
-                            .file_name()
-                            .and_then(|n| n.to_str())
-                            .and_then(|n| n.strip_prefix("libonnxruntime.so."))
-                            .map(str::to_owned)
-                    })
-                    .unwrap_or_else(|| "unknown".into());
+                // As the loaded library reports it (OrtGetApiBase's GetVersionString),
+                // not as its file is named.
+                let v = crate::onnx::runtime().map_or("unknown", |r| r.version.as_str());
                 format!("onnxruntime {v}")
             }
         }
@@ -677,7 +673,7 @@ impl Model {
     /// package's device and instruction set.
     pub fn backend_details(&self) -> String {
         match &self.net {
-            Net::Script(_) => format!("{} (libtorch {})", self.backend(), crate::LIBTORCH_VERSION),
+            Net::Script(_) => format!("{} (libtorch {})", self.backend(), crate::libtorch::version()),
             Net::Onnx(n) => {
                 let (name, shape) = n.input();
                 let lib = crate::onnx::runtime().map_or(String::new(), |r| {
@@ -696,7 +692,7 @@ impl Model {
                 format!(
                     "{} (libtorch {}); compiled for {} on {}, CPU instruction set {}",
                     self.backend(),
-                    crate::LIBTORCH_VERSION,
+                    crate::libtorch::version(),
                     get("AOTI_DEVICE_KEY"),
                     get("AOTI_MACHINE"),
                     get("AOTI_CPU_ISA")

@@ -27,6 +27,8 @@ pub const METADATA_KEY: &str = "rotbench.json";
 /// The loaded ONNX Runtime.
 pub struct Runtime {
     pub path: PathBuf,
+    /// Its version as the library reports it ([`library_version`]).
+    pub version: String,
     /// Where it was found: the variable, the Python package, the cache, or fetched.
     pub origin: String,
     env: ort::environment::Environment,
@@ -163,7 +165,18 @@ pub fn ensure_runtime(notify: &dyn Fn(&str)) -> Result<&'static Runtime> {
             ));
         }
         match ort::init_from(&path).map(|b| b.with_name("rotbench").build()) {
-            Ok(Ok(env)) => Ok(Runtime { path, origin, env }),
+            Ok(Ok(env)) => match library_version(&path) {
+                Some(version) => Ok(Runtime {
+                    path,
+                    version,
+                    origin,
+                    env,
+                }),
+                None => Err(format!(
+                    "ONNX Runtime's library {} (from {origin}) does not report its version (OrtGetApiBase); point ROTBENCH_ONNXRUNTIME at a libonnxruntime.so of ONNX Runtime 1.22 or newer",
+                    path.display()
+                )),
+            },
             Ok(Err(e)) => Err(format!(
                 "ONNX Runtime ({}) would not start: {}",
                 path.display(),
@@ -176,6 +189,44 @@ pub fn ensure_runtime(notify: &dyn Fn(&str)) -> Result<&'static Runtime> {
         }
     });
     r.as_ref().map_err(|e| anyhow!("{e}"))
+}
+
+/// The version an ONNX Runtime library reports of itself (`OrtGetApiBase()->
+/// GetVersionString()`), whatever its file is named: the one the cache keys and
+/// summary.json record. `None` when it cannot be opened or lacks the entry point.
+pub fn library_version(path: &Path) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    /// The head of ONNX Runtime's `OrtApiBase`: two function pointers.
+    #[repr(C)]
+    struct ApiBase {
+        _get_api: unsafe extern "C" fn(u32) -> *const std::ffi::c_void,
+        get_version_string: unsafe extern "C" fn() -> *const std::ffi::c_char,
+    }
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: dlopen/dlsym/dlclose on a path; the symbol, when present, is ONNX
+    // Runtime's `const OrtApiBase* OrtGetApiBase(void)`, whose second member
+    // returns a static NUL-terminated string.
+    unsafe {
+        let h = libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
+        if h.is_null() {
+            return None;
+        }
+        let sym = libc::dlsym(h, c"OrtGetApiBase".as_ptr());
+        let version = if sym.is_null() {
+            None
+        } else {
+            let get_base: unsafe extern "C" fn() -> *const ApiBase = std::mem::transmute(sym);
+            let base = get_base();
+            if base.is_null() {
+                None
+            } else {
+                let v = ((*base).get_version_string)();
+                (!v.is_null()).then(|| std::ffi::CStr::from_ptr(v).to_string_lossy().into_owned())
+            }
+        };
+        libc::dlclose(h);
+        version
+    }
 }
 
 /// The runtime if [`ensure_runtime`] has loaded it.

@@ -147,6 +147,168 @@ pub fn cannot_run(machine: &str, isa: &str, arch: &str, features: &[&str]) -> Op
     }
 }
 
+/// What a package's code records about the instruction sets it may use, beyond
+/// `AOTI_CPU_ISA` (which follows `cpp.simdlen` only: a package compiled with
+/// `-march=native` on an AVX-512 machine says "AVX2" and holds AVX-512 code).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CodeRecord {
+    /// `-march=` values of the compile commands in its sources (`// g++ ...` lines).
+    pub march: Vec<String>,
+    /// The `-m<isa>` flags in gcc's producer strings in its shared objects, where
+    /// `-march=native` is already expanded into the building CPU's flags.
+    pub isa_flags: Vec<String>,
+}
+
+/// Read a package's [`CodeRecord`] from its zip: every `.cpp` entry's compile
+/// commands and every `.so` entry's bytes (entries are stored, not deflated).
+pub fn code_record(path: &Path) -> Result<CodeRecord> {
+    use std::io::Read;
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(path)?)
+        .map_err(|e| anyhow!("{}: not a readable AOTInductor package ({e})", path.display()))?;
+    let mut rec = CodeRecord::default();
+    for i in 0..zip.len() {
+        let Ok(mut entry) = zip.by_index(i) else {
+            continue;
+        };
+        let Ok(name) = entry.name().map(|n| n.into_owned()) else {
+            continue;
+        };
+        let (cpp, so) = (name.ends_with(".cpp"), name.ends_with(".so"));
+        if !cpp && !so {
+            continue;
+        }
+        let mut bytes = Vec::new();
+        if entry.read_to_end(&mut bytes).is_err() {
+            continue;
+        }
+        if cpp {
+            for line in String::from_utf8_lossy(&bytes).lines() {
+                let l = line.trim_start();
+                if l.starts_with("//") && (l.contains("g++") || l.contains("gcc") || l.contains("clang")) {
+                    for t in l.split_whitespace().filter_map(|t| t.strip_prefix("-march=")) {
+                        let t = t.trim_matches(|c| c == '"' || c == '\'' || c == ',');
+                        if !rec.march.iter().any(|m| m == t) {
+                            rec.march.push(t.to_string());
+                        }
+                    }
+                }
+            }
+        } else {
+            for flag in producer_isa_flags(&bytes) {
+                if !rec.isa_flags.contains(&flag) {
+                    rec.isa_flags.push(flag);
+                }
+            }
+        }
+    }
+    Ok(rec)
+}
+
+/// The `-m<isa>` flags of every gcc producer string (`GNU C++20 12.2.0 -march=znver3
+/// -mmmx ... -mavx512f ...`, NUL-terminated, in `.debug_str`) in a shared object.
+fn producer_isa_flags(so: &[u8]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let needle = b"GNU C";
+    let mut at = 0;
+    while let Some(k) = so[at..].windows(needle.len()).position(|w| w == needle) {
+        let start = at + k;
+        let end = so[start..].iter().position(|&b| b == 0).map_or(so.len(), |e| start + e);
+        let text = String::from_utf8_lossy(&so[start..end]);
+        for t in text.split_whitespace() {
+            let Some(flag) = t.strip_prefix("-m") else {
+                continue;
+            };
+            if flag.starts_with("no-") || flag.contains('=') {
+                continue;
+            }
+            if !out.iter().any(|f| f == flag) {
+                out.push(flag.to_string());
+            }
+        }
+        at = end.max(start + 1);
+    }
+    out
+}
+
+/// The /proc/cpuinfo flag a gcc `-m<isa>` flag needs, for the instruction sets a
+/// compiler may use on its own (vector, bit-manipulation); None for the others
+/// (`-mxsave`, `-mrdrnd`, ...: used only through intrinsics, and inductor's
+/// kernels use none of them).
+fn cpuinfo_flag(gcc: &str) -> Option<String> {
+    Some(match gcc {
+        "sse3" => "pni".into(),
+        "ssse3" | "sse4a" | "popcnt" | "movbe" | "fma" | "fma4" | "f16c" | "avx" | "avx2"
+        | "bmi2" | "abm" | "gfni" | "vaes" | "vpclmulqdq" | "xop" | "tbm" | "adx" => gcc.into(),
+        "sse4.1" => "sse4_1".into(),
+        "sse4.2" => "sse4_2".into(),
+        "bmi" => "bmi1".into(),
+        "lzcnt" => "abm".into(),
+        "avxvnni" => "avx_vnni".into(),
+        // avx512f, avx512cd, avx512bw, avx512dq, avx512vl, avx512ifma, avx512vbmi keep
+        // their names; the later ones gain an underscore (avx512_vnni, avx512_bf16, ...).
+        f if f.starts_with("avx512") => match &f[6..] {
+            "f" | "cd" | "bw" | "dq" | "vl" | "ifma" | "vbmi" | "er" | "pf" => f.into(),
+            rest => format!("avx512_{rest}"),
+        },
+        f if f.starts_with("amx-") => f.replace('-', "_"),
+        _ => return None,
+    })
+}
+
+/// Why this CPU (`features`) cannot run code recorded as `rec`, or None.
+pub fn code_cannot_run(rec: &CodeRecord, features: &[&str]) -> Option<String> {
+    let native = rec.march.iter().any(|m| m == "native");
+    let mut missing: Vec<String> = Vec::new();
+    for flag in &rec.isa_flags {
+        if let Some(f) = cpuinfo_flag(flag) {
+            if !features.contains(&f.as_str()) && !missing.contains(&f) {
+                missing.push(f);
+            }
+        }
+    }
+    let how = if native {
+        "-march=native".to_string()
+    } else {
+        rec.march
+            .iter()
+            .map(|m| format!("-march={m}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    if !missing.is_empty() {
+        return Some(format!(
+            "its code was compiled with {how} for a CPU with {} (the compiler's record in the package's shared object), and this CPU lacks {}; running it would die of an illegal instruction",
+            rec.isa_flags
+                .iter()
+                .filter(|f| f.starts_with("avx") || f.starts_with("amx") || *f == "fma")
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" "),
+            missing.join(", ")
+        ));
+    }
+    if native && rec.isa_flags.is_empty() {
+        return Some(
+            "its code was compiled with -march=native (its sources record the command), and the package does not record which instruction sets that meant, so it may use any the building CPU had and die here of an illegal instruction".into(),
+        );
+    }
+    None
+}
+
+/// The compile settings that give an AVX2 package whatever CPU compiles it: the
+/// vector width, and a target CPU instead of inductor's default `-march=native`.
+pub const AVX2_RECIPE: &str =
+    r#"inductor_configs={"cpp.simdlen": 256, "cpp.march": "x86-64-v3"} (models/export.py does; `cpp.simdlen` alone still compiles with -march=native)"#;
+
+/// The CPU flags the checks compare with: /proc/cpuinfo's, or the space-separated
+/// list in `ROTBENCH_CPU_FLAGS` (to ask whether a package would run on another CPU).
+fn checked_features() -> Vec<String> {
+    match std::env::var("ROTBENCH_CPU_FLAGS") {
+        Ok(v) => v.split_whitespace().map(str::to_owned).collect(),
+        Err(_) => cpu_features(),
+    }
+}
+
 /// An empty library whose soname is libtorch.so (built by build.rs).
 static TORCH_STUB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/libtorch_stub.so"));
 
@@ -202,16 +364,24 @@ impl Pt2Net {
         }
         let skip_isa = std::env::var_os("ROTBENCH_SKIP_ISA_CHECK").is_some_and(|v| v == "1");
         if wanted == "cpu" && !skip_isa {
-            let features = cpu_features();
+            let features = checked_features();
             let features: Vec<&str> = features.iter().map(String::as_str).collect();
-            if let Some(why) = cannot_run(
+            // The metadata first, then what the code itself records: the metadata
+            // follows cpp.simdlen only, and -march=native code may use more.
+            let why = cannot_run(
                 get("AOTI_MACHINE"),
                 get("AOTI_CPU_ISA"),
                 std::env::consts::ARCH,
                 &features,
-            ) {
+            )
+            .or_else(|| {
+                code_record(path)
+                    .ok()
+                    .and_then(|rec| code_cannot_run(&rec, &features))
+            });
+            if let Some(why) = why {
                 bail!(
-                    "{}: this CPU cannot run the package: {why}; compile it for an older instruction set, e.g. inductor_configs={{\"cpp.simdlen\": 256}} for AVX2 (models/export.py does)",
+                    "{}: this CPU cannot run the package: {why}; compile it for an older instruction set, for AVX2 with {AVX2_RECIPE}, or set ROTBENCH_SKIP_ISA_CHECK=1 to load it anyway",
                     path.display()
                 );
             }
@@ -312,6 +482,49 @@ mod tests {
             unescape(r#"{\n  "a": 1\tx\\y\n}"#),
             "{\n  \"a\": 1\tx\\y\n}"
         );
+    }
+
+    fn fixture(p: &str) -> std::path::PathBuf {
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(p)
+    }
+
+    const AVX2_CPU: &[&str] = &["sse4_1", "sse4_2", "pni", "ssse3", "popcnt", "avx", "avx2", "fma", "f16c", "bmi1", "bmi2", "abm", "movbe"];
+
+    #[test]
+    fn a_native_package_whose_metadata_says_avx2_is_refused_on_a_cpu_without_avx512() {
+        // Issue #31, case 6: compiled with {"cpp.simdlen": 256} alone on an AVX-512
+        // machine (tests/fixtures/models/make_pt2_native.py): AOTI_CPU_ISA "AVX2",
+        // -march=native, and vmovdqu8 on zmm registers in its code.
+        let rec = code_record(&fixture("tests/fixtures/models/pt2/native_avx512.pt2")).unwrap();
+        assert_eq!(rec.march, ["native"], "{rec:?}");
+        assert!(rec.isa_flags.iter().any(|f| f == "avx512f"), "{rec:?}");
+        let why = code_cannot_run(&rec, AVX2_CPU).unwrap();
+        assert!(why.contains("-march=native") && why.contains("this CPU lacks") && why.contains(" avx512f,"), "{why}");
+        // The metadata alone lets it through: that was the bug.
+        assert_eq!(cannot_run("", "AVX2", std::env::consts::ARCH, AVX2_CPU), None);
+        let mut all = AVX2_CPU.to_vec();
+        let wide: Vec<String> = rec.isa_flags.iter().filter_map(|f| cpuinfo_flag(f)).collect();
+        all.extend(wide.iter().map(String::as_str));
+        assert_eq!(code_cannot_run(&rec, &all), None, "the building CPU runs it");
+    }
+
+    #[test]
+    fn the_advised_recipe_gives_a_package_an_avx2_cpu_runs() {
+        // models/*.pt2 are compiled with AVX2_RECIPE's settings.
+        assert!(AVX2_RECIPE.contains(r#""cpp.march": "x86-64-v3""#));
+        for m in ["mnist-cnn", "mnist-p4cnn"] {
+            let rec = code_record(&fixture(&format!("models/{m}.pt2"))).unwrap();
+            assert_eq!(rec.march, ["x86-64-v3"], "{m}: {rec:?}");
+            assert!(!rec.isa_flags.iter().any(|f| f.starts_with("avx512")), "{m}: {rec:?}");
+            assert_eq!(code_cannot_run(&rec, AVX2_CPU), None, "{m}");
+        }
+        // A package that records -march=native and nothing else is refused.
+        let bare = CodeRecord { march: vec!["native".into()], isa_flags: vec![] };
+        assert!(code_cannot_run(&bare, AVX2_CPU).unwrap().contains("does not record"));
+        assert_eq!(cpuinfo_flag("avx512vnni").as_deref(), Some("avx512_vnni"));
+        assert_eq!(cpuinfo_flag("avx512vl").as_deref(), Some("avx512vl"));
+        assert_eq!(cpuinfo_flag("sse4.2").as_deref(), Some("sse4_2"));
+        assert_eq!(cpuinfo_flag("xsave"), None);
     }
 
     #[test]

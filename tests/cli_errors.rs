@@ -134,7 +134,9 @@ fn a_model_that_raises_in_forward_reports_the_shape_it_was_fed() {
         &[
             "wrong_channels.pt",
             "failed in forward",
-            "[8, 1, 28, 28]",
+            // Issue #31: the first forward pass is the probe batch (four synthetic
+            // images) that tells what the model outputs.
+            "[4, 1, 28, 28]",
             "--input-size",
         ],
     );

@@ -80,12 +80,15 @@ fn a_nested_image_folder_with_resize_crop_and_imagenet_normalisation_matches_tor
 }
 
 #[test]
-fn a_csv_manifest_with_names_and_indices_gives_the_same_results() {
+fn a_csv_manifest_with_names_or_indices_gives_the_same_results() {
     let (a0, a90, preds, s) = run("shapes-cnn.pt", "manifest.csv", &[]);
     like_torchvision(a0, a90);
     assert_eq!(s["dataset"]["format"], "csv-manifest");
     let (_, _, folder_preds, _) = run("shapes-cnn.pt", "folder", &[]);
     assert_eq!(preds, folder_preds, "same images in the same order");
+    // Indices say so by their column's name (issue #31: a `label` is a name).
+    let (_, _, index_preds, _) = run("shapes-cnn.pt", "manifest_index.csv", &[]);
+    assert_eq!(preds, index_preds);
 }
 
 #[test]

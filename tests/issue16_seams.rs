@@ -406,13 +406,15 @@ fn a_model_missing_from_the_baseline_fails_unless_new_models_are_expected() {
     );
     let md = fs::read_to_string(t.path().join("g.md")).unwrap();
     assert!(md.contains("not in baseline main"), "{md}");
-    assert_eq!(gate(&["--allow-new-models"]).code, 0);
+    // A rename is a new model and a missing one (issue #31): both must be expected.
+    assert_eq!(gate(&["--allow-new-models"]).code, 1);
+    assert_eq!(gate(&["--allow-new-models", "--allow-missing"]).code, 0);
     // The TOML key says the same.
     let cfg = t.path().join("rotbench.toml");
     fs::write(
         &cfg,
         format!(
-            "[gate]\nbaseline = \"main\"\nbaseline_dir = \"{}\"\nallow_new_models = true\n",
+            "[gate]\nbaseline = \"main\"\nbaseline_dir = \"{}\"\nallow_new_models = true\nallow_missing = true\n",
             s(&bl)
         ),
     )

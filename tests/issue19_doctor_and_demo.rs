@@ -164,9 +164,12 @@ fn doctor_on_a_libtorch_of_another_version_exits_2_naming_the_pip_command() {
         &[("LD_LIBRARY_PATH", d.path().join("lib").as_os_str())],
     );
     assert_eq!(r.code, 2, "{}", r.stdout);
-    assert!(r.stdout.contains("libtorch  2.12.0 at"), "{}", r.stdout);
+    // Issue #31, case 5: the version is the one the loaded library reports (its
+    // build settings), and a version file that disagrees with it is flagged.
+    assert!(r.stdout.contains("libtorch  2.13.0 at"), "{}", r.stdout);
     assert!(
-        r.stderr.contains("is not the 2.13.0 this rotbench is built for; install torch==2.13.0 (`pip install torch==2.13.0`)"),
+        r.stderr.contains("reports version 2.13.0, but the version file beside it says 2.12.0")
+            && r.stderr.contains("install torch==2.13.0 (`pip install torch==2.13.0`)"),
         "{}",
         r.stderr
     );

@@ -35,27 +35,40 @@ pub fn doctor(args: DoctorArgs) -> Result<ExitCode> {
     match libtorch::current() {
         None => problems.push("libtorch_cpu.so is not mapped into this process".into()),
         Some(lt) => {
-            let v = lt.version.clone().unwrap_or_else(|| "unknown".into());
+            // As the loaded library reports it (its build settings), not its folder.
+            let v = libtorch::version().to_string();
             outln!(
                 "libtorch  {v} at {}, from {}",
                 lt.lib_dir.display(),
                 lt.origin.describe()
             );
-            if let Some(v) = &lt.version {
-                if !libtorch::version_matches(v, rotbench::LIBTORCH_VERSION) {
-                    problems.push(format!(
-                        "libtorch {v} at {} is not the {} this rotbench is built for; install torch=={} (`pip install torch=={}`)",
-                        lt.lib_dir.display(),
-                        rotbench::LIBTORCH_VERSION,
-                        rotbench::LIBTORCH_VERSION,
-                        rotbench::LIBTORCH_VERSION
-                    ));
-                }
+            let pip = format!(
+                "install torch=={0} (`pip install torch=={0}`)",
+                rotbench::LIBTORCH_VERSION
+            );
+            if !libtorch::version_matches(&v, rotbench::LIBTORCH_VERSION) {
+                problems.push(format!(
+                    "libtorch {v} at {} is not the {} this rotbench is built for; {pip}",
+                    lt.lib_dir.display(),
+                    rotbench::LIBTORCH_VERSION,
+                ));
+            }
+            // The folder's version file (build-version, version.py) must agree with
+            // the library: a mix of two installs is not one libtorch.
+            if let Some(f) = lt.version.as_deref().filter(|f| !libtorch::version_matches(f, &v)) {
+                problems.push(format!(
+                    "the libtorch at {} reports version {v}, but the version file beside it says {f}: the folder mixes two installs; {pip}",
+                    lt.lib_dir.display(),
+                ));
             }
         }
     }
     match rotbench::onnx::find_library() {
-        Some((path, from)) => outln!("onnx      ONNX Runtime at {} (from {from})", path.display()),
+        Some((path, from)) => outln!(
+            "onnx      ONNX Runtime {} at {} (from {from})",
+            rotbench::onnx::library_version(&path).unwrap_or_else(|| "of unknown version".into()),
+            path.display()
+        ),
         None => outln!(
             "onnx      ONNX Runtime {} not on this machine yet: the first .onnx model fetches it into {}",
             rotbench::onnx::ONNXRUNTIME_VERSION,

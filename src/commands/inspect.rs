@@ -172,6 +172,9 @@ pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
             dir.display(),
             map.len()
         );
+        for w in &classes.warnings {
+            outln!("warning  {w}");
+        }
         let w = map
             .iter()
             .map(|c| c.folder.chars().count())
@@ -189,9 +192,6 @@ pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
                 "  {folder:<w$}      -  (model class {}, not scored: dropped)",
                 s.model_classes.as_ref().and_then(|c| c.get(*m)).map_or("?", String::as_str)
             );
-        }
-        for w in &classes.warnings {
-            outln!("warning  {w}");
         }
     }
     Ok(ExitCode::SUCCESS)

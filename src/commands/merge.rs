@@ -6,7 +6,7 @@ use crate::cli::MergeArgs;
 use anyhow::{anyhow, Result};
 use rotbench::shard::{self, ShardManifest};
 use rotbench::summary;
-use rotbench::{output, store, LIBTORCH_VERSION};
+use rotbench::{output, store};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -42,7 +42,7 @@ pub fn merge(args: MergeArgs) -> Result<ExitCode> {
         &manifest.models,
         &info,
         manifest.settings.clone(),
-        LIBTORCH_VERSION,
+        rotbench::libtorch::version(),
     );
     let timing = serde_json::json!({ "merged_shards": args.dirs.len(), "wall_seconds": t0.elapsed().as_secs_f64() });
     let outs = Outputs {

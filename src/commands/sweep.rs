@@ -17,7 +17,7 @@ use rotbench::results::RunKey;
 use rotbench::shard::{ShardManifest, SHARD_FORMAT};
 use rotbench::summary::{self, BatchSetting, DatasetSummary, Settings};
 use rotbench::sweep::{self, BatchSize, RotateOn, SweepSettings, Work};
-use rotbench::{angles, output, store, LIBTORCH_VERSION};
+use rotbench::{angles, output, store};
 use serde_json::json;
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -173,7 +173,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     let run_key = RunKey {
         device: settings.device.clone(),
         backend: backends,
-        libtorch_version: LIBTORCH_VERSION.into(),
+        libtorch_version: rotbench::libtorch::version().into(),
         rotbench_version: env!("CARGO_PKG_VERSION").into(),
         dataset_sha256: info.sha256.clone(),
         start: info.start,
@@ -274,7 +274,20 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
 
     let result = raw.finish(classes.len(), &source.info().sources)?;
     let ids: Vec<_> = models.iter().map(Model::id).collect();
-    let summary = summary::build(&result, &ids, source.info(), settings, LIBTORCH_VERSION);
+    let summary = summary::build(
+        &result,
+        &ids,
+        source.info(),
+        settings,
+        rotbench::libtorch::version(),
+    );
+    // Warnings the results raise (one class predicted for everything), beyond
+    // those the models raised when they loaded (printed then).
+    for (m, ms) in models.iter().zip(&summary.models) {
+        for w in ms.id.warnings.iter().skip(m.warnings.len()) {
+            eprintln!("warning: {w}");
+        }
+    }
     // The work this process did: the samples left after a resume, decoded ones only.
     let evaluated = (result.indices.len() - done_before) as u64 * per_sample;
     let timing = json!({

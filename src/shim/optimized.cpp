@@ -10,6 +10,7 @@
 // results mislead: the modules whose code runs an op in training mode (a
 // constant `train`/`training` = true, as torch.jit.trace bakes in when a model
 // is traced without .eval()), and the type forward declares it returns.
+#include <ATen/Version.h>
 #include <torch/script.h>
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/ir/constants.h>
@@ -257,5 +258,16 @@ torch::Tensor *rb_forward(rb_module *m, const torch::Tensor *input, int64_t inde
 void rb_free(rb_module *m) { delete m; }
 
 void rb_free_message(char *s) { std::free(s); }
+
+// The loaded libtorch's own build report (at::show_config(), as
+// torch.__config__.show() prints it), whose build settings name its
+// TORCH_VERSION. A new malloc'd string (free it with rb_free_message).
+char *rb_show_config() {
+  try {
+    return dup_message(at::show_config());
+  } catch (...) {
+    return dup_message("");
+  }
+}
 
 }  // extern "C"

@@ -459,6 +459,8 @@ mod tests {
                     class_map: vec![],
                     skipped: vec![],
                     ignored: vec![],
+                    dropped: None,
+                    warnings: vec![],
                     sources: Default::default(),
                 },
                 side,

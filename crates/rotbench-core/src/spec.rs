@@ -269,6 +269,37 @@ impl ModelSpec {
             .map_or(self.classes.len(), |c| c.len())
     }
 
+    /// Warnings for a mean or std that the pixel scale cannot hold: pixels on the
+    /// `value_range` scale lie in [0, value_range], so a mean outside that range,
+    /// or a std above it, normalises every image into a sliver (`--mean 72.93
+    /// --std 90` for a [0, 1] pipeline predicts one class for everything).
+    /// `prov` names where mean, std and value_range came from.
+    pub fn scale_warnings(&self, prov: &Provenance) -> Vec<String> {
+        let v = self.preprocess.value_range;
+        let odd_mean = self.mean.iter().any(|&m| !(0.0..=v).contains(&m));
+        let odd_std = self.std.iter().any(|&s| s > v);
+        if !odd_mean && !odd_std {
+            return Vec::new();
+        }
+        let what = match (odd_mean, odd_std) {
+            (true, true) => format!("mean {:?} and std {:?} lie", self.mean, self.std),
+            (true, false) => format!("mean {:?} lies", self.mean),
+            _ => format!("std {:?} lies", self.std),
+        };
+        let hint = if v == 1.0 && self.mean.iter().chain(&self.std).any(|&x| x > 1.0) {
+            "; they look like values for 0-255 pixels: divide them by 255, or pass --value-range 255 if the model takes 0-255 pixels"
+        } else {
+            "; check them against the model's training pipeline"
+        };
+        let from = |k: &str| prov.get(k).map_or("?", String::as_str).to_string();
+        vec![format!(
+            "{what} outside the [0, {v}] scale of the pixels they apply to (value_range {v}, from {}; mean from {}, std from {}){hint}",
+            from("value-range"),
+            from("mean"),
+            from("std")
+        )]
+    }
+
     /// How the model's outputs become scores over `classes`.
     pub fn class_space(&self) -> ClassSpace {
         match (&self.class_subset, &self.class_map) {

@@ -6,7 +6,7 @@ use crate::metrics::bootstrap::{self, AngleInput, Stats};
 use crate::metrics::calibration::{nll_term, top_k_hit, Calibration, Reliability, ECE_BINS};
 use crate::metrics::stability::{next_positions, ranking_distance};
 use crate::metrics::{self, confusion_similarity, report, ClassScores, Paired};
-use crate::results::{ModelId, RotateOn, SweepResult};
+use crate::results::{AngleCounts, ModelId, RotateOn, SweepResult};
 use crate::rotate::{Fill, Interpolation};
 use crate::spec::Inference;
 use serde::{Deserialize, Serialize};
@@ -400,6 +400,26 @@ fn pair_mean(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
+/// The warning for a model that predicts one class for every sample at the
+/// reference angle (0°) of data that holds more than one class: its inputs are
+/// most likely not what it was trained on (mean and std on the wrong scale, a
+/// wrong channel order), and every figure says nothing about rotation.
+fn one_class_warning(reference: &AngleCounts, id: &ModelId) -> Option<String> {
+    let cm = &reference.confusion;
+    let n: u64 = (0..cm.n_classes).map(|t| cm.true_sum(t)).sum();
+    let predicted: Vec<usize> = (0..cm.n_classes).filter(|&p| cm.pred_sum(p) > 0).collect();
+    let labelled = (0..cm.n_classes).filter(|&t| cm.true_sum(t) > 0).count();
+    match predicted.as_slice() {
+        [only] if n > 1 && labelled > 1 && cm.pred_sum(*only) == n => Some(format!(
+            "{}: every prediction at 0° is class {} ({n} of {n} samples, which hold {labelled} classes): the model tells the images apart no more than a constant would, so its inputs are most likely not what it was trained on; check the spec's mean, std, value_range and channel_order (`rotbench inspect {}` shows each with where it came from)",
+            id.name,
+            id.spec.classes.get(*only).map_or("?", String::as_str),
+            id.path
+        )),
+        _ => None,
+    }
+}
+
 pub fn build(
     result: &SweepResult,
     ids: &[ModelId],
@@ -568,8 +588,12 @@ pub fn build(
                     .collect();
                 Some(bootstrap::interval(&per_rep))
             });
+            let mut id = id.clone();
+            if let Some(w) = one_class_warning(ref_counts, &id) {
+                id.warnings.push(w);
+            }
             ModelSummary {
-                id: id.clone(),
+                id,
                 nonfinite_logits: ms.counts.iter().map(|c| c.nonfinite).sum(),
                 sweep: SweepStats {
                     accuracy_at_reference: ref_acc,

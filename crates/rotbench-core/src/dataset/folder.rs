@@ -414,7 +414,8 @@ fn not_classes(root: &Path, names: &[String], space: &LabelSpace, lead: &str) ->
     let suggestions: Vec<String> = others
         .iter()
         .filter_map(|f| {
-            let near: Vec<&String> = all.clone().filter(|c| loose(c) == loose(f)).collect();
+            let mut near: Vec<&String> = all.clone().filter(|c| loose(c) == loose(f)).collect();
+            near.dedup();
             (near.len() == 1).then(|| format!("{f},{}", near[0]))
         })
         .collect();

@@ -56,6 +56,9 @@ pub fn render(s: &Summary) -> String {
             w.worst_ece,
             format_angle(w.worst_ece_angle)
         );
+        for w in &m.id.warnings {
+            let _ = writeln!(out, "  warning: {w}");
+        }
         if m.nonfinite_logits > 0 {
             let _ = writeln!(
                 out,

@@ -153,6 +153,7 @@ figure.wide{grid-column:1/-1}
 figure.plot svg,figure.plot img{display:block;max-width:100%;height:auto;margin:0 auto}
 figcaption{color:var(--muted);font-size:12px;margin-top:4px;text-align:center}
 .note{color:var(--muted);font-size:12.5px}
+.warning{border-left:4px solid #b45309;background:#fffbeb;padding:6px 10px;margin:6px 0;font-size:13.5px}
 .controls{display:flex;flex-wrap:wrap;gap:18px;align-items:center;margin-bottom:12px}
 .controls input[type=range]{width:min(520px,70vw)}
 .angle{font-size:20px;font-weight:600;min-width:70px;display:inline-block}
@@ -457,6 +458,26 @@ fn figure(out: &mut String, p: &Plot) {
     );
 }
 
+/// What makes the results less than they seem, above the summary table: the
+/// models' warnings (training mode, one class predicted for everything, a mean
+/// or std off the pixel scale), the dataset's (sorted class folders), and the
+/// samples left out with --drop-unscored.
+fn warnings(out: &mut String, view: &View<'_>) {
+    let d = &view.summary.dataset;
+    let mut all: Vec<String> = view
+        .models()
+        .iter()
+        .flat_map(|m| m.id.warnings.iter().cloned())
+        .chain(d.warnings.iter().cloned())
+        .collect();
+    if let Some(dr) = &d.dropped {
+        all.push(format!("{} samples left out: {}", dr.samples, dr.reason));
+    }
+    for w in all {
+        w!(out, r#"<p class="warning"><strong>Warning:</strong> {}</p>"#, escape(&w));
+    }
+}
+
 fn summary_table(out: &mut String, view: &View<'_>) {
     out.push_str(
         r#"<div class="scroll" data-fit="the summary table"><table class="data"><thead><tr><th>Model</th><th>Accuracy at 0°</th><th>Mean accuracy</th><th>Worst angle</th><th>Accuracy there</th><th>Worst-of-sweep</th><th>Consistency at worst</th><th>Mean ÷ 0°</th><th>Flip probability</th><th>ECE at 0° / worst</th></tr></thead><tbody>"#,
@@ -707,6 +728,7 @@ pub(crate) fn page(
     out.push_str("<nav><a href=\"#summary\">Summary</a><a href=\"#plots\">Plots</a><a href=\"#explorer\">Angle explorer</a><a href=\"#gallery\">Misclassified</a><a href=\"#run\">Run</a></nav>\n<main>\n");
 
     out.push_str("<section id=\"summary\"><h2>Summary</h2>\n");
+    warnings(&mut out, view);
     summary_table(&mut out, view);
     out.push_str("</section>\n");
 
