@@ -604,3 +604,22 @@ fn a_mean_and_std_for_0_255_pixels_on_a_0_1_pipeline_warn_and_so_does_one_class_
     assert!(!r.stderr.contains("warning"), "{}", r.stderr);
     assert!(summary(&fine)["models"][0].get("warnings").is_none());
 }
+
+#[test]
+fn eces_interval_accounts_for_the_bias_resampling_adds_and_holds_its_estimate() {
+    // The case: ECE 0.004825, percentile interval [0.005237, 0.013943].
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("o");
+    sweep_ok(
+        &[&model("mnist-cnn-aug.pt")],
+        &out,
+        &["--limit", "1000", "--bootstrap", "1000", "--angles", "0"],
+        None,
+    );
+    let row = &read_csv(&out.join("per_angle.csv"))[0];
+    let f = |c: &str| row[c].parse::<f64>().unwrap();
+    let (ece, lo, hi) = (f("ece"), f("ece_ci_low"), f("ece_ci_high"));
+    assert!((ece - 0.004825).abs() < 1e-6, "{ece}");
+    assert!(lo <= ece && ece <= hi, "[{lo}, {hi}] must hold {ece}");
+    assert!(lo >= 0.0 && hi - lo > 0.005, "as wide as the replicates' spread: [{lo}, {hi}]");
+}

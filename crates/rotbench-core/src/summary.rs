@@ -479,6 +479,13 @@ pub fn build(
         let v: Vec<f64> = r.iter().map(f).collect();
         (!v.is_empty() && v.iter().all(|x| !x.is_nan())).then(|| bootstrap::interval(&v))
     };
+    // ECE's interval accounts for the bias that resampling adds to it.
+    let ece_ci = |m: usize, a: usize, estimate: f64| -> Option<[f64; 2]> {
+        let r = reps.get(m)?.get(a)?;
+        let v: Vec<f64> = r.iter().map(|s| s.ece).collect();
+        (!v.is_empty() && v.iter().all(|x| !x.is_nan()))
+            .then(|| bootstrap::recentred_interval(&v, estimate, 0.0))
+    };
     let models: Vec<ModelSummary> = result
         .models
         .iter()
@@ -553,7 +560,7 @@ pub fn build(
                         top_k_distance_next: p.top_k_distance_next,
                         f1_macro_ci: ci(mi, ai, |s| s.f1_macro),
                         consistency_ci: ci(mi, ai, |s| s.consistency),
-                        ece_ci: ci(mi, ai, |s| s.ece),
+                        ece_ci: ece_ci(mi, ai, p.calibration.ece()),
                         flip_next_ci: ci(mi, ai, |s| s.flip_next),
                     }
                 })

@@ -10,7 +10,8 @@
 //! the model-vs-model intervals paired). The interval is the 2.5th and 97.5th
 //! percentile of the replicate statistics, interpolated linearly as numpy does:
 //! `scipy.stats.bootstrap(method="percentile")` given the same indices
-//! (`tests/reference_stability.rs` checks it to 1e-12).
+//! (`tests/reference_stability.rs` checks it to 1e-12); ECE's is that interval
+//! shifted by the bias the bootstrap measures ([`recentred_interval`]).
 
 use super::calibration::{Calibration, ECE_BINS};
 use super::INVALID;
@@ -84,6 +85,27 @@ pub fn interval(values: &[f64]) -> [f64; 2] {
         percentile_sorted(&v, 100.0 * alpha),
         percentile_sorted(&v, 100.0 * (1.0 - alpha)),
     ]
+}
+
+/// The 95% interval of a statistic that resampling biases: the percentile
+/// interval of the replicates shifted by the bootstrap's estimate of the bias,
+/// `mean(replicates) - estimate`, and floored at `floor` (0 for ECE).
+///
+/// ECE is such a statistic: a resample repeats some samples and drops others, so
+/// its bins are noisier and its ECE larger; on 1,000 MNIST digits at 0° the
+/// replicates of `mnist-cnn-aug` average 0.0094 against an estimate of 0.0048, and
+/// the plain percentile interval [0.0052, 0.0139] leaves the estimate out. The
+/// usual remedies leave it out too on that case: BCa gives [0.0037, 0.0045] and the
+/// basic bootstrap [-0.0043, 0.0044], since fewer than 2% of the replicates fall
+/// below the estimate. Removing the measured shift keeps the interval's width
+/// and skew from the replicates and centres it where the estimate is.
+pub fn recentred_interval(values: &[f64], estimate: f64, floor: f64) -> [f64; 2] {
+    if values.is_empty() {
+        return [f64::NAN, f64::NAN];
+    }
+    let bias = values.iter().sum::<f64>() / values.len() as f64 - estimate;
+    let [lo, hi] = interval(values);
+    [(lo - bias).max(floor), (hi - bias).max(floor)]
 }
 
 /// What the bootstrap reads about one model at one angle, per sample.
