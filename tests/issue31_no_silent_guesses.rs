@@ -127,19 +127,28 @@ fn a_checkpoint_whose_cache_entries_are_gone_starts_over_with_a_note() {
 // --- Case 8: smaller ones -----------------------------------------------------------
 
 #[test]
-fn a_byte_order_mark_at_the_start_of_a_subset_file_is_not_part_of_the_first_class() {
+fn a_byte_order_mark_at_the_start_of_a_classes_file_is_not_part_of_the_first_class() {
     let t = tempfile::tempdir().unwrap();
-    let sub = t.path().join("sub.txt");
-    fs::write(&sub, "\u{feff}3\n7\n").unwrap();
+    let classes = t.path().join("classes.txt");
+    let names: String = (0..10).map(|i| format!("{i}\n")).collect();
+    fs::write(&classes, format!("\u{feff}{names}")).unwrap();
     let out = t.path().join("o");
     sweep_ok(
         &[&model("mnist-cnn.pt")],
         &out,
-        &["--limit", "200", "--angles", "0", "--class-subset", s(&sub), "--drop-unscored"],
+        &["--limit", "100", "--angles", "0", "--classes", s(&classes)],
         None,
     );
-    let classes = &summary(&out)["models"][0]["spec"]["classes"];
-    assert_eq!(classes, &serde_json::json!(["3", "7"]));
+    let got = &summary(&out)["models"][0]["spec"]["classes"][0];
+    assert_eq!(got, "0", "the first class is `0`, not `\\u{{feff}}0`");
+    // The same for a subset file.
+    let sub = t.path().join("sub.txt");
+    fs::write(&sub, "\u{feff}3\n7\n").unwrap();
+    let r = run(
+        &["inspect", s(model("mnist-cnn.pt")), "--class-subset", s(&sub)],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
 }
 
 #[test]
@@ -236,11 +245,16 @@ fn a_softmax_ended_torchscript_model_is_scored_as_the_same_network_without_the_s
     let t = tempfile::tempdir().unwrap();
     let out = t.path().join("pt");
     let r = sweep_kinds(
-        &[&model("mnist-cnn.pt"), &kinds("softmax.pt"), &kinds("log_softmax.pt"), &kinds("log_softmax_plain.pt")],
+        &[&model("mnist-cnn.pt"), &kinds("softmax.pt"), &kinds("log_softmax_plain.pt")],
         &out,
         &[],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
+    // Before the fix the softmax model's NLL, Brier, ECE, confidences... were those of
+    // a second softmax; a log-softmax changes nothing under a softmax.
+    for m in ["softmax", "log_softmax_plain"] {
+        same_figures(&out, "mnist-cnn", m);
+    }
     // Undeclared: decided from the outputs, said on stderr and in summary.json.
     assert!(
         r.stderr.contains("softmax.pt: the model outputs probabilities") && r.stderr.contains("--output-kind probabilities"),
@@ -249,14 +263,17 @@ fn a_softmax_ended_torchscript_model_is_scored_as_the_same_network_without_the_s
     );
     let sum = summary(&out);
     let source = |i: usize| sum["models"][i]["spec_sources"]["output"].as_str().unwrap().to_string();
-    assert!(source(1).starts_with("decided from the outputs: probabilities"), "{}", source(1));
-    assert!(source(2).contains("embedded extra/rotbench.json"), "{}", source(2));
-    assert!(source(3).starts_with("decided from the outputs: log_probabilities"), "{}", source(3));
     assert!(source(0).starts_with("decided from the outputs: logits"), "{}", source(0));
+    assert!(source(1).starts_with("decided from the outputs: probabilities"), "{}", source(1));
+    assert!(source(2).starts_with("decided from the outputs: log_probabilities"), "{}", source(2));
     assert_eq!(sum["models"][1]["spec"]["output"], "probabilities");
-    for m in ["softmax", "log_softmax", "log_softmax_plain"] {
-        same_figures(&out, "mnist-cnn", m);
-    }
+    // Declared in the spec embedded in the TorchScript zip.
+    let out = t.path().join("embedded");
+    let r = sweep_kinds(&[&model("mnist-cnn.pt"), &kinds("log_softmax.pt")], &out, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    same_figures(&out, "mnist-cnn", "log_softmax");
+    let source = &summary(&out)["models"][1]["spec_sources"]["output"];
+    assert_eq!(source, "embedded extra/rotbench.json");
 }
 
 #[test]
@@ -266,16 +283,16 @@ fn a_softmax_ended_onnx_and_pt2_model_is_scored_as_the_same_network_without_the_
     let out = t.path().join("onnx");
     let r = sweep_kinds(&[&model("mnist-cnn.onnx"), &kinds("softmax.onnx")], &out, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("the model outputs probabilities"), "{}", r.stderr);
     same_figures(&out, "mnist-cnn", "softmax");
+    assert!(r.stderr.contains("the model outputs probabilities"), "{}", r.stderr);
     // Declared in the package's embedded spec.
     let out = t.path().join("pt2");
     let r = sweep_kinds(&[&model("mnist-cnn.pt2"), &kinds("softmax.pt2")], &out, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
+    same_figures(&out, "mnist-cnn", "softmax");
     assert!(!r.stderr.contains("the model outputs probabilities"), "declared: no note\n{}", r.stderr);
     let source = &summary(&out)["models"][1]["spec_sources"]["output"];
     assert_eq!(source, "embedded AOTI metadata rotbench.json");
-    same_figures(&out, "mnist-cnn", "softmax");
     // An ONNX model's metadata_props declare it too.
     let r = with_ort(&["inspect", s(kinds("softmax_embedded.onnx"))]);
     assert_eq!(r.code, 0, "{}", r.stderr);
