@@ -6,10 +6,14 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEMO_ANGLES ?= 0:360:5
 DEMO_MODELS ?= models/mnist-cnn.pt models/mnist-cnn-aug.pt models/mnist-p4cnn.pt
+# mdbook for `make book`, installed once from crates.io into rotbench's cache (not on PATH).
+MDBOOK_VERSION ?= 0.5.4
+TOOLS_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/rotbench/tools
+MDBOOK := $(TOOLS_DIR)/mdbook-$(MDBOOK_VERSION)/bin/mdbook
 # Extra sweep flags, e.g. `make demo DEMO_FLAGS=--no-cache` to time a run from scratch.
 DEMO_FLAGS ?=
 
-.PHONY: setup build wheel test-wheel test demo screenshot bench exactness agreement fixtures fixtures-check recompute-check help
+.PHONY: setup build wheel test-wheel test demo screenshot bench exactness agreement fixtures fixtures-check recompute-check book help
 
 help:
 	@echo "make demo   - sweep the three bundled models over MNIST and write reports/demo/"
@@ -20,6 +24,7 @@ help:
 	@echo "make fixtures-check - regenerate every test fixture (pinned venv) and fail if one changed"
 	@echo "make agreement - the .onnx and .pt2 exports against TorchScript on the full test set at 0:360:15"
 	@echo "make recompute-check - after make demo: recompute per_angle.csv's calibration/stability columns from predictions.csv in Python"
+	@echo "make book  - the documentation book (docs/, mdBook) into target/book/; installs mdbook $(MDBOOK_VERSION) once"
 
 # Point .libtorch (what .cargo/config.toml hands torch-sys) at the cached libtorch.
 setup:
@@ -96,6 +101,16 @@ fixtures:
 # Run after `make demo` (predictions.csv is not committed).
 recompute-check:
 	"$$(bash scripts/setup-venv.sh)/bin/python" tests/fixtures/recompute_from_exports.py reports/demo
+
+# The book: docs/ is the mdBook source (docs/book.toml, docs/SUMMARY.md), built into
+# target/book/. mdbook is pinned and installed on first use with `cargo install --locked`
+# (crates.io only); tests/docs_links.rs checks the links and that SUMMARY.md lists every page.
+book:
+	@if [ ! -x "$(MDBOOK)" ]; then \
+	   echo "make book: installing mdbook $(MDBOOK_VERSION) into $(TOOLS_DIR) (once)" >&2; \
+	   $(CARGO) install mdbook --locked --version $(MDBOOK_VERSION) --root "$(TOOLS_DIR)/mdbook-$(MDBOOK_VERSION)" || exit 2; \
+	 fi
+	"$(MDBOOK)" build docs
 
 fixtures-check: fixtures
 	git diff --exit-code --stat -- tests/fixtures
