@@ -7,7 +7,10 @@
 //! alphanumeric, `-` or `_`; a repeated id gets `-1`, `-2`, ... Links to http(s):// and
 //! mailto: are not followed. Code blocks and code spans are not markdown, so links and
 //! headings inside them do not count. Every page under docs/ except SUMMARY.md must be
-//! listed in docs/SUMMARY.md, or mdBook leaves it out of the book.
+//! listed in docs/SUMMARY.md, or mdBook leaves it out of the book. And the repository
+//! files the docs name in their text and commands (`tests/cli_sweep.rs`,
+//! `scripts/setup-venv.sh`, `cargo test --test rotation_fidelity`, ...) exist, so a
+//! renamed test or script cannot leave a command in the docs that no longer runs.
 
 use std::collections::{BTreeSet, HashSet};
 use std::fs;
@@ -417,4 +420,146 @@ fn links_in_code_are_not_links_and_a_broken_one_is_reported() {
     assert_eq!(c.problems.len(), 2, "{:?}", c.problems);
     assert!(c.problems[0].contains("missing.md") && c.problems[0].contains("does not exist"));
     assert!(c.problems[1].contains("`nowhere`"));
+}
+
+/// The top-level folders whose files the docs name by path from the repository root.
+const REPO_FOLDERS: [&str; 10] = [
+    "tests/",
+    "scripts/",
+    "bench/",
+    "models/",
+    "datasets/",
+    "crates/",
+    "src/",
+    "docs/",
+    "reports/",
+    "fuzz/",
+];
+
+/// Stand-ins the docs use for a name the reader chooses (`models/NAME.onnx`).
+const PLACEHOLDERS: [&str; 6] = ["NAME", "DIR", "FILE", "OUT", "MODEL", "PATH"];
+
+/// Paths from the repository root named in a text (`tests/cli_sweep.rs`, `src/shim/`),
+/// with their 1-based line: a token that starts with one of [`REPO_FOLDERS`] after a
+/// character that cannot be part of a path, and whose last part has an extension or
+/// which ends with `/`. Globs and brace lists (`*.rs`, `{a,b}.rs`) and placeholders are
+/// left out.
+fn repo_paths(text: &str) -> Vec<(usize, String)> {
+    let is_path_char = |c: char| c.is_ascii_alphanumeric() || "_./-".contains(c);
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let chars: Vec<char> = line.chars().collect();
+        let mut i = 0;
+        while i < chars.len() {
+            let starts = (i == 0 || !is_path_char(chars[i - 1]))
+                && REPO_FOLDERS
+                    .iter()
+                    .any(|f| chars[i..].iter().take(f.len()).copied().eq(f.chars()));
+            if !starts {
+                i += 1;
+                continue;
+            }
+            let mut j = i;
+            while j < chars.len() && is_path_char(chars[j]) {
+                j += 1;
+            }
+            let token: String = chars[i..j].iter().collect::<String>();
+            let token = token.trim_end_matches('.').to_string();
+            let glob = chars.get(j).is_some_and(|c| "*{<".contains(*c));
+            let last = token.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+            let file_like = token.ends_with('/') || last.contains('.');
+            let placeholder = token
+                .split(['/', '.'])
+                .any(|part| PLACEHOLDERS.contains(&part));
+            if file_like && !glob && !placeholder {
+                out.push((n + 1, token));
+            }
+            i = j;
+        }
+    }
+    out
+}
+
+/// The name of every `--test name` in a text, with its 1-based line (placeholders left out).
+fn test_targets(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let mut rest = line;
+        while let Some(k) = rest.find("--test ") {
+            rest = &rest[k + "--test ".len()..];
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() && !PLACEHOLDERS.contains(&name.as_str()) {
+                out.push((n + 1, name));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_repository_file_and_test_the_docs_name_exists() {
+    let r = root();
+    let mut docs: Vec<PathBuf> = ["README.md", "CONTRIBUTING.md", "CHANGELOG.md"]
+        .iter()
+        .map(|p| r.join(p))
+        .collect();
+    docs.extend(markdown_under(&r.join("docs")));
+    let (mut paths, mut tests, mut problems) = (0, 0, Vec::new());
+    for doc in &docs {
+        let text = fs::read_to_string(doc).unwrap();
+        let name = doc.strip_prefix(&r).unwrap().display().to_string();
+        for (line, path) in repo_paths(&text) {
+            paths += 1;
+            if !r.join(&path).exists() {
+                problems.push(format!("{name}:{line}: `{path}` does not exist"));
+            }
+        }
+        for (line, test) in test_targets(&text) {
+            tests += 1;
+            let found = ["tests", "crates/rotbench-core/tests"]
+                .iter()
+                .any(|d| r.join(d).join(format!("{test}.rs")).exists());
+            if !found {
+                problems.push(format!(
+                    "{name}:{line}: `--test {test}`: no tests/{test}.rs or crates/rotbench-core/tests/{test}.rs"
+                ));
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} name(s) in the docs that the repository does not have (a renamed file? update the docs):\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+    // Not vacuous: about 190 paths and 5 `--test` names when this test was written.
+    assert!(paths > 100, "only {paths} repository paths were checked");
+    assert!(tests >= 3, "only {tests} `--test` names were checked");
+}
+
+#[test]
+fn repository_paths_are_found_in_prose_and_commands_but_not_placeholders_or_globs() {
+    let text = "Run `tests/cli_sweep.rs` and bash scripts/fuzz.sh, see src/shim/.\n\
+                crates/rotbench-core/tests/x.rs; models/NAME.onnx, tests/*.rs, gate/{a,b}.rs\n\
+                ~/.cache/rotbench/tools and $ROOT/scripts/x.sh and models/mnist-cnn (a prefix)\n\
+                cargo test --release --test rotation_fidelity -- --nocapture; --test NAME";
+    let found: Vec<(usize, String)> = repo_paths(text);
+    let names: Vec<&str> = found.iter().map(|(_, p)| p.as_str()).collect();
+    assert_eq!(
+        names,
+        vec![
+            "tests/cli_sweep.rs",
+            "scripts/fuzz.sh",
+            "src/shim/",
+            "crates/rotbench-core/tests/x.rs"
+        ]
+    );
+    assert_eq!(found[3].0, 2);
+    assert_eq!(
+        test_targets(text),
+        vec![(4, "rotation_fidelity".to_string())]
+    );
 }
