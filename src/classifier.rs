@@ -1,9 +1,9 @@
 //! The seam between the engine and a model backend: [`Classifier`]. The sweep
 //! driver runs any classifier. [`crate::model::Model`] is one, whatever its file's
 //! format: TorchScript through libtorch, `.pt2` through libtorch's AOTInductor loader
-//! ([`crate::pt2`]) or ONNX through ONNX Runtime ([`crate::onnx`]).
+//! or ONNX through ONNX Runtime ([`crate::backend`]).
 
-use crate::model::ModelSpec;
+use rotbench_core::spec::ModelSpec;
 use anyhow::Result;
 use std::path::Path;
 use tch::{Device, Tensor};

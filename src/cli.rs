@@ -4,7 +4,7 @@
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Parser, Subcommand};
 use rotbench::dataset::ClassFolders;
-use rotbench::model::{
+use rotbench::spec::{
     read_classes_file, read_map_file, read_subset_file, ChannelOrder, CropOrder, OutputKind,
     SpecFlags,
 };

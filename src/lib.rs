@@ -1,8 +1,9 @@
 //! rotbench: how does an image classifier behave when its input is rotated?
 //!
-//! This crate is the engine and the CLI: model backends behind [`classifier`]
-//! ([`model`]: TorchScript through libtorch), the sweep driver ([`sweep`]), rotation on the models'
-//! device ([`rotate_device`]) and the one place that writes files ([`output`]).
+//! This crate is the engine and the CLI: models ([`model`]) run by one of three
+//! backends ([`backend`]: TorchScript, `.pt2` and ONNX) behind [`classifier`], the
+//! sweep driver ([`sweep`]), rotation on the models' device ([`rotate_device`]) and
+//! the one place that writes files ([`output`]).
 //! Everything that needs no libtorch lives in `rotbench-core` and is re-exported
 //! here under the same paths (`rotbench::summary`, `rotbench::gate`, ...).
 
@@ -10,14 +11,15 @@ pub use rotbench_core::{
     angles, dataset, gate, metrics, report, results, rotate, shard, spec, store, summary,
 };
 
+pub mod backend;
 pub mod bundled;
 pub mod classifier;
+pub mod device;
+mod ffi;
 pub mod libtorch;
 pub mod malloc;
 pub mod model;
-pub mod onnx;
 pub mod output;
-pub mod pt2;
 pub mod rotate_device;
 pub mod sweep;
 

@@ -109,7 +109,7 @@ pub fn version() -> &'static str {
     static V: OnceLock<String> = OnceLock::new();
     V.get_or_init(|| {
         // SAFETY: the shim returns a new malloc'd string, which shim_message frees.
-        let config = crate::model::shim_message(unsafe { rb_show_config() });
+        let config = crate::ffi::shim_message(unsafe { rb_show_config() });
         torch_version_in(&config)
             .or_else(|| current().and_then(|l| l.version))
             .unwrap_or_else(|| crate::LIBTORCH_VERSION.to_string())

@@ -8,7 +8,10 @@ use anyhow::{anyhow, bail, Result};
 use rotbench::bundled::Bundle;
 use rotbench::dataset::{self, OpenOptions, Target};
 use rotbench::libtorch::{self, Cuda};
-use rotbench::model::{device_name, parse_device, Inference, Model, SpecFlags};
+use rotbench::backend::onnx;
+use rotbench::device::{device_name, parse_device};
+use rotbench::model::Model;
+use rotbench::spec::{Inference, SpecFlags};
 use std::process::ExitCode;
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
@@ -63,16 +66,16 @@ pub fn doctor(args: DoctorArgs) -> Result<ExitCode> {
             }
         }
     }
-    match rotbench::onnx::find_library() {
+    match onnx::find_library() {
         Some((path, from)) => outln!(
             "onnx      ONNX Runtime {} at {} (from {from})",
-            rotbench::onnx::library_version(&path).unwrap_or_else(|| "of unknown version".into()),
+            onnx::library_version(&path).unwrap_or_else(|| "of unknown version".into()),
             path.display()
         ),
         None => outln!(
             "onnx      ONNX Runtime {} not on this machine yet: the first .onnx model fetches it into {}",
-            rotbench::onnx::ONNXRUNTIME_VERSION,
-            rotbench::onnx::cache_dir().display()
+            onnx::ONNXRUNTIME_VERSION,
+            onnx::cache_dir().display()
         ),
     }
     outln!("cpu       {}", cpu_line());

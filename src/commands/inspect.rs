@@ -5,9 +5,10 @@
 use crate::cli::InspectArgs;
 use anyhow::{bail, Result};
 use rotbench::dataset::{self, folder};
-use rotbench::model::{
-    module_name, parse_device, read_folder_map_file, Inference, Model, OutputKind, Returns,
-};
+use rotbench::backend::module_name;
+use rotbench::device::parse_device;
+use rotbench::model::Model;
+use rotbench::spec::{read_folder_map_file, Inference, OutputKind, Resize, Returns};
 use std::process::ExitCode;
 use tch::Tensor;
 
@@ -88,10 +89,10 @@ pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
     let pre = &s.preprocess;
     let resize = match pre.resize {
         None => "none (straight to the input size when an image differs)".to_string(),
-        Some(rotbench::model::Resize::Shorter(n)) => {
+        Some(Resize::Shorter(n)) => {
             format!("shorter side to {n}, then centre crop")
         }
-        Some(rotbench::model::Resize::Exact([h, w])) => {
+        Some(Resize::Exact([h, w])) => {
             format!("to {h}x{w} (HxW), then centre crop")
         }
     };

@@ -10,9 +10,9 @@ use crate::run::plan::Plan;
 use anyhow::{anyhow, bail, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rotbench::dataset::{self, OpenOptions, ShardSpec, Target};
-use rotbench::model::{
-    device_name, parse_device, read_folder_map_file, CropOrder, Inference, Model,
-};
+use rotbench::device::{device_name, parse_device};
+use rotbench::model::Model;
+use rotbench::spec::{read_folder_map_file, CropOrder, Inference};
 use rotbench::results::RunKey;
 use rotbench::shard::{ShardManifest, SHARD_FORMAT};
 use rotbench::summary::{self, BatchSetting, DatasetSummary, Settings};

@@ -362,7 +362,7 @@ mod tests {
     //! (beside the real-libtorch tests in tests/, not instead of them).
     use super::*;
     use crate::dataset::DatasetInfo;
-    use crate::model::ModelSpec;
+    use rotbench_core::spec::ModelSpec;
     use std::cell::Cell;
     use std::path::{Path, PathBuf};
     use std::time::Duration;

@@ -6,7 +6,7 @@
 
 use crate::metrics::calibration::{brier_term, top_k_classes, NO_CLASS};
 use crate::metrics::{total_variation, INVALID};
-use crate::model::ClassSpace;
+use rotbench_core::spec::ClassSpace;
 use crate::results::{softmax_row, Column};
 
 /// Per model, the current chunk's softmax at the reference angle.

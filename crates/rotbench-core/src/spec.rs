@@ -643,8 +643,8 @@ pub enum Layer {
     Default,
 }
 
-/// The provenance name of the embedded spec.
-const EMBEDDED: &str = "embedded extra/rotbench.json";
+/// The provenance name of a TorchScript zip's embedded spec.
+pub const EMBEDDED: &str = "embedded extra/rotbench.json";
 
 /// The value of the first layer that sets it (flag, then sidecar, then embedded).
 pub fn layered<T>(flag: Option<T>, sidecar: Option<T>, embedded: Option<T>) -> Option<(T, Layer)> {
@@ -1007,6 +1007,21 @@ pub fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
     }
     s
+}
+
+/// A model's spec in one call, once its file is open: the flags, the sidecar
+/// beside it and the spec its file embeds (`embedded`, with where it sits),
+/// layered by [`resolve_spec_from`], and the output choice checked against what
+/// forward returns ([`ModelSpec::choose_output`]).
+pub fn model_spec(
+    path: &Path,
+    flags: &SpecFlags,
+    embedded: Option<(&str, &SpecFile)>,
+    returns: &Returns,
+) -> Result<(ModelSpec, Provenance)> {
+    let (mut spec, mut prov) = load_spec_with(path, flags, embedded)?;
+    spec.choose_output(&mut prov, returns, path)?;
+    Ok((spec, prov))
 }
 
 /// Load the spec for a model path: sidecar (if present), embedded (if present), flags.

@@ -9,7 +9,7 @@
 //! with the reason, never an illegal instruction. An embedded spec is the metadata key
 //! `rotbench.json` (written with `inductor_configs={"aot_inductor.metadata": {...}}`).
 
-use crate::model::{first_line, shim_message};
+use crate::ffi::{c_path, first_line, shim_message};
 use anyhow::{anyhow, bail, Result};
 use std::collections::BTreeMap;
 use std::ffi::{c_char, c_int, CString};
@@ -41,10 +41,6 @@ mod shim {
 /// The metadata key of an embedded spec.
 pub const METADATA_KEY: &str = "rotbench.json";
 
-fn c_path(path: &Path) -> Result<CString> {
-    CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| anyhow!("{}: the path holds a NUL byte", path.display()))
-}
 
 /// A package's metadata, read without loading its code.
 pub fn metadata(path: &Path) -> Result<BTreeMap<String, String>> {
