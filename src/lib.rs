@@ -2,7 +2,7 @@
 //!
 //! This crate is the engine and the CLI: models ([`model`]) run by one of three
 //! backends ([`backend`]: TorchScript, `.pt2` and ONNX) behind [`classifier`], the
-//! sweep driver ([`sweep`]), rotation on the models' device ([`rotate_device`]) and
+//! sweep engine ([`engine`]), rotation on the models' device ([`rotate_device`]) and
 //! the one place that writes files ([`output`]).
 //! Everything that needs no libtorch lives in `rotbench-core` and is re-exported
 //! here under the same paths (`rotbench::summary`, `rotbench::gate`, ...).
@@ -21,7 +21,7 @@ pub mod malloc;
 pub mod model;
 pub mod output;
 pub mod rotate_device;
-pub mod sweep;
+pub mod engine;
 
 /// The libtorch version rotbench is built for (tch 0.26), from Cargo.toml's
 /// `[package.metadata.rotbench]` through build.rs.

@@ -10,7 +10,7 @@ use anyhow::{anyhow, bail, Result};
 use rotbench::gate::{self, AngleSel, Baseline, Checks, Origin, Predictions, Verdict};
 use rotbench::output;
 use rotbench::summary::Summary;
-use rotbench::sweep::SweepResult;
+use rotbench::results::SweepResult;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

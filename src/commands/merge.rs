@@ -1,7 +1,7 @@
 //! `rotbench merge DIR... --out DIR`: check and merge shard results into exactly
 //! the files a single run writes (timing aside).
 
-use super::finish::{write_results, Outputs};
+use super::write::{write_results, Outputs};
 use crate::cli::MergeArgs;
 use anyhow::{anyhow, Result};
 use rotbench::shard::{self, ShardManifest};
@@ -36,7 +36,7 @@ pub fn merge(args: MergeArgs) -> Result<ExitCode> {
     }
     let (raw, manifest, info) = shard::merge(loaded)?;
     let n_classes = manifest.models[0].spec.n_classes();
-    let result = raw.finish(n_classes, &info.sources)?;
+    let result = raw.tally(n_classes, &info.sources)?;
     let summary = summary::build(
         &result,
         &manifest.models,

@@ -3,7 +3,7 @@
 
 mod demo;
 mod doctor;
-mod finish;
+mod write;
 mod gate;
 mod inspect;
 mod merge;

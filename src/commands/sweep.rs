@@ -2,11 +2,11 @@
 //! already knows, run the engine (checkpointing each batch), then write results,
 //! a shard result, a baseline or a gate verdict.
 
-use super::finish::{write_results, Outputs};
+use super::write::{write_results, Outputs};
 use crate::cli::{parse_shard, RotateOnFlag, SweepArgs};
 use crate::run::cache::{default_cache_dir, Cache};
 use crate::run::checkpoint::Checkpoint;
-use crate::run::plan::Plan;
+use crate::run::cache_plan::CachePlan;
 use anyhow::{anyhow, bail, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rotbench::dataset::{self, OpenOptions, ShardSpec, Target};
@@ -16,7 +16,8 @@ use rotbench::spec::{read_folder_map_file, CropOrder, Inference};
 use rotbench::results::RunKey;
 use rotbench::shard::{ShardManifest, SHARD_FORMAT};
 use rotbench::summary::{self, BatchSetting, DatasetSummary, Settings};
-use rotbench::sweep::{self, BatchSize, RotateOn, SweepSettings, Work};
+use rotbench::engine::{self, SweepSettings, WorkOrder};
+use rotbench::results::{BatchSize, RotateOn};
 use rotbench::{angles, output, store};
 use serde_json::json;
 use std::io::IsTerminal;
@@ -84,7 +85,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         }
         models.push(m);
     }
-    let target: Target = sweep::shared_target(&models)?;
+    let target: Target = engine::shared_target(&models)?;
     // Shards must cut the data the same way wherever they run, so `auto` means a
     // fixed size here: auto's untimed size for this input (the 64 MiB rule), known
     // only now that the spec is.
@@ -140,7 +141,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     if info.len == 0 {
         bail!("--shard {}: this shard has no samples (the data has fewer batches than shards); use fewer shards or a smaller --batch-size", args.shard.as_deref().unwrap_or(""));
     }
-    let plan = sweep::AnglePlan::new(&user_angles);
+    let plan = rotbench::results::AnglePlan::new(&user_angles);
     let (all_angles, reference_added) = (plan.angles.clone(), plan.reference_added);
     // The backends of the run's models, e.g. `torchscript` or `onnxruntime 1.31.1+torchscript`.
     let mut names: Vec<String> = models.iter().map(Model::backend).collect();
@@ -190,7 +191,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     let cache = (!args.no_cache).then(|| Cache {
         dir: args.cache_dir.clone().unwrap_or_else(default_cache_dir),
     });
-    let mut work_plan = Plan::new(&models, &plan, &run_key, cache, info.len);
+    let mut work_plan = CachePlan::new(&models, &plan, &run_key, cache, info.len);
     let checkpoint_key = work_plan.checkpoint_key(&models, &run_key, &plan, &batch.to_string());
     let (mut checkpoint, resumed, note) = Checkpoint::open(
         &args.out,
@@ -223,13 +224,13 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         keep_examples: KEEP_EXAMPLES,
         top_k: args.top_k,
     };
-    let work = Work {
+    let work = WorkOrder {
         compute: Some(compute),
         resume: resumed,
     };
     let _guard = tch::no_grad_guard();
     let offset = done_before as u64 * per_sample;
-    let run = sweep::run_raw(
+    let run = engine::run(
         &models,
         source.as_mut(),
         &sweep_settings,
@@ -272,7 +273,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    let result = raw.finish(classes.len(), &source.info().sources)?;
+    let result = raw.tally(classes.len(), &source.info().sources)?;
     let ids: Vec<_> = models.iter().map(Model::id).collect();
     let summary = summary::build(
         &result,
@@ -345,7 +346,7 @@ fn write_shard(
     selected: usize,
     settings: Settings,
     models: Vec<rotbench::results::ModelId>,
-    mut raw: sweep::RawSweep,
+    mut raw: rotbench::results::Evaluations,
     wall: f64,
 ) -> Result<()> {
     let manifest = ShardManifest {

@@ -8,7 +8,7 @@ use rotbench::spec::hex;
 use rotbench::output;
 use rotbench::results::RunKey;
 use rotbench::store;
-use rotbench::sweep::SampleData;
+use rotbench::results::SampleData;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;

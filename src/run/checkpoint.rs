@@ -1,11 +1,11 @@
 //! The checkpoint that `sweep --resume` continues from: `OUT/.rotbench-checkpoint/`,
 //! a log of finished chunks under the run's key, removed when the results are written.
 
-use super::plan::Plan;
+use super::cache_plan::CachePlan;
 use anyhow::{bail, Result};
 use rotbench::output::{self, RecordLog};
 use rotbench::store;
-use rotbench::sweep::SampleData;
+use rotbench::results::SampleData;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -32,13 +32,13 @@ impl Checkpoint {
     ///
     /// Beside the key, `compute.json` records which (model, angle) pairs the run
     /// computes (the rest came from the prediction cache); a resumed run adopts it
-    /// ([`Plan::adopt`]), so a cache filled meanwhile does not orphan the
+    /// ([`CachePlan::adopt`]), so a cache filled meanwhile does not orphan the
     /// checkpoint. When the cache has lost a pair the checkpoint relied on, the
     /// run starts over and says so.
     pub fn open(
         out: &Path,
         run_key: &Value,
-        plan: &mut Plan,
+        plan: &mut CachePlan,
         resume: bool,
         models: usize,
         angles: usize,

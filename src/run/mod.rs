@@ -4,4 +4,4 @@
 
 pub mod cache;
 pub mod checkpoint;
-pub mod plan;
+pub mod cache_plan;

@@ -632,7 +632,7 @@ impl SampleData {
 
 /// The engine's raw output, before tallying.
 #[derive(Debug, Clone)]
-pub struct RawSweep {
+pub struct Evaluations {
     pub angles: Vec<f64>,
     pub reference_added: bool,
     pub reference: usize,
@@ -644,15 +644,15 @@ pub struct RawSweep {
     pub batch_timings: Vec<BatchTiming>,
 }
 
-impl RawSweep {
+impl Evaluations {
     /// Tally the counts. Every (model, angle) must hold one value per sample.
     /// `sources` names each sample's file or record.
-    pub fn finish(
+    pub fn tally(
         self,
         n_classes: usize,
         sources: &crate::dataset::Sources,
     ) -> Result<SweepResult> {
-        let RawSweep {
+        let Evaluations {
             angles,
             reference_added,
             reference,

@@ -1,9 +1,9 @@
 //! Shard results and their exact merge. A shard holds the per-sample results of
 //! a contiguous run of whole batches plus a manifest; merging the shards of one
-//! sweep gives back exactly the single run's [`RawSweep`].
+//! sweep gives back exactly the single run's [`Evaluations`].
 
 use crate::dataset::{DatasetInfo, ShardSpec};
-use crate::results::{examples_to_keep, AnglePlan, Examples, ModelId, RawSweep, SampleData};
+use crate::results::{examples_to_keep, AnglePlan, Examples, ModelId, Evaluations, SampleData};
 use crate::summary::{DatasetSummary, Settings};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -48,7 +48,7 @@ impl ShardManifest {
 pub type Loaded = (String, ShardManifest, SampleData);
 
 /// Check that the shards belong to one sweep, all present once, and merge them.
-pub fn merge(mut shards: Vec<Loaded>) -> Result<(RawSweep, ShardManifest, DatasetInfo)> {
+pub fn merge(mut shards: Vec<Loaded>) -> Result<(Evaluations, ShardManifest, DatasetInfo)> {
     let Some((first_dir, first, _)) = shards.first().cloned() else {
         bail!("no shard folders given")
     };
@@ -170,7 +170,7 @@ pub fn merge(mut shards: Vec<Loaded>) -> Result<(RawSweep, ShardManifest, Datase
     };
     let batch_size = first.shard.batch_size;
     Ok((
-        RawSweep {
+        Evaluations {
             angles,
             reference_added,
             reference,

@@ -5,7 +5,7 @@ use anyhow::Result;
 use rotbench::output;
 use rotbench::report::{self, csv as csvx, json::SummaryJson, Export, Results};
 use rotbench::summary::{content_hash, Summary};
-use rotbench::sweep::SweepResult;
+use rotbench::results::SweepResult;
 use sha2::Digest;
 use std::path::Path;
 

@@ -2,27 +2,27 @@
 //!
 //! A small state machine the sweep driver feeds one timed chunk at a time. The
 //! producer cuts one chunk per candidate in [`AUTO_CANDIDATES`] order; after each,
-//! the driver reports the chunk's forward timing with [`Calibration::record`] and
+//! the driver reports the chunk's forward timing with [`AutoBatch::record`] and
 //! gets back [`Step::Next`] (cut the next candidate) or [`Step::Use`] (the size
 //! for the rest of the sweep). The results of calibration chunks are kept, so
 //! nothing is computed twice.
 
 use crate::results::{auto_candidates, auto_fallback};
-use crate::sweep::{fastest, BatchSize, BatchTiming};
+use crate::results::{fastest, BatchSize, BatchTiming};
 #[cfg(test)]
-use crate::sweep::{AUTO_CANDIDATES, AUTO_FALLBACK};
+use crate::results::{AUTO_CANDIDATES, AUTO_FALLBACK};
 
 /// What the producer does after a calibration chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     /// Cut the next candidate's chunk.
     Next,
-    /// Calibration is over: cut every further chunk this size.
+    /// AutoBatch is over: cut every further chunk this size.
     Use(usize),
 }
 
 #[derive(Debug, Clone)]
-pub struct Calibration {
+pub struct AutoBatch {
     /// The sizes to try, one chunk each; empty when nothing is timed.
     schedule: Vec<usize>,
     /// The size used when nothing is timed, and before anything was.
@@ -31,12 +31,12 @@ pub struct Calibration {
     chosen: Option<usize>,
 }
 
-impl Calibration {
+impl AutoBatch {
     /// `timed_angles`: the angles each chunk runs at. Timing needs warm-up calls,
     /// so `auto` with fewer than 2 angles uses its fallback untimed. `floats`: input
     /// values per image; `auto` tries only the sizes whose input fits
     /// [`AUTO_MAX_INPUT_BYTES`](crate::results::AUTO_MAX_INPUT_BYTES).
-    pub fn new(batch: BatchSize, timed_angles: usize, floats: usize) -> Calibration {
+    pub fn new(batch: BatchSize, timed_angles: usize, floats: usize) -> AutoBatch {
         let (fixed, schedule) = match batch {
             BatchSize::Fixed(b) => (b, vec![]),
             BatchSize::Auto if timed_angles >= 2 => {
@@ -45,7 +45,7 @@ impl Calibration {
             BatchSize::Auto => (auto_fallback(floats), vec![]),
         };
         let chosen = schedule.is_empty().then_some(fixed);
-        Calibration {
+        AutoBatch {
             schedule,
             fixed,
             timings: vec![],
@@ -153,35 +153,35 @@ mod tests {
         // MNIST and 32x32 RGB: every candidate; 224x224 RGB (64 MiB holds 111): 64 only,
         // and the untimed fallback follows.
         for floats in [784, 3 * 32 * 32] {
-            let c = Calibration::new(BatchSize::Auto, 3, floats);
+            let c = AutoBatch::new(BatchSize::Auto, 3, floats);
             assert_eq!(c.schedule(), AUTO_CANDIDATES);
             assert_eq!(c.fixed(), AUTO_FALLBACK);
         }
-        let big = Calibration::new(BatchSize::Auto, 3, 3 * 224 * 224);
+        let big = AutoBatch::new(BatchSize::Auto, 3, 3 * 224 * 224);
         assert_eq!((big.schedule(), big.fixed()), (&[64][..], 64));
         assert_eq!(
-            Calibration::new(BatchSize::Auto, 1, 3 * 224 * 224).fixed(),
+            AutoBatch::new(BatchSize::Auto, 1, 3 * 224 * 224).fixed(),
             64
         );
         // 3x160x160 (300 KB): 64 and 128 fit 64 MiB, 256 does not.
-        let mid = Calibration::new(BatchSize::Auto, 3, 3 * 160 * 160);
+        let mid = AutoBatch::new(BatchSize::Auto, 3, 3 * 160 * 160);
         assert_eq!((mid.schedule(), mid.fixed()), (&[64, 128][..], 128));
         // Larger still than one batch of 64 can hold: the first candidate all the same.
         assert_eq!(
-            Calibration::new(BatchSize::Auto, 3, 3 * 1024 * 1024).schedule(),
+            AutoBatch::new(BatchSize::Auto, 3, 3 * 1024 * 1024).schedule(),
             [64]
         );
         // A fixed size is the user's choice, whatever its memory.
         assert_eq!(
-            Calibration::new(BatchSize::Fixed(512), 3, 3 * 224 * 224).fixed(),
+            AutoBatch::new(BatchSize::Fixed(512), 3, 3 * 224 * 224).fixed(),
             512
         );
     }
 
     /// Feed `rates` (images per second) for the candidates in order; returns the
     /// steps and the calibration.
-    fn feed(rates: &[f64]) -> (Vec<Step>, Calibration) {
-        let mut c = Calibration::new(BatchSize::Auto, 3, 784);
+    fn feed(rates: &[f64]) -> (Vec<Step>, AutoBatch) {
+        let mut c = AutoBatch::new(BatchSize::Auto, 3, 784);
         let mut steps = vec![];
         for (k, &r) in rates.iter().enumerate() {
             let b = c.schedule()[k];
@@ -196,10 +196,10 @@ mod tests {
 
     #[test]
     fn a_fixed_size_or_fewer_than_two_angles_times_nothing() {
-        let c = Calibration::new(BatchSize::Fixed(32), 5, 784);
+        let c = AutoBatch::new(BatchSize::Fixed(32), 5, 784);
         assert!(c.schedule().is_empty() && !c.is_timing(1));
         assert_eq!((c.batch_size(), c.max_chunk()), (32, 32));
-        let c = Calibration::new(BatchSize::Auto, 1, 784);
+        let c = AutoBatch::new(BatchSize::Auto, 1, 784);
         assert!(c.schedule().is_empty() && !c.is_timing(1));
         assert_eq!(c.batch_size(), AUTO_FALLBACK);
     }
@@ -236,7 +236,7 @@ mod tests {
 
     #[test]
     fn data_that_ends_during_calibration_uses_the_fastest_seen() {
-        let mut c = Calibration::new(BatchSize::Auto, 2, 784);
+        let mut c = AutoBatch::new(BatchSize::Auto, 2, 784);
         assert!(c.is_timing(1) && !c.is_timing(0) && !c.is_timing(5));
         assert_eq!(c.record(1, 64, 1.0, 64, 3), Step::Next);
         assert!(c.is_timing(2), "calibration goes on");
@@ -247,7 +247,7 @@ mod tests {
     fn a_partial_last_chunk_is_not_a_candidate() {
         // Issue 20: 200 images gave chunks of 64, 128 and a remainder of 8, and
         // auto chose 8. The remainder is not timed; 128 (the fastest full chunk) stands.
-        let mut c = Calibration::new(BatchSize::Auto, 4, 784);
+        let mut c = AutoBatch::new(BatchSize::Auto, 4, 784);
         assert_eq!(c.record(1, 64, 1.0, 64, 3), Step::Next);
         assert_eq!(c.record(2, 128, 1.0, 128, 3), Step::Next);
         assert_eq!(c.record(3, 8, 0.001, 8, 3), Step::Next);
@@ -261,7 +261,7 @@ mod tests {
 
     #[test]
     fn an_untimed_chunk_records_nothing_and_falls_back() {
-        let mut c = Calibration::new(BatchSize::Auto, 2, 784);
+        let mut c = AutoBatch::new(BatchSize::Auto, 2, 784);
         for k in 1..=4 {
             let step = c.record(k, c.schedule()[k - 1], 0.0, 0, 0);
             if k < 4 {
@@ -275,7 +275,7 @@ mod tests {
 
     #[test]
     fn warm_up_is_two_calls_from_four_angles() {
-        assert_eq!(Calibration::warmup_calls(3), 1);
-        assert_eq!(Calibration::warmup_calls(4), 2);
+        assert_eq!(AutoBatch::warmup_calls(3), 1);
+        assert_eq!(AutoBatch::warmup_calls(4), 2);
     }
 }

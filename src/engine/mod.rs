@@ -5,10 +5,11 @@
 //! Rotation runs on a producer thread (rayon across the chunk's images) while
 //! the models run on the calling thread; a bounded channel keeps memory flat.
 //! Models are anything behind [`Classifier`]; `--batch-size auto` is decided by
-//! [`calibration`]; [`producer`] reads and rotates; [`scoring`] turns logits into per-sample scores. What the engine fills is the results model of
-//! `rotbench_core::results`, re-exported here.
+//! [`batch_size`]; [`producer`] reads and rotates; [`scoring`] turns logits into
+//! per-sample scores. What the engine fills is the results model of
+//! `rotbench_core::results` ([`run`] returns its [`Evaluations`]).
 
-pub mod calibration;
+pub mod batch_size;
 pub mod producer;
 pub mod scoring;
 
@@ -16,9 +17,12 @@ use crate::classifier::Classifier;
 use crate::dataset::{Chunk, Source, Target};
 use crate::rotate::{Geometry, Plan, RotateOptions};
 use anyhow::{bail, Result};
-use calibration::{Calibration, Step};
+use batch_size::{AutoBatch, Step};
 use producer::{Message, Producer};
-pub use rotbench_core::results::*;
+use rotbench_core::results::{
+    examples_to_keep, AnglePlan, BatchSize, Evaluations, Examples, RotateOn, SampleData,
+    SweepResult,
+};
 use scoring::Scorer;
 use std::sync::mpsc::sync_channel;
 use std::time::Instant;
@@ -40,7 +44,7 @@ pub struct SweepSettings {
 
 /// What a run must compute, and what it may skip.
 #[derive(Debug, Clone, Default)]
-pub struct Work {
+pub struct WorkOrder {
     /// `[model][angle]`: compute this pair. `None`: everything. A model that computes
     /// any angle also computes its reference (the other angles compare with it).
     pub compute: Option<Vec<Vec<bool>>>,
@@ -93,8 +97,8 @@ pub fn shared_target<C: Classifier>(models: &[C]) -> Result<Target> {
     })
 }
 
-/// Run the sweep and tally it.
-pub fn run<C: Classifier>(
+/// Run the sweep over everything and tally it.
+pub fn run_and_tally<C: Classifier>(
     models: &[C],
     source: &mut dyn Source,
     settings: &SweepSettings,
@@ -102,27 +106,27 @@ pub fn run<C: Classifier>(
 ) -> Result<SweepResult> {
     let n_classes = models.first().map_or(0, |m| m.spec().n_classes());
     let sources = source.info().sources.clone();
-    run_raw(
+    run(
         models,
         source,
         settings,
-        &Work::default(),
+        &WorkOrder::default(),
         progress,
         &mut |_| Ok(()),
     )?
-    .finish(n_classes, &sources)
+    .tally(n_classes, &sources)
 }
 
 /// The engine. `progress` gets the number of images x angles x models evaluated so
 /// far; `on_chunk` gets each finished chunk's per-sample results (for checkpoints).
-pub fn run_raw<C: Classifier>(
+pub fn run<C: Classifier>(
     models: &[C],
     source: &mut dyn Source,
     settings: &SweepSettings,
-    work: &Work,
+    work: &WorkOrder,
     progress: &(dyn Fn(u64) + Sync),
     on_chunk: &mut dyn FnMut(&SampleData) -> Result<()>,
-) -> Result<RawSweep> {
+) -> Result<Evaluations> {
     let target = shared_target(models)?;
     if settings.batch == BatchSize::Fixed(0) {
         bail!("--batch-size 0: the batch size must be at least 1");
@@ -184,10 +188,10 @@ pub fn run_raw<C: Classifier>(
 
     let (tx, rx) = sync_channel::<Message>(2);
     // Auto: one chunk per candidate (after any resumed samples), then the producer
-    // waits for the consumer's choice (calibration::Step, sent as 0 or the size).
-    let mut calibration = Calibration::new(settings.batch, order.len(), px);
-    let fixed = calibration.fixed();
-    let max_chunk = calibration.max_chunk();
+    // waits for the consumer's choice (batch_size::Step, sent as 0 or the size).
+    let mut auto_batch = AutoBatch::new(settings.batch, order.len(), px);
+    let fixed = auto_batch.fixed();
+    let max_chunk = auto_batch.max_chunk();
     let (choice_tx, choice_rx) = sync_channel::<usize>(1);
     let shape = [
         0i64,
@@ -209,7 +213,7 @@ pub fn run_raw<C: Classifier>(
             resumed,
             fixed,
             max_chunk,
-            schedule: calibration.schedule().to_vec(),
+            schedule: auto_batch.schedule().to_vec(),
         };
         scope.spawn(move || producer.run(source, tx, choice_rx));
 
@@ -223,12 +227,12 @@ pub fn run_raw<C: Classifier>(
         );
         let mut current = SampleData::empty(nm, na, top_k);
         let mut samples_seen = 0usize;
-        // Calibration state: chunks computed so far, angle messages of the current chunk,
+        // AutoBatch state: chunks computed so far, angle messages of the current chunk,
         // and its timed forward seconds / images / calls.
         let mut computed_chunks = 0usize;
         let mut angle_msgs = 0usize;
         let (mut t_sum, mut t_images, mut t_calls) = (0f64, 0usize, 0usize);
-        let warmup = Calibration::warmup_calls(order.len());
+        let warmup = AutoBatch::warmup_calls(order.len());
         let mut flush = |current: &mut SampleData, data: &mut SampleData| -> Result<()> {
             if !current.is_empty() {
                 on_chunk(current)?;
@@ -292,7 +296,7 @@ pub fn run_raw<C: Classifier>(
                 continue;
             };
             angle_msgs += 1;
-            let calibrating = calibration.is_timing(computed_chunks);
+            let calibrating = auto_batch.is_timing(computed_chunks);
             let n = chunk.len();
             let mut sh = shape;
             sh[0] = n as i64;
@@ -333,7 +337,7 @@ pub fn run_raw<C: Classifier>(
             }
             if calibrating && angle_msgs == order.len() {
                 // Sends fail only if the producer has ended (end of data).
-                let _ = match calibration.record(computed_chunks, n, t_sum, t_images, t_calls) {
+                let _ = match auto_batch.record(computed_chunks, n, t_sum, t_images, t_calls) {
                     Step::Next => choice_tx.send(0),
                     Step::Use(b) => choice_tx.send(b),
                 };
@@ -345,23 +349,24 @@ pub fn run_raw<C: Classifier>(
     if data.is_empty() {
         bail!("the dataset yielded no samples (all skipped?)");
     }
-    Ok(RawSweep {
+    Ok(Evaluations {
         angles,
         reference_added,
         reference,
         data,
         examples,
-        batch_size: calibration.batch_size(),
-        batch_timings: calibration.into_timings(),
+        batch_size: auto_batch.batch_size(),
+        batch_timings: auto_batch.into_timings(),
     })
 }
 
 #[cfg(test)]
 mod tests {
-    //! The driver's calibration and resume logic against a stand-in [`Classifier`]
+    //! The driver's batch-size calibration and resume logic against a stand-in [`Classifier`]
     //! (beside the real-libtorch tests in tests/, not instead of them).
     use super::*;
     use crate::dataset::DatasetInfo;
+    use crate::results::{AUTO_CANDIDATES, AUTO_FALLBACK};
     use rotbench_core::spec::ModelSpec;
     use std::cell::Cell;
     use std::path::{Path, PathBuf};
@@ -507,9 +512,9 @@ mod tests {
     }
 
     /// Run the engine; returns the result and the chunks `on_chunk` saw.
-    fn sweep(fake: &Fake, n: usize, s: &SweepSettings, work: &Work) -> (RawSweep, Vec<usize>) {
+    fn sweep(fake: &Fake, n: usize, s: &SweepSettings, work: &WorkOrder) -> (Evaluations, Vec<usize>) {
         let mut chunks = vec![];
-        let raw = run_raw(
+        let raw = run(
             std::slice::from_ref(fake),
             &mut Memory::new(n, fake.spec.input[1]),
             s,
@@ -542,7 +547,7 @@ mod tests {
     fn a_resumed_run_evaluates_only_the_rest_and_equals_an_uninterrupted_one() {
         let s = settings(&[90.0, 45.0], BatchSize::Fixed(8));
         let full_fake = Fake::new(6, no_sleep);
-        let (full, chunks) = sweep(&full_fake, 40, &s, &Work::default());
+        let (full, chunks) = sweep(&full_fake, 40, &s, &WorkOrder::default());
         assert_eq!(chunks, [8, 8, 8, 8, 8]);
         assert_eq!(
             full_fake.images.get(),
@@ -555,7 +560,7 @@ mod tests {
         );
 
         let fake = Fake::new(6, no_sleep);
-        let work = Work {
+        let work = WorkOrder {
             compute: None,
             resume: Some(prefix(&full.data, 16)),
         };
@@ -574,8 +579,8 @@ mod tests {
         // The producer cuts resumed samples as whole chunks ending on the resume
         // point, so any prefix works: 13 is not a multiple of the batch size.
         let s = settings(&[30.0], BatchSize::Fixed(8));
-        let (full, _) = sweep(&Fake::new(5, no_sleep), 30, &s, &Work::default());
-        let work = Work {
+        let (full, _) = sweep(&Fake::new(5, no_sleep), 30, &s, &WorkOrder::default());
+        let work = WorkOrder {
             compute: None,
             resume: Some(prefix(&full.data, 13)),
         };
@@ -590,7 +595,7 @@ mod tests {
     fn a_pair_not_to_compute_is_skipped_but_its_reference_is_computed() {
         let s = settings(&[90.0, 180.0], BatchSize::Fixed(16));
         let fake = Fake::new(4, no_sleep);
-        let work = Work {
+        let work = WorkOrder {
             compute: Some(vec![vec![false, false, true]]),
             resume: None,
         };
@@ -619,7 +624,7 @@ mod tests {
             &fake,
             n,
             &settings(&[90.0], BatchSize::Auto),
-            &Work::default(),
+            &WorkOrder::default(),
         );
         let tried: Vec<usize> = raw.batch_timings.iter().map(|t| t.batch_size).collect();
         assert_eq!(tried, AUTO_CANDIDATES);
@@ -631,7 +636,7 @@ mod tests {
             &fixed,
             n,
             &settings(&[90.0], BatchSize::Fixed(7)),
-            &Work::default(),
+            &WorkOrder::default(),
         );
         assert_eq!(
             raw.data, same.data,
@@ -647,7 +652,7 @@ mod tests {
             &fake,
             300,
             &settings(&[90.0], BatchSize::Auto),
-            &Work::default(),
+            &WorkOrder::default(),
         );
         let tried: Vec<usize> = raw.batch_timings.iter().map(|t| t.batch_size).collect();
         assert_eq!(tried, [64, 128]);
@@ -660,7 +665,7 @@ mod tests {
         let fake = Fake::new(4, no_sleep);
         let mut s = settings(&[0.0], BatchSize::Auto);
         s.angles = vec![0.0];
-        let (raw, chunks) = sweep(&fake, 300, &s, &Work::default());
+        let (raw, chunks) = sweep(&fake, 300, &s, &WorkOrder::default());
         assert!(raw.batch_timings.is_empty());
         assert_eq!(raw.batch_size, AUTO_FALLBACK);
         assert_eq!(chunks, [256, 44]);

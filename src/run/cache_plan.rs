@@ -1,16 +1,16 @@
 //! What a sweep computes. Every (model, angle) pair is first looked up in the
 //! prediction cache; the rest is computed, together with each computing model's
-//! reference angle (`AnglePlan::with_reference`). After the run, [`Plan::fill`]
+//! reference angle (`AnglePlan::with_reference`). After the run, [`CachePlan::fill`]
 //! puts the cached pairs into the run's data and stores the computed ones.
 
 use super::cache::{cache_key, Cache, CacheKey};
 use anyhow::{bail, Result};
 use rotbench::model::Model;
 use rotbench::results::{AnglePlan, RunKey};
-use rotbench::sweep::SampleData;
+use rotbench::results::SampleData;
 use serde_json::{json, Value};
 
-pub struct Plan {
+pub struct CachePlan {
     pub cache: Option<Cache>,
     /// `[model][angle]`: each pair's cache key.
     pub keys: Vec<Vec<CacheKey>>,
@@ -23,7 +23,7 @@ pub struct Plan {
     pub cacheable: Vec<bool>,
 }
 
-impl Plan {
+impl CachePlan {
     /// `len`: the samples this run streams (an entry holding more is not this run's).
     pub fn new(
         models: &[Model],
@@ -31,7 +31,7 @@ impl Plan {
         run: &RunKey,
         cache: Option<Cache>,
         len: usize,
-    ) -> Plan {
+    ) -> CachePlan {
         let keys: Vec<Vec<CacheKey>> = models
             .iter()
             .map(|m| {
@@ -63,7 +63,7 @@ impl Plan {
         for m in angles.with_reference(&mut compute) {
             cached[m][angles.reference] = None;
         }
-        Plan {
+        CachePlan {
             cache,
             keys,
             cached,
@@ -117,7 +117,7 @@ impl Plan {
     }
 
     /// The checkpoint's key: a resumed run must have been started with these.
-    /// What the cache happened to hold is not part of it (see [`Plan::adopt`]).
+    /// What the cache happened to hold is not part of it (see [`CachePlan::adopt`]).
     pub fn checkpoint_key(
         &self,
         models: &[Model],

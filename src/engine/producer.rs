@@ -3,7 +3,7 @@
 //! while the models run. It cuts resumed samples as whole chunks ending on the
 //! resume point (they are announced, not rotated), then one chunk per
 //! `--batch-size auto` candidate, waiting after each for the driver's
-//! [`calibration::Step`](super::calibration::Step) (0: the next candidate; a size:
+//! [`batch_size::Step`](super::batch_size::Step) (0: the next candidate; a size:
 //! use it), then chunks of the chosen size.
 
 use super::{Chunk, Rotated};
