@@ -3,8 +3,8 @@
 //! format: TorchScript through libtorch, `.pt2` through libtorch's AOTInductor loader
 //! or ONNX through ONNX Runtime ([`crate::backend`]).
 
-use rotbench_core::spec::ModelSpec;
 use anyhow::Result;
+use rotbench_core::spec::ModelSpec;
 use std::path::Path;
 use tch::{Device, Tensor};
 

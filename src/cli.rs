@@ -4,12 +4,12 @@
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Parser, Subcommand};
 use rotbench::dataset::ClassFolders;
+use rotbench::results::BatchSize;
+use rotbench::rotate::{Fill, Interpolation, RotateOptions};
 use rotbench::spec::{
     read_classes_file, read_map_file, read_subset_file, ChannelOrder, CropOrder, OutputKind,
     SpecFlags,
 };
-use rotbench::results::BatchSize;
-use rotbench::rotate::{Fill, Interpolation, RotateOptions};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -423,7 +423,12 @@ pub struct InspectArgs {
     #[arg(long, value_name = "names|indices|sorted", requires = "data")]
     pub class_folders: Option<ClassFolders>,
     /// With --data: as `sweep --class-folder-map`.
-    #[arg(long, value_name = "FILE", requires = "data", conflicts_with = "class_folders")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "data",
+        conflicts_with = "class_folders"
+    )]
     pub class_folder_map: Option<PathBuf>,
     /// With --data: as `sweep --drop-unscored`.
     #[arg(long, requires = "data")]

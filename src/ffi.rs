@@ -24,7 +24,6 @@ pub(crate) fn shim_message(err: *mut c_char) -> String {
     s
 }
 
-
 /// A path as the C string the shim takes.
 pub(crate) fn c_path(path: &Path) -> Result<CString> {
     CString::new(path.as_os_str().as_encoded_bytes())

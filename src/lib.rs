@@ -15,13 +15,13 @@ pub mod backend;
 pub mod bundled;
 pub mod classifier;
 pub mod device;
+pub mod engine;
 mod ffi;
 pub mod libtorch;
 pub mod malloc;
 pub mod model;
 pub mod output;
 pub mod rotate_device;
-pub mod engine;
 
 /// The libtorch version rotbench is built for (tch 0.26), from Cargo.toml's
 /// `[package.metadata.rotbench]` through build.rs.

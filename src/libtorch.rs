@@ -377,7 +377,11 @@ mod tests {
         let cfg = "PyTorch built with:\n  - Build settings: BLAS_INFO=open, TORCH_VERSION=2.13.0, USE_CUDA=OFF, \n";
         assert_eq!(torch_version_in(cfg).as_deref(), Some("2.13.0"));
         assert_eq!(torch_version_in("no settings"), None);
-        assert!(version_matches(version(), crate::LIBTORCH_VERSION), "{}", version());
+        assert!(
+            version_matches(version(), crate::LIBTORCH_VERSION),
+            "{}",
+            version()
+        );
     }
 
     #[test]

@@ -8,8 +8,8 @@ use crate::backend::{output_error, ForwardError, Net, Opened, TrainingMode};
 use crate::ffi::first_line;
 use anyhow::{anyhow, bail, Result};
 use rotbench_core::spec::{
-    model_spec, sha256_file, ChannelOrder, Inference, ModelSpec, OutputKind, Provenance,
-    Returns, SpecFlags,
+    model_spec, sha256_file, ChannelOrder, Inference, ModelSpec, OutputKind, Provenance, Returns,
+    SpecFlags,
 };
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
@@ -77,14 +77,7 @@ impl Model {
             warnings.push(opened.training.warning(path));
         }
         Model::assemble(
-            path,
-            spec,
-            provenance,
-            device,
-            inference,
-            opened,
-            warnings,
-            output_key,
+            path, spec, provenance, device, inference, opened, warnings, output_key,
         )
     }
 
@@ -171,7 +164,16 @@ impl Model {
         match self.provenance.get("output").cloned() {
             Some(from) => {
                 if !self.spec.output.admits(seen) {
-                    bail!("{}", output_kind_error(&self.path, self.spec.output, seen, &from, "a probe batch of four synthetic images"));
+                    bail!(
+                        "{}",
+                        output_kind_error(
+                            &self.path,
+                            self.spec.output,
+                            seen,
+                            &from,
+                            "a probe batch of four synthetic images"
+                        )
+                    );
                 }
             }
             None => {
@@ -227,9 +229,8 @@ impl Model {
             .output_checked
             .swap(true, std::sync::atomic::Ordering::Relaxed)
         {
-            let values = Vec::<f32>::try_from(&out).map_err(|e| {
-                anyhow!("{}: cannot read the outputs: {e}", self.path.display())
-            })?;
+            let values = Vec::<f32>::try_from(&out)
+                .map_err(|e| anyhow!("{}: cannot read the outputs: {e}", self.path.display()))?;
             let seen = OutputKind::of_rows(&values, self.spec.output_width());
             if !self.spec.output.admits(seen) {
                 let from = self.provenance.get("output").cloned().unwrap_or_default();
@@ -344,7 +345,6 @@ fn output_kind_error(
         declared.name()
     )
 }
-
 
 impl Model {
     /// Its identity as results record it.

@@ -21,8 +21,8 @@ use std::fs;
 use std::io::Read;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
-use torchscript::{ScriptModule, EXPORT};
 pub use torchscript::{module_name, TrainingMode};
+use torchscript::{ScriptModule, EXPORT};
 
 /// Why forward gave no logits.
 pub enum ForwardError {
@@ -235,8 +235,7 @@ impl Net {
                 let (c, h, w) = (spec.channels(), spec.height(), spec.width());
                 let x = Tensor::zeros([1, c as i64, h as i64, w as i64], (Kind::Float, device));
                 // One that raises here fails again, with the input hint, on the first batch.
-                if let Err(ForwardError::Output(e)) = m.forward(&x, spec.output_index, output_key)
-                {
+                if let Err(ForwardError::Output(e)) = m.forward(&x, spec.output_index, output_key) {
                     bail!("{}", output_error(path, provenance, &e));
                 }
                 Ok(())

@@ -41,7 +41,6 @@ mod shim {
 /// The metadata key of an embedded spec.
 pub const METADATA_KEY: &str = "rotbench.json";
 
-
 /// A package's metadata, read without loading its code.
 pub fn metadata(path: &Path) -> Result<BTreeMap<String, String>> {
     let c = c_path(path)?;
@@ -159,8 +158,12 @@ pub struct CodeRecord {
 /// commands and every `.so` entry's bytes (entries are stored, not deflated).
 pub fn code_record(path: &Path) -> Result<CodeRecord> {
     use std::io::Read;
-    let mut zip = zip::ZipArchive::new(std::fs::File::open(path)?)
-        .map_err(|e| anyhow!("{}: not a readable AOTInductor package ({e})", path.display()))?;
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(path)?).map_err(|e| {
+        anyhow!(
+            "{}: not a readable AOTInductor package ({e})",
+            path.display()
+        )
+    })?;
     let mut rec = CodeRecord::default();
     for i in 0..zip.len() {
         let Ok(mut entry) = zip.by_index(i) else {
@@ -180,8 +183,13 @@ pub fn code_record(path: &Path) -> Result<CodeRecord> {
         if cpp {
             for line in String::from_utf8_lossy(&bytes).lines() {
                 let l = line.trim_start();
-                if l.starts_with("//") && (l.contains("g++") || l.contains("gcc") || l.contains("clang")) {
-                    for t in l.split_whitespace().filter_map(|t| t.strip_prefix("-march=")) {
+                if l.starts_with("//")
+                    && (l.contains("g++") || l.contains("gcc") || l.contains("clang"))
+                {
+                    for t in l
+                        .split_whitespace()
+                        .filter_map(|t| t.strip_prefix("-march="))
+                    {
                         let t = t.trim_matches(|c| c == '"' || c == '\'' || c == ',');
                         if !rec.march.iter().any(|m| m == t) {
                             rec.march.push(t.to_string());
@@ -208,7 +216,10 @@ fn producer_isa_flags(so: &[u8]) -> Vec<String> {
     let mut at = 0;
     while let Some(k) = so[at..].windows(needle.len()).position(|w| w == needle) {
         let start = at + k;
-        let end = so[start..].iter().position(|&b| b == 0).map_or(so.len(), |e| start + e);
+        let end = so[start..]
+            .iter()
+            .position(|&b| b == 0)
+            .map_or(so.len(), |e| start + e);
         let text = String::from_utf8_lossy(&so[start..end]);
         for t in text.split_whitespace() {
             let Some(flag) = t.strip_prefix("-m") else {
@@ -293,8 +304,7 @@ pub fn code_cannot_run(rec: &CodeRecord, features: &[&str]) -> Option<String> {
 
 /// The compile settings that give an AVX2 package whatever CPU compiles it: the
 /// vector width, and a target CPU instead of inductor's default `-march=native`.
-pub const AVX2_RECIPE: &str =
-    r#"inductor_configs={"cpp.simdlen": 256, "cpp.march": "x86-64-v3"} (models/export.py does; `cpp.simdlen` alone still compiles with -march=native)"#;
+pub const AVX2_RECIPE: &str = r#"inductor_configs={"cpp.simdlen": 256, "cpp.march": "x86-64-v3"} (models/export.py does; `cpp.simdlen` alone still compiles with -march=native)"#;
 
 /// The CPU flags the checks compare with: /proc/cpuinfo's, or the space-separated
 /// list in `ROTBENCH_CPU_FLAGS` (to ask whether a package would run on another CPU).
@@ -484,7 +494,10 @@ mod tests {
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(p)
     }
 
-    const AVX2_CPU: &[&str] = &["sse4_1", "sse4_2", "pni", "ssse3", "popcnt", "avx", "avx2", "fma", "f16c", "bmi1", "bmi2", "abm", "movbe"];
+    const AVX2_CPU: &[&str] = &[
+        "sse4_1", "sse4_2", "pni", "ssse3", "popcnt", "avx", "avx2", "fma", "f16c", "bmi1", "bmi2",
+        "abm", "movbe",
+    ];
 
     #[test]
     fn a_native_package_whose_metadata_says_avx2_is_refused_on_a_cpu_without_avx512() {
@@ -495,13 +508,29 @@ mod tests {
         assert_eq!(rec.march, ["native"], "{rec:?}");
         assert!(rec.isa_flags.iter().any(|f| f == "avx512f"), "{rec:?}");
         let why = code_cannot_run(&rec, AVX2_CPU).unwrap();
-        assert!(why.contains("-march=native") && why.contains("this CPU lacks") && why.contains(" avx512f,"), "{why}");
+        assert!(
+            why.contains("-march=native")
+                && why.contains("this CPU lacks")
+                && why.contains(" avx512f,"),
+            "{why}"
+        );
         // The metadata alone lets it through: that was the bug.
-        assert_eq!(cannot_run("", "AVX2", std::env::consts::ARCH, AVX2_CPU), None);
+        assert_eq!(
+            cannot_run("", "AVX2", std::env::consts::ARCH, AVX2_CPU),
+            None
+        );
         let mut all = AVX2_CPU.to_vec();
-        let wide: Vec<String> = rec.isa_flags.iter().filter_map(|f| cpuinfo_flag(f)).collect();
+        let wide: Vec<String> = rec
+            .isa_flags
+            .iter()
+            .filter_map(|f| cpuinfo_flag(f))
+            .collect();
         all.extend(wide.iter().map(String::as_str));
-        assert_eq!(code_cannot_run(&rec, &all), None, "the building CPU runs it");
+        assert_eq!(
+            code_cannot_run(&rec, &all),
+            None,
+            "the building CPU runs it"
+        );
     }
 
     #[test]
@@ -511,12 +540,20 @@ mod tests {
         for m in ["mnist-cnn", "mnist-p4cnn"] {
             let rec = code_record(&fixture(&format!("models/{m}.pt2"))).unwrap();
             assert_eq!(rec.march, ["x86-64-v3"], "{m}: {rec:?}");
-            assert!(!rec.isa_flags.iter().any(|f| f.starts_with("avx512")), "{m}: {rec:?}");
+            assert!(
+                !rec.isa_flags.iter().any(|f| f.starts_with("avx512")),
+                "{m}: {rec:?}"
+            );
             assert_eq!(code_cannot_run(&rec, AVX2_CPU), None, "{m}");
         }
         // A package that records -march=native and nothing else is refused.
-        let bare = CodeRecord { march: vec!["native".into()], isa_flags: vec![] };
-        assert!(code_cannot_run(&bare, AVX2_CPU).unwrap().contains("does not record"));
+        let bare = CodeRecord {
+            march: vec!["native".into()],
+            isa_flags: vec![],
+        };
+        assert!(code_cannot_run(&bare, AVX2_CPU)
+            .unwrap()
+            .contains("does not record"));
         assert_eq!(cpuinfo_flag("avx512vnni").as_deref(), Some("avx512_vnni"));
         assert_eq!(cpuinfo_flag("avx512vl").as_deref(), Some("avx512vl"));
         assert_eq!(cpuinfo_flag("sse4.2").as_deref(), Some("sse4_2"));

@@ -5,11 +5,11 @@
 
 use crate::cli::DoctorArgs;
 use anyhow::{anyhow, bail, Result};
+use rotbench::backend::onnx;
 use rotbench::bundled::Bundle;
 use rotbench::dataset::{self, OpenOptions, Target};
-use rotbench::libtorch::{self, Cuda};
-use rotbench::backend::onnx;
 use rotbench::device::{device_name, parse_device};
+use rotbench::libtorch::{self, Cuda};
 use rotbench::model::Model;
 use rotbench::spec::{Inference, SpecFlags};
 use std::process::ExitCode;
@@ -58,7 +58,11 @@ pub fn doctor(args: DoctorArgs) -> Result<ExitCode> {
             }
             // The folder's version file (build-version, version.py) must agree with
             // the library: a mix of two installs is not one libtorch.
-            if let Some(f) = lt.version.as_deref().filter(|f| !libtorch::version_matches(f, &v)) {
+            if let Some(f) = lt
+                .version
+                .as_deref()
+                .filter(|f| !libtorch::version_matches(f, &v))
+            {
                 problems.push(format!(
                     "the libtorch at {} reports version {v}, but the version file beside it says {f}: the folder mixes two installs; {pip}",
                     lt.lib_dir.display(),
@@ -273,7 +277,12 @@ fn forward_check(
         limit: Some(CHECK_IMAGES),
         ..OpenOptions::default()
     };
-    let mut src = dataset::open(&bundle.data(), target, &dataset::LabelSpace::of_spec(s, false), &opts)?;
+    let mut src = dataset::open(
+        &bundle.data(),
+        target,
+        &dataset::LabelSpace::of_spec(s, false),
+        &opts,
+    )?;
     let chunk = src
         .next_chunk(CHECK_IMAGES)?
         .ok_or_else(|| anyhow!("{}: no images", bundle.data().display()))?;

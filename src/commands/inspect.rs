@@ -4,8 +4,8 @@
 
 use crate::cli::InspectArgs;
 use anyhow::{bail, Result};
-use rotbench::dataset::{self, folder};
 use rotbench::backend::module_name;
+use rotbench::dataset::{self, folder};
 use rotbench::device::parse_device;
 use rotbench::model::Model;
 use rotbench::spec::{read_folder_map_file, Inference, OutputKind, Resize, Returns};
@@ -40,7 +40,25 @@ pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
             Some((dir, folder::class_map(dir, &space, args.class_folders, map.as_ref())?))
         }
     };
-    let src = |k: &str| model.provenance.get(k).cloned().unwrap_or_default();
+    print_model_and_classes(&model);
+    print_preprocessing(&model)?;
+    print_returns_and_training(&model);
+    print_output(&model)?;
+    if let Some((dir, classes)) = data {
+        print_folders(&model, dir, &classes);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where a spec field of `model` came from.
+fn source(model: &Model, key: &str) -> String {
+    model.provenance.get(key).cloned().unwrap_or_default()
+}
+
+/// The model's file, backend, input, mean, std and classes.
+fn print_model_and_classes(model: &Model) {
+    let s = &model.spec;
+    let src = |k: &str| source(model, k);
     outln!("model    {}", model.path.display());
     outln!("sha256   {}", model.sha256);
     outln!("backend  {}", model.backend_details());
@@ -86,7 +104,12 @@ pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
             );
         }
     }
-    let pre = &s.preprocess;
+}
+
+/// How an image becomes the model's input.
+fn print_preprocessing(model: &Model) -> Result<()> {
+    let src = |k: &str| source(model, k);
+    let pre = &model.spec.preprocess;
     let resize = match pre.resize {
         None => "none (straight to the input size when an image differs)".to_string(),
         Some(Resize::Shorter(n)) => {
@@ -114,6 +137,12 @@ pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
         pre.value_range,
         src("value-range")
     );
+    Ok(())
+}
+
+/// What forward returns, which part holds the logits, and training mode.
+fn print_returns_and_training(model: &Model) {
+    let (s, src) = (&model.spec, |k: &str| source(model, k));
     let returns = match &model.returns {
         Returns::Tensor => "a tensor".to_string(),
         Returns::Tuple(t) => format!("a tuple ({})", t.join(", ")),
@@ -145,6 +174,11 @@ pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
     } else {
         outln!("training no (saved in eval mode)");
     }
+}
+
+/// One dry run on a blank image: the output's width, and what it holds.
+fn print_output(model: &Model) -> Result<()> {
+    let s = &model.spec;
     let _g = tch::no_grad_guard();
     let x = Tensor::zeros(
         [1, s.input[0] as i64, s.input[1] as i64, s.input[2] as i64],
@@ -157,7 +191,8 @@ pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
         logits.size()[0],
         match model.spec.output {
             OutputKind::Logits => "logits",
-            OutputKind::Probabilities => "probabilities (a softmax ends the model; scored without a second one)",
+            OutputKind::Probabilities =>
+                "probabilities (a softmax ends the model; scored without a second one)",
             OutputKind::LogProbabilities => "log-probabilities (a log-softmax ends the model)",
         },
         if how.starts_with("decided") {
@@ -166,34 +201,40 @@ pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
             format!("from {how}")
         }
     );
-    if let Some((dir, classes)) = data {
-        let (map, order) = (&classes.map, &classes.order);
-        outln!(
-            "data     {}   {} class folders: {order}",
-            dir.display(),
-            map.len()
-        );
-        for w in &classes.warnings {
-            outln!("warning  {w}");
-        }
-        let w = map
-            .iter()
-            .map(|c| c.folder.chars().count())
-            .max()
-            .unwrap_or(0)
-            .max("folder".len());
-        outln!("  {:<w$}  index  class", "folder");
-        for c in map {
-            let name = s.classes.get(c.index as usize).map_or("", String::as_str);
-            outln!("  {:<w$}  {:>5}  {name}", c.folder, c.index);
-        }
-        for (dir, m) in &classes.unscored {
-            let folder = dir.file_name().unwrap_or_default().to_string_lossy();
-            outln!(
-                "  {folder:<w$}      -  (model class {}, not scored: dropped)",
-                s.model_classes.as_ref().and_then(|c| c.get(*m)).map_or("?", String::as_str)
-            );
-        }
+    Ok(())
+}
+
+/// How an image folder's class folders map to the model's classes.
+fn print_folders(model: &Model, dir: &std::path::Path, classes: &folder::FolderClasses) {
+    let s = &model.spec;
+    let (map, order) = (&classes.map, &classes.order);
+    outln!(
+        "data     {}   {} class folders: {order}",
+        dir.display(),
+        map.len()
+    );
+    for w in &classes.warnings {
+        outln!("warning  {w}");
     }
-    Ok(ExitCode::SUCCESS)
+    let w = map
+        .iter()
+        .map(|c| c.folder.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("folder".len());
+    outln!("  {:<w$}  index  class", "folder");
+    for c in map {
+        let name = s.classes.get(c.index as usize).map_or("", String::as_str);
+        outln!("  {:<w$}  {:>5}  {name}", c.folder, c.index);
+    }
+    for (dir, m) in &classes.unscored {
+        let folder = dir.file_name().unwrap_or_default().to_string_lossy();
+        outln!(
+            "  {folder:<w$}      -  (model class {}, not scored: dropped)",
+            s.model_classes
+                .as_ref()
+                .and_then(|c| c.get(*m))
+                .map_or("?", String::as_str)
+        );
+    }
 }

@@ -3,13 +3,13 @@
 
 mod demo;
 mod doctor;
-mod write;
 mod gate;
 mod inspect;
 mod merge;
 mod report;
 mod rotate;
 mod sweep;
+mod write;
 
 pub use demo::demo;
 pub use doctor::doctor;

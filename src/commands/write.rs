@@ -4,8 +4,8 @@
 use anyhow::Result;
 use rotbench::output;
 use rotbench::report::{self, csv as csvx, json::SummaryJson, Export, Results};
-use rotbench::summary::{content_hash, Summary};
 use rotbench::results::SweepResult;
+use rotbench::summary::{content_hash, Summary};
 use sha2::Digest;
 use std::path::Path;
 

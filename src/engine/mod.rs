@@ -146,206 +146,94 @@ pub fn run<C: Classifier>(
         reference,
     } = plan;
     let angle_needed: Vec<bool> = (0..na).map(|a| compute.iter().any(|c| c[a])).collect();
-    let plans: Vec<Option<Plan>> = angles
-        .iter()
-        .enumerate()
-        .map(|(a, &deg)| {
-            angle_needed[a].then(|| {
-                Plan::new(
-                    Geometry::same(target.height, target.width),
-                    deg,
-                    &settings.rotate,
-                )
-            })
-        })
-        .collect();
-    let rotate_opts = settings.rotate;
-    let on_device = settings.rotate_on == RotateOn::Device;
-    let device = models[0].device();
-    let mut device_plans: Vec<Option<crate::rotate_device::DevicePlan>> =
-        (0..na).map(|_| None).collect();
-    let mut device_chunk: Option<Tensor> = None;
+    let plans = rotation_plans(&angles, &angle_needed, target, &settings.rotate);
     // Work order inside a chunk: the reference first, so later angles compare to it.
     let order: Vec<usize> = std::iter::once(reference)
         .chain((0..na).filter(|&i| i != reference))
         .filter(|&a| angle_needed[a])
         .collect();
-
-    let px = target.pixels();
-    let mut data = work
+    let data = work
         .resume
         .clone()
         .unwrap_or_else(|| SampleData::empty(nm, na, top_k));
     let resumed = data.len();
-    let mut examples = Examples {
-        channels: target.channels,
-        height: target.height,
-        width: target.width,
-        count: 0,
-        pixels: vec![],
-    };
-    let keep = examples_to_keep(settings.keep_examples, px);
-
     let (tx, rx) = sync_channel::<Message>(2);
     // Auto: one chunk per candidate (after any resumed samples), then the producer
     // waits for the consumer's choice (batch_size::Step, sent as 0 or the size).
-    let mut auto_batch = AutoBatch::new(settings.batch, order.len(), px);
-    let fixed = auto_batch.fixed();
-    let max_chunk = auto_batch.max_chunk();
+    let mut auto_batch = AutoBatch::new(settings.batch, order.len(), target.pixels());
     let (choice_tx, choice_rx) = sync_channel::<usize>(1);
-    let shape = [
-        0i64,
-        target.channels as i64,
-        target.height as i64,
-        target.width as i64,
-    ];
-    let mut done = 0u64;
-    std::thread::scope(|scope| -> Result<()> {
-        let plans = &plans;
-        let order = &order;
-        let producer = Producer {
-            target,
-            angles: &angles,
-            rotate: rotate_opts,
-            plans,
-            order,
-            on_device,
-            resumed,
-            fixed,
-            max_chunk,
-            schedule: auto_batch.schedule().to_vec(),
-        };
-        scope.spawn(move || producer.run(source, tx, choice_rx));
-
-        // Owned here so that an early return drops it and a producer waiting for the
-        // choice wakes up and ends.
-        let choice_tx = choice_tx;
-        let mut scorer = Scorer::new(
+    let mut consumer = Consumer {
+        models,
+        compute: &compute,
+        plans: &plans,
+        angles: &angles,
+        reference,
+        target,
+        settings,
+        keep: examples_to_keep(settings.keep_examples, target.pixels()),
+        resumed,
+        on_device: settings.rotate_on == RotateOn::Device,
+        device: models[0].device(),
+        scorer: Scorer::new(
             models.iter().map(|m| m.spec().class_space()).collect(),
             n_classes,
             top_k,
-        );
-        let mut current = SampleData::empty(nm, na, top_k);
-        let mut samples_seen = 0usize;
-        // AutoBatch state: chunks computed so far, angle messages of the current chunk,
-        // and its timed forward seconds / images / calls.
-        let mut computed_chunks = 0usize;
-        let mut angle_msgs = 0usize;
-        let (mut t_sum, mut t_images, mut t_calls) = (0f64, 0usize, 0usize);
-        let warmup = AutoBatch::warmup_calls(order.len());
-        let mut flush = |current: &mut SampleData, data: &mut SampleData| -> Result<()> {
-            if !current.is_empty() {
-                on_chunk(current)?;
-                data.append(current);
-                *current = SampleData::empty(nm, na, top_k);
-            }
-            Ok(())
+        ),
+        current: SampleData::empty(nm, na, top_k),
+        data,
+        examples: Examples {
+            channels: target.channels,
+            height: target.height,
+            width: target.width,
+            count: 0,
+            pixels: vec![],
+        },
+        samples_seen: 0,
+        device_chunk: None,
+        device_plans: (0..na).map(|_| None).collect(),
+        timing: ChunkTiming::new(order.len()),
+        done: 0,
+    };
+    std::thread::scope(|scope| -> Result<()> {
+        let producer = Producer {
+            target,
+            angles: &angles,
+            rotate: settings.rotate,
+            plans: &plans,
+            order: &order,
+            on_device: consumer.on_device,
+            resumed,
+            fixed: auto_batch.fixed(),
+            max_chunk: auto_batch.max_chunk(),
+            schedule: auto_batch.schedule().to_vec(),
         };
+        scope.spawn(move || producer.run(source, tx, choice_rx));
+        // Owned here so that an early return drops it and a producer waiting for the
+        // choice wakes up and ends.
+        let choice_tx = choice_tx;
         for msg in rx {
             let (chunk, rotated) = msg?;
-            let Some(Rotated { angle, pixels }) = rotated else {
+            let Some(rotated) = rotated else {
                 // A new chunk: the previous one is complete.
-                flush(&mut current, &mut data)?;
-                let n = chunk.len();
-                let take = keep.saturating_sub(examples.count).min(n);
-                if chunk.dims.is_empty() {
-                    examples
-                        .pixels
-                        .extend_from_slice(&chunk.pixels[..take * px]);
-                } else {
-                    // Keep the unrotated centre crop (what the model sees at 0 degrees).
-                    let mut at = 0;
-                    for k in 0..take {
-                        let (h, w) = chunk.dims[k];
-                        let g = Geometry::centre_crop(h, w, target.height, target.width);
-                        let mut out = vec![0f32; px];
-                        crate::rotate::rotate_into(
-                            g,
-                            0.0,
-                            &settings.rotate,
-                            &chunk.pixels[at..at + target.channels * h * w],
-                            target.channels,
-                            &mut out,
-                        );
-                        examples.pixels.extend(crate::rotate::to_u8(&out));
-                        at += target.channels * h * w;
-                    }
-                }
-                examples.count += take;
-                samples_seen += n;
-                if samples_seen <= resumed {
-                    continue;
-                }
-                if samples_seen - n < resumed {
-                    bail!("internal: resume point {resumed} is not on a chunk boundary");
-                }
-                current.indices.extend_from_slice(&chunk.indices);
-                current.labels.extend_from_slice(&chunk.labels);
-                device_chunk = (on_device && chunk.dims.is_empty()).then(|| {
-                    crate::rotate_device::upload(
-                        &chunk.pixels,
-                        n,
-                        target.channels,
-                        target.height * target.width,
-                        device,
-                    )
-                });
-                computed_chunks += 1;
-                angle_msgs = 0;
-                (t_sum, t_images, t_calls) = (0.0, 0, 0);
+                consumer.flush(on_chunk)?;
+                consumer.start_chunk(&chunk)?;
                 continue;
             };
-            angle_msgs += 1;
-            let calibrating = auto_batch.is_timing(computed_chunks);
-            let n = chunk.len();
-            let mut sh = shape;
-            sh[0] = n as i64;
-            let input = match (&device_chunk, pixels.is_empty()) {
-                (Some(src), true) => {
-                    let Some(plan) = &plans[angle] else {
-                        bail!("internal: no plan for angle {}", angles[angle])
-                    };
-                    device_plans[angle]
-                        .get_or_insert_with(|| crate::rotate_device::DevicePlan::new(plan, device))
-                        .apply(src)
-                }
-                _ => Tensor::from_slice(&pixels).view(sh),
-            };
-            for (mi, model) in models.iter().enumerate() {
-                if !compute[mi][angle] {
-                    continue;
-                }
-                let started = Instant::now();
-                let logits = model.forward_raw(&input)?;
-                let logits: Vec<f32> = Vec::<f32>::try_from(&logits).map_err(|e| {
-                    anyhow::anyhow!("{}: cannot read the logits: {e}", model.path().display())
-                })?;
-                if calibrating && angle_msgs > warmup {
-                    t_sum += started.elapsed().as_secs_f64();
-                    t_images += n;
-                    t_calls += 1;
-                }
-                scorer.score(
-                    mi,
-                    angle == reference,
-                    &logits,
-                    &current.labels,
-                    &mut current.cols[mi][angle],
-                );
-                done += n as u64;
-                progress(done);
-            }
-            if calibrating && angle_msgs == order.len() {
+            let calibrating = consumer.score_angle(&chunk, rotated, &auto_batch, progress)?;
+            if calibrating && consumer.timing.angle_msgs == order.len() {
+                let t = &consumer.timing;
+                let step =
+                    auto_batch.record(t.computed_chunks, chunk.len(), t.seconds, t.images, t.calls);
                 // Sends fail only if the producer has ended (end of data).
-                let _ = match auto_batch.record(computed_chunks, n, t_sum, t_images, t_calls) {
+                let _ = match step {
                     Step::Next => choice_tx.send(0),
                     Step::Use(b) => choice_tx.send(b),
                 };
             }
         }
-        flush(&mut current, &mut data)?;
-        Ok(())
+        consumer.flush(on_chunk)
     })?;
+    let Consumer { data, examples, .. } = consumer;
     if data.is_empty() {
         bail!("the dataset yielded no samples (all skipped?)");
     }
@@ -358,6 +246,231 @@ pub fn run<C: Classifier>(
         batch_size: auto_batch.batch_size(),
         batch_timings: auto_batch.into_timings(),
     })
+}
+
+/// The consumer side of a run: what it reads, and what it keeps from one
+/// message to the next (the chunk being scored, the finished data, the examples,
+/// the chunk on the device and its timing).
+struct Consumer<'a, C: Classifier> {
+    models: &'a [C],
+    compute: &'a [Vec<bool>],
+    plans: &'a [Option<Plan>],
+    angles: &'a [f64],
+    reference: usize,
+    target: Target,
+    settings: &'a SweepSettings,
+    keep: usize,
+    resumed: usize,
+    on_device: bool,
+    device: tch::Device,
+    scorer: Scorer,
+    current: SampleData,
+    data: SampleData,
+    examples: Examples,
+    samples_seen: usize,
+    device_chunk: Option<Tensor>,
+    device_plans: Vec<Option<crate::rotate_device::DevicePlan>>,
+    timing: ChunkTiming,
+    done: u64,
+}
+
+impl<C: Classifier> Consumer<'_, C> {
+    /// Hand the finished chunk to `on_chunk` and keep it.
+    fn flush(&mut self, on_chunk: &mut dyn FnMut(&SampleData) -> Result<()>) -> Result<()> {
+        if !self.current.is_empty() {
+            on_chunk(&self.current)?;
+            self.data.append(&self.current);
+            let (nm, na, k) = (self.models.len(), self.angles.len(), self.data.top_k);
+            self.current = SampleData::empty(nm, na, k);
+        }
+        Ok(())
+    }
+
+    /// A new chunk: keep its examples, skip it if a resumed run finished it, else
+    /// start its samples (and upload it once for rotation on the device).
+    fn start_chunk(&mut self, chunk: &Chunk) -> Result<()> {
+        let n = chunk.len();
+        let target = self.target;
+        keep_examples(
+            &mut self.examples,
+            chunk,
+            self.keep,
+            target,
+            &self.settings.rotate,
+        );
+        self.samples_seen += n;
+        if self.samples_seen <= self.resumed {
+            return Ok(());
+        }
+        if self.samples_seen - n < self.resumed {
+            bail!(
+                "internal: resume point {} is not on a chunk boundary",
+                self.resumed
+            );
+        }
+        self.current.indices.extend_from_slice(&chunk.indices);
+        self.current.labels.extend_from_slice(&chunk.labels);
+        self.device_chunk = (self.on_device && chunk.dims.is_empty()).then(|| {
+            crate::rotate_device::upload(
+                &chunk.pixels,
+                n,
+                target.channels,
+                target.height * target.width,
+                self.device,
+            )
+        });
+        self.timing.next_chunk();
+        Ok(())
+    }
+
+    /// Score every model that computes this angle on the chunk rotated to it.
+    /// Returns whether the chunk is being timed for `--batch-size auto`.
+    fn score_angle(
+        &mut self,
+        chunk: &Chunk,
+        rotated: Rotated,
+        auto_batch: &AutoBatch,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<bool> {
+        let Rotated { angle, pixels } = rotated;
+        self.timing.angle_msgs += 1;
+        let calibrating = auto_batch.is_timing(self.timing.computed_chunks);
+        let n = chunk.len();
+        let t = self.target;
+        let input = match (&self.device_chunk, pixels.is_empty()) {
+            (Some(src), true) => {
+                let Some(plan) = &self.plans[angle] else {
+                    bail!("internal: no plan for angle {}", self.angles[angle])
+                };
+                let device = self.device;
+                self.device_plans[angle]
+                    .get_or_insert_with(|| crate::rotate_device::DevicePlan::new(plan, device))
+                    .apply(src)
+            }
+            _ => Tensor::from_slice(&pixels).view([
+                n as i64,
+                t.channels as i64,
+                t.height as i64,
+                t.width as i64,
+            ]),
+        };
+        for (mi, model) in self.models.iter().enumerate() {
+            if !self.compute[mi][angle] {
+                continue;
+            }
+            let started = Instant::now();
+            let logits = model.forward_raw(&input)?;
+            let logits: Vec<f32> = Vec::<f32>::try_from(&logits).map_err(|e| {
+                anyhow::anyhow!("{}: cannot read the logits: {e}", model.path().display())
+            })?;
+            if calibrating {
+                self.timing.add(started.elapsed().as_secs_f64(), n);
+            }
+            self.scorer.score(
+                mi,
+                angle == self.reference,
+                &logits,
+                &self.current.labels,
+                &mut self.current.cols[mi][angle],
+            );
+            self.done += n as u64;
+            progress(self.done);
+        }
+        Ok(calibrating)
+    }
+}
+
+/// A rotation plan for each angle that some model computes.
+fn rotation_plans(
+    angles: &[f64],
+    needed: &[bool],
+    target: Target,
+    rotate: &RotateOptions,
+) -> Vec<Option<Plan>> {
+    angles
+        .iter()
+        .zip(needed)
+        .map(|(&deg, &needed)| {
+            needed.then(|| Plan::new(Geometry::same(target.height, target.width), deg, rotate))
+        })
+        .collect()
+}
+
+/// Keep the raw pixels of a chunk's first samples, up to `keep` in all, for the
+/// report: as the model sees them at 0 degrees (a varied-size image's unrotated
+/// centre crop).
+fn keep_examples(
+    examples: &mut Examples,
+    chunk: &Chunk,
+    keep: usize,
+    target: Target,
+    rotate: &RotateOptions,
+) {
+    let px = target.pixels();
+    let take = keep.saturating_sub(examples.count).min(chunk.len());
+    if chunk.dims.is_empty() {
+        examples
+            .pixels
+            .extend_from_slice(&chunk.pixels[..take * px]);
+    } else {
+        let mut at = 0;
+        for &(h, w) in &chunk.dims[..take] {
+            let g = Geometry::centre_crop(h, w, target.height, target.width);
+            let mut out = vec![0f32; px];
+            let plane = target.channels * h * w;
+            crate::rotate::rotate_into(
+                g,
+                0.0,
+                rotate,
+                &chunk.pixels[at..at + plane],
+                target.channels,
+                &mut out,
+            );
+            examples.pixels.extend(crate::rotate::to_u8(&out));
+            at += plane;
+        }
+    }
+    examples.count += take;
+}
+
+/// What `--batch-size auto` times of the current chunk: the chunks computed so
+/// far, the angle messages of this one, and its forward seconds, images and
+/// calls after the warm-up calls.
+struct ChunkTiming {
+    computed_chunks: usize,
+    angle_msgs: usize,
+    warmup: usize,
+    seconds: f64,
+    images: usize,
+    calls: usize,
+}
+
+impl ChunkTiming {
+    fn new(angles: usize) -> ChunkTiming {
+        ChunkTiming {
+            computed_chunks: 0,
+            angle_msgs: 0,
+            warmup: AutoBatch::warmup_calls(angles),
+            seconds: 0.0,
+            images: 0,
+            calls: 0,
+        }
+    }
+
+    fn next_chunk(&mut self) {
+        self.computed_chunks += 1;
+        self.angle_msgs = 0;
+        (self.seconds, self.images, self.calls) = (0.0, 0, 0);
+    }
+
+    /// One forward pass of `images`, counted once the warm-up calls are over.
+    fn add(&mut self, seconds: f64, images: usize) {
+        if self.angle_msgs > self.warmup {
+            self.seconds += seconds;
+            self.images += images;
+            self.calls += 1;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -512,7 +625,12 @@ mod tests {
     }
 
     /// Run the engine; returns the result and the chunks `on_chunk` saw.
-    fn sweep(fake: &Fake, n: usize, s: &SweepSettings, work: &WorkOrder) -> (Evaluations, Vec<usize>) {
+    fn sweep(
+        fake: &Fake,
+        n: usize,
+        s: &SweepSettings,
+        work: &WorkOrder,
+    ) -> (Evaluations, Vec<usize>) {
         let mut chunks = vec![];
         let raw = run(
             std::slice::from_ref(fake),

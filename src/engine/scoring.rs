@@ -6,8 +6,8 @@
 
 use crate::metrics::calibration::{brier_term, top_k_classes, NO_CLASS};
 use crate::metrics::{total_variation, INVALID};
-use rotbench_core::spec::ClassSpace;
 use crate::results::{softmax_row, Column};
+use rotbench_core::spec::ClassSpace;
 
 /// Per model, the current chunk's softmax at the reference angle.
 pub struct Scorer {

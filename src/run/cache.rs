@@ -4,11 +4,11 @@
 
 use anyhow::Result;
 use rotbench::model::Model;
-use rotbench::spec::hex;
 use rotbench::output;
 use rotbench::results::RunKey;
-use rotbench::store;
 use rotbench::results::SampleData;
+use rotbench::spec::hex;
+use rotbench::store;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;

@@ -6,8 +6,8 @@
 use super::cache::{cache_key, Cache, CacheKey};
 use anyhow::{bail, Result};
 use rotbench::model::Model;
-use rotbench::results::{AnglePlan, RunKey};
 use rotbench::results::SampleData;
+use rotbench::results::{AnglePlan, RunKey};
 use serde_json::{json, Value};
 
 pub struct CachePlan {
@@ -137,13 +137,13 @@ impl CachePlan {
     /// Put the cached pairs into `data` (checked against its samples), then store
     /// the computed ones. Returns warnings for pairs the cache could not store.
     pub fn fill(
-        self,
+        &mut self,
         data: &mut SampleData,
         names: &[&str],
         angles: &[f64],
     ) -> Result<Vec<String>> {
         let mut warnings = Vec::new();
-        for (m, row) in self.cached.into_iter().enumerate() {
+        for (m, row) in std::mem::take(&mut self.cached).into_iter().enumerate() {
             for (a, entry) in row.into_iter().enumerate() {
                 if let Some(e) = entry {
                     if e.indices != data.indices || e.labels != data.labels {

@@ -4,8 +4,8 @@
 use super::cache_plan::CachePlan;
 use anyhow::{bail, Result};
 use rotbench::output::{self, RecordLog};
-use rotbench::store;
 use rotbench::results::SampleData;
+use rotbench::store;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -126,7 +126,10 @@ impl Checkpoint {
         }
         output::remove(&dir)?;
         // The pairs first, then the key: a checkpoint with a key has both.
-        output::write_atomic(&compute_path, serde_json::to_string(&plan.compute)?.as_bytes())?;
+        output::write_atomic(
+            &compute_path,
+            serde_json::to_string(&plan.compute)?.as_bytes(),
+        )?;
         output::write_atomic(&key_path, serde_json::to_string_pretty(run_key)?.as_bytes())?;
         let log = RecordLog::create(&log_path)?;
         Ok((
@@ -146,9 +149,9 @@ impl Checkpoint {
     }
 
     /// The run failed: keep the checkpoint only if it holds finished work to resume.
-    pub fn abandon(self, resumed: bool) {
+    pub fn abandon(&mut self, resumed: bool) {
         if self.appended == 0 && !resumed {
-            let _ = self.finish();
+            let _ = output::remove(&self.dir);
         }
     }
 

@@ -3,5 +3,5 @@
 //! predictions) and [`checkpoint`] (what `sweep --resume` continues from).
 
 pub mod cache;
-pub mod checkpoint;
 pub mod cache_plan;
+pub mod checkpoint;

@@ -1,0 +1,160 @@
+//! A sweep's flags, checked and converted once (as ripgrep's `lowargs` become
+//! `hiargs`): [`SweepArgs::check`] gives a [`SweepConfig`] before any work
+//! starts, so a typo costs nothing, and no code after it sees a clap type.
+
+use crate::cli::{parse_shard, RotateOnFlag, SweepArgs};
+use crate::run::cache::default_cache_dir;
+use anyhow::{anyhow, bail, Result};
+use rotbench::dataset::{ClassFolders, SampleSpec};
+use rotbench::device::parse_device;
+use rotbench::gate::{self, Checks};
+use rotbench::results::{BatchSize, RotateOn};
+use rotbench::rotate::RotateOptions;
+use rotbench::spec::{read_folder_map_file, Inference, SpecFlags};
+use std::path::PathBuf;
+use tch::Device;
+
+/// Everything a sweep was asked for, checked.
+pub struct SweepConfig {
+    pub models: Vec<PathBuf>,
+    pub data: PathBuf,
+    pub out: PathBuf,
+    /// The user's angles, in their order.
+    pub angles: Vec<f64>,
+    pub rotate: RotateOptions,
+    pub batch: BatchSize,
+    pub limit: Option<usize>,
+    /// `--sample N`, drawn with `--seed`.
+    pub sample: Option<SampleSpec>,
+    pub top_k: usize,
+    pub bootstrap: usize,
+    pub seed: u64,
+    pub device: Device,
+    pub rotate_on: RotateOn,
+    /// libtorch's intra-op threads (all cores unless `--threads`).
+    pub threads: usize,
+    pub inference: Inference,
+    pub spec: SpecFlags,
+    pub allow_training_mode: bool,
+    pub labels: LabelFlags,
+    /// `--shard i/n`: (index, count).
+    pub shard: Option<(usize, usize)>,
+    pub resume: bool,
+    /// The prediction cache's folder; `None` with `--no-cache`.
+    pub cache_dir: Option<PathBuf>,
+    pub no_predictions: bool,
+    pub no_report: bool,
+    pub quiet: bool,
+    /// `--gate-config`'s `[gate]` table, read and checked.
+    pub gate: Option<Checks>,
+    pub save_baseline: Option<String>,
+    pub save_baseline_on_failure: bool,
+    /// Where baselines are compared with and saved: `--baseline-dir`, else the
+    /// `[gate]` table's `baseline_dir`, else the default.
+    pub baseline_dir: PathBuf,
+}
+
+/// How the data's labels are read.
+pub struct LabelFlags {
+    pub skip_bad_images: bool,
+    pub coarse_labels: bool,
+    pub class_folders: Option<ClassFolders>,
+    /// `--class-folder-map FILE`: the file and its `folder,class` lines.
+    pub folder_map: Option<(PathBuf, Vec<(String, String)>)>,
+    pub drop_unscored: bool,
+}
+
+impl SweepArgs {
+    /// Check every flag and convert it, before any work starts.
+    pub fn check(self) -> Result<SweepConfig> {
+        let angles = rotbench::angles::parse(&self.angles).map_err(|e| anyhow!("--angles: {e}"))?;
+        let spec = self.spec.check()?;
+        let device = parse_device(&self.device)?;
+        let rotate_on = match self.rotate_on {
+            RotateOnFlag::Host => RotateOn::Host,
+            RotateOnFlag::Device => RotateOn::Device,
+            RotateOnFlag::Auto if matches!(device, Device::Cuda(_)) => RotateOn::Device,
+            RotateOnFlag::Auto => RotateOn::Host,
+        };
+        let shard = match &self.shard {
+            None => None,
+            Some(v) => {
+                let (index, count) = parse_shard(v, &|k| std::env::var(k).ok())?;
+                if self.save_baseline.is_some() || self.gate_config.is_some() {
+                    bail!("--shard: a shard holds part of the samples; save baselines and gate after `rotbench merge`");
+                }
+                Some((index, count))
+            }
+        };
+        if let Some(name) = &self.save_baseline {
+            gate::check_baseline_name(name)?;
+        }
+        let gate = match &self.gate_config {
+            None => None,
+            Some(p) => {
+                let checks = gate::read_config(p, "--gate-config")?;
+                checks
+                    .validate_merged()
+                    .map_err(|e| anyhow!("--gate-config {}: {e:#}", p.display()))?;
+                Some(checks)
+            }
+        };
+        // The flag wins over the table, for the comparison and the save alike.
+        let baseline_dir = Checks {
+            baseline_dir: self
+                .baseline_dir
+                .clone()
+                .or_else(|| gate.as_ref().and_then(|c| c.baseline_dir.clone())),
+            ..Checks::default()
+        }
+        .baseline_folder();
+        let folder_map = match &self.class_folder_map {
+            None => None,
+            Some(p) => Some((p.clone(), read_folder_map_file(p)?)),
+        };
+        let threads = self
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        Ok(SweepConfig {
+            models: self.models,
+            data: self.data,
+            out: self.out,
+            angles,
+            rotate: self.rotation.options(),
+            batch: self.batch_size,
+            limit: self.limit,
+            sample: self.sample.map(|n| SampleSpec { n, seed: self.seed }),
+            top_k: self.top_k,
+            bootstrap: self.bootstrap,
+            seed: self.seed,
+            device,
+            rotate_on,
+            threads,
+            inference: if self.exact {
+                Inference::Exact
+            } else {
+                Inference::Optimized
+            },
+            spec,
+            allow_training_mode: self.allow_training_mode,
+            labels: LabelFlags {
+                skip_bad_images: self.skip_bad_images,
+                coarse_labels: self.coarse_labels,
+                class_folders: self.class_folders,
+                folder_map,
+                drop_unscored: self.drop_unscored,
+            },
+            shard,
+            resume: self.resume,
+            cache_dir: (!self.no_cache)
+                .then(|| self.cache_dir.clone().unwrap_or_else(default_cache_dir)),
+            no_predictions: self.no_predictions,
+            no_report: self.no_report,
+            quiet: self.quiet,
+            gate,
+            save_baseline: self.save_baseline,
+            save_baseline_on_failure: self.save_baseline_on_failure,
+            baseline_dir,
+        })
+    }
+}
