@@ -1,7 +1,7 @@
 //! The one place that writes result files.
 //!
 //! A command that produces results owns a set of names in its output folder
-//! ([`RESULT_FILES`] for a sweep or a merge). [`replace_set`] writes the new files
+//! (`rotbench::report::files::RESULT_FILES` for a sweep or a merge). [`replace_set`] writes the new files
 //! into a staging folder, then swaps the whole set in under a journal: the old
 //! result files (every owned name, including those the new run does not write)
 //! move aside, the new ones move in, and the journal's removal commits. A failure
@@ -10,6 +10,7 @@
 //! runs. Leftovers of killed runs (staging folders, temporary files) are removed.
 
 use anyhow::{anyhow, bail, Context, Result};
+use rotbench_core::report::files::RESULT_FILES;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -105,29 +106,6 @@ pub fn write_all(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<()> {
     }
     Ok(())
 }
-
-/// Every name a sweep, a shard run or a merge may leave in its output folder. A
-/// run that writes results replaces all of them as one set: a name it does not
-/// write this time is removed, so no file of an earlier run stays beside the new
-/// `summary.json`.
-pub const RESULT_FILES: &[&str] = &[
-    "summary.json",
-    "per_angle.csv",
-    "per_class.csv",
-    "confusion.csv",
-    "predictions.csv",
-    "examples.json",
-    "timing.json",
-    "index.html",
-    "plots",
-    "junit.xml",
-    "gate.md",
-    "shard.bin",
-    "shard.json",
-];
-
-/// What `rotbench report` owns: the rendered page and its plots.
-pub const REPORT_FILES: &[&str] = &["index.html", "plots"];
 
 #[cfg(test)]
 thread_local! {
@@ -421,73 +399,6 @@ pub fn replace_set_streaming(
     Ok(())
 }
 
-/// An append-only log of length-prefixed records, fsynced after each append:
-/// the checkpoint of a running sweep. A torn last record (a kill mid-write) is
-/// ignored when read back.
-pub struct RecordLog {
-    file: fs::File,
-    path: PathBuf,
-}
-
-impl RecordLog {
-    /// Start a new, empty log (replacing any old one).
-    pub fn create(path: &Path) -> Result<RecordLog> {
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)
-                .with_context(|| format!("{}: cannot create", parent.display()))?;
-        }
-        let file = fs::File::create(path)
-            .with_context(|| format!("{}: cannot create the checkpoint", path.display()))?;
-        Ok(RecordLog {
-            file,
-            path: path.to_path_buf(),
-        })
-    }
-
-    /// Continue an existing log after its last whole record.
-    pub fn reopen(path: &Path, whole_len: u64) -> Result<RecordLog> {
-        let file = fs::OpenOptions::new()
-            .write(true)
-            .open(path)
-            .with_context(|| format!("{}: cannot open the checkpoint", path.display()))?;
-        file.set_len(whole_len)?;
-        let mut log = RecordLog {
-            file,
-            path: path.to_path_buf(),
-        };
-        use std::io::Seek;
-        log.file.seek(std::io::SeekFrom::End(0))?;
-        Ok(log)
-    }
-
-    pub fn append(&mut self, record: &[u8]) -> Result<()> {
-        let mut buf = Vec::with_capacity(record.len() + 8);
-        buf.extend_from_slice(&(record.len() as u64).to_le_bytes());
-        buf.extend_from_slice(record);
-        self.file
-            .write_all(&buf)
-            .and_then(|_| self.file.sync_data())
-            .with_context(|| format!("{}: cannot write the checkpoint", self.path.display()))
-    }
-
-    /// The whole records of a log, and the byte length they span.
-    pub fn read(path: &Path) -> Result<(Vec<Vec<u8>>, u64)> {
-        let bytes = fs::read(path)
-            .with_context(|| format!("{}: cannot read the checkpoint", path.display()))?;
-        let mut out = Vec::new();
-        let mut at = 0usize;
-        while bytes.len() - at >= 8 {
-            let n = u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes")) as usize;
-            if bytes.len() - at - 8 < n {
-                break; // torn tail
-            }
-            out.push(bytes[at + 8..at + 8 + n].to_vec());
-            at += 8 + n;
-        }
-        Ok((out, at as u64))
-    }
-}
-
 /// Remove a file or folder if present.
 pub fn remove(path: &Path) -> Result<()> {
     if path.is_dir() {
@@ -647,31 +558,12 @@ mod set_tests {
     #[test]
     fn a_file_outside_the_owned_names_is_refused() {
         let d = tempfile::tempdir().unwrap();
-        assert!(replace_set(d.path(), REPORT_FILES, &files(&[("summary.json", "x")])).is_err());
+        assert!(replace_set(
+            d.path(),
+            &["index.html", "plots"],
+            &files(&[("summary.json", "x")])
+        )
+        .is_err());
         assert!(replace_set(d.path(), RESULT_FILES, &files(&[("plots/../x", "x")])).is_err());
-    }
-}
-
-#[cfg(test)]
-mod log_tests {
-    use super::*;
-
-    #[test]
-    fn a_torn_last_record_is_ignored_and_overwritten() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("ck/log.bin");
-        let mut log = RecordLog::create(&p).unwrap();
-        log.append(b"one").unwrap();
-        log.append(b"two").unwrap();
-        drop(log);
-        let mut bytes = fs::read(&p).unwrap();
-        bytes.extend_from_slice(&100u64.to_le_bytes());
-        bytes.extend_from_slice(b"partial");
-        fs::write(&p, &bytes).unwrap();
-        let (recs, whole) = RecordLog::read(&p).unwrap();
-        assert_eq!(recs, vec![b"one".to_vec(), b"two".to_vec()]);
-        let mut log = RecordLog::reopen(&p, whole).unwrap();
-        log.append(b"three").unwrap();
-        assert_eq!(RecordLog::read(&p).unwrap().0.len(), 3);
     }
 }

@@ -73,7 +73,7 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
         .and_then(|v| v.get("wall_seconds").and_then(|w| w.as_f64()));
     let files = visual::render(&summary, examples.as_ref(), wall_seconds)
         .map_err(|e| anyhow!("{}: {e:#}", dir.display()))?;
-    rotbench::output::replace_set(dir, rotbench::output::REPORT_FILES, &files)?;
+    rotbench::output::replace_set(dir, rotbench::report::files::REPORT_FILES, &files)?;
     if examples.is_none() {
         eprintln!(
             "note: {} is missing, so the report has no rotation strip and no gallery",

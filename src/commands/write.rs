@@ -78,7 +78,7 @@ pub fn write_results(
     } else {
         vec![("predictions.csv".into(), &write_predictions)]
     };
-    output::replace_set_streaming(o.out, output::RESULT_FILES, &files, &streamed)?;
+    output::replace_set_streaming(o.out, report::files::RESULT_FILES, &files, &streamed)?;
     for m in &summary.models {
         if m.nonfinite_logits > 0 {
             eprintln!(

@@ -2,11 +2,14 @@
 //! a log of finished chunks under the run's key, removed when the results are written.
 
 use super::cache_plan::CachePlan;
+use anyhow::Context;
 use anyhow::{bail, Result};
-use rotbench::output::{self, RecordLog};
+use rotbench::output;
 use rotbench::results::SampleData;
 use rotbench::store;
 use serde_json::Value;
+use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The checkpoint of a run in progress: `OUT/.rotbench-checkpoint/`.
@@ -159,5 +162,96 @@ impl Checkpoint {
     pub fn finish(self) -> Result<()> {
         drop(self.log);
         output::remove(&self.dir)
+    }
+}
+
+/// An append-only log of length-prefixed records, fsynced after each append:
+/// the checkpoint of a running sweep. A torn last record (a kill mid-write) is
+/// ignored when read back.
+pub struct RecordLog {
+    file: fs::File,
+    path: PathBuf,
+}
+
+impl RecordLog {
+    /// Start a new, empty log (replacing any old one).
+    pub fn create(path: &Path) -> Result<RecordLog> {
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)
+                .with_context(|| format!("{}: cannot create", parent.display()))?;
+        }
+        let file = fs::File::create(path)
+            .with_context(|| format!("{}: cannot create the checkpoint", path.display()))?;
+        Ok(RecordLog {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Continue an existing log after its last whole record.
+    pub fn reopen(path: &Path, whole_len: u64) -> Result<RecordLog> {
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .with_context(|| format!("{}: cannot open the checkpoint", path.display()))?;
+        file.set_len(whole_len)?;
+        let mut log = RecordLog {
+            file,
+            path: path.to_path_buf(),
+        };
+        use std::io::Seek;
+        log.file.seek(std::io::SeekFrom::End(0))?;
+        Ok(log)
+    }
+
+    pub fn append(&mut self, record: &[u8]) -> Result<()> {
+        let mut buf = Vec::with_capacity(record.len() + 8);
+        buf.extend_from_slice(&(record.len() as u64).to_le_bytes());
+        buf.extend_from_slice(record);
+        self.file
+            .write_all(&buf)
+            .and_then(|_| self.file.sync_data())
+            .with_context(|| format!("{}: cannot write the checkpoint", self.path.display()))
+    }
+
+    /// The whole records of a log, and the byte length they span.
+    pub fn read(path: &Path) -> Result<(Vec<Vec<u8>>, u64)> {
+        let bytes = fs::read(path)
+            .with_context(|| format!("{}: cannot read the checkpoint", path.display()))?;
+        let mut out = Vec::new();
+        let mut at = 0usize;
+        while bytes.len() - at >= 8 {
+            let n = u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes")) as usize;
+            if bytes.len() - at - 8 < n {
+                break; // torn tail
+            }
+            out.push(bytes[at + 8..at + 8 + n].to_vec());
+            at += 8 + n;
+        }
+        Ok((out, at as u64))
+    }
+}
+
+#[cfg(test)]
+mod log_tests {
+    use super::*;
+
+    #[test]
+    fn a_torn_last_record_is_ignored_and_overwritten() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("ck/log.bin");
+        let mut log = RecordLog::create(&p).unwrap();
+        log.append(b"one").unwrap();
+        log.append(b"two").unwrap();
+        drop(log);
+        let mut bytes = fs::read(&p).unwrap();
+        bytes.extend_from_slice(&100u64.to_le_bytes());
+        bytes.extend_from_slice(b"partial");
+        fs::write(&p, &bytes).unwrap();
+        let (recs, whole) = RecordLog::read(&p).unwrap();
+        assert_eq!(recs, vec![b"one".to_vec(), b"two".to_vec()]);
+        let mut log = RecordLog::reopen(&p, whole).unwrap();
+        log.append(b"three").unwrap();
+        assert_eq!(RecordLog::read(&p).unwrap().0.len(), 3);
     }
 }

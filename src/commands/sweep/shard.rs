@@ -37,7 +37,7 @@ pub fn write_shard(
     let bytes = store::encode(&raw.data, serde_json::to_value(&manifest)?);
     output::replace_set(
         &cfg.out,
-        output::RESULT_FILES,
+        rotbench::report::files::RESULT_FILES,
         &[
             ("shard.bin".into(), bytes),
             ("shard.json".into(), serde_json::to_vec_pretty(&manifest)?),

@@ -3,6 +3,7 @@
 
 pub mod csv;
 pub mod examples;
+pub mod files;
 pub mod json;
 pub mod table;
 pub mod visual;
