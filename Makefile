@@ -13,7 +13,7 @@ MDBOOK := $(TOOLS_DIR)/mdbook-$(MDBOOK_VERSION)/bin/mdbook
 # Extra sweep flags, e.g. `make demo DEMO_FLAGS=--no-cache` to time a run from scratch.
 DEMO_FLAGS ?=
 
-.PHONY: setup build wheel test-wheel test demo screenshot bench exactness agreement fixtures fixtures-check recompute-check book help
+.PHONY: setup build wheel test-wheel test demo screenshot bench exactness agreement fixtures fixtures-check recompute-check book docs-cli help
 
 help:
 	@echo "make demo   - sweep the three bundled models over MNIST and write reports/demo/"
@@ -25,6 +25,7 @@ help:
 	@echo "make agreement - the .onnx and .pt2 exports against TorchScript on the full test set at 0:360:15"
 	@echo "make recompute-check - after make demo: recompute per_angle.csv's calibration/stability columns from predictions.csv in Python"
 	@echo "make book  - the documentation book (docs/, mdBook) into target/book/; installs mdbook $(MDBOOK_VERSION) once"
+	@echo "make docs-cli - regenerate docs/cli.md and docs/rotbench.1 from the CLI's definitions (tests/cli_reference.rs checks them)"
 
 # Point .libtorch (what .cargo/config.toml hands torch-sys) at the cached libtorch.
 setup:
@@ -105,6 +106,12 @@ recompute-check:
 # The book: docs/ is the mdBook source (docs/book.toml, docs/SUMMARY.md), built into
 # target/book/. mdbook is pinned and installed on first use with `cargo install --locked`
 # (crates.io only); tests/docs_links.rs checks the links and that SUMMARY.md lists every page.
+# The CLI reference and the man page, generated from the clap definitions (the same
+# that print --help); tests/cli_reference.rs fails when the committed files differ.
+docs-cli: build
+	target/release/rotbench reference markdown > docs/cli.md
+	target/release/rotbench reference man > docs/rotbench.1
+
 book:
 	@if [ ! -x "$(MDBOOK)" ]; then \
 	   echo "make book: installing mdbook $(MDBOOK_VERSION) into $(TOOLS_DIR) (once)" >&2; \

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 #[command(
     name = "rotbench",
     version,
-    about = "Rotation-robustness evaluation for TorchScript image classifiers",
+    about = "Rotation-robustness evaluation for image classifiers (TorchScript, torch.export .pt2, ONNX)",
     long_about = "Sweeps a labelled test set across rotation angles and reports accuracy, \
 precision/recall/F1, confusion matrices and invariance measures at every angle.\n\n\
 Angles are degrees, counter-clockwise positive (as torchvision and PIL), about the image centre.\n\
@@ -59,6 +59,31 @@ pub enum Command {
     /// Check the install: rotbench's build, the libtorch in use, CPU and CUDA, and one
     /// forward pass of a bundled model on each device. Exit 0 when all is well, 2 when not.
     Doctor(DoctorArgs),
+    /// Print a shell completion script: bash, zsh, fish, elvish or powershell.
+    Completions(CompletionsArgs),
+    /// Print the CLI reference generated from these definitions (`make docs-cli`).
+    #[command(hide = true)]
+    Reference(ReferenceArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell, e.g. `rotbench completions bash > ~/.local/share/bash-completion/completions/rotbench`.
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Args, Debug)]
+pub struct ReferenceArgs {
+    #[arg(value_enum)]
+    pub format: ReferenceFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ReferenceFormat {
+    /// docs/cli.md.
+    Markdown,
+    /// docs/rotbench.1 (roff).
+    Man,
 }
 
 #[derive(Args, Debug)]
@@ -96,10 +121,9 @@ pub struct SpecArgs {
     /// Std on the [0,1] pixel scale: one value, or one per channel.
     #[arg(long, value_name = "V[,V,V]")]
     pub std: Option<String>,
-    /// Class names, one per line, in the model's output order. This fixes the class
-    /// indices: image folders whose names are all in it map by name (a subset keeps
-    /// its indices); folders none of whose names are in it are indexed in sorted
-    /// order, as torchvision does (see --class-folders).
+    /// Class names, one per line, in the model's output order (overrides the spec's
+    /// `classes`). Labels that are names (a manifest's `label`, a class folder's
+    /// name) name these classes; labels that are numbers index them.
     #[arg(long, value_name = "FILE")]
     pub classes: Option<PathBuf>,
     /// Resize before the centre crop: N (shorter side, aspect kept) or HxW (exact).
@@ -169,15 +193,18 @@ pub enum RotateOnFlag {
 
 #[derive(Args, Debug)]
 pub struct SweepArgs {
-    /// TorchScript model (.pt) with a sidecar MODEL.json; repeat for several models.
+    /// Model file: TorchScript (.pt), torch.export AOTInductor package (.pt2) or ONNX
+    /// (.onnx), recognised by content; its spec from flags, a sidecar MODEL.json or
+    /// the spec embedded in the file. Repeat for several models.
     #[arg(long = "model", value_name = "PATH", required = true)]
     pub models: Vec<PathBuf>,
     /// Dataset: an MNIST IDX folder or images file (raw or .gz); a CIFAR-10/100
-    /// binary batch (.bin) or its folder; a CSV manifest (path,label per line, paths
-    /// relative to the CSV); or an image folder (one subfolder per class, read as
-    /// torchvision's ImageFolder reads it: its extensions and its sample order;
-    /// classes in the model's order when the names match, else sorted folder names;
-    /// hidden folders and __MACOSX are left out and listed).
+    /// binary batch (.bin) or its folder; a CSV manifest (a `path` column, paths
+    /// relative to the CSV, and a `label` column of class names or a `label_index`
+    /// column of indices into the model's classes); or an image folder (one subfolder
+    /// per class, read as torchvision's ImageFolder reads it: its extensions and its
+    /// sample order; folders named after classes, or by class index; otherwise see
+    /// --class-folder-map; hidden folders and __MACOSX are left out and listed).
     #[arg(long, value_name = "PATH")]
     pub data: PathBuf,
     /// Image folders: `names` labels each class folder with the class of that name
@@ -414,7 +441,7 @@ pub struct RotateArgs {
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// TorchScript model (.pt).
+    /// Model file: TorchScript (.pt), AOTInductor package (.pt2) or ONNX (.onnx).
     pub model: PathBuf,
     /// Also show how this image folder's class folders map to the model's classes.
     #[arg(long, value_name = "DIR")]
