@@ -71,7 +71,7 @@ exactness: setup
 # The bundled models' .onnx and .pt2 exports against TorchScript on the full test set at
 # 0:360:15 (720,000 predictions per format; slow): every difference is printed.
 agreement: setup
-	$(CARGO) test --release --locked --test issue23_formats -- --ignored --nocapture
+	$(CARGO) test --release --locked --test formats -- --ignored --nocapture
 
 # rotbench vs the hand-written PyTorch peer and the forward-pass floor (needs the venv).
 bench: build

@@ -35,7 +35,12 @@ fuzz_target!(|data: &[u8]| {
             skip_bad_images: skip,
             ..Default::default()
         };
-        if let Ok(mut s) = FolderSource::open(d.path(), t, &rotbench_core::dataset::LabelSpace::plain(&classes), &opts) {
+        if let Ok(mut s) = FolderSource::open(
+            d.path(),
+            t,
+            &rotbench_core::dataset::LabelSpace::plain(&classes),
+            &opts,
+        ) {
             while let Ok(Some(_)) = s.next_chunk(5) {}
         }
     }

@@ -18,7 +18,12 @@ fuzz_target!(|data: &[u8]| {
         height: 28,
         width: 28,
     };
-    if let Ok(mut s) = manifest::open(&p, t, &rotbench_core::dataset::LabelSpace::plain(&classes), &OpenOptions::default()) {
+    if let Ok(mut s) = manifest::open(
+        &p,
+        t,
+        &rotbench_core::dataset::LabelSpace::plain(&classes),
+        &OpenOptions::default(),
+    ) {
         while let Ok(Some(_)) = s.next_chunk(4) {}
     }
 });

@@ -2,7 +2,7 @@
 //! prediction must be in its key. One shared cache; each run changes one thing
 //! against the run that filled it and must get no cached pair, and must write
 //! exactly what a `--no-cache` run writes. (The device and versions are checked
-//! in tests/issue16_seams.rs; a CPU-only machine cannot change the device.)
+//! in tests/regression.rs; a CPU-only machine cannot change the device.)
 
 mod common;
 use common::*;

@@ -168,8 +168,10 @@ fn doctor_on_a_libtorch_of_another_version_exits_2_naming_the_pip_command() {
     // build settings), and a version file that disagrees with it is flagged.
     assert!(r.stdout.contains("libtorch  2.13.0 at"), "{}", r.stdout);
     assert!(
-        r.stderr.contains("reports version 2.13.0, but the version file beside it says 2.12.0")
-            && r.stderr.contains("install torch==2.13.0 (`pip install torch==2.13.0`)"),
+        r.stderr
+            .contains("reports version 2.13.0, but the version file beside it says 2.12.0")
+            && r.stderr
+                .contains("install torch==2.13.0 (`pip install torch==2.13.0`)"),
         "{}",
         r.stderr
     );
