@@ -195,9 +195,11 @@ pub enum RotateOnFlag {
 pub struct SweepArgs {
     /// Model file: TorchScript (.pt), torch.export AOTInductor package (.pt2) or ONNX
     /// (.onnx), recognised by content; its spec from flags, a sidecar MODEL.json or
-    /// the spec embedded in the file. Repeat for several models.
-    #[arg(long = "model", value_name = "PATH", required = true)]
-    pub models: Vec<PathBuf>,
+    /// the spec embedded in the file. Repeat for several models. A model is named by
+    /// its file stem, or by its file name when stems collide (`m.pt`, `m.onnx`);
+    /// `NAME=PATH` names it yourself.
+    #[arg(long = "model", value_name = "[NAME=]PATH", required = true, value_parser = model_arg)]
+    pub models: Vec<ModelArg>,
     /// Dataset: an MNIST IDX folder or images file (raw or .gz); a CIFAR-10/100
     /// binary batch (.bin) or its folder; a CSV manifest (a `path` column, paths
     /// relative to the CSV, and a `label` column of class names or a `label_index`
@@ -468,6 +470,34 @@ pub struct InspectArgs {
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+}
+
+/// `--model [NAME=]PATH`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelArg {
+    pub name: Option<String>,
+    pub path: PathBuf,
+}
+
+/// `NAME=PATH` when the text before the first `=` is a name (no path separator)
+/// and the whole value is not itself a file; otherwise a path.
+fn model_arg(v: &str) -> std::result::Result<ModelArg, String> {
+    let plain = ModelArg {
+        name: None,
+        path: PathBuf::from(v),
+    };
+    match v.split_once('=') {
+        Some((name, path)) if !name.contains('/') && !PathBuf::from(v).exists() => {
+            if name.trim().is_empty() || path.is_empty() {
+                return Err("give NAME=PATH with both parts, or a path".into());
+            }
+            Ok(ModelArg {
+                name: Some(name.trim().to_string()),
+                path: PathBuf::from(path),
+            })
+        }
+        _ => Ok(plain),
+    }
 }
 
 /// A positive whole number (clap names the flag and the value in its error).

@@ -41,10 +41,17 @@ fn main() -> ExitCode {
     }));
     match std::panic::catch_unwind(run) {
         Ok(Ok(code)) => code,
-        Ok(Err(e)) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
+        Ok(Err(e)) => match e.downcast_ref::<run::interrupt::Interrupted>() {
+            // Ctrl-C: how far it got and how to continue, exit 130 as a shell's.
+            Some(i) => {
+                eprintln!("rotbench: {i}");
+                ExitCode::from(130)
+            }
+            None => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        },
         Err(_) => ExitCode::from(2),
     }
 }

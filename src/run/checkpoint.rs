@@ -127,6 +127,9 @@ impl Checkpoint {
                 None,
             ));
         }
+        if !resume {
+            note = unresumed_note(out, &key_path, &log_path, run_key);
+        }
         output::remove(&dir)?;
         // The pairs first, then the key: a checkpoint with a key has both.
         output::write_atomic(
@@ -163,6 +166,21 @@ impl Checkpoint {
         drop(self.log);
         output::remove(&self.dir)
     }
+}
+
+/// The note for a run without `--resume` that finds a checkpoint of this very
+/// run (same key) in `out`: it says what is thrown away and how not to.
+fn unresumed_note(out: &Path, key_path: &Path, log_path: &Path, run_key: &Value) -> Option<String> {
+    let text = std::fs::read_to_string(key_path).ok()?;
+    let saved: Value = serde_json::from_str(&text).ok()?;
+    if &saved != run_key {
+        return None;
+    }
+    let batches = RecordLog::read(log_path).map_or(0, |(r, _)| r.len());
+    Some(format!(
+        "{} held a checkpoint of this same run ({batches} finished batches), discarded because --resume was not given; pass --resume to continue from such a checkpoint",
+        out.display()
+    ))
 }
 
 /// An append-only log of length-prefixed records, fsynced after each append:

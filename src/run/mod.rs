@@ -1,7 +1,9 @@
-//! Run state between invocations and the plan of one run: [`plan`] (what the
+//! Run state between invocations and the plan of one run: [`cache_plan`] (what the
 //! cache answers and what is computed), [`cache`] (per model × angle
-//! predictions) and [`checkpoint`] (what `sweep --resume` continues from).
+//! predictions), [`checkpoint`] (what `sweep --resume` continues from) and
+//! [`interrupt`] (Ctrl-C stops at a batch the checkpoint holds).
 
 pub mod cache;
 pub mod cache_plan;
 pub mod checkpoint;
+pub mod interrupt;

@@ -2,7 +2,7 @@
 //! `hiargs`): [`SweepArgs::check`] gives a [`SweepConfig`] before any work
 //! starts, so a typo costs nothing, and no code after it sees a clap type.
 
-use crate::cli::{parse_shard, RotateOnFlag, SweepArgs};
+use crate::cli::{parse_shard, ModelArg, RotateOnFlag, SweepArgs};
 use crate::run::cache::default_cache_dir;
 use anyhow::{anyhow, bail, Result};
 use rotbench::dataset::{ClassFolders, SampleSpec};
@@ -16,7 +16,9 @@ use tch::Device;
 
 /// Everything a sweep was asked for, checked.
 pub struct SweepConfig {
-    pub models: Vec<PathBuf>,
+    /// Each model's name and file: `NAME=PATH`'s name, else the file stem, else
+    /// (when stems collide) the file name.
+    pub models: Vec<(String, PathBuf)>,
     pub data: PathBuf,
     pub out: PathBuf,
     /// The user's angles, in their order.
@@ -112,11 +114,12 @@ impl SweepArgs {
             None => None,
             Some(p) => Some((p.clone(), read_folder_map_file(p)?)),
         };
+        let models = model_names(&self.models)?;
         let threads = self
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         Ok(SweepConfig {
-            models: self.models,
+            models,
             data: self.data,
             out: self.out,
             angles,
@@ -157,4 +160,38 @@ impl SweepArgs {
             baseline_dir,
         })
     }
+}
+
+/// The models' names: the one given (`NAME=PATH`), else the file stem, else the
+/// file name when two stems collide (`fmnist.pt`, `fmnist.pt2`, `fmnist.onnx`).
+/// Two models with the same name are refused.
+fn model_names(args: &[ModelArg]) -> Result<Vec<(String, PathBuf)>> {
+    let part = |p: &PathBuf, f: fn(&std::path::Path) -> Option<&std::ffi::OsStr>| {
+        f(p).map_or_else(|| "model".to_string(), |s| s.to_string_lossy().into_owned())
+    };
+    let stem = |p: &PathBuf| part(p, std::path::Path::file_stem);
+    let mut out: Vec<(String, PathBuf)> = Vec::with_capacity(args.len());
+    for a in args {
+        let name = match &a.name {
+            Some(n) => n.clone(),
+            None if args
+                .iter()
+                .filter(|b| b.name.is_none() && stem(&b.path) == stem(&a.path))
+                .count()
+                > 1 =>
+            {
+                part(&a.path, std::path::Path::file_name)
+            }
+            None => stem(&a.path),
+        };
+        if let Some((_, prev)) = out.iter().find(|(n, _)| *n == name) {
+            bail!(
+                "--model {}: another model is also named `{name}` ({}); name them yourself with --model NAME=PATH",
+                a.path.display(),
+                prev.display()
+            );
+        }
+        out.push((name, a.path.clone()));
+    }
+    Ok(out)
 }

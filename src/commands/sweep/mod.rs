@@ -13,6 +13,7 @@ use crate::cli::SweepArgs;
 use crate::run::cache::Cache;
 use crate::run::cache_plan::CachePlan;
 use crate::run::checkpoint::Checkpoint;
+use crate::run::interrupt;
 use anyhow::{anyhow, bail, Result};
 pub use config::SweepConfig;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -33,6 +34,7 @@ const KEEP_EXAMPLES: usize = 256;
 
 pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     let cfg = args.check()?;
+    interrupt::install();
     // Before libtorch allocates anything: reuse freed activation blocks (src/malloc.rs).
     let malloc = rotbench::malloc::tune_for_inference();
     rotbench::output::prepare_dir(&cfg.out, "--out")?;
@@ -51,27 +53,20 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
 /// Load every `--model`, saying what each load decided or warns of.
 fn load_models(cfg: &SweepConfig) -> Result<Vec<Model>> {
     let mut models: Vec<Model> = Vec::with_capacity(cfg.models.len());
-    for p in &cfg.models {
-        let m = Model::load(
+    for (name, p) in &cfg.models {
+        let mut m = Model::load(
             p,
             &cfg.spec,
             cfg.device,
             cfg.inference,
             cfg.allow_training_mode,
         )?;
+        m.name = name.clone();
         for w in &m.warnings {
             eprintln!("warning: {w}");
         }
         if let Some(n) = m.output_note() {
             eprintln!("note: {n}");
-        }
-        if let Some(prev) = models.iter().find(|x| x.name == m.name) {
-            bail!(
-                "--model {}: another model is also named `{}` ({}); models are named by file stem, so rename one file",
-                p.display(),
-                m.name,
-                prev.path.display()
-            );
         }
         models.push(m);
     }
@@ -256,14 +251,30 @@ fn run_engine(
     };
     let _guard = tch::no_grad_guard();
     let checkpoint = &mut plan.checkpoint;
+    let total = data.source.info().len;
+    let mut done = plan.done_before;
+    interrupt::engine_started();
     let run = engine::run(
         models,
         data.source.as_mut(),
         &settings,
         &work,
-        &|done| bar.set_position(offset + done),
-        &mut |chunk| checkpoint.append(chunk),
+        &|n| bar.set_position(offset + n),
+        &mut |chunk| {
+            checkpoint.append(chunk)?;
+            done += chunk.len();
+            if interrupt::stop_requested() {
+                return Err(interrupt::Interrupted {
+                    done,
+                    total,
+                    out: cfg.out.clone(),
+                }
+                .into());
+            }
+            Ok(())
+        },
     );
+    interrupt::engine_ended();
     bar.finish_and_clear();
     let mut raw = match run {
         Ok(r) => r,

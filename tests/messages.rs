@@ -1,0 +1,155 @@
+//! Messages that finish the job (issue #33, part 3): what rotbench says when a
+//! run is stopped, when a model fails, when a spec lacks fields, and how models
+//! that share a stem are named. Each test is named after what a user sees.
+
+mod common;
+use common::*;
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn sweep_args(out: &Path) -> Vec<&'static str> {
+    vec![
+        "sweep",
+        "--quiet",
+        "--no-report",
+        "--no-cache",
+        "--model",
+        s(bundled_model()),
+        "--data",
+        s(mnist()),
+        "--angles",
+        "0:360:45",
+        "--limit",
+        "3000",
+        "--batch-size",
+        "100",
+        "--out",
+        s(out),
+    ]
+}
+
+#[test]
+fn ctrl_c_says_how_far_the_run_got_and_that_resume_continues_it() {
+    use std::os::unix::process::CommandExt;
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("o");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rotbench"));
+    cmd.args(sweep_args(&out))
+        .env("XDG_CACHE_HOME", t.path().join("cache"))
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: between fork and exec only signal(2): SIGINT's default, as a terminal gives.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let log = out.join(".rotbench-checkpoint/batches.bin");
+    let t0 = Instant::now();
+    while fs::metadata(&log).map_or(0, |m| m.len()) == 0 && t0.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SAFETY: kill(2) on our child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    // Before: nothing printed, exit 130 from the signal.
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("interrupted after")
+            && err.contains("of 3000 samples")
+            && err.contains("rerun the same command with --resume to continue"),
+        "{err}"
+    );
+    // Rerun without --resume: the checkpoint of this very run is discarded, and said so.
+    let r = run(&sweep_args(&out), Some(&t.path().join("cache")));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("held a checkpoint of this same run")
+            && r.stderr.contains("pass --resume"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn models_with_one_stem_are_named_by_file_name_or_as_the_user_names_them() {
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("o");
+    let m = |f: &str| s(root().join("models").join(f));
+    let base = |models: &[&'static str]| -> Vec<&'static str> {
+        let mut a = vec![
+            "sweep",
+            "--quiet",
+            "--no-report",
+            "--data",
+            s(mnist()),
+            "--limit",
+            "50",
+            "--angles",
+            "0",
+            "--out",
+            s(&out),
+        ];
+        for x in models {
+            a.extend(["--model", x]);
+        }
+        a
+    };
+    // Before: refused, "models are named by file stem, so rename one file".
+    let r = run(&base(&[m("mnist-cnn.pt"), m("mnist-cnn.pt2")]), None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let names: Vec<String> = summary(&out)["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["mnist-cnn.pt", "mnist-cnn.pt2"]);
+    let named = format!("script={}", m("mnist-cnn.pt"));
+    let r = run(&base(&[s(&named), m("mnist-cnn.pt2")]), None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(summary(&out)["models"][0]["name"], "script");
+    assert_eq!(
+        summary(&out)["models"][1]["name"],
+        "mnist-cnn",
+        "no collision left"
+    );
+    let twice = format!("x={}", m("mnist-cnn.pt2"));
+    let r = run(&base(&[s(&named.replace("script", "x")), s(&twice)]), None);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("also named `x`") && r.stderr.contains("NAME=PATH"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_torchscript_error_keeps_its_reason() {
+    // A 3-channel model given a 1-channel spec: the traceback and the RuntimeError.
+    let r = run(
+        &[
+            "inspect",
+            s(root().join("tests/fixtures/models/wrong_channels.pt")),
+        ],
+        None,
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("RuntimeError:")
+            && r.stderr
+                .contains("to have 3 channels, but got 1 channels instead"),
+        "{}",
+        r.stderr
+    );
+}
