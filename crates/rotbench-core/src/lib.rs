@@ -5,12 +5,14 @@
 //! links libtorch) runs the models and fills [`results`]; [`metrics`] scores
 //! them, [`summary`] and [`store`]/[`shard`] keep them, and [`gate`] and
 //! [`report`] judge and show them. [`spec`] says what a model expects.
+//! [`format`] writes numbers as text for all of them.
 //!
 //! No libtorch here, no printing and no file writes: exporters return bytes and
 //! the `rotbench` binary writes them (its `output` module).
 
 pub mod angles;
 pub mod dataset;
+pub mod format;
 pub mod gate;
 pub mod metrics;
 pub mod report;

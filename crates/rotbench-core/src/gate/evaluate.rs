@@ -3,6 +3,7 @@
 //! the exact McNemar test on paired per-sample correctness is significant.
 
 use super::*;
+use crate::format::{apart, deg, format_p, plain};
 
 /// One failing angle and the value that failed there.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -55,24 +56,6 @@ pub(super) fn at_most(value: f64, max: f64) -> bool {
     value <= max + EPSILON
 }
 
-/// A value with enough decimals (4 at least) to tell it apart from `threshold`.
-pub(super) fn fmt_vs(value: f64, threshold: f64) -> String {
-    if value.is_nan() {
-        return "NaN".into();
-    }
-    for d in 4..=17 {
-        let s = format!("{value:.d$}");
-        if (value - threshold).abs() <= EPSILON || s != format!("{threshold:.d$}") {
-            return s;
-        }
-    }
-    format!("{value}")
-}
-
-pub(super) fn deg(a: f64) -> String {
-    format!("{}°", format_angle(a))
-}
-
 /// How many failing angles the one-line detail lists (JUnit's body lists all).
 pub(super) const LIST_MAX: usize = 24;
 
@@ -89,7 +72,12 @@ pub(super) fn list(failing: &[AngleValue]) -> String {
 }
 
 pub(super) fn frac(a: &AngleMetrics, value: f64, threshold: f64) -> String {
-    format!("{} ({}/{})", fmt_vs(value, threshold), a.correct, a.n)
+    format!(
+        "{} ({}/{})",
+        apart(value, threshold, EPSILON),
+        a.correct,
+        a.n
+    )
 }
 
 /// A per-angle check over the checked angles: `max-*` checks are upper bounds,
@@ -107,7 +95,7 @@ pub(super) fn per_angle(
     let title = format!(
         "{check} {} {}",
         if upper { "≤" } else { "≥" },
-        fmt_num(threshold)
+        plain(threshold)
     );
     let ok = |v: f64| {
         if upper {
@@ -153,7 +141,7 @@ pub(super) fn per_angle(
         format!(
             "{what} {} {} at {} of {n} angles: {}",
             if upper { "above" } else { "below" },
-            fmt_num(threshold),
+            plain(threshold),
             failing.len(),
             list(&failing)
         )
@@ -168,11 +156,6 @@ pub(super) fn per_angle(
         failing,
         notes: Vec::new(),
     }
-}
-
-/// A threshold as the user wrote it (shortest round-trip form).
-pub(super) fn fmt_num(v: f64) -> String {
-    format!("{v}")
 }
 
 /// The angles to check for one model: the swept ones, limited by `--angles`.
@@ -295,15 +278,15 @@ pub fn evaluate(
                 model: name.into(),
                 check: "min-mean-accuracy".into(),
                 threshold: t,
-                title: format!("min-mean-accuracy ≥ {}", fmt_num(t)),
+                title: format!("min-mean-accuracy ≥ {}", plain(t)),
                 passed,
                 detail: format!(
                     "mean accuracy {}{} over {} angle{}",
-                    fmt_vs(mean, t),
+                    apart(mean, t, EPSILON),
                     if passed {
                         String::new()
                     } else {
-                        format!(" < {}", fmt_num(t))
+                        format!(" < {}", plain(t))
                     },
                     angles.len(),
                     if angles.len() == 1 { "" } else { "s" }
@@ -319,7 +302,7 @@ pub fn evaluate(
                 t,
                 &angles,
                 |a| a.accuracy_drop,
-                |_, v| fmt_vs(v, t),
+                |_, v| apart(v, t, EPSILON),
             ));
         }
         if let Some(t) = checks.min_consistency {
@@ -329,7 +312,7 @@ pub fn evaluate(
                 t,
                 &angles,
                 |a| a.consistency,
-                |_, v| fmt_vs(v, t),
+                |_, v| apart(v, t, EPSILON),
             ));
         }
         if let Some(t) = checks.min_worst_of_sweep {
@@ -345,17 +328,17 @@ pub fn evaluate(
                 model: name.into(),
                 check: "min-worst-of-sweep".into(),
                 threshold: t,
-                title: format!("min-worst-of-sweep ≥ {}", fmt_num(t)),
+                title: format!("min-worst-of-sweep ≥ {}", plain(t)),
                 passed,
                 detail: format!(
                     "worst-of-sweep accuracy {} ({}/{}, correct at all {swept} swept angles){}",
-                    fmt_vs(s.worst_of_sweep_accuracy, t),
+                    apart(s.worst_of_sweep_accuracy, t, EPSILON),
                     s.worst_of_sweep_correct,
                     summary.dataset.n,
                     if passed {
                         String::new()
                     } else {
-                        format!(" < {}", fmt_num(t))
+                        format!(" < {}", plain(t))
                     }
                 ),
                 failing: Vec::new(),
@@ -369,7 +352,7 @@ pub fn evaluate(
                 t,
                 &angles,
                 |a| a.ece,
-                |_, v| fmt_vs(v, t),
+                |_, v| apart(v, t, EPSILON),
             ));
         }
         if let Some(t) = checks.min_top_k_accuracy {
@@ -387,7 +370,7 @@ pub fn evaluate(
                 t,
                 &angles,
                 |a| a.top_k_accuracy.unwrap_or(f64::NAN),
-                |_, v| fmt_vs(v, t),
+                |_, v| apart(v, t, EPSILON),
             ));
         }
         if let Some(t) = checks.max_flip_probability {
@@ -415,15 +398,15 @@ pub fn evaluate(
                 model: name.into(),
                 check: "max-flip-probability".into(),
                 threshold: t,
-                title: format!("max-flip-probability ≤ {}", fmt_num(t)),
+                title: format!("max-flip-probability ≤ {}", plain(t)),
                 passed,
                 detail: format!(
                     "flip probability {}{} (mean share of samples whose prediction changes to the next angle, over {} pair{}{})",
-                    fmt_vs(fp, t),
+                    apart(fp, t, EPSILON),
                     if passed {
                         String::new()
                     } else {
-                        format!(" > {}", fmt_num(t))
+                        format!(" > {}", plain(t))
                     },
                     pairs,
                     if pairs == 1 { "" } else { "s" },
@@ -509,9 +492,9 @@ pub(super) fn regression(
         threshold: r,
         title: format!(
             "max-regression ≤ {} vs baseline {} (McNemar α={})",
-            fmt_num(r),
+            plain(r),
             b.label,
-            fmt_num(alpha)
+            plain(alpha)
         ),
         passed: true,
         detail: String::new(),
@@ -582,19 +565,19 @@ pub(super) fn regression(
                         "{:.4} → {:.4} (fell {}, McNemar p={})",
                         acc_base,
                         acc_now,
-                        fmt_vs(fall, r),
-                        fmt_p(pv)
+                        apart(fall, r, EPSILON),
+                        format_p(pv)
                     ),
                 });
             } else {
                 res.notes.push(format!(
                     "fell {} at {} ({:.4} → {:.4}) but McNemar p={} ≥ {}: within noise",
-                    fmt_vs(fall, r),
+                    apart(fall, r, EPSILON),
                     deg(a.angle),
                     acc_base,
                     acc_now,
-                    fmt_p(pv),
-                    fmt_num(alpha)
+                    format_p(pv),
+                    plain(alpha)
                 ));
             }
         }
@@ -656,8 +639,8 @@ pub(super) fn regression(
         if fell > 0 {
             parts.push(format!(
                 "fell more than {} with McNemar p < {} at {fell} of {compared} angles",
-                fmt_num(r),
-                fmt_num(alpha)
+                plain(r),
+                plain(alpha)
             ));
         }
         if !not_in_base.is_empty() {
@@ -690,9 +673,9 @@ pub(super) fn regression(
             ),
             (f, angle, pv) => format!(
                 "largest fall {} at {} (McNemar p={}), {compared} angles compared",
-                fmt_vs(f, r),
+                apart(f, r, EPSILON),
                 deg(angle),
-                fmt_p(pv)
+                format_p(pv)
             ),
         }
     };
@@ -706,5 +689,3 @@ pub(super) fn angle_list_text(angles: &[f64]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
-
-use crate::metrics::format_p as fmt_p;

@@ -21,7 +21,8 @@
 //! per-sample correctness is significant (p < `significance`). A fall within
 //! the noise passes, with a note.
 
-use crate::angles::{self, format_angle};
+use crate::angles;
+use crate::format::format_angle;
 use crate::metrics::Paired;
 use crate::results::SweepResult;
 use crate::summary::{content_hash, AngleMetrics, ModelSummary, Summary, SCHEMA_VERSION};

@@ -158,20 +158,6 @@ fn slug(name: &str) -> String {
     }
 }
 
-/// An angle as text: `15°`, `-7.5°`.
-pub(crate) fn deg(a: f64) -> String {
-    format!("{}°", crate::angles::format_angle(a))
-}
-
-/// A proportion as a percentage with one decimal, `–` for NaN.
-pub(crate) fn pct(v: f64) -> String {
-    if v.is_finite() {
-        format!("{:.1}%", v * 100.0)
-    } else {
-        "–".to_string()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,13 +167,5 @@ mod tests {
         assert_eq!(slug("mnist-cnn"), "mnist-cnn");
         assert_eq!(slug("a/b <c>"), "a_b__c_");
         assert_eq!(slug(""), "model");
-    }
-
-    #[test]
-    fn percentages_and_angles_read_naturally() {
-        assert_eq!(pct(0.98765), "98.8%");
-        assert_eq!(pct(f64::NAN), "–");
-        assert_eq!(deg(-7.5), "-7.5°");
-        assert_eq!(deg(15.0), "15°");
     }
 }

@@ -9,7 +9,8 @@
 
 use super::canvas::{self, Canvas};
 use super::font::FAMILY;
-use super::{deg, View};
+use super::View;
+use crate::format::{deg, pct};
 use crate::metrics::wilson;
 use crate::summary::{AngleMetrics, ModelSummary};
 use anyhow::{anyhow, Result};
@@ -373,7 +374,7 @@ pub fn all(view: &View<'_>) -> Result<Vec<Plot>> {
                 "{}: confusion {what} {} (accuracy {}), row-normalised",
                 clip(&m.id.name, 40),
                 deg(a.angle),
-                super::pct(a.accuracy)
+                pct(a.accuracy)
             );
             let hm = confusion_heatmap(title, a, &classes);
             plots.push(heat_plot(
@@ -430,9 +431,9 @@ fn reliability<DB: DrawingBackend>(
         let caption = format!(
             "{}: ECE {}, mean confidence {}, accuracy {}",
             deg(a.angle),
-            super::pct(a.ece),
-            super::pct(a.mean_confidence),
-            super::pct(a.accuracy)
+            pct(a.ece),
+            pct(a.mean_confidence),
+            pct(a.accuracy)
         );
         let ticks: Vec<f64> = (0..=5).map(|i| i as f64 / 5.0).collect();
         let mut chart = ChartBuilder::on(pane)

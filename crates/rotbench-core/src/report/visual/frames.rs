@@ -6,7 +6,8 @@
 
 use super::draw::{anchored, bitmap_on, clip, font, model_color, text_width, PlotErr, BAD, GOOD};
 use super::pngenc;
-use super::{deg, View};
+use super::View;
+use crate::format::deg;
 use crate::report::examples::ExamplesFile;
 use crate::results::Examples;
 use crate::rotate::{to_u8, Geometry, Plan, RotateOptions};

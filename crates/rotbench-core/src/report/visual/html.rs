@@ -11,7 +11,8 @@
 
 use super::draw::{hex, model_color, Plot, BLUES};
 use super::frames::{class_name, Frames, GALLERY_CAP};
-use super::{deg, pct, View};
+use super::View;
+use crate::format::{deg, duration, pct};
 use crate::rotate::Fill;
 use crate::summary::{AngleMetrics, ModelSummary};
 use anyhow::Result;
@@ -106,17 +107,6 @@ pub fn describe_angles(angles: &[f64]) -> String {
         shown.join(", "),
         if n == 1 { "" } else { "s" }
     )
-}
-
-fn duration(secs: f64) -> String {
-    if !secs.is_finite() || secs < 0.0 {
-        "not recorded".into()
-    } else if secs < 60.0 {
-        format!("{secs:.1} s")
-    } else {
-        let s = secs.round() as u64;
-        format!("{} min {:02} s", s / 60, s % 60)
-    }
 }
 
 const CSS: &str = r#"
@@ -839,12 +829,5 @@ mod tests {
         );
         assert_eq!(describe_angles(&[0.0, 90.0]), "0°, 90° (2 angles)");
         assert_eq!(describe_angles(&[30.0]), "30° (1 angle)");
-    }
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(duration(3.21), "3.2 s");
-        assert_eq!(duration(125.0), "2 min 05 s");
-        assert_eq!(duration(f64::NAN), "not recorded");
     }
 }
