@@ -5,6 +5,7 @@
 pub use rotbench_core::spec::*;
 
 use anyhow::{anyhow, bail, Context, Result};
+use rotbench_core::hash::sha256_file;
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::fs;
 use std::io::Read;

@@ -3,7 +3,8 @@
 //! instead of computing them.
 
 use anyhow::Result;
-use rotbench::model::{hex, Model};
+use rotbench::hash::hex;
+use rotbench::model::Model;
 use rotbench::output;
 use rotbench::results::RunKey;
 use rotbench::store;

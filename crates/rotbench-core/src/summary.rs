@@ -2,6 +2,7 @@
 //! [`SweepResult`]. The report, the gate and `rotbench report` read it back.
 
 use crate::dataset::DatasetInfo;
+use crate::hash::content_hash;
 use crate::metrics::bootstrap::{self, AngleInput, Stats};
 use crate::metrics::calibration::{nll_term, top_k_hit, Calibration, Reliability, ECE_BINS};
 use crate::metrics::stability::{next_positions, ranking_distance};
@@ -683,12 +684,6 @@ pub fn build(
         comparisons,
         files: Default::default(),
     }
-}
-
-/// sha256 of `bytes`, lower-case hex: how `files` names a result file's content.
-pub fn content_hash(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    crate::spec::hex(&Sha256::digest(bytes))
 }
 
 impl Summary {

@@ -4,8 +4,8 @@
 //! A folder means its `test_batch.bin` (CIFAR-10) or `test.bin` (CIFAR-100).
 
 use super::{display, Chunk, DatasetInfo, OpenOptions, Source, Target};
+use crate::hash::content_hash;
 use anyhow::{anyhow, bail, Context, Result};
-use sha2::{Digest, Sha256};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -123,7 +123,7 @@ impl CifarSource {
             start: sel.start,
             selected: sel.selected,
             total: count,
-            sha256: crate::spec::hex(&Sha256::digest(&bytes)),
+            sha256: content_hash(&bytes),
             class_names,
             class_order: "CIFAR labels are class indices into the model's classes".into(),
             class_map: vec![],

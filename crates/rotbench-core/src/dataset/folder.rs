@@ -175,7 +175,7 @@ impl FilesSource {
             start: sel.start,
             selected: sel.selected,
             total,
-            sha256: crate::spec::hex(&hasher.finalize()),
+            sha256: crate::hash::hex(&hasher.finalize()),
             class_names,
             class_order,
             class_map: vec![],

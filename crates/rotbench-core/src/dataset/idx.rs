@@ -293,7 +293,7 @@ impl IdxSource {
             start: sel.start,
             selected: sel.selected,
             total: header.count,
-            sha256: crate::spec::hex(&hasher.finalize()),
+            sha256: crate::hash::hex(&hasher.finalize()),
             class_names: None,
             class_order: "IDX labels are class indices into the model's classes".into(),
             class_map: vec![],

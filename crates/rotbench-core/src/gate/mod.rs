@@ -23,9 +23,10 @@
 
 use crate::angles;
 use crate::format::format_angle;
+use crate::hash::content_hash;
 use crate::metrics::Paired;
 use crate::results::SweepResult;
-use crate::summary::{content_hash, AngleMetrics, ModelSummary, Summary, SCHEMA_VERSION};
+use crate::summary::{AngleMetrics, ModelSummary, Summary, SCHEMA_VERSION};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
