@@ -14,7 +14,7 @@ pub mod scoring;
 
 use crate::classifier::Classifier;
 use crate::dataset::{Chunk, Source, Target};
-use crate::rotate::{Geometry, Plan, RotateOptions};
+use crate::rotate::{Geometry, RotateOptions, RotationPlan};
 use anyhow::{bail, Result};
 use calibration::{Calibration, Step};
 use producer::{Message, Producer};
@@ -142,12 +142,12 @@ pub fn run_raw<C: Classifier>(
         reference,
     } = plan;
     let angle_needed: Vec<bool> = (0..na).map(|a| compute.iter().any(|c| c[a])).collect();
-    let plans: Vec<Option<Plan>> = angles
+    let plans: Vec<Option<RotationPlan>> = angles
         .iter()
         .enumerate()
         .map(|(a, &deg)| {
             angle_needed[a].then(|| {
-                Plan::new(
+                RotationPlan::new(
                     Geometry::same(target.height, target.width),
                     deg,
                     &settings.rotate,
