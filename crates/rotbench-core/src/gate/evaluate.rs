@@ -2,8 +2,14 @@
 //! into a [`Verdict`]: thresholds per angle, and regressions that count only when
 //! the exact McNemar test on paired per-sample correctness is significant.
 
-use super::*;
-use crate::format::{apart, deg, format_p, plain};
+use super::baseline::{Baseline, Predictions};
+use super::config::Checks;
+use super::{DEFAULT_SIGNIFICANCE, EPSILON};
+use crate::format::{apart, deg, format_angle, format_p, plain};
+use crate::metrics::Paired;
+use crate::summary::{AngleMetrics, ModelSummary, Summary};
+use anyhow::{anyhow, bail, Result};
+use serde::Serialize;
 
 /// One failing angle and the value that failed there.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -21,26 +21,18 @@
 //! per-sample correctness is significant (p < `significance`). A fall within
 //! the noise passes, with a note.
 
-use crate::angles;
-use crate::format::format_angle;
-use crate::hash::content_hash;
-use crate::metrics::Paired;
-use crate::results::SweepResult;
-use crate::summary::{AngleMetrics, ModelSummary, Summary, SCHEMA_VERSION};
-use anyhow::{anyhow, bail, Context, Result};
-use serde::{Deserialize, Serialize};
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-
 mod baseline;
 mod config;
 mod evaluate;
 mod render;
 
-pub use baseline::*;
-pub use config::*;
-pub use evaluate::*;
-pub use render::*;
+pub use baseline::{
+    baseline_files, check_baseline_name, load_baseline, read_summary, resolve_baseline,
+    AnglePredictions, Baseline, ModelPredictions, Predictions, BASELINE_FILES,
+};
+pub use config::{parse_config, read_config, AngleSel, Checks, Origin};
+pub use evaluate::{evaluate, AngleValue, CheckResult, Verdict};
+pub use render::{render_junit, render_markdown, render_text, xml_escape};
 
 /// Slack on the passing side of every comparison (see the module docs).
 pub const EPSILON: f64 = 1e-12;

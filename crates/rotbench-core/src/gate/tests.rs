@@ -2,9 +2,11 @@
 
 use super::*;
 use crate::dataset::DatasetInfo;
-use crate::results::{AnglePlan, Column, Examples, ModelId, ModelSweep};
+use crate::format::format_angle;
+use crate::results::{AnglePlan, Column, Examples, ModelId, ModelSweep, SweepResult};
 use crate::spec::{ModelSpec, Provenance};
-use crate::summary::{self, Settings};
+use crate::summary::{self, Settings, Summary};
+use std::path::{Path, PathBuf};
 
 const SHA: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
