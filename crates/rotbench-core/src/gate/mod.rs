@@ -6,7 +6,8 @@
 //! the binary's `commands/gate.rs` does.
 //!
 //! One file per concern: [`config`] (the checks), [`baseline`], [`evaluate`]
-//! and [`render`] (text, JUnit, Markdown).
+//! (the threshold checks), [`regression`] (the check against a baseline) and
+//! [`render`] (text, JUnit, Markdown).
 //!
 //! Thresholds hold at equality: an accuracy exactly at the minimum passes, a
 //! drop exactly at the maximum passes. "Exactly" means the computed f64 equals
@@ -24,6 +25,7 @@
 mod baseline;
 mod config;
 mod evaluate;
+mod regression;
 mod render;
 
 pub use baseline::{
