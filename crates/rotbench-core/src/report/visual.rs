@@ -2,17 +2,20 @@
 //! `index.html`, built purely from a [`Summary`] and, when present, the kept
 //! example images of [`ExamplesFile`]. Nothing here reads or writes files.
 //!
-//! Submodules: [`font`] (the embedded font), [`canvas`] (the bitmap backend
-//! that draws its text), [`draw`] (plotters charts),
+//! Submodules: [`font`] (the embedded font), [`text`] (text styles, widths
+//! and clipping), [`palette`] (the colours), [`canvas`] (the bitmap backend
+//! that draws its text), [`charts`] (the plotters charts, one file each),
 //! [`frames`] (rotated example images), [`pngenc`] (palette PNGs), [`html`]
 //! (the page and its escaping).
 
 mod canvas;
-mod draw;
+mod charts;
 mod font;
 mod frames;
 pub mod html;
+mod palette;
 mod pngenc;
+mod text;
 
 use crate::report::examples::ExamplesFile;
 use crate::summary::{ModelSummary, Summary};
@@ -29,7 +32,7 @@ pub fn render(
 ) -> Result<Vec<(String, Vec<u8>)>> {
     let view = View::new(summary)?;
     font::register()?;
-    let plots = draw::all(&view)?;
+    let plots = charts::all(&view)?;
     let frames = match examples {
         Some(ex) => frames::build(&view, ex)?,
         None => None,

@@ -4,8 +4,10 @@
 //! each frame) and, per angle, a sprite of the misclassified examples' thumbnails
 //! for the page's gallery.
 
-use super::draw::{anchored, bitmap_on, clip, font, model_color, text_width, PlotErr, BAD, GOOD};
+use super::canvas::{bitmap_on, PlotErr};
+use super::palette::{model_color, BAD, GOOD};
 use super::pngenc;
+use super::text::{anchored, clip, font, text_width};
 use super::View;
 use crate::format::deg;
 use crate::report::examples::ExamplesFile;

@@ -9,8 +9,9 @@
 //! with `<`, `>` and `&` written as `\u003c` etc. ([`json_for_script`]), and the
 //! script builds the DOM with `textContent` only.
 
-use super::draw::{hex, model_color, Plot, BLUES};
+use super::charts::Plot;
 use super::frames::{class_name, Frames, GALLERY_CAP};
+use super::palette::{colour_hex, model_color, BLUES};
 use super::View;
 use crate::format::{deg, duration, pct};
 use crate::rotate::Fill;
@@ -504,7 +505,7 @@ fn summary_table(out: &mut String, view: &View<'_>) {
         w!(
             out,
             r#"<tr><td><span class="swatch" style="background:{}"></span>{}</td><td class="wrap">{}{ci}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="wrap">{flip}</td><td class="wrap">{ece0} / {} at {}</td></tr>"#,
-            hex(model_color(i)),
+            colour_hex(model_color(i)),
             escape(&m.id.name),
             pct(s.accuracy_at_reference),
             pct(s.mean_accuracy),
@@ -536,7 +537,7 @@ fn model_rows(out: &mut String, i: usize, m: &ModelSummary) {
     w!(
         out,
         r#"<tr><th><span class="swatch" style="background:{}"></span>Model {}</th><td><b>{}</b><br>path <code>{}</code><br>sha256 <code>{}</code><br>input {}×{}×{} (C×H×W), mean [{}], std [{}], {} classes</td></tr>"#,
-        hex(model_color(i)),
+        colour_hex(model_color(i)),
         i + 1,
         escape(&m.id.name),
         escape(&m.id.path),
@@ -723,7 +724,7 @@ pub(crate) fn page(
     out.push_str("</section>\n");
 
     out.push_str("<section id=\"plots\"><h2>Plots</h2>\n<div class=\"grid\">\n");
-    // Each chart carries its caption and section (draw::all): shared charts here,
+    // Each chart carries its caption and section (charts::all): shared charts here,
     // in the order drawn; each model's below.
     for p in plots.iter().filter(|p| p.model.is_none()) {
         figure(&mut out, p);
@@ -749,7 +750,7 @@ pub(crate) fn page(
         );
     }
     for (i, m) in view.models().iter().enumerate() {
-        w!(out, "<h3><span class=\"swatch\" style=\"background:{}\"></span>{}</h3>\n<div class=\"grid\">\n", hex(model_color(i)), escape(&m.id.name));
+        w!(out, "<h3><span class=\"swatch\" style=\"background:{}\"></span>{}</h3>\n<div class=\"grid\">\n", colour_hex(model_color(i)), escape(&m.id.name));
         for p in plots.iter().filter(|p| p.model == Some(i)) {
             figure(&mut out, p);
         }
