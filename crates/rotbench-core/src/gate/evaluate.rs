@@ -334,16 +334,16 @@ impl<'a> ModelChecks<'a> {
             out.push(self.min_mean_accuracy(t));
         }
         if let Some(t) = checks.max_drop {
-            out.push(self.per_angle("max-drop", t, |a| a.accuracy_drop));
+            out.push(self.each_angle("max-drop", t, |a| a.accuracy_drop));
         }
         if let Some(t) = checks.min_consistency {
-            out.push(self.per_angle("min-consistency", t, |a| a.consistency));
+            out.push(self.each_angle("min-consistency", t, |a| a.consistency));
         }
         if let Some(t) = checks.min_worst_of_sweep {
             out.push(self.min_worst_of_sweep(t));
         }
         if let Some(t) = checks.max_ece {
-            out.push(self.per_angle("max-ece", t, |a| a.ece));
+            out.push(self.each_angle("max-ece", t, |a| a.ece));
         }
         if let Some(t) = checks.min_top_k_accuracy {
             out.push(self.min_top_k_accuracy(t)?);
@@ -355,7 +355,7 @@ impl<'a> ModelChecks<'a> {
     }
 
     /// A per-angle check whose values show with the decimals that tell them from `t`.
-    fn per_angle(&self, check: &str, t: f64, value: impl Fn(&AngleMetrics) -> f64) -> CheckResult {
+    fn each_angle(&self, check: &str, t: f64, value: impl Fn(&AngleMetrics) -> f64) -> CheckResult {
         per_angle(self.name, check, t, &self.angles, value, |_, v| {
             apart(v, t, EPSILON)
         })
@@ -433,7 +433,7 @@ impl<'a> ModelChecks<'a> {
                 self.m.id.spec.n_classes()
             );
         }
-        Ok(self.per_angle(&format!("min-top{k}-accuracy"), t, |a| {
+        Ok(self.each_angle(&format!("min-top{k}-accuracy"), t, |a| {
             a.top_k_accuracy.unwrap_or(f64::NAN)
         }))
     }
