@@ -5,9 +5,10 @@
 //! (human text, JUnit XML, Markdown). Nothing here writes a file or prints:
 //! the binary's `commands/gate.rs` does.
 //!
-//! One file per concern: [`config`] (the checks), [`baseline`], [`evaluate`]
-//! (the threshold checks), [`regression`] (the check against a baseline) and
-//! [`render`] (text, JUnit, Markdown).
+//! One file per concern: [`config`] (the checks), [`baseline`], [`verdict`]
+//! (the outcome of each check), [`evaluate`] (the threshold checks),
+//! [`regression`] (the check against a baseline) and [`render`] (text, JUnit,
+//! Markdown).
 //!
 //! Thresholds hold at equality: an accuracy exactly at the minimum passes, a
 //! drop exactly at the maximum passes. "Exactly" means the computed f64 equals
@@ -27,14 +28,16 @@ mod config;
 mod evaluate;
 mod regression;
 mod render;
+mod verdict;
 
 pub use baseline::{
     baseline_files, check_baseline_name, load_baseline, read_summary, resolve_baseline,
     AnglePredictions, Baseline, ModelPredictions, Predictions, BASELINE_FILES,
 };
 pub use config::{parse_config, read_config, AngleSel, Checks, Origin};
-pub use evaluate::{evaluate, AngleValue, CheckResult, Verdict};
+pub use evaluate::evaluate;
 pub use render::{render_junit, render_markdown, render_text, xml_escape};
+pub use verdict::{AngleValue, CheckResult, Verdict};
 
 /// Slack on the passing side of every comparison (see the module docs).
 pub const EPSILON: f64 = 1e-12;

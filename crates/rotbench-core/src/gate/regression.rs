@@ -6,7 +6,7 @@
 
 use super::baseline::{Baseline, Predictions};
 use super::config::Checks;
-use super::evaluate::{at_most, list, AngleValue, CheckResult};
+use super::verdict::{at_most, list, AngleValue, CheckResult};
 use super::{DEFAULT_SIGNIFICANCE, EPSILON};
 use crate::format::{apart, deg, format_p, plain};
 use crate::metrics::Paired;
