@@ -16,6 +16,15 @@
 #    CPU-only torch (X+cpu) satisfying the wheel's requirement without an index, a torch
 #    without its libraries, a missing bundled model, and `--device cuda` where libtorch
 #    sees no GPU.
+# 4. The Python API (issue 33: rotbench.sweep/load/export, Results), by
+#    scripts/wheel/tests/test_python_api.py in the venv of 2.: first without pandas (the
+#    DataFrames' ImportError names `pip install 'rotbench[pandas]'`), then after
+#    `pip install WHEEL[pandas]` (an nn.Module round trip against models/mnist-cnn.pt, a
+#    failing run the process survives, ...), then docs/notebooks/quickstart.ipynb executed
+#    headless (nbclient) with its summary table in the output; and in the venv without torch.
+#    pandas, nbclient, nbformat, ipykernel (pinned in API_REQ) and their dependencies come
+#    from PyPI as wheels, kept in $CACHE/wheels/python-api-HASH (about 60 MB).
+# ROTBENCH_SRC_BIN: the source build to compare the demo with (default target/release/rotbench).
 # Exit 0 when every check passes; the first failure stops it with exit 1.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,7 +34,11 @@ CACHE="${ROTBENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rotbench}"
 WHEELS="$CACHE/wheels/torch-$TORCH"
 PY="${PYTHON:-python3}"
 ANGLES="${TEST_WHEEL_ANGLES:-0:360:45}"
-SRC_BIN="$ROOT/target/release/rotbench"
+SRC_BIN="${ROTBENCH_SRC_BIN:-$ROOT/target/release/rotbench}"
+API_REQ="pandas==3.1.1 nbclient==0.11.0 nbformat==5.11.1 ipykernel==7.4.0"
+API_WHEELS="$CACHE/wheels/python-api-$(echo "$API_REQ" | sha256sum | cut -c1-12)"
+API_TEST="$ROOT/scripts/wheel/tests/test_python_api.py"
+T_START=$(date +%s)
 [ -x "$SRC_BIN" ] || { echo "test-wheel: $SRC_BIN is missing; run make build" >&2; exit 2; }
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/rotbench-test-wheel.XXXXXX")"
@@ -103,11 +116,31 @@ grep -q '"backend": "onnxruntime 1.31.1"' "$work/onnx/summary.json" || die "the 
 if ls -d "$HOME"/.cache/rotbench/onnxruntime-* >/dev/null 2>&1; then die "rotbench fetched its own ONNX Runtime beside the installed one"; fi
 pass "an .onnx sweep runs on the installed onnxruntime package's library, fetching nothing"
 
+echo "== the Python API"
+"$work/venv/bin/python" "$API_TEST" --phase no-pandas
+if [ ! -f "$API_WHEELS/.complete" ]; then
+  mkdir -p "$API_WHEELS"
+  # shellcheck disable=SC2086
+  "$work/venv/bin/pip" download --quiet --only-binary :all: -d "$API_WHEELS" $API_REQ
+  touch "$API_WHEELS/.complete"
+fi
+# The extra the wheel declares: pip resolves `rotbench[pandas]` to the pinned pandas.
+"$work/venv/bin/pip" install --quiet --no-index --find-links "$API_WHEELS" "$WHEEL[pandas]" \
+  || die "pip install '$(basename "$WHEEL")[pandas]' failed"
+pv="$("$work/venv/bin/python" -c 'import pandas; print(pandas.__version__)')" \
+  || die "pip install 'rotbench[pandas]' did not install pandas"
+pass "pip install 'rotbench[pandas]' installs pandas $pv"
+"$work/venv/bin/python" "$API_TEST" --phase pandas
+# shellcheck disable=SC2086
+"$work/venv/bin/pip" install --quiet --no-index --find-links "$API_WHEELS" $API_REQ
+"$work/venv/bin/python" "$API_TEST" --phase notebook
+
 echo "== failure modes"
 "$PY" -m venv "$work/bare"
 "$work/bare/bin/pip" install --quiet --no-index --no-deps "$WHEEL"
 expect_fail "no torch" "pip install 'torch==$TORCH'" \
   "$work/bare/bin/rotbench" sweep --model x.pt --data y --angles 0 --out z
+"$work/bare/bin/python" "$API_TEST" --phase no-torch
 site="$("$work/bare/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 mkdir -p "$site/torch" "$site/torch-2.12.0.dist-info"
 echo "__version__ = '2.12.0'" > "$site/torch/__init__.py"
@@ -135,4 +168,4 @@ else
   # binary for CPU and CUDA), and only the missing GPU stops it.
   expect_fail "--device cuda without a GPU" "--device cuda: libtorch has CUDA (" "$RB" doctor --device cuda
 fi
-echo "test-wheel: all checks passed"
+echo "test-wheel: all checks passed in $(( $(date +%s) - T_START )) s"

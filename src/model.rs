@@ -7,9 +7,9 @@
 use crate::backend::{output_error, ForwardError, Net, Opened, TrainingMode};
 use crate::ffi::first_line;
 use anyhow::{anyhow, bail, Result};
+use rotbench_core::hash::sha256_file;
 use rotbench_core::spec::{
-    model_spec, sha256_file, ChannelOrder, Inference, ModelSpec, OutputKind, Provenance, Returns,
-    SpecFlags,
+    model_spec, ChannelOrder, Inference, ModelSpec, OutputKind, Provenance, Returns, SpecFlags,
 };
 use std::ffi::CString;
 use std::path::{Path, PathBuf};

@@ -1,9 +1,9 @@
-//! Rotation on the model's device: a [`Plan`](crate::rotate::Plan) turned into
+//! Rotation on the model's device: a [`RotationPlan`](crate::rotate::RotationPlan) turned into
 //! tensors once per angle and applied to a whole chunk with `index_select` and a
 //! weighted sum. With `--device cuda` the raw chunk is uploaded once and every
 //! angle is made on the GPU, so only uint8 pixels cross the bus.
 //!
-//! It computes the same sums as [`Plan::apply`](crate::rotate::Plan::apply) (same
+//! It computes the same sums as [`RotationPlan::apply`](crate::rotate::RotationPlan::apply) (same
 //! taps, weights, coverage factor and fill), so every option the CPU path has
 //! (interpolations, fills, `--mask-circle`, rotate-then-crop offsets) carries over
 //! unchanged; only the order of the float additions may differ (last-bit
@@ -11,7 +11,7 @@
 //! give the same values up to the float rounding measured in `tests/rotation_fidelity.rs`;
 //! the plan form is used so that the GPU and CPU results agree to the last bits.
 
-use crate::rotate::Plan;
+use crate::rotate::RotationPlan;
 use tch::{Device, Kind, Tensor};
 
 /// One angle's sampling plan as tensors on a device.
@@ -31,7 +31,7 @@ pub struct DevicePlan {
 }
 
 impl DevicePlan {
-    pub fn new(plan: &Plan, device: Device) -> DevicePlan {
+    pub fn new(plan: &RotationPlan, device: Device) -> DevicePlan {
         let (taps, idx, wts, fill_w, keep, fill_255) = plan.parts();
         let g = plan.geometry;
         let pixels = (g.out_h * g.out_w) as i64;
@@ -93,7 +93,7 @@ mod tests {
         let src = upload(&px, n, c, h * w, Device::Cpu);
         for opts in RotateOptions::every_combination() {
             for angle in [0.0, 17.5, 90.0, 180.0, -45.0, 300.0] {
-                let plan = Plan::new(Geometry::same(h, w), angle, &opts);
+                let plan = RotationPlan::new(Geometry::same(h, w), angle, &opts);
                 let got = Vec::<f32>::try_from(
                     DevicePlan::new(&plan, Device::Cpu)
                         .apply(&src)
@@ -126,7 +126,7 @@ mod tests {
             top: 2,
             left: 2,
         };
-        let plan = Plan::new(g, 33.0, &RotateOptions::default());
+        let plan = RotationPlan::new(g, 33.0, &RotateOptions::default());
         let got = Vec::<f32>::try_from(
             DevicePlan::new(&plan, Device::Cpu)
                 .apply(&upload(&px, 1, 1, h * w, Device::Cpu))

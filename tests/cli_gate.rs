@@ -149,7 +149,7 @@ fn rebind(baseline: &Path) {
     let bytes = fs::read(baseline.join("predictions.csv")).unwrap();
     let s = baseline.join("summary.json");
     let mut v = read_json(&s);
-    v["files"]["predictions.csv"] = rotbench::summary::content_hash(&bytes).into();
+    v["files"]["predictions.csv"] = rotbench::hash::content_hash(&bytes).into();
     write_json(&s, &v);
 }
 

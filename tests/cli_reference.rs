@@ -24,7 +24,9 @@ fn the_committed_cli_reference_is_what_the_binary_generates() {
         "docs/cli.md differs from `rotbench reference markdown`: run `make docs-cli` and commit the result"
     );
     // It is the --help text: every subcommand, and a flag's own words.
-    for cmd in ["sweep", "rotate", "inspect", "report", "gate", "merge", "demo", "doctor"] {
+    for cmd in [
+        "sweep", "rotate", "inspect", "report", "gate", "merge", "demo", "doctor",
+    ] {
         assert!(page.contains(&format!("## `rotbench {cmd}`")), "{cmd}");
     }
     let help = run(&["sweep", "--help"], None).stdout;
@@ -52,7 +54,10 @@ fn completions_are_generated_for_every_shell() {
     ] {
         let r = run(&["completions", shell], None);
         assert_eq!(r.code, 0, "{}", r.stderr);
-        assert!(r.stdout.contains(mark) && r.stdout.contains("--drop-unscored"), "{shell}");
+        assert!(
+            r.stdout.contains(mark) && r.stdout.contains("--drop-unscored"),
+            "{shell}"
+        );
     }
     assert_eq!(run(&["completions", "tcsh"], None).code, 2);
 }

@@ -125,7 +125,7 @@ fn models_hash() -> String {
         all.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
         all.extend_from_slice(&bytes);
     }
-    rotbench::summary::content_hash(&all)
+    rotbench::hash::content_hash(&all)
 }
 
 const RECORD: &str = "models/exactness.sha256";

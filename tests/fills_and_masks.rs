@@ -15,7 +15,7 @@
 
 mod common;
 use common::*;
-use rotbench::rotate::{to_u8, Fill, Geometry, Interpolation, Plan, RotateOptions};
+use rotbench::rotate::{to_u8, Fill, Geometry, Interpolation, RotateOptions, RotationPlan};
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -65,7 +65,7 @@ fn check_entries(pick: impl Fn(&Value) -> bool) -> usize {
             mask_circle: e["mask_circle"].as_bool().unwrap(),
         };
         let (c, h, w, src) = load(root().join("tests/fixtures/rotation").join(input));
-        let plan = Plan::new(Geometry::same(h, w), angle, &opts);
+        let plan = RotationPlan::new(Geometry::same(h, w), angle, &opts);
         let mut out = vec![0f32; src.len()];
         plan.apply(&src, c, &mut out);
         let got = to_u8(&out);

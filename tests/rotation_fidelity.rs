@@ -8,7 +8,7 @@
 //! bicubic for tensors; the bicubic fixtures emulate its pipeline with
 //! grid_sample bicubic and are held to the bilinear bound.
 
-use rotbench::rotate::{to_u8, Fill, Geometry, Interpolation, Plan, RotateOptions};
+use rotbench::rotate::{to_u8, Fill, Geometry, Interpolation, RotateOptions, RotationPlan};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -42,7 +42,7 @@ fn ours(input: &str, interp: Interpolation, angle: f64) -> Vec<u8> {
         fill: Fill::Constant(0.0),
         mask_circle: false,
     };
-    let plan = Plan::new(Geometry::same(h, w), angle, &opts);
+    let plan = RotationPlan::new(Geometry::same(h, w), angle, &opts);
     let mut out = vec![0f32; src.len()];
     plan.apply(&src, c, &mut out);
     to_u8(&out)

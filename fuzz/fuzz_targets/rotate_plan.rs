@@ -5,9 +5,11 @@
 // and within the bound of Keys' cubic kernel (A = -0.75) for bicubic. A finite
 // angle turns exactly as its remainder mod 360.
 use libfuzzer_sys::fuzz_target;
-use rotbench_core::rotate::{reduce_degrees, Fill, Geometry, Interpolation, Plan, RotateOptions};
+use rotbench_core::rotate::{
+    reduce_degrees, Fill, Geometry, Interpolation, RotateOptions, RotationPlan,
+};
 
-fn run(plan: &Plan, img: &[u8], channels: usize) -> Vec<f32> {
+fn run(plan: &RotationPlan, img: &[u8], channels: usize) -> Vec<f32> {
     let g = plan.geometry;
     let mut out = vec![f32::NAN; channels * g.out_h * g.out_w];
     plan.apply(img, channels, &mut out);
@@ -52,7 +54,7 @@ fuzz_target!(|data: &[u8]| {
         pixels.iter().copied().cycle().take(n).collect()
     };
 
-    let plan = Plan::new(geometry, angle, &opts);
+    let plan = RotationPlan::new(geometry, angle, &opts);
     let out = run(&plan, &img, channels);
     assert!(out.iter().all(|v| v.is_finite()), "a non-finite output");
 
@@ -79,7 +81,7 @@ fuzz_target!(|data: &[u8]| {
     if angle.is_finite() {
         let r = reduce_degrees(angle);
         assert!((0.0..360.0).contains(&r), "{angle:e} reduces to {r}");
-        let same = Plan::new(geometry, angle % 360.0, &opts);
+        let same = RotationPlan::new(geometry, angle % 360.0, &opts);
         assert!(
             run(&same, &img, channels) == out,
             "{angle:e} turns differently from {:e}",

@@ -4,11 +4,13 @@
     python3 scripts/wheel/build.py --binary target/release/rotbench --out dist
 
 Standard library only. The wheel holds:
-  rotbench/{__init__,__main__,_launcher}.py   the launcher (scripts/wheel/rotbench/)
+  rotbench/*.py                               the launcher and the Python API
+                                              (scripts/wheel/rotbench/: sweep, load, export)
   rotbench/_build.json                        rotbench's version and the libtorch it needs
   rotbench/bin/rotbench                       the binary, stripped, RUNPATH $ORIGIN/../../torch/lib
   rotbench/share/models/, share/datasets/mnist/  the bundled models and MNIST test set
-and declares `torch>=X.Y,<X.Y+1`, which a CPU-only torch of that version satisfies.
+and declares `torch>=X.Y,<X.Y+1`, which a CPU-only torch of that version satisfies,
+and the extra `pandas` (`pip install 'rotbench[pandas]'`) for the API's DataFrames.
 The platform tag is manylinux_2_N_x86_64 with N the newest glibc symbol version the
 binary uses. The zip is reproducible: sorted entries and fixed timestamps.
 """
@@ -33,6 +35,9 @@ MNIST = ["t10k-images.idx3-ubyte.gz", "t10k-labels.idx1-ubyte.gz", "SOURCE.md"]
 # Relative to rotbench/bin/: site-packages/torch/lib when torch sits beside rotbench.
 RUNPATH = b"$ORIGIN/../../torch/lib"
 DATE = (1980, 1, 1, 0, 0, 0)
+# The Python API's DataFrames (rotbench.load, Results.per_angle, ...): the one optional
+# dependency, `pip install 'rotbench[pandas]'`.
+PANDAS = "2.0"
 
 
 def fail(msg):
@@ -134,7 +139,11 @@ def main():
         "every angle, with PNG plots, an HTML report and a CI gate.\n\n"
         f"It runs on the libtorch of the installed torch {major}.{minor} package "
         "(CPU-only or CUDA). `rotbench doctor` checks the install; `rotbench demo` "
-        "runs the bundled MNIST demo.\n"
+        "runs the bundled MNIST demo.\n\n"
+        "From Python (a notebook too): `rotbench.sweep(model, data, angles=..., out=...)` "
+        "runs a sweep (a model file or a torch `nn.Module`) and returns its results; "
+        "`rotbench.load(out)` reads a finished one. Their tables are pandas DataFrames: "
+        "`pip install 'rotbench[pandas]'`.\n"
     )
     files[f"{dist}/METADATA"] = ((
         "Metadata-Version: 2.1\n"
@@ -144,6 +153,8 @@ def main():
         "License: MIT OR Apache-2.0\n"
         "Requires-Python: >=3.9\n"
         f"Requires-Dist: torch<{major}.{minor + 1},>={major}.{minor}\n"
+        "Provides-Extra: pandas\n"
+        f"Requires-Dist: pandas>={PANDAS}; extra == \"pandas\"\n"
         "Description-Content-Type: text/markdown\n\n" + readme).encode(), False)
     files[f"{dist}/WHEEL"] = ((
         "Wheel-Version: 1.0\n"

@@ -4,9 +4,10 @@
 
 use crate::cli::ReportArgs;
 use anyhow::{anyhow, bail, Result};
+use rotbench::hash::content_hash;
 use rotbench::report::examples::ExamplesFile;
 use rotbench::report::visual;
-use rotbench::summary::{content_hash, Summary};
+use rotbench::summary::Summary;
 use std::path::Path;
 use std::process::ExitCode;
 

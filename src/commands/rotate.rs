@@ -4,7 +4,7 @@
 use crate::cli::RotateArgs;
 use anyhow::{anyhow, bail, Result};
 use rotbench::dataset::decode::{decode, Planes};
-use rotbench::rotate::{to_u8, Geometry, Plan};
+use rotbench::rotate::{to_u8, Geometry, RotationPlan};
 use rotbench::{angles, output};
 use std::process::ExitCode;
 
@@ -29,7 +29,7 @@ pub fn rotate(args: RotateArgs) -> Result<ExitCode> {
     let (planes, found) = decode(&bytes).map_err(|e| anyhow!("{}: {e}", args.input.display()))?;
     let planes = planes.to_channels(if found.grey { 1 } else { 3 });
     let (c, h, w) = (planes.channels, planes.height, planes.width);
-    let plan = Plan::new(Geometry::same(h, w), angle[0], &opts);
+    let plan = RotationPlan::new(Geometry::same(h, w), angle[0], &opts);
     let mut out = vec![0f32; planes.data.len()];
     plan.apply(&planes.data, c, &mut out);
     let rotated = Planes {

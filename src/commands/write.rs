@@ -2,10 +2,11 @@
 //! exports, write them atomically, print warnings and the table.
 
 use anyhow::Result;
+use rotbench::hash::content_hash;
 use rotbench::output;
 use rotbench::report::{self, csv as csvx, json::SummaryJson, Export, Results};
 use rotbench::results::SweepResult;
-use rotbench::summary::{content_hash, Summary};
+use rotbench::summary::Summary;
 use sha2::Digest;
 use std::path::Path;
 
@@ -55,7 +56,7 @@ pub fn write_results(
         write_predictions(&mut h)?;
         bound
             .files
-            .insert("predictions.csv".into(), rotbench::spec::hex(&h.finalize()));
+            .insert("predictions.csv".into(), rotbench::hash::hex(&h.finalize()));
     }
     let summary = &bound;
     let summary_bytes = SummaryJson.render(&Results {

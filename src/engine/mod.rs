@@ -15,7 +15,7 @@ pub mod scoring;
 
 use crate::classifier::Classifier;
 use crate::dataset::{Chunk, Source, Target};
-use crate::rotate::{Geometry, Plan, RotateOptions};
+use crate::rotate::{Geometry, RotateOptions, RotationPlan};
 use anyhow::{bail, Result};
 use batch_size::{AutoBatch, Step};
 use producer::{Message, Producer};
@@ -254,7 +254,7 @@ pub fn run<C: Classifier>(
 struct Consumer<'a, C: Classifier> {
     models: &'a [C],
     compute: &'a [Vec<bool>],
-    plans: &'a [Option<Plan>],
+    plans: &'a [Option<RotationPlan>],
     angles: &'a [f64],
     reference: usize,
     target: Target,
@@ -386,12 +386,14 @@ fn rotation_plans(
     needed: &[bool],
     target: Target,
     rotate: &RotateOptions,
-) -> Vec<Option<Plan>> {
+) -> Vec<Option<RotationPlan>> {
     angles
         .iter()
         .zip(needed)
         .map(|(&deg, &needed)| {
-            needed.then(|| Plan::new(Geometry::same(target.height, target.width), deg, rotate))
+            needed.then(|| {
+                RotationPlan::new(Geometry::same(target.height, target.width), deg, rotate)
+            })
         })
         .collect()
 }

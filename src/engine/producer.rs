@@ -8,7 +8,7 @@
 
 use super::{Chunk, Rotated};
 use crate::dataset::{Source, Target};
-use crate::rotate::{rotate_into, Geometry, Plan, RotateOptions};
+use crate::rotate::{rotate_into, Geometry, RotateOptions, RotationPlan};
 use anyhow::Result;
 use rayon::prelude::*;
 use std::sync::mpsc::{Receiver, SyncSender};
@@ -24,7 +24,7 @@ pub struct Producer<'a> {
     pub angles: &'a [f64],
     pub rotate: RotateOptions,
     /// `[angle]`: the plan for same-size images; `None`: the angle is not computed.
-    pub plans: &'a [Option<Plan>],
+    pub plans: &'a [Option<RotationPlan>],
     /// The angles of a chunk, in work order (the reference first).
     pub order: &'a [usize],
     /// The driver rotates same-size chunks on the device: send no pixels for them.

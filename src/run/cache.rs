@@ -3,11 +3,12 @@
 //! instead of computing them.
 
 use anyhow::Result;
+use rotbench::hash::hex;
 use rotbench::model::Model;
 use rotbench::output;
 use rotbench::results::RunKey;
 use rotbench::results::SampleData;
-use rotbench::spec::hex;
+
 use rotbench::store;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};

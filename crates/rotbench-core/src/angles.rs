@@ -7,6 +7,7 @@
 //! ([`crate::rotate::reduce_degrees`]). NaN and infinities are refused, as are
 //! numbers too large for an f64 (`1e400`).
 
+use crate::format::format_angle;
 use std::fmt;
 
 /// The most angles one spec may produce.
@@ -140,18 +141,6 @@ fn clean(a: f64) -> f64 {
     }
 }
 
-/// Shortest text for an angle: `90`, `137.5`, `-30`, and `7e299` from 1e15 on
-/// (plain digits would print all 300 of them).
-pub fn format_angle(a: f64) -> String {
-    if a.abs() >= 1e15 {
-        format!("{a:e}")
-    } else if a.fract() == 0.0 {
-        format!("{}", a as i64)
-    } else {
-        format!("{a}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,13 +201,6 @@ mod tests {
     fn exactly_the_limit_is_allowed() {
         assert_eq!(parse("0:100000:1").unwrap().len(), MAX_ANGLES);
         assert!(parse("0:100001:1").is_err());
-    }
-
-    #[test]
-    fn angles_format_shortest() {
-        assert_eq!(format_angle(90.0), "90");
-        assert_eq!(format_angle(137.5), "137.5");
-        assert_eq!(format_angle(-30.0), "-30");
     }
 
     /// Fuzzing found `1:663131:7` (94,733 angles) taking seconds: the duplicate

@@ -5,13 +5,16 @@
 //! links libtorch) runs the models and fills [`results`]; [`metrics`] scores
 //! them, [`summary`] and [`store`]/[`shard`] keep them, and [`gate`] and
 //! [`report`] judge and show them. [`spec`] says what a model expects.
+//! [`format`] writes numbers as text for all of them, [`hash`] names bytes by sha256.
 //!
 //! No libtorch here, no printing and no file writes: exporters return bytes and
 //! the `rotbench` binary writes them (its `output` module).
 
 pub mod angles;
 pub mod dataset;
+pub mod format;
 pub mod gate;
+pub mod hash;
 pub mod metrics;
 pub mod report;
 pub mod results;

@@ -6,7 +6,7 @@
 //! (batch size, where rotation runs). The engine fills these; summary, store,
 //! shard, gate and report read them.
 
-use crate::angles::format_angle;
+use crate::format::format_angle;
 use crate::metrics::{Confusion, Paired, INVALID};
 use crate::spec::{ModelSpec, Provenance};
 use anyhow::{bail, Result};
@@ -510,7 +510,7 @@ fn confidence_text<S: serde::Serializer>(c: &f32, s: S) -> std::result::Result<S
     if c.is_nan() {
         s.serialize_str("")
     } else {
-        s.serialize_str(&crate::report::shorter(c.to_string(), format!("{c:e}")))
+        s.serialize_str(&crate::format::shorter(c.to_string(), format!("{c:e}")))
     }
 }
 
@@ -647,11 +647,7 @@ pub struct Evaluations {
 impl Evaluations {
     /// Tally the counts. Every (model, angle) must hold one value per sample.
     /// `sources` names each sample's file or record.
-    pub fn tally(
-        self,
-        n_classes: usize,
-        sources: &crate::dataset::Sources,
-    ) -> Result<SweepResult> {
+    pub fn tally(self, n_classes: usize, sources: &crate::dataset::Sources) -> Result<SweepResult> {
         let Evaluations {
             angles,
             reference_added,

@@ -1,4 +1,4 @@
-//! Pure image rotation: a sampling [`Plan`] per (size, angle, options), applied to
+//! Pure image rotation: a sampling [`RotationPlan`] per (size, angle, options), applied to
 //! many images.
 //!
 //! Semantics follow torchvision's `transforms.functional.rotate` on tensors:
@@ -226,7 +226,7 @@ impl Geometry {
 /// A precomputed sampling plan: for every output pixel, `taps` source indices and
 /// weights, plus the weight given to the constant fill.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub struct RotationPlan {
     pub geometry: Geometry,
     pub angle: f64,
     taps: usize,
@@ -306,7 +306,7 @@ fn reflect_index(i: i64, n: i64) -> i64 {
 const MAX_TAPS: usize = 16;
 
 /// The inverse mapping of one (geometry, angle, options): where each output pixel
-/// samples the input. Shared by [`Plan::new`] (which stores every pixel's taps)
+/// samples the input. Shared by [`RotationPlan::new`] (which stores every pixel's taps)
 /// and [`rotate_into`] (which uses them at once), so the two cannot drift apart.
 struct Mapping {
     geometry: Geometry,
@@ -470,7 +470,7 @@ impl Mapping {
 
 /// Rotate one image (CHW, u8) into `out` (CHW, f32, 0..255 scale) without a plan:
 /// each output pixel's taps are worked out and used at once. The result is bit for
-/// bit [`Plan::apply`]'s (the same taps, summed in the same order), for images whose
+/// bit [`RotationPlan::apply`]'s (the same taps, summed in the same order), for images whose
 /// size is seen once (rotate-then-crop on images of varied sizes), where building a
 /// plan would cost as much as using it and hold megabytes per size.
 pub fn rotate_into(
@@ -552,8 +552,8 @@ fn rotate_taps<const N: usize>(
     }
 }
 
-impl Plan {
-    pub fn new(geometry: Geometry, angle_deg: f64, opts: &RotateOptions) -> Plan {
+impl RotationPlan {
+    pub fn new(geometry: Geometry, angle_deg: f64, opts: &RotateOptions) -> RotationPlan {
         let m = Mapping::new(geometry, angle_deg, opts);
         let n = geometry.out_h * geometry.out_w;
         // Source position for every output pixel, and how it is sampled. The one
@@ -571,7 +571,7 @@ impl Plan {
         } else {
             opts.interpolation.taps()
         };
-        let mut plan = Plan {
+        let mut plan = RotationPlan {
             geometry,
             angle: angle_deg,
             taps,
@@ -653,7 +653,7 @@ mod tests {
     use super::*;
 
     fn rot(img: &[u8], h: usize, w: usize, angle: f64, opts: &RotateOptions) -> Vec<u8> {
-        let plan = Plan::new(Geometry::same(h, w), angle, opts);
+        let plan = RotationPlan::new(Geometry::same(h, w), angle, opts);
         let mut out = vec![0.0; img.len()];
         plan.apply(img, img.len() / (h * w), &mut out);
         to_u8(&out)
@@ -714,7 +714,7 @@ mod tests {
     fn rotating_without_a_plan_is_bit_for_bit_the_plans_result() {
         // Every interpolation, fill and mask, at angles that are exact permutations,
         // near-permutations and neither, into a centre crop (odd and even offsets)
-        // and at the same size: rotate_into must equal Plan::apply to the bit.
+        // and at the same size: rotate_into must equal RotationPlan::apply to the bit.
         let mut state = 7u64;
         let mut next = || {
             state = crate::metrics::bootstrap::mix(state);
@@ -733,7 +733,7 @@ mod tests {
                 for g in geometries {
                     let n = c * g.out_h * g.out_w;
                     let (mut a, mut b) = (vec![0f32; n], vec![0f32; n]);
-                    Plan::new(g, angle, &opts).apply(&img, c, &mut a);
+                    RotationPlan::new(g, angle, &opts).apply(&img, c, &mut a);
                     rotate_into(g, angle, &opts, &img, c, &mut b);
                     let same = a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits());
                     assert!(same, "{opts:?} {angle} {g:?}");
@@ -800,7 +800,7 @@ mod tests {
                     fill,
                     mask_circle: false,
                 };
-                let plan = Plan::new(Geometry::same(7, 9), 0.0, &opts);
+                let plan = RotationPlan::new(Geometry::same(7, 9), 0.0, &opts);
                 let mut out = vec![0.0; img.len()];
                 plan.apply(&img, 3, &mut out);
                 let exact: Vec<f32> = img.iter().map(|&v| v as f32).collect();
@@ -900,7 +900,7 @@ mod tests {
 
     #[test]
     fn bilinear_weights_sum_to_one_inside() {
-        let plan = Plan::new(Geometry::same(9, 9), 17.0, &RotateOptions::default());
+        let plan = RotationPlan::new(Geometry::same(9, 9), 17.0, &RotateOptions::default());
         let p = 4 * 9 + 4;
         let s: f32 = plan.wts[p * 4..p * 4 + 4].iter().sum();
         assert!((s - 1.0).abs() < 1e-6);
@@ -912,7 +912,7 @@ mod tests {
         let (h, w) = (9, 7);
         let img: Vec<u8> = (0..h * w).map(|i| (i * 29 % 256) as u8).collect();
         let raw = |angle: f64, opts: &RotateOptions| {
-            let plan = Plan::new(Geometry::same(h, w), angle, opts);
+            let plan = RotationPlan::new(Geometry::same(h, w), angle, opts);
             let mut out = vec![0.0; img.len()];
             plan.apply(&img, 1, &mut out);
             out
@@ -985,7 +985,7 @@ mod tests {
                         fill,
                         mask_circle: false,
                     };
-                    let plan = Plan::new(Geometry::same(5, 5), angle, &opts);
+                    let plan = RotationPlan::new(Geometry::same(5, 5), angle, &opts);
                     let mut out = vec![0.0; img.len()];
                     plan.apply(&img, 1, &mut out);
                     assert!(

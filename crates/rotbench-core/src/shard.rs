@@ -3,7 +3,7 @@
 //! sweep gives back exactly the single run's [`Evaluations`].
 
 use crate::dataset::{DatasetInfo, ShardSpec};
-use crate::results::{examples_to_keep, AnglePlan, Examples, ModelId, Evaluations, SampleData};
+use crate::results::{examples_to_keep, AnglePlan, Evaluations, Examples, ModelId, SampleData};
 use crate::summary::{DatasetSummary, Settings};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};

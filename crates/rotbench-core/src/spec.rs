@@ -7,9 +7,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -526,10 +524,7 @@ fn read_pairs(path: &Path, flag: &str, form: &str) -> Result<Vec<(String, String
         v.push((a.to_string(), b.to_string()));
     }
     if v.is_empty() {
-        bail!(
-            "{flag} {}: the file has no `{form}` lines",
-            path.display()
-        );
+        bail!("{flag} {}: the file has no `{form}` lines", path.display());
     }
     Ok(v)
 }
@@ -671,278 +666,353 @@ pub fn resolve_spec_from(
     sidecar: Option<(&Path, &SpecFile)>,
     embedded: Option<(&str, &SpecFile)>,
 ) -> Result<(ModelSpec, Provenance)> {
-    let (emb_name, embedded) = match embedded {
-        Some((n, e)) => (n.to_string(), Some(e)),
-        None => (EMBEDDED.to_string(), None),
-    };
-    let mut prov = Provenance::new();
-    let side_name = sidecar.map(|(p, _)| format!("sidecar {}", p.display()));
-    let sc = sidecar.map(|(_, s)| s);
-    // Every field goes through one rule (`layered`); `pick` records its source.
-    let mut pick = |key: &str, flag: Option<String>, layer: Layer| -> String {
-        let src = match layer {
-            Layer::Flag => flag.unwrap_or_else(|| format!("flag --{key}")),
-            Layer::Sidecar => side_name.clone().unwrap_or_default(),
-            Layer::Embedded => emb_name.clone(),
-            Layer::Default => "default".to_string(),
-        };
-        prov.insert(key.to_string(), src.clone());
-        src
-    };
-    let how_to = |field: &str, flag: &str| {
-        format!(
-            "{}: the model spec has no `{field}`; add it to the sidecar {} ({SIDECAR_SCHEMA}) or pass {flag}",
-            model_path.display(),
-            sidecar_path(model_path).display()
-        )
-    };
-
-    let (input, layer) = layered(
-        flags.input.map(|i| i.to_vec()),
-        sc.and_then(|s| s.input.clone()),
-        embedded.and_then(|s| s.input.clone()),
-    )
-    .ok_or_else(|| anyhow!(how_to("input", "--input-size CxHxW")))?;
-    let from = pick("input-size", None, layer);
-    if input.len() != 3 {
-        bail!(
-            "{from}: `input` must be [C, H, W], got {} values",
-            input.len()
-        );
-    }
-    let input = [input[0], input[1], input[2]];
-    if !(input[0] == 1 || input[0] == 3) {
-        bail!(
-            "{from}: the input has {} channels; rotbench feeds 1 (grayscale) or 3 (RGB)",
-            input[0]
-        );
-    }
-    if input[1] == 0 || input[2] == 0 || input[1] > 8192 || input[2] > 8192 {
-        bail!(
-            "{from}: input height and width must be between 1 and 8192, got {}x{}",
-            input[1],
-            input[2]
-        );
-    }
-
-    let mut vector = |field: &str,
-                      flag: Option<&Vec<f32>>,
-                      side: Option<&Vec<f32>>,
-                      emb: Option<&Vec<f32>>|
-     -> Result<Vec<f32>> {
-        let (v, layer) = layered(flag, side, emb).ok_or_else(|| {
-            anyhow!(how_to(
-                field,
-                &format!("--{field} V (one value, or one per channel)")
-            ))
-        })?;
-        let src = pick(field, None, layer);
-        per_channel(v, input[0], field, &src)
-    };
-    let mean = vector(
-        "mean",
-        flags.mean.as_ref(),
-        sc.and_then(|s| s.mean.as_ref()),
-        embedded.and_then(|s| s.mean.as_ref()),
-    )?;
-    let std = vector(
-        "std",
-        flags.std.as_ref(),
-        sc.and_then(|s| s.std.as_ref()),
-        embedded.and_then(|s| s.std.as_ref()),
-    )?;
+    let mut r = Resolver::new(model_path, flags, sidecar, embedded);
+    let input = r.input()?;
+    let mean = r.channel_values("mean", flags.mean.as_ref(), |s| s.mean.as_ref(), input[0])?;
+    let std = r.channel_values("std", flags.std.as_ref(), |s| s.std.as_ref(), input[0])?;
     if std.iter().any(|s| *s <= 0.0) {
         bail!(
             "{}: std must be positive in every channel, got {:?}",
-            prov["std"],
+            r.prov["std"],
             std
         );
     }
-
-    let (classes, layer) = layered(
-        flags.classes.as_ref().map(|(_, c)| c.clone()),
-        sc.and_then(|s| s.classes.clone()),
-        embedded.and_then(|s| s.classes.clone()),
-    )
-    .ok_or_else(|| anyhow!(how_to("classes", "--classes FILE (one name per line)")))?;
-    let flag_file = flags
-        .classes
-        .as_ref()
-        .map(|(p, _)| format!("flag --classes {}", p.display()));
-    pick("classes", flag_file, layer);
-    if classes.is_empty() {
-        bail!(
-            "{}: `classes` is empty; list the model's output classes in order",
-            prov["classes"]
-        );
-    }
-    for (i, c) in classes.iter().enumerate() {
-        if classes[..i].contains(c) {
-            bail!(
-                "{}: class name `{c}` appears twice; class names must be unique",
-                prov["classes"]
-            );
-        }
-    }
-    // Preprocessing: each field from the first layer that has it, else the default.
-    let mut pre = Preprocess::default();
-    macro_rules! preprocess {
-        ($field:ident, $name:expr) => {
-            match layered(
-                flags.$field,
-                sc.and_then(|s| s.$field),
-                embedded.and_then(|s| s.$field),
-            ) {
-                Some((v, layer)) => {
-                    pre.$field = v.into();
-                    pick($name, None, layer);
-                }
-                None => {
-                    pick($name, None, Layer::Default);
-                }
-            }
-        };
-    }
-    preprocess!(resize, "resize");
-    preprocess!(order, "order");
-    preprocess!(channel_order, "channel-order");
-    preprocess!(value_range, "value-range");
-    if pre.value_range != 1.0 && pre.value_range != 255.0 {
-        bail!(
-            "{}: value_range must be 1 (pixels in [0,1]) or 255 (pixels in [0,255]), got {}",
-            prov["value-range"],
-            pre.value_range
-        );
-    }
-    match pre.resize {
-        Some(Resize::Shorter(n)) if n < input[1].min(input[2]) => bail!(
-            "{}: resize {n} makes the shorter side smaller than the {}x{} input; use at least {}",
-            prov["resize"],
-            input[1],
-            input[2],
-            input[1].max(input[2])
-        ),
-        Some(Resize::Exact([h, w])) if h < input[1] || w < input[2] || h == 0 || w == 0 => bail!(
-            "{}: resize {h}x{w} is smaller than the {}x{} input; the centre crop needs at least the input size",
-            prov["resize"],
-            input[1],
-            input[2]
-        ),
-        _ => {}
-    }
-    // The output choice: recorded (and in the provenance) only when a layer makes one.
-    let side_from = side_name.clone().unwrap_or_default();
-    let (mut output_index, mut output_key) = (None, None);
-    if let Some((choice, layer)) = layered(
-        OutputChoice::of(flags.output_index, flags.output_key.as_ref(), "flags")?,
-        match sc {
-            Some(s) => OutputChoice::of(s.output_index, s.output_key.as_ref(), &side_from)?,
-            None => None,
-        },
-        match embedded {
-            Some(s) => OutputChoice::of(s.output_index, s.output_key.as_ref(), &emb_name)?,
-            None => None,
-        },
-    ) {
-        match choice {
-            OutputChoice::Index(i) => {
-                pick("output-index", None, layer);
-                output_index = Some(i);
-            }
-            OutputChoice::Key(k) => {
-                pick("output-key", None, layer);
-                output_key = Some(k);
-            }
-        }
-    }
-    // What the output holds: declared by a layer, or left to the loader, which
-    // decides it from the outputs and records how (`output` in the provenance).
-    let output = match layered(
-        flags.output,
-        sc.and_then(|s| s.output),
-        embedded.and_then(|s| s.output),
-    ) {
-        Some((kind, layer)) => {
-            pick("output", Some("flag --output-kind".into()), layer);
-            kind
-        }
-        None => OutputKind::Logits,
-    };
-    // Class spaces: a subset (flag or sidecar) or a coarse map (flag), not both.
-    let subset = layered(
-        flags
-            .class_subset
-            .as_ref()
-            .map(|(p, v)| (format!("flag --class-subset {}", p.display()), v.clone())),
-        sc.and_then(|s| s.class_subset.clone())
-            .map(|v| (side_from.clone(), v)),
-        embedded
-            .and_then(|s| s.class_subset.clone())
-            .map(|v| (emb_name.clone(), v)),
-    );
-    let (mut classes, mut model_classes, mut class_subset, mut class_map) =
-        (classes, None, None, None);
-    match (subset, &flags.class_map) {
-        (Some(((from, _), _)), Some((p, _))) => bail!(
-            "--class-map {} and the class subset from {from}: give one; a subset keeps some of the model's classes, a map merges them into coarse ones",
-            p.display()
-        ),
-        (Some(((from, entries), _)), None) => {
-            let mut idx = Vec::with_capacity(entries.len());
-            for e in &entries {
-                let i = model_class(&classes, e, &from)?;
-                if idx.contains(&i) {
-                    bail!("{from}: class `{}` is listed twice", classes[i]);
-                }
-                idx.push(i);
-            }
-            prov.insert("class-subset".into(), from);
-            let names = idx.iter().map(|&i| classes[i].clone()).collect();
-            model_classes = Some(std::mem::replace(&mut classes, names));
-            class_subset = Some(idx);
-        }
-        (None, Some((p, lines))) => {
-            let from = format!("flag --class-map {}", p.display());
-            let (mut names, mut groups): (Vec<String>, Vec<Vec<usize>>) = (vec![], vec![]);
-            let mut seen = vec![false; classes.len()];
-            for (fine, coarse) in lines {
-                let i = model_class(&classes, fine, &from)?;
-                if std::mem::replace(&mut seen[i], true) {
-                    bail!(
-                        "{from}: model class `{}` is mapped twice; each model class belongs to at most one coarse class",
-                        classes[i]
-                    );
-                }
-                match names.iter().position(|n| n == coarse) {
-                    Some(g) => groups[g].push(i),
-                    None => {
-                        names.push(coarse.clone());
-                        groups.push(vec![i]);
-                    }
-                }
-            }
-            prov.insert("class-map".into(), from);
-            model_classes = Some(std::mem::replace(&mut classes, names));
-            class_map = Some(groups);
-        }
-        (None, None) => {}
-    }
+    let classes = r.classes()?;
+    let preprocess = r.preprocess(input)?;
+    let (output_index, output_key) = r.output_choice()?;
+    let output = r.output_kind();
+    let space = r.class_space(classes)?;
     Ok((
         ModelSpec {
             input,
             mean,
             std,
-            classes,
-            preprocess: pre,
+            classes: space.classes,
+            preprocess,
             output_index,
             output_key,
             output,
-            model_classes,
-            class_subset,
-            class_map,
+            model_classes: space.model_classes,
+            class_subset: space.class_subset,
+            class_map: space.class_map,
         },
-        prov,
+        r.prov,
     ))
+}
+
+/// One model's three spec layers (flags, sidecar, embedded) and the provenance
+/// of every field taken from them. Every field goes through one rule
+/// ([`layered`]); [`Resolver::pick`] records its source.
+struct Resolver<'a> {
+    model_path: &'a Path,
+    flags: &'a SpecFlags,
+    sidecar: Option<&'a SpecFile>,
+    embedded: Option<&'a SpecFile>,
+    side_name: Option<String>,
+    emb_name: String,
+    prov: Provenance,
+}
+
+/// The classes a model is scored on, and how they come from its own outputs
+/// (the [`ModelSpec`] fields of the same names).
+struct ClassFields {
+    classes: Vec<String>,
+    model_classes: Option<Vec<String>>,
+    class_subset: Option<Vec<usize>>,
+    class_map: Option<Vec<Vec<usize>>>,
+}
+
+impl<'a> Resolver<'a> {
+    fn new(
+        model_path: &'a Path,
+        flags: &'a SpecFlags,
+        sidecar: Option<(&'a Path, &'a SpecFile)>,
+        embedded: Option<(&str, &'a SpecFile)>,
+    ) -> Resolver<'a> {
+        let (emb_name, embedded) = match embedded {
+            Some((n, e)) => (n.to_string(), Some(e)),
+            None => (EMBEDDED.to_string(), None),
+        };
+        Resolver {
+            model_path,
+            flags,
+            sidecar: sidecar.map(|(_, s)| s),
+            embedded,
+            side_name: sidecar.map(|(p, _)| format!("sidecar {}", p.display())),
+            emb_name,
+            prov: Provenance::new(),
+        }
+    }
+
+    /// The flag's value, else the sidecar's, else the embedded spec's ([`layered`]).
+    fn layered<T>(
+        &self,
+        flag: Option<T>,
+        field: impl Fn(&'a SpecFile) -> Option<T>,
+    ) -> Option<(T, Layer)> {
+        layered(
+            flag,
+            self.sidecar.and_then(&field),
+            self.embedded.and_then(&field),
+        )
+    }
+
+    /// Record where `key` came from (`flag` names the flag when it is not
+    /// `--key`) and return that source.
+    fn pick(&mut self, key: &str, flag: Option<String>, layer: Layer) -> String {
+        let src = match layer {
+            Layer::Flag => flag.unwrap_or_else(|| format!("flag --{key}")),
+            Layer::Sidecar => self.side_name.clone().unwrap_or_default(),
+            Layer::Embedded => self.emb_name.clone(),
+            Layer::Default => "default".to_string(),
+        };
+        self.prov.insert(key.to_string(), src.clone());
+        src
+    }
+
+    /// The error for a field that no layer sets.
+    fn how_to(&self, field: &str, flag: &str) -> String {
+        format!(
+            "{}: the model spec has no `{field}`; add it to the sidecar {} ({SIDECAR_SCHEMA}) or pass {flag}",
+            self.model_path.display(),
+            sidecar_path(self.model_path).display()
+        )
+    }
+
+    /// `input`: [C, H, W] with 1 or 3 channels and sides of 1 to 8192.
+    fn input(&mut self) -> Result<[usize; 3]> {
+        let (input, layer) = self
+            .layered(self.flags.input.map(|i| i.to_vec()), |s| s.input.clone())
+            .ok_or_else(|| anyhow!(self.how_to("input", "--input-size CxHxW")))?;
+        let from = self.pick("input-size", None, layer);
+        if input.len() != 3 {
+            bail!(
+                "{from}: `input` must be [C, H, W], got {} values",
+                input.len()
+            );
+        }
+        let input = [input[0], input[1], input[2]];
+        if !(input[0] == 1 || input[0] == 3) {
+            bail!(
+                "{from}: the input has {} channels; rotbench feeds 1 (grayscale) or 3 (RGB)",
+                input[0]
+            );
+        }
+        if input[1] == 0 || input[2] == 0 || input[1] > 8192 || input[2] > 8192 {
+            bail!(
+                "{from}: input height and width must be between 1 and 8192, got {}x{}",
+                input[1],
+                input[2]
+            );
+        }
+        Ok(input)
+    }
+
+    /// `mean` or `std`: one value for every channel, or one per channel.
+    fn channel_values(
+        &mut self,
+        field: &str,
+        flag: Option<&'a Vec<f32>>,
+        of: impl Fn(&'a SpecFile) -> Option<&'a Vec<f32>>,
+        channels: usize,
+    ) -> Result<Vec<f32>> {
+        let (v, layer) = self.layered(flag, of).ok_or_else(|| {
+            anyhow!(self.how_to(
+                field,
+                &format!("--{field} V (one value, or one per channel)")
+            ))
+        })?;
+        let src = self.pick(field, None, layer);
+        per_channel(v, channels, field, &src)
+    }
+
+    /// `classes`: the model's output classes in order, each name once.
+    fn classes(&mut self) -> Result<Vec<String>> {
+        let flags = self.flags;
+        let (classes, layer) = self
+            .layered(flags.classes.as_ref().map(|(_, c)| c.clone()), |s| {
+                s.classes.clone()
+            })
+            .ok_or_else(|| anyhow!(self.how_to("classes", "--classes FILE (one name per line)")))?;
+        let flag_file = flags
+            .classes
+            .as_ref()
+            .map(|(p, _)| format!("flag --classes {}", p.display()));
+        self.pick("classes", flag_file, layer);
+        if classes.is_empty() {
+            bail!(
+                "{}: `classes` is empty; list the model's output classes in order",
+                self.prov["classes"]
+            );
+        }
+        for (i, c) in classes.iter().enumerate() {
+            if classes[..i].contains(c) {
+                bail!(
+                    "{}: class name `{c}` appears twice; class names must be unique",
+                    self.prov["classes"]
+                );
+            }
+        }
+        Ok(classes)
+    }
+
+    /// Preprocessing: each field from the first layer that has it, else the default.
+    fn preprocess(&mut self, input: [usize; 3]) -> Result<Preprocess> {
+        let mut pre = Preprocess::default();
+        macro_rules! preprocess {
+            ($field:ident, $name:expr) => {
+                match self.layered(self.flags.$field, |s| s.$field) {
+                    Some((v, layer)) => {
+                        pre.$field = v.into();
+                        self.pick($name, None, layer);
+                    }
+                    None => {
+                        self.pick($name, None, Layer::Default);
+                    }
+                }
+            };
+        }
+        preprocess!(resize, "resize");
+        preprocess!(order, "order");
+        preprocess!(channel_order, "channel-order");
+        preprocess!(value_range, "value-range");
+        if pre.value_range != 1.0 && pre.value_range != 255.0 {
+            bail!(
+                "{}: value_range must be 1 (pixels in [0,1]) or 255 (pixels in [0,255]), got {}",
+                self.prov["value-range"],
+                pre.value_range
+            );
+        }
+        match pre.resize {
+            Some(Resize::Shorter(n)) if n < input[1].min(input[2]) => bail!(
+                "{}: resize {n} makes the shorter side smaller than the {}x{} input; use at least {}",
+                self.prov["resize"],
+                input[1],
+                input[2],
+                input[1].max(input[2])
+            ),
+            Some(Resize::Exact([h, w])) if h < input[1] || w < input[2] || h == 0 || w == 0 => bail!(
+                "{}: resize {h}x{w} is smaller than the {}x{} input; the centre crop needs at least the input size",
+                self.prov["resize"],
+                input[1],
+                input[2]
+            ),
+            _ => {}
+        }
+        Ok(pre)
+    }
+
+    /// The output choice (`output_index` or `output_key`): recorded (and in the
+    /// provenance) only when a layer makes one.
+    fn output_choice(&mut self) -> Result<(Option<usize>, Option<String>)> {
+        let flags = self.flags;
+        let side_from = self.side_name.clone().unwrap_or_default();
+        let choice = layered(
+            OutputChoice::of(flags.output_index, flags.output_key.as_ref(), "flags")?,
+            match self.sidecar {
+                Some(s) => OutputChoice::of(s.output_index, s.output_key.as_ref(), &side_from)?,
+                None => None,
+            },
+            match self.embedded {
+                Some(s) => OutputChoice::of(s.output_index, s.output_key.as_ref(), &self.emb_name)?,
+                None => None,
+            },
+        );
+        Ok(match choice {
+            Some((OutputChoice::Index(i), layer)) => {
+                self.pick("output-index", None, layer);
+                (Some(i), None)
+            }
+            Some((OutputChoice::Key(k), layer)) => {
+                self.pick("output-key", None, layer);
+                (None, Some(k))
+            }
+            None => (None, None),
+        })
+    }
+
+    /// What the output holds: declared by a layer, or left to the loader, which
+    /// decides it from the outputs and records how (`output` in the provenance).
+    fn output_kind(&mut self) -> OutputKind {
+        match self.layered(self.flags.output, |s| s.output) {
+            Some((kind, layer)) => {
+                self.pick("output", Some("flag --output-kind".into()), layer);
+                kind
+            }
+            None => OutputKind::Logits,
+        }
+    }
+
+    /// Class spaces: a subset (flag or sidecar) or a coarse map (flag), not both.
+    fn class_space(&mut self, classes: Vec<String>) -> Result<ClassFields> {
+        let flags = self.flags;
+        let side_from = self.side_name.clone().unwrap_or_default();
+        let subset = layered(
+            flags
+                .class_subset
+                .as_ref()
+                .map(|(p, v)| (format!("flag --class-subset {}", p.display()), v.clone())),
+            self.sidecar
+                .and_then(|s| s.class_subset.clone())
+                .map(|v| (side_from.clone(), v)),
+            self.embedded
+                .and_then(|s| s.class_subset.clone())
+                .map(|v| (self.emb_name.clone(), v)),
+        );
+        let mut space = ClassFields {
+            classes,
+            model_classes: None,
+            class_subset: None,
+            class_map: None,
+        };
+        let classes = &mut space.classes;
+        match (subset, &flags.class_map) {
+            (Some(((from, _), _)), Some((p, _))) => bail!(
+                "--class-map {} and the class subset from {from}: give one; a subset keeps some of the model's classes, a map merges them into coarse ones",
+                p.display()
+            ),
+            (Some(((from, entries), _)), None) => {
+                let mut idx = Vec::with_capacity(entries.len());
+                for e in &entries {
+                    let i = model_class(classes, e, &from)?;
+                    if idx.contains(&i) {
+                        bail!("{from}: class `{}` is listed twice", classes[i]);
+                    }
+                    idx.push(i);
+                }
+                self.prov.insert("class-subset".into(), from);
+                let names = idx.iter().map(|&i| classes[i].clone()).collect();
+                space.model_classes = Some(std::mem::replace(classes, names));
+                space.class_subset = Some(idx);
+            }
+            (None, Some((p, lines))) => {
+                let from = format!("flag --class-map {}", p.display());
+                let (mut names, mut groups): (Vec<String>, Vec<Vec<usize>>) = (vec![], vec![]);
+                let mut seen = vec![false; classes.len()];
+                for (fine, coarse) in lines {
+                    let i = model_class(classes, fine, &from)?;
+                    if std::mem::replace(&mut seen[i], true) {
+                        bail!(
+                            "{from}: model class `{}` is mapped twice; each model class belongs to at most one coarse class",
+                            classes[i]
+                        );
+                    }
+                    match names.iter().position(|n| n == coarse) {
+                        Some(g) => groups[g].push(i),
+                        None => {
+                            names.push(coarse.clone());
+                            groups.push(vec![i]);
+                        }
+                    }
+                }
+                self.prov.insert("class-map".into(), from);
+                space.model_classes = Some(std::mem::replace(classes, names));
+                space.class_map = Some(groups);
+            }
+            (None, None) => {}
+        }
+        Ok(space)
+    }
 }
 
 /// Read `extra/rotbench.json` from a TorchScript zip, if present.
@@ -983,30 +1053,6 @@ impl Inference {
             Inference::Exact => "exact",
         }
     }
-}
-
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .with_context(|| format!("{}: read failed", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex(&h.finalize()))
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
 }
 
 /// A model's spec in one call, once its file is open: the flags, the sidecar
@@ -1393,10 +1439,20 @@ mod issue31_tests {
         mixed[5] += 0.01;
         assert_eq!(OutputKind::of_rows(&mixed, 3), OutputKind::Logits);
         // The tolerance is the stated one: 1 ± 1e-3 passes, beyond fails.
-        assert_eq!(OutputKind::of_rows(&[0.5, 0.5009], 2), OutputKind::Probabilities);
+        assert_eq!(
+            OutputKind::of_rows(&[0.5, 0.5009], 2),
+            OutputKind::Probabilities
+        );
         assert_eq!(OutputKind::of_rows(&[0.5, 0.5011], 2), OutputKind::Logits);
-        assert_eq!(OutputKind::of_rows(&[-0.0, 1.0], 2), OutputKind::Probabilities);
-        assert_eq!(OutputKind::of_rows(&[1.0], 1), OutputKind::Logits, "one class: nothing to tell");
+        assert_eq!(
+            OutputKind::of_rows(&[-0.0, 1.0], 2),
+            OutputKind::Probabilities
+        );
+        assert_eq!(
+            OutputKind::of_rows(&[1.0], 1),
+            OutputKind::Logits,
+            "one class: nothing to tell"
+        );
         assert!(OutputKind::Logits.admits(OutputKind::LogProbabilities));
         assert!(!OutputKind::Logits.admits(OutputKind::Probabilities));
         assert!(!OutputKind::Probabilities.admits(OutputKind::Logits));
@@ -1419,13 +1475,20 @@ mod issue31_tests {
         .unwrap();
         assert_eq!(spec.output, OutputKind::LogProbabilities);
         assert_eq!(prov["output"], "sidecar m.json");
-        assert!(serde_json::to_string(&spec).unwrap().contains(r#""output":"log_probabilities""#));
+        assert!(serde_json::to_string(&spec)
+            .unwrap()
+            .contains(r#""output":"log_probabilities""#));
         let flags = SpecFlags {
             output: Some(OutputKind::Logits),
             ..Default::default()
         };
-        let (spec, prov) =
-            resolve_spec(Path::new("m.pt"), &flags, Some((Path::new("m.json"), &s)), None).unwrap();
+        let (spec, prov) = resolve_spec(
+            Path::new("m.pt"),
+            &flags,
+            Some((Path::new("m.json"), &s)),
+            None,
+        )
+        .unwrap();
         assert_eq!(prov["output"], "flag --output-kind");
         assert!(!serde_json::to_string(&spec).unwrap().contains("output"));
         assert!(SpecFile::parse(r#"{"output":"softmax"}"#, "m.json").is_err());
@@ -1439,10 +1502,18 @@ mod issue31_tests {
         assert_eq!(read_classes_file(&p).unwrap(), ["cat", "dog"]);
         assert_eq!(read_subset_file(&p).unwrap(), ["cat", "dog"]);
         fs::write(&p, "\u{feff}cat,animal\n").unwrap();
-        assert_eq!(read_map_file(&p).unwrap(), [("cat".into(), "animal".into())]);
+        assert_eq!(
+            read_map_file(&p).unwrap(),
+            [("cat".into(), "animal".into())]
+        );
         let side = d.path().join("m.json");
-        fs::write(&side, "\u{feff}{\"input\":[1,2,2],\"mean\":[0],\"std\":[1],\"classes\":[\"a\"]}").unwrap();
-        let (spec, _) = load_spec_with(&d.path().join("m.pt"), &SpecFlags::default(), None).unwrap();
+        fs::write(
+            &side,
+            "\u{feff}{\"input\":[1,2,2],\"mean\":[0],\"std\":[1],\"classes\":[\"a\"]}",
+        )
+        .unwrap();
+        let (spec, _) =
+            load_spec_with(&d.path().join("m.pt"), &SpecFlags::default(), None).unwrap();
         assert_eq!(spec.classes, ["a"]);
     }
 }

@@ -2,11 +2,12 @@
 //! [`SweepResult`]. The report, the gate and `rotbench report` read it back.
 
 use crate::dataset::DatasetInfo;
+use crate::hash::content_hash;
 use crate::metrics::bootstrap::{self, AngleInput, Stats};
 use crate::metrics::calibration::{nll_term, top_k_hit, Calibration, Reliability, ECE_BINS};
 use crate::metrics::stability::{next_positions, ranking_distance};
 use crate::metrics::{self, confusion_similarity, report, ClassScores, Paired};
-use crate::results::{AngleCounts, ModelId, RotateOn, SweepResult};
+use crate::results::{AngleCounts, ModelId, ModelSweep, RotateOn, SweepResult};
 use crate::rotate::{Fill, Interpolation};
 use crate::spec::Inference;
 use serde::{Deserialize, Serialize};
@@ -353,7 +354,7 @@ struct Probabilistic {
 }
 
 fn probabilistic(
-    ms: &crate::results::ModelSweep,
+    ms: &ModelSweep,
     labels: &[u32],
     a: usize,
     next: Option<usize>,
@@ -420,6 +421,8 @@ fn one_class_warning(reference: &AngleCounts, id: &ModelId) -> Option<String> {
     }
 }
 
+/// The summary of a sweep: each model's figures at every angle and over the
+/// sweep, and each pair of models compared on the same samples.
 pub fn build(
     result: &SweepResult,
     ids: &[ModelId],
@@ -427,7 +430,6 @@ pub fn build(
     settings: Settings,
     libtorch_version: &str,
 ) -> Summary {
-    let user = result.user_angles();
     let n = result.labels.len();
     let next = next_angles(result);
     let n_classes = result
@@ -437,239 +439,22 @@ pub fn build(
         .map_or(0, |c| c.confusion.n_classes);
     // Top-K figures only where the model has more than K classes.
     let top_k = (n_classes > settings.top_k && settings.top_k > 0).then_some(settings.top_k);
-    // Bootstrap replicates: [model][angle][replicate], the same resamples for all.
-    let reps: Vec<Vec<Vec<Stats>>> = if settings.bootstrap > 0 && n > 0 {
-        let confidence: Vec<Vec<Vec<f64>>> = result
-            .models
-            .iter()
-            .map(|ms| {
-                ms.cols
-                    .iter()
-                    .map(|c| c.confidence.iter().map(|&v| v as f64).collect())
-                    .collect()
-            })
-            .collect();
-        let inputs: Vec<Vec<AngleInput>> = result
-            .models
-            .iter()
-            .zip(&confidence)
-            .map(|(ms, conf)| {
-                (0..result.angles.len())
-                    .map(|a| AngleInput {
-                        preds: ms.preds(a),
-                        reference: ms.preds(result.reference),
-                        next: next[a].map(|b| ms.preds(b)),
-                        confidence: &conf[a],
-                    })
-                    .collect()
-            })
-            .collect();
-        bootstrap::replicates(
-            &inputs,
-            &result.labels,
-            n_classes,
-            settings.seed,
-            settings.bootstrap,
-        )
-    } else {
-        vec![]
-    };
-    let ci = |m: usize, a: usize, f: fn(&Stats) -> f64| -> Option<[f64; 2]> {
-        let r = reps.get(m)?.get(a)?;
-        let v: Vec<f64> = r.iter().map(f).collect();
-        (!v.is_empty() && v.iter().all(|x| !x.is_nan())).then(|| bootstrap::interval(&v))
-    };
-    // ECE's interval accounts for the bias that resampling adds to it.
-    let ece_ci = |m: usize, a: usize, estimate: f64| -> Option<[f64; 2]> {
-        let r = reps.get(m)?.get(a)?;
-        let v: Vec<f64> = r.iter().map(|s| s.ece).collect();
-        (!v.is_empty() && v.iter().all(|x| !x.is_nan()))
-            .then(|| bootstrap::recentred_interval(&v, estimate, 0.0))
+    let reps = replicates(result, &next, n_classes, &settings);
+    let scoring = Scoring {
+        result,
+        next,
+        top_k,
+        reps,
+        bootstrap: settings.bootstrap,
     };
     let models: Vec<ModelSummary> = result
         .models
         .iter()
         .zip(ids)
         .enumerate()
-        .map(|(mi, (ms, id))| {
-            let ref_counts = &ms.counts[result.reference];
-            let ref_acc = report(&ref_counts.confusion).accuracy;
-            let angles: Vec<AngleMetrics> = result
-                .angles
-                .iter()
-                .enumerate()
-                .map(|(ai, &angle)| {
-                    let c = &ms.counts[ai];
-                    let r = report(&c.confusion);
-                    let (lo, hi) = metrics::wilson(r.correct, r.n);
-                    let p = probabilistic(ms, &result.labels, ai, next[ai], top_k);
-                    AngleMetrics {
-                        angle,
-                        reference: ai == result.reference,
-                        in_sweep: user.contains(&ai),
-                        n: r.n,
-                        correct: r.correct,
-                        accuracy: r.accuracy,
-                        accuracy_ci_low: lo,
-                        accuracy_ci_high: hi,
-                        precision_macro: r.macro_avg.precision,
-                        recall_macro: r.macro_avg.recall,
-                        f1_macro: r.macro_avg.f1,
-                        precision_micro: r.micro_avg.precision,
-                        recall_micro: r.micro_avg.recall,
-                        f1_micro: r.micro_avg.f1,
-                        precision_weighted: r.weighted_avg.precision,
-                        recall_weighted: r.weighted_avg.recall,
-                        f1_weighted: r.weighted_avg.f1,
-                        consistency: div(c.consistent as f64, r.n as f64),
-                        accuracy_drop: ref_acc - r.accuracy,
-                        prob_shift: div(c.prob_shift_sum, r.n as f64),
-                        error_consistency: c.vs_reference.kappa(),
-                        confusion_similarity: confusion_similarity(
-                            &ref_counts.confusion,
-                            &c.confusion,
-                        ),
-                        mcnemar_p_vs_reference: c.vs_reference.mcnemar(),
-                        nonfinite: c.nonfinite,
-                        per_class: r
-                            .per_class
-                            .iter()
-                            .filter(|s| s.support > 0 || c.confusion.pred_sum(s.class) > 0)
-                            .copied()
-                            .collect(),
-                        zero_division_classes: r.zero_division_classes.clone(),
-                        confusion: c
-                            .confusion
-                            .cells()
-                            .map(|(t, p, k)| [t as u64, p as u64, k])
-                            .collect(),
-                        invalid_per_class: if c.nonfinite == 0 {
-                            vec![]
-                        } else {
-                            (0..c.confusion.n_classes)
-                                .map(|t| c.confusion.invalid(t))
-                                .collect()
-                        },
-                        top_k_accuracy: p.top_k_accuracy,
-                        nll: p.nll,
-                        brier: p.brier,
-                        ece: p.calibration.ece(),
-                        mean_confidence: p.calibration.mean_confidence(),
-                        reliability: p.calibration.reliability(),
-                        flip_next: p.flip_next,
-                        top_k_distance_next: p.top_k_distance_next,
-                        f1_macro_ci: ci(mi, ai, |s| s.f1_macro),
-                        consistency_ci: ci(mi, ai, |s| s.consistency),
-                        ece_ci: ece_ci(mi, ai, p.calibration.ece()),
-                        flip_next_ci: ci(mi, ai, |s| s.flip_next),
-                    }
-                })
-                .collect();
-            let swept: Vec<&AngleMetrics> = user.clone().map(|i| &angles[i]).collect();
-            let mean = swept.iter().map(|a| a.accuracy).sum::<f64>() / swept.len() as f64;
-            let best = swept
-                .iter()
-                .fold(swept[0], |b, a| if a.accuracy > b.accuracy { a } else { b });
-            let worst = swept
-                .iter()
-                .fold(swept[0], |w, a| if a.accuracy < w.accuracy { a } else { w });
-            let worst_ece = swept
-                .iter()
-                .fold(swept[0], |w, a| if a.ece > w.ece { a } else { w });
-            let wos = (0..n)
-                .filter(|&s| {
-                    user.clone()
-                        .all(|ai| ms.preds(ai)[s] == result.labels[s] as i32)
-                })
-                .count() as u64;
-            // Per replicate, the mean flip rate over the pairs.
-            let flip_probability_ci = reps.get(mi).and_then(|r| {
-                let pairs: Vec<usize> = user.clone().filter(|&a| next[a].is_some()).collect();
-                if pairs.is_empty() {
-                    return None;
-                }
-                let per_rep: Vec<f64> = (0..settings.bootstrap)
-                    .map(|k| {
-                        pairs.iter().map(|&a| r[a][k].flip_next).sum::<f64>() / pairs.len() as f64
-                    })
-                    .collect();
-                Some(bootstrap::interval(&per_rep))
-            });
-            let mut id = id.clone();
-            if let Some(w) = one_class_warning(ref_counts, &id) {
-                id.warnings.push(w);
-            }
-            ModelSummary {
-                id,
-                nonfinite_logits: ms.counts.iter().map(|c| c.nonfinite).sum(),
-                sweep: SweepStats {
-                    accuracy_at_reference: ref_acc,
-                    mean_accuracy: mean,
-                    best_angle: best.angle,
-                    best_accuracy: best.accuracy,
-                    worst_angle: worst.angle,
-                    worst_accuracy: worst.accuracy,
-                    relative_robustness: div(mean, ref_acc),
-                    worst_of_sweep_accuracy: div(wos as f64, n as f64),
-                    worst_of_sweep_correct: wos,
-                    consistency_at_worst: worst.consistency,
-                    flip_probability: pair_mean(swept.iter().map(|a| a.flip_next)),
-                    flip_probability_ci,
-                    mean_top_k_distance: pair_mean(swept.iter().map(|a| a.top_k_distance_next)),
-                    worst_ece: worst_ece.ece,
-                    worst_ece_angle: worst_ece.angle,
-                },
-                angles,
-            }
-        })
+        .map(|(mi, (ms, id))| scoring.model(mi, ms, id))
         .collect();
-
-    let mut comparisons = Vec::new();
-    for a in 0..result.models.len() {
-        for b in a + 1..result.models.len() {
-            let angles = result
-                .angles
-                .iter()
-                .enumerate()
-                .map(|(ai, &angle)| {
-                    let mut p = Paired::default();
-                    for s in 0..n {
-                        let l = result.labels[s] as i32;
-                        p.add(
-                            result.models[a].preds(ai)[s] == l,
-                            result.models[b].preds(ai)[s] == l,
-                        );
-                    }
-                    let (ma, mb) = (&models[a].angles[ai], &models[b].angles[ai]);
-                    let paired = |f: fn(&Stats) -> f64| -> Option<[f64; 2]> {
-                        let (ra, rb) = (reps.get(a)?.get(ai)?, reps.get(b)?.get(ai)?);
-                        let d: Vec<f64> = ra.iter().zip(rb).map(|(x, y)| f(x) - f(y)).collect();
-                        (!d.is_empty()).then(|| bootstrap::interval(&d))
-                    };
-                    PairAngle {
-                        angle,
-                        accuracy_a: ma.accuracy,
-                        accuracy_b: mb.accuracy,
-                        accuracy_diff: ma.accuracy - mb.accuracy,
-                        only_a_correct: p.only_a,
-                        only_b_correct: p.only_b,
-                        mcnemar_p: p.mcnemar(),
-                        f1_macro_a: ma.f1_macro,
-                        f1_macro_b: mb.f1_macro,
-                        f1_macro_diff: ma.f1_macro - mb.f1_macro,
-                        accuracy_diff_ci: paired(|s| s.accuracy),
-                        f1_macro_diff_ci: paired(|s| s.f1_macro),
-                    }
-                })
-                .collect();
-            comparisons.push(Comparison {
-                a: models[a].id.name.clone(),
-                b: models[b].id.name.clone(),
-                angles,
-            });
-        }
-    }
-
+    let comparisons = scoring.comparisons(&models);
     Summary {
         schema: SCHEMA_VERSION,
         rotbench_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -685,10 +470,286 @@ pub fn build(
     }
 }
 
-/// sha256 of `bytes`, lower-case hex: how `files` names a result file's content.
-pub fn content_hash(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    crate::spec::hex(&Sha256::digest(bytes))
+/// Bootstrap replicates: [model][angle][replicate], the same resamples for all;
+/// none without `--bootstrap` or samples.
+fn replicates(
+    result: &SweepResult,
+    next: &[Option<usize>],
+    n_classes: usize,
+    settings: &Settings,
+) -> Vec<Vec<Vec<Stats>>> {
+    if settings.bootstrap == 0 || result.labels.is_empty() {
+        return vec![];
+    }
+    let confidence: Vec<Vec<Vec<f64>>> = result
+        .models
+        .iter()
+        .map(|ms| {
+            ms.cols
+                .iter()
+                .map(|c| c.confidence.iter().map(|&v| v as f64).collect())
+                .collect()
+        })
+        .collect();
+    let inputs: Vec<Vec<AngleInput>> = result
+        .models
+        .iter()
+        .zip(&confidence)
+        .map(|(ms, conf)| {
+            (0..result.angles.len())
+                .map(|a| AngleInput {
+                    preds: ms.preds(a),
+                    reference: ms.preds(result.reference),
+                    next: next[a].map(|b| ms.preds(b)),
+                    confidence: &conf[a],
+                })
+                .collect()
+        })
+        .collect();
+    bootstrap::replicates(
+        &inputs,
+        &result.labels,
+        n_classes,
+        settings.seed,
+        settings.bootstrap,
+    )
+}
+
+/// What every figure of [`build`] is computed from: the sweep, each angle's
+/// next angle, the K of top-K (when the models have more classes) and the
+/// bootstrap replicates.
+struct Scoring<'a> {
+    result: &'a SweepResult,
+    next: Vec<Option<usize>>,
+    top_k: Option<usize>,
+    /// [model][angle][replicate]; empty without `--bootstrap`.
+    reps: Vec<Vec<Vec<Stats>>>,
+    bootstrap: usize,
+}
+
+impl Scoring<'_> {
+    /// The bootstrap interval of `f` for model `m` at angle `a`.
+    fn ci(&self, m: usize, a: usize, f: fn(&Stats) -> f64) -> Option<[f64; 2]> {
+        let r = self.reps.get(m)?.get(a)?;
+        let v: Vec<f64> = r.iter().map(f).collect();
+        (!v.is_empty() && v.iter().all(|x| !x.is_nan())).then(|| bootstrap::interval(&v))
+    }
+
+    /// ECE's interval accounts for the bias that resampling adds to it.
+    fn ece_ci(&self, m: usize, a: usize, estimate: f64) -> Option<[f64; 2]> {
+        let r = self.reps.get(m)?.get(a)?;
+        let v: Vec<f64> = r.iter().map(|s| s.ece).collect();
+        (!v.is_empty() && v.iter().all(|x| !x.is_nan()))
+            .then(|| bootstrap::recentred_interval(&v, estimate, 0.0))
+    }
+
+    /// Model `mi`: its figures at every angle, over the sweep, and its warnings.
+    fn model(&self, mi: usize, ms: &ModelSweep, id: &ModelId) -> ModelSummary {
+        let result = self.result;
+        let ref_counts = &ms.counts[result.reference];
+        let ref_acc = report(&ref_counts.confusion).accuracy;
+        let angles: Vec<AngleMetrics> = result
+            .angles
+            .iter()
+            .enumerate()
+            .map(|(ai, &angle)| self.angle(mi, ms, ai, angle, ref_counts, ref_acc))
+            .collect();
+        let mut id = id.clone();
+        if let Some(w) = one_class_warning(ref_counts, &id) {
+            id.warnings.push(w);
+        }
+        ModelSummary {
+            id,
+            nonfinite_logits: ms.counts.iter().map(|c| c.nonfinite).sum(),
+            sweep: self.sweep_stats(mi, ms, &angles, ref_acc),
+            angles,
+        }
+    }
+
+    /// Model `mi`'s figures at angle `ai`, against its reference angle.
+    fn angle(
+        &self,
+        mi: usize,
+        ms: &ModelSweep,
+        ai: usize,
+        angle: f64,
+        ref_counts: &AngleCounts,
+        ref_acc: f64,
+    ) -> AngleMetrics {
+        let result = self.result;
+        let c = &ms.counts[ai];
+        let r = report(&c.confusion);
+        let (lo, hi) = metrics::wilson(r.correct, r.n);
+        let p = probabilistic(ms, &result.labels, ai, self.next[ai], self.top_k);
+        AngleMetrics {
+            angle,
+            reference: ai == result.reference,
+            in_sweep: result.user_angles().contains(&ai),
+            n: r.n,
+            correct: r.correct,
+            accuracy: r.accuracy,
+            accuracy_ci_low: lo,
+            accuracy_ci_high: hi,
+            precision_macro: r.macro_avg.precision,
+            recall_macro: r.macro_avg.recall,
+            f1_macro: r.macro_avg.f1,
+            precision_micro: r.micro_avg.precision,
+            recall_micro: r.micro_avg.recall,
+            f1_micro: r.micro_avg.f1,
+            precision_weighted: r.weighted_avg.precision,
+            recall_weighted: r.weighted_avg.recall,
+            f1_weighted: r.weighted_avg.f1,
+            consistency: div(c.consistent as f64, r.n as f64),
+            accuracy_drop: ref_acc - r.accuracy,
+            prob_shift: div(c.prob_shift_sum, r.n as f64),
+            error_consistency: c.vs_reference.kappa(),
+            confusion_similarity: confusion_similarity(&ref_counts.confusion, &c.confusion),
+            mcnemar_p_vs_reference: c.vs_reference.mcnemar(),
+            nonfinite: c.nonfinite,
+            per_class: r
+                .per_class
+                .iter()
+                .filter(|s| s.support > 0 || c.confusion.pred_sum(s.class) > 0)
+                .copied()
+                .collect(),
+            zero_division_classes: r.zero_division_classes.clone(),
+            confusion: c
+                .confusion
+                .cells()
+                .map(|(t, p, k)| [t as u64, p as u64, k])
+                .collect(),
+            invalid_per_class: if c.nonfinite == 0 {
+                vec![]
+            } else {
+                (0..c.confusion.n_classes)
+                    .map(|t| c.confusion.invalid(t))
+                    .collect()
+            },
+            top_k_accuracy: p.top_k_accuracy,
+            nll: p.nll,
+            brier: p.brier,
+            ece: p.calibration.ece(),
+            mean_confidence: p.calibration.mean_confidence(),
+            reliability: p.calibration.reliability(),
+            flip_next: p.flip_next,
+            top_k_distance_next: p.top_k_distance_next,
+            f1_macro_ci: self.ci(mi, ai, |s| s.f1_macro),
+            consistency_ci: self.ci(mi, ai, |s| s.consistency),
+            ece_ci: self.ece_ci(mi, ai, p.calibration.ece()),
+            flip_next_ci: self.ci(mi, ai, |s| s.flip_next),
+        }
+    }
+
+    /// Model `mi` over the user's angles: mean, best and worst, worst-of-sweep,
+    /// flip probability and worst ECE.
+    fn sweep_stats(
+        &self,
+        mi: usize,
+        ms: &ModelSweep,
+        angles: &[AngleMetrics],
+        ref_acc: f64,
+    ) -> SweepStats {
+        let result = self.result;
+        let n = result.labels.len();
+        let user = result.user_angles();
+        let swept: Vec<&AngleMetrics> = user.clone().map(|i| &angles[i]).collect();
+        let mean = swept.iter().map(|a| a.accuracy).sum::<f64>() / swept.len() as f64;
+        let best = swept
+            .iter()
+            .fold(swept[0], |b, a| if a.accuracy > b.accuracy { a } else { b });
+        let worst = swept
+            .iter()
+            .fold(swept[0], |w, a| if a.accuracy < w.accuracy { a } else { w });
+        let worst_ece = swept
+            .iter()
+            .fold(swept[0], |w, a| if a.ece > w.ece { a } else { w });
+        let wos = (0..n)
+            .filter(|&s| {
+                user.clone()
+                    .all(|ai| ms.preds(ai)[s] == result.labels[s] as i32)
+            })
+            .count() as u64;
+        // Per replicate, the mean flip rate over the pairs.
+        let flip_probability_ci = self.reps.get(mi).and_then(|r| {
+            let pairs: Vec<usize> = user.clone().filter(|&a| self.next[a].is_some()).collect();
+            if pairs.is_empty() {
+                return None;
+            }
+            let per_rep: Vec<f64> = (0..self.bootstrap)
+                .map(|k| pairs.iter().map(|&a| r[a][k].flip_next).sum::<f64>() / pairs.len() as f64)
+                .collect();
+            Some(bootstrap::interval(&per_rep))
+        });
+        SweepStats {
+            accuracy_at_reference: ref_acc,
+            mean_accuracy: mean,
+            best_angle: best.angle,
+            best_accuracy: best.accuracy,
+            worst_angle: worst.angle,
+            worst_accuracy: worst.accuracy,
+            relative_robustness: div(mean, ref_acc),
+            worst_of_sweep_accuracy: div(wos as f64, n as f64),
+            worst_of_sweep_correct: wos,
+            consistency_at_worst: worst.consistency,
+            flip_probability: pair_mean(swept.iter().map(|a| a.flip_next)),
+            flip_probability_ci,
+            mean_top_k_distance: pair_mean(swept.iter().map(|a| a.top_k_distance_next)),
+            worst_ece: worst_ece.ece,
+            worst_ece_angle: worst_ece.angle,
+        }
+    }
+
+    /// Every pair of models, compared angle by angle on the same samples.
+    fn comparisons(&self, models: &[ModelSummary]) -> Vec<Comparison> {
+        let mut comparisons = Vec::new();
+        for a in 0..self.result.models.len() {
+            for b in a + 1..self.result.models.len() {
+                let angles = (0..self.result.angles.len())
+                    .map(|ai| self.pair_angle(models, a, b, ai))
+                    .collect();
+                comparisons.push(Comparison {
+                    a: models[a].id.name.clone(),
+                    b: models[b].id.name.clone(),
+                    angles,
+                });
+            }
+        }
+        comparisons
+    }
+
+    /// Models `a` and `b` at angle `ai`: the accuracy and macro-F1 differences,
+    /// the exact McNemar test and the paired bootstrap intervals.
+    fn pair_angle(&self, models: &[ModelSummary], a: usize, b: usize, ai: usize) -> PairAngle {
+        let result = self.result;
+        let mut p = Paired::default();
+        for s in 0..result.labels.len() {
+            let l = result.labels[s] as i32;
+            p.add(
+                result.models[a].preds(ai)[s] == l,
+                result.models[b].preds(ai)[s] == l,
+            );
+        }
+        let (ma, mb) = (&models[a].angles[ai], &models[b].angles[ai]);
+        let paired = |f: fn(&Stats) -> f64| -> Option<[f64; 2]> {
+            let (ra, rb) = (self.reps.get(a)?.get(ai)?, self.reps.get(b)?.get(ai)?);
+            let d: Vec<f64> = ra.iter().zip(rb).map(|(x, y)| f(x) - f(y)).collect();
+            (!d.is_empty()).then(|| bootstrap::interval(&d))
+        };
+        PairAngle {
+            angle: result.angles[ai],
+            accuracy_a: ma.accuracy,
+            accuracy_b: mb.accuracy,
+            accuracy_diff: ma.accuracy - mb.accuracy,
+            only_a_correct: p.only_a,
+            only_b_correct: p.only_b,
+            mcnemar_p: p.mcnemar(),
+            f1_macro_a: ma.f1_macro,
+            f1_macro_b: mb.f1_macro,
+            f1_macro_diff: ma.f1_macro - mb.f1_macro,
+            accuracy_diff_ci: paired(|s| s.accuracy),
+            f1_macro_diff_ci: paired(|s| s.f1_macro),
+        }
+    }
 }
 
 impl Summary {

@@ -4,8 +4,8 @@
 //! A folder means its `test_batch.bin` (CIFAR-10) or `test.bin` (CIFAR-100).
 
 use super::{display, Chunk, DatasetInfo, OpenOptions, Source, Target};
+use crate::hash::content_hash;
 use anyhow::{anyhow, bail, Context, Result};
-use sha2::{Digest, Sha256};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -123,7 +123,7 @@ impl CifarSource {
             start: sel.start,
             selected: sel.selected,
             total: count,
-            sha256: crate::spec::hex(&Sha256::digest(&bytes)),
+            sha256: content_hash(&bytes),
             class_names,
             class_order: "CIFAR labels are class indices into the model's classes".into(),
             class_map: vec![],
@@ -219,8 +219,13 @@ mod tests {
             batch(Kind::Cifar10, &[(0, 3), (0, 1)]),
         )
         .unwrap();
-        let mut s =
-            CifarSource::open(&find(d.path()).unwrap(), T, &crate::dataset::labels::numbered(10), &OpenOptions::default()).unwrap();
+        let mut s = CifarSource::open(
+            &find(d.path()).unwrap(),
+            T,
+            &crate::dataset::labels::numbered(10),
+            &OpenOptions::default(),
+        )
+        .unwrap();
         let c = s.next_chunk(10).unwrap().unwrap();
         assert_eq!(c.labels, vec![3, 1]);
         assert_eq!(c.pixels.len(), 2 * PIXELS);
@@ -232,14 +237,25 @@ mod tests {
             batch(Kind::Cifar100, &[(4, 40), (5, 55)]),
         )
         .unwrap();
-        let mut s =
-            CifarSource::open(&d.path().join("test.bin"), T, &crate::dataset::labels::numbered(100), &OpenOptions::default()).unwrap();
+        let mut s = CifarSource::open(
+            &d.path().join("test.bin"),
+            T,
+            &crate::dataset::labels::numbered(100),
+            &OpenOptions::default(),
+        )
+        .unwrap();
         assert_eq!(s.next_chunk(10).unwrap().unwrap().labels, vec![40, 55]);
         let opts = OpenOptions {
             coarse_labels: true,
             ..Default::default()
         };
-        let mut s = CifarSource::open(&d.path().join("test.bin"), T, &crate::dataset::labels::numbered(20), &opts).unwrap();
+        let mut s = CifarSource::open(
+            &d.path().join("test.bin"),
+            T,
+            &crate::dataset::labels::numbered(20),
+            &opts,
+        )
+        .unwrap();
         assert_eq!(s.next_chunk(10).unwrap().unwrap().labels, vec![4, 5]);
     }
 
@@ -248,10 +264,15 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("test_batch.bin");
         fs::write(&path, bytes).unwrap();
-        CifarSource::open(&path, T, &crate::dataset::labels::numbered(10), &OpenOptions::default())
-            .err()
-            .unwrap()
-            .to_string()
+        CifarSource::open(
+            &path,
+            T,
+            &crate::dataset::labels::numbered(10),
+            &OpenOptions::default(),
+        )
+        .err()
+        .unwrap()
+        .to_string()
     }
 
     #[test]

@@ -175,7 +175,7 @@ impl FilesSource {
             start: sel.start,
             selected: sel.selected,
             total,
-            sha256: crate::spec::hex(&hasher.finalize()),
+            sha256: crate::hash::hex(&hasher.finalize()),
             class_names,
             class_order,
             class_map: vec![],
@@ -327,13 +327,24 @@ pub fn class_map(
                 )
             }
             Some(ClassFolders::Names) => match all_names {
-                Some(r) => (r, "folder names are class names (--class-folders names)".into()),
-                None => bail!("{}", not_classes(root, &names, space, "--class-folders names, but")),
+                Some(r) => (
+                    r,
+                    "folder names are class names (--class-folders names)".into(),
+                ),
+                None => bail!(
+                    "{}",
+                    not_classes(root, &names, space, "--class-folders names, but")
+                ),
             },
             Some(ClassFolders::Indices) => match all_numbers {
-                Some(r) => (r, "folder names are indices into the model's classes (--class-folders indices)".into()),
+                Some(r) => (
+                    r,
+                    "folder names are indices into the model's classes (--class-folders indices)"
+                        .into(),
+                ),
                 None => {
-                    let bad: Vec<&String> = names.iter().filter(|n| by_number(n).is_none()).collect();
+                    let bad: Vec<&String> =
+                        names.iter().filter(|n| by_number(n).is_none()).collect();
                     bail!(
                         "--data {data}: --class-folders indices, but {} not a class index (0..{})",
                         folders_are(&bad),
@@ -355,7 +366,10 @@ pub fn class_map(
                             name_of(space, r[names.iter().position(|x| x == n).unwrap_or(0)])
                         );
                     }
-                    (r, "numeric folder names are indices into the model's classes".into())
+                    (
+                        r,
+                        "numeric folder names are indices into the model's classes".into(),
+                    )
                 }
                 (None, None) => bail!("{}", not_classes(root, &names, space, "")),
             },
@@ -408,8 +422,14 @@ fn loose(s: &str) -> String {
 /// The error for folders that are neither class names nor class indices: which
 /// ones, and the ways to say what they are.
 fn not_classes(root: &Path, names: &[String], space: &LabelSpace, lead: &str) -> String {
-    let others: Vec<&String> = names.iter().filter(|n| space.by_name(n).is_none()).collect();
-    let matching: Vec<&String> = names.iter().filter(|n| space.by_name(n).is_some()).collect();
+    let others: Vec<&String> = names
+        .iter()
+        .filter(|n| space.by_name(n).is_none())
+        .collect();
+    let matching: Vec<&String> = names
+        .iter()
+        .filter(|n| space.by_name(n).is_some())
+        .collect();
     let all = space.classes.iter().chain(&space.model_classes);
     let suggestions: Vec<String> = others
         .iter()
@@ -655,7 +675,10 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(err.contains("--class-folder-map") && err.contains("--classes"), "{err}");
+        assert!(
+            err.contains("--class-folder-map") && err.contains("--classes"),
+            "{err}"
+        );
         let sorted = OpenOptions {
             class_folders: Some(ClassFolders::Sorted),
             ..Default::default()
@@ -686,7 +709,8 @@ mod tests {
             resize,
             ..Default::default()
         };
-        let mut s = FolderSource::open(d.path(), T, &LabelSpace::plain(&classes(&["a"])), &opts).unwrap();
+        let mut s =
+            FolderSource::open(d.path(), T, &LabelSpace::plain(&classes(&["a"])), &opts).unwrap();
         let c = s.next_chunk(10).unwrap().unwrap();
         assert_eq!(c.dims, vec![(6, 9)]);
         assert_eq!(c.pixels.len(), 6 * 9);
@@ -696,7 +720,8 @@ mod tests {
             crop_first: true,
             ..Default::default()
         };
-        let mut s = FolderSource::open(d.path(), T, &LabelSpace::plain(&classes(&["a"])), &opts).unwrap();
+        let mut s =
+            FolderSource::open(d.path(), T, &LabelSpace::plain(&classes(&["a"])), &opts).unwrap();
         let c = s.next_chunk(10).unwrap().unwrap();
         assert!(c.dims.is_empty());
         assert_eq!(c.pixels.len(), 16);
@@ -705,7 +730,8 @@ mod tests {
             resize: Some(crate::spec::Resize::Exact([3, 3])),
             ..Default::default()
         };
-        let mut s = FolderSource::open(d.path(), T, &LabelSpace::plain(&classes(&["a"])), &opts).unwrap();
+        let mut s =
+            FolderSource::open(d.path(), T, &LabelSpace::plain(&classes(&["a"])), &opts).unwrap();
         assert!(format!("{:#}", s.next_chunk(10).unwrap_err()).contains("smaller than the model's"));
     }
 
@@ -718,8 +744,13 @@ mod tests {
             .unwrap();
         fs::write(d.path().join("0").join("b.png"), b"not a png").unwrap();
         fs::write(d.path().join("0").join("c.png"), b"").unwrap();
-        let mut s =
-            FolderSource::open(d.path(), T, &LabelSpace::plain(&classes(&["0"])), &OpenOptions::default()).unwrap();
+        let mut s = FolderSource::open(
+            d.path(),
+            T,
+            &LabelSpace::plain(&classes(&["0"])),
+            &OpenOptions::default(),
+        )
+        .unwrap();
         let err = format!("{:#}", s.next_chunk(10).unwrap_err());
         assert!(
             err.contains("b.png") && err.contains("--skip-bad-images"),
@@ -836,10 +867,15 @@ mod tests {
         GrayImage::from_pixel(4, 4, Luma([1]))
             .save(d.path().join("a.png"))
             .unwrap();
-        let err = FolderSource::open(d.path(), T, &LabelSpace::plain(&classes(&["0"])), &OpenOptions::default())
-            .err()
-            .unwrap()
-            .to_string();
+        let err = FolderSource::open(
+            d.path(),
+            T,
+            &LabelSpace::plain(&classes(&["0"])),
+            &OpenOptions::default(),
+        )
+        .err()
+        .unwrap()
+        .to_string();
         assert!(err.contains("no class folders"), "{err}");
     }
 }

@@ -200,11 +200,9 @@ pub(crate) fn settle_indices(
             ),
         }
     }
-    space.settle(
-        &resolved,
-        &|i| raw[i].to_string(),
-        &|i| format!("{} sample {i}", file.display()),
-    )
+    space.settle(&resolved, &|i| raw[i].to_string(), &|i| {
+        format!("{} sample {i}", file.display())
+    })
 }
 
 pub struct IdxSource {
@@ -293,7 +291,7 @@ impl IdxSource {
             start: sel.start,
             selected: sel.selected,
             total: header.count,
-            sha256: crate::spec::hex(&hasher.finalize()),
+            sha256: crate::hash::hex(&hasher.finalize()),
             class_names: None,
             class_order: "IDX labels are class indices into the model's classes".into(),
             class_map: vec![],
@@ -405,10 +403,7 @@ impl Source for IdxSource {
         }
         let chunk = Chunk {
             indices: chunk_positions.iter().map(|&p| p as u64).collect(),
-            labels: chunk_positions
-                .iter()
-                .map(|&p| self.labels[p])
-                .collect(),
+            labels: chunk_positions.iter().map(|&p| self.labels[p]).collect(),
             pixels,
             dims,
         };
@@ -442,10 +437,15 @@ mod tests {
     fn open_err(images: &[u8], labels: &[u8], gz: bool) -> String {
         let d = tempfile::tempdir().unwrap();
         write_set(d.path(), images, labels, gz);
-        IdxSource::open(d.path(), T, &crate::dataset::labels::numbered(3), &OpenOptions::default())
-            .err()
-            .unwrap()
-            .to_string()
+        IdxSource::open(
+            d.path(),
+            T,
+            &crate::dataset::labels::numbered(3),
+            &OpenOptions::default(),
+        )
+        .err()
+        .unwrap()
+        .to_string()
     }
 
     fn write_set(dir: &Path, images: &[u8], labels: &[u8], gz: bool) {
@@ -483,7 +483,13 @@ mod tests {
                 &labels_file(&[0, 1, 2, 1, 0]),
                 gz,
             );
-            let mut s = IdxSource::open(d.path(), T, &crate::dataset::labels::numbered(3), &OpenOptions::default()).unwrap();
+            let mut s = IdxSource::open(
+                d.path(),
+                T,
+                &crate::dataset::labels::numbered(3),
+                &OpenOptions::default(),
+            )
+            .unwrap();
             assert_eq!(s.info().len, 5);
             let a = s.next_chunk(2).unwrap().unwrap();
             assert_eq!(a.labels, vec![0, 1]);
@@ -510,14 +516,24 @@ mod tests {
             &labels_file(&[0, 1]),
             true,
         );
-        let ha = IdxSource::open(a.path(), T, &crate::dataset::labels::numbered(2), &OpenOptions::default())
-            .unwrap()
-            .info
-            .sha256;
-        let hb = IdxSource::open(b.path(), T, &crate::dataset::labels::numbered(2), &OpenOptions::default())
-            .unwrap()
-            .info
-            .sha256;
+        let ha = IdxSource::open(
+            a.path(),
+            T,
+            &crate::dataset::labels::numbered(2),
+            &OpenOptions::default(),
+        )
+        .unwrap()
+        .info
+        .sha256;
+        let hb = IdxSource::open(
+            b.path(),
+            T,
+            &crate::dataset::labels::numbered(2),
+            &OpenOptions::default(),
+        )
+        .unwrap()
+        .info
+        .sha256;
         assert_eq!(ha, hb);
     }
 

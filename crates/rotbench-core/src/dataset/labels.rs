@@ -228,21 +228,51 @@ mod tests {
     fn names_win_over_indices_and_indices_are_into_the_models_classes() {
         let digits: Vec<String> = (0..10).map(|i| i.to_string()).collect();
         // Issue #31, case 3: a subset of 5..9 of a model whose classes are digits.
-        let sub = LabelSpace::narrowed(&v(&["5", "6", "7", "8", "9"]), &digits, Some(&[5, 6, 7, 8, 9]), None, false);
+        let sub = LabelSpace::narrowed(
+            &v(&["5", "6", "7", "8", "9"]),
+            &digits,
+            Some(&[5, 6, 7, 8, 9]),
+            None,
+            false,
+        );
         assert_eq!(sub.by_name("7"), Some(Resolved::Class(2)));
-        assert_eq!(sub.by_name("3"), Some(Resolved::Unscored(3)), "digit 3, not subset class 3");
+        assert_eq!(
+            sub.by_name("3"),
+            Some(Resolved::Unscored(3)),
+            "digit 3, not subset class 3"
+        );
         assert_eq!(sub.by_index(3), Some(Resolved::Unscored(3)));
         assert_eq!(sub.by_index(9), Some(Resolved::Class(4)));
         assert_eq!(sub.by_index(10), None);
         assert_eq!(sub.by_name("seven"), None);
         let err = sub
-            .settle(&[Resolved::Class(0), Resolved::Unscored(3)], &|_| "`3`".into(), &|i| format!("line {}", i + 2))
+            .settle(
+                &[Resolved::Class(0), Resolved::Unscored(3)],
+                &|_| "`3`".into(),
+                &|i| format!("line {}", i + 2),
+            )
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("line 3: label `3`") && err.contains("outside --class-subset") && err.contains("--drop-unscored"), "{err}");
-        let dropping = LabelSpace { drop_unscored: true, ..sub };
+        assert!(
+            err.starts_with("line 3: label `3`")
+                && err.contains("outside --class-subset")
+                && err.contains("--drop-unscored"),
+            "{err}"
+        );
+        let dropping = LabelSpace {
+            drop_unscored: true,
+            ..sub
+        };
         let (labels, dropped) = dropping
-            .settle(&[Resolved::Class(0), Resolved::Unscored(3), Resolved::Unscored(3)], &|_| String::new(), &|_| String::new())
+            .settle(
+                &[
+                    Resolved::Class(0),
+                    Resolved::Unscored(3),
+                    Resolved::Unscored(3),
+                ],
+                &|_| String::new(),
+                &|_| String::new(),
+            )
             .unwrap();
         assert_eq!(labels, [0, DROPPED, DROPPED]);
         let d = dropped.unwrap();
@@ -256,7 +286,9 @@ mod tests {
         assert_eq!(map.by_name("animal"), Some(Resolved::Class(0)));
         assert_eq!(map.by_name("dog"), Some(Resolved::Class(0)));
         assert_eq!(map.by_index(2), Some(Resolved::Unscored(2)));
-        assert!(map.describe().contains("--class-map coarse classes (animal)"));
+        assert!(map
+            .describe()
+            .contains("--class-map coarse classes (animal)"));
     }
 }
 

@@ -106,11 +106,9 @@ pub fn open(
             csv_path.display()
         );
     }
-    let (labels, dropped) = space.settle(
-        &resolved,
-        &|i| format!("`{}`", texts[i]),
-        &|i| format!("{} line {}", csv_path.display(), i + 2),
-    )?;
+    let (labels, dropped) = space.settle(&resolved, &|i| format!("`{}`", texts[i]), &|i| {
+        format!("{} line {}", csv_path.display(), i + 2)
+    })?;
     let order = if by_index {
         "label_index: indices into the model's classes"
     } else {
@@ -155,11 +153,23 @@ mod tests {
         let space = LabelSpace::plain(&["cat".to_string(), "dog".to_string()]);
         let labels = |body: &str| {
             fs::write(d.path().join("m.csv"), body).unwrap();
-            let mut s = open(&d.path().join("m.csv"), t(), &space, &OpenOptions::default()).unwrap();
+            let mut s = open(
+                &d.path().join("m.csv"),
+                t(),
+                &space,
+                &OpenOptions::default(),
+            )
+            .unwrap();
             s.next_chunk(10).unwrap().unwrap().labels
         };
-        assert_eq!(labels("path,label\nimg/a.png,dog\nimg/b.png,cat\n"), vec![1, 0]);
-        assert_eq!(labels("path,label_index\nimg/a.png,1\nimg/b.png,0\n"), vec![1, 0]);
+        assert_eq!(
+            labels("path,label\nimg/a.png,dog\nimg/b.png,cat\n"),
+            vec![1, 0]
+        );
+        assert_eq!(
+            labels("path,label_index\nimg/a.png,1\nimg/b.png,0\n"),
+            vec![1, 0]
+        );
     }
 
     #[test]
@@ -170,20 +180,34 @@ mod tests {
             .unwrap();
         let space = LabelSpace::plain(&["cat".to_string()]);
         for (body, want) in [
-            ("file,class\na.png,cat\n", "a `path` column and a `label` column"),
-            ("path,label\na.png,wolf\n", "line 2: label `wolf` names none of the model's 1 classes (cat)"),
+            (
+                "file,class\na.png,cat\n",
+                "a `path` column and a `label` column",
+            ),
+            (
+                "path,label\na.png,wolf\n",
+                "line 2: label `wolf` names none of the model's 1 classes (cat)",
+            ),
             ("path,label\na.png,0\n", "name the column `label_index`"),
-            ("path,label_index\na.png,3\n", "line 2: label_index 3 is outside"),
+            (
+                "path,label_index\na.png,3\n",
+                "line 2: label_index 3 is outside",
+            ),
             ("path,label_index\na.png,cat\n", "is not a class index"),
             ("path,label,label_index\na.png,cat,0\n", "keep one"),
             ("path,label\nmissing.png,cat\n", "does not exist"),
             ("path,label\n", "lists no images"),
         ] {
             fs::write(d.path().join("m.csv"), body).unwrap();
-            let err = open(&d.path().join("m.csv"), t(), &space, &OpenOptions::default())
-                .err()
-                .unwrap()
-                .to_string();
+            let err = open(
+                &d.path().join("m.csv"),
+                t(),
+                &space,
+                &OpenOptions::default(),
+            )
+            .err()
+            .unwrap()
+            .to_string();
             assert!(err.contains(want), "{body:?}: {err}");
         }
     }

@@ -231,7 +231,9 @@ impl OpenOptions {
     /// sample ([`stratified`]) or the first `--limit`, then this shard's part.
     /// Samples labelled [`DROPPED`] are never selected.
     pub fn selection(&self, labels: &[u32]) -> Selection {
-        let kept: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] != DROPPED).collect();
+        let kept: Vec<usize> = (0..labels.len())
+            .filter(|&i| labels[i] != DROPPED)
+            .collect();
         let all: Vec<usize> = if kept.len() == labels.len() {
             match self.sample {
                 Some(s) => stratified(labels, s.n, s.seed),
@@ -331,7 +333,9 @@ pub fn open(
         return Ok(Box::new(idx::IdxSource::open(path, target, space, opts)?));
     }
     if let Some(file) = cifar::find(path) {
-        return Ok(Box::new(cifar::CifarSource::open(&file, target, space, opts)?));
+        return Ok(Box::new(cifar::CifarSource::open(
+            &file, target, space, opts,
+        )?));
     }
     if path
         .extension()

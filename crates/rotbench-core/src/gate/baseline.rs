@@ -3,8 +3,12 @@
 //! through [`PredictionRow`], and refusing one that does not belong to its
 //! summary or to the current run.
 
-use super::*;
-use crate::results::PredictionRow;
+use crate::format::format_angle;
+use crate::hash::content_hash;
+use crate::results::{PredictionRow, SweepResult};
+use crate::summary::{Summary, SCHEMA_VERSION};
+use anyhow::{anyhow, bail, Context, Result};
+use std::path::{Path, PathBuf};
 
 /// One model's predictions at one angle, aligned with [`Predictions::indices`].
 #[derive(Debug, Clone, PartialEq)]

@@ -1,7 +1,11 @@
 //! The checks a gate applies, from flags or the `[gate]` table of a TOML file,
 //! and how the two layer (flags win, each check remembers its [`Origin`]).
 
-use super::*;
+use super::DEFAULT_BASELINE_DIR;
+use crate::angles;
+use anyhow::{anyhow, bail, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
 
 /// `angles` in the `[gate]` table: a spec string (`"0:360:30"`) or a list of numbers.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -1,100 +1,28 @@
 //! The evaluation of a [`Summary`] against the checks and an optional baseline
-//! into a [`Verdict`]: thresholds per angle, and regressions that count only when
-//! the exact McNemar test on paired per-sample correctness is significant.
+//! into a [`Verdict`]: the threshold checks (per angle, or over the sweep), one
+//! function each, and the regression check of [`super::regression`].
 
-use super::*;
+use super::baseline::{Baseline, Predictions};
+use super::config::Checks;
+use super::regression::{missing_model, regression};
+use super::verdict::{at_least, at_most, list, AngleValue, CheckResult, Verdict};
+use super::EPSILON;
+use crate::format::{apart, deg, format_angle, plain};
+use crate::summary::{AngleMetrics, ModelSummary, Summary};
+use anyhow::{bail, Result};
 
-/// One failing angle and the value that failed there.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AngleValue {
-    pub angle: f64,
-    pub value: f64,
-    /// The value as shown, e.g. `0.1120 (56/500)`.
-    pub text: String,
-}
-
-/// The outcome of one check on one model.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CheckResult {
-    pub model: String,
-    /// The flag name without dashes: `min-accuracy`, `max-drop`, `max-regression`, ...
-    pub check: String,
-    pub threshold: f64,
-    /// `max-drop ≤ 0.05`
-    pub title: String,
-    pub passed: bool,
-    /// The numbers that decided it.
-    pub detail: String,
-    pub failing: Vec<AngleValue>,
-    pub notes: Vec<String>,
-}
-
-/// Every check on every model, plus notes about the run as a whole.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Verdict {
-    pub results: String,
-    pub samples: usize,
-    pub checks: Vec<CheckResult>,
-    pub notes: Vec<String>,
-}
-
-impl Verdict {
-    pub fn passed(&self) -> bool {
-        self.checks.iter().all(|c| c.passed)
-    }
-    pub fn failures(&self) -> usize {
-        self.checks.iter().filter(|c| !c.passed).count()
-    }
-}
-
-pub(super) fn at_least(value: f64, min: f64) -> bool {
-    value >= min - EPSILON
-}
-
-pub(super) fn at_most(value: f64, max: f64) -> bool {
-    value <= max + EPSILON
-}
-
-/// A value with enough decimals (4 at least) to tell it apart from `threshold`.
-pub(super) fn fmt_vs(value: f64, threshold: f64) -> String {
-    if value.is_nan() {
-        return "NaN".into();
-    }
-    for d in 4..=17 {
-        let s = format!("{value:.d$}");
-        if (value - threshold).abs() <= EPSILON || s != format!("{threshold:.d$}") {
-            return s;
-        }
-    }
-    format!("{value}")
-}
-
-pub(super) fn deg(a: f64) -> String {
-    format!("{}°", format_angle(a))
-}
-
-/// How many failing angles the one-line detail lists (JUnit's body lists all).
-pub(super) const LIST_MAX: usize = 24;
-
-pub(super) fn list(failing: &[AngleValue]) -> String {
-    let mut s: Vec<String> = failing
-        .iter()
-        .take(LIST_MAX)
-        .map(|f| format!("{} {}", deg(f.angle), f.text))
-        .collect();
-    if failing.len() > LIST_MAX {
-        s.push(format!("and {} more", failing.len() - LIST_MAX));
-    }
-    s.join(", ")
-}
-
-pub(super) fn frac(a: &AngleMetrics, value: f64, threshold: f64) -> String {
-    format!("{} ({}/{})", fmt_vs(value, threshold), a.correct, a.n)
+fn frac(a: &AngleMetrics, value: f64, threshold: f64) -> String {
+    format!(
+        "{} ({}/{})",
+        apart(value, threshold, EPSILON),
+        a.correct,
+        a.n
+    )
 }
 
 /// A per-angle check over the checked angles: `max-*` checks are upper bounds,
 /// the others lower bounds.
-pub(super) fn per_angle(
+fn per_angle(
     model: &str,
     check: &str,
     threshold: f64,
@@ -107,7 +35,7 @@ pub(super) fn per_angle(
     let title = format!(
         "{check} {} {}",
         if upper { "≤" } else { "≥" },
-        fmt_num(threshold)
+        plain(threshold)
     );
     let ok = |v: f64| {
         if upper {
@@ -153,7 +81,7 @@ pub(super) fn per_angle(
         format!(
             "{what} {} {} at {} of {n} angles: {}",
             if upper { "above" } else { "below" },
-            fmt_num(threshold),
+            plain(threshold),
             failing.len(),
             list(&failing)
         )
@@ -170,16 +98,8 @@ pub(super) fn per_angle(
     }
 }
 
-/// A threshold as the user wrote it (shortest round-trip form).
-pub(super) fn fmt_num(v: f64) -> String {
-    format!("{v}")
-}
-
 /// The angles to check for one model: the swept ones, limited by `--angles`.
-pub(super) fn checked_angles<'a>(
-    m: &'a ModelSummary,
-    sel: Option<&[f64]>,
-) -> Result<Vec<&'a AngleMetrics>> {
+fn checked_angles<'a>(m: &'a ModelSummary, sel: Option<&[f64]>) -> Result<Vec<&'a AngleMetrics>> {
     match sel {
         None => Ok(m.angles.iter().filter(|a| a.in_sweep).collect()),
         Some(sel) => {
@@ -222,29 +142,7 @@ pub fn evaluate(
         bail!("internal: a baseline was named but not loaded");
     }
     let sel = checks.angle_list();
-    let models: Vec<&ModelSummary> = match &checks.models {
-        None => summary.models.iter().collect(),
-        Some(names) => {
-            let mut out: Vec<&ModelSummary> = Vec::new();
-            for n in names {
-                match summary.models.iter().find(|m| &m.id.name == n) {
-                    Some(m) if out.iter().any(|o| o.id.name == m.id.name) => {}
-                    Some(m) => out.push(m),
-                    None => bail!(
-                        "{} `{n}`: no such model in {results} (models: {}); name a swept model",
-                        checks.models_from.as_deref().unwrap_or("--model"),
-                        summary
-                            .models
-                            .iter()
-                            .map(|m| m.id.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                }
-            }
-            out
-        }
-    };
+    let models = selected_models(summary, checks, results)?;
     let mut verdict = Verdict {
         results: results.to_string(),
         samples: summary.dataset.n,
@@ -263,187 +161,23 @@ pub fn evaluate(
                 .iter()
                 .filter(|bm| !summary.models.iter().any(|m| m.id.name == bm.name))
             {
-                verdict.checks.push(missing_model(&gone.name, b, summary, checks));
+                verdict
+                    .checks
+                    .push(missing_model(&gone.name, b, summary, checks));
             }
         }
     }
     for m in models {
-        let angles = checked_angles(m, sel.as_deref())?;
-        let name = m.id.name.as_str();
-        // Whether --angles checks other angles than the sweep's: the sweep-wide
-        // checks (worst-of-sweep, flip probability) ignore it and say so.
-        let swept = m.angles.iter().filter(|a| a.in_sweep).count();
-        let narrowed = angles.len() != swept || angles.iter().any(|a| !a.in_sweep);
-        if let Some(t) = checks.min_accuracy {
-            verdict.checks.push(per_angle(
-                name,
-                "min-accuracy",
-                t,
-                &angles,
-                |a| a.accuracy,
-                |a, v| frac(a, v, t),
-            ));
-        }
-        if let Some(t) = checks.min_mean_accuracy {
-            let mean = if angles.is_empty() {
-                f64::NAN
-            } else {
-                angles.iter().map(|a| a.accuracy).sum::<f64>() / angles.len() as f64
-            };
-            let passed = at_least(mean, t);
-            verdict.checks.push(CheckResult {
-                model: name.into(),
-                check: "min-mean-accuracy".into(),
-                threshold: t,
-                title: format!("min-mean-accuracy ≥ {}", fmt_num(t)),
-                passed,
-                detail: format!(
-                    "mean accuracy {}{} over {} angle{}",
-                    fmt_vs(mean, t),
-                    if passed {
-                        String::new()
-                    } else {
-                        format!(" < {}", fmt_num(t))
-                    },
-                    angles.len(),
-                    if angles.len() == 1 { "" } else { "s" }
-                ),
-                failing: Vec::new(),
-                notes: Vec::new(),
-            });
-        }
-        if let Some(t) = checks.max_drop {
-            verdict.checks.push(per_angle(
-                name,
-                "max-drop",
-                t,
-                &angles,
-                |a| a.accuracy_drop,
-                |_, v| fmt_vs(v, t),
-            ));
-        }
-        if let Some(t) = checks.min_consistency {
-            verdict.checks.push(per_angle(
-                name,
-                "min-consistency",
-                t,
-                &angles,
-                |a| a.consistency,
-                |_, v| fmt_vs(v, t),
-            ));
-        }
-        if let Some(t) = checks.min_worst_of_sweep {
-            let s = &m.sweep;
-            let passed = at_least(s.worst_of_sweep_accuracy, t);
-            let mut notes = Vec::new();
-            if narrowed {
-                notes.push(
-                    "worst-of-sweep covers every swept angle; --angles does not narrow it".into(),
-                );
-            }
-            verdict.checks.push(CheckResult {
-                model: name.into(),
-                check: "min-worst-of-sweep".into(),
-                threshold: t,
-                title: format!("min-worst-of-sweep ≥ {}", fmt_num(t)),
-                passed,
-                detail: format!(
-                    "worst-of-sweep accuracy {} ({}/{}, correct at all {swept} swept angles){}",
-                    fmt_vs(s.worst_of_sweep_accuracy, t),
-                    s.worst_of_sweep_correct,
-                    summary.dataset.n,
-                    if passed {
-                        String::new()
-                    } else {
-                        format!(" < {}", fmt_num(t))
-                    }
-                ),
-                failing: Vec::new(),
-                notes,
-            });
-        }
-        if let Some(t) = checks.max_ece {
-            verdict.checks.push(per_angle(
-                name,
-                "max-ece",
-                t,
-                &angles,
-                |a| a.ece,
-                |_, v| fmt_vs(v, t),
-            ));
-        }
-        if let Some(t) = checks.min_top_k_accuracy {
-            let k = summary.settings.top_k;
-            if angles.iter().any(|a| a.top_k_accuracy.is_none()) {
-                bail!(
-                    "--min-top-k-accuracy: {name} has no top-{k} accuracy in {results}: it has {} classes, \
-                     not more than K = {k}; sweep again with a smaller --top-k, or drop the check",
-                    m.id.spec.n_classes()
-                );
-            }
-            verdict.checks.push(per_angle(
-                name,
-                &format!("min-top{k}-accuracy"),
-                t,
-                &angles,
-                |a| a.top_k_accuracy.unwrap_or(f64::NAN),
-                |_, v| fmt_vs(v, t),
-            ));
-        }
-        if let Some(t) = checks.max_flip_probability {
-            let s = &m.sweep;
-            let Some(fp) = s.flip_probability else {
-                bail!(
-                    "--max-flip-probability: {results} swept {name} at one angle, so no prediction can flip; \
-                     sweep two or more angles (e.g. --angles 0:360:15)"
-                );
-            };
-            let passed = at_most(fp, t);
-            let pairs = m
-                .angles
-                .iter()
-                .filter(|a| a.in_sweep && a.flip_next.is_some())
-                .count();
-            let mut notes = Vec::new();
-            if narrowed {
-                notes.push(
-                    "flip probability covers every neighbouring pair of the sweep; --angles does not narrow it"
-                        .into(),
-                );
-            }
-            verdict.checks.push(CheckResult {
-                model: name.into(),
-                check: "max-flip-probability".into(),
-                threshold: t,
-                title: format!("max-flip-probability ≤ {}", fmt_num(t)),
-                passed,
-                detail: format!(
-                    "flip probability {}{} (mean share of samples whose prediction changes to the next angle, over {} pair{}{})",
-                    fmt_vs(fp, t),
-                    if passed {
-                        String::new()
-                    } else {
-                        format!(" > {}", fmt_num(t))
-                    },
-                    pairs,
-                    if pairs == 1 { "" } else { "s" },
-                    match s.flip_probability_ci {
-                        Some([lo, hi]) => format!("; 95% bootstrap interval {lo:.4}–{hi:.4}"),
-                        None => String::new(),
-                    }
-                ),
-                failing: Vec::new(),
-                notes,
-            });
-        }
+        let model = ModelChecks::new(summary, results, m, checked_angles(m, sel.as_deref())?);
+        verdict.checks.extend(model.thresholds(checks)?);
         if let Some((b, cur)) = baseline {
             // Without --angles, every baseline angle must be in the results.
             let swept_all: Option<Vec<f64>> = sel
                 .is_none()
                 .then(|| m.angles.iter().map(|a| a.angle).collect());
             verdict.checks.push(regression(
-                name,
-                &angles,
+                model.name,
+                &model.angles,
                 swept_all.as_deref(),
                 b,
                 cur,
@@ -454,257 +188,236 @@ pub fn evaluate(
     Ok(verdict)
 }
 
-/// The regression check of a baseline model that is not in the results: a
-/// failure, or a note with `allow_missing`.
-fn missing_model(model: &str, b: &Baseline, summary: &Summary, checks: &Checks) -> CheckResult {
-    let have = summary
-        .models
-        .iter()
-        .map(|m| m.id.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
-    let allowed = checks.allow_missing == Some(true);
-    let detail = if allowed {
-        format!(
-            "model {model} is in baseline {} but not in these results (models: {have}); not compared (allow_missing)",
-            b.label
-        )
-    } else {
-        format!(
-            "model {model} is in baseline {} but not in these results (models: {have}), so it was never compared; \
-             sweep it too, or if it left on purpose pass --allow-missing (allow_missing = true under [gate]), \
-             or name the models to check with --model",
-            b.label
-        )
-    };
-    CheckResult {
-        model: model.into(),
-        check: "max-regression".into(),
-        threshold: checks.max_regression.unwrap_or(0.0),
-        title: format!("max-regression vs baseline {}", b.label),
-        passed: allowed,
-        notes: if allowed { vec![detail.clone()] } else { vec![] },
-        detail,
-        failing: Vec::new(),
-    }
-}
-
-/// One model against the baseline, angle by angle. `swept_all`: every angle of
-/// the model's results when the user did not narrow them (`--angles`); then a
-/// baseline angle missing from them fails the check (or, with `allow_missing`,
-/// is noted).
-pub(super) fn regression(
-    model: &str,
-    angles: &[&AngleMetrics],
-    swept_all: Option<&[f64]>,
-    b: &Baseline,
-    cur: &Predictions,
+/// The models to check: all of them, or those `--model` names (each once).
+fn selected_models<'a>(
+    summary: &'a Summary,
     checks: &Checks,
-) -> Result<CheckResult> {
-    let r = checks.max_regression.unwrap_or(0.0);
-    let alpha = checks.significance.unwrap_or(DEFAULT_SIGNIFICANCE);
-    let mut res = CheckResult {
-        model: model.into(),
-        check: "max-regression".into(),
-        threshold: r,
-        title: format!(
-            "max-regression ≤ {} vs baseline {} (McNemar α={})",
-            fmt_num(r),
-            b.label,
-            fmt_num(alpha)
-        ),
-        passed: true,
-        detail: String::new(),
-        failing: Vec::new(),
-        notes: Vec::new(),
+    results: &str,
+) -> Result<Vec<&'a ModelSummary>> {
+    let Some(names) = &checks.models else {
+        return Ok(summary.models.iter().collect());
     };
-    if !b.predictions.models.iter().any(|m| m.name == model) {
-        let have = b
-            .predictions
-            .models
-            .iter()
-            .map(|m| m.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        if checks.allow_new_models == Some(true) {
-            res.detail = format!(
-                "model {model} is not in baseline {} (models: {have}); a new model, nothing to compare (allow_new_models)",
-                b.label
-            );
-            res.notes.push(res.detail.clone());
-        } else {
-            res.passed = false;
-            res.detail = format!(
-                "model {model} is not in baseline {} (models: {have}), so nothing was compared; \
-                 if the model was renamed, save a new baseline; if new models are expected, pass --allow-new-models \
-                 (allow_new_models = true under [gate])",
-                b.label
-            );
+    let mut out: Vec<&ModelSummary> = Vec::new();
+    for n in names {
+        match summary.models.iter().find(|m| &m.id.name == n) {
+            Some(m) if out.iter().any(|o| o.id.name == m.id.name) => {}
+            Some(m) => out.push(m),
+            None => bail!(
+                "{} `{n}`: no such model in {results} (models: {}); name a swept model",
+                checks.models_from.as_deref().unwrap_or("--model"),
+                summary
+                    .models
+                    .iter()
+                    .map(|m| m.id.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
-        return Ok(res);
     }
-    let labels = &cur.labels;
-    let n = labels.len();
-    let mut not_in_base = Vec::new();
-    let mut worst: Option<(f64, f64, f64)> = None; // (fall, angle, p)
-    let mut compared = 0;
-    for a in angles {
-        let now = cur.get(model, a.angle).ok_or_else(|| {
-            anyhow!("the results have no predictions for model {model} at {}; rerun the sweep without --no-predictions", deg(a.angle))
-        })?;
-        let Some(base) = b.predictions.get(model, a.angle) else {
-            not_in_base.push(a.angle);
-            continue;
+    Ok(out)
+}
+
+/// One model with its checked angles: what every threshold check reads.
+struct ModelChecks<'a> {
+    summary: &'a Summary,
+    results: &'a str,
+    m: &'a ModelSummary,
+    name: &'a str,
+    angles: Vec<&'a AngleMetrics>,
+    /// How many angles the sweep swept.
+    swept: usize,
+    /// Whether --angles checks other angles than the sweep's: the sweep-wide
+    /// checks (worst-of-sweep, flip probability) ignore it and say so.
+    narrowed: bool,
+}
+
+impl<'a> ModelChecks<'a> {
+    fn new(
+        summary: &'a Summary,
+        results: &'a str,
+        m: &'a ModelSummary,
+        angles: Vec<&'a AngleMetrics>,
+    ) -> ModelChecks<'a> {
+        let swept = m.angles.iter().filter(|a| a.in_sweep).count();
+        let narrowed = angles.len() != swept || angles.iter().any(|a| !a.in_sweep);
+        ModelChecks {
+            summary,
+            results,
+            m,
+            name: m.id.name.as_str(),
+            angles,
+            swept,
+            narrowed,
+        }
+    }
+
+    /// Every threshold check that `checks` sets, in a fixed order.
+    fn thresholds(&self, checks: &Checks) -> Result<Vec<CheckResult>> {
+        let mut out = Vec::new();
+        if let Some(t) = checks.min_accuracy {
+            out.push(per_angle(
+                self.name,
+                "min-accuracy",
+                t,
+                &self.angles,
+                |a| a.accuracy,
+                |a, v| frac(a, v, t),
+            ));
+        }
+        if let Some(t) = checks.min_mean_accuracy {
+            out.push(self.min_mean_accuracy(t));
+        }
+        if let Some(t) = checks.max_drop {
+            out.push(self.each_angle("max-drop", t, |a| a.accuracy_drop));
+        }
+        if let Some(t) = checks.min_consistency {
+            out.push(self.each_angle("min-consistency", t, |a| a.consistency));
+        }
+        if let Some(t) = checks.min_worst_of_sweep {
+            out.push(self.min_worst_of_sweep(t));
+        }
+        if let Some(t) = checks.max_ece {
+            out.push(self.each_angle("max-ece", t, |a| a.ece));
+        }
+        if let Some(t) = checks.min_top_k_accuracy {
+            out.push(self.min_top_k_accuracy(t)?);
+        }
+        if let Some(t) = checks.max_flip_probability {
+            out.push(self.max_flip_probability(t)?);
+        }
+        Ok(out)
+    }
+
+    /// A per-angle check whose values show with the decimals that tell them from `t`.
+    fn each_angle(&self, check: &str, t: f64, value: impl Fn(&AngleMetrics) -> f64) -> CheckResult {
+        per_angle(self.name, check, t, &self.angles, value, |_, v| {
+            apart(v, t, EPSILON)
+        })
+    }
+
+    fn min_mean_accuracy(&self, t: f64) -> CheckResult {
+        let angles = &self.angles;
+        let mean = if angles.is_empty() {
+            f64::NAN
+        } else {
+            angles.iter().map(|a| a.accuracy).sum::<f64>() / angles.len() as f64
         };
-        compared += 1;
-        let mut p = Paired::default();
-        if base.len() != n || now.len() != n {
-            bail!("baseline {}: model {model} at {} has {} predictions for {n} samples; save it again", b.label, deg(a.angle), base.len());
-        }
-        for ((&l, &bp), &np) in labels.iter().zip(base).zip(now) {
-            p.add(bp == l as i32, np == l as i32);
-        }
-        let acc_base = (p.both + p.only_a) as f64 / n as f64;
-        let acc_now = (p.both + p.only_b) as f64 / n as f64;
-        // Exact from the counts: (only_base − only_now) / n.
-        let fall = (p.only_a as f64 - p.only_b as f64) / n as f64;
-        let pv = p.mcnemar();
-        let significant = pv < alpha;
-        if worst.is_none_or(|(f, _, _)| fall > f) {
-            worst = Some((fall, a.angle, pv));
-        }
-        if !at_most(fall, r) {
-            if significant {
-                res.failing.push(AngleValue {
-                    angle: a.angle,
-                    value: fall,
-                    text: format!(
-                        "{:.4} → {:.4} (fell {}, McNemar p={})",
-                        acc_base,
-                        acc_now,
-                        fmt_vs(fall, r),
-                        fmt_p(pv)
-                    ),
-                });
-            } else {
-                res.notes.push(format!(
-                    "fell {} at {} ({:.4} → {:.4}) but McNemar p={} ≥ {}: within noise",
-                    fmt_vs(fall, r),
-                    deg(a.angle),
-                    acc_base,
-                    acc_now,
-                    fmt_p(pv),
-                    fmt_num(alpha)
-                ));
-            }
-        }
-    }
-    // An angle with nothing to compare against is a failure, not a pass: a gate
-    // that compared nothing must not say the model did not regress.
-    for &angle in &not_in_base {
-        res.failing.push(AngleValue {
-            angle,
-            value: f64::NAN,
-            text: format!("not in baseline {}: nothing to compare", b.label),
-        });
-    }
-    // A baseline angle that left the results: never compared.
-    let mut not_in_results = Vec::new();
-    if let (Some(all), Some(bm)) = (
-        swept_all,
-        b.predictions.models.iter().find(|m| m.name == model),
-    ) {
-        not_in_results.extend(
-            bm.angles
-                .iter()
-                .map(|a| a.angle)
-                .filter(|a| !all.contains(a)),
-        );
-    }
-    if !not_in_results.is_empty() {
-        if checks.allow_missing == Some(true) {
-            res.notes.push(format!(
-                "baseline {} also has {} for {model}, not in these results; not compared (allow_missing)",
-                b.label,
-                angle_list_text(&not_in_results)
-            ));
-        } else {
-            for &angle in &not_in_results {
-                res.failing.push(AngleValue {
-                    angle,
-                    value: f64::NAN,
-                    text: format!("in baseline {}, not in these results: never compared", b.label),
-                });
-            }
-        }
-    }
-    res.passed = res.failing.is_empty();
-    let missing_here = if checks.allow_missing == Some(true) {
-        0
-    } else {
-        not_in_results.len()
-    };
-    let fell = res.failing.len() - not_in_base.len() - missing_here;
-    res.detail = if compared == 0 {
-        format!(
-            "no checked angle is in baseline {} ({}), so nothing was compared; save a new baseline over these angles, or narrow --angles to the baseline's",
-            b.label,
-            angle_list_text(&not_in_base)
-        )
-    } else if !res.passed {
-        let mut parts = Vec::new();
-        if fell > 0 {
-            parts.push(format!(
-                "fell more than {} with McNemar p < {} at {fell} of {compared} angles",
-                fmt_num(r),
-                fmt_num(alpha)
-            ));
-        }
-        if !not_in_base.is_empty() {
-            parts.push(format!(
-                "{} checked angle{} not in baseline {} ({}); save a new baseline over these angles, or narrow --angles",
-                not_in_base.len(),
-                if not_in_base.len() == 1 { " is" } else { "s are" },
-                b.label,
-                angle_list_text(&not_in_base)
-            ));
-        }
-        if missing_here > 0 {
-            parts.push(format!(
-                "{} baseline angle{} not in these results ({}), so never compared; sweep {} too, \
-                 or if {} left on purpose pass --allow-missing (allow_missing = true under [gate]) or narrow --angles",
-                missing_here,
-                if missing_here == 1 { " is" } else { "s are" },
-                angle_list_text(&not_in_results),
-                if missing_here == 1 { "it" } else { "them" },
-                if missing_here == 1 { "it" } else { "they" },
-            ));
-        }
-        format!("{}: {}", parts.join("; "), list(&res.failing))
-    } else {
-        // Here compared > 0, so `worst` is set; a missing one reads as no fall.
-        match worst.unwrap_or((0.0, 0.0, 1.0)) {
-            (f, _, _) if f <= 0.0 => format!(
-                "no fall at any of {compared} angles against baseline {}",
-                b.label
+        let passed = at_least(mean, t);
+        CheckResult {
+            model: self.name.into(),
+            check: "min-mean-accuracy".into(),
+            threshold: t,
+            title: format!("min-mean-accuracy ≥ {}", plain(t)),
+            passed,
+            detail: format!(
+                "mean accuracy {}{} over {} angle{}",
+                apart(mean, t, EPSILON),
+                if passed {
+                    String::new()
+                } else {
+                    format!(" < {}", plain(t))
+                },
+                angles.len(),
+                if angles.len() == 1 { "" } else { "s" }
             ),
-            (f, angle, pv) => format!(
-                "largest fall {} at {} (McNemar p={}), {compared} angles compared",
-                fmt_vs(f, r),
-                deg(angle),
-                fmt_p(pv)
-            ),
+            failing: Vec::new(),
+            notes: Vec::new(),
         }
-    };
-    Ok(res)
-}
+    }
 
-pub(super) fn angle_list_text(angles: &[f64]) -> String {
-    angles
-        .iter()
-        .map(|&a| deg(a))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
+    fn min_worst_of_sweep(&self, t: f64) -> CheckResult {
+        let s = &self.m.sweep;
+        let passed = at_least(s.worst_of_sweep_accuracy, t);
+        let mut notes = Vec::new();
+        if self.narrowed {
+            notes.push(
+                "worst-of-sweep covers every swept angle; --angles does not narrow it".into(),
+            );
+        }
+        CheckResult {
+            model: self.name.into(),
+            check: "min-worst-of-sweep".into(),
+            threshold: t,
+            title: format!("min-worst-of-sweep ≥ {}", plain(t)),
+            passed,
+            detail: format!(
+                "worst-of-sweep accuracy {} ({}/{}, correct at all {} swept angles){}",
+                apart(s.worst_of_sweep_accuracy, t, EPSILON),
+                s.worst_of_sweep_correct,
+                self.summary.dataset.n,
+                self.swept,
+                if passed {
+                    String::new()
+                } else {
+                    format!(" < {}", plain(t))
+                }
+            ),
+            failing: Vec::new(),
+            notes,
+        }
+    }
 
-use crate::metrics::format_p as fmt_p;
+    fn min_top_k_accuracy(&self, t: f64) -> Result<CheckResult> {
+        let (name, results) = (self.name, self.results);
+        let k = self.summary.settings.top_k;
+        if self.angles.iter().any(|a| a.top_k_accuracy.is_none()) {
+            bail!(
+                "--min-top-k-accuracy: {name} has no top-{k} accuracy in {results}: it has {} classes, \
+                 not more than K = {k}; sweep again with a smaller --top-k, or drop the check",
+                self.m.id.spec.n_classes()
+            );
+        }
+        Ok(self.each_angle(&format!("min-top{k}-accuracy"), t, |a| {
+            a.top_k_accuracy.unwrap_or(f64::NAN)
+        }))
+    }
+
+    fn max_flip_probability(&self, t: f64) -> Result<CheckResult> {
+        let (name, results) = (self.name, self.results);
+        let s = &self.m.sweep;
+        let Some(fp) = s.flip_probability else {
+            bail!(
+                "--max-flip-probability: {results} swept {name} at one angle, so no prediction can flip; \
+                 sweep two or more angles (e.g. --angles 0:360:15)"
+            );
+        };
+        let passed = at_most(fp, t);
+        let pairs = self
+            .m
+            .angles
+            .iter()
+            .filter(|a| a.in_sweep && a.flip_next.is_some())
+            .count();
+        let mut notes = Vec::new();
+        if self.narrowed {
+            notes.push(
+                "flip probability covers every neighbouring pair of the sweep; --angles does not narrow it"
+                    .into(),
+            );
+        }
+        Ok(CheckResult {
+            model: name.into(),
+            check: "max-flip-probability".into(),
+            threshold: t,
+            title: format!("max-flip-probability ≤ {}", plain(t)),
+            passed,
+            detail: format!(
+                "flip probability {}{} (mean share of samples whose prediction changes to the next angle, over {} pair{}{})",
+                apart(fp, t, EPSILON),
+                if passed {
+                    String::new()
+                } else {
+                    format!(" > {}", plain(t))
+                },
+                pairs,
+                if pairs == 1 { "" } else { "s" },
+                match s.flip_probability_ci {
+                    Some([lo, hi]) => format!("; 95% bootstrap interval {lo:.4}–{hi:.4}"),
+                    None => String::new(),
+                }
+            ),
+            failing: Vec::new(),
+            notes,
+        })
+    }
+}

@@ -5,8 +5,10 @@
 //! (human text, JUnit XML, Markdown). Nothing here writes a file or prints:
 //! the binary's `commands/gate.rs` does.
 //!
-//! One file per concern: [`config`] (the checks), [`baseline`], [`evaluate`]
-//! and [`render`] (text, JUnit, Markdown).
+//! One file per concern: [`config`] (the checks), [`baseline`], [`verdict`]
+//! (the outcome of each check), [`evaluate`] (the threshold checks),
+//! [`regression`] (the check against a baseline) and [`render`] (text, JUnit,
+//! Markdown).
 //!
 //! Thresholds hold at equality: an accuracy exactly at the minimum passes, a
 //! drop exactly at the maximum passes. "Exactly" means the computed f64 equals
@@ -21,24 +23,21 @@
 //! per-sample correctness is significant (p < `significance`). A fall within
 //! the noise passes, with a note.
 
-use crate::angles::{self, format_angle};
-use crate::metrics::Paired;
-use crate::results::SweepResult;
-use crate::summary::{content_hash, AngleMetrics, ModelSummary, Summary, SCHEMA_VERSION};
-use anyhow::{anyhow, bail, Context, Result};
-use serde::{Deserialize, Serialize};
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-
 mod baseline;
 mod config;
 mod evaluate;
+mod regression;
 mod render;
+mod verdict;
 
-pub use baseline::*;
-pub use config::*;
-pub use evaluate::*;
-pub use render::*;
+pub use baseline::{
+    baseline_files, check_baseline_name, load_baseline, read_summary, resolve_baseline,
+    AnglePredictions, Baseline, ModelPredictions, Predictions, BASELINE_FILES,
+};
+pub use config::{parse_config, read_config, AngleSel, Checks, Origin};
+pub use evaluate::evaluate;
+pub use render::{render_junit, render_markdown, render_text, xml_escape};
+pub use verdict::{AngleValue, CheckResult, Verdict};
 
 /// Slack on the passing side of every comparison (see the module docs).
 pub const EPSILON: f64 = 1e-12;

@@ -2,9 +2,11 @@
 
 use super::*;
 use crate::dataset::DatasetInfo;
-use crate::results::{AnglePlan, Column, Examples, ModelId, ModelSweep};
+use crate::format::format_angle;
+use crate::results::{AnglePlan, Column, Examples, ModelId, ModelSweep, SweepResult};
 use crate::spec::{ModelSpec, Provenance};
-use crate::summary::{self, Settings};
+use crate::summary::{self, Settings, Summary};
+use std::path::{Path, PathBuf};
 
 const SHA: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
@@ -1066,7 +1068,9 @@ fn issue31_a_baseline_model_or_angle_missing_from_the_results_fails_the_regressi
     let other = v.checks.iter().find(|c| c.model == "other").unwrap();
     assert!(!other.passed);
     assert!(
-        other.detail.contains("model other is in baseline main but not in these results")
+        other
+            .detail
+            .contains("model other is in baseline main but not in these results")
             && other.detail.contains("--allow-missing"),
         "{}",
         other.detail
@@ -1075,7 +1079,11 @@ fn issue31_a_baseline_model_or_angle_missing_from_the_results_fails_the_regressi
     assert!(!net.passed, "90° of net was never compared: {}", net.detail);
     assert_eq!(net.failing.len(), 1);
     assert_eq!(net.failing[0].angle, 90.0);
-    assert!(net.detail.contains("not in these results (90°)"), "{}", net.detail);
+    assert!(
+        net.detail.contains("not in these results (90°)"),
+        "{}",
+        net.detail
+    );
     // Every renderer names both.
     let junit = String::from_utf8(render_junit(&v)).unwrap();
     for text in [render_text(&v), render_markdown(&v), junit] {
@@ -1091,7 +1099,10 @@ fn issue31_allow_missing_passes_what_left_on_purpose_with_a_note() {
     });
     assert!(v.passed(), "{}", render_text(&v));
     let other = v.checks.iter().find(|c| c.model == "other").unwrap();
-    assert!(other.notes.iter().any(|n| n.contains("allow_missing")), "{other:?}");
+    assert!(
+        other.notes.iter().any(|n| n.contains("allow_missing")),
+        "{other:?}"
+    );
     let net = v.checks.iter().find(|c| c.model == "net").unwrap();
     assert!(net.notes.iter().any(|n| n.contains("90°")), "{net:?}");
 }

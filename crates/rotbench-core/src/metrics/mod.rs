@@ -438,33 +438,9 @@ pub fn total_variation(p: &[f32], q: &[f32]) -> f64 {
         .sum::<f64>()
 }
 
-/// A p-value as a reader expects it: three decimals down to 0.001 (`1.000`,
-/// `0.375`), then two significant digits in scientific form (`2.3e-20`).
-pub fn format_p(p: f64) -> String {
-    if p.is_nan() {
-        "n/a".into()
-    } else if p >= 0.001 {
-        format!("{p:.3}")
-    } else if p == 0.0 {
-        "0".into()
-    } else {
-        format!("{p:.1e}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
 
-    #[test]
-    fn p_values_print_as_a_reader_expects() {
-        let shown: Vec<String> = [1.0, 0.375, 0.0123, 0.001, 0.000_95, 2.3e-20, 0.0]
-            .map(format_p)
-            .to_vec();
-        assert_eq!(
-            shown,
-            ["1.000", "0.375", "0.012", "0.001", "9.5e-4", "2.3e-20", "0"]
-        );
-    }
     use super::*;
 
     fn close(a: f64, b: f64) {

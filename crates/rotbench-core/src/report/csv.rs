@@ -2,8 +2,8 @@
 //! non-zero cells only) and `predictions.csv`. Every float is written in shortest
 //! round-trip form, so reading it back gives the exact value.
 
-use super::{num, Export, Results};
-use crate::angles::format_angle;
+use super::{Export, Results};
+use crate::format::{format_angle, num};
 use crate::results::{top_k_text, PredictionRow, SweepResult, PREDICTION_COLUMNS};
 use crate::summary::Summary;
 use anyhow::Result;

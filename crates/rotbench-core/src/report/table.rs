@@ -1,6 +1,6 @@
 //! The readable table printed to stdout after a sweep.
 
-use crate::angles::format_angle;
+use crate::format::format_angle;
 use crate::summary::Summary;
 use std::fmt::Write;
 
@@ -75,7 +75,7 @@ pub fn render(s: &Summary) -> String {
                 "  {:>8}  diff {:>+8.4}  McNemar p {}",
                 format_angle(p.angle),
                 p.accuracy_diff,
-                crate::metrics::format_p(p.mcnemar_p)
+                crate::format::format_p(p.mcnemar_p)
             );
         }
     }

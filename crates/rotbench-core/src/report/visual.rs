@@ -2,17 +2,20 @@
 //! `index.html`, built purely from a [`Summary`] and, when present, the kept
 //! example images of [`ExamplesFile`]. Nothing here reads or writes files.
 //!
-//! Submodules: [`font`] (the embedded font), [`canvas`] (the bitmap backend
-//! that draws its text), [`draw`] (plotters charts),
+//! Submodules: [`font`] (the embedded font), [`text`] (text styles, widths
+//! and clipping), [`palette`] (the colours), [`canvas`] (the bitmap backend
+//! that draws its text), [`charts`] (the plotters charts, one file each),
 //! [`frames`] (rotated example images), [`pngenc`] (palette PNGs), [`html`]
 //! (the page and its escaping).
 
 mod canvas;
-mod draw;
+mod charts;
 mod font;
 mod frames;
 pub mod html;
+mod palette;
 mod pngenc;
+mod text;
 
 use crate::report::examples::ExamplesFile;
 use crate::summary::{ModelSummary, Summary};
@@ -29,7 +32,7 @@ pub fn render(
 ) -> Result<Vec<(String, Vec<u8>)>> {
     let view = View::new(summary)?;
     font::register()?;
-    let plots = draw::all(&view)?;
+    let plots = charts::all(&view)?;
     let frames = match examples {
         Some(ex) => frames::build(&view, ex)?,
         None => None,
@@ -158,20 +161,6 @@ fn slug(name: &str) -> String {
     }
 }
 
-/// An angle as text: `15°`, `-7.5°`.
-pub(crate) fn deg(a: f64) -> String {
-    format!("{}°", crate::angles::format_angle(a))
-}
-
-/// A proportion as a percentage with one decimal, `–` for NaN.
-pub(crate) fn pct(v: f64) -> String {
-    if v.is_finite() {
-        format!("{:.1}%", v * 100.0)
-    } else {
-        "–".to_string()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,13 +170,5 @@ mod tests {
         assert_eq!(slug("mnist-cnn"), "mnist-cnn");
         assert_eq!(slug("a/b <c>"), "a_b__c_");
         assert_eq!(slug(""), "model");
-    }
-
-    #[test]
-    fn percentages_and_angles_read_naturally() {
-        assert_eq!(pct(0.98765), "98.8%");
-        assert_eq!(pct(f64::NAN), "–");
-        assert_eq!(deg(-7.5), "-7.5°");
-        assert_eq!(deg(15.0), "15°");
     }
 }

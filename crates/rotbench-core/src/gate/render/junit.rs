@@ -1,6 +1,8 @@
 //! The verdict as JUnit XML (`--junit FILE`): one test case per model × check.
 
-use super::*;
+use crate::format::deg;
+use crate::gate::{CheckResult, Verdict};
+use std::fmt::Write as _;
 
 /// Escape text for XML attributes and content; drop characters XML 1.0 forbids.
 pub fn xml_escape(s: &str) -> String {

@@ -1,6 +1,7 @@
 //! The verdict as Markdown (`--markdown FILE`, `$GITHUB_STEP_SUMMARY`).
 
-use super::*;
+use crate::gate::Verdict;
+use std::fmt::Write as _;
 
 pub(super) fn md_cell(s: &str) -> String {
     s.replace('&', "&amp;")

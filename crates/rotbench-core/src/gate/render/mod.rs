@@ -1,11 +1,9 @@
 //! The verdict's three renderings; each returns text or bytes, none writes.
 
-use super::*;
-
 mod junit;
 mod markdown;
 mod text;
 
-pub use junit::*;
-pub use markdown::*;
-pub use text::*;
+pub use junit::{render_junit, xml_escape};
+pub use markdown::render_markdown;
+pub use text::render_text;

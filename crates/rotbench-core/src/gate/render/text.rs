@@ -1,6 +1,7 @@
 //! The verdict as the text `rotbench gate` prints: one line per model × check, then the notes.
 
-use super::*;
+use crate::gate::Verdict;
+use std::fmt::Write as _;
 
 /// The summary printed to stdout: one line per model × check, then the notes.
 pub fn render_text(v: &Verdict) -> String {

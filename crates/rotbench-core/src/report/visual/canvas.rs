@@ -2,16 +2,53 @@
 //! text drawing replaced. plotters 0.3.7's ab_glyph path drops each glyph's left
 //! side bearing (letters crowd: "cl" reads as "d"); here glyphs are laid out with
 //! ab_glyph at sub-pixel positions, kerned, anchored on the cap height, and
-//! rotated by the style's transform, using the embedded font.
+//! rotated by the style's transform, using the embedded font. [`bitmap`] and
+//! [`bitmap_on`] draw on it; [`PlotErr`] turns plotters' errors into anyhow's.
 
 use super::font;
 use ab_glyph::{point, Font, FontRef, GlyphId, PxScale, ScaleFont};
+use anyhow::{anyhow, Result};
 use plotters::backend::{BitMapBackend, RGBPixel};
-use plotters::prelude::DrawingBackend;
+use plotters::coord::Shift;
+use plotters::prelude::{DrawingArea, DrawingBackend, IntoDrawingArea};
 use plotters_backend::text_anchor::{HPos, VPos};
 use plotters_backend::{
     BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingErrorKind,
 };
+
+/// Map any plotters error into anyhow.
+pub trait PlotErr<T> {
+    fn pe(self) -> Result<T>;
+}
+
+impl<T, E: std::fmt::Display> PlotErr<T> for std::result::Result<T, E> {
+    fn pe(self) -> Result<T> {
+        self.map_err(|e| anyhow!("drawing a chart: {e}"))
+    }
+}
+
+/// Draw on a white RGB canvas of `size` and return the PNG.
+pub fn bitmap<F>(size: (u32, u32), draw: F) -> Result<Vec<u8>>
+where
+    F: FnOnce(&DrawingArea<Canvas<'_>, Shift>) -> Result<()>,
+{
+    let mut buf = vec![255u8; size.0 as usize * size.1 as usize * 3];
+    bitmap_on(&mut buf, size, draw)?;
+    super::pngenc::rgb(&buf, size.0, size.1)
+}
+
+/// Draw on an existing RGB buffer (pixels already there stay unless drawn over).
+pub fn bitmap_on<F>(buf: &mut [u8], size: (u32, u32), draw: F) -> Result<()>
+where
+    F: FnOnce(&DrawingArea<Canvas<'_>, Shift>) -> Result<()>,
+{
+    let font = font_ref().ok_or_else(|| anyhow!("the embedded font could not be parsed"))?;
+    let backend = BitMapBackend::<RGBPixel>::with_buffer_and_format(buf, size).pe()?;
+    let root = Canvas::new(backend, font).into_drawing_area();
+    draw(&root)?;
+    root.present().pe()?;
+    Ok(())
+}
 
 type Inner<'a> = BitMapBackend<'a, RGBPixel>;
 type Error<'a> = DrawingErrorKind<<Inner<'a> as DrawingBackend>::ErrorType>;

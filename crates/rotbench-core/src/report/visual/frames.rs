@@ -1,15 +1,18 @@
 //! Example images, rotated exactly as the sweep rotated them (same
-//! [`Plan`](crate::rotate::Plan), interpolation, fill and circle mask): the
+//! [`RotationPlan`](crate::rotate::RotationPlan), interpolation, fill and circle mask): the
 //! rotation strip (one sample through every angle, each model's prediction under
 //! each frame) and, per angle, a sprite of the misclassified examples' thumbnails
 //! for the page's gallery.
 
-use super::draw::{anchored, bitmap_on, clip, font, model_color, text_width, PlotErr, BAD, GOOD};
+use super::canvas::{bitmap_on, PlotErr};
+use super::palette::{model_color, BAD, GOOD};
 use super::pngenc;
-use super::{deg, View};
+use super::text::{anchored, clip, font, text_width};
+use super::View;
+use crate::format::deg;
 use crate::report::examples::ExamplesFile;
 use crate::results::Examples;
-use crate::rotate::{to_u8, Geometry, Plan, RotateOptions};
+use crate::rotate::{to_u8, Geometry, RotateOptions, RotationPlan};
 use anyhow::{bail, Result};
 use image::imageops::{resize, FilterType};
 use image::RgbImage;
@@ -129,7 +132,7 @@ impl Thumbs {
         Ok(Thumbs { images, size })
     }
 
-    fn get(&self, plan: &Plan, k: usize) -> RgbImage {
+    fn get(&self, plan: &RotationPlan, k: usize) -> RgbImage {
         let im = &self.images;
         let (c, h, w) = (im.channels, im.height, im.width);
         let mut out = vec![0f32; c * h * w];
@@ -161,17 +164,22 @@ pub fn build(view: &View<'_>, ex: &ExamplesFile) -> Result<Option<Frames>> {
     let opts = options(view)?;
     let thumbs = Thumbs::new(ex)?;
     let geometry = Geometry::same(ex.images.height, ex.images.width);
-    let plans: Vec<Plan> = view
+    let plans: Vec<RotationPlan> = view
         .order
         .iter()
-        .map(|&ai| Plan::new(geometry, view.models()[0].angles[ai].angle, &opts))
+        .map(|&ai| RotationPlan::new(geometry, view.models()[0].angles[ai].angle, &opts))
         .collect();
     let strip = strip(view, ex, &thumbs, &plans)?;
     let gallery = gallery(view, ex, &thumbs, &plans)?;
     Ok(Some(Frames { strip, gallery }))
 }
 
-fn gallery(view: &View<'_>, ex: &ExamplesFile, thumbs: &Thumbs, plans: &[Plan]) -> Result<Gallery> {
+fn gallery(
+    view: &View<'_>,
+    ex: &ExamplesFile,
+    thumbs: &Thumbs,
+    plans: &[RotationPlan],
+) -> Result<Gallery> {
     let (tw, th) = thumbs.size;
     let grey = ex.images.channels < 3;
     let mut angles = Vec::with_capacity(plans.len());
@@ -245,7 +253,12 @@ pub fn class_name(names: &[String], c: i64) -> String {
     }
 }
 
-fn strip(view: &View<'_>, ex: &ExamplesFile, thumbs: &Thumbs, plans: &[Plan]) -> Result<Strip> {
+fn strip(
+    view: &View<'_>,
+    ex: &ExamplesFile,
+    thumbs: &Thumbs,
+    plans: &[RotationPlan],
+) -> Result<Strip> {
     let models = view.models();
     let reference = models[0]
         .angles
@@ -411,7 +424,7 @@ mod tests {
             .collect();
         let ex = examples(3, h, w, px);
         let thumbs = Thumbs::new(&ex).unwrap();
-        let plan = Plan::new(Geometry::same(h, w), 0.0, &RotateOptions::default());
+        let plan = RotationPlan::new(Geometry::same(h, w), 0.0, &RotateOptions::default());
         let img = thumbs.get(&plan, 0);
         assert_eq!(img.dimensions(), (3, 2));
         assert_eq!(img.get_pixel(1, 1).0, [14, 24, 34]);
@@ -423,7 +436,7 @@ mod tests {
         let ex = examples(1, h, w, vec![128; h * w]);
         let thumbs = Thumbs::new(&ex).unwrap();
         assert_eq!(thumbs.size, (32, 64));
-        let plan = Plan::new(Geometry::same(h, w), 0.0, &RotateOptions::default());
+        let plan = RotationPlan::new(Geometry::same(h, w), 0.0, &RotateOptions::default());
         let img = thumbs.get(&plan, 0);
         assert_eq!(img.dimensions(), (32, 64));
         assert_eq!(img.get_pixel(16, 32).0, [128, 128, 128]);

@@ -9,9 +9,11 @@
 //! with `<`, `>` and `&` written as `\u003c` etc. ([`json_for_script`]), and the
 //! script builds the DOM with `textContent` only.
 
-use super::draw::{hex, model_color, Plot, BLUES};
+use super::charts::Plot;
 use super::frames::{class_name, Frames, GALLERY_CAP};
-use super::{deg, pct, View};
+use super::palette::{colour_hex, model_color, BLUES};
+use super::View;
+use crate::format::{deg, duration, pct};
 use crate::rotate::Fill;
 use crate::summary::{AngleMetrics, ModelSummary};
 use anyhow::Result;
@@ -106,17 +108,6 @@ pub fn describe_angles(angles: &[f64]) -> String {
         shown.join(", "),
         if n == 1 { "" } else { "s" }
     )
-}
-
-fn duration(secs: f64) -> String {
-    if !secs.is_finite() || secs < 0.0 {
-        "not recorded".into()
-    } else if secs < 60.0 {
-        format!("{secs:.1} s")
-    } else {
-        let s = secs.round() as u64;
-        format!("{} min {:02} s", s / 60, s % 60)
-    }
 }
 
 const CSS: &str = r#"
@@ -474,7 +465,11 @@ fn warnings(out: &mut String, view: &View<'_>) {
         all.push(format!("{} samples left out: {}", dr.samples, dr.reason));
     }
     for w in all {
-        w!(out, r#"<p class="warning"><strong>Warning:</strong> {}</p>"#, escape(&w));
+        w!(
+            out,
+            r#"<p class="warning"><strong>Warning:</strong> {}</p>"#,
+            escape(&w)
+        );
     }
 }
 
@@ -514,7 +509,7 @@ fn summary_table(out: &mut String, view: &View<'_>) {
         w!(
             out,
             r#"<tr><td><span class="swatch" style="background:{}"></span>{}</td><td class="wrap">{}{ci}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="wrap">{flip}</td><td class="wrap">{ece0} / {} at {}</td></tr>"#,
-            hex(model_color(i)),
+            colour_hex(model_color(i)),
             escape(&m.id.name),
             pct(s.accuracy_at_reference),
             pct(s.mean_accuracy),
@@ -546,7 +541,7 @@ fn model_rows(out: &mut String, i: usize, m: &ModelSummary) {
     w!(
         out,
         r#"<tr><th><span class="swatch" style="background:{}"></span>Model {}</th><td><b>{}</b><br>path <code>{}</code><br>sha256 <code>{}</code><br>input {}×{}×{} (C×H×W), mean [{}], std [{}], {} classes</td></tr>"#,
-        hex(model_color(i)),
+        colour_hex(model_color(i)),
         i + 1,
         escape(&m.id.name),
         escape(&m.id.path),
@@ -733,7 +728,7 @@ pub(crate) fn page(
     out.push_str("</section>\n");
 
     out.push_str("<section id=\"plots\"><h2>Plots</h2>\n<div class=\"grid\">\n");
-    // Each chart carries its caption and section (draw::all): shared charts here,
+    // Each chart carries its caption and section (charts::all): shared charts here,
     // in the order drawn; each model's below.
     for p in plots.iter().filter(|p| p.model.is_none()) {
         figure(&mut out, p);
@@ -759,7 +754,7 @@ pub(crate) fn page(
         );
     }
     for (i, m) in view.models().iter().enumerate() {
-        w!(out, "<h3><span class=\"swatch\" style=\"background:{}\"></span>{}</h3>\n<div class=\"grid\">\n", hex(model_color(i)), escape(&m.id.name));
+        w!(out, "<h3><span class=\"swatch\" style=\"background:{}\"></span>{}</h3>\n<div class=\"grid\">\n", colour_hex(model_color(i)), escape(&m.id.name));
         for p in plots.iter().filter(|p| p.model == Some(i)) {
             figure(&mut out, p);
         }
@@ -839,12 +834,5 @@ mod tests {
         );
         assert_eq!(describe_angles(&[0.0, 90.0]), "0°, 90° (2 angles)");
         assert_eq!(describe_angles(&[30.0]), "30° (1 angle)");
-    }
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(duration(3.21), "3.2 s");
-        assert_eq!(duration(125.0), "2 min 05 s");
-        assert_eq!(duration(f64::NAN), "not recorded");
     }
 }

@@ -1,0 +1,152 @@
+//! Numbers as text, in one home: the exact forms the CSVs and summary.json
+//! write ([`num`], [`shorter`]), angles ([`format_angle`], [`deg`]),
+//! percentages, p-values, thresholds and durations as the report, the console
+//! table and the gate show them. Pure functions; nothing here knows a file.
+
+/// Shortest text that parses back to exactly the same f64 (at most 17
+/// significant digits), positional or scientific, whichever is shorter
+/// (`0.125`, `2.6727647100921956e-51`); NaN becomes an empty field.
+pub fn num(v: f64) -> String {
+    if v.is_nan() {
+        String::new()
+    } else {
+        shorter(format!("{v}"), format!("{v:e}"))
+    }
+}
+
+/// The shorter of a number's positional and scientific forms (positional on a tie).
+pub fn shorter(positional: String, scientific: String) -> String {
+    if scientific.len() < positional.len() {
+        scientific
+    } else {
+        positional
+    }
+}
+
+/// Shortest text for an angle: `90`, `137.5`, `-30`, and `7e299` from 1e15 on
+/// (plain digits would print all 300 of them).
+pub fn format_angle(a: f64) -> String {
+    if a.abs() >= 1e15 {
+        format!("{a:e}")
+    } else if a.fract() == 0.0 {
+        format!("{}", a as i64)
+    } else {
+        format!("{a}")
+    }
+}
+
+/// An angle as text with its unit: `15°`, `-7.5°`.
+pub fn deg(a: f64) -> String {
+    format!("{}°", format_angle(a))
+}
+
+/// A proportion as a percentage with one decimal, `–` for NaN.
+pub fn pct(v: f64) -> String {
+    if v.is_finite() {
+        format!("{:.1}%", v * 100.0)
+    } else {
+        "–".to_string()
+    }
+}
+
+/// A p-value as a reader expects it: three decimals down to 0.001 (`1.000`,
+/// `0.375`), then two significant digits in scientific form (`2.3e-20`).
+pub fn format_p(p: f64) -> String {
+    if p.is_nan() {
+        "n/a".into()
+    } else if p >= 0.001 {
+        format!("{p:.3}")
+    } else if p == 0.0 {
+        "0".into()
+    } else {
+        format!("{p:.1e}")
+    }
+}
+
+/// A threshold as the user wrote it: the shortest positional text that parses
+/// back to the same f64 (`0.05`, `1`).
+pub fn plain(v: f64) -> String {
+    format!("{v}")
+}
+
+/// `value` with enough decimals (4 at least) to tell it apart from `threshold`;
+/// within `tolerance` of it (equal as far as a check goes), 4 decimals.
+pub fn apart(value: f64, threshold: f64, tolerance: f64) -> String {
+    if value.is_nan() {
+        return "NaN".into();
+    }
+    for d in 4..=17 {
+        let s = format!("{value:.d$}");
+        if (value - threshold).abs() <= tolerance || s != format!("{threshold:.d$}") {
+            return s;
+        }
+    }
+    format!("{value}")
+}
+
+/// A wall time: `12.3 s` under a minute, `4 min 05 s` from one on.
+pub fn duration(secs: f64) -> String {
+    if !secs.is_finite() || secs < 0.0 {
+        "not recorded".into()
+    } else if secs < 60.0 {
+        format!("{secs:.1} s")
+    } else {
+        let s = secs.round() as u64;
+        format!("{} min {:02} s", s / 60, s % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_take_their_shorter_exact_form() {
+        for (v, text) in [
+            (0.125, "0.125"),
+            (1.0, "1"),
+            (2.6727647100921956e-51, "2.6727647100921956e-51"),
+            (1e21, "1e21"),
+            (0.001, "1e-3"),
+            (0.01, "0.01"),
+            (0.0001, "1e-4"),
+        ] {
+            assert_eq!(num(v), text);
+            assert_eq!(num(v).parse::<f64>().unwrap(), v);
+        }
+        assert_eq!(num(f64::NAN), "");
+    }
+
+    #[test]
+    fn p_values_print_as_a_reader_expects() {
+        let shown: Vec<String> = [1.0, 0.375, 0.0123, 0.001, 0.000_95, 2.3e-20, 0.0]
+            .map(format_p)
+            .to_vec();
+        assert_eq!(
+            shown,
+            ["1.000", "0.375", "0.012", "0.001", "9.5e-4", "2.3e-20", "0"]
+        );
+    }
+
+    #[test]
+    fn angles_format_shortest() {
+        assert_eq!(format_angle(90.0), "90");
+        assert_eq!(format_angle(137.5), "137.5");
+        assert_eq!(format_angle(-30.0), "-30");
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(duration(3.21), "3.2 s");
+        assert_eq!(duration(125.0), "2 min 05 s");
+        assert_eq!(duration(f64::NAN), "not recorded");
+    }
+
+    #[test]
+    fn percentages_and_angles_read_naturally() {
+        assert_eq!(pct(0.98765), "98.8%");
+        assert_eq!(pct(f64::NAN), "–");
+        assert_eq!(deg(-7.5), "-7.5°");
+        assert_eq!(deg(15.0), "15°");
+    }
+}
