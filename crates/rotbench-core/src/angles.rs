@@ -26,32 +26,47 @@ impl std::error::Error for AngleSpecError {}
 const FORMS: &str =
     "use a list like `0,90,180` or a range `start:stop:step` (stop excluded), e.g. `0:360:15`";
 
-fn number(text: &str, what: &str, spec: &str) -> Result<f64, AngleSpecError> {
+fn number(text: &str, what: &str, spec: &str, noun: &str) -> Result<f64, AngleSpecError> {
     let t = text.trim();
     let v: f64 = t.parse().map_err(|_| {
         AngleSpecError(format!(
-            "angle spec `{spec}`: {what} `{t}` is not a number; {FORMS}"
+            "{noun} spec `{spec}`: {what} `{t}` is not a number; {FORMS}"
         ))
     })?;
     if !v.is_finite() {
         return Err(AngleSpecError(format!(
-            "angle spec `{spec}`: {what} `{t}` is not a finite number; {FORMS}"
+            "{noun} spec `{spec}`: {what} `{t}` is not a finite number; {FORMS}"
         )));
     }
     Ok(v)
 }
 
 /// Parse an angle spec. Duplicates are an error (each angle is one row of output).
+/// Angles are degrees and take no unit; a spec that ends in one (`30px`, `10%`) is
+/// a translation given to the wrong flag.
 pub fn parse(spec: &str) -> Result<Vec<f64>, AngleSpecError> {
     let s = spec.trim();
-    if s.is_empty() {
-        return Err(AngleSpecError(format!("the angle spec is empty; {FORMS}")));
+    if s.ends_with("px") || s.ends_with('%') {
+        return Err(AngleSpecError(format!(
+            "angle spec `{s}`: angles are degrees and take no unit; translations go in --translate (`--translate=-3:4.5:1.5px`)"
+        )));
     }
+    parse_values(s, "angle", "angles")
+}
+
+/// Parse a list or range of values named `noun` (`angle`, `offset`; `plural` in
+/// messages). Duplicates are an error.
+pub fn parse_values(spec: &str, noun: &str, plural: &str) -> Result<Vec<f64>, AngleSpecError> {
+    let s = spec.trim();
+    if s.is_empty() {
+        return Err(AngleSpecError(format!("the {noun} spec is empty; {FORMS}")));
+    }
+    let number = |text: &str, what: &str, spec: &str| number(text, what, spec, noun);
     let angles = if s.contains(':') {
         let parts: Vec<&str> = s.split(':').collect();
         if parts.len() != 3 {
             return Err(AngleSpecError(format!(
-                "angle spec `{s}`: a range needs exactly three parts; {FORMS}"
+                "{noun} spec `{s}`: a range needs exactly three parts; {FORMS}"
             )));
         }
         let start = number(parts[0], "start", s)?;
@@ -59,18 +74,18 @@ pub fn parse(spec: &str) -> Result<Vec<f64>, AngleSpecError> {
         let step = number(parts[2], "step", s)?;
         if step == 0.0 {
             return Err(AngleSpecError(format!(
-                "angle spec `{s}`: the step is 0, which never reaches the stop; use a non-zero step such as `0:360:15`"
+                "{noun} spec `{s}`: the step is 0, which never reaches the stop; use a non-zero step such as `0:360:15`"
             )));
         }
         let count = ((stop - start) / step).ceil();
         if count <= 0.0 {
             return Err(AngleSpecError(format!(
-                "angle spec `{s}` holds no angles: with step {step} the range must go from start towards stop; {FORMS}"
+                "{noun} spec `{s}` holds no {plural}: with step {step} the range must go from start towards stop; {FORMS}"
             )));
         }
         if count > MAX_ANGLES as f64 {
             return Err(AngleSpecError(format!(
-                "angle spec `{s}` gives {count} angles, more than the limit of {MAX_ANGLES}; use a larger step"
+                "{noun} spec `{s}` gives {count} {plural}, more than the limit of {MAX_ANGLES}; use a larger step"
             )));
         }
         let count = count as usize;
@@ -82,7 +97,7 @@ pub fn parse(spec: &str) -> Result<Vec<f64>, AngleSpecError> {
         let items: Vec<&str> = s.split(',').collect();
         if items.len() > MAX_ANGLES {
             return Err(AngleSpecError(format!(
-                "angle spec has {} angles, more than the limit of {MAX_ANGLES}",
+                "{noun} spec has {} {plural}, more than the limit of {MAX_ANGLES}",
                 items.len()
             )));
         }
@@ -90,21 +105,21 @@ pub fn parse(spec: &str) -> Result<Vec<f64>, AngleSpecError> {
         for item in items {
             if item.trim().is_empty() {
                 return Err(AngleSpecError(format!(
-                    "angle spec `{s}` has an empty item; {FORMS}"
+                    "{noun} spec `{s}` has an empty item; {FORMS}"
                 )));
             }
-            out.push(clean(number(item, "angle", s)?));
+            out.push(clean(number(item, noun, s)?));
         }
         out
     };
     if angles.is_empty() {
         return Err(AngleSpecError(format!(
-            "angle spec `{s}` holds no angles; {FORMS}"
+            "{noun} spec `{s}` holds no {plural}; {FORMS}"
         )));
     }
     if let Some(a) = angles.iter().find(|a| !a.is_finite()) {
         return Err(AngleSpecError(format!(
-            "angle spec `{s}` gives the angle {a}, which is not a finite number; {FORMS}"
+            "{noun} spec `{s}` gives the {noun} {a}, which is not a finite number; {FORMS}"
         )));
     }
     // A set, not a scan of the angles before each one: a 100,000-angle range was
@@ -115,7 +130,7 @@ pub fn parse(spec: &str) -> Result<Vec<f64>, AngleSpecError> {
         let key = if *a == 0.0 { 0u64 } else { a.to_bits() };
         if !seen.insert(key) {
             return Err(AngleSpecError(format!(
-                "angle spec `{s}` lists {} twice; list each angle once",
+                "{noun} spec `{s}` lists {} twice; list each {noun} once",
                 format_angle(*a)
             )));
         }

@@ -16,6 +16,7 @@ pub mod format;
 pub mod gate;
 pub mod hash;
 pub mod metrics;
+pub mod poses;
 pub mod report;
 pub mod results;
 pub mod rotate;

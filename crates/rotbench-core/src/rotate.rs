@@ -22,6 +22,7 @@
 //! imageproc's `rotate_about_center` turns clockwise for positive angles: our θ
 //! equals its −θ.
 
+pub use crate::poses::Pose;
 use std::fmt;
 use std::str::FromStr;
 
@@ -228,7 +229,7 @@ impl Geometry {
 #[derive(Debug, Clone)]
 pub struct RotationPlan {
     pub geometry: Geometry,
-    pub angle: f64,
+    pub pose: Pose,
     taps: usize,
     idx: Vec<u32>,
     wts: Vec<f32>,
@@ -312,6 +313,9 @@ struct Mapping {
     geometry: Geometry,
     c: f64,
     s: f64,
+    /// The translation after the turn, in output pixels (right and down).
+    tx: f64,
+    ty: f64,
     cx: f64,
     cy: f64,
     ocx: f64,
@@ -351,8 +355,8 @@ fn near_integer(x: f64) -> bool {
 }
 
 impl Mapping {
-    fn new(geometry: Geometry, angle_deg: f64, opts: &RotateOptions) -> Mapping {
-        let (c, s) = cos_sin(angle_deg);
+    fn new(geometry: Geometry, pose: Pose, opts: &RotateOptions) -> Mapping {
+        let (c, s) = cos_sin(pose.angle);
         let Geometry {
             in_h,
             in_w,
@@ -365,6 +369,8 @@ impl Mapping {
             geometry,
             c,
             s,
+            tx: pose.dx,
+            ty: pose.dy,
             cx: (in_w as f64 - 1.0) / 2.0,
             cy: (in_h as f64 - 1.0) / 2.0,
             ocx: (out_w as f64 - 1.0) / 2.0,
@@ -382,9 +388,10 @@ impl Mapping {
             let (dx, dy) = (col as f64 - self.ocx, r as f64 - self.ocy);
             dx * dx + dy * dy > self.radius2
         };
-        // Position on the (unrotated) input grid, relative to its centre.
-        let xo = (col + g.left) as f64 - self.cx;
-        let yo = (r + g.top) as f64 - self.cy;
+        // Position on the (unrotated) input grid, relative to its centre, less the
+        // translation: p samples R⁻¹(p − c − t) + c.
+        let xo = (col + g.left) as f64 - self.cx - self.tx;
+        let yo = (r + g.top) as f64 - self.cy - self.ty;
         // Inverse of a counter-clockwise turn on a y-down grid.
         let x = xo * self.c - yo * self.s + self.cx;
         let y = xo * self.s + yo * self.c + self.cy;
@@ -475,29 +482,30 @@ impl Mapping {
 /// plan would cost as much as using it and hold megabytes per size.
 pub fn rotate_into(
     geometry: Geometry,
-    angle_deg: f64,
+    pose: impl Into<Pose>,
     opts: &RotateOptions,
     src: &[u8],
     channels: usize,
     out: &mut [f32],
 ) {
+    let pose = pose.into();
     match opts.interpolation {
-        Interpolation::Nearest => rotate_taps::<1>(geometry, angle_deg, opts, src, channels, out),
-        Interpolation::Bilinear => rotate_taps::<4>(geometry, angle_deg, opts, src, channels, out),
-        Interpolation::Bicubic => rotate_taps::<16>(geometry, angle_deg, opts, src, channels, out),
+        Interpolation::Nearest => rotate_taps::<1>(geometry, pose, opts, src, channels, out),
+        Interpolation::Bilinear => rotate_taps::<4>(geometry, pose, opts, src, channels, out),
+        Interpolation::Bicubic => rotate_taps::<16>(geometry, pose, opts, src, channels, out),
     }
 }
 
 /// [`rotate_into`] for an interpolation of `N` taps.
 fn rotate_taps<const N: usize>(
     geometry: Geometry,
-    angle_deg: f64,
+    pose: Pose,
     opts: &RotateOptions,
     src: &[u8],
     channels: usize,
     out: &mut [f32],
 ) {
-    let m = Mapping::new(geometry, angle_deg, opts);
+    let m = Mapping::new(geometry, pose, opts);
     let (ip, op) = (
         geometry.in_h * geometry.in_w,
         geometry.out_h * geometry.out_w,
@@ -553,8 +561,11 @@ fn rotate_taps<const N: usize>(
 }
 
 impl RotationPlan {
-    pub fn new(geometry: Geometry, angle_deg: f64, opts: &RotateOptions) -> RotationPlan {
-        let m = Mapping::new(geometry, angle_deg, opts);
+    /// The plan of a pose (a rotation, then a translation); an angle alone is a
+    /// rotation (`f64` converts).
+    pub fn new(geometry: Geometry, pose: impl Into<Pose>, opts: &RotateOptions) -> RotationPlan {
+        let pose = pose.into();
+        let m = Mapping::new(geometry, pose, opts);
         let n = geometry.out_h * geometry.out_w;
         // Source position for every output pixel, and how it is sampled. The one
         // `Sample` decided here both sizes the plan (`taps`) and fills it, so a pixel
@@ -573,7 +584,7 @@ impl RotationPlan {
         };
         let mut plan = RotationPlan {
             geometry,
-            angle: angle_deg,
+            pose,
             taps,
             idx: vec![0; n * taps],
             wts: vec![0.0; n * taps],
