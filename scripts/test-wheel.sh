@@ -23,7 +23,7 @@
 #    failing run the process survives, ...), then docs/notebooks/quickstart.ipynb executed
 #    headless (nbclient) with its summary table in the output; and in the venv without torch.
 #    pandas, nbclient, nbformat, ipykernel (pinned in API_REQ) and their dependencies come
-#    from PyPI as wheels, kept in $CACHE/wheels/python-api-HASH (about 60 MB).
+#    from PyPI as wheels, kept in $CACHE/wheels/python-api-HASH (43 MB).
 # ROTBENCH_SRC_BIN: the source build to compare the demo with (default target/release/rotbench).
 # Exit 0 when every check passes; the first failure stops it with exit 1.
 set -euo pipefail

@@ -348,7 +348,7 @@ class Results:
                 v = row.get(k)
                 return "?" if v is None else fmt.format(v)
             lines.append(
-                f"  {row['model']}: accuracy at 0° {f('accuracy_at_0')}, mean {f('mean_accuracy')}, "
+                f"  {row['model']}: accuracy at 0° {f('accuracy_at_0')}, mean accuracy {f('mean_accuracy')}, "
                 f"worst {f('worst_accuracy')} at {f('worst_angle', '{:g}')}°, worst-of-sweep "
                 f"{f('worst_of_sweep')}, flip probability {f('flip_probability')}, ECE at 0° "
                 f"{f('ece_at_0')}")

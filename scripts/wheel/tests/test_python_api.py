@@ -17,6 +17,7 @@ with exit 1. Sweeps use the bundled models and MNIST test set on a few hundred s
 import argparse
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -72,7 +73,7 @@ def sweep_runs_the_binary_as_a_child_and_returns_the_results_of_its_out_folder()
     check(res.classes["mnist-cnn"] == [str(i) for i in range(10)], res.classes)
 
 
-def summary_rows_are_summary_json_s_sweep_figures_one_per_model():
+def summary_rows_are_the_sweep_figures_of_summary_json_one_per_model():
     res = two_model_sweep()
     rows = res.summary_rows()
     check([r["model"] for r in rows] == res.models, rows)
@@ -120,7 +121,7 @@ def load_of_a_folder_that_is_no_sweep_raises_naming_it():
     check("summary.json" in str(e) and str(WORK / "empty") in str(e), str(e))
 
 
-def the_console_command_still_runs_and_exits_with_rotbench_s_code():
+def the_console_command_still_runs_and_exits_with_the_code_of_rotbench():
     # main() execs (it is the console script); run it in a child as a user's shell would.
     p = subprocess.run([sys.executable, "-c", "import rotbench, sys; sys.exit(rotbench.main(['--version']))"],
                        capture_output=True, text=True)
@@ -163,7 +164,7 @@ def keyword_flags_become_cli_flags_and_lists_repeat():
     check("<table" in res._repr_html_(), "no table")
 
 
-def dataframes_have_typed_columns_and_the_csv_s_values():
+def dataframes_have_typed_columns_and_the_values_of_the_csv_files():
     import pandas as pd
 
     res = two_model_sweep()
@@ -338,8 +339,15 @@ def the_docs_notebook_runs_headless_and_its_output_holds_the_summary_table():
     nb = nbformat.read(str(NOTEBOOK), as_version=4)
     run_dir = WORK / "notebook"
     run_dir.mkdir()
-    NotebookClient(nb, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(run_dir)}}).execute()
+    # IPC transport (Unix sockets in the run folder): the kernel opens no TCP port.
+    from jupyter_client import KernelManager
+
+    km = KernelManager(kernel_name="python3", transport="ipc", ip=str(run_dir / "kernel"))
+    try:
+        NotebookClient(nb, km=km, timeout=600, resources={"metadata": {"path": str(run_dir)}}).execute()
+    finally:
+        if km.has_kernel:
+            km.shutdown_kernel(now=False)
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     errors = [o for o in outputs if o.get("output_type") == "error"]
     check(not errors, errors)
@@ -353,8 +361,9 @@ def the_docs_notebook_runs_headless_and_its_output_holds_the_summary_table():
     check("the module predicts as mnist-cnn.pt: True" in text, text)
     check("exit 2: error: --model no-such-model.pt: cannot read the model file" in text, text)
     check((run_dir / "quickstart-out" / "summary.json").is_file(), "the notebook's sweep wrote nothing")
-    # A copy of the executed notebook, for a look when this fails.
-    nbformat.write(nb, str(run_dir / "quickstart.executed.ipynb"))
+    keep = os.environ.get("ROTBENCH_EXECUTED_NOTEBOOK")
+    if keep:  # the executed notebook, to look at
+        nbformat.write(nb, keep)
 
 
 PHASES = {
@@ -362,17 +371,17 @@ PHASES = {
     "notebook": [the_docs_notebook_runs_headless_and_its_output_holds_the_summary_table],
     "no-pandas": [
         sweep_runs_the_binary_as_a_child_and_returns_the_results_of_its_out_folder,
-        summary_rows_are_summary_json_s_sweep_figures_one_per_model,
+        summary_rows_are_the_sweep_figures_of_summary_json_one_per_model,
         the_notebook_display_holds_the_summary_table_and_the_accuracy_chart,
         without_pandas_a_dataframe_raises_import_error_naming_the_pip_command,
         a_failed_run_raises_rotbench_error_with_the_message_and_exit_code_and_the_process_goes_on,
         load_of_a_folder_that_is_no_sweep_raises_naming_it,
-        the_console_command_still_runs_and_exits_with_rotbench_s_code,
+        the_console_command_still_runs_and_exits_with_the_code_of_rotbench,
     ],
     "pandas": [
         sweep_runs_the_binary_as_a_child_and_returns_the_results_of_its_out_folder,
         keyword_flags_become_cli_flags_and_lists_repeat,
-        dataframes_have_typed_columns_and_the_csv_s_values,
+        dataframes_have_typed_columns_and_the_values_of_the_csv_files,
         summary_is_one_typed_row_per_model,
         load_reads_what_sweep_returned,
         a_csv_of_another_run_is_refused,
