@@ -229,6 +229,13 @@ pub struct SweepArgs {
     /// Angles in degrees, counter-clockwise: a list `0,90,180` or a range `start:stop:step` (stop excluded).
     #[arg(long, value_name = "SPEC", allow_hyphen_values = true)]
     pub angles: String,
+    /// Translations after the rotation, on both axes as a grid (dx x dy), with a
+    /// required unit: `px` (pixels of the model's input) or `%` (of its width and
+    /// height), as a list `-3,0,3px` or a range `-3:4.5:1.5px` (stop excluded).
+    /// Positive dx moves the content right, positive dy down; rotation and
+    /// translation are sampled once (torchvision's `F.affine(angle=-θ, translate=[dx, dy])`).
+    #[arg(long, value_name = "SPEC", allow_hyphen_values = true)]
+    pub translate: Option<String>,
     /// Output folder (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -372,8 +379,10 @@ pub struct GateArgs {
     /// Minimum consistency (same prediction as at 0 degrees) at every checked angle.
     #[arg(long, value_name = "C")]
     pub min_consistency: Option<f64>,
-    /// Minimum worst-of-sweep accuracy.
-    #[arg(long, value_name = "W")]
+    /// Minimum worst-of-sweep accuracy: the share of samples correct at every swept
+    /// angle, or with --translate at every point of the grid (grid accuracy; the
+    /// same check as --min-grid-accuracy).
+    #[arg(long, value_name = "W", visible_alias = "min-grid-accuracy")]
     pub min_worst_of_sweep: Option<f64>,
     /// Maximum expected calibration error (15 bins, L1) at every checked angle.
     #[arg(long, value_name = "E")]

@@ -65,7 +65,7 @@ fn per_angle_columns_are_the_documented_ones() {
     let header = text.lines().next().unwrap();
     assert_eq!(
         header,
-        "model,angle,reference,n,accuracy,accuracy_ci_low,accuracy_ci_high,precision_macro,recall_macro,f1_macro,precision_micro,recall_micro,f1_micro,precision_weighted,recall_weighted,f1_weighted,consistency,accuracy_drop,prob_shift,error_consistency,confusion_similarity,mcnemar_p_vs_reference,nonfinite,in_sweep,\
+        "model,angle,dx,dy,reference,n,accuracy,accuracy_ci_low,accuracy_ci_high,precision_macro,recall_macro,f1_macro,precision_micro,recall_micro,f1_micro,precision_weighted,recall_weighted,f1_weighted,consistency,accuracy_drop,prob_shift,error_consistency,confusion_similarity,mcnemar_p_vs_reference,nonfinite,in_sweep,\
          top5_accuracy,nll,brier,ece,mean_confidence,flip_next,top5_distance_next,\
          f1_macro_ci_low,f1_macro_ci_high,consistency_ci_low,consistency_ci_high,ece_ci_low,ece_ci_high,flip_next_ci_low,flip_next_ci_high"
     );
@@ -81,7 +81,7 @@ fn per_angle_columns_are_the_documented_ones() {
             .lines()
             .next()
             .unwrap(),
-        "model,angle,true,pred,count"
+        "model,angle,dx,dy,true,pred,count"
     );
     assert_eq!(
         fs::read_to_string(out.path().join("predictions.csv"))
@@ -89,7 +89,7 @@ fn per_angle_columns_are_the_documented_ones() {
             .lines()
             .next()
             .unwrap(),
-        "model,angle,index,label,pred,confidence,source,p_true,brier,top_k"
+        "model,angle,dx,dy,index,label,pred,confidence,source,p_true,brier,top_k"
     );
 }
 

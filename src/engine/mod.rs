@@ -19,9 +19,9 @@ use crate::rotate::{Geometry, RotateOptions, RotationPlan};
 use anyhow::{bail, Result};
 use batch_size::{AutoBatch, Step};
 use producer::{Message, Producer};
+use rotbench_core::poses::Pose;
 use rotbench_core::results::{
-    examples_to_keep, AnglePlan, BatchSize, Evaluations, Examples, RotateOn, SampleData,
-    SweepResult,
+    examples_to_keep, BatchSize, Evaluations, Examples, PosePlan, RotateOn, SampleData, SweepResult,
 };
 use scoring::Scorer;
 use std::sync::mpsc::sync_channel;
@@ -30,8 +30,8 @@ use tch::Tensor;
 
 #[derive(Debug, Clone)]
 pub struct SweepSettings {
-    /// The user's angles, in their order.
-    pub angles: Vec<f64>,
+    /// The user's poses (angles, at every translation), in their order.
+    pub poses: Vec<Pose>,
     pub rotate: RotateOptions,
     pub batch: BatchSize,
     pub rotate_on: RotateOn,
@@ -133,20 +133,20 @@ pub fn run<C: Classifier>(
     }
     let n_classes = models[0].spec().n_classes();
     let top_k = settings.top_k.min(n_classes);
-    let plan = AnglePlan::new(&settings.angles);
-    let (nm, na) = (models.len(), plan.angles.len());
+    let plan = PosePlan::new(&settings.poses);
+    let (nm, na) = (models.len(), plan.poses.len());
     let mut compute: Vec<Vec<bool>> = work
         .compute
         .clone()
         .unwrap_or_else(|| vec![vec![true; na]; nm]);
     plan.with_reference(&mut compute);
-    let AnglePlan {
-        angles,
+    let PosePlan {
+        poses,
         reference_added,
         reference,
     } = plan;
     let angle_needed: Vec<bool> = (0..na).map(|a| compute.iter().any(|c| c[a])).collect();
-    let plans = rotation_plans(&angles, &angle_needed, target, &settings.rotate);
+    let plans = rotation_plans(&poses, &angle_needed, target, &settings.rotate);
     // Work order inside a chunk: the reference first, so later angles compare to it.
     let order: Vec<usize> = std::iter::once(reference)
         .chain((0..na).filter(|&i| i != reference))
@@ -166,7 +166,7 @@ pub fn run<C: Classifier>(
         models,
         compute: &compute,
         plans: &plans,
-        angles: &angles,
+        poses: &poses,
         reference,
         target,
         settings,
@@ -197,7 +197,7 @@ pub fn run<C: Classifier>(
     std::thread::scope(|scope| -> Result<()> {
         let producer = Producer {
             target,
-            angles: &angles,
+            poses: &poses,
             rotate: settings.rotate,
             plans: &plans,
             order: &order,
@@ -238,7 +238,7 @@ pub fn run<C: Classifier>(
         bail!("the dataset yielded no samples (all skipped?)");
     }
     Ok(Evaluations {
-        angles,
+        poses,
         reference_added,
         reference,
         data,
@@ -255,7 +255,7 @@ struct Consumer<'a, C: Classifier> {
     models: &'a [C],
     compute: &'a [Vec<bool>],
     plans: &'a [Option<RotationPlan>],
-    angles: &'a [f64],
+    poses: &'a [Pose],
     reference: usize,
     target: Target,
     settings: &'a SweepSettings,
@@ -280,7 +280,7 @@ impl<C: Classifier> Consumer<'_, C> {
         if !self.current.is_empty() {
             on_chunk(&self.current)?;
             self.data.append(&self.current);
-            let (nm, na, k) = (self.models.len(), self.angles.len(), self.data.top_k);
+            let (nm, na, k) = (self.models.len(), self.poses.len(), self.data.top_k);
             self.current = SampleData::empty(nm, na, k);
         }
         Ok(())
@@ -340,7 +340,7 @@ impl<C: Classifier> Consumer<'_, C> {
         let input = match (&self.device_chunk, pixels.is_empty()) {
             (Some(src), true) => {
                 let Some(plan) = &self.plans[angle] else {
-                    bail!("internal: no plan for angle {}", self.angles[angle])
+                    bail!("internal: no plan for {}", self.poses[angle].label())
                 };
                 let device = self.device;
                 self.device_plans[angle]
@@ -382,17 +382,17 @@ impl<C: Classifier> Consumer<'_, C> {
 
 /// A rotation plan for each angle that some model computes.
 fn rotation_plans(
-    angles: &[f64],
+    poses: &[Pose],
     needed: &[bool],
     target: Target,
     rotate: &RotateOptions,
 ) -> Vec<Option<RotationPlan>> {
-    angles
+    poses
         .iter()
         .zip(needed)
-        .map(|(&deg, &needed)| {
+        .map(|(&pose, &needed)| {
             needed.then(|| {
-                RotationPlan::new(Geometry::same(target.height, target.width), deg, rotate)
+                RotationPlan::new(Geometry::same(target.height, target.width), pose, rotate)
             })
         })
         .collect()
@@ -617,7 +617,7 @@ mod tests {
 
     fn settings(angles: &[f64], batch: BatchSize) -> SweepSettings {
         SweepSettings {
-            angles: angles.to_vec(),
+            poses: angles.iter().map(|&a| Pose::rotation(a)).collect(),
             rotate: RotateOptions::default(),
             batch,
             rotate_on: RotateOn::Host,
@@ -784,7 +784,7 @@ mod tests {
     fn auto_batch_with_one_angle_uses_the_fallback_untimed() {
         let fake = Fake::new(4, no_sleep);
         let mut s = settings(&[0.0], BatchSize::Auto);
-        s.angles = vec![0.0];
+        s.poses = vec![Pose::rotation(0.0)];
         let (raw, chunks) = sweep(&fake, 300, &s, &WorkOrder::default());
         assert!(raw.batch_timings.is_empty());
         assert_eq!(raw.batch_size, AUTO_FALLBACK);

@@ -11,6 +11,7 @@ use crate::dataset::{Source, Target};
 use crate::rotate::{rotate_into, Geometry, RotateOptions, RotationPlan};
 use anyhow::Result;
 use rayon::prelude::*;
+use rotbench_core::poses::Pose;
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
 
@@ -20,8 +21,8 @@ pub type Message = Result<(Arc<Chunk>, Option<Rotated>)>;
 
 pub struct Producer<'a> {
     pub target: Target,
-    /// Every evaluated angle, in the run's order.
-    pub angles: &'a [f64],
+    /// Every evaluated pose, in the run's order.
+    pub poses: &'a [Pose],
     pub rotate: RotateOptions,
     /// `[angle]`: the plan for same-size images; `None`: the angle is not computed.
     pub plans: &'a [Option<RotationPlan>],
@@ -126,12 +127,12 @@ impl Producer<'_> {
                     // rotated straight into its crop, computing only the pixels the
                     // crop keeps, with no plan to build or hold per size.
                     let (th, tw, c) = (self.target.height, self.target.width, self.target.channels);
-                    let angle = self.angles[a];
+                    let pose = self.poses[a];
                     pixels.par_chunks_mut(px).enumerate().for_each(|(k, out)| {
                         let (h, w) = sized[k];
                         let src = &chunk.pixels[offsets[k]..offsets[k] + c * h * w];
                         let g = Geometry::centre_crop(h, w, th, tw);
-                        rotate_into(g, angle, &self.rotate, src, c, out);
+                        rotate_into(g, pose, &self.rotate, src, c, out);
                     });
                 }
                 if tx

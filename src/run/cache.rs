@@ -6,6 +6,7 @@ use anyhow::Result;
 use rotbench::hash::hex;
 use rotbench::model::Model;
 use rotbench::output;
+use rotbench::poses::Pose;
 use rotbench::results::RunKey;
 use rotbench::results::SampleData;
 
@@ -24,16 +25,21 @@ pub fn default_cache_dir() -> PathBuf {
 
 /// Everything that determines one model's predictions at one angle: the key's
 /// fields, and their sha256 (the entry's file name).
-pub fn cache_key(model: &Model, run: &RunKey, angle: f64) -> CacheKey {
-    let fields = json!({
+pub fn cache_key(model: &Model, run: &RunKey, pose: Pose) -> CacheKey {
+    let mut fields = json!({
         "cache_version": CACHE_VERSION,
         "model_sha256": model.sha256,
         "spec": model.spec,
         "inference": model.inference.name(),
         "backend": model.backend(),
-        "angle": angle,
+        "angle": pose.angle,
         "common": run,
     });
+    // A translated pose adds its offsets; a rotation's key is the one it always had.
+    if !pose.is_rotation() {
+        fields["dx"] = json!(pose.dx);
+        fields["dy"] = json!(pose.dy);
+    }
     CacheKey {
         hash: hex(&Sha256::digest(fields.to_string().as_bytes())),
         fields,

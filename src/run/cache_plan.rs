@@ -1,13 +1,14 @@
 //! What a sweep computes. Every (model, angle) pair is first looked up in the
 //! prediction cache; the rest is computed, together with each computing model's
-//! reference angle (`AnglePlan::with_reference`). After the run, [`CachePlan::fill`]
+//! reference angle (`PosePlan::with_reference`). After the run, [`CachePlan::fill`]
 //! puts the cached pairs into the run's data and stores the computed ones.
 
 use super::cache::{cache_key, Cache, CacheKey};
 use anyhow::{bail, Result};
 use rotbench::model::Model;
+use rotbench::poses::Pose;
 use rotbench::results::SampleData;
-use rotbench::results::{AnglePlan, RunKey};
+use rotbench::results::{PosePlan, RunKey};
 use serde_json::{json, Value};
 
 pub struct CachePlan {
@@ -27,23 +28,17 @@ impl CachePlan {
     /// `len`: the samples this run streams (an entry holding more is not this run's).
     pub fn new(
         models: &[Model],
-        angles: &AnglePlan,
+        angles: &PosePlan,
         run: &RunKey,
         cache: Option<Cache>,
         len: usize,
     ) -> CachePlan {
         let keys: Vec<Vec<CacheKey>> = models
             .iter()
-            .map(|m| {
-                angles
-                    .angles
-                    .iter()
-                    .map(|&a| cache_key(m, run, a))
-                    .collect()
-            })
+            .map(|m| angles.poses.iter().map(|&p| cache_key(m, run, p)).collect())
             .collect();
         let cacheable: Vec<bool> = models.iter().map(|m| !m.training.is_on()).collect();
-        let mut cached = vec![vec![None; angles.angles.len()]; models.len()];
+        let mut cached = vec![vec![None; angles.poses.len()]; models.len()];
         if let Some(c) = &cache {
             for (m, row) in keys.iter().enumerate().filter(|(m, _)| cacheable[*m]) {
                 for (a, k) in row.iter().enumerate() {
@@ -122,14 +117,14 @@ impl CachePlan {
         &self,
         models: &[Model],
         run: &RunKey,
-        angles: &AnglePlan,
+        angles: &PosePlan,
         batch_size: &str,
     ) -> Value {
         json!({
             "rotbench_version": env!("CARGO_PKG_VERSION"),
             "models": models.iter().map(|m| (&m.sha256, &m.spec, m.inference.name())).collect::<Vec<_>>(),
             "common": run,
-            "angles": angles.angles,
+            "poses": angles.poses,
             "batch_size": batch_size.trim(),
         })
     }
@@ -140,17 +135,17 @@ impl CachePlan {
         &mut self,
         data: &mut SampleData,
         names: &[&str],
-        angles: &[f64],
+        poses: &[Pose],
     ) -> Result<Vec<String>> {
         let mut warnings = Vec::new();
         for (m, row) in std::mem::take(&mut self.cached).into_iter().enumerate() {
             for (a, entry) in row.into_iter().enumerate() {
                 if let Some(e) = entry {
                     if e.indices != data.indices || e.labels != data.labels {
-                        bail!("the prediction cache entry for {} at {}° does not match the data; rerun with --no-cache", names[m], angles[a]);
+                        bail!("the prediction cache entry for {} at {} does not match the data; rerun with --no-cache", names[m], poses[a].label());
                     }
                     if e.top_k != data.top_k {
-                        bail!("the prediction cache entry for {} at {}° keeps top-{} lists, not top-{}; rerun with --no-cache", names[m], angles[a], e.top_k, data.top_k);
+                        bail!("the prediction cache entry for {} at {} keeps top-{} lists, not top-{}; rerun with --no-cache", names[m], poses[a].label(), e.top_k, data.top_k);
                     }
                     data.cols[m][a] = e.cols[0][0].clone();
                 } else if let (Some(c), true) = (&self.cache, self.cacheable[m]) {

@@ -151,6 +151,29 @@ impl Translate {
     }
 }
 
+/// A sweep's translations as its settings record them: `--translate` as given and
+/// the offsets in pixels of the model's input on each axis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Shifts {
+    pub spec: String,
+    pub unit: OffsetUnit,
+    pub dx: Vec<f64>,
+    pub dy: Vec<f64>,
+}
+
+impl Translate {
+    /// [`Translate::pixels`] with the spec kept, for the settings.
+    pub fn shifts(&self, width: usize, height: usize) -> Result<Shifts, String> {
+        let (dx, dy) = self.pixels(width, height)?;
+        Ok(Shifts {
+            spec: self.spec.clone(),
+            unit: self.unit,
+            dx,
+            dy,
+        })
+    }
+}
+
 /// Round away float noise (1.5 * 3) to 1e-9 pixels.
 fn clean(v: f64) -> f64 {
     let r = (v * 1e9).round() / 1e9;

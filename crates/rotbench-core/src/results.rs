@@ -2,12 +2,13 @@
 //! Per-sample predictions ([`SampleData`], the unit that checkpoints, caches and
 //! shards store), the per-model arrays and per-angle counts tallied from them
 //! ([`ModelSweep`], [`AngleCounts`], [`tally`]), the whole result ([`SweepResult`]),
-//! the reference-angle plan ([`AnglePlan`]) and the run settings that are data
+//! the reference-angle plan ([`PosePlan`]) and the run settings that are data
 //! (batch size, where rotation runs). The engine fills these; summary, store,
 //! shard, gate and report read them.
 
 use crate::format::format_angle;
 use crate::metrics::{Confusion, Paired, INVALID};
+use crate::poses::Pose;
 use crate::spec::{ModelSpec, Provenance};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -279,8 +280,9 @@ pub fn tally(
 
 #[derive(Debug, Clone)]
 pub struct SweepResult {
-    /// Every evaluated angle: the reference (0) first when it was added, then the user's.
-    pub angles: Vec<f64>,
+    /// Every evaluated pose: the reference (upright) first when it was added, then
+    /// the user's.
+    pub poses: Vec<Pose>,
     /// True when 0 was not among the user's angles and was added as the reference.
     pub reference_added: bool,
     pub reference: usize,
@@ -293,12 +295,12 @@ pub struct SweepResult {
 }
 
 impl SweepResult {
-    /// Indices into `angles` of the user's own angles.
-    pub fn user_angles(&self) -> std::ops::Range<usize> {
+    /// Indices into `poses` of the user's own poses.
+    pub fn user_poses(&self) -> std::ops::Range<usize> {
         if self.reference_added {
-            1..self.angles.len()
+            1..self.poses.len()
         } else {
-            0..self.angles.len()
+            0..self.poses.len()
         }
     }
 }
@@ -346,31 +348,40 @@ pub struct RunKey {
     pub sample: Option<crate::dataset::SampleSpec>,
 }
 
-/// The angles a sweep evaluates: the user's, in their order, with 0 added first
-/// as the reference when it is absent (every other angle compares with it).
+/// The poses a sweep evaluates: the user's grid, in its order, with the upright
+/// pose (0°, no translation) added first when the grid lacks it, as the reference
+/// every invariance measure compares with.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AnglePlan {
-    pub angles: Vec<f64>,
-    /// True when 0 was not among the user's angles and was added.
+pub struct PosePlan {
+    pub poses: Vec<Pose>,
+    /// True when the upright pose was not among the user's and was added.
     pub reference_added: bool,
-    /// Index of 0 in `angles`.
+    /// Index of the upright pose in `poses`.
     pub reference: usize,
 }
 
-impl AnglePlan {
-    pub fn new(user: &[f64]) -> AnglePlan {
-        match user.iter().position(|&a| a == 0.0) {
-            Some(i) => AnglePlan {
-                angles: user.to_vec(),
+impl PosePlan {
+    pub fn new(user: &[Pose]) -> PosePlan {
+        match user.iter().position(Pose::is_upright) {
+            Some(i) => PosePlan {
+                poses: user.to_vec(),
                 reference_added: false,
                 reference: i,
             },
-            None => AnglePlan {
-                angles: std::iter::once(0.0).chain(user.iter().copied()).collect(),
+            None => PosePlan {
+                poses: std::iter::once(Pose::rotation(0.0))
+                    .chain(user.iter().copied())
+                    .collect(),
                 reference_added: true,
                 reference: 0,
             },
         }
+    }
+
+    /// Rotations alone, at these angles.
+    pub fn of_angles(angles: &[f64]) -> PosePlan {
+        let poses: Vec<Pose> = angles.iter().map(|&a| Pose::rotation(a)).collect();
+        PosePlan::new(&poses)
     }
 
     /// The policy "the reference computes whenever any angle does": every other
@@ -435,6 +446,12 @@ pub struct PredictionRow<'a> {
     pub model: Cow<'a, str>,
     #[serde(serialize_with = "angle_text")]
     pub angle: f64,
+    /// The translation of the pose (pixels; absent in files written before
+    /// translations: read back as 0).
+    #[serde(serialize_with = "angle_text", default)]
+    pub dx: f64,
+    #[serde(serialize_with = "angle_text", default)]
+    pub dy: f64,
     pub index: u64,
     pub label: u32,
     pub pred: i32,
@@ -489,9 +506,11 @@ pub fn top_k_text(list: &[u32]) -> String {
 }
 
 /// The column names of `predictions.csv`, in order.
-pub const PREDICTION_COLUMNS: [&str; 10] = [
+pub const PREDICTION_COLUMNS: [&str; 12] = [
     "model",
     "angle",
+    "dx",
+    "dy",
     "index",
     "label",
     "pred",
@@ -633,7 +652,7 @@ impl SampleData {
 /// The engine's raw output, before tallying.
 #[derive(Debug, Clone)]
 pub struct Evaluations {
-    pub angles: Vec<f64>,
+    pub poses: Vec<Pose>,
     pub reference_added: bool,
     pub reference: usize,
     pub data: SampleData,
@@ -649,7 +668,7 @@ impl Evaluations {
     /// `sources` names each sample's file or record.
     pub fn tally(self, n_classes: usize, sources: &crate::dataset::Sources) -> Result<SweepResult> {
         let Evaluations {
-            angles,
+            poses,
             reference_added,
             reference,
             data,
@@ -662,8 +681,8 @@ impl Evaluations {
             for (a, c) in per.iter().enumerate() {
                 if !c.holds(n, k) {
                     bail!(
-                        "internal: model {m} at angle {} has {} of {n} predictions",
-                        angles[a],
+                        "internal: model {m} at {} has {} of {n} predictions",
+                        poses[a].label(),
                         c.len()
                     );
                 }
@@ -677,7 +696,7 @@ impl Evaluations {
             .collect();
         let sources = data.indices.iter().map(|&i| sources.of(i)).collect();
         Ok(SweepResult {
-            angles,
+            poses,
             reference_added,
             reference,
             sources,
@@ -695,21 +714,25 @@ mod tests {
 
     #[test]
     fn zero_is_added_as_the_reference_when_missing() {
-        let p = AnglePlan::new(&[90.0, 180.0]);
-        assert_eq!(
-            (p.angles, p.reference_added, p.reference),
-            (vec![0.0, 90.0, 180.0], true, 0)
-        );
-        let p = AnglePlan::new(&[90.0, 0.0]);
-        assert_eq!(
-            (p.angles, p.reference_added, p.reference),
-            (vec![90.0, 0.0], false, 1)
-        );
+        let angles = |p: PosePlan| p.poses.iter().map(|p| p.angle).collect::<Vec<_>>();
+        let p = PosePlan::of_angles(&[90.0, 180.0]);
+        assert_eq!((p.reference_added, p.reference), (true, 0));
+        assert_eq!(angles(p), [0.0, 90.0, 180.0]);
+        let p = PosePlan::of_angles(&[90.0, 0.0]);
+        assert_eq!((p.reference_added, p.reference), (false, 1));
+        assert_eq!(angles(p), [90.0, 0.0]);
+        // A translated 0° is not the reference.
+        let shifted = [Pose {
+            angle: 0.0,
+            dx: 1.0,
+            dy: 0.0,
+        }];
+        assert!(PosePlan::new(&shifted).reference_added);
     }
 
     #[test]
     fn a_model_that_computes_any_angle_computes_its_reference() {
-        let p = AnglePlan::new(&[90.0, 0.0, 180.0]);
+        let p = PosePlan::of_angles(&[90.0, 0.0, 180.0]);
         let mut c = vec![
             vec![false, false, true],
             vec![false, false, false],
@@ -727,6 +750,8 @@ mod tests {
             PredictionRow {
                 model: "a,b".into(),
                 angle: 137.5,
+                dx: -1.5,
+                dy: 3.0,
                 index: 7,
                 label: 3,
                 pred: 3,
@@ -739,6 +764,8 @@ mod tests {
             PredictionRow {
                 model: "m".into(),
                 angle: 90.0,
+                dx: 0.0,
+                dy: 0.0,
                 index: 8,
                 label: 1,
                 pred: INVALID,
@@ -756,7 +783,7 @@ mod tests {
         let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
         assert_eq!(
             text,
-            "model,angle,index,label,pred,confidence,source,p_true,brier,top_k\n\"a,b\",137.5,7,3,3,0.9123457,\"cat/a b,c.png\",0.9123457,0.0125,3 1\nm,90,8,1,-1,,t10k-images-idx3-ubyte#8,0,2,\n"
+            "model,angle,dx,dy,index,label,pred,confidence,source,p_true,brier,top_k\n\"a,b\",137.5,-1.5,3,7,3,3,0.9123457,\"cat/a b,c.png\",0.9123457,0.0125,3 1\nm,90,0,0,8,1,-1,,t10k-images-idx3-ubyte#8,0,2,\n"
         );
         let mut r = csv::Reader::from_reader(text.as_bytes());
         let headers = r.headers().unwrap().clone();

@@ -3,7 +3,7 @@
 //! sweep gives back exactly the single run's [`Evaluations`].
 
 use crate::dataset::{DatasetInfo, ShardSpec};
-use crate::results::{examples_to_keep, AnglePlan, Evaluations, Examples, ModelId, SampleData};
+use crate::results::{examples_to_keep, Evaluations, Examples, ModelId, PosePlan, SampleData};
 use crate::summary::{DatasetSummary, Settings};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -104,12 +104,12 @@ pub fn merge(mut shards: Vec<Loaded>) -> Result<(Evaluations, ShardManifest, Dat
                 .join(", ")
         );
     }
-    let AnglePlan {
-        angles,
+    let PosePlan {
+        poses,
         reference_added,
         reference,
-    } = AnglePlan::new(&first.settings.angles);
-    let mut data = SampleData::empty(first.models.len(), angles.len(), 0);
+    } = PosePlan::new(&first.settings.poses());
+    let mut data = SampleData::empty(first.models.len(), poses.len(), 0);
     let mut examples = Examples {
         channels: first.examples.channels,
         height: first.examples.height,
@@ -171,7 +171,7 @@ pub fn merge(mut shards: Vec<Loaded>) -> Result<(Evaluations, ShardManifest, Dat
     let batch_size = first.shard.batch_size;
     Ok((
         Evaluations {
-            angles,
+            poses,
             reference_added,
             reference,
             data,

@@ -5,8 +5,9 @@ use crate::dataset::DatasetInfo;
 use crate::hash::content_hash;
 use crate::metrics::bootstrap::{self, AngleInput, Stats};
 use crate::metrics::calibration::{nll_term, top_k_hit, Calibration, Reliability, ECE_BINS};
-use crate::metrics::stability::{next_positions, ranking_distance};
+use crate::metrics::stability::ranking_distance;
 use crate::metrics::{self, confusion_similarity, report, ClassScores, Paired};
+use crate::poses::Pose;
 use crate::results::{AngleCounts, ModelId, ModelSweep, RotateOn, SweepResult};
 use crate::rotate::{Fill, Interpolation};
 use crate::spec::Inference;
@@ -25,6 +26,10 @@ pub const SCHEMA_VERSION: u32 = 4;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
     pub angles: Vec<f64>,
+    /// `--translate`: the offsets as given, and in pixels on each axis (absent
+    /// for a rotation-only sweep).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub translate: Option<crate::poses::Shifts>,
     pub reference_angle: f64,
     /// True when 0 was not among the requested angles and was added as the reference.
     pub reference_added: bool,
@@ -56,6 +61,17 @@ pub struct Settings {
     /// (absent when the whole dataset, or its first `--limit`, was used).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sample: Option<usize>,
+}
+
+impl Settings {
+    /// The user's poses: the angles at every translation of `translate` (dx outer),
+    /// or the angles alone.
+    pub fn poses(&self) -> Vec<Pose> {
+        match &self.translate {
+            Some(t) => crate::poses::grid(&self.angles, &t.dx, &t.dy),
+            None => self.angles.iter().map(|&a| Pose::rotation(a)).collect(),
+        }
+    }
 }
 
 fn all_zero(v: &[u64]) -> bool {
@@ -137,6 +153,17 @@ pub struct DatasetSummary {
     pub warnings: Vec<String>,
 }
 
+impl AngleMetrics {
+    /// The pose these figures are for.
+    pub fn pose(&self) -> Pose {
+        Pose {
+            angle: self.angle,
+            dx: self.dx,
+            dy: self.dy,
+        }
+    }
+}
+
 impl From<&DatasetInfo> for DatasetSummary {
     fn from(d: &DatasetInfo) -> Self {
         DatasetSummary {
@@ -159,6 +186,13 @@ impl From<&DatasetInfo> for DatasetSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AngleMetrics {
     pub angle: f64,
+    /// The pose's translation after the rotation (pixels of the model's input,
+    /// right and down; 0 for a rotation, and in summaries written before
+    /// translations).
+    #[serde(default)]
+    pub dx: f64,
+    #[serde(default)]
+    pub dy: f64,
     /// The 0-degree reference every invariance measure compares with.
     pub reference: bool,
     /// False only for a reference that was added, not requested.
@@ -245,6 +279,18 @@ pub struct SweepStats {
     /// Share of samples correct at every swept angle (Engstrom et al. 2019).
     pub worst_of_sweep_accuracy: f64,
     pub worst_of_sweep_correct: u64,
+    /// Grid accuracy (Engstrom et al. 2019): the share of samples correct at every
+    /// point of the grid of angles × translations, with its Wilson 95% interval.
+    /// The same count as `worst_of_sweep_correct`, which is its rotation-only case.
+    #[serde(default)]
+    pub grid_accuracy: f64,
+    #[serde(default)]
+    pub grid_accuracy_ci: [f64; 2],
+    /// The translation of the best and worst points, with `--translate` (pixels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_shift: Option<[f64; 2]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worst_shift: Option<[f64; 2]>,
     pub consistency_at_worst: f64,
     /// Mean of `flip_next` over consecutive angle pairs: ImageNet-P's flip
     /// probability at difficulty 1 (absent with fewer than two angles).
@@ -276,6 +322,11 @@ pub struct ModelSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PairAngle {
     pub angle: f64,
+    /// The pose's translation (pixels; 0 for a rotation).
+    #[serde(default)]
+    pub dx: f64,
+    #[serde(default)]
+    pub dy: f64,
     pub accuracy_a: f64,
     pub accuracy_b: f64,
     /// accuracy_a - accuracy_b
@@ -333,10 +384,13 @@ fn div(a: f64, b: f64) -> f64 {
 /// angles in their order, closed into a circle when they cover the full turn in
 /// equal steps; none for the last of an open sweep and for an added reference.
 pub fn next_angles(result: &SweepResult) -> Vec<Option<usize>> {
-    let user: Vec<usize> = result.user_angles().collect();
-    let user_deg: Vec<f64> = user.iter().map(|&i| result.angles[i]).collect();
-    let mut next = vec![None; result.angles.len()];
-    for (pos, n) in next_positions(&user_deg).into_iter().enumerate() {
+    let user: Vec<usize> = result.user_poses().collect();
+    let user_poses: Vec<Pose> = user.iter().map(|&i| result.poses[i]).collect();
+    let mut next = vec![None; result.poses.len()];
+    for (pos, n) in crate::poses::next_positions(&user_poses)
+        .into_iter()
+        .enumerate()
+    {
         next[user[pos]] = n.map(|q| user[q]);
     }
     next
@@ -496,7 +550,7 @@ fn replicates(
         .iter()
         .zip(&confidence)
         .map(|(ms, conf)| {
-            (0..result.angles.len())
+            (0..result.poses.len())
                 .map(|a| AngleInput {
                     preds: ms.preds(a),
                     reference: ms.preds(result.reference),
@@ -549,10 +603,10 @@ impl Scoring<'_> {
         let ref_counts = &ms.counts[result.reference];
         let ref_acc = report(&ref_counts.confusion).accuracy;
         let angles: Vec<AngleMetrics> = result
-            .angles
+            .poses
             .iter()
             .enumerate()
-            .map(|(ai, &angle)| self.angle(mi, ms, ai, angle, ref_counts, ref_acc))
+            .map(|(ai, &pose)| self.angle(mi, ms, ai, pose, ref_counts, ref_acc))
             .collect();
         let mut id = id.clone();
         if let Some(w) = one_class_warning(ref_counts, &id) {
@@ -572,7 +626,7 @@ impl Scoring<'_> {
         mi: usize,
         ms: &ModelSweep,
         ai: usize,
-        angle: f64,
+        pose: Pose,
         ref_counts: &AngleCounts,
         ref_acc: f64,
     ) -> AngleMetrics {
@@ -582,9 +636,11 @@ impl Scoring<'_> {
         let (lo, hi) = metrics::wilson(r.correct, r.n);
         let p = probabilistic(ms, &result.labels, ai, self.next[ai], self.top_k);
         AngleMetrics {
-            angle,
+            angle: pose.angle,
+            dx: pose.dx,
+            dy: pose.dy,
             reference: ai == result.reference,
-            in_sweep: result.user_angles().contains(&ai),
+            in_sweep: result.user_poses().contains(&ai),
             n: r.n,
             correct: r.correct,
             accuracy: r.accuracy,
@@ -651,7 +707,7 @@ impl Scoring<'_> {
     ) -> SweepStats {
         let result = self.result;
         let n = result.labels.len();
-        let user = result.user_angles();
+        let user = result.user_poses();
         let swept: Vec<&AngleMetrics> = user.clone().map(|i| &angles[i]).collect();
         let mean = swept.iter().map(|a| a.accuracy).sum::<f64>() / swept.len() as f64;
         let best = swept
@@ -663,6 +719,7 @@ impl Scoring<'_> {
         let worst_ece = swept
             .iter()
             .fold(swept[0], |w, a| if a.ece > w.ece { a } else { w });
+        let translated = swept.iter().any(|a| !a.pose().is_rotation());
         let wos = (0..n)
             .filter(|&s| {
                 user.clone()
@@ -690,6 +747,13 @@ impl Scoring<'_> {
             relative_robustness: div(mean, ref_acc),
             worst_of_sweep_accuracy: div(wos as f64, n as f64),
             worst_of_sweep_correct: wos,
+            grid_accuracy: div(wos as f64, n as f64),
+            grid_accuracy_ci: {
+                let (lo, hi) = metrics::wilson(wos, n as u64);
+                [lo, hi]
+            },
+            best_shift: translated.then_some([best.dx, best.dy]),
+            worst_shift: translated.then_some([worst.dx, worst.dy]),
             consistency_at_worst: worst.consistency,
             flip_probability: pair_mean(swept.iter().map(|a| a.flip_next)),
             flip_probability_ci,
@@ -704,7 +768,7 @@ impl Scoring<'_> {
         let mut comparisons = Vec::new();
         for a in 0..self.result.models.len() {
             for b in a + 1..self.result.models.len() {
-                let angles = (0..self.result.angles.len())
+                let angles = (0..self.result.poses.len())
                     .map(|ai| self.pair_angle(models, a, b, ai))
                     .collect();
                 comparisons.push(Comparison {
@@ -736,7 +800,9 @@ impl Scoring<'_> {
             (!d.is_empty()).then(|| bootstrap::interval(&d))
         };
         PairAngle {
-            angle: result.angles[ai],
+            angle: result.poses[ai].angle,
+            dx: result.poses[ai].dx,
+            dy: result.poses[ai].dy,
             accuracy_a: ma.accuracy,
             accuracy_b: mb.accuracy,
             accuracy_diff: ma.accuracy - mb.accuracy,

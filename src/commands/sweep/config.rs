@@ -8,6 +8,7 @@ use anyhow::{anyhow, bail, Result};
 use rotbench::dataset::{ClassFolders, SampleSpec};
 use rotbench::device::parse_device;
 use rotbench::gate::{self, Checks};
+use rotbench::poses::{parse_translate, Translate};
 use rotbench::results::{BatchSize, RotateOn};
 use rotbench::rotate::RotateOptions;
 use rotbench::spec::{read_folder_map_file, Inference, SpecFlags};
@@ -23,6 +24,9 @@ pub struct SweepConfig {
     pub out: PathBuf,
     /// The user's angles, in their order.
     pub angles: Vec<f64>,
+    /// `--translate`, parsed (its offsets become pixels once the models' input size
+    /// is known).
+    pub translate: Option<Translate>,
     pub rotate: RotateOptions,
     pub batch: BatchSize,
     pub limit: Option<usize>,
@@ -70,6 +74,12 @@ impl SweepArgs {
     /// Check every flag and convert it, before any work starts.
     pub fn check(self) -> Result<SweepConfig> {
         let angles = rotbench::angles::parse(&self.angles).map_err(|e| anyhow!("--angles: {e}"))?;
+        let translate = self
+            .translate
+            .as_deref()
+            .map(parse_translate)
+            .transpose()
+            .map_err(|e| anyhow!("{e}"))?;
         let spec = self.spec.check()?;
         let device = parse_device(&self.device)?;
         let rotate_on = match self.rotate_on {
@@ -123,6 +133,7 @@ impl SweepArgs {
             data: self.data,
             out: self.out,
             angles,
+            translate,
             rotate: self.rotation.options(),
             batch: self.batch_size,
             limit: self.limit,

@@ -21,7 +21,7 @@ use rotbench::dataset::{self, LabelSpace, OpenOptions, ShardSpec, Source, Target
 use rotbench::device::device_name;
 use rotbench::engine::{self, SweepSettings, WorkOrder};
 use rotbench::model::Model;
-use rotbench::results::{AnglePlan, BatchSize, Evaluations, RunKey, SampleData};
+use rotbench::results::{BatchSize, Evaluations, PosePlan, RunKey, SampleData};
 use rotbench::spec::CropOrder;
 use rotbench::summary::{self, BatchSetting, Settings};
 use serde_json::{json, Value};
@@ -141,7 +141,7 @@ fn open_data(cfg: &SweepConfig, models: &[Model]) -> Result<Data> {
 /// pairs the cache answers, and the checkpoint it continues.
 struct Planned {
     settings: Settings,
-    angles: AnglePlan,
+    angles: PosePlan,
     cache_plan: CachePlan,
     checkpoint: Checkpoint,
     resumed: Option<SampleData>,
@@ -153,16 +153,24 @@ struct Planned {
 /// Plan the run: its settings, its keys, the cache and the checkpoint.
 fn plan_run(cfg: &SweepConfig, models: &[Model], data: &Data) -> Result<Planned> {
     let info = data.source.info();
-    let angles = AnglePlan::new(&cfg.angles);
+    let input = &models[0].spec;
+    let translate = match &cfg.translate {
+        None => None,
+        Some(t) => Some(
+            t.shifts(input.width(), input.height())
+                .map_err(|e| anyhow!(e))?,
+        ),
+    };
     // The backends of the run's models, e.g. `torchscript` or `onnxruntime 1.31.1+torchscript`.
     let mut names: Vec<String> = models.iter().map(Model::backend).collect();
     names.sort();
     names.dedup();
     let backends = names.join("+");
-    let settings = Settings {
+    let mut settings = Settings {
         angles: cfg.angles.clone(),
+        translate,
         reference_angle: 0.0,
-        reference_added: angles.reference_added,
+        reference_added: false,
         interpolation: cfg.rotate.interpolation,
         fill: cfg.rotate.fill,
         mask_circle: cfg.rotate.mask_circle,
@@ -180,6 +188,8 @@ fn plan_run(cfg: &SweepConfig, models: &[Model], data: &Data) -> Result<Planned>
         seed: cfg.seed,
         sample: cfg.sample.map(|s| s.n),
     };
+    let angles = PosePlan::new(&settings.poses());
+    settings.reference_added = angles.reference_added;
     // What the predictions depend on besides the model and the angle.
     let run_key = RunKey {
         device: settings.device.clone(),
@@ -207,7 +217,7 @@ fn plan_run(cfg: &SweepConfig, models: &[Model], data: &Data) -> Result<Planned>
         &mut cache_plan,
         cfg.resume,
         models.len(),
-        angles.angles.len(),
+        angles.poses.len(),
     )?;
     if let Some(note) = note {
         eprintln!("note: {note}");
@@ -238,7 +248,7 @@ fn run_engine(
     let total = data.source.info().len as u64 * per_sample;
     let bar = progress_bar(!cfg.quiet && plan.cache_plan.any_compute(), total, offset);
     let settings = SweepSettings {
-        angles: cfg.angles.clone(),
+        poses: plan.settings.poses(),
         rotate: cfg.rotate,
         rotate_on: cfg.rotate_on,
         batch: data.batch,
@@ -286,7 +296,7 @@ fn run_engine(
     let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
     for w in plan
         .cache_plan
-        .fill(&mut raw.data, &names, &plan.angles.angles)?
+        .fill(&mut raw.data, &names, &plan.angles.poses)?
     {
         eprintln!("warning: {w}");
     }

@@ -3,17 +3,17 @@
 //! through [`PredictionRow`], and refusing one that does not belong to its
 //! summary or to the current run.
 
-use crate::format::format_angle;
 use crate::hash::content_hash;
+use crate::poses::Pose;
 use crate::results::{PredictionRow, SweepResult};
 use crate::summary::{Summary, SCHEMA_VERSION};
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 
-/// One model's predictions at one angle, aligned with [`Predictions::indices`].
+/// One model's predictions at one pose, aligned with [`Predictions::indices`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnglePredictions {
-    pub angle: f64,
+    pub pose: Pose,
     /// Predicted class per sample; -1 for an invalid prediction (counts as wrong).
     pub preds: Vec<i32>,
 }
@@ -49,11 +49,11 @@ impl Predictions {
                 .map(|(m, ms)| ModelPredictions {
                     name: m.id.name.clone(),
                     angles: result
-                        .angles
+                        .poses
                         .iter()
                         .zip(&ms.cols)
-                        .map(|(&angle, c)| AnglePredictions {
-                            angle,
+                        .map(|(&pose, c)| AnglePredictions {
+                            pose,
                             preds: c.preds.clone(),
                         })
                         .collect(),
@@ -114,15 +114,18 @@ impl Predictions {
             let PredictionRow {
                 model,
                 angle,
+                dx,
+                dy,
                 index,
                 label,
                 pred,
                 ..
             } = row;
             let model: &str = &model;
+            let pose = Pose { angle, dx, dy };
             let key = match cur {
                 Some((m, a))
-                    if out.models[m].name == model && out.models[m].angles[a].angle == angle =>
+                    if out.models[m].name == model && out.models[m].angles[a].pose == pose =>
                 {
                     (m, a)
                 }
@@ -137,14 +140,14 @@ impl Predictions {
                             out.models.len() - 1
                         }
                     };
-                    if out.models[m].angles.iter().any(|x| x.angle == angle) {
+                    if out.models[m].angles.iter().any(|x| x.pose == pose) {
                         return Err(bad(format!(
-                            "line {line}: the rows of model {model} at {}° are not contiguous",
-                            format_angle(angle)
+                            "line {line}: the rows of model {model} at {} are not contiguous",
+                            pose.label()
                         )));
                     }
                     out.models[m].angles.push(AnglePredictions {
-                        angle,
+                        pose,
                         preds: Vec::new(),
                     });
                     let k = (m, out.models[m].angles.len() - 1);
@@ -152,9 +155,9 @@ impl Predictions {
                         let n = out.models[done.0].angles[done.1].preds.len();
                         if n != out.indices.len() {
                             return Err(bad(format!(
-                                "model {} at {}° has {n} rows, not {}",
+                                "model {} at {} has {n} rows, not {}",
                                 out.models[done.0].name,
-                                format_angle(out.models[done.0].angles[done.1].angle),
+                                out.models[done.0].angles[done.1].pose.label(),
                                 out.indices.len()
                             )));
                         }
@@ -171,8 +174,8 @@ impl Predictions {
                 out.labels.push(label);
             } else if out.indices.get(pos) != Some(&index) || out.labels.get(pos) != Some(&label) {
                 return Err(bad(format!(
-                    "line {line}: sample {pos} of model {model} at {}° is index {index} label {label}, unlike the first block",
-                    format_angle(angle)
+                    "line {line}: sample {pos} of model {model} at {} is index {index} label {label}, unlike the first block",
+                    pose.label()
                 )));
             }
             preds.push(pred);
@@ -206,10 +209,10 @@ impl Predictions {
             for a in &m.angles {
                 if a.preds.len() != self.indices.len() {
                     bail!(
-                        "{}: model {} at {}° has {} predictions for {} samples; the baseline is damaged, save it again",
+                        "{}: model {} at {} has {} predictions for {} samples; the baseline is damaged, save it again",
                         path.display(),
                         m.name,
-                        format_angle(a.angle),
+                        a.pose.label(),
                         a.preds.len(),
                         self.indices.len()
                     );
@@ -219,13 +222,13 @@ impl Predictions {
         Ok(())
     }
 
-    pub(crate) fn get(&self, model: &str, angle: f64) -> Option<&[i32]> {
+    pub(crate) fn get(&self, model: &str, pose: Pose) -> Option<&[i32]> {
         self.models
             .iter()
             .find(|m| m.name == model)?
             .angles
             .iter()
-            .find(|a| a.angle == angle)
+            .find(|a| a.pose == pose)
             .map(|a| a.preds.as_slice())
     }
 }

@@ -45,7 +45,9 @@ pub struct Checks {
     pub max_drop: Option<f64>,
     /// Minimum consistency (same prediction as at 0°) at every checked angle.
     pub min_consistency: Option<f64>,
-    /// Minimum worst-of-sweep accuracy (always over the whole sweep).
+    /// Minimum worst-of-sweep accuracy (always over the whole sweep): with
+    /// `--translate`, the grid accuracy (`min_grid_accuracy` is the same key).
+    #[serde(alias = "min_grid_accuracy")]
     pub min_worst_of_sweep: Option<f64>,
     /// Maximum expected calibration error at every checked angle.
     pub max_ece: Option<f64>,
@@ -260,7 +262,7 @@ pub fn parse_config(text: &str, path: &Path) -> Result<Checks> {
     let mut checks: Checks = table.try_into().map_err(|e: toml::de::Error| {
         anyhow!(
             "{}: [gate]: {}; the keys are min_accuracy, min_mean_accuracy, max_drop, min_consistency, \
-             min_worst_of_sweep, max_ece, max_flip_probability, min_top_k_accuracy, angles, models, \
+             min_worst_of_sweep (or min_grid_accuracy), max_ece, max_flip_probability, min_top_k_accuracy, angles, models, \
              baseline, baseline_dir, max_regression, significance, allow_new_models, allow_missing",
             path.display(),
             e.message().trim()

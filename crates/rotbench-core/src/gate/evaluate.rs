@@ -7,7 +7,8 @@ use super::config::Checks;
 use super::regression::{missing_model, regression};
 use super::verdict::{at_least, at_most, list, AngleValue, CheckResult, Verdict};
 use super::EPSILON;
-use crate::format::{apart, deg, format_angle, plain};
+use crate::format::{apart, format_angle, plain};
+use crate::poses::Pose;
 use crate::summary::{AngleMetrics, ModelSummary, Summary};
 use anyhow::{bail, Result};
 
@@ -48,7 +49,7 @@ fn per_angle(
         .iter()
         .filter(|a| !ok(value(a)))
         .map(|a| AngleValue {
-            angle: a.angle,
+            pose: a.pose(),
             value: value(a),
             text: text(a, value(a)),
         })
@@ -72,7 +73,7 @@ fn per_angle(
                 "{} {what} {} at {} ({n} angle{} checked)",
                 if upper { "largest" } else { "lowest" },
                 text(w, value(w)),
-                deg(w.angle),
+                w.pose().label(),
                 if n == 1 { "" } else { "s" }
             ),
             None => "no angle to check".into(),
@@ -109,12 +110,13 @@ fn checked_angles<'a>(m: &'a ModelSummary, sel: Option<&[f64]>) -> Result<Vec<&'
                 .map(|a| format_angle(*a))
                 .collect();
             if !missing.is_empty() {
-                let swept: Vec<String> = m
+                let mut swept: Vec<String> = m
                     .angles
                     .iter()
                     .filter(|a| a.in_sweep)
                     .map(|a| format_angle(a.angle))
                     .collect();
+                swept.dedup();
                 bail!(
                     "--angles: {} not in the sweep of {} (swept: {}); check only swept angles, or sweep them",
                     missing.join(", "),
@@ -171,10 +173,10 @@ pub fn evaluate(
         let model = ModelChecks::new(summary, results, m, checked_angles(m, sel.as_deref())?);
         verdict.checks.extend(model.thresholds(checks)?);
         if let Some((b, cur)) = baseline {
-            // Without --angles, every baseline angle must be in the results.
-            let swept_all: Option<Vec<f64>> = sel
+            // Without --angles, every baseline pose must be in the results.
+            let swept_all: Option<Vec<Pose>> = sel
                 .is_none()
-                .then(|| m.angles.iter().map(|a| a.angle).collect());
+                .then(|| m.angles.iter().map(|a| a.pose()).collect());
             verdict.checks.push(regression(
                 model.name,
                 &model.angles,
@@ -341,11 +343,16 @@ impl<'a> ModelChecks<'a> {
             title: format!("min-worst-of-sweep ≥ {}", plain(t)),
             passed,
             detail: format!(
-                "worst-of-sweep accuracy {} ({}/{}, correct at all {} swept angles){}",
+                "worst-of-sweep (grid) accuracy {} ({}/{}, correct at all {} swept {}){}",
                 apart(s.worst_of_sweep_accuracy, t, EPSILON),
                 s.worst_of_sweep_correct,
                 self.summary.dataset.n,
                 self.swept,
+                if s.worst_shift.is_some() {
+                    "points of the grid"
+                } else {
+                    "angles"
+                },
                 if passed {
                     String::new()
                 } else {

@@ -8,8 +8,9 @@ use super::baseline::{Baseline, Predictions};
 use super::config::Checks;
 use super::verdict::{at_most, list, AngleValue, CheckResult};
 use super::{DEFAULT_SIGNIFICANCE, EPSILON};
-use crate::format::{apart, deg, format_p, plain};
+use crate::format::{apart, format_p, plain};
 use crate::metrics::Paired;
+use crate::poses::Pose;
 use crate::summary::{AngleMetrics, Summary};
 use anyhow::{anyhow, bail, Result};
 
@@ -64,7 +65,7 @@ pub(super) fn missing_model(
 pub(super) fn regression(
     model: &str,
     angles: &[&AngleMetrics],
-    swept_all: Option<&[f64]>,
+    swept_all: Option<&[Pose]>,
     b: &Baseline,
     cur: &Predictions,
     checks: &Checks,
@@ -93,9 +94,9 @@ pub(super) fn regression(
     let falls = compare(&mut res, angles, b, cur, r, alpha)?;
     // An angle with nothing to compare against is a failure, not a pass: a gate
     // that compared nothing must not say the model did not regress.
-    for &angle in &falls.not_in_base {
+    for &pose in &falls.not_in_base {
         res.failing.push(AngleValue {
-            angle,
+            pose,
             value: f64::NAN,
             text: format!("not in baseline {}: nothing to compare", b.label),
         });
@@ -110,9 +111,9 @@ pub(super) fn regression(
                 angle_list_text(&not_in_results)
             ));
         } else {
-            for &angle in &not_in_results {
+            for &pose in &not_in_results {
                 res.failing.push(AngleValue {
-                    angle,
+                    pose,
                     value: f64::NAN,
                     text: format!(
                         "in baseline {}, not in these results: never compared",
@@ -158,12 +159,12 @@ fn new_model(res: &mut CheckResult, b: &Baseline, checks: &Checks) {
 /// What comparing the checked angles with the baseline found, beyond the
 /// failing angles and notes it added to the check.
 struct Falls {
-    /// The largest fall: (fall, angle, McNemar p).
-    worst: Option<(f64, f64, f64)>,
+    /// The largest fall: (fall, pose, McNemar p).
+    worst: Option<(f64, Pose, f64)>,
     /// How many checked angles the baseline has.
     compared: usize,
     /// The checked angles the baseline lacks.
-    not_in_base: Vec<f64>,
+    not_in_base: Vec<Pose>,
 }
 
 /// Pair the baseline's and the current per-sample correctness at each checked
@@ -186,17 +187,18 @@ fn compare(
         not_in_base: Vec::new(),
     };
     for a in angles {
-        let now = cur.get(&model, a.angle).ok_or_else(|| {
-            anyhow!("the results have no predictions for model {model} at {}; rerun the sweep without --no-predictions", deg(a.angle))
+        let pose = a.pose();
+        let now = cur.get(&model, pose).ok_or_else(|| {
+            anyhow!("the results have no predictions for model {model} at {}; rerun the sweep without --no-predictions", pose.label())
         })?;
-        let Some(base) = b.predictions.get(&model, a.angle) else {
-            falls.not_in_base.push(a.angle);
+        let Some(base) = b.predictions.get(&model, pose) else {
+            falls.not_in_base.push(pose);
             continue;
         };
         falls.compared += 1;
         let mut p = Paired::default();
         if base.len() != n || now.len() != n {
-            bail!("baseline {}: model {model} at {} has {} predictions for {n} samples; save it again", b.label, deg(a.angle), base.len());
+            bail!("baseline {}: model {model} at {} has {} predictions for {n} samples; save it again", b.label, pose.label(), base.len());
         }
         for ((&l, &bp), &np) in labels.iter().zip(base).zip(now) {
             p.add(bp == l as i32, np == l as i32);
@@ -208,12 +210,12 @@ fn compare(
         let pv = p.mcnemar();
         let significant = pv < alpha;
         if falls.worst.is_none_or(|(f, _, _)| fall > f) {
-            falls.worst = Some((fall, a.angle, pv));
+            falls.worst = Some((fall, pose, pv));
         }
         if !at_most(fall, r) {
             if significant {
                 res.failing.push(AngleValue {
-                    angle: a.angle,
+                    pose,
                     value: fall,
                     text: format!(
                         "{:.4} → {:.4} (fell {}, McNemar p={})",
@@ -227,7 +229,7 @@ fn compare(
                 res.notes.push(format!(
                     "fell {} at {} ({:.4} → {:.4}) but McNemar p={} ≥ {}: within noise",
                     apart(fall, r, EPSILON),
-                    deg(a.angle),
+                    pose.label(),
                     acc_base,
                     acc_now,
                     format_p(pv),
@@ -241,7 +243,7 @@ fn compare(
 
 /// The baseline's angles for `model` that are not among `swept_all` (none when
 /// the user narrowed the angles).
-fn not_in_results(model: &str, swept_all: Option<&[f64]>, b: &Baseline) -> Vec<f64> {
+fn not_in_results(model: &str, swept_all: Option<&[Pose]>, b: &Baseline) -> Vec<Pose> {
     let mut out = Vec::new();
     if let (Some(all), Some(bm)) = (
         swept_all,
@@ -250,7 +252,7 @@ fn not_in_results(model: &str, swept_all: Option<&[f64]>, b: &Baseline) -> Vec<f
         out.extend(
             bm.angles
                 .iter()
-                .map(|a| a.angle)
+                .map(|a| a.pose)
                 .filter(|a| !all.contains(a)),
         );
     }
@@ -261,7 +263,7 @@ fn not_in_results(model: &str, swept_all: Option<&[f64]>, b: &Baseline) -> Vec<f
 fn detail(
     res: &CheckResult,
     falls: &Falls,
-    not_in_results: &[f64],
+    not_in_results: &[Pose],
     b: &Baseline,
     checks: &Checks,
     r: f64,
@@ -312,25 +314,21 @@ fn detail(
         format!("{}: {}", parts.join("; "), list(&res.failing))
     } else {
         // Here compared > 0, so `worst` is set; a missing one reads as no fall.
-        match falls.worst.unwrap_or((0.0, 0.0, 1.0)) {
+        match falls.worst.unwrap_or((0.0, Pose::rotation(0.0), 1.0)) {
             (f, _, _) if f <= 0.0 => format!(
                 "no fall at any of {compared} angles against baseline {}",
                 b.label
             ),
-            (f, angle, pv) => format!(
+            (f, pose, pv) => format!(
                 "largest fall {} at {} (McNemar p={}), {compared} angles compared",
                 apart(f, r, EPSILON),
-                deg(angle),
+                pose.label(),
                 format_p(pv)
             ),
         }
     }
 }
 
-fn angle_list_text(angles: &[f64]) -> String {
-    angles
-        .iter()
-        .map(|&a| deg(a))
-        .collect::<Vec<_>>()
-        .join(", ")
+fn angle_list_text(poses: &[Pose]) -> String {
+    poses.iter().map(Pose::label).collect::<Vec<_>>().join(", ")
 }

@@ -3,7 +3,7 @@
 use super::*;
 use crate::dataset::DatasetInfo;
 use crate::format::format_angle;
-use crate::results::{AnglePlan, Column, Examples, ModelId, ModelSweep, SweepResult};
+use crate::results::{Column, Examples, ModelId, ModelSweep, PosePlan, SweepResult};
 use crate::spec::{ModelSpec, Provenance};
 use crate::summary::{self, Settings, Summary};
 use std::path::{Path, PathBuf};
@@ -18,11 +18,11 @@ fn fake(
     preds: &[(&str, Vec<Vec<i32>>)],
     sha: &str,
 ) -> (Summary, SweepResult) {
-    let AnglePlan {
-        angles,
+    let PosePlan {
+        poses,
         reference_added,
         reference,
-    } = AnglePlan::new(user);
+    } = PosePlan::of_angles(user);
     let nc = 10;
     let n = labels.len();
     let models: Vec<ModelSweep> = preds
@@ -62,7 +62,7 @@ fn fake(
         })
         .collect();
     let result = SweepResult {
-        angles: angles.clone(),
+        poses: poses.clone(),
         reference_added,
         reference,
         indices: (0..n as u64).collect(),
@@ -115,6 +115,7 @@ fn fake(
     };
     let settings = Settings {
         angles: user.to_vec(),
+        translate: None,
         reference_angle: 0.0,
         reference_added,
         interpolation: crate::rotate::Interpolation::Bilinear,
@@ -183,7 +184,7 @@ fn min_accuracy_holds_at_equality_and_fails_just_below() {
     );
     assert!(!beyond.passed);
     assert_eq!(beyond.failing.len(), 1);
-    assert_eq!(beyond.failing[0].angle, 180.0);
+    assert_eq!(beyond.failing[0].pose.angle, 180.0);
     let one_sample = one(
         &s,
         Checks {
@@ -196,7 +197,7 @@ fn min_accuracy_holds_at_equality_and_fails_just_below() {
         one_sample
             .failing
             .iter()
-            .map(|f| f.angle)
+            .map(|f| f.pose.angle)
             .collect::<Vec<_>>(),
         vec![180.0]
     );
@@ -331,7 +332,7 @@ fn min_consistency_holds_at_equality() {
         },
     );
     assert!(!f.passed);
-    assert_eq!(f.failing[0].angle, 180.0);
+    assert_eq!(f.failing[0].pose.angle, 180.0);
 }
 
 #[test]
@@ -688,7 +689,7 @@ fn a_significant_fall_beyond_the_tolerance_fails() {
     let r = vs_baseline(80, 10, 0, Some(0.05), None);
     assert!(!r.passed, "{r:?}");
     assert_eq!(r.failing.len(), 1);
-    assert_eq!(r.failing[0].angle, 90.0);
+    assert_eq!(r.failing[0].pose.angle, 90.0);
     assert!((r.failing[0].value - 0.1).abs() < 1e-15);
     assert!(
         r.failing[0].text.contains("0.9000 → 0.8000") && r.failing[0].text.contains("p=0.002"),
@@ -846,7 +847,7 @@ fn predictions_read_back_from_csv_match_the_sweep() {
                 csv.push_str(&format!(
                     "{},{},{},{},{},0.5\n",
                     m.name,
-                    format_angle(a.angle),
+                    format_angle(a.pose.angle),
                     r.indices[i],
                     labels[i],
                     p
@@ -1078,7 +1079,7 @@ fn issue31_a_baseline_model_or_angle_missing_from_the_results_fails_the_regressi
     let net = v.checks.iter().find(|c| c.model == "net").unwrap();
     assert!(!net.passed, "90° of net was never compared: {}", net.detail);
     assert_eq!(net.failing.len(), 1);
-    assert_eq!(net.failing[0].angle, 90.0);
+    assert_eq!(net.failing[0].pose.angle, 90.0);
     assert!(
         net.detail.contains("not in these results (90°)"),
         "{}",

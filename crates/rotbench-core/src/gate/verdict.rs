@@ -4,13 +4,14 @@
 //! failing angles.
 
 use super::EPSILON;
-use crate::format::deg;
+use crate::poses::Pose;
 use serde::Serialize;
 
-/// One failing angle and the value that failed there.
+/// One failing pose (an angle, and its translation if any) and the value that
+/// failed there.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AngleValue {
-    pub angle: f64,
+    pub pose: Pose,
     pub value: f64,
     /// The value as shown, e.g. `0.1120 (56/500)`.
     pub text: String,
@@ -68,7 +69,7 @@ pub(super) fn list(failing: &[AngleValue]) -> String {
     let mut s: Vec<String> = failing
         .iter()
         .take(LIST_MAX)
-        .map(|f| format!("{} {}", deg(f.angle), f.text))
+        .map(|f| format!("{} {}", f.pose.label(), f.text))
         .collect();
     if failing.len() > LIST_MAX {
         s.push(format!("and {} more", failing.len() - LIST_MAX));

@@ -18,9 +18,11 @@ fn finish(w: csv::Writer<Vec<u8>>) -> Result<Vec<u8>> {
     Ok(w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))?)
 }
 
-pub const PER_ANGLE_COLUMNS: [&str; 24] = [
+pub const PER_ANGLE_COLUMNS: [&str; 26] = [
     "model",
     "angle",
+    "dx",
+    "dy",
     "reference",
     "n",
     "accuracy",
@@ -98,6 +100,8 @@ impl Export for PerAngle {
                 row.extend([
                     m.id.name.clone(),
                     format_angle(a.angle),
+                    format_angle(a.dx),
+                    format_angle(a.dy),
                     a.reference.to_string(),
                     a.n.to_string(),
                     num(a.accuracy),
@@ -154,6 +158,8 @@ impl Export for PerClass {
         w.write_record([
             "model",
             "angle",
+            "dx",
+            "dy",
             "class",
             "class_name",
             "precision",
@@ -168,6 +174,8 @@ impl Export for PerClass {
                     w.write_record([
                         m.id.name.clone(),
                         format_angle(a.angle),
+                        format_angle(a.dx),
+                        format_angle(a.dy),
                         c.to_string(),
                         m.id.spec.classes.get(c).cloned().unwrap_or_default(),
                         num(s.precision),
@@ -189,7 +197,7 @@ impl Export for ConfusionLong {
     }
     fn render(&self, r: &Results<'_>) -> Result<Vec<u8>> {
         let mut w = writer();
-        w.write_record(["model", "angle", "true", "pred", "count"])?;
+        w.write_record(["model", "angle", "dx", "dy", "true", "pred", "count"])?;
         for m in &r.summary.models {
             for a in &m.angles {
                 // Row by row: a row's cells, then its invalid predictions (pred -1).
@@ -202,6 +210,8 @@ impl Export for ConfusionLong {
                         w.write_record([
                             m.id.name.clone(),
                             format_angle(a.angle),
+                            format_angle(a.dx),
+                            format_angle(a.dy),
                             t.to_string(),
                             p.to_string(),
                             count.to_string(),
@@ -213,6 +223,8 @@ impl Export for ConfusionLong {
                         w.write_record([
                             m.id.name.clone(),
                             format_angle(a.angle),
+                            format_angle(a.dx),
+                            format_angle(a.dy),
                             t.to_string(),
                             "-1".into(),
                             inv.to_string(),
@@ -247,11 +259,13 @@ pub fn write_predictions(
         .from_writer(out);
     w.write_record(PREDICTION_COLUMNS)?;
     for (m, ms) in summary.models.iter().zip(&sweep.models) {
-        for (ai, &angle) in sweep.angles.iter().enumerate() {
+        for (ai, pose) in sweep.poses.iter().enumerate() {
             for s in 0..sweep.labels.len() {
                 w.serialize(PredictionRow {
                     model: m.id.name.as_str().into(),
-                    angle,
+                    angle: pose.angle,
+                    dx: pose.dx,
+                    dy: pose.dy,
                     index: sweep.indices[s],
                     label: sweep.labels[s],
                     pred: ms.cols[ai].preds[s],

@@ -56,7 +56,8 @@ pub fn render(
 /// checked once so the drawing code can index without surprises.
 pub(crate) struct View<'a> {
     pub summary: &'a Summary,
-    /// Indices into every model's `angles`, sorted by angle.
+    /// Indices into every model's `angles` of the rotations alone (no translation),
+    /// sorted by angle.
     pub order: Vec<usize>,
     /// A file-name-safe, unique slug per model.
     pub slugs: Vec<String>,
@@ -75,7 +76,7 @@ impl<'a> View<'a> {
                 && m.angles
                     .iter()
                     .zip(&first.angles)
-                    .all(|(a, b)| a.angle == b.angle);
+                    .all(|(a, b)| a.pose() == b.pose());
             if !same {
                 bail!(
                     "summary: model `{}` was evaluated at other angles than `{}`",
@@ -84,7 +85,11 @@ impl<'a> View<'a> {
                 );
             }
         }
-        let mut order: Vec<usize> = (0..first.angles.len()).collect();
+        // The angle charts show the rotations alone (dx = dy = 0); a grid with
+        // translations has its own heatmap.
+        let mut order: Vec<usize> = (0..first.angles.len())
+            .filter(|&i| first.angles[i].pose().is_rotation())
+            .collect();
         order.sort_by(|&a, &b| first.angles[a].angle.total_cmp(&first.angles[b].angle));
         let mut slugs: Vec<String> = Vec::with_capacity(summary.models.len());
         for (i, m) in summary.models.iter().enumerate() {

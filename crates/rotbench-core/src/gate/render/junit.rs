@@ -1,6 +1,5 @@
 //! The verdict as JUnit XML (`--junit FILE`): one test case per model × check.
 
-use crate::format::deg;
 use crate::gate::{CheckResult, Verdict};
 use std::fmt::Write as _;
 
@@ -67,7 +66,7 @@ pub fn render_junit(v: &Verdict) -> Vec<u8> {
             if !c.passed {
                 let mut body = format!("{}\n", c.detail);
                 for f in &c.failing {
-                    let _ = writeln!(body, "{}: {}", deg(f.angle), f.text);
+                    let _ = writeln!(body, "{}: {}", f.pose.label(), f.text);
                 }
                 let _ = writeln!(
                     out,

@@ -77,7 +77,7 @@ fn options(view: &View<'_>) -> Result<RotateOptions> {
 
 fn check(view: &View<'_>, ex: &ExamplesFile) -> Result<()> {
     let n = ex.indices.len();
-    let angles = view.order.len();
+    let angles = view.models()[0].angles.len();
     if ex.labels.len() != n {
         bail!(
             "examples.json: {} labels for {} samples",

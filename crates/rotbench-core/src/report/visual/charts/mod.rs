@@ -5,7 +5,8 @@
 //! others), the polar accuracy plot ([`polar`]), and per model a reliability
 //! diagram at 0° and at the angle of worst ECE ([`reliability`]), a per-class
 //! recall heatmap, class × angle ([`recall`]), and row-normalised confusion
-//! heatmaps at 0° and at the worst angle ([`confusion`]), both drawn by
+//! heatmaps at 0° and at the worst angle ([`confusion`]), and with `--translate`
+//! the accuracy over angle × translation ([`translation`]), all drawn by
 //! [`heatmap`] (PNG). [`series`] holds the models' lines and the legend that
 //! the line and polar charts share. Each chart carries its stem, caption and
 //! section; [`all`] lists them in the page's order.
@@ -17,6 +18,7 @@ mod polar;
 mod recall;
 mod reliability;
 mod series;
+mod translation;
 
 use super::canvas::PlotErr;
 use super::View;
@@ -61,7 +63,8 @@ pub fn all(view: &View<'_>) -> Result<Vec<Plot>> {
     Ok(plots)
 }
 
-/// Model `i`'s charts: its reliability diagram, its recall heatmap and its
+/// Model `i`'s charts: its accuracy over angle × translation (with
+/// `--translate`), its reliability diagram, its recall heatmap and its
 /// confusion heatmaps at 0° and at the worst angle.
 fn model_plots(view: &View<'_>, i: usize, m: &ModelSummary) -> Result<Vec<Plot>> {
     let classes = view.class_names(i);
@@ -70,10 +73,9 @@ fn model_plots(view: &View<'_>, i: usize, m: &ModelSummary) -> Result<Vec<Plot>>
         .iter()
         .position(|a| a.reference)
         .unwrap_or(view.order[0]);
-    let mut plots = vec![
-        reliability::plot(view, i, m, reference)?,
-        recall::plot(view, i, m, &classes)?,
-    ];
+    let mut plots: Vec<Plot> = translation::plot(view, i, m)?.into_iter().collect();
+    plots.push(reliability::plot(view, i, m, reference)?);
+    plots.push(recall::plot(view, i, m, &classes)?);
     plots.extend(confusion::plots(view, i, m, &classes, reference)?);
     Ok(plots)
 }

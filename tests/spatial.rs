@@ -1,0 +1,180 @@
+//! Spatial robustness (issue 34): `--translate` with its required unit, the
+//! rotation × translation grid in every output, grid accuracy in the summary
+//! and the gate, and a shard run that merges to the single run's bytes.
+
+mod common;
+use common::*;
+use std::path::Path;
+
+fn sweep(out: &Path, extra: &[&str]) -> Run {
+    let mut a = vec![
+        "sweep",
+        "--quiet",
+        "--no-cache",
+        "--model",
+        s(bundled_model()),
+        "--data",
+        s(mnist()),
+        "--limit",
+        "200",
+        "--bootstrap",
+        "20",
+        "--out",
+        s(out),
+    ];
+    a.extend_from_slice(extra);
+    run(&a, None)
+}
+
+#[test]
+fn a_translation_without_a_unit_is_refused_saying_why() {
+    let t = tempfile::tempdir().unwrap();
+    let r = sweep(&t.path().join("o"), &["--angles", "0", "--translate", "3"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no unit") && r.stderr.contains("px") && r.stderr.contains('%'),
+        "{}",
+        r.stderr
+    );
+    assert!(!t.path().join("o").exists(), "nothing is written");
+}
+
+#[test]
+fn a_unit_on_the_angles_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let r = sweep(&t.path().join("o"), &["--angles", "30px"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--angles"), "{}", r.stderr);
+}
+
+#[test]
+fn an_offset_that_moves_the_image_out_of_view_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let r = sweep(
+        &t.path().join("o"),
+        &["--angles", "0", "--translate=-28,0px"],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("wholly out of view") && r.stderr.contains("28 px"),
+        "{}",
+        r.stderr
+    );
+    // 100% of the width is the same offset.
+    let r = sweep(
+        &t.path().join("p"),
+        &["--angles", "0", "--translate", "0,100%"],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
+#[test]
+fn a_zero_translation_is_exactly_the_rotation_sweep() {
+    let t = tempfile::tempdir().unwrap();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    assert_eq!(sweep(&a, &["--angles", "0:360:90"]).code, 0);
+    assert_eq!(
+        sweep(&b, &["--angles", "0:360:90", "--translate", "0px"]).code,
+        0
+    );
+    assert_same_files(
+        &a,
+        &b,
+        &[
+            "per_angle.csv",
+            "per_class.csv",
+            "confusion.csv",
+            "predictions.csv",
+        ],
+    );
+    let rows = read_csv(&a.join("per_angle.csv"));
+    assert!(rows.iter().all(|r| r["dx"] == "0" && r["dy"] == "0"));
+}
+
+#[test]
+fn a_grid_reports_every_point_its_heatmap_and_the_grid_accuracy() {
+    let t = tempfile::tempdir().unwrap();
+    let o = t.path().join("o");
+    let r = sweep(&o, &["--angles=-30,30", "--translate=-10:11:10%"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // 2 angles x 3 dx x 3 dy, and the upright reference the grid lacks.
+    let rows = read_csv(&o.join("per_angle.csv"));
+    assert_eq!(rows.len(), 19);
+    let shifts: std::collections::BTreeSet<(String, String)> = rows
+        .iter()
+        .map(|r| (r["dx"].clone(), r["dy"].clone()))
+        .collect();
+    assert!(
+        shifts.contains(&("-2.8".into(), "2.8".into())),
+        "{shifts:?}"
+    );
+    assert!(o.join("plots/spatial-mnist-cnn.png").exists());
+    // Grid accuracy from predictions.csv: correct at all 18 swept points.
+    let preds = read_csv(&o.join("predictions.csv"));
+    let mut wrong = std::collections::HashSet::new();
+    for p in &preds {
+        let upright = p["angle"] == "0" && p["dx"] == "0" && p["dy"] == "0";
+        if !upright && p["pred"] != p["label"] {
+            wrong.insert(p["index"].clone());
+        }
+    }
+    let sm = summary(&o);
+    let sweep = &sm["models"][0]["sweep"];
+    let want = (200 - wrong.len()) as f64 / 200.0;
+    assert_eq!(sweep["grid_accuracy"].as_f64().unwrap(), want);
+    assert_eq!(sweep["worst_of_sweep_accuracy"].as_f64().unwrap(), want);
+    let worst = sweep["worst_accuracy"].as_f64().unwrap();
+    assert!(want <= worst, "grid {want} above the worst point {worst}");
+    assert!(sweep["worst_shift"].is_array());
+    assert_eq!(sm["settings"]["translate"]["dx"][0].as_f64(), Some(-2.8));
+    // The gate's grid check, by either name, on the flag and in the TOML.
+    let res = o.join("summary.json");
+    let above = format!("{}", want + 0.01);
+    let r = run(
+        &[
+            "gate",
+            "--results",
+            s(&res),
+            "--min-grid-accuracy",
+            s(&above),
+        ],
+        None,
+    );
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains("points of the grid"), "{}", r.stdout);
+    let toml = t.path().join("g.toml");
+    std::fs::write(
+        &toml,
+        format!("[gate]\nmin_grid_accuracy = {}\n", want - 0.01),
+    )
+    .unwrap();
+    let r = run(&["gate", "--results", s(&res), "--config", s(&toml)], None);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}
+
+#[test]
+fn shards_of_a_grid_merge_to_the_single_run() {
+    let t = tempfile::tempdir().unwrap();
+    let grid = [
+        "--angles",
+        "0,45",
+        "--translate=-2,2px",
+        "--no-report",
+        "--batch-size",
+        "50",
+    ];
+    let one = t.path().join("one");
+    assert_eq!(sweep(&one, &grid).code, 0);
+    let mut shards = vec![];
+    for i in 0..2 {
+        let d = t.path().join(format!("s{i}"));
+        let shard = format!("{i}/2");
+        let mut a = grid.to_vec();
+        a.extend(["--shard", s(&shard)]);
+        assert_eq!(sweep(&d, &a).code, 0);
+        shards.push(d);
+    }
+    let merged = t.path().join("m");
+    merge_ok(&merged, &[&shards[0], &shards[1]], None);
+    assert_same_files(&one, &merged, &EXACT_FILES);
+}
