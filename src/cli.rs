@@ -236,6 +236,13 @@ pub struct SweepArgs {
     /// translation are sampled once (torchvision's `F.affine(angle=-θ, translate=[dx, dy])`).
     #[arg(long, value_name = "SPEC", allow_hyphen_values = true)]
     pub translate: Option<String>,
+    /// Worst-of-K (Engstrom et al. 2019): K random poses per sample, uniform over the
+    /// ranges --angles and --translate span (continuous), drawn with --seed; a sample
+    /// counts only when every draw is right. Reports worst-of-K accuracy, the first
+    /// draw's ("random") accuracy, and each sample's draws in predictions.csv with
+    /// its worst marked.
+    #[arg(long, value_name = "K", value_parser = positive)]
+    pub worst_of: Option<usize>,
     /// Output folder (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -260,8 +267,9 @@ pub struct SweepArgs {
     /// the flip rate and the model-vs-model differences (0: no intervals).
     #[arg(long, default_value_t = 1000, value_name = "N")]
     pub bootstrap: usize,
-    /// Seed of the bootstrap's resampling and of --sample's draw (counter-based: the
-    /// same seed gives the same draw whatever the threads, batches or shards).
+    /// Seed of the bootstrap's resampling, of --sample's draw and of --worst-of's
+    /// poses (counter-based: the same seed gives the same draw whatever the threads,
+    /// batches, shards or resumes).
     #[arg(long, default_value_t = 0, value_name = "S")]
     pub seed: u64,
     /// cpu, cuda, cuda:N or auto.
@@ -384,6 +392,10 @@ pub struct GateArgs {
     /// same check as --min-grid-accuracy).
     #[arg(long, value_name = "W", visible_alias = "min-grid-accuracy")]
     pub min_worst_of_sweep: Option<f64>,
+    /// Minimum worst-of-K accuracy (a sweep with --worst-of K): the share of samples
+    /// right at every one of their K random poses.
+    #[arg(long, value_name = "W")]
+    pub min_worst_of_k_accuracy: Option<f64>,
     /// Maximum expected calibration error (15 bins, L1) at every checked angle.
     #[arg(long, value_name = "E")]
     pub max_ece: Option<f64>,

@@ -178,3 +178,100 @@ fn shards_of_a_grid_merge_to_the_single_run() {
     merge_ok(&merged, &[&shards[0], &shards[1]], None);
     assert_same_files(&one, &merged, &EXACT_FILES);
 }
+
+#[test]
+fn worst_of_k_draws_the_same_poses_whatever_the_batch_or_shard() {
+    let t = tempfile::tempdir().unwrap();
+    let args = [
+        "--angles=-30:31:30",
+        "--translate=-3,3px",
+        "--worst-of",
+        "4",
+        "--seed",
+        "5",
+        "--no-report",
+    ];
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    let mut with_batch = |out: &Path, bs: &'static str| {
+        let mut v = args.to_vec();
+        v.extend(["--batch-size", bs]);
+        assert_eq!(sweep(out, &v).code, 0);
+    };
+    with_batch(&a, "64");
+    with_batch(&b, "30");
+    assert_same_files(&a, &b, &["predictions.csv", "per_angle.csv"]);
+    let mut shards = vec![];
+    for i in 0..2 {
+        let d = t.path().join(format!("s{i}"));
+        let shard = format!("{i}/2");
+        let mut v = args.to_vec();
+        v.extend(["--batch-size", "64", "--shard", s(&shard)]);
+        assert_eq!(sweep(&d, &v).code, 0);
+        shards.push(d);
+    }
+    let merged = t.path().join("m");
+    merge_ok(&merged, &[&shards[0], &shards[1]], None);
+    assert_same_files(&a, &merged, &EXACT_FILES);
+    // The summary against predictions.csv: worst-of-4 and the first draw.
+    let rows = read_csv(&a.join("predictions.csv"));
+    let drawn: Vec<_> = rows.iter().filter(|r| !r["draw"].is_empty()).collect();
+    assert_eq!(drawn.len(), 200 * 4);
+    let mut wrong = std::collections::HashSet::new();
+    let mut first_right = 0;
+    let mut marked = std::collections::HashMap::new();
+    for r in &drawn {
+        let right = r["pred"] == r["label"];
+        if !right {
+            wrong.insert(r["index"].clone());
+        }
+        if r["draw"] == "0" && right {
+            first_right += 1;
+        }
+        let angle: f64 = r["angle"].parse().unwrap();
+        let dx: f64 = r["dx"].parse().unwrap();
+        assert!(
+            (-30.0..=30.0).contains(&angle) && (-3.0..=3.0).contains(&dx),
+            "{r:?}"
+        );
+        if r["worst"] == "true" {
+            *marked.entry(r["index"].clone()).or_insert(0) += 1;
+        }
+    }
+    assert!(
+        marked.values().all(|&c| c == 1),
+        "one worst draw per sample"
+    );
+    let w = &summary(&a)["models"][0]["sweep"]["worst_of_k"];
+    assert_eq!(w["k"], 4);
+    assert_eq!(w["correct"].as_u64().unwrap(), 200 - wrong.len() as u64);
+    assert_eq!(w["random_correct"].as_u64().unwrap(), first_right);
+    // The gate: a threshold above fails (exit 1); a sweep without draws cannot be
+    // checked (exit 2, naming the flag to add).
+    let res = a.join("summary.json");
+    let above = format!("{}", w["accuracy"].as_f64().unwrap() + 0.01);
+    let r = run(
+        &[
+            "gate",
+            "--results",
+            s(&res),
+            "--min-worst-of-k-accuracy",
+            s(&above),
+        ],
+        None,
+    );
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let plain = t.path().join("plain");
+    assert_eq!(sweep(&plain, &["--angles", "0,90", "--no-report"]).code, 0);
+    let r = run(
+        &[
+            "gate",
+            "--results",
+            s(plain.join("summary.json")),
+            "--min-worst-of-k-accuracy",
+            "0.5",
+        ],
+        None,
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--worst-of"), "{}", r.stderr);
+}

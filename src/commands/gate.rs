@@ -30,6 +30,7 @@ pub fn gate(args: GateArgs) -> Result<ExitCode> {
         max_drop: args.max_drop,
         min_consistency: args.min_consistency,
         min_worst_of_sweep: args.min_worst_of_sweep,
+        min_worst_of_k_accuracy: args.min_worst_of_k_accuracy,
         max_ece: args.max_ece,
         max_flip_probability: args.max_flip_probability,
         min_top_k_accuracy: args.min_top_k_accuracy,

@@ -19,7 +19,7 @@ use crate::rotate::{Geometry, RotateOptions, RotationPlan};
 use anyhow::{bail, Result};
 use batch_size::{AutoBatch, Step};
 use producer::{Message, Producer};
-use rotbench_core::poses::Pose;
+use rotbench_core::poses::{Draws, Pose};
 use rotbench_core::results::{
     examples_to_keep, BatchSize, Evaluations, Examples, PosePlan, RotateOn, SampleData, SweepResult,
 };
@@ -32,6 +32,8 @@ use tch::Tensor;
 pub struct SweepSettings {
     /// The user's poses (angles, at every translation), in their order.
     pub poses: Vec<Pose>,
+    /// `--worst-of K`: K more columns, each sample at its own drawn pose.
+    pub draws: Option<Draws>,
     pub rotate: RotateOptions,
     pub batch: BatchSize,
     pub rotate_on: RotateOn,
@@ -134,7 +136,11 @@ pub fn run<C: Classifier>(
     let n_classes = models[0].spec().n_classes();
     let top_k = settings.top_k.min(n_classes);
     let plan = PosePlan::new(&settings.poses);
-    let (nm, na) = (models.len(), plan.poses.len());
+    // Columns: the poses, then the draws of --worst-of.
+    let (nm, na) = (
+        models.len(),
+        plan.poses.len() + settings.draws.map_or(0, |d| d.k),
+    );
     let mut compute: Vec<Vec<bool>> = work
         .compute
         .clone()
@@ -147,7 +153,9 @@ pub fn run<C: Classifier>(
     } = plan;
     let angle_needed: Vec<bool> = (0..na).map(|a| compute.iter().any(|c| c[a])).collect();
     let plans = rotation_plans(&poses, &angle_needed, target, &settings.rotate);
-    // Work order inside a chunk: the reference first, so later angles compare to it.
+    let mut plans = plans;
+    plans.resize_with(na, || None); // a draw has a pose per sample, no plan
+                                    // Work order inside a chunk: the reference first, so later angles compare to it.
     let order: Vec<usize> = std::iter::once(reference)
         .chain((0..na).filter(|&i| i != reference))
         .filter(|&a| angle_needed[a])
@@ -166,7 +174,6 @@ pub fn run<C: Classifier>(
         models,
         compute: &compute,
         plans: &plans,
-        poses: &poses,
         reference,
         target,
         settings,
@@ -198,6 +205,7 @@ pub fn run<C: Classifier>(
         let producer = Producer {
             target,
             poses: &poses,
+            draws: settings.draws,
             rotate: settings.rotate,
             plans: &plans,
             order: &order,
@@ -239,6 +247,7 @@ pub fn run<C: Classifier>(
     }
     Ok(Evaluations {
         poses,
+        draws: settings.draws,
         reference_added,
         reference,
         data,
@@ -255,7 +264,6 @@ struct Consumer<'a, C: Classifier> {
     models: &'a [C],
     compute: &'a [Vec<bool>],
     plans: &'a [Option<RotationPlan>],
-    poses: &'a [Pose],
     reference: usize,
     target: Target,
     settings: &'a SweepSettings,
@@ -280,7 +288,7 @@ impl<C: Classifier> Consumer<'_, C> {
         if !self.current.is_empty() {
             on_chunk(&self.current)?;
             self.data.append(&self.current);
-            let (nm, na, k) = (self.models.len(), self.poses.len(), self.data.top_k);
+            let (nm, na, k) = (self.models.len(), self.plans.len(), self.data.top_k);
             self.current = SampleData::empty(nm, na, k);
         }
         Ok(())
@@ -340,7 +348,7 @@ impl<C: Classifier> Consumer<'_, C> {
         let input = match (&self.device_chunk, pixels.is_empty()) {
             (Some(src), true) => {
                 let Some(plan) = &self.plans[angle] else {
-                    bail!("internal: no plan for {}", self.poses[angle].label())
+                    bail!("internal: no rotation plan for column {angle}")
                 };
                 let device = self.device;
                 self.device_plans[angle]
@@ -618,6 +626,7 @@ mod tests {
     fn settings(angles: &[f64], batch: BatchSize) -> SweepSettings {
         SweepSettings {
             poses: angles.iter().map(|&a| Pose::rotation(a)).collect(),
+            draws: None,
             rotate: RotateOptions::default(),
             batch,
             rotate_on: RotateOn::Host,

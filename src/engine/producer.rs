@@ -11,7 +11,7 @@ use crate::dataset::{Source, Target};
 use crate::rotate::{rotate_into, Geometry, RotateOptions, RotationPlan};
 use anyhow::Result;
 use rayon::prelude::*;
-use rotbench_core::poses::Pose;
+use rotbench_core::poses::{Draws, Pose};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
 
@@ -23,6 +23,8 @@ pub struct Producer<'a> {
     pub target: Target,
     /// Every evaluated pose, in the run's order.
     pub poses: &'a [Pose],
+    /// `--worst-of K`: the columns after the poses' are its draws.
+    pub draws: Option<Draws>,
     pub rotate: RotateOptions,
     /// `[angle]`: the plan for same-size images; `None`: the angle is not computed.
     pub plans: &'a [Option<RotationPlan>],
@@ -105,6 +107,16 @@ impl Producer<'_> {
                 })
                 .collect();
             for &a in self.order {
+                if a >= self.poses.len() {
+                    let pixels = self.drawn(&chunk, a - self.poses.len(), &offsets);
+                    if tx
+                        .send(Ok((chunk.clone(), Some(Rotated { angle: a, pixels }))))
+                        .is_err()
+                    {
+                        return;
+                    }
+                    continue;
+                }
                 let Some(plan) = &self.plans[a] else { continue };
                 // On the device the consumer rotates the uploaded chunk: send no pixels.
                 let by_consumer = self.on_device && sized.is_empty();
@@ -143,5 +155,28 @@ impl Producer<'_> {
                 }
             }
         }
+    }
+
+    /// The chunk at draw `d` of --worst-of: each image at its own pose (from the
+    /// seed, its dataset position and `d`), rotated on the host.
+    fn drawn(&self, chunk: &Chunk, d: usize, offsets: &[usize]) -> Vec<f32> {
+        let Some(draws) = self.draws else {
+            return vec![];
+        };
+        let px = self.target.pixels();
+        let (th, tw, c) = (self.target.height, self.target.width, self.target.channels);
+        let mut pixels = vec![0f32; chunk.len() * px];
+        pixels.par_chunks_mut(px).enumerate().for_each(|(k, out)| {
+            let pose = draws.pose(chunk.indices[k], d);
+            let (g, src) = match chunk.dims.get(k) {
+                Some(&(h, w)) => (
+                    Geometry::centre_crop(h, w, th, tw),
+                    &chunk.pixels[offsets[k]..offsets[k] + c * h * w],
+                ),
+                None => (Geometry::same(th, tw), &chunk.pixels[k * px..(k + 1) * px]),
+            };
+            rotate_into(g, pose, &self.rotate, src, c, out);
+        });
+        pixels
     }
 }

@@ -6,7 +6,7 @@ use anyhow::Result;
 use rotbench::hash::hex;
 use rotbench::model::Model;
 use rotbench::output;
-use rotbench::poses::Pose;
+use rotbench::poses::{Pose, Slot};
 use rotbench::results::RunKey;
 use rotbench::results::SampleData;
 
@@ -23,9 +23,13 @@ pub fn default_cache_dir() -> PathBuf {
     rotbench::cache_home().join("predictions")
 }
 
-/// Everything that determines one model's predictions at one angle: the key's
+/// Everything that determines one model's predictions at one pose (or draw): the key's
 /// fields, and their sha256 (the entry's file name).
-pub fn cache_key(model: &Model, run: &RunKey, pose: Pose) -> CacheKey {
+pub fn cache_key(model: &Model, run: &RunKey, slot: Slot) -> CacheKey {
+    let pose = match slot {
+        Slot::Pose(p) => p,
+        Slot::Draw(..) => Pose::rotation(0.0),
+    };
     let mut fields = json!({
         "cache_version": CACHE_VERSION,
         "model_sha256": model.sha256,
@@ -39,6 +43,11 @@ pub fn cache_key(model: &Model, run: &RunKey, pose: Pose) -> CacheKey {
     if !pose.is_rotation() {
         fields["dx"] = json!(pose.dx);
         fields["dy"] = json!(pose.dy);
+    }
+    // A draw of --worst-of: each sample at its own pose, from the seed and ranges.
+    if let Slot::Draw(d, i) = slot {
+        fields["angle"] = serde_json::Value::Null;
+        fields["draw"] = json!({ "index": i, "seed": d.seed, "ranges": d.ranges });
     }
     CacheKey {
         hash: hex(&Sha256::digest(fields.to_string().as_bytes())),

@@ -6,7 +6,7 @@
 use super::cache::{cache_key, Cache, CacheKey};
 use anyhow::{bail, Result};
 use rotbench::model::Model;
-use rotbench::poses::Pose;
+use rotbench::poses::Slot;
 use rotbench::results::SampleData;
 use rotbench::results::{PosePlan, RunKey};
 use serde_json::{json, Value};
@@ -29,16 +29,17 @@ impl CachePlan {
     pub fn new(
         models: &[Model],
         angles: &PosePlan,
+        slots: &[Slot],
         run: &RunKey,
         cache: Option<Cache>,
         len: usize,
     ) -> CachePlan {
         let keys: Vec<Vec<CacheKey>> = models
             .iter()
-            .map(|m| angles.poses.iter().map(|&p| cache_key(m, run, p)).collect())
+            .map(|m| slots.iter().map(|&p| cache_key(m, run, p)).collect())
             .collect();
         let cacheable: Vec<bool> = models.iter().map(|m| !m.training.is_on()).collect();
-        let mut cached = vec![vec![None; angles.poses.len()]; models.len()];
+        let mut cached = vec![vec![None; slots.len()]; models.len()];
         if let Some(c) = &cache {
             for (m, row) in keys.iter().enumerate().filter(|(m, _)| cacheable[*m]) {
                 for (a, k) in row.iter().enumerate() {
@@ -117,14 +118,15 @@ impl CachePlan {
         &self,
         models: &[Model],
         run: &RunKey,
-        angles: &PosePlan,
+        slots: &[Slot],
         batch_size: &str,
     ) -> Value {
         json!({
             "rotbench_version": env!("CARGO_PKG_VERSION"),
             "models": models.iter().map(|m| (&m.sha256, &m.spec, m.inference.name())).collect::<Vec<_>>(),
             "common": run,
-            "poses": angles.poses,
+            "slots": slots.iter().map(Slot::label).collect::<Vec<_>>(),
+            "worst_of": slots.iter().find_map(|s| match s { Slot::Draw(d, _) => Some(*d), Slot::Pose(_) => None }),
             "batch_size": batch_size.trim(),
         })
     }
@@ -135,17 +137,17 @@ impl CachePlan {
         &mut self,
         data: &mut SampleData,
         names: &[&str],
-        poses: &[Pose],
+        slots: &[Slot],
     ) -> Result<Vec<String>> {
         let mut warnings = Vec::new();
         for (m, row) in std::mem::take(&mut self.cached).into_iter().enumerate() {
             for (a, entry) in row.into_iter().enumerate() {
                 if let Some(e) = entry {
                     if e.indices != data.indices || e.labels != data.labels {
-                        bail!("the prediction cache entry for {} at {} does not match the data; rerun with --no-cache", names[m], poses[a].label());
+                        bail!("the prediction cache entry for {} at {} does not match the data; rerun with --no-cache", names[m], slots[a].label());
                     }
                     if e.top_k != data.top_k {
-                        bail!("the prediction cache entry for {} at {} keeps top-{} lists, not top-{}; rerun with --no-cache", names[m], poses[a].label(), e.top_k, data.top_k);
+                        bail!("the prediction cache entry for {} at {} keeps top-{} lists, not top-{}; rerun with --no-cache", names[m], slots[a].label(), e.top_k, data.top_k);
                     }
                     data.cols[m][a] = e.cols[0][0].clone();
                 } else if let (Some(c), true) = (&self.cache, self.cacheable[m]) {

@@ -271,6 +271,74 @@ pub fn draw_pose(seed: u64, sample: u64, draw: u64, ranges: &Ranges) -> Pose {
     }
 }
 
+/// `--worst-of K --seed S`: K draws of a pose per sample, uniform over `ranges`
+/// (the span of `--angles` and `--translate`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Draws {
+    pub k: usize,
+    pub seed: u64,
+    pub ranges: Ranges,
+}
+
+impl Draws {
+    /// Draw `draw` of the sample at dataset position `sample`.
+    pub fn pose(&self, sample: u64, draw: usize) -> Pose {
+        draw_pose(self.seed, sample, draw as u64, &self.ranges)
+    }
+}
+
+/// What one column of a sweep's data holds: a pose for every sample, or one
+/// draw of `--worst-of` (a pose per sample).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Slot {
+    Pose(Pose),
+    Draw(Draws, usize),
+}
+
+/// A sweep's columns: its poses, then its draws.
+pub fn slots(poses: &[Pose], draws: Option<Draws>) -> Vec<Slot> {
+    let mut v: Vec<Slot> = poses.iter().map(|&p| Slot::Pose(p)).collect();
+    if let Some(d) = draws {
+        v.extend((0..d.k).map(|i| Slot::Draw(d, i)));
+    }
+    v
+}
+
+impl Slot {
+    /// `30°`, `30° at (+1.5, -3) px`, or `draw 3 of --worst-of 10`.
+    pub fn label(&self) -> String {
+        match self {
+            Slot::Pose(p) => p.label(),
+            Slot::Draw(d, i) => format!("draw {i} of --worst-of {}", d.k),
+        }
+    }
+}
+
+/// The published worst-of-k selection (Engstrom et al., `spatial_attack.py`,
+/// transcribed): going through the draws in order with `max_xent = 0` and
+/// `all_correct = true`, a draw replaces the worst so far when it is wrong while
+/// all before it were right, or when it is as right as all before it and its
+/// cross-entropy exceeds every earlier one; then `max_xent` and `all_correct`
+/// take it in. With `p_true` the probability of the true class, cross-entropy
+/// `-ln p_true` exceeds `max_xent` exactly when `p_true` is below every earlier
+/// one (and below 1, for `max_xent = 0`). `None` when no draw was chosen (every
+/// draw right with `p_true = 1`: the published code keeps the untransformed
+/// image).
+pub fn worst_draw(correct: &[bool], p_true: &[f32]) -> Option<usize> {
+    let mut worst = None;
+    let mut min_p = 1.0f32;
+    let mut all_correct = true;
+    for (i, (&c, &p)) in correct.iter().zip(p_true).enumerate() {
+        let higher_xent = p < min_p;
+        if (higher_xent && c == all_correct) || (!c && all_correct) {
+            worst = Some(i);
+        }
+        min_p = min_p.min(p);
+        all_correct &= c;
+    }
+    worst
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,5 +414,36 @@ mod tests {
         }
         assert!(lo < -29.9 && hi > 29.9, "{lo} {hi}");
         assert!((sum / 10_000.0).abs() < 0.06, "mean dx {}", sum / 10_000.0);
+    }
+
+    #[test]
+    fn the_worst_draw_follows_the_published_rule() {
+        // All right: the lowest true-class probability.
+        assert_eq!(worst_draw(&[true, true, true], &[0.9, 0.6, 0.7]), Some(1));
+        // The first wrong draw replaces any right one ...
+        assert_eq!(worst_draw(&[true, false, true], &[0.5, 0.8, 0.1]), Some(1));
+        // ... and a later wrong one only with a higher cross-entropy than every
+        // earlier draw, right or wrong (max_xent counts them all).
+        assert_eq!(worst_draw(&[true, false, false], &[0.1, 0.3, 0.2]), Some(1));
+        assert_eq!(
+            worst_draw(&[true, false, false], &[0.1, 0.3, 0.05]),
+            Some(2)
+        );
+        // p_true = 1 everywhere: cross-entropy 0 never exceeds 0.
+        assert_eq!(worst_draw(&[true, true], &[1.0, 1.0]), None);
+    }
+
+    #[test]
+    fn draws_depend_on_the_seed_the_sample_and_the_draw_only() {
+        let d = Draws {
+            k: 10,
+            seed: 7,
+            ranges: Ranges::of(&[-30.0, 30.0], &[-3.0, 3.0], &[-3.0, 3.0]),
+        };
+        let p = d.pose(123, 4);
+        assert_eq!(p, d.pose(123, 4));
+        assert_ne!(p, d.pose(124, 4));
+        assert_ne!(p, d.pose(123, 5));
+        assert!((-30.0..=30.0).contains(&p.angle) && (-3.0..=3.0).contains(&p.dx));
     }
 }

@@ -8,7 +8,7 @@
 
 use crate::format::format_angle;
 use crate::metrics::{Confusion, Paired, INVALID};
-use crate::poses::Pose;
+use crate::poses::{Draws, Pose};
 use crate::spec::{ModelSpec, Provenance};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -207,6 +207,9 @@ pub struct ModelSweep {
     pub cols: Vec<Column>,
     /// The length of each sample's top-k list in [`Column::top_k`].
     pub top_k: usize,
+    /// `--worst-of K`: draw `d`'s per-sample values (each sample at its own pose,
+    /// [`Draws::pose`]); empty without it.
+    pub draws: Vec<Column>,
 }
 
 impl ModelSweep {
@@ -235,6 +238,7 @@ impl ModelSweep {
             counts,
             cols,
             top_k,
+            draws: vec![],
         }
     }
 
@@ -283,6 +287,8 @@ pub struct SweepResult {
     /// Every evaluated pose: the reference (upright) first when it was added, then
     /// the user's.
     pub poses: Vec<Pose>,
+    /// `--worst-of K`: its draws (each model's [`ModelSweep::draws`]).
+    pub draws: Option<Draws>,
     /// True when 0 was not among the user's angles and was added as the reference.
     pub reference_added: bool,
     pub reference: usize,
@@ -483,6 +489,14 @@ pub struct PredictionRow<'a> {
     /// The top-k classes, best first, separated by spaces (empty when invalid).
     #[serde(borrow, default)]
     pub top_k: Cow<'a, str>,
+    /// `--worst-of K`: the draw (0-based) this row is, at the sample's own pose;
+    /// empty for a row of the grid.
+    #[serde(default)]
+    pub draw: Option<u32>,
+    /// `--worst-of K`: whether this draw is the sample's worst (the published
+    /// selection, [`crate::poses::worst_draw`]); empty for a row of the grid.
+    #[serde(default)]
+    pub worst: Option<bool>,
 }
 
 fn nan() -> f32 {
@@ -506,7 +520,7 @@ pub fn top_k_text(list: &[u32]) -> String {
 }
 
 /// The column names of `predictions.csv`, in order.
-pub const PREDICTION_COLUMNS: [&str; 12] = [
+pub const PREDICTION_COLUMNS: [&str; 14] = [
     "model",
     "angle",
     "dx",
@@ -519,6 +533,8 @@ pub const PREDICTION_COLUMNS: [&str; 12] = [
     "p_true",
     "brier",
     "top_k",
+    "draw",
+    "worst",
 ];
 
 fn angle_text<S: serde::Serializer>(a: &f64, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -653,6 +669,8 @@ impl SampleData {
 #[derive(Debug, Clone)]
 pub struct Evaluations {
     pub poses: Vec<Pose>,
+    /// `--worst-of K`: the data's columns after the poses' are its K draws.
+    pub draws: Option<Draws>,
     pub reference_added: bool,
     pub reference: usize,
     pub data: SampleData,
@@ -669,6 +687,7 @@ impl Evaluations {
     pub fn tally(self, n_classes: usize, sources: &crate::dataset::Sources) -> Result<SweepResult> {
         let Evaluations {
             poses,
+            draws,
             reference_added,
             reference,
             data,
@@ -681,8 +700,8 @@ impl Evaluations {
             for (a, c) in per.iter().enumerate() {
                 if !c.holds(n, k) {
                     bail!(
-                        "internal: model {m} at {} has {} of {n} predictions",
-                        poses[a].label(),
+                        "internal: model {m} in column {a} ({} poses) has {} of {n} predictions",
+                        poses.len(),
                         c.len()
                     );
                 }
@@ -692,11 +711,17 @@ impl Evaluations {
         let models = data
             .cols
             .into_iter()
-            .map(|cols| ModelSweep::tallied(cols, k, &labels, reference, n_classes))
+            .map(|mut cols| {
+                let drawn = cols.split_off(poses.len().min(cols.len()));
+                let mut ms = ModelSweep::tallied(cols, k, &labels, reference, n_classes);
+                ms.draws = drawn;
+                ms
+            })
             .collect();
         let sources = data.indices.iter().map(|&i| sources.of(i)).collect();
         Ok(SweepResult {
             poses,
+            draws,
             reference_added,
             reference,
             sources,
@@ -760,6 +785,8 @@ mod tests {
                 p_true: 0.912_345_7,
                 brier: 0.012_5,
                 top_k: "3 1".into(),
+                draw: None,
+                worst: None,
             },
             PredictionRow {
                 model: "m".into(),
@@ -774,6 +801,8 @@ mod tests {
                 p_true: 0.0,
                 brier: 2.0,
                 top_k: "".into(),
+                draw: Some(3),
+                worst: Some(true),
             },
         ];
         let mut w = csv::Writer::from_writer(vec![]);
@@ -783,7 +812,7 @@ mod tests {
         let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
         assert_eq!(
             text,
-            "model,angle,dx,dy,index,label,pred,confidence,source,p_true,brier,top_k\n\"a,b\",137.5,-1.5,3,7,3,3,0.9123457,\"cat/a b,c.png\",0.9123457,0.0125,3 1\nm,90,0,0,8,1,-1,,t10k-images-idx3-ubyte#8,0,2,\n"
+            "model,angle,dx,dy,index,label,pred,confidence,source,p_true,brier,top_k,draw,worst\n\"a,b\",137.5,-1.5,3,7,3,3,0.9123457,\"cat/a b,c.png\",0.9123457,0.0125,3 1,,\nm,90,0,0,8,1,-1,,t10k-images-idx3-ubyte#8,0,2,,3,true\n"
         );
         let mut r = csv::Reader::from_reader(text.as_bytes());
         let headers = r.headers().unwrap().clone();

@@ -109,7 +109,9 @@ pub fn merge(mut shards: Vec<Loaded>) -> Result<(Evaluations, ShardManifest, Dat
         reference_added,
         reference,
     } = PosePlan::new(&first.settings.poses());
-    let mut data = SampleData::empty(first.models.len(), poses.len(), 0);
+    let draws = first.settings.worst_of;
+    let slots = poses.len() + draws.map_or(0, |d| d.k);
+    let mut data = SampleData::empty(first.models.len(), slots, 0);
     let mut examples = Examples {
         channels: first.examples.channels,
         height: first.examples.height,
@@ -172,6 +174,7 @@ pub fn merge(mut shards: Vec<Loaded>) -> Result<(Evaluations, ShardManifest, Dat
     Ok((
         Evaluations {
             poses,
+            draws,
             reference_added,
             reference,
             data,

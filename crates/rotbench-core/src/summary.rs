@@ -30,6 +30,9 @@ pub struct Settings {
     /// for a rotation-only sweep).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub translate: Option<crate::poses::Shifts>,
+    /// `--worst-of K --seed S`: the draws and the ranges they span (absent without).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worst_of: Option<crate::poses::Draws>,
     pub reference_angle: f64,
     /// True when 0 was not among the requested angles and was added as the reference.
     pub reference_added: bool,
@@ -291,6 +294,9 @@ pub struct SweepStats {
     pub best_shift: Option<[f64; 2]>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worst_shift: Option<[f64; 2]>,
+    /// `--worst-of K`: worst-of-K accuracy and the first draw's ("random").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worst_of_k: Option<WorstOfK>,
     pub consistency_at_worst: f64,
     /// Mean of `flip_next` over consecutive angle pairs: ImageNet-P's flip
     /// probability at difficulty 1 (absent with fewer than two angles).
@@ -306,6 +312,46 @@ pub struct SweepStats {
     pub worst_ece: f64,
     #[serde(default)]
     pub worst_ece_angle: f64,
+}
+
+/// Engstrom et al.'s random attacks: K draws per sample, uniform over the
+/// sweep's ranges. A sample counts for `accuracy` when every draw is right; the
+/// first draw alone is the paper's "random" column. Intervals are Wilson 95%.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorstOfK {
+    pub k: usize,
+    pub accuracy: f64,
+    pub correct: u64,
+    pub accuracy_ci: [f64; 2],
+    pub random_accuracy: f64,
+    pub random_correct: u64,
+    pub random_accuracy_ci: [f64; 2],
+}
+
+impl WorstOfK {
+    /// From each draw's predictions (`draws[d][sample]`) and the labels.
+    pub fn of(draws: &[crate::results::Column], labels: &[u32]) -> Option<WorstOfK> {
+        let first = draws.first()?;
+        let n = labels.len() as u64;
+        let right = |c: &crate::results::Column, s: usize| c.preds[s] == labels[s] as i32;
+        let correct = (0..labels.len())
+            .filter(|&s| draws.iter().all(|c| right(c, s)))
+            .count() as u64;
+        let random = (0..labels.len()).filter(|&s| right(first, s)).count() as u64;
+        let ci = |k: u64| {
+            let (lo, hi) = metrics::wilson(k, n);
+            [lo, hi]
+        };
+        Some(WorstOfK {
+            k: draws.len(),
+            accuracy: div(correct as f64, n as f64),
+            correct,
+            accuracy_ci: ci(correct),
+            random_accuracy: div(random as f64, n as f64),
+            random_correct: random,
+            random_accuracy_ci: ci(random),
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -754,6 +800,7 @@ impl Scoring<'_> {
             },
             best_shift: translated.then_some([best.dx, best.dy]),
             worst_shift: translated.then_some([worst.dx, worst.dy]),
+            worst_of_k: WorstOfK::of(&ms.draws, &result.labels),
             consistency_at_worst: worst.consistency,
             flip_probability: pair_mean(swept.iter().map(|a| a.flip_next)),
             flip_probability_ci,

@@ -27,6 +27,8 @@ pub struct SweepConfig {
     /// `--translate`, parsed (its offsets become pixels once the models' input size
     /// is known).
     pub translate: Option<Translate>,
+    /// `--worst-of K`.
+    pub worst_of: Option<usize>,
     pub rotate: RotateOptions,
     pub batch: BatchSize,
     pub limit: Option<usize>,
@@ -134,6 +136,7 @@ impl SweepArgs {
             out: self.out,
             angles,
             translate,
+            worst_of: self.worst_of,
             rotate: self.rotation.options(),
             batch: self.batch_size,
             limit: self.limit,

@@ -21,6 +21,7 @@ use rotbench::dataset::{self, LabelSpace, OpenOptions, ShardSpec, Source, Target
 use rotbench::device::device_name;
 use rotbench::engine::{self, SweepSettings, WorkOrder};
 use rotbench::model::Model;
+use rotbench::poses::{self, Draws, Ranges, Slot};
 use rotbench::results::{BatchSize, Evaluations, PosePlan, RunKey, SampleData};
 use rotbench::spec::CropOrder;
 use rotbench::summary::{self, BatchSetting, Settings};
@@ -141,7 +142,8 @@ fn open_data(cfg: &SweepConfig, models: &[Model]) -> Result<Data> {
 /// pairs the cache answers, and the checkpoint it continues.
 struct Planned {
     settings: Settings,
-    angles: PosePlan,
+    /// The data's columns: the poses, then any --worst-of draws.
+    slots: Vec<Slot>,
     cache_plan: CachePlan,
     checkpoint: Checkpoint,
     resumed: Option<SampleData>,
@@ -169,6 +171,7 @@ fn plan_run(cfg: &SweepConfig, models: &[Model], data: &Data) -> Result<Planned>
     let mut settings = Settings {
         angles: cfg.angles.clone(),
         translate,
+        worst_of: None,
         reference_angle: 0.0,
         reference_added: false,
         interpolation: cfg.rotate.interpolation,
@@ -188,8 +191,17 @@ fn plan_run(cfg: &SweepConfig, models: &[Model], data: &Data) -> Result<Planned>
         seed: cfg.seed,
         sample: cfg.sample.map(|s| s.n),
     };
+    settings.worst_of = cfg.worst_of.map(|k| Draws {
+        k,
+        seed: cfg.seed,
+        ranges: match &settings.translate {
+            Some(t) => Ranges::of(&settings.angles, &t.dx, &t.dy),
+            None => Ranges::of(&settings.angles, &[0.0], &[0.0]),
+        },
+    });
     let angles = PosePlan::new(&settings.poses());
     settings.reference_added = angles.reference_added;
+    let slots = poses::slots(&angles.poses, settings.worst_of);
     // What the predictions depend on besides the model and the angle.
     let run_key = RunKey {
         device: settings.device.clone(),
@@ -209,15 +221,15 @@ fn plan_run(cfg: &SweepConfig, models: &[Model], data: &Data) -> Result<Planned>
         sample: cfg.sample,
     };
     let cache = cfg.cache_dir.clone().map(|dir| Cache { dir });
-    let mut cache_plan = CachePlan::new(models, &angles, &run_key, cache, info.len);
-    let key = cache_plan.checkpoint_key(models, &run_key, &angles, &data.batch.to_string());
+    let mut cache_plan = CachePlan::new(models, &angles, &slots, &run_key, cache, info.len);
+    let key = cache_plan.checkpoint_key(models, &run_key, &slots, &data.batch.to_string());
     let (checkpoint, resumed, note) = Checkpoint::open(
         &cfg.out,
         &key,
         &mut cache_plan,
         cfg.resume,
         models.len(),
-        angles.poses.len(),
+        slots.len(),
     )?;
     if let Some(note) = note {
         eprintln!("note: {note}");
@@ -226,7 +238,7 @@ fn plan_run(cfg: &SweepConfig, models: &[Model], data: &Data) -> Result<Planned>
     let per_sample = cache_plan.compute.iter().flatten().filter(|&&c| c).count() as u64;
     Ok(Planned {
         settings,
-        angles,
+        slots,
         cache_plan,
         checkpoint,
         resumed,
@@ -249,6 +261,7 @@ fn run_engine(
     let bar = progress_bar(!cfg.quiet && plan.cache_plan.any_compute(), total, offset);
     let settings = SweepSettings {
         poses: plan.settings.poses(),
+        draws: plan.settings.worst_of,
         rotate: cfg.rotate,
         rotate_on: cfg.rotate_on,
         batch: data.batch,
@@ -294,10 +307,7 @@ fn run_engine(
         }
     };
     let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
-    for w in plan
-        .cache_plan
-        .fill(&mut raw.data, &names, &plan.angles.poses)?
-    {
+    for w in plan.cache_plan.fill(&mut raw.data, &names, &plan.slots)? {
         eprintln!("warning: {w}");
     }
     Ok(raw)

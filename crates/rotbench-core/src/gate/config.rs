@@ -49,6 +49,8 @@ pub struct Checks {
     /// `--translate`, the grid accuracy (`min_grid_accuracy` is the same key).
     #[serde(alias = "min_grid_accuracy")]
     pub min_worst_of_sweep: Option<f64>,
+    /// Minimum worst-of-K accuracy (`sweep --worst-of K`).
+    pub min_worst_of_k_accuracy: Option<f64>,
     /// Maximum expected calibration error at every checked angle.
     pub max_ece: Option<f64>,
     /// Maximum flip probability (always over the whole sweep's neighbouring pairs).
@@ -109,6 +111,10 @@ impl Checks {
             max_drop: over(flags.max_drop, file.max_drop),
             min_consistency: over(flags.min_consistency, file.min_consistency),
             min_worst_of_sweep: over(flags.min_worst_of_sweep, file.min_worst_of_sweep),
+            min_worst_of_k_accuracy: over(
+                flags.min_worst_of_k_accuracy,
+                file.min_worst_of_k_accuracy,
+            ),
             max_ece: over(flags.max_ece, file.max_ece),
             max_flip_probability: over(flags.max_flip_probability, file.max_flip_probability),
             min_top_k_accuracy: over(flags.min_top_k_accuracy, file.min_top_k_accuracy),
@@ -135,6 +141,7 @@ impl Checks {
             || self.max_drop.is_some()
             || self.min_consistency.is_some()
             || self.min_worst_of_sweep.is_some()
+            || self.min_worst_of_k_accuracy.is_some()
             || self.max_ece.is_some()
             || self.max_flip_probability.is_some()
             || self.min_top_k_accuracy.is_some()
@@ -153,6 +160,11 @@ impl Checks {
                 "a share of samples",
             ),
             ("min_worst_of_sweep", self.min_worst_of_sweep, "an accuracy"),
+            (
+                "min_worst_of_k_accuracy",
+                self.min_worst_of_k_accuracy,
+                "an accuracy",
+            ),
             ("max_ece", self.max_ece, "a calibration error"),
             (
                 "max_flip_probability",
@@ -262,7 +274,7 @@ pub fn parse_config(text: &str, path: &Path) -> Result<Checks> {
     let mut checks: Checks = table.try_into().map_err(|e: toml::de::Error| {
         anyhow!(
             "{}: [gate]: {}; the keys are min_accuracy, min_mean_accuracy, max_drop, min_consistency, \
-             min_worst_of_sweep (or min_grid_accuracy), max_ece, max_flip_probability, min_top_k_accuracy, angles, models, \
+             min_worst_of_sweep (or min_grid_accuracy), min_worst_of_k_accuracy, max_ece, max_flip_probability, min_top_k_accuracy, angles, models, \
              baseline, baseline_dir, max_regression, significance, allow_new_models, allow_missing",
             path.display(),
             e.message().trim()

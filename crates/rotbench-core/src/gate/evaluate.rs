@@ -278,6 +278,9 @@ impl<'a> ModelChecks<'a> {
         if let Some(t) = checks.min_worst_of_sweep {
             out.push(self.min_worst_of_sweep(t));
         }
+        if let Some(t) = checks.min_worst_of_k_accuracy {
+            out.push(self.min_worst_of_k(t)?);
+        }
         if let Some(t) = checks.max_ece {
             out.push(self.each_angle("max-ece", t, |a| a.ece));
         }
@@ -362,6 +365,39 @@ impl<'a> ModelChecks<'a> {
             failing: Vec::new(),
             notes,
         }
+    }
+
+    fn min_worst_of_k(&self, t: f64) -> Result<CheckResult> {
+        let (name, results) = (self.name, self.results);
+        let Some(w) = &self.m.sweep.worst_of_k else {
+            bail!(
+                "--min-worst-of-k-accuracy: {name} has no worst-of-K accuracy in {results}: \
+                 sweep with --worst-of K (e.g. --worst-of 10), or drop the check"
+            );
+        };
+        let passed = at_least(w.accuracy, t);
+        Ok(CheckResult {
+            model: name.into(),
+            check: "min-worst-of-k-accuracy".into(),
+            threshold: t,
+            title: format!("min-worst-of-k-accuracy ≥ {}", plain(t)),
+            passed,
+            detail: format!(
+                "worst-of-{} accuracy {} ({}/{}, right at all {} random poses){}",
+                w.k,
+                apart(w.accuracy, t, EPSILON),
+                w.correct,
+                self.summary.dataset.n,
+                w.k,
+                if passed {
+                    String::new()
+                } else {
+                    format!(" < {}", plain(t))
+                }
+            ),
+            failing: Vec::new(),
+            notes: Vec::new(),
+        })
     }
 
     fn min_top_k_accuracy(&self, t: f64) -> Result<CheckResult> {

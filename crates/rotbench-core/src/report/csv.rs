@@ -274,10 +274,55 @@ pub fn write_predictions(
                     p_true: ms.cols[ai].p_true[s],
                     brier: ms.cols[ai].brier[s],
                     top_k: top_k_text(ms.top_k_list(ai, s)).into(),
+                    draw: None,
+                    worst: None,
                 })?;
             }
         }
+        if let Some(draws) = &sweep.draws {
+            write_draws(&mut w, m.id.name.as_str(), sweep, ms, draws)?;
+        }
     }
     w.flush()?;
+    Ok(())
+}
+
+/// `--worst-of K`'s rows of one model: each sample's K draws, at the sample's
+/// own pose, after the grid's rows, the worst draw marked.
+fn write_draws<W: std::io::Write>(
+    w: &mut csv::Writer<W>,
+    model: &str,
+    sweep: &SweepResult,
+    ms: &crate::results::ModelSweep,
+    draws: &crate::poses::Draws,
+) -> Result<()> {
+    for s in 0..sweep.labels.len() {
+        let correct: Vec<bool> = ms
+            .draws
+            .iter()
+            .map(|c| c.preds[s] == sweep.labels[s] as i32)
+            .collect();
+        let p_true: Vec<f32> = ms.draws.iter().map(|c| c.p_true[s]).collect();
+        let worst = crate::poses::worst_draw(&correct, &p_true);
+        for (d, c) in ms.draws.iter().enumerate() {
+            let pose = draws.pose(sweep.indices[s], d);
+            w.serialize(PredictionRow {
+                model: model.into(),
+                angle: pose.angle,
+                dx: pose.dx,
+                dy: pose.dy,
+                index: sweep.indices[s],
+                label: sweep.labels[s],
+                pred: c.preds[s],
+                confidence: c.confidence[s],
+                source: sweep.sources[s].as_str().into(),
+                p_true: c.p_true[s],
+                brier: c.brier[s],
+                top_k: top_k_text(&c.top_k[s * ms.top_k..(s + 1) * ms.top_k]).into(),
+                draw: Some(d as u32),
+                worst: Some(worst == Some(d)),
+            })?;
+        }
+    }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The readable table printed to stdout after a sweep.
 
 use crate::format::format_angle;
+use crate::poses::Pose;
 use crate::summary::Summary;
 use std::fmt::Write;
 
@@ -26,7 +27,7 @@ pub fn render(s: &Summary) -> String {
             let _ = writeln!(
                 out,
                 "  {:>8}  {:>8.4}  [{:.4}, {:.4}]  {:>8.4}  {:>11.4}  {:>+8.4}  {:>6.4}  {:>6}{}",
-                format_angle(a.angle),
+                pose_text(a.pose()),
                 a.accuracy,
                 a.accuracy_ci_low,
                 a.accuracy_ci_high,
@@ -56,6 +57,23 @@ pub fn render(s: &Summary) -> String {
             w.worst_ece,
             format_angle(w.worst_ece_angle)
         );
+        if w.worst_shift.is_some() || w.worst_of_k.is_some() {
+            let mut line = format!(
+                "  spatial (Engstrom et al.): natural {:.4}, grid {:.4} [{:.4}, {:.4}]",
+                w.accuracy_at_reference,
+                w.grid_accuracy,
+                w.grid_accuracy_ci[0],
+                w.grid_accuracy_ci[1]
+            );
+            if let Some(k) = &w.worst_of_k {
+                let _ = write!(
+                    line,
+                    ", random {:.4}, worst-of-{} {:.4} [{:.4}, {:.4}]",
+                    k.random_accuracy, k.k, k.accuracy, k.accuracy_ci[0], k.accuracy_ci[1]
+                );
+            }
+            let _ = writeln!(out, "{line}");
+        }
         for w in &m.id.warnings {
             let _ = writeln!(out, "  warning: {w}");
         }
@@ -73,11 +91,24 @@ pub fn render(s: &Summary) -> String {
             let _ = writeln!(
                 out,
                 "  {:>8}  diff {:>+8.4}  McNemar p {}",
-                format_angle(p.angle),
+                pose_text(Pose {
+                    angle: p.angle,
+                    dx: p.dx,
+                    dy: p.dy
+                }),
                 p.accuracy_diff,
                 crate::format::format_p(p.mcnemar_p)
             );
         }
     }
     out
+}
+
+/// An angle, and its translation when it has one: `30`, `30 (+1.5,-3)`.
+fn pose_text(p: Pose) -> String {
+    if p.is_rotation() {
+        format_angle(p.angle)
+    } else {
+        format!("{} ({:+},{:+})", format_angle(p.angle), p.dx, p.dy)
+    }
 }

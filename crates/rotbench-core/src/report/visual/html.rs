@@ -530,6 +530,51 @@ fn summary_table(out: &mut String, view: &View<'_>) {
     out.push_str(r#"<p class="note">Mean accuracy is over the swept angles. Worst-of-sweep is the share of samples classified correctly at every swept angle (Engstrom et al. 2019). Consistency is the share of samples whose prediction equals their prediction at 0°. Flip probability is the mean share of samples whose prediction changes from one angle to the next (ImageNet-P). ECE is the expected calibration error over 15 confidence bins. Accuracy intervals are Wilson 95%; the flip-probability interval is a bootstrap 95% percentile interval over samples.</p>"#);
 }
 
+/// With `--translate` or `--worst-of`: Engstrom et al.'s four accuracies per model.
+fn spatial_table(out: &mut String, view: &View<'_>) {
+    let spatial = |m: &ModelSummary| m.sweep.worst_of_k.is_some() || m.sweep.worst_shift.is_some();
+    if !view.models().iter().any(spatial) {
+        return;
+    }
+    let k = view
+        .models()
+        .iter()
+        .find_map(|m| m.sweep.worst_of_k.as_ref().map(|w| w.k));
+    let worst_head = k.map_or("Worst-of-K".to_string(), |k| format!("Worst-of-{k}"));
+    w!(
+        out,
+        r#"<h3>Spatial robustness</h3><div class="scroll" data-fit="the spatial table"><table class="data"><thead><tr><th>Model</th><th>Natural</th><th>Random</th><th>{worst_head}</th><th>Grid</th></tr></thead><tbody>"#
+    );
+    let with_ci = |v: f64, [lo, hi]: [f64; 2]| {
+        format!(
+            r#"{}<span class="note ci"> ({} – {})</span>"#,
+            pct(v),
+            pct(lo),
+            pct(hi)
+        )
+    };
+    for (i, m) in view.models().iter().enumerate() {
+        let s = &m.sweep;
+        let (random, worst) = match &s.worst_of_k {
+            Some(w) => (
+                with_ci(w.random_accuracy, w.random_accuracy_ci),
+                with_ci(w.accuracy, w.accuracy_ci),
+            ),
+            None => ("–".into(), "–".into()),
+        };
+        w!(
+            out,
+            r#"<tr><td><span class="swatch" style="background:{}"></span>{}</td><td>{}</td><td class="wrap">{random}</td><td class="wrap">{worst}</td><td class="wrap">{}</td></tr>"#,
+            colour_hex(model_color(i)),
+            escape(&m.id.name),
+            pct(s.accuracy_at_reference),
+            with_ci(s.grid_accuracy, s.grid_accuracy_ci)
+        );
+    }
+    out.push_str("</tbody></table></div>\n");
+    out.push_str(r#"<p class="note">As Engstrom et al. (2019) report them: natural is the accuracy upright; random, the accuracy at one random pose per sample (the first draw of --worst-of); worst-of-K, the share of samples right at all K random poses, uniform over the ranges of the angles and translations; grid, the share right at every point of the grid. Intervals are Wilson 95%.</p>"#);
+}
+
 fn model_rows(out: &mut String, i: usize, m: &ModelSummary) {
     let spec = &m.id.spec;
     let list = |v: &[f32]| {
@@ -725,6 +770,7 @@ pub(crate) fn page(
     out.push_str("<section id=\"summary\"><h2>Summary</h2>\n");
     warnings(&mut out, view);
     summary_table(&mut out, view);
+    spatial_table(&mut out, view);
     out.push_str("</section>\n");
 
     out.push_str("<section id=\"plots\"><h2>Plots</h2>\n<div class=\"grid\">\n");
