@@ -243,6 +243,12 @@ pub struct SweepArgs {
     /// its worst marked.
     #[arg(long, value_name = "K", value_parser = positive)]
     pub worst_of: Option<usize>,
+    /// Grid accuracy only, as the published grid attack runs: skip a sample's
+    /// remaining grid points once it is wrong at one. Saves evaluations; the other
+    /// points' figures are then incomplete, so they are left out (summary.json says
+    /// so), and the prediction cache is not used.
+    #[arg(long)]
+    pub grid_early_stop: bool,
     /// Output folder (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,

@@ -275,3 +275,51 @@ fn worst_of_k_draws_the_same_poses_whatever_the_batch_or_shard() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("--worst-of"), "{}", r.stderr);
 }
+
+#[test]
+fn early_stop_gives_the_same_grid_accuracy_from_fewer_evaluations_and_says_what_it_left_out() {
+    let t = tempfile::tempdir().unwrap();
+    let grid = [
+        "--angles=-30:31:15",
+        "--translate=-3,0,3px",
+        "--no-report",
+        "--batch-size",
+        "64",
+    ];
+    let (full, fast) = (t.path().join("full"), t.path().join("fast"));
+    assert_eq!(sweep(&full, &grid).code, 0);
+    let mut args = grid.to_vec();
+    args.push("--grid-early-stop");
+    assert_eq!(sweep(&fast, &args).code, 0);
+    let (a, b) = (summary(&full), summary(&fast));
+    let (sa, sb) = (&a["models"][0]["sweep"], &b["models"][0]["sweep"]);
+    assert_eq!(sa["grid_accuracy"], sb["grid_accuracy"]);
+    assert_eq!(sa["worst_of_sweep_correct"], sb["worst_of_sweep_correct"]);
+    let e = &sb["early_stop"];
+    assert_eq!(e["points"], 45);
+    assert_eq!(e["evaluations_without_stop"], 45 * 200);
+    let made = e["evaluations"].as_u64().unwrap();
+    assert!(made < 45 * 200 && made >= 200, "{made}");
+    assert!(e["left_out"].as_str().unwrap().contains("upright"));
+    assert_eq!(b["settings"]["grid_early_stop"], true);
+    // Only the upright point's figures remain.
+    let rows = read_csv(&fast.join("per_angle.csv"));
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0]["angle"].as_str(), rows[0]["dx"].as_str()),
+        ("0", "0")
+    );
+    // Shards of an early-stopped grid merge to the single run.
+    let mut shards = vec![];
+    for i in 0..2 {
+        let d = t.path().join(format!("s{i}"));
+        let shard = format!("{i}/2");
+        let mut v = args.clone();
+        v.extend(["--shard", s(&shard)]);
+        assert_eq!(sweep(&d, &v).code, 0);
+        shards.push(d);
+    }
+    let merged = t.path().join("m");
+    merge_ok(&merged, &[&shards[0], &shards[1]], None);
+    assert_same_files(&fast, &merged, &EXACT_FILES);
+}

@@ -21,7 +21,8 @@ use batch_size::{AutoBatch, Step};
 use producer::{Message, Producer};
 use rotbench_core::poses::{Draws, Pose};
 use rotbench_core::results::{
-    examples_to_keep, BatchSize, Evaluations, Examples, PosePlan, RotateOn, SampleData, SweepResult,
+    examples_to_keep, BatchSize, Evaluations, Examples, PosePlan, RotateOn, SampleData,
+    SweepResult, SKIPPED,
 };
 use scoring::Scorer;
 use std::sync::mpsc::sync_channel;
@@ -34,6 +35,10 @@ pub struct SweepSettings {
     pub poses: Vec<Pose>,
     /// `--worst-of K`: K more columns, each sample at its own drawn pose.
     pub draws: Option<Draws>,
+    /// `--grid-early-stop`: after the reference, evaluate a sample at the grid's
+    /// next points only while every point so far got it right (a skipped
+    /// evaluation holds [`SKIPPED`]).
+    pub early_stop: bool,
     pub rotate: RotateOptions,
     pub batch: BatchSize,
     pub rotate_on: RotateOn,
@@ -196,6 +201,10 @@ pub fn run<C: Classifier>(
             pixels: vec![],
         },
         samples_seen: 0,
+        early_stop: settings.early_stop.then(|| EarlyStop {
+            poses: poses.len(),
+            alive: vec![vec![]; nm],
+        }),
         device_chunk: None,
         device_plans: (0..na).map(|_| None).collect(),
         timing: ChunkTiming::new(order.len()),
@@ -248,6 +257,7 @@ pub fn run<C: Classifier>(
     Ok(Evaluations {
         poses,
         draws: settings.draws,
+        early_stop: settings.early_stop,
         reference_added,
         reference,
         data,
@@ -276,6 +286,7 @@ struct Consumer<'a, C: Classifier> {
     data: SampleData,
     examples: Examples,
     samples_seen: usize,
+    early_stop: Option<EarlyStop>,
     device_chunk: Option<Tensor>,
     device_plans: Vec<Option<crate::rotate_device::DevicePlan>>,
     timing: ChunkTiming,
@@ -315,6 +326,9 @@ impl<C: Classifier> Consumer<'_, C> {
                 "internal: resume point {} is not on a chunk boundary",
                 self.resumed
             );
+        }
+        if let Some(e) = &mut self.early_stop {
+            e.alive.iter_mut().for_each(|a| *a = vec![true; n]);
         }
         self.current.indices.extend_from_slice(&chunk.indices);
         self.current.labels.extend_from_slice(&chunk.labels);
@@ -367,25 +381,108 @@ impl<C: Classifier> Consumer<'_, C> {
                 continue;
             }
             let started = Instant::now();
-            let logits = model.forward_raw(&input)?;
-            let logits: Vec<f32> = Vec::<f32>::try_from(&logits).map_err(|e| {
-                anyhow::anyhow!("{}: cannot read the logits: {e}", model.path().display())
-            })?;
+            // --grid-early-stop: only the samples every point so far got right.
+            let alive = match &self.early_stop {
+                Some(e) if angle != self.reference && angle < e.poses => Some(e.alive[mi].clone()),
+                _ => None,
+            };
+            let logits = forward_some(model, &input, alive.as_deref())?;
             if calibrating {
                 self.timing.add(started.elapsed().as_secs_f64(), n);
             }
+            let col = &mut self.current.cols[mi][angle];
+            let at = col.len();
             self.scorer.score(
                 mi,
                 angle == self.reference,
                 &logits,
                 &self.current.labels,
-                &mut self.current.cols[mi][angle],
+                col,
             );
+            if let Some(e) = &mut self.early_stop {
+                e.update(
+                    mi,
+                    angle,
+                    alive.as_deref(),
+                    &mut col.preds[at..],
+                    &self.current.labels[at..],
+                );
+            }
             self.done += n as u64;
             progress(self.done);
         }
         Ok(calibrating)
     }
+}
+
+/// `--grid-early-stop`'s state for the chunk being scored.
+struct EarlyStop {
+    /// The grid's columns (the draws after them are never skipped).
+    poses: usize,
+    /// `[model][sample of the chunk]`: right at every grid point scored so far.
+    alive: Vec<Vec<bool>>,
+}
+
+impl EarlyStop {
+    /// After model `mi` scored column `angle` of the chunk: mark the samples it
+    /// skipped, and those it got wrong as done.
+    fn update(
+        &mut self,
+        mi: usize,
+        angle: usize,
+        alive: Option<&[bool]>,
+        preds: &mut [i32],
+        labels: &[u32],
+    ) {
+        if angle >= self.poses {
+            return;
+        }
+        for (k, p) in preds.iter_mut().enumerate() {
+            if alive.is_some_and(|a| !a[k]) {
+                *p = SKIPPED;
+            } else if *p != labels[k] as i32 {
+                self.alive[mi][k] = false;
+            }
+        }
+    }
+}
+
+/// The model's logits for the batch, as a flat row-major vector; with `alive`,
+/// only those rows are run, and the others hold zeros (scored, then marked
+/// [`SKIPPED`]).
+fn forward_some<C: Classifier>(
+    model: &C,
+    input: &Tensor,
+    alive: Option<&[bool]>,
+) -> Result<Vec<f32>> {
+    let read = |t: &Tensor| {
+        Vec::<f32>::try_from(t)
+            .map_err(|e| anyhow::anyhow!("{}: cannot read the logits: {e}", model.path().display()))
+    };
+    let Some(alive) = alive else {
+        return read(&model.forward_raw(input)?);
+    };
+    let rows: Vec<i64> = (0..alive.len() as i64)
+        .filter(|&k| alive[k as usize])
+        .collect();
+    if rows.len() == alive.len() {
+        return read(&model.forward_raw(input)?);
+    }
+    // No sample left: one row tells the output's width; all rows are skipped.
+    let pick = if rows.is_empty() {
+        vec![0]
+    } else {
+        rows.clone()
+    };
+    let idx = Tensor::from_slice(&pick).to_device(input.device());
+    let some = read(&model.forward_raw(&input.index_select(0, &idx))?)?;
+    let w = some.len() / pick.len();
+    let mut full = vec![0f32; alive.len() * w];
+    for (j, &k) in rows.iter().enumerate() {
+        let k = k as usize;
+        full[k * w..(k + 1) * w].copy_from_slice(&some[j * w..(j + 1) * w]);
+    }
+    Ok(full)
 }
 
 /// A rotation plan for each angle that some model computes.
@@ -627,6 +724,7 @@ mod tests {
         SweepSettings {
             poses: angles.iter().map(|&a| Pose::rotation(a)).collect(),
             draws: None,
+            early_stop: false,
             rotate: RotateOptions::default(),
             batch,
             rotate_on: RotateOn::Host,

@@ -289,6 +289,9 @@ pub struct SweepResult {
     pub poses: Vec<Pose>,
     /// `--worst-of K`: its draws (each model's [`ModelSweep::draws`]).
     pub draws: Option<Draws>,
+    /// `--grid-early-stop`: the grid's counts; `poses` then holds the upright
+    /// point alone (the others' figures were left incomplete, so they are left out).
+    pub early_stop: Option<EarlyStopped>,
     /// True when 0 was not among the user's angles and was added as the reference.
     pub reference_added: bool,
     pub reference: usize,
@@ -353,6 +356,21 @@ pub struct RunKey {
     /// positions among them).
     pub sample: Option<crate::dataset::SampleSpec>,
 }
+
+/// What `--grid-early-stop` leaves of a grid: per model, the samples right at
+/// every point and the evaluations made, of `full` without the stop.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EarlyStopped {
+    /// The grid's points (the user's poses).
+    pub points: usize,
+    pub grid_correct: Vec<u64>,
+    pub evaluated: Vec<u64>,
+    pub full: u64,
+}
+
+/// A prediction `--grid-early-stop` did not make: the sample was already wrong
+/// at an earlier point of the grid.
+pub const SKIPPED: i32 = -2;
 
 /// The poses a sweep evaluates: the user's grid, in its order, with the upright
 /// pose (0°, no translation) added first when the grid lacks it, as the reference
@@ -671,6 +689,9 @@ pub struct Evaluations {
     pub poses: Vec<Pose>,
     /// `--worst-of K`: the data's columns after the poses' are its K draws.
     pub draws: Option<Draws>,
+    /// `--grid-early-stop`: the grid's columns hold [`SKIPPED`] after a sample's
+    /// first mistake.
+    pub early_stop: bool,
     pub reference_added: bool,
     pub reference: usize,
     pub data: SampleData,
@@ -686,11 +707,12 @@ impl Evaluations {
     /// `sources` names each sample's file or record.
     pub fn tally(self, n_classes: usize, sources: &crate::dataset::Sources) -> Result<SweepResult> {
         let Evaluations {
-            poses,
+            mut poses,
             draws,
-            reference_added,
-            reference,
-            data,
+            early_stop,
+            mut reference_added,
+            mut reference,
+            mut data,
             examples,
             ..
         } = self;
@@ -707,6 +729,23 @@ impl Evaluations {
                 }
             }
         }
+        let stopped = early_stop.then(|| {
+            let user: Vec<usize> = if reference_added {
+                (1..poses.len()).collect()
+            } else {
+                (0..poses.len()).collect()
+            };
+            let s = grid_counts(&data, &user, poses.len());
+            // Keep the upright column alone (the draws after it).
+            for cols in &mut data.cols {
+                let rest = cols.split_off(poses.len());
+                let upright = cols.swap_remove(reference);
+                *cols = std::iter::once(upright).chain(rest).collect();
+            }
+            poses = vec![poses[reference]];
+            (reference, reference_added) = (0, false);
+            s
+        });
         let labels = data.labels;
         let models = data
             .cols
@@ -722,6 +761,7 @@ impl Evaluations {
         Ok(SweepResult {
             poses,
             draws,
+            early_stop: stopped,
             reference_added,
             reference,
             sources,
@@ -730,6 +770,34 @@ impl Evaluations {
             models,
             examples,
         })
+    }
+}
+
+/// `--grid-early-stop`'s counts from the data: a sample is right at the whole
+/// grid when no column of `user` holds a wrong (or skipped) prediction.
+fn grid_counts(data: &SampleData, user: &[usize], poses: usize) -> EarlyStopped {
+    let n = data.len();
+    let mut grid_correct = Vec::new();
+    let mut evaluated = Vec::new();
+    for cols in &data.cols {
+        let right = (0..n)
+            .filter(|&s| {
+                user.iter()
+                    .all(|&a| cols[a].preds[s] == data.labels[s] as i32)
+            })
+            .count();
+        grid_correct.push(right as u64);
+        let made = cols[..poses]
+            .iter()
+            .map(|c| c.preds.iter().filter(|&&p| p != SKIPPED).count() as u64)
+            .sum();
+        evaluated.push(made);
+    }
+    EarlyStopped {
+        points: user.len(),
+        grid_correct,
+        evaluated,
+        full: (poses * n) as u64,
     }
 }
 

@@ -175,6 +175,7 @@ pub fn merge(mut shards: Vec<Loaded>) -> Result<(Evaluations, ShardManifest, Dat
         Evaluations {
             poses,
             draws,
+            early_stop: first.settings.grid_early_stop,
             reference_added,
             reference,
             data,

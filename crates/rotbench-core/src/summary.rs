@@ -33,6 +33,10 @@ pub struct Settings {
     /// `--worst-of K --seed S`: the draws and the ranges they span (absent without).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worst_of: Option<crate::poses::Draws>,
+    /// `--grid-early-stop`: a sample's remaining grid points were skipped after its
+    /// first mistake (see each model's `sweep.early_stop`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub grid_early_stop: bool,
     pub reference_angle: f64,
     /// True when 0 was not among the requested angles and was added as the reference.
     pub reference_added: bool,
@@ -297,6 +301,9 @@ pub struct SweepStats {
     /// `--worst-of K`: worst-of-K accuracy and the first draw's ("random").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worst_of_k: Option<WorstOfK>,
+    /// `--grid-early-stop`: what was evaluated and what is left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stop: Option<EarlyStopSummary>,
     pub consistency_at_worst: f64,
     /// Mean of `flip_next` over consecutive angle pairs: ImageNet-P's flip
     /// probability at difficulty 1 (absent with fewer than two angles).
@@ -313,6 +320,22 @@ pub struct SweepStats {
     #[serde(default)]
     pub worst_ece_angle: f64,
 }
+
+/// `--grid-early-stop`, as summary.json states it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EarlyStopSummary {
+    /// The grid's points.
+    pub points: usize,
+    /// Evaluations made, and without the stop (points, and an added upright
+    /// reference, x samples).
+    pub evaluations: u64,
+    pub evaluations_without_stop: u64,
+    /// What the stop leaves out.
+    pub left_out: String,
+}
+
+/// What `--grid-early-stop` leaves out, in summary.json's words.
+pub const EARLY_STOP_LEFT_OUT: &str = "every figure of a grid point other than the upright one (accuracy, calibration, stability, per class, confusion, predictions): a sample is skipped after its first mistake, so those figures would count only survivors. angles[] holds the upright point alone, and mean, best and worst accuracy describe it; grid_accuracy (and worst_of_sweep_accuracy) cover the whole grid";
 
 /// Engstrom et al.'s random attacks: K draws per sample, uniform over the
 /// sweep's ranges. A sample counts for `accuracy` when every draw is right; the
@@ -766,12 +789,11 @@ impl Scoring<'_> {
             .iter()
             .fold(swept[0], |w, a| if a.ece > w.ece { a } else { w });
         let translated = swept.iter().any(|a| !a.pose().is_rotation());
-        let wos = (0..n)
-            .filter(|&s| {
-                user.clone()
-                    .all(|ai| ms.preds(ai)[s] == result.labels[s] as i32)
-            })
-            .count() as u64;
+        let stopped = result.early_stop.as_ref();
+        let wos = match stopped {
+            Some(e) => e.grid_correct[mi],
+            None => self.grid_correct(ms, &user),
+        };
         // Per replicate, the mean flip rate over the pairs.
         let flip_probability_ci = self.reps.get(mi).and_then(|r| {
             let pairs: Vec<usize> = user.clone().filter(|&a| self.next[a].is_some()).collect();
@@ -801,6 +823,12 @@ impl Scoring<'_> {
             best_shift: translated.then_some([best.dx, best.dy]),
             worst_shift: translated.then_some([worst.dx, worst.dy]),
             worst_of_k: WorstOfK::of(&ms.draws, &result.labels),
+            early_stop: stopped.map(|e| EarlyStopSummary {
+                points: e.points,
+                evaluations: e.evaluated[mi],
+                evaluations_without_stop: e.full,
+                left_out: EARLY_STOP_LEFT_OUT.into(),
+            }),
             consistency_at_worst: worst.consistency,
             flip_probability: pair_mean(swept.iter().map(|a| a.flip_next)),
             flip_probability_ci,
@@ -808,6 +836,14 @@ impl Scoring<'_> {
             worst_ece: worst_ece.ece,
             worst_ece_angle: worst_ece.angle,
         }
+    }
+
+    /// Samples right at every user pose.
+    fn grid_correct(&self, ms: &ModelSweep, user: &std::ops::Range<usize>) -> u64 {
+        let labels = &self.result.labels;
+        (0..labels.len())
+            .filter(|&s| user.clone().all(|ai| ms.preds(ai)[s] == labels[s] as i32))
+            .count() as u64
     }
 
     /// Every pair of models, compared angle by angle on the same samples.

@@ -29,6 +29,7 @@ pub struct SweepConfig {
     pub translate: Option<Translate>,
     /// `--worst-of K`.
     pub worst_of: Option<usize>,
+    pub grid_early_stop: bool,
     pub rotate: RotateOptions,
     pub batch: BatchSize,
     pub limit: Option<usize>,
@@ -137,6 +138,7 @@ impl SweepArgs {
             angles,
             translate,
             worst_of: self.worst_of,
+            grid_early_stop: self.grid_early_stop,
             rotate: self.rotation.options(),
             batch: self.batch_size,
             limit: self.limit,

@@ -172,6 +172,7 @@ fn plan_run(cfg: &SweepConfig, models: &[Model], data: &Data) -> Result<Planned>
         angles: cfg.angles.clone(),
         translate,
         worst_of: None,
+        grid_early_stop: cfg.grid_early_stop,
         reference_angle: 0.0,
         reference_added: false,
         interpolation: cfg.rotate.interpolation,
@@ -220,9 +221,16 @@ fn plan_run(cfg: &SweepConfig, models: &[Model], data: &Data) -> Result<Planned>
         top_k: cfg.top_k,
         sample: cfg.sample,
     };
-    let cache = cfg.cache_dir.clone().map(|dir| Cache { dir });
+    // An early-stopped column is not the whole column: it is neither read nor stored.
+    let cache = match cfg.grid_early_stop {
+        true => None,
+        false => cfg.cache_dir.clone().map(|dir| Cache { dir }),
+    };
     let mut cache_plan = CachePlan::new(models, &angles, &slots, &run_key, cache, info.len);
-    let key = cache_plan.checkpoint_key(models, &run_key, &slots, &data.batch.to_string());
+    let mut key = cache_plan.checkpoint_key(models, &run_key, &slots, &data.batch.to_string());
+    if cfg.grid_early_stop {
+        key["grid_early_stop"] = true.into();
+    }
     let (checkpoint, resumed, note) = Checkpoint::open(
         &cfg.out,
         &key,
@@ -262,6 +270,7 @@ fn run_engine(
     let settings = SweepSettings {
         poses: plan.settings.poses(),
         draws: plan.settings.worst_of,
+        early_stop: plan.settings.grid_early_stop,
         rotate: cfg.rotate,
         rotate_on: cfg.rotate_on,
         batch: data.batch,

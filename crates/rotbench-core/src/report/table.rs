@@ -57,6 +57,13 @@ pub fn render(s: &Summary) -> String {
             w.worst_ece,
             format_angle(w.worst_ece_angle)
         );
+        if let Some(e) = &w.early_stop {
+            let _ = writeln!(
+                out,
+                "  grid early stop: grid accuracy {:.4} over {} points from {} of {} evaluations; the other points' figures are left out",
+                w.grid_accuracy, e.points, e.evaluations, e.evaluations_without_stop
+            );
+        }
         if w.worst_shift.is_some() || w.worst_of_k.is_some() {
             let mut line = format!(
                 "  spatial (Engstrom et al.): natural {:.4}, grid {:.4} [{:.4}, {:.4}]",

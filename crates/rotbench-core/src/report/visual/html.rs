@@ -532,7 +532,11 @@ fn summary_table(out: &mut String, view: &View<'_>) {
 
 /// With `--translate` or `--worst-of`: Engstrom et al.'s four accuracies per model.
 fn spatial_table(out: &mut String, view: &View<'_>) {
-    let spatial = |m: &ModelSummary| m.sweep.worst_of_k.is_some() || m.sweep.worst_shift.is_some();
+    let spatial = |m: &ModelSummary| {
+        m.sweep.worst_of_k.is_some()
+            || m.sweep.worst_shift.is_some()
+            || m.sweep.early_stop.is_some()
+    };
     if !view.models().iter().any(spatial) {
         return;
     }
@@ -572,6 +576,19 @@ fn spatial_table(out: &mut String, view: &View<'_>) {
         );
     }
     out.push_str("</tbody></table></div>\n");
+    if let Some(e) = view
+        .models()
+        .iter()
+        .find_map(|m| m.sweep.early_stop.as_ref())
+    {
+        w!(
+            out,
+            r#"<p class="note">Run with --grid-early-stop: a sample's remaining grid points were skipped after its first mistake (the first model made {} of {} evaluations), so only the upright point's figures are shown; grid accuracy covers all {} points.</p>"#,
+            e.evaluations,
+            e.evaluations_without_stop,
+            e.points
+        );
+    }
     out.push_str(r#"<p class="note">As Engstrom et al. (2019) report them: natural is the accuracy upright; random, the accuracy at one random pose per sample (the first draw of --worst-of); worst-of-K, the share of samples right at all K random poses, uniform over the ranges of the angles and translations; grid, the share right at every point of the grid. Intervals are Wilson 95%.</p>"#);
 }
 
