@@ -292,3 +292,77 @@ fn rotation_on_the_device_agrees_with_rotation_on_the_host() {
     assert_eq!(differ, 0, "host and device rotation disagree");
     assert!(conf < 1e-4, "max |confidence diff| {conf}");
 }
+
+/// Issue 33: every sweep writes summary.csv, one row per model, with
+/// summary.json's sweep figures.
+#[test]
+fn every_sweep_writes_a_summary_csv_with_one_row_per_model() {
+    let out = tempfile::tempdir().unwrap();
+    let cnn = common::root().join("models/mnist-cnn.pt");
+    let aug = common::root().join("models/mnist-cnn-aug.pt");
+    let r = common::run(
+        &[
+            "sweep",
+            "--quiet",
+            "--no-cache",
+            "--no-report",
+            "--model",
+            common::s(&cnn),
+            "--model",
+            common::s(&aug),
+            "--data",
+            common::s(common::mnist()),
+            "--angles",
+            "0:360:90",
+            "--limit",
+            "100",
+            "--bootstrap",
+            "0",
+            "--worst-of",
+            "3",
+            "--out",
+            common::s(out.path()),
+        ],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rows = read_csv(&out.path().join("summary.csv"));
+    let sm = common::summary(out.path());
+    assert_eq!(rows.len(), 2);
+    for (row, m) in rows.iter().zip(sm["models"].as_array().unwrap()) {
+        let sw = &m["sweep"];
+        let f = |k: &str| row[k].parse::<f64>().unwrap();
+        assert_eq!(row["model"], m["name"].as_str().unwrap());
+        assert_eq!(row["n"], "100");
+        assert_eq!(
+            f("accuracy_at_0"),
+            sw["accuracy_at_reference"].as_f64().unwrap()
+        );
+        assert_eq!(f("mean_accuracy"), sw["mean_accuracy"].as_f64().unwrap());
+        assert_eq!(f("worst_angle"), sw["worst_angle"].as_f64().unwrap());
+        assert_eq!(
+            f("worst_of_sweep"),
+            sw["worst_of_sweep_accuracy"].as_f64().unwrap()
+        );
+        assert_eq!(
+            f("flip_probability"),
+            sw["flip_probability"].as_f64().unwrap()
+        );
+        let ref_ece = m["angles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["reference"] == true)
+            .unwrap()["ece"]
+            .as_f64()
+            .unwrap();
+        assert_eq!(f("ece_at_0"), ref_ece);
+        assert_eq!(
+            f("worst_of_k_accuracy"),
+            sw["worst_of_k"]["accuracy"].as_f64().unwrap()
+        );
+        assert_eq!(row["worst_of_k"], "3");
+    }
+    let hashes = sm["files"].as_object().unwrap();
+    assert!(hashes.contains_key("summary.csv"), "{hashes:?}");
+}

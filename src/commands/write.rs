@@ -34,6 +34,7 @@ pub fn write_results(
         sweep: Some(result),
     };
     let exporters: Vec<Box<dyn Export>> = vec![
+        Box::new(csvx::SummaryCsv),
         Box::new(csvx::PerAngle),
         Box::new(csvx::PerClass),
         Box::new(csvx::ConfusionLong),

@@ -110,8 +110,9 @@ pub fn assert_same_files(a: &Path, b: &Path, files: &[&str]) {
 }
 
 /// The deterministic result files: byte-identical between runs that must agree.
-pub const EXACT_FILES: [&str; 6] = [
+pub const EXACT_FILES: [&str; 7] = [
     "summary.json",
+    "summary.csv",
     "per_angle.csv",
     "per_class.csv",
     "confusion.csv",

@@ -1,4 +1,4 @@
-//! The CSV exports: `per_angle.csv`, `per_class.csv`, `confusion.csv` (long form,
+//! The CSV exports: `summary.csv` (a row per model), `per_angle.csv`, `per_class.csv`, `confusion.csv` (long form,
 //! non-zero cells only) and `predictions.csv`. Every float is written in shortest
 //! round-trip form, so reading it back gives the exact value.
 
@@ -64,6 +64,73 @@ pub fn per_angle_extra_columns(top_k: Option<usize>) -> Vec<String> {
         c.push(format!("{m}_ci_high"));
     }
     c
+}
+
+/// The columns of `summary.csv`, one row per model: the sweep's figures of
+/// summary.json (`models[].sweep`) for readers of files rather than JSON. The last
+/// three are empty without `--worst-of`; `grid_accuracy` equals `worst_of_sweep`.
+pub const SUMMARY_COLUMNS: [&str; 17] = [
+    "model",
+    "n",
+    "accuracy_at_0",
+    "mean_accuracy",
+    "worst_angle",
+    "worst_accuracy",
+    "worst_of_sweep",
+    "relative_robustness",
+    "flip_probability",
+    "ece_at_0",
+    "ece_at_worst_angle",
+    "worst_ece",
+    "worst_ece_angle",
+    "grid_accuracy",
+    "worst_of_k",
+    "worst_of_k_accuracy",
+    "random_accuracy",
+];
+
+/// `summary.csv`: one row per model.
+pub struct SummaryCsv;
+impl Export for SummaryCsv {
+    fn file_name(&self) -> &'static str {
+        "summary.csv"
+    }
+    fn render(&self, r: &Results<'_>) -> Result<Vec<u8>> {
+        let mut w = writer();
+        w.write_record(SUMMARY_COLUMNS)?;
+        let opt = |v: Option<f64>| v.map_or(String::new(), num);
+        for m in &r.summary.models {
+            let s = &m.sweep;
+            let reference = m.angles.iter().find(|a| a.reference);
+            let worst = m.angles.iter().find(|a| {
+                a.in_sweep
+                    && a.angle == s.worst_angle
+                    && s.worst_shift
+                        .is_none_or(|[dx, dy]| a.dx == dx && a.dy == dy)
+            });
+            let k = s.worst_of_k.as_ref();
+            w.write_record([
+                m.id.name.clone(),
+                r.summary.dataset.n.to_string(),
+                num(s.accuracy_at_reference),
+                num(s.mean_accuracy),
+                format_angle(s.worst_angle),
+                num(s.worst_accuracy),
+                num(s.worst_of_sweep_accuracy),
+                num(s.relative_robustness),
+                opt(s.flip_probability),
+                opt(reference.map(|a| a.ece)),
+                opt(worst.map(|a| a.ece)),
+                num(s.worst_ece),
+                format_angle(s.worst_ece_angle),
+                num(s.grid_accuracy),
+                k.map_or(String::new(), |k| k.k.to_string()),
+                opt(k.map(|k| k.accuracy)),
+                opt(k.map(|k| k.random_accuracy)),
+            ])?;
+        }
+        finish(w)
+    }
 }
 
 pub struct PerAngle;

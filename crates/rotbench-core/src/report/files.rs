@@ -8,6 +8,7 @@
 /// `summary.json`.
 pub const RESULT_FILES: &[&str] = &[
     "summary.json",
+    "summary.csv",
     "per_angle.csv",
     "per_class.csv",
     "confusion.csv",
