@@ -13,10 +13,11 @@ MDBOOK := $(TOOLS_DIR)/mdbook-$(MDBOOK_VERSION)/bin/mdbook
 # Extra sweep flags, e.g. `make demo DEMO_FLAGS=--no-cache` to time a run from scratch.
 DEMO_FLAGS ?=
 
-.PHONY: setup build wheel test-wheel test demo screenshot bench exactness agreement fixtures fixtures-check recompute-check book docs-cli help
+.PHONY: setup build wheel test-wheel test demo spatial screenshot bench exactness agreement fixtures fixtures-check recompute-check book docs-cli help
 
 help:
 	@echo "make demo   - sweep the three bundled models over MNIST and write reports/demo/"
+	@echo "make spatial - Engstrom et al.'s spatial protocol (775-point grid, worst-of-10) on the bundled models into reports/spatial/"
 	@echo "make test   - run the whole test suite"
 	@echo "make build  - release binary at target/release/rotbench"
 	@echo "make wheel  - dist/rotbench-*.whl: the binary, a launcher that runs it on the installed torch, the demo"
@@ -56,6 +57,14 @@ test: setup
 demo: build
 	target/release/rotbench sweep $(foreach m,$(DEMO_MODELS),--model $(m)) --data datasets/mnist \
 	  --angles $(DEMO_ANGLES) --out reports/demo $(DEMO_FLAGS)
+
+# Engstrom et al.'s spatial protocol on the three bundled models (docs/spatial.md):
+# the 775-point grid (±30° in 2° steps, ±3 px in 1.5 px steps) with early stop, and
+# worst-of-10; writes reports/spatial/ (not committed).
+SPATIAL_FLAGS ?= --angles=-30:31:2 --translate=-3:4:1.5px --grid-early-stop --worst-of 10 --seed 0
+spatial: build
+	target/release/rotbench sweep $(foreach m,$(DEMO_MODELS),--model $(m)) --data datasets/mnist \
+	  $(SPATIAL_FLAGS) --out reports/spatial
 
 # Screenshot of reports/demo/index.html in headless Chromium (docs/report-screenshot.png);
 # fails when the page logs a warning or an error, or the summary table scrolls sideways.

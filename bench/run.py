@@ -60,10 +60,11 @@ def predictions_by_angle(path):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--only", default="all", help="comma list of: mnist, rgb32, r224, backends, rest (default all)")
+    ap.add_argument("--only", default="all", help="comma list of: mnist, rgb32, r224, spatial, backends, rest (default all)")
+    ap.add_argument("--spatial-limit", type=int, default=10_000, help="MNIST digits for the spatial grid (default all 10,000)")
     args = ap.parse_args()
     reps = args.repeat
-    only = set(args.only.split(",")) if args.only != "all" else {"mnist", "rgb32", "r224", "backends", "rest"}
+    only = set(args.only.split(",")) if args.only != "all" else {"mnist", "rgb32", "r224", "spatial", "backends", "rest"}
     cache = pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home() / ".cache")) / "rotbench"
     rgb = cache / "bench/rgb10k/test_batch.bin"
     if "rgb32" in only and not rgb.exists():
@@ -141,6 +142,8 @@ def main():
         w200, rss200, _ = timed(base + ["--limit", "200"])
         w2000, rss2000, _ = timed(base)
         print(f"peak RSS, ResNet-18 224, 2 angles: 200 JPEGs {rss200:.0f} MB ({w200:.1f} s), 2,000 JPEGs {rss2000:.0f} MB ({w2000:.1f} s)")
+    if "spatial" in only:
+        spatial(reps, tmp, args.spatial_limit)
     if "backends" in only:
         backends(reps, tmp)
     if "rest" not in only:
@@ -173,6 +176,33 @@ def main():
     print(f"bootstrap 1000 on the demo (3 models x 72 angles x 10k): {cost:.2f} s "
           f"(cached re-runs {with_b:.2f} s with, {without_b:.2f} s without) = "
           f"{100 * cost / t_demo:.1f}% of the demo sweep from scratch ({t_demo:.2f} s)")
+
+
+def spatial(reps, tmp, limit):
+    """Issue 34: Engstrom et al.'s 775-point grid (±30° in 2° steps x ±3 px in 1.5 px
+    steps on both axes) with the bundled CNN, with and without --grid-early-stop,
+    each against the optimised, allocator-matched floor (a2m) for the evaluations it
+    makes (the early-stopped run's count is read from its summary.json)."""
+    model = str(ROOT / "models/mnist-cnn.pt")
+    grid = ["--angles=-30:31:2", "--translate=-3:4:1.5px", "--limit", str(limit)]
+    base = [ROT, "sweep", "--quiet", "--no-cache", "--no-report", "--no-predictions", "--bootstrap", "0",
+            "--model", model, "--data", str(ROOT / "datasets/mnist")] + grid
+    tuned_env = dict(os.environ, GLIBC_TUNABLES=TUNED)
+    full, _, _ = median_of(reps, base + ["--out", f"{tmp}/sp-full"])
+    stop, _, _ = median_of(reps, base + ["--grid-early-stop", "--out", f"{tmp}/sp-stop"])
+    with open(f"{tmp}/sp-stop/summary.json") as f:
+        e = json.load(f)["models"][0]["sweep"]["early_stop"]
+    with open(f"{tmp}/sp-full/summary.json") as f:
+        grid_full = json.load(f)["models"][0]["sweep"]["grid_accuracy"]
+    n_full, n_stop = e["evaluations_without_stop"], e["evaluations"]
+    floor = [PY, str(ROOT / "bench/floor.py"), "--model", model, "--shape", "1,28,28", "--optimized", "--images"]
+    f_full, _, _ = median_of(reps, floor + [str(n_full)], tuned_env, "forward_seconds")
+    f_stop, _, _ = median_of(reps, floor + [str(n_stop)], tuned_env, "forward_seconds")
+    print(f"\nspatial grid, 775 points x {limit} MNIST digits, bundled CNN (median of {reps}):")
+    print(f"  full grid:  rotbench {full:.2f} s, floor (a2m) {f_full:.2f} s for {n_full:,} evaluations: {full / f_full:.2f}x the floor")
+    print(f"  early stop: rotbench {stop:.2f} s, floor (a2m) {f_stop:.2f} s for {n_stop:,} evaluations: {stop / f_stop:.2f}x the floor; "
+          f"{100 * (1 - n_stop / n_full):.1f}% of the evaluations saved, {full / stop:.2f}x faster than the full grid")
+    print(f"  grid accuracy {grid_full:.4f} (the same with early stop)")
 
 
 def backends(reps, tmp):

@@ -22,6 +22,8 @@ _TEXT = {"model", "class_name", "source", "top_k"}
 _BOOL = {"reference", "in_sweep"}
 _INT = {"n", "nonfinite", "class", "support", "true", "pred", "count", "index", "label"}
 _FLOAT32 = {"confidence", "p_true", "brier"}  # predictions.csv: float32 in shortest form
+# predictions.csv with --worst-of: empty on the grid's rows.
+_NULLABLE = {"draw": "Int64", "worst": "boolean"}
 
 # The summary table: (column, header in the notebook display, number format).
 SUMMARY_COLUMNS = [
@@ -179,7 +181,9 @@ class Results:
         header = path.open(encoding="utf-8").readline().strip().split(",")
         dtype = {}
         for col in header:
-            if col in _TEXT:
+            if col in _NULLABLE:
+                dtype[col] = _NULLABLE[col]
+            elif col in _TEXT:
                 dtype[col] = "category" if col != "top_k" else str
             elif col in _INT:
                 dtype[col] = "int64"
