@@ -116,6 +116,9 @@ fn edited_baseline(dir: &Path, name: &str, angle: f64, edit: impl Fn(&[Value], &
     let text = fs::read_to_string(&p).unwrap();
     let mut lines: Vec<String> = text.lines().map(String::from).collect();
     let first_model = lines[1].split(',').next().unwrap().to_string();
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (label_col, pred_col) = (col("label"), col("pred"));
     let rows: Vec<usize> = (1..lines.len())
         .filter(|&i| {
             let f: Vec<&str> = lines[i].split(',').collect();
@@ -131,12 +134,12 @@ fn edited_baseline(dir: &Path, name: &str, angle: f64, edit: impl Fn(&[Value], &
             .unwrap()
             .into()
     };
-    let labels: Vec<Value> = rows.iter().map(|&i| field(i, 3)).collect();
-    let mut preds: Vec<Value> = rows.iter().map(|&i| field(i, 4)).collect();
+    let labels: Vec<Value> = rows.iter().map(|&i| field(i, label_col)).collect();
+    let mut preds: Vec<Value> = rows.iter().map(|&i| field(i, pred_col)).collect();
     edit(&labels, &mut preds);
     for (&i, p) in rows.iter().zip(&preds) {
         let mut f: Vec<String> = lines[i].split(',').map(String::from).collect();
-        f[4] = p.as_i64().unwrap().to_string();
+        f[pred_col] = p.as_i64().unwrap().to_string();
         lines[i] = f.join(",");
     }
     fs::write(&p, lines.join("\n") + "\n").unwrap();

@@ -89,7 +89,7 @@ fn per_angle_columns_are_the_documented_ones() {
             .lines()
             .next()
             .unwrap(),
-        "model,angle,dx,dy,index,label,pred,confidence,source,p_true,brier,top_k"
+        "model,angle,dx,dy,index,label,pred,confidence,source,p_true,brier,top_k,draw,worst"
     );
 }
 

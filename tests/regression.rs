@@ -117,6 +117,7 @@ fn a_sweep_leaves_only_its_own_result_files_in_the_output_folder() {
             "my-notes.txt",
             "per_angle.csv",
             "per_class.csv",
+            "summary.csv",
             "summary.json",
             "timing.json"
         ],
@@ -720,6 +721,7 @@ fn the_next_run_rolls_back_a_killed_swap_and_removes_its_leftovers() {
             "per_angle.csv",
             "per_class.csv",
             "predictions.csv",
+            "summary.csv",
             "summary.json",
             "timing.json"
         ],

@@ -270,62 +270,12 @@ pub fn class_map(
     let by_number = |n: &str| n.parse::<usize>().ok().and_then(|i| space.by_index(i));
     let mut warnings = Vec::new();
     let (resolved, order): (Vec<Resolved>, String) = if let Some((file, lines)) = folder_map {
-        let mut out = Vec::new();
-        let mut unlisted = Vec::new();
-        for n in &names {
-            match lines.iter().find(|(f, _)| f == n) {
-                None => unlisted.push(n),
-                Some((_, class)) => match space.by_name(class).or_else(|| by_number(class)) {
-                    Some(r) => out.push(r),
-                    None => bail!(
-                        "--class-folder-map {}: folder `{n}` maps to `{class}`, which names none of {} (nor indexes the model's classes)",
-                        file.display(),
-                        space.describe()
-                    ),
-                },
-            }
-        }
-        if !unlisted.is_empty() {
-            bail!(
-                "--class-folder-map {}: {} of --data {data} not in the map; add a `folder,class` line for each",
-                file.display(),
-                folders_are(&unlisted)
-            );
-        }
-        (out, format!("--class-folder-map {}", file.display()))
+        by_folder_map(file, lines, &names, space, root)?
     } else {
         let all_names: Option<Vec<Resolved>> = names.iter().map(|n| space.by_name(n)).collect();
         let all_numbers: Option<Vec<Resolved>> = names.iter().map(|n| by_number(n)).collect();
         match mode {
-            Some(ClassFolders::Sorted) => {
-                if names.len() > space.classes.len() {
-                    bail!(
-                        "--data {data}: {} class folders but {} scored classes, and --class-folders sorted numbers the folders in sorted order; remove the folders that are not classes, or map them with --class-folder-map FILE",
-                        names.len(),
-                        space.classes.len()
-                    );
-                }
-                let pairs: Vec<String> = names
-                    .iter()
-                    .zip(&space.classes)
-                    .filter(|(f, c)| f != c)
-                    .map(|(f, c)| format!("`{f}` → {c}"))
-                    .collect();
-                if !pairs.is_empty() {
-                    warnings.push(format!(
-                        "--class-folders sorted: the folders of --data {data} are numbered in sorted name order, as torchvision's ImageFolder does, and folder i gets class i of {}; {} of {} folders are named unlike their class: {}{}. This is right only if the model was trained on this very folder layout; otherwise map them with --class-folder-map FILE",
-                        space.describe(),
-                        pairs.len(),
-                        names.len(),
-                        pairs.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
-                        if pairs.len() > 5 { ", ..." } else { "" }
-                    ));
-                }
-                (
-                    (0..names.len() as u32).map(Resolved::Class).collect(),
-                    "sorted folder names (torchvision ImageFolder order), asked for with --class-folders sorted".into(),
-                )
-            }
+            Some(ClassFolders::Sorted) => sorted_folders(&names, space, root, &mut warnings)?,
             Some(ClassFolders::Names) => match all_names {
                 Some(r) => (
                     r,
@@ -401,6 +351,81 @@ pub fn class_map(
         );
     }
     Ok(out)
+}
+
+/// `--class-folder-map FILE`: each folder's class from its `folder,class` line
+/// (every folder must be listed).
+fn by_folder_map(
+    file: &Path,
+    lines: &[(String, String)],
+    names: &[String],
+    space: &LabelSpace,
+    root: &Path,
+) -> Result<(Vec<Resolved>, String)> {
+    let data = root.display();
+    let by_number = |n: &str| n.parse::<usize>().ok().and_then(|i| space.by_index(i));
+    let mut out = Vec::new();
+    let mut unlisted = Vec::new();
+    for n in names {
+        match lines.iter().find(|(f, _)| f == n) {
+            None => unlisted.push(n),
+            Some((_, class)) => match space.by_name(class).or_else(|| by_number(class)) {
+                Some(r) => out.push(r),
+                None => bail!(
+                    "--class-folder-map {}: folder `{n}` maps to `{class}`, which names none of {} (nor indexes the model's classes)",
+                    file.display(),
+                    space.describe()
+                ),
+            },
+        }
+    }
+    if !unlisted.is_empty() {
+        bail!(
+            "--class-folder-map {}: {} of --data {data} not in the map; add a `folder,class` line for each",
+            file.display(),
+            folders_are(&unlisted)
+        );
+    }
+    Ok((out, format!("--class-folder-map {}", file.display())))
+}
+
+/// `--class-folders sorted`: folder i (in sorted order) is class i, as
+/// torchvision's ImageFolder numbers them; a warning lists the folders named
+/// unlike their class.
+fn sorted_folders(
+    names: &[String],
+    space: &LabelSpace,
+    root: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<(Vec<Resolved>, String)> {
+    let data = root.display();
+    if names.len() > space.classes.len() {
+        bail!(
+            "--data {data}: {} class folders but {} scored classes, and --class-folders sorted numbers the folders in sorted order; remove the folders that are not classes, or map them with --class-folder-map FILE",
+            names.len(),
+            space.classes.len()
+        );
+    }
+    let pairs: Vec<String> = names
+        .iter()
+        .zip(&space.classes)
+        .filter(|(f, c)| f != c)
+        .map(|(f, c)| format!("`{f}` → {c}"))
+        .collect();
+    if !pairs.is_empty() {
+        warnings.push(format!(
+            "--class-folders sorted: the folders of --data {data} are numbered in sorted name order, as torchvision's ImageFolder does, and folder i gets class i of {}; {} of {} folders are named unlike their class: {}{}. This is right only if the model was trained on this very folder layout; otherwise map them with --class-folder-map FILE",
+            space.describe(),
+            pairs.len(),
+            names.len(),
+            pairs.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+            if pairs.len() > 5 { ", ..." } else { "" }
+        ));
+    }
+    Ok((
+        (0..names.len() as u32).map(Resolved::Class).collect(),
+        "sorted folder names (torchvision ImageFolder order), asked for with --class-folders sorted".into(),
+    ))
 }
 
 /// A resolved class, named for messages.

@@ -63,6 +63,8 @@ fn fake(
         .collect();
     let result = SweepResult {
         poses: poses.clone(),
+        draws: None,
+        early_stop: None,
         reference_added,
         reference,
         indices: (0..n as u64).collect(),
@@ -116,6 +118,8 @@ fn fake(
     let settings = Settings {
         angles: user.to_vec(),
         translate: None,
+        worst_of: None,
+        grid_early_stop: false,
         reference_angle: 0.0,
         reference_added,
         interpolation: crate::rotate::Interpolation::Bilinear,
