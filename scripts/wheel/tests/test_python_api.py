@@ -184,8 +184,10 @@ def dataframes_have_typed_columns_and_the_values_of_the_csv_files():
     t = pred.dtypes.astype(str).to_dict()
     check(t["index"] == t["label"] == t["pred"] == "int64" and t["confidence"] == "float32", t)
     check(t["label_name"] == t["pred_name"] == "category", t)
-    check(list(pred.columns[:7]) == ["model", "angle", "index", "label", "label_name", "pred", "pred_name"],
-          list(pred.columns))
+    check(list(pred.columns[:9]) == ["model", "angle", "dx", "dy", "index", "label", "label_name", "pred",
+                                      "pred_name"], list(pred.columns))
+    check(t["dx"] == "float64" and t["draw"] == "Int64" and t["worst"] == "boolean", t)
+    check(pred["draw"].isna().all() and (pred["dx"] == 0).all(), "a rotation sweep has no draws or shifts")
     classes = res.classes["mnist-cnn"]
     check((pred["label_name"].astype(str) == [classes[i] for i in pred["label"]]).all(), "label_name")
     check((pred["pred_name"].astype(str) == [classes[i] for i in pred["pred"]]).all(), "pred_name")
@@ -194,7 +196,8 @@ def dataframes_have_typed_columns_and_the_values_of_the_csv_files():
     check(pc["class"].dtype == "int64" and pc["support"].dtype == "int64" and pc["f1"].dtype == "float64",
           pc.dtypes)
     cm = res.confusion
-    check(list(cm.columns) == ["model", "angle", "true", "true_name", "pred", "pred_name", "count"], cm.columns)
+    check(list(cm.columns) == ["model", "angle", "dx", "dy", "true", "true_name", "pred", "pred_name", "count"],
+          cm.columns)
     check(int(cm[(cm.model == "mnist-cnn") & (cm.angle == 0)]["count"].sum()) == LIMIT, "confusion counts")
     # Worst-of-sweep recomputed from the predictions frame equals summary.json's.
     ok = (pred["label"] == pred["pred"]).groupby([pred["model"], pred["index"]], observed=True).all()
