@@ -153,3 +153,74 @@ fn a_torchscript_error_keeps_its_reason() {
         r.stderr
     );
 }
+
+#[test]
+fn a_baseline_of_a_stratified_sample_says_to_rerun_with_that_sample() {
+    let t = tempfile::tempdir().unwrap();
+    let common = |out: &Path| {
+        vec![
+            "sweep",
+            "--quiet",
+            "--no-cache",
+            "--model",
+            s(bundled_model()),
+            "--data",
+            s(mnist()),
+            "--angles",
+            "0,90",
+            "--bootstrap",
+            "0",
+            "--out",
+            s(out),
+        ]
+    };
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    let mut args = common(&a);
+    let bl = t.path().join("bl");
+    args.extend([
+        "--sample",
+        "300",
+        "--seed",
+        "4",
+        "--save-baseline",
+        "s",
+        "--baseline-dir",
+        s(&bl),
+    ]);
+    assert_eq!(run(&args, None).code, 0);
+    let html = fs::read_to_string(a.join("index.html")).unwrap();
+    // The report's run card says what was sampled, a grey model is no "rgb", and
+    // the summary note explains every column.
+    assert!(
+        html.contains("a class-stratified sample of 300 (--sample, seed 4)"),
+        "run card"
+    );
+    assert!(
+        html.contains("1 channel (grey)") && !html.contains("; rgb;"),
+        "channels"
+    );
+    assert!(html.contains("Mean ÷ 0° (relative robustness) is the mean accuracy divided by"));
+    let mut args = common(&b);
+    args.extend(["--limit", "300"]);
+    assert_eq!(run(&args, None).code, 0);
+    let r = run(
+        &[
+            "gate",
+            "--results",
+            s(b.join("summary.json")),
+            "--baseline",
+            "s",
+            "--baseline-dir",
+            s(&bl),
+        ],
+        None,
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("rerun the sweep with --sample 300 --seed 4 as the baseline did")
+            && !r.stderr.contains("without --limit"),
+        "{}",
+        r.stderr
+    );
+}

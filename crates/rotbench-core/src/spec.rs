@@ -619,7 +619,8 @@ fn per_channel(values: &[f32], channels: usize, what: &str, from: &str) -> Resul
     let out = match values.len() {
         1 => vec![values[0]; channels],
         n if n == channels => values.to_vec(),
-        n => bail!("{from}: {what} has {n} values but the input has {channels} channels; give 1 value or {channels}"),
+        n if channels == 1 => bail!("{from}: {what} has {n} values but the input has 1 channel; give 1 value"),
+        n => bail!("{from}: {what} has {n} values but the input has {channels} channels; give 1 value (for all) or {channels}"),
     };
     if out.iter().any(|v| !v.is_finite()) {
         bail!("{from}: {what} must be finite numbers");
@@ -1219,7 +1220,7 @@ mod tests {
             ),
             (
                 r#"{"input":[1,28,28],"mean":[0,0],"std":[1],"classes":["a"]}"#,
-                "give 1 value or 1",
+                "input has 1 channel; give 1 value",
             ),
             (
                 r#"{"input":[1,28,28],"mean":[0],"std":[0],"classes":["a"]}"#,
@@ -1238,6 +1239,18 @@ mod tests {
             let err = sidecar_err(json);
             assert!(err.contains(want), "{json}: {err}");
         }
+    }
+
+    #[test]
+    fn issue33_a_one_channel_spec_is_not_told_to_give_1_value_or_1() {
+        let e = per_channel(&[0.0, 0.0], 1, "mean", "spec")
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("give 1 value") && !e.contains("or 1"), "{e}");
+        let e = per_channel(&[0.0, 0.0], 3, "mean", "spec")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("give 1 value (for all) or 3"), "{e}");
     }
 
     #[test]

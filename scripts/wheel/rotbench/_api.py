@@ -127,6 +127,8 @@ def export(module, path, *, input_size, mean, std, classes=None, name=None, desc
     spec = {"input": dims, "mean": _floats("mean", mean), "std": _floats("std", std)}
     for key in ("mean", "std"):
         if len(spec[key]) not in (1, dims[0]):
+            if dims[0] == 1:
+                raise ValueError(f"{key}={spec[key]}: give 1 value (input_size {dims} has 1 channel)")
             raise ValueError(f"{key}={spec[key]}: give 1 value or {dims[0]} (one per channel of input_size {dims})")
     params = list(module.parameters()) + list(module.buffers())
     device = params[0].device if params else torch.device("cpu")

@@ -257,6 +257,10 @@ def a_module_without_its_spec_is_refused_naming_every_missing_field():
     e = raises(TypeError, rotbench.sweep, net, MNIST, out=WORK / "nospec")
     check(all(k in str(e) for k in ("input_size", "mean", "std")), str(e))
     check(not (WORK / "nospec").exists(), "nothing is written for a refused module")
+    # A one-channel input is told to give one value, not "1 value or 1" (issue 33).
+    e = raises(ValueError, rotbench.sweep, net, MNIST, out=WORK / "nospec", input_size=(1, 28, 28),
+               mean=[0.1, 0.2], std=0.3, classes=[str(d) for d in range(10)])
+    check("give 1 value" in str(e) and "or 1" not in str(e), str(e))
 
 
 def a_module_sweeps_exactly_like_the_same_model_exported_by_hand():

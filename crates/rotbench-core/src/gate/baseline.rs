@@ -423,9 +423,16 @@ impl Baseline {
                 ),
                 None => "the same indices carry different labels".into(),
             };
-            let limit = match self.summary.settings.limit {
-                Some(l) => format!("rerun the sweep with --limit {l} as the baseline did"),
-                None => "rerun the sweep without --limit as the baseline did".into(),
+            let limit = match (self.summary.settings.limit, self.summary.settings.sample) {
+                (Some(l), _) => format!("rerun the sweep with --limit {l} as the baseline did"),
+                (None, Some(n)) => format!(
+                    "rerun the sweep with --sample {n} --seed {} as the baseline did",
+                    self.summary.settings.seed
+                ),
+                (None, None) => {
+                    "rerun the sweep on all samples (without --limit or --sample) as the baseline did"
+                        .into()
+                }
             };
             bail!(
                 "--baseline {}: refused, it covers different samples of dataset {}: {diff}; {limit}, or save a new \

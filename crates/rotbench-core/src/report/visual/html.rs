@@ -527,7 +527,7 @@ fn summary_table(out: &mut String, view: &View<'_>) {
         );
     }
     out.push_str("</tbody></table></div>\n");
-    out.push_str(r#"<p class="note">Mean accuracy is over the swept angles. Worst-of-sweep is the share of samples classified correctly at every swept angle (Engstrom et al. 2019). Consistency is the share of samples whose prediction equals their prediction at 0°. Flip probability is the mean share of samples whose prediction changes from one angle to the next (ImageNet-P). ECE is the expected calibration error over 15 confidence bins. Accuracy intervals are Wilson 95%; the flip-probability interval is a bootstrap 95% percentile interval over samples.</p>"#);
+    out.push_str(r#"<p class="note">Mean accuracy is over the swept angles. Worst-of-sweep is the share of samples classified correctly at every swept angle (Engstrom et al. 2019). Mean ÷ 0° (relative robustness) is the mean accuracy divided by the accuracy at 0°: 1 for a model that loses nothing when turned. Consistency is the share of samples whose prediction equals their prediction at 0°. Flip probability is the mean share of samples whose prediction changes from one angle to the next (ImageNet-P). ECE is the expected calibration error over 15 confidence bins. Accuracy intervals are Wilson 95%; the flip-probability interval is a bootstrap 95% percentile interval over samples.</p>"#);
 }
 
 /// With `--translate` or `--worst-of`: Engstrom et al.'s four accuracies per model.
@@ -706,10 +706,14 @@ fn metadata(out: &mut String, view: &View<'_>, wall_seconds: Option<f64>) {
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
-        let channels = serde_json::to_value(p.channel_order)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
+        // The channel order means nothing for one channel.
+        let channels = match m.id.spec.input[0] {
+            1 => "1 channel (grey)".to_string(),
+            _ => serde_json::to_value(p.channel_order)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+        };
         row(
             out,
             "Preprocessing",
@@ -723,12 +727,18 @@ fn metadata(out: &mut String, view: &View<'_>, wall_seconds: Option<f64>) {
     row(out, "Inference", escape(set.inference.name()));
     row(
         out,
-        "Batch size / limit",
+        "Batch size / samples",
         format!(
             "{} / {}",
             escape(&set.batch_size.to_string()),
-            set.limit
-                .map_or("all samples".to_string(), |l| l.to_string())
+            match (set.limit, set.sample) {
+                (Some(l), _) => format!("the first {l} (--limit)"),
+                (None, Some(n)) => format!(
+                    "a class-stratified sample of {n} (--sample, seed {})",
+                    set.seed
+                ),
+                (None, None) => "all samples".to_string(),
+            }
         ),
     );
     row(out, "rotbench", escape(&s.rotbench_version));
