@@ -668,6 +668,7 @@ pub fn resolve_spec_from(
     embedded: Option<(&str, &SpecFile)>,
 ) -> Result<(ModelSpec, Provenance)> {
     let mut r = Resolver::new(model_path, flags, sidecar, embedded);
+    r.all_present()?;
     let input = r.input()?;
     let mean = r.channel_values("mean", flags.mean.as_ref(), |s| s.mean.as_ref(), input[0])?;
     let std = r.channel_values("std", flags.std.as_ref(), |s| s.std.as_ref(), input[0])?;
@@ -769,6 +770,51 @@ impl<'a> Resolver<'a> {
         };
         self.prov.insert(key.to_string(), src.clone());
         src
+    }
+
+    /// Every required field that no layer sets, named in one error with the
+    /// flag or sidecar key that gives it (issue 33: not one run per field).
+    fn all_present(&self) -> Result<()> {
+        let f = self.flags;
+        let missing: Vec<(&str, &str)> = [
+            (
+                self.layered(f.input.map(|i| i.to_vec()), |s| s.input.clone())
+                    .is_none(),
+                ("input", "--input-size CxHxW"),
+            ),
+            (
+                self.layered(f.mean.as_ref(), |s| s.mean.as_ref()).is_none(),
+                ("mean", "--mean V"),
+            ),
+            (
+                self.layered(f.std.as_ref(), |s| s.std.as_ref()).is_none(),
+                ("std", "--std V"),
+            ),
+            (
+                self.layered(f.classes.as_ref().map(|(_, c)| c.clone()), |s| {
+                    s.classes.clone()
+                })
+                .is_none(),
+                ("classes", "--classes FILE (one name per line)"),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(gone, what)| gone.then_some(what))
+        .collect();
+        match missing.as_slice() {
+            [] => Ok(()),
+            [(field, flag)] => bail!(self.how_to(field, flag)),
+            many => bail!(
+                "{}: the model spec has no {}; add them to the sidecar {} ({SIDECAR_SCHEMA}) or pass {}",
+                self.model_path.display(),
+                many.iter()
+                    .map(|(k, _)| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                sidecar_path(self.model_path).display(),
+                many.iter().map(|(_, f)| *f).collect::<Vec<_>>().join(", ")
+            ),
+        }
     }
 
     /// The error for a field that no layer sets.
@@ -1203,6 +1249,16 @@ mod tests {
         let msg = sidecar_err(r#"{"input":[1,28,28],"mean":[0.5],"std":[0.5]}"#);
         assert!(
             msg.contains("no `classes`") && msg.contains("--classes FILE"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn issue33_every_missing_field_is_named_at_once() {
+        let msg = sidecar_err(r#"{"input":[1,28,28]}"#);
+        assert!(
+            msg.contains("no `mean`, `std`, `classes`")
+                && msg.contains("--mean V, --std V, --classes FILE"),
             "{msg}"
         );
     }
