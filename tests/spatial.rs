@@ -301,6 +301,23 @@ fn early_stop_gives_the_same_grid_accuracy_from_fewer_evaluations_and_says_what_
     let made = e["evaluations"].as_u64().unwrap();
     assert!(made < 45 * 200 && made >= 200, "{made}");
     assert!(e["left_out"].as_str().unwrap().contains("upright"));
+    let r = run(
+        &[
+            "gate",
+            "--results",
+            s(fast.join("summary.json")),
+            "--min-grid-accuracy",
+            "0",
+        ],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("correct at all 45 swept points of the grid"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(b["settings"]["grid_early_stop"], true);
     // Only the upright point's figures remain.
     let rows = read_csv(&fast.join("per_angle.csv"));

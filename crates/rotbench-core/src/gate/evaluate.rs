@@ -350,8 +350,8 @@ impl<'a> ModelChecks<'a> {
                 apart(s.worst_of_sweep_accuracy, t, EPSILON),
                 s.worst_of_sweep_correct,
                 self.summary.dataset.n,
-                self.swept,
-                if s.worst_shift.is_some() {
+                s.early_stop.as_ref().map_or(self.swept, |e| e.points),
+                if s.worst_shift.is_some() || s.early_stop.is_some() {
                     "points of the grid"
                 } else {
                     "angles"
