@@ -26,6 +26,23 @@ fn sweep(out: &Path, extra: &[&str]) -> Run {
     run(&a, None)
 }
 
+/// Sweep `args` as two shards under `dir`, merge them, and check that the merge
+/// is byte for byte the single run in `one`.
+fn shards_merge_to(one: &Path, dir: &Path, args: &[&'static str]) {
+    let mut shards = vec![];
+    for i in 0..2 {
+        let d = dir.join(format!("s{i}"));
+        let shard = format!("{i}/2");
+        let mut v = args.to_vec();
+        v.extend(["--shard", s(&shard)]);
+        assert_eq!(sweep(&d, &v).code, 0);
+        shards.push(d);
+    }
+    let merged = dir.join("m");
+    merge_ok(&merged, &[&shards[0], &shards[1]], None);
+    assert_same_files(one, &merged, &EXACT_FILES);
+}
+
 #[test]
 fn a_translation_without_a_unit_is_refused_saying_why() {
     let t = tempfile::tempdir().unwrap();
@@ -165,18 +182,7 @@ fn shards_of_a_grid_merge_to_the_single_run() {
     ];
     let one = t.path().join("one");
     assert_eq!(sweep(&one, &grid).code, 0);
-    let mut shards = vec![];
-    for i in 0..2 {
-        let d = t.path().join(format!("s{i}"));
-        let shard = format!("{i}/2");
-        let mut a = grid.to_vec();
-        a.extend(["--shard", s(&shard)]);
-        assert_eq!(sweep(&d, &a).code, 0);
-        shards.push(d);
-    }
-    let merged = t.path().join("m");
-    merge_ok(&merged, &[&shards[0], &shards[1]], None);
-    assert_same_files(&one, &merged, &EXACT_FILES);
+    shards_merge_to(&one, t.path(), &grid);
 }
 
 #[test]
@@ -200,18 +206,9 @@ fn worst_of_k_draws_the_same_poses_whatever_the_batch_or_shard() {
     with_batch(&a, "64");
     with_batch(&b, "30");
     assert_same_files(&a, &b, &["predictions.csv", "per_angle.csv"]);
-    let mut shards = vec![];
-    for i in 0..2 {
-        let d = t.path().join(format!("s{i}"));
-        let shard = format!("{i}/2");
-        let mut v = args.to_vec();
-        v.extend(["--batch-size", "64", "--shard", s(&shard)]);
-        assert_eq!(sweep(&d, &v).code, 0);
-        shards.push(d);
-    }
-    let merged = t.path().join("m");
-    merge_ok(&merged, &[&shards[0], &shards[1]], None);
-    assert_same_files(&a, &merged, &EXACT_FILES);
+    let mut sharded = args.to_vec();
+    sharded.extend(["--batch-size", "64"]);
+    shards_merge_to(&a, t.path(), &sharded);
     // The summary against predictions.csv: worst-of-4 and the first draw.
     let rows = read_csv(&a.join("predictions.csv"));
     let drawn: Vec<_> = rows.iter().filter(|r| !r["draw"].is_empty()).collect();
@@ -327,16 +324,5 @@ fn early_stop_gives_the_same_grid_accuracy_from_fewer_evaluations_and_says_what_
         ("0", "0")
     );
     // Shards of an early-stopped grid merge to the single run.
-    let mut shards = vec![];
-    for i in 0..2 {
-        let d = t.path().join(format!("s{i}"));
-        let shard = format!("{i}/2");
-        let mut v = args.clone();
-        v.extend(["--shard", s(&shard)]);
-        assert_eq!(sweep(&d, &v).code, 0);
-        shards.push(d);
-    }
-    let merged = t.path().join("m");
-    merge_ok(&merged, &[&shards[0], &shards[1]], None);
-    assert_same_files(&fast, &merged, &EXACT_FILES);
+    shards_merge_to(&fast, t.path(), &args);
 }

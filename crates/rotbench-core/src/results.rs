@@ -773,6 +773,14 @@ impl Evaluations {
     }
 }
 
+/// The samples whose prediction is their label in every column `at` of `cols`
+/// (grid accuracy's count; a skipped or invalid prediction is not right).
+pub fn right_at_all(cols: &[Column], at: &[usize], labels: &[u32]) -> u64 {
+    (0..labels.len())
+        .filter(|&s| at.iter().all(|&a| cols[a].preds[s] == labels[s] as i32))
+        .count() as u64
+}
+
 /// `--grid-early-stop`'s counts from the data: a sample is right at the whole
 /// grid when no column of `user` holds a wrong (or skipped) prediction.
 fn grid_counts(data: &SampleData, user: &[usize], poses: usize) -> EarlyStopped {
@@ -780,13 +788,7 @@ fn grid_counts(data: &SampleData, user: &[usize], poses: usize) -> EarlyStopped 
     let mut grid_correct = Vec::new();
     let mut evaluated = Vec::new();
     for cols in &data.cols {
-        let right = (0..n)
-            .filter(|&s| {
-                user.iter()
-                    .all(|&a| cols[a].preds[s] == data.labels[s] as i32)
-            })
-            .count();
-        grid_correct.push(right as u64);
+        grid_correct.push(right_at_all(cols, user, &data.labels));
         let made = cols[..poses]
             .iter()
             .map(|c| c.preds.iter().filter(|&&p| p != SKIPPED).count() as u64)

@@ -8,7 +8,7 @@ use crate::metrics::calibration::{nll_term, top_k_hit, Calibration, Reliability,
 use crate::metrics::stability::ranking_distance;
 use crate::metrics::{self, confusion_similarity, report, ClassScores, Paired};
 use crate::poses::Pose;
-use crate::results::{AngleCounts, ModelId, ModelSweep, RotateOn, SweepResult};
+use crate::results::{right_at_all, AngleCounts, ModelId, ModelSweep, RotateOn, SweepResult};
 use crate::rotate::{Fill, Interpolation};
 use crate::spec::Inference;
 use serde::{Deserialize, Serialize};
@@ -792,7 +792,7 @@ impl Scoring<'_> {
         let stopped = result.early_stop.as_ref();
         let wos = match stopped {
             Some(e) => e.grid_correct[mi],
-            None => self.grid_correct(ms, &user),
+            None => right_at_all(&ms.cols, &user.clone().collect::<Vec<_>>(), &result.labels),
         };
         // Per replicate, the mean flip rate over the pairs.
         let flip_probability_ci = self.reps.get(mi).and_then(|r| {
@@ -836,14 +836,6 @@ impl Scoring<'_> {
             worst_ece: worst_ece.ece,
             worst_ece_angle: worst_ece.angle,
         }
-    }
-
-    /// Samples right at every user pose.
-    fn grid_correct(&self, ms: &ModelSweep, user: &std::ops::Range<usize>) -> u64 {
-        let labels = &self.result.labels;
-        (0..labels.len())
-            .filter(|&s| user.clone().all(|ai| ms.preds(ai)[s] == labels[s] as i32))
-            .count() as u64
     }
 
     /// Every pair of models, compared angle by angle on the same samples.
