@@ -7,8 +7,8 @@ use rotbench::dataset::ClassFolders;
 use rotbench::results::BatchSize;
 use rotbench::rotate::{Fill, Interpolation, RotateOptions};
 use rotbench::spec::{
-    read_classes_file, read_map_file, read_subset_file, ChannelOrder, CropOrder, OutputKind,
-    SpecFlags,
+    read_classes_file, read_map_file, read_subset_file, ChannelOrder, CropOrder, Grayscale,
+    GroupRule, OutputKind, SpecFlags,
 };
 use std::path::PathBuf;
 
@@ -164,11 +164,24 @@ pub struct SpecArgs {
     /// renormalised over the mapped classes; unmapped model classes are dropped.
     #[arg(long, value_name = "FILE")]
     pub class_map: Option<PathBuf>,
+    /// How a coarse class of --class-map gets its probability from its model
+    /// classes': sum (default), mean (model-vs-human's 16-class decision) or max.
+    #[arg(long, value_name = "RULE", requires = "class_map")]
+    pub class_map_rule: Option<GroupRule>,
+    /// How colour becomes grey, for a one-channel model and with --desaturate: pil
+    /// (PIL's convert("L"), the default) or rec709 (scikit-image's rgb2gray weights,
+    /// truncated to 8 bits, as model-vs-human's stimuli were made).
+    #[arg(long, value_name = "MODE")]
+    pub grayscale: Option<Grayscale>,
+    /// Make every image grey (the --grayscale formula) and give the model that grey
+    /// in each of its channels, as model-vs-human's rotation stimuli are.
+    #[arg(long)]
+    pub desaturate: bool,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct RotationArgs {
-    /// Interpolation: nearest, bilinear or bicubic.
+    /// Interpolation: nearest, bilinear, bicubic, or pil-bilinear (Pillow 8-bit, as ImageNet-P made its frames).
     #[arg(long, value_enum, default_value_t = Interpolation::Bilinear, value_name = "MODE")]
     pub interpolation: Interpolation,
     /// Fill for pixels rotated in from outside: a constant on the [0,1] scale (0 = black), `edge` or `reflect`.
@@ -226,9 +239,28 @@ pub struct SweepArgs {
     /// group of --class-map), counted in summary.json, instead of stopping at the first.
     #[arg(long)]
     pub drop_unscored: bool,
+    /// A published protocol's settings in one flag: imagenet-p-rotate,
+    /// model-vs-human-rotation, spatial-cifar or spatial-imagenet (`rotbench
+    /// protocols` lists what each sets, with sources). A flag given beside it
+    /// overrides that setting, with a note; a model's own normalisation and input
+    /// size are kept.
+    #[arg(long, value_name = "NAME")]
+    pub protocol: Option<String>,
     /// Angles in degrees, counter-clockwise: a list `0,90,180` or a range `start:stop:step` (stop excluded).
     #[arg(long, value_name = "SPEC", allow_hyphen_values = true)]
     pub angles: String,
+    /// Flips and ranking distances compare each angle with the angle D places on in
+    /// the sweep (ImageNet-P's difficulty: 1, the next angle, is the default).
+    #[arg(long, default_value_t = 1, value_name = "D", value_parser = positive)]
+    pub difficulty: usize,
+    /// With --protocol imagenet-p-rotate: a reference run's output folder (one model,
+    /// the same protocol); the flip probability and top-5 distance are also given
+    /// divided by its (the paper divides by AlexNet's).
+    #[arg(long, value_name = "DIR", requires = "protocol")]
+    pub relative_to: Option<PathBuf>,
+    /// What --protocol set and what flags beside it changed (filled after parsing).
+    #[arg(skip)]
+    pub protocol_use: Option<rotbench::protocols::ProtocolUse>,
     /// Translations after the rotation, on both axes as a grid (dx x dy), with a
     /// required unit: `px` (pixels of the model's input) or `%` (of its width and
     /// height), as a list `-3,0,3px` or a range `-3:4.5:1.5px` (stop excluded).
@@ -606,6 +638,10 @@ impl SpecArgs {
                 None => None,
                 Some(p) => Some((p.clone(), read_map_file(p)?)),
             },
+            class_map_rule: self.class_map_rule,
+            protocol: None,
+            grayscale: self.grayscale,
+            desaturate: self.desaturate.then_some(true),
         })
     }
 }
@@ -775,4 +811,76 @@ mod tests {
         };
         assert!(err(&bad).contains("`two` (from SLURM_ARRAY_TASK_STEP)"));
     }
+}
+
+/// `sweep --protocol NAME`: add the protocol's sweep flags that the user did not
+/// give to `argv`, and record which of its settings (sweep or model input) the
+/// user's flags change. Done on the raw arguments, before clap, because the
+/// protocol supplies required flags (`--angles`). Other commands pass through.
+pub fn expand_protocol(
+    argv: Vec<std::ffi::OsString>,
+) -> Result<(
+    Vec<std::ffi::OsString>,
+    Option<rotbench::protocols::ProtocolUse>,
+)> {
+    use rotbench::protocols::{self, Override, ProtocolUse};
+    let words: Vec<String> = argv
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if words.get(1).map(String::as_str) != Some("sweep") {
+        return Ok((argv, None));
+    }
+    // Each `--flag` given, with its value (`--flag=v` or the next word).
+    let mut given: Vec<(String, String)> = vec![];
+    for (i, w) in words.iter().enumerate().skip(2) {
+        if let Some(rest) = w.strip_prefix("--") {
+            let (flag, value) = match rest.split_once('=') {
+                Some((f, v)) => (format!("--{f}"), v.to_string()),
+                None => {
+                    let next = words.get(i + 1).filter(|n| !n.starts_with("--"));
+                    (format!("--{rest}"), next.cloned().unwrap_or_default())
+                }
+            };
+            given.push((flag, value));
+        }
+    }
+    let Some((_, name)) = given.iter().find(|(f, _)| f == "--protocol") else {
+        return Ok((argv, None));
+    };
+    let p = protocols::find(name).ok_or_else(|| {
+        anyhow!(
+            "--protocol {name}: no such protocol; use one of {} (`rotbench protocols` lists what each sets)",
+            protocols::names()
+        )
+    })?;
+    let flags: Vec<String> = given.iter().map(|(f, _)| f.clone()).collect();
+    let overrides = p
+        .sweep
+        .iter()
+        .chain(p.input)
+        .filter_map(|s| {
+            let (_, v) = given.iter().find(|(f, _)| f == s.flag)?;
+            // A switch's "value" is whatever word follows it: not a value.
+            let v = if s.value.is_empty() {
+                String::new()
+            } else {
+                v.clone()
+            };
+            (v != s.value).then(|| Override {
+                flag: s.flag.to_string(),
+                protocol: s.value.to_string(),
+                given: v,
+            })
+        })
+        .collect();
+    let mut out = argv;
+    out.extend(p.tokens(&flags).into_iter().map(Into::into));
+    let used = ProtocolUse {
+        name: p.name.to_string(),
+        source: p.source.to_string(),
+        overrides,
+        relative_to: None,
+    };
+    Ok((out, Some(used)))
 }

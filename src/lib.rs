@@ -8,8 +8,8 @@
 //! here under the same paths (`rotbench::summary`, `rotbench::gate`, ...).
 
 pub use rotbench_core::{
-    angles, dataset, format, gate, hash, metrics, poses, report, results, rotate, shard, spec,
-    store, summary,
+    angles, dataset, format, gate, hash, metrics, poses, protocols, report, results, rotate, shard,
+    spec, store, summary,
 };
 
 pub mod backend;

@@ -12,7 +12,8 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn run() -> anyhow::Result<ExitCode> {
-    let cli = match cli::Cli::try_parse() {
+    let (argv, protocol) = cli::expand_protocol(std::env::args_os().collect())?;
+    let mut cli = match cli::Cli::try_parse_from(argv) {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
@@ -20,6 +21,9 @@ fn run() -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(code));
         }
     };
+    if let cli::Command::Sweep(a) = &mut cli.command {
+        a.protocol_use = protocol;
+    }
     match cli.command {
         cli::Command::Sweep(a) => commands::sweep(a),
         cli::Command::Rotate(a) => commands::rotate(a),

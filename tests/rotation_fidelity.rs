@@ -229,3 +229,45 @@ fn imageproc_turns_the_other_way() {
         "our +90 should match imageproc's -90"
     );
 }
+
+/// Issue 35: `--interpolation pil-bilinear` is Pillow's bilinear affine, byte for
+/// byte, as torchvision 0.2-0.5 drove it (ImageNet-P's frames): Pillow's own
+/// outputs from `tests/fixtures/make_pil_rotate.py`, three sizes, seven angles
+/// (with fractions, negatives and 90), by the plan and without one.
+#[test]
+fn pil_bilinear_is_pillows_affine_transform_byte_for_byte() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pil_rotate");
+    let opts = RotateOptions {
+        interpolation: Interpolation::PilBilinear,
+        ..Default::default()
+    };
+    let planes = |p: &Path| {
+        let img = image::open(p).unwrap().into_rgb8();
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let raw = img.into_raw();
+        let mut out = vec![0u8; 3 * h * w];
+        for i in 0..h * w {
+            for c in 0..3 {
+                out[c * h * w + i] = raw[i * 3 + c];
+            }
+        }
+        (h, w, out)
+    };
+    let mut checked = 0;
+    for size in ["37x29", "64x64", "41x56"] {
+        let (h, w, src) = planes(&dir.join(format!("in_{size}.png")));
+        for angle in ["15", "7", "1", "-3", "-15", "33.5", "90"] {
+            let (_, _, want) = planes(&dir.join(format!("in_{size}_{angle}.png")));
+            let a: f64 = angle.parse().unwrap();
+            let plan = RotationPlan::new(Geometry::same(h, w), a, &opts);
+            let mut out = vec![0f32; 3 * h * w];
+            plan.apply(&src, 3, &mut out);
+            assert_eq!(to_u8(&out), want, "{size} at {angle} degrees (plan)");
+            let mut direct = vec![0f32; 3 * h * w];
+            rotbench::rotate::rotate_into(Geometry::same(h, w), a, &opts, &src, 3, &mut direct);
+            assert_eq!(out, direct, "{size} at {angle} degrees (no plan)");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 21);
+}

@@ -198,7 +198,7 @@ fn worst_of_k_draws_the_same_poses_whatever_the_batch_or_shard() {
         "--no-report",
     ];
     let (a, b) = (t.path().join("a"), t.path().join("b"));
-    let mut with_batch = |out: &Path, bs: &'static str| {
+    let with_batch = |out: &Path, bs: &'static str| {
         let mut v = args.to_vec();
         v.extend(["--batch-size", bs]);
         assert_eq!(sweep(out, &v).code, 0);

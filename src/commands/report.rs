@@ -11,7 +11,7 @@ use rotbench::summary::Summary;
 use std::path::Path;
 use std::process::ExitCode;
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
     let bytes =
         std::fs::read(path).map_err(|e| anyhow!("{}: cannot read {what} ({e})", path.display()))?;
     serde_json::from_slice(&bytes).map_err(|e| {

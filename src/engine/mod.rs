@@ -620,6 +620,7 @@ mod tests {
                     model_classes: None,
                     class_subset: None,
                     class_map: None,
+                    class_map_rule: Default::default(),
                 },
                 images: Cell::new(0),
                 sleep,

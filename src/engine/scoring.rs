@@ -7,7 +7,7 @@
 use crate::metrics::calibration::{brier_term, top_k_classes, NO_CLASS};
 use crate::metrics::{total_variation, INVALID};
 use crate::results::{softmax_row, Column};
-use rotbench_core::spec::ClassSpace;
+use rotbench_core::spec::{ClassSpace, GroupRule};
 
 /// Per model, the current chunk's softmax at the reference angle.
 pub struct Scorer {
@@ -58,7 +58,7 @@ impl Scorer {
                 top_k_classes(&self.picked, &mut self.list);
                 Some(r)
             }
-            ClassSpace::Groups(groups) => {
+            ClassSpace::Groups(groups, rule) => {
                 if row.iter().any(|v| !v.is_finite()) {
                     self.probs.iter_mut().for_each(|p| *p = f32::NAN);
                     return None;
@@ -69,8 +69,15 @@ impl Scorer {
                     .flatten()
                     .map(|&i| row[i])
                     .fold(f32::NEG_INFINITY, f32::max) as f64;
+                // Each group's share of the softmax by the map's rule (a common
+                // factor, the softmax's denominator, cancels in the renormalisation).
                 for (g, members) in self.mass.iter_mut().zip(groups) {
-                    *g = members.iter().map(|&i| (row[i] as f64 - m).exp()).sum();
+                    let e = members.iter().map(|&i| (row[i] as f64 - m).exp());
+                    *g = match rule {
+                        GroupRule::Sum => e.sum(),
+                        GroupRule::Mean => e.sum::<f64>() / members.len() as f64,
+                        GroupRule::Max => e.fold(0.0, f64::max),
+                    };
                 }
                 let total: f64 = self.mass.iter().sum();
                 for (p, g) in self.probs.iter_mut().zip(&self.mass) {
@@ -201,7 +208,14 @@ mod tests {
         // and 2 + 4 = 6 of 10: p = (0.4, 0.6).
         let l = |v: f32| v.ln();
         let logits = [l(1.0), l(2.0), l(3.0), l(4.0), l(10.0)];
-        let mut s = Scorer::new(vec![ClassSpace::Groups(vec![vec![0, 2], vec![1, 3]])], 2, 2);
+        let mut s = Scorer::new(
+            vec![ClassSpace::Groups(
+                vec![vec![0, 2], vec![1, 3]],
+                GroupRule::Sum,
+            )],
+            2,
+            2,
+        );
         let mut c = Column::default();
         s.score(0, true, &logits, &[0], &mut c);
         assert_eq!(c.preds, [1]);
@@ -214,6 +228,36 @@ mod tests {
         let mut d = Column::default();
         s.score(0, false, &[f32::NAN, 0.0, 0.0, 0.0, 0.0], &[0], &mut d);
         assert_eq!(d.preds, [INVALID]);
+    }
+
+    /// Issue 35: `--class-map-rule mean` against a hand-computed case where the sum
+    /// and the mean decide differently (a big group of small probabilities against
+    /// a small group of one large one), and `max`.
+    #[test]
+    fn the_mean_rule_decides_what_the_sum_rule_does_not() {
+        // Probabilities (softmax of the logits) 0.1 x 5 in group A = {0..4}, 0.3 and
+        // 0.2 in B = {5}, C = {6}. Sum: A 0.5, B 0.3, C 0.2 -> A. Mean: A 0.1, B 0.3,
+        // C 0.2 -> B, renormalised to 0.1/0.6, 0.3/0.6, 0.2/0.6. Max: the same as mean
+        // here (one member each in B and C, A's largest is 0.1).
+        let l = |v: f32| v.ln();
+        let logits = [l(0.1), l(0.1), l(0.1), l(0.1), l(0.1), l(0.3), l(0.2)];
+        let groups = vec![vec![0, 1, 2, 3, 4], vec![5], vec![6]];
+        let decide = |rule| {
+            let mut s = Scorer::new(vec![ClassSpace::Groups(groups.clone(), rule)], 3, 3);
+            let mut c = Column::default();
+            s.score(0, true, &logits, &[0], &mut c);
+            (c.preds[0], c.confidence[0], c.p_true[0])
+        };
+        let (p, conf, _) = decide(GroupRule::Sum);
+        assert_eq!(p, 0);
+        assert!((conf - 0.5).abs() < 1e-6, "{conf}");
+        let (p, conf, p_a) = decide(GroupRule::Mean);
+        assert_eq!(p, 1, "mean picks B");
+        assert!((conf - 0.5).abs() < 1e-6, "0.3 / 0.6: {conf}");
+        assert!((p_a - 1.0 / 6.0).abs() < 1e-6, "0.1 / 0.6: {p_a}");
+        let (p, conf, _) = decide(GroupRule::Max);
+        assert_eq!(p, 1);
+        assert!((conf - 0.5).abs() < 1e-6, "{conf}");
     }
 
     #[test]

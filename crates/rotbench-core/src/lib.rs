@@ -17,6 +17,7 @@ pub mod gate;
 pub mod hash;
 pub mod metrics;
 pub mod poses;
+pub mod protocols;
 pub mod report;
 pub mod results;
 pub mod rotate;

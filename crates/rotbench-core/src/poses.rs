@@ -197,10 +197,10 @@ pub fn grid(angles: &[f64], dxs: &[f64], dys: &[f64]) -> Vec<Pose> {
     out
 }
 
-/// For each pose (sweep order), the position of the next pose of the same
-/// translation: the following angle, and after the last the first when that
+/// For each pose (sweep order), the position of the pose of the same translation
+/// `step` angles on (1: the following angle), wrapping round when that
 /// translation's angles go round the circle (one common step, 360° in all).
-pub fn next_positions(poses: &[Pose]) -> Vec<Option<usize>> {
+pub fn next_positions(poses: &[Pose], step: usize) -> Vec<Option<usize>> {
     let mut next = vec![None; poses.len()];
     let mut seen: Vec<usize> = Vec::new();
     for (i, p) in poses.iter().enumerate() {
@@ -212,7 +212,7 @@ pub fn next_positions(poses: &[Pose]) -> Vec<Option<usize>> {
             .filter(|&j| poses[j].same_shift(p))
             .collect();
         let angles: Vec<f64> = group.iter().map(|&j| poses[j].angle).collect();
-        let ring = crate::metrics::stability::next_positions(&angles);
+        let ring = crate::metrics::stability::next_positions(&angles, step);
         for (k, n) in ring.into_iter().enumerate() {
             next[group[k]] = n.map(|m| group[m]);
         }
@@ -388,7 +388,7 @@ mod tests {
                 dy: 0.0
             }
         );
-        let next = next_positions(&g);
+        let next = next_positions(&g, 1);
         assert_eq!(next[0], Some(1));
         assert_eq!(next[3], Some(0), "circular within its translation");
         assert_eq!(next[7], Some(4));

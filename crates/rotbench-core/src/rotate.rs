@@ -22,6 +22,8 @@
 //! imageproc's `rotate_about_center` turns clockwise for positive angles: our θ
 //! equals its −θ.
 
+mod pil;
+
 pub use crate::poses::Pose;
 use std::fmt;
 use std::str::FromStr;
@@ -33,13 +35,17 @@ pub enum Interpolation {
     Nearest,
     Bilinear,
     Bicubic,
+    /// Pillow's bilinear affine on 8-bit images, as torchvision 0.2-0.5's affine
+    /// drove it on PIL images (how ImageNet-P's frames were made).
+    #[serde(rename = "pil-bilinear")]
+    PilBilinear,
 }
 
 impl Interpolation {
     fn taps(self) -> usize {
         match self {
             Interpolation::Nearest => 1,
-            Interpolation::Bilinear => 4,
+            Interpolation::Bilinear | Interpolation::PilBilinear => 4,
             Interpolation::Bicubic => 16,
         }
     }
@@ -48,6 +54,7 @@ impl Interpolation {
             Interpolation::Nearest => "nearest",
             Interpolation::Bilinear => "bilinear",
             Interpolation::Bicubic => "bicubic",
+            Interpolation::PilBilinear => "pil-bilinear",
         }
     }
 }
@@ -65,8 +72,9 @@ impl FromStr for Interpolation {
             "nearest" => Ok(Interpolation::Nearest),
             "bilinear" => Ok(Interpolation::Bilinear),
             "bicubic" => Ok(Interpolation::Bicubic),
+            "pil-bilinear" => Ok(Interpolation::PilBilinear),
             _ => Err(format!(
-                "`{s}` is not an interpolation; use nearest, bilinear or bicubic"
+                "`{s}` is not an interpolation; use nearest, bilinear, bicubic or pil-bilinear"
             )),
         }
     }
@@ -238,6 +246,8 @@ pub struct RotationPlan {
     /// torchvision's coverage factor for a constant fill: 1 - fill_w (1 for edge/reflect).
     keep: Vec<f32>,
     fill_255: f32,
+    /// `pil-bilinear`: each output pixel's Pillow taps (the other fields unused).
+    pil: Option<Vec<pil::PilTap>>,
 }
 
 /// `angle_deg` reduced into [0, 360): the same turn. The remainder `%` is exact for
@@ -452,7 +462,7 @@ impl Mapping {
                 1.0,
                 &mut t,
             ),
-            Interpolation::Bilinear => {
+            Interpolation::Bilinear | Interpolation::PilBilinear => {
                 let (x0, y0) = (floor_i64(x), floor_i64(y));
                 let (fx, fy) = (x - x0 as f64, y - y0 as f64);
                 put(x0, y0, (1.0 - fx) * (1.0 - fy), &mut t);
@@ -490,6 +500,7 @@ pub fn rotate_into(
 ) {
     let pose = pose.into();
     match opts.interpolation {
+        Interpolation::PilBilinear => pil::rotate_into(geometry, pose, opts, src, channels, out),
         Interpolation::Nearest => rotate_taps::<1>(geometry, pose, opts, src, channels, out),
         Interpolation::Bilinear => rotate_taps::<4>(geometry, pose, opts, src, channels, out),
         Interpolation::Bicubic => rotate_taps::<16>(geometry, pose, opts, src, channels, out),
@@ -565,6 +576,9 @@ impl RotationPlan {
     /// rotation (`f64` converts).
     pub fn new(geometry: Geometry, pose: impl Into<Pose>, opts: &RotateOptions) -> RotationPlan {
         let pose = pose.into();
+        if opts.interpolation == Interpolation::PilBilinear {
+            return RotationPlan::pil(geometry, pose, opts);
+        }
         let m = Mapping::new(geometry, pose, opts);
         let n = geometry.out_h * geometry.out_w;
         // Source position for every output pixel, and how it is sampled. The one
@@ -591,6 +605,7 @@ impl RotationPlan {
             fill_w: vec![0.0; n],
             keep: vec![1.0; n],
             fill_255: opts.fill.constant_255(),
+            pil: None,
         };
         for (p, &(x, y, sample)) in src.iter().enumerate() {
             let t = m.taps::<MAX_TAPS>(x, y, sample);
@@ -602,6 +617,34 @@ impl RotationPlan {
             plan.keep[p] = 1.0 - t.fill_w;
         }
         plan
+    }
+
+    /// A `pil-bilinear` plan: Pillow's taps for every output pixel.
+    fn pil(geometry: Geometry, pose: Pose, opts: &RotateOptions) -> RotationPlan {
+        let m = pil::PilMap::new(geometry, pose, opts);
+        let mut taps = Vec::with_capacity(geometry.out_h * geometry.out_w);
+        for r in 0..geometry.out_h {
+            for col in 0..geometry.out_w {
+                taps.push(m.tap(r, col));
+            }
+        }
+        RotationPlan {
+            geometry,
+            pose,
+            taps: 4,
+            idx: vec![],
+            wts: vec![],
+            fill_w: vec![],
+            keep: vec![],
+            fill_255: pil::fill_u8(opts),
+            pil: Some(taps),
+        }
+    }
+
+    /// Whether the plan can run on the model's device ([`RotationPlan::parts`]):
+    /// every plan but Pillow's, whose truncation to 8 bits the weighted sum lacks.
+    pub fn on_device_ok(&self) -> bool {
+        self.pil.is_none()
     }
 
     /// The raw plan: `(taps, idx, wts, fill_w, keep, fill_255)`, for the engine's device rotation (`rotbench::rotate_device`).
@@ -618,7 +661,7 @@ impl RotationPlan {
 
     /// True when every output pixel copies one source pixel (or the fill): no interpolation.
     pub fn is_permutation(&self) -> bool {
-        self.taps == 1
+        self.pil.is_none() && self.taps == 1
     }
 
     /// Rotate one image of `channels` planes (CHW, u8) into `out` (CHW, f32, 0..255 scale).
@@ -630,7 +673,11 @@ impl RotationPlan {
         for ch in 0..channels {
             let plane = &src[ch * ip..(ch + 1) * ip];
             let dst = &mut out[ch * op..(ch + 1) * op];
-            if self.taps == 1 {
+            if let Some(taps) = &self.pil {
+                for (d, &t) in dst.iter_mut().zip(taps) {
+                    *d = pil::sample(plane, t, self.fill_255);
+                }
+            } else if self.taps == 1 {
                 for p in 0..op {
                     dst[p] = self.wts[p] * plane[self.idx[p] as usize] as f32
                         + self.fill_w[p] * self.fill_255;

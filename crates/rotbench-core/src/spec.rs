@@ -13,7 +13,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// The schema users see in errors about a malformed sidecar.
-pub const SIDECAR_SCHEMA: &str = r#"{"input": [C, H, W], "mean": [m, ...], "std": [s, ...], "classes": ["name", ...]} (optional: "resize": N or [H, W], "order": "rotate-then-crop"|"crop-then-rotate", "channel_order": "rgb"|"bgr", "value_range": 1|255, "output_index": N or "output_key": "name", "output": "logits"|"probabilities"|"log_probabilities", "class_subset": ["name or index", ...])"#;
+pub const SIDECAR_SCHEMA: &str = r#"{"input": [C, H, W], "mean": [m, ...], "std": [s, ...], "classes": ["name", ...]} (optional: "resize": N or [H, W], "order": "rotate-then-crop"|"crop-then-rotate", "channel_order": "rgb"|"bgr", "value_range": 1|255, "output_index": N or "output_key": "name", "output": "logits"|"probabilities"|"log_probabilities", "class_subset": ["name or index", ...], "grayscale": "pil"|"rec709", "desaturate": true|false)"#;
 
 /// What the model expects. `mean`/`std` have one value per channel and apply to
 /// pixels on the `value_range` scale: `x = (pixel * value_range/255 - mean) / std`.
@@ -50,6 +50,9 @@ pub struct ModelSpec {
     /// `model_classes` it aggregates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class_map: Option<Vec<Vec<usize>>>,
+    /// `--class-map-rule`: how a coarse class's probability comes from its members'.
+    #[serde(default, skip_serializing_if = "GroupRule::is_sum")]
+    pub class_map_rule: GroupRule,
 }
 
 /// What a model's output rows hold. rotbench scores with a softmax over logits;
@@ -149,7 +152,7 @@ pub enum ClassSpace {
     /// Coarse classes: each one's probability is the sum of its model classes'
     /// softmax probabilities, renormalised over the classes in any group (a model
     /// class in no group is dropped).
-    Groups(Vec<Vec<usize>>),
+    Groups(Vec<Vec<usize>>, GroupRule),
 }
 
 /// How an image becomes the model's input (besides mean/std), in this order:
@@ -164,6 +167,13 @@ pub struct Preprocess {
     pub channel_order: ChannelOrder,
     /// Pixels are divided by 255 when this is 1 ([0,1] scale), left as is when 255.
     pub value_range: f32,
+    /// How colour becomes grey (for a one-channel model, and with `desaturate`).
+    #[serde(default, skip_serializing_if = "Grayscale::is_pil")]
+    pub grayscale: Grayscale,
+    /// Make every image grey and give the model that grey in each of its channels
+    /// (model-vs-human's stimuli).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub desaturate: bool,
 }
 
 impl Default for Preprocess {
@@ -173,6 +183,71 @@ impl Default for Preprocess {
             order: CropOrder::RotateThenCrop,
             channel_order: ChannelOrder::Rgb,
             value_range: 1.0,
+            grayscale: Grayscale::Pil,
+            desaturate: false,
+        }
+    }
+}
+
+/// The formula that turns an RGB pixel grey.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum Grayscale {
+    /// PIL's `convert("L")`: ITU-R 601-2 luma (0.299, 0.587, 0.114), rounded.
+    #[default]
+    Pil,
+    /// scikit-image's `rgb2gray` (0.2125, 0.7154, 0.0721) on [0, 1] values, then x 255
+    /// truncated to 8 bits, as model-vs-human's stimuli were saved.
+    Rec709,
+}
+
+impl Grayscale {
+    pub fn is_pil(&self) -> bool {
+        *self == Grayscale::Pil
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Grayscale::Pil => "pil",
+            Grayscale::Rec709 => "rec709",
+        }
+    }
+}
+
+impl std::str::FromStr for Grayscale {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "pil" => Ok(Grayscale::Pil),
+            "rec709" => Ok(Grayscale::Rec709),
+            _ => Err(format!("`{s}` is not a grey conversion; use pil or rec709")),
+        }
+    }
+}
+
+/// How a coarse class's probability comes from its model classes' (`--class-map`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum GroupRule {
+    /// The sum (the probability of the group as an event).
+    #[default]
+    Sum,
+    /// The mean (model-vs-human's 16-class decision: groups of different sizes weigh alike).
+    Mean,
+    /// The largest member's probability.
+    Max,
+}
+
+impl GroupRule {
+    pub fn is_sum(&self) -> bool {
+        *self == GroupRule::Sum
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupRule::Sum => "sum",
+            GroupRule::Mean => "mean",
+            GroupRule::Max => "max",
         }
     }
 }
@@ -302,7 +377,7 @@ impl ModelSpec {
     pub fn class_space(&self) -> ClassSpace {
         match (&self.class_subset, &self.class_map) {
             (Some(s), _) => ClassSpace::Subset(s.clone()),
-            (None, Some(g)) => ClassSpace::Groups(g.clone()),
+            (None, Some(g)) => ClassSpace::Groups(g.clone(), self.class_map_rule),
             (None, None) => ClassSpace::Identity,
         }
     }
@@ -405,6 +480,10 @@ pub struct SpecFile {
     pub output: Option<OutputKind>,
     /// Score a subset of the model's classes (names or indices), as `--class-subset`.
     pub class_subset: Option<Vec<String>>,
+    /// `--grayscale`.
+    pub grayscale: Option<Grayscale>,
+    /// `--desaturate`.
+    pub desaturate: Option<bool>,
     pub name: Option<String>,
     pub description: Option<String>,
 }
@@ -441,6 +520,13 @@ pub struct SpecFlags {
     pub class_subset: Option<(PathBuf, Vec<String>)>,
     /// `--class-map FILE`: the file and its (model class, coarse class) lines.
     pub class_map: Option<(PathBuf, Vec<(String, String)>)>,
+    /// `--class-map-rule`.
+    pub class_map_rule: Option<GroupRule>,
+    /// `--protocol NAME`: its model-input settings, the lowest layer (beneath the
+    /// model's sidecar and embedded spec).
+    pub protocol: Option<(String, SpecFile)>,
+    pub grayscale: Option<Grayscale>,
+    pub desaturate: Option<bool>,
 }
 
 /// Read a text file a user wrote (class lists, subsets, maps, sidecars, gate
@@ -481,7 +567,12 @@ pub fn read_subset_file(path: &Path) -> Result<Vec<String>> {
 /// Read a `--class-map` file: lines `model class,coarse class` (the model class by
 /// name, or by index when no class has that name); coarse classes are numbered in
 /// the order they first appear. Blank lines and `#` comments are ignored.
+/// `model-vs-human-16` (when no file has that name) is the bundled map of
+/// model-vs-human's 16 categories ([`crate::protocols::human16`]).
 pub fn read_map_file(path: &Path) -> Result<Vec<(String, String)>> {
+    if path == Path::new(crate::protocols::human16::MAP_NAME) && !path.exists() {
+        return Ok(crate::protocols::human16::lines());
+    }
     read_pairs(path, "--class-map", "model class,coarse class")
 }
 
@@ -637,6 +728,8 @@ pub enum Layer {
     Embedded,
     /// No layer sets it: rotbench's default (preprocessing fields only).
     Default,
+    /// `--protocol`'s model-input settings, beneath the model's own.
+    Protocol,
 }
 
 /// The provenance name of a TorchScript zip's embedded spec.
@@ -684,6 +777,38 @@ pub fn resolve_spec_from(
     let (output_index, output_key) = r.output_choice()?;
     let output = r.output_kind();
     let space = r.class_space(classes)?;
+    if let Some((name, p)) = &flags.protocol {
+        // The model's own value wins over the protocol's (it is part of the model);
+        // where they differ, its source says so (summary.json, inspect, a note).
+        let differs = [
+            (
+                "input-size",
+                p.input.as_ref().is_some_and(|v| v[..] != input[..]),
+                format!("{:?}", p.input),
+            ),
+            (
+                "mean",
+                p.mean.as_ref().is_some_and(|v| *v != mean),
+                format!("{:?}", p.mean),
+            ),
+            (
+                "std",
+                p.std.as_ref().is_some_and(|v| *v != std),
+                format!("{:?}", p.std),
+            ),
+            (
+                "resize",
+                p.resize.is_some() && p.resize != preprocess.resize,
+                format!("{:?}", p.resize),
+            ),
+        ];
+        for (key, differs, theirs) in differs {
+            if let (true, Some(src)) = (differs, r.prov.get_mut(key)) {
+                let theirs = theirs.trim_start_matches("Some(").trim_end_matches(')');
+                *src = format!("{src} (the model's own, not protocol {name}'s {theirs})");
+            }
+        }
+    }
     Ok((
         ModelSpec {
             input,
@@ -696,6 +821,10 @@ pub fn resolve_spec_from(
             output,
             model_classes: space.model_classes,
             class_subset: space.class_subset,
+            class_map_rule: match space.class_map {
+                Some(_) => flags.class_map_rule.unwrap_or_default(),
+                None => GroupRule::Sum,
+            },
             class_map: space.class_map,
         },
         r.prov,
@@ -757,6 +886,10 @@ impl<'a> Resolver<'a> {
             self.sidecar.and_then(&field),
             self.embedded.and_then(&field),
         )
+        .or_else(|| {
+            let (_, p) = self.flags.protocol.as_ref()?;
+            field(p).map(|v| (v, Layer::Protocol))
+        })
     }
 
     /// Record where `key` came from (`flag` names the flag when it is not
@@ -767,6 +900,10 @@ impl<'a> Resolver<'a> {
             Layer::Sidecar => self.side_name.clone().unwrap_or_default(),
             Layer::Embedded => self.emb_name.clone(),
             Layer::Default => "default".to_string(),
+            Layer::Protocol => match &self.flags.protocol {
+                Some((name, _)) => format!("protocol {name}"),
+                None => "protocol".to_string(),
+            },
         };
         self.prov.insert(key.to_string(), src.clone());
         src
@@ -923,6 +1060,8 @@ impl<'a> Resolver<'a> {
         preprocess!(order, "order");
         preprocess!(channel_order, "channel-order");
         preprocess!(value_range, "value-range");
+        preprocess!(grayscale, "grayscale");
+        preprocess!(desaturate, "desaturate");
         if pre.value_range != 1.0 && pre.value_range != 255.0 {
             bail!(
                 "{}: value_range must be 1 (pixels in [0,1]) or 255 (pixels in [0,255]), got {}",

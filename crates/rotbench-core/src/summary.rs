@@ -68,6 +68,23 @@ pub struct Settings {
     /// (absent when the whole dataset, or its first `--limit`, was used).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sample: Option<usize>,
+    /// `--difficulty D`: flips and ranking distances compare each angle with the
+    /// one D places on in the sweep (ImageNet-P's difficulty; 1, the next angle, is
+    /// absent from the JSON).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub difficulty: usize,
+    /// `--protocol NAME`: the published protocol that set the sweep, and what the
+    /// user's flags changed of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<crate::protocols::ProtocolUse>,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(v: &usize) -> bool {
+    *v == 1
 }
 
 impl Settings {
@@ -434,6 +451,10 @@ pub struct Summary {
     pub dataset: DatasetSummary,
     pub models: Vec<ModelSummary>,
     pub comparisons: Vec<Comparison>,
+    /// `--protocol`: each model's figures under it (the protocol itself and any
+    /// override are in `settings.protocol`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<crate::protocols::ProtocolFigures>,
     /// sha256 of each deterministic result file written beside this summary.json
     /// (per_angle.csv, per_class.csv, confusion.csv, examples.json and, unless
     /// --no-predictions, predictions.csv). Readers check a file against it before
@@ -452,11 +473,11 @@ fn div(a: f64, b: f64) -> f64 {
 /// Each angle's next angle in the sweep (indices into `result.angles`): the user's
 /// angles in their order, closed into a circle when they cover the full turn in
 /// equal steps; none for the last of an open sweep and for an added reference.
-pub fn next_angles(result: &SweepResult) -> Vec<Option<usize>> {
+pub fn next_angles(result: &SweepResult, step: usize) -> Vec<Option<usize>> {
     let user: Vec<usize> = result.user_poses().collect();
     let user_poses: Vec<Pose> = user.iter().map(|&i| result.poses[i]).collect();
     let mut next = vec![None; result.poses.len()];
-    for (pos, n) in crate::poses::next_positions(&user_poses)
+    for (pos, n) in crate::poses::next_positions(&user_poses, step)
         .into_iter()
         .enumerate()
     {
@@ -554,7 +575,7 @@ pub fn build(
     libtorch_version: &str,
 ) -> Summary {
     let n = result.labels.len();
-    let next = next_angles(result);
+    let next = next_angles(result, settings.difficulty);
     let n_classes = result
         .models
         .first()
@@ -589,6 +610,7 @@ pub fn build(
         },
         models,
         comparisons,
+        protocol: None,
         files: Default::default(),
     }
 }

@@ -9,8 +9,9 @@ use rotbench::dataset::{ClassFolders, SampleSpec};
 use rotbench::device::parse_device;
 use rotbench::gate::{self, Checks};
 use rotbench::poses::{parse_translate, Translate};
+use rotbench::protocols::{self, Protocol, ProtocolUse};
 use rotbench::results::{BatchSize, RotateOn};
-use rotbench::rotate::RotateOptions;
+use rotbench::rotate::{Fill, Interpolation, RotateOptions};
 use rotbench::spec::{read_folder_map_file, Inference, SpecFlags};
 use std::path::PathBuf;
 use tch::Device;
@@ -30,6 +31,12 @@ pub struct SweepConfig {
     /// `--worst-of K`.
     pub worst_of: Option<usize>,
     pub grid_early_stop: bool,
+    /// `--difficulty D`.
+    pub difficulty: usize,
+    /// `--protocol NAME`: the protocol and what the run records of it.
+    pub protocol: Option<(&'static Protocol, ProtocolUse)>,
+    /// `--relative-to DIR`: the reference run's one model, checked.
+    pub relative_to: Option<rotbench::summary::ModelSummary>,
     pub rotate: RotateOptions,
     pub batch: BatchSize,
     pub limit: Option<usize>,
@@ -83,12 +90,61 @@ impl SweepArgs {
             .map(parse_translate)
             .transpose()
             .map_err(|e| anyhow!("{e}"))?;
-        let spec = self.spec.check()?;
+        let mut spec = self.spec.check()?;
+        let protocol = match (&self.protocol, self.protocol_use) {
+            (None, _) => None,
+            (Some(name), used) => {
+                let p = protocols::find(name).ok_or_else(|| {
+                    anyhow!(
+                        "--protocol {name}: no such protocol; use one of {}",
+                        protocols::names()
+                    )
+                })?;
+                let mut used = used.unwrap_or_else(|| ProtocolUse {
+                    name: p.name.to_string(),
+                    source: p.source.to_string(),
+                    overrides: vec![],
+                    relative_to: None,
+                });
+                used.relative_to = self.relative_to.as_ref().map(|d| d.display().to_string());
+                if self.relative_to.is_some() && p.figures != protocols::Figures::Stability {
+                    bail!("--relative-to: the {} protocol has no relative figures (imagenet-p-rotate does)", p.name);
+                }
+                spec.protocol = Some((p.name.to_string(), p.spec_layer()));
+                Some((p, used))
+            }
+        };
+        // The reference is read and checked now, not after the sweep.
+        let relative_to = match (&self.relative_to, &protocol) {
+            (Some(dir), Some((p, _))) => {
+                let file = if dir.is_dir() {
+                    dir.join("summary.json")
+                } else {
+                    dir.clone()
+                };
+                let s: rotbench::summary::Summary =
+                    crate::commands::report::read_json(&file, "rotbench summary.json")
+                        .map_err(|e| anyhow!("--relative-to: {e:#}"))?;
+                Some(
+                    protocols::reference_model(dir, &s, p, self.difficulty)
+                        .map_err(|e| anyhow!(e))?,
+                )
+            }
+            _ => None,
+        };
         let device = parse_device(&self.device)?;
+        let rotate = self.rotation.options();
+        let pil = rotate.interpolation == Interpolation::PilBilinear;
+        if pil && !matches!(rotate.fill, Fill::Constant(_)) {
+            bail!("--interpolation pil-bilinear takes a constant --fill (Pillow's fillcolor), not `{}`", rotate.fill);
+        }
         let rotate_on = match self.rotate_on {
+            RotateOnFlag::Device if pil => bail!(
+                "--rotate-on device: Pillow's arithmetic (--interpolation pil-bilinear) runs on the host; drop --rotate-on device"
+            ),
             RotateOnFlag::Host => RotateOn::Host,
             RotateOnFlag::Device => RotateOn::Device,
-            RotateOnFlag::Auto if matches!(device, Device::Cuda(_)) => RotateOn::Device,
+            RotateOnFlag::Auto if matches!(device, Device::Cuda(_)) && !pil => RotateOn::Device,
             RotateOnFlag::Auto => RotateOn::Host,
         };
         let shard = match &self.shard {
@@ -139,7 +195,10 @@ impl SweepArgs {
             translate,
             worst_of: self.worst_of,
             grid_early_stop: self.grid_early_stop,
-            rotate: self.rotation.options(),
+            difficulty: self.difficulty,
+            protocol,
+            relative_to,
+            rotate,
             batch: self.batch_size,
             limit: self.limit,
             sample: self.sample.map(|n| SampleSpec { n, seed: self.seed }),

@@ -35,6 +35,11 @@ const KEEP_EXAMPLES: usize = 256;
 
 pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     let cfg = args.check()?;
+    if let Some((_, used)) = &cfg.protocol {
+        for o in &used.overrides {
+            eprintln!("note: {}", o.note(&used.name));
+        }
+    }
     interrupt::install();
     // Before libtorch allocates anything: reuse freed activation blocks (src/malloc.rs).
     let malloc = rotbench::malloc::tune_for_inference();
@@ -68,6 +73,14 @@ fn load_models(cfg: &SweepConfig) -> Result<Vec<Model>> {
         }
         if let Some(n) = m.output_note() {
             eprintln!("note: {n}");
+        }
+        for (key, src) in &m.provenance {
+            if src.contains("the model's own, not protocol") {
+                eprintln!(
+                    "note: {}: {key} from {src}; pass --{key} to use the protocol's",
+                    m.name
+                );
+            }
         }
         models.push(m);
     }
@@ -108,6 +121,8 @@ fn open_data(cfg: &SweepConfig, models: &[Model]) -> Result<Data> {
         coarse_labels: cfg.labels.coarse_labels,
         class_folders: cfg.labels.class_folders,
         folder_map: cfg.labels.folder_map.clone(),
+        grayscale: spec.preprocess.grayscale,
+        desaturate: spec.preprocess.desaturate,
     };
     let space = LabelSpace::of_spec(spec, cfg.labels.drop_unscored);
     let source = dataset::open(&cfg.data, target, &space, &open)?;
@@ -191,6 +206,8 @@ fn plan_run(cfg: &SweepConfig, models: &[Model], data: &Data) -> Result<Planned>
         bootstrap: cfg.bootstrap,
         seed: cfg.seed,
         sample: cfg.sample.map(|s| s.n),
+        difficulty: cfg.difficulty,
+        protocol: cfg.protocol.as_ref().map(|(_, u)| u.clone()),
     };
     settings.worst_of = cfg.worst_of.map(|k| Draws {
         k,
@@ -343,13 +360,20 @@ fn finish(
     let (batch_used, batch_timings) = (raw.batch_size, std::mem::take(&mut raw.batch_timings));
     let n_classes = models[0].spec.classes.len();
     let result = raw.tally(n_classes, &info.sources)?;
-    let summary = summary::build(
+    let mut summary = summary::build(
         &result,
         &ids,
         info,
         plan.settings,
         rotbench::libtorch::version(),
     );
+    if let Some((p, _)) = &cfg.protocol {
+        summary.protocol = Some(rotbench::protocols::ProtocolFigures {
+            name: p.name.to_string(),
+            relative_to_model: cfg.relative_to.as_ref().map(|m| m.id.name.clone()),
+            models: rotbench::protocols::figures(p, &summary, cfg.relative_to.as_ref()),
+        });
+    }
     // Warnings the results raise (one class predicted for everything), beyond
     // those the models raised when they loaded (printed then).
     for (m, ms) in models.iter().zip(&summary.models) {
@@ -392,6 +416,9 @@ fn finish(
             n => format!("; {n} model x angle results from the cache"),
         };
         outln!("wrote {} ({:.1} s{note})", cfg.out.display(), wall);
+        if let Some(f) = &summary.protocol {
+            print_protocol(f);
+        }
     }
     // The gate's verdict, then the baseline.
     Ok(gate::after_sweep(cfg, &summary, &result, gate)?.unwrap_or(ExitCode::SUCCESS))
@@ -417,4 +444,20 @@ fn progress_bar(show: bool, total: u64, done: u64) -> ProgressBar {
     );
     b.set_position(done);
     b
+}
+
+/// The protocol's figures per model, after the sweep's own table.
+fn print_protocol(f: &rotbench::protocols::ProtocolFigures) {
+    outln!("--protocol {}:", f.name);
+    for m in &f.models {
+        let cells: Vec<String> = m
+            .figures
+            .iter()
+            .map(|x| format!("{} {}", x.name, rotbench::format::num(x.value)))
+            .collect();
+        outln!("  {}: {}", m.model, cells.join(", "));
+    }
+    if let Some(r) = &f.relative_to_model {
+        outln!("  (relative figures divide by {r}'s)");
+    }
 }

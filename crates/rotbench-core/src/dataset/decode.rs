@@ -15,6 +15,7 @@
 //! - Grey from RGB is ITU-R 601-2 luma in PIL's fixed point:
 //!   `L = (19595 R + 38470 G + 7471 B + 0x8000) >> 16`.
 
+use crate::spec::Grayscale;
 use image::{DynamicImage, ImageFormat};
 
 /// Decoded pixels: `channels` (1 or 3) planes of `height x width`, CHW.
@@ -47,18 +48,32 @@ impl Planes {
     /// The same image with `channels` planes: PIL's `convert("L")` from RGB, or
     /// grey copied to three planes.
     pub fn to_channels(self, channels: usize) -> Planes {
+        self.to_channels_as(channels, Grayscale::Pil)
+    }
+
+    /// One grey plane, by `formula` (a grey image stays as it is).
+    pub fn to_grey(self, formula: Grayscale) -> Planes {
+        if self.channels != 3 {
+            return self;
+        }
+        let n = self.height * self.width;
+        let (r, rest) = self.data.split_at(n);
+        let (g, b) = rest.split_at(n);
+        let data = match formula {
+            Grayscale::Pil => (0..n).map(|p| luma(r[p], g[p], b[p])).collect(),
+            Grayscale::Rec709 => (0..n).map(|p| rec709(r[p], g[p], b[p])).collect(),
+        };
+        Planes {
+            channels: 1,
+            data,
+            ..self
+        }
+    }
+
+    /// [`Planes::to_channels`] with colour made grey by `formula`.
+    pub fn to_channels_as(self, channels: usize, formula: Grayscale) -> Planes {
         match (self.channels, channels) {
-            (3, 1) => {
-                let n = self.height * self.width;
-                let (r, rest) = self.data.split_at(n);
-                let (g, b) = rest.split_at(n);
-                let data = (0..n).map(|p| luma(r[p], g[p], b[p])).collect();
-                Planes {
-                    channels: 1,
-                    data,
-                    ..self
-                }
-            }
+            (3, 1) => self.to_grey(formula),
             (1, c) if c > 1 => {
                 let mut data = Vec::with_capacity(self.data.len() * c);
                 for _ in 0..c {
@@ -93,6 +108,16 @@ impl Planes {
 /// PIL's `convert("L")` of one RGB pixel (ITU-R 601-2 luma, 16-bit fixed point).
 pub fn luma(r: u8, g: u8, b: u8) -> u8 {
     ((19595 * r as u32 + 38470 * g as u32 + 7471 * b as u32 + 0x8000) >> 16) as u8
+}
+
+/// scikit-image's `rgb2gray` of one pixel on the [0, 1] scale (0.2125 R + 0.7154 G +
+/// 0.0721 B, added left to right in `f64`), then x 255 truncated to 8 bits: how
+/// model-vs-human's stimuli were made (`image_manipulation.py`: `rgb2gray`, then
+/// `save_img`'s `(image * 255.0).astype("uint8")`). scikit-image forms the sum as a
+/// matrix product, whose rounding can differ in the last bit on some BLAS builds.
+pub fn rec709(r: u8, g: u8, b: u8) -> u8 {
+    let v = r as f64 / 255.0 * 0.2125 + g as f64 / 255.0 * 0.7154 + b as f64 / 255.0 * 0.0721;
+    (v * 255.0) as u8
 }
 
 /// What [`decode`] found in the file, for messages and `rotate`.

@@ -186,6 +186,10 @@ pub struct OpenOptions {
     pub class_folders: Option<ClassFolders>,
     /// Image folders: `--class-folder-map FILE`, its `folder,class` lines.
     pub folder_map: Option<(std::path::PathBuf, Vec<(String, String)>)>,
+    /// How colour becomes grey ([`Preprocess::grayscale`](crate::spec::Preprocess)).
+    pub grayscale: crate::spec::Grayscale,
+    /// Make every image grey in all of the model's channels.
+    pub desaturate: bool,
 }
 
 /// Shard `index` of `count` (0-based). Shards are runs of whole batches, so a
@@ -377,7 +381,11 @@ pub fn convert(
     target: Target,
     opts: &OpenOptions,
 ) -> std::result::Result<(Vec<u8>, usize, usize), String> {
-    let planes = planes.to_channels(target.channels);
+    let planes = if opts.desaturate {
+        planes.to_grey(opts.grayscale).to_channels(target.channels)
+    } else {
+        planes.to_channels_as(target.channels, opts.grayscale)
+    };
     let (w, h) = (planes.width, planes.height);
     let (nw, nh) = match opts.resize {
         None => (target.width, target.height),
@@ -418,7 +426,8 @@ pub fn convert(
 
 /// Whether images of `(h, w)` pass through unchanged (no resize, no crop).
 pub fn is_native(h: usize, w: usize, target: Target, opts: &OpenOptions) -> bool {
-    (h, w) == (target.height, target.width)
+    !opts.desaturate
+        && (h, w) == (target.height, target.width)
         && match opts.resize {
             None => true,
             Some(Resize::Exact([rh, rw])) => (rh, rw) == (h, w),

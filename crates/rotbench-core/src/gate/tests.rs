@@ -85,6 +85,7 @@ fn fake(
         model_classes: None,
         class_subset: None,
         class_map: None,
+        class_map_rule: Default::default(),
     };
     let prov = Provenance::new();
     let ids: Vec<ModelId> = preds
@@ -135,6 +136,8 @@ fn fake(
         bootstrap: 50,
         seed: 0,
         sample: None,
+        difficulty: 1,
+        protocol: None,
     };
     let s = summary::build(&result, &ids, &info, settings, "test");
     (s, result)

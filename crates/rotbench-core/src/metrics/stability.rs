@@ -21,16 +21,19 @@ pub fn is_circular(angles: &[f64]) -> bool {
         && (angles.len() as f64 * d.abs() - 360.0).abs() <= 1e-9
 }
 
-/// For each position of `angles` (sweep order), the position of the next angle:
-/// the following one, and for the last one the first when the sweep is circular.
-pub fn next_positions(angles: &[f64]) -> Vec<Option<usize>> {
+/// For each position of `angles` (sweep order), the position it is compared with:
+/// `step` places on (ImageNet-P's difficulty; 1 is the next angle), wrapping round
+/// when the sweep is circular, none past the end of an open sweep (ImageNet-P's
+/// `vid[i::d]` pairs: each frame with the frame `d` before it, not circular).
+pub fn next_positions(angles: &[f64], step: usize) -> Vec<Option<usize>> {
+    let n = angles.len();
     let circular = is_circular(angles);
-    (0..angles.len())
+    (0..n)
         .map(|i| {
-            if i + 1 < angles.len() {
-                Some(i + 1)
-            } else if circular {
-                Some(0)
+            if i + step < n {
+                Some(i + step)
+            } else if circular && step < n {
+                Some((i + step) % n)
             } else {
                 None
             }
@@ -75,8 +78,17 @@ mod tests {
         assert!(!is_circular(&turn[..36]));
         assert!(!is_circular(&[0.0, 90.0, 270.0]));
         assert!(!is_circular(&[0.0]));
-        assert_eq!(next_positions(&[0.0, 180.0]), [Some(1), Some(0)]);
-        assert_eq!(next_positions(&[0.0, 90.0]), [Some(1), None]);
+        assert_eq!(next_positions(&[0.0, 180.0], 1), [Some(1), Some(0)]);
+        assert_eq!(next_positions(&[0.0, 90.0], 1), [Some(1), None]);
+        // Difficulty 2: two places on; open sweeps stop, circular ones wrap.
+        let open = [15.0, 14.0, 13.0, 12.0];
+        assert_eq!(next_positions(&open, 2), [Some(2), Some(3), None, None]);
+        let ring = [0.0, 90.0, 180.0, 270.0];
+        assert_eq!(
+            next_positions(&ring, 3),
+            [Some(3), Some(0), Some(1), Some(2)]
+        );
+        assert_eq!(next_positions(&[0.0, 180.0], 2), [None, None]);
     }
 
     #[test]
