@@ -59,11 +59,24 @@ pub enum Command {
     /// Check the install: rotbench's build, the libtorch in use, CPU and CUDA, and one
     /// forward pass of a bundled model on each device. Exit 0 when all is well, 2 when not.
     Doctor(DoctorArgs),
+    /// List the published protocols `sweep --protocol NAME` runs: what each sets,
+    /// where every number comes from, and how rotbench's figures differ from the
+    /// published data.
+    Protocols(ProtocolsArgs),
     /// Print a shell completion script: bash, zsh, fish, elvish or powershell.
     Completions(CompletionsArgs),
     /// Print the CLI reference generated from these definitions (`make docs-cli`).
     #[command(hide = true)]
     Reference(ReferenceArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ProtocolsArgs {
+    /// One protocol (default: all).
+    pub name: Option<String>,
+    /// Markdown tables (docs/protocols.md is this output).
+    #[arg(long)]
+    pub markdown: bool,
 }
 
 #[derive(Args, Debug)]
@@ -524,6 +537,10 @@ pub struct InspectArgs {
     /// Load the model as is, without freeze + optimize_for_inference.
     #[arg(long)]
     pub exact: bool,
+    /// Show the spec as `sweep --protocol NAME` runs the model: the protocol's
+    /// input settings beneath the model's own.
+    #[arg(long, value_name = "NAME")]
+    pub protocol: Option<String>,
     #[command(flatten)]
     pub spec: SpecArgs,
     /// cpu, cuda, cuda:N or auto.

@@ -33,6 +33,7 @@ fn run() -> anyhow::Result<ExitCode> {
         cli::Command::Merge(a) => commands::merge(a),
         cli::Command::Demo(a) => commands::demo(a),
         cli::Command::Doctor(a) => commands::doctor(a),
+        cli::Command::Protocols(a) => commands::protocols(a),
         cli::Command::Completions(a) => commands::completions(a),
         cli::Command::Reference(a) => commands::reference(a),
     }

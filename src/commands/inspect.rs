@@ -13,7 +13,17 @@ use std::process::ExitCode;
 use tch::Tensor;
 
 pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
-    let flags = args.spec.check()?;
+    let mut flags = args.spec.check()?;
+    if let Some(name) = &args.protocol {
+        let p = rotbench::protocols::find(name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--protocol {name}: no such protocol; use one of {}",
+                rotbench::protocols::names()
+            )
+        })?;
+        flags.protocol = Some((p.name.to_string(), p.spec_layer()));
+        outln!("protocol {} ({}): fields from `protocol {}` below are its; `rotbench protocols {}` lists its sweep settings", p.name, p.source, p.name, p.name);
+    }
     let device = parse_device(&args.device)?;
     let inference = if args.exact {
         Inference::Exact
@@ -137,6 +147,25 @@ fn print_preprocessing(model: &Model) -> Result<()> {
         pre.value_range,
         src("value-range")
     );
+    let grey = match (pre.desaturate, pre.grayscale) {
+        (true, g) => format!("every image made grey ({}), in each channel", g.name()),
+        (false, g) => format!(
+            "{} (when a colour image meets a one-channel model)",
+            g.name()
+        ),
+    };
+    outln!("grey     {grey}   from {}", src("grayscale"));
+    if let Some(rule) = model
+        .spec
+        .class_map
+        .as_ref()
+        .map(|_| model.spec.class_map_rule)
+    {
+        outln!(
+            "coarse   each coarse class takes the {} of its model classes' probabilities",
+            rule.name()
+        );
+    }
     Ok(())
 }
 

@@ -88,7 +88,7 @@ pub const ALL: &[Protocol] = &[
             set("--value-range", "1", "trn.ToTensor() (test.py)"),
             set("--channel-order", "rgb", ".convert('RGB'); the loader turns cv2's BGR into RGB (video_loader.py)"),
         ],
-        labels_optional: true,
+        labels_optional: false,
         figures: Figures::Stability,
         differences: &[
             "The released ImageNet-P frames are H.264 videos (libx264, -crf 20), so they are lossy; rotbench computes each frame exactly from the image, so its figures differ from those on the videos.",
@@ -117,7 +117,7 @@ pub const ALL: &[Protocol] = &[
         labels_optional: false,
         figures: Figures::Conditions,
         differences: &[
-            "model-vs-human scores released stimuli (grey PNGs, already rotated); rotbench makes them from colour images with the same grey formula and 8-bit truncation, so on the released stimuli' source images it gives the same pixels.",
+            "model-vs-human scores released stimuli (grey PNGs, already rotated); rotbench makes them from colour images with the same grey formula and 8-bit truncation, so from the released stimuli's source images it gives the same pixels.",
             "The data folder holds one subfolder per category, named as the 16 categories (airplane ... truck).",
             "OOD accuracy here is the mean accuracy over 90, 180 and 270 degrees for this one dataset (plot.py's EXCLUDE_CONDITIONS leaves out \"0\").",
         ],
@@ -442,5 +442,82 @@ mod tests {
         let t = p.tokens(&["--angles".to_string()]);
         assert!(!t.iter().any(|x| x.starts_with("--angles")));
         assert!(t.contains(&"--class-map-rule=mean".to_string()));
+    }
+}
+
+/// A protocol described for `rotbench protocols` and docs/protocols.md: what it
+/// sets, where each number comes from, and how rotbench's numbers differ.
+pub fn describe(p: &Protocol, markdown: bool) -> String {
+    let mut s = String::new();
+    let row = |s: &mut String, flag: &str, value: &str, source: &str| {
+        let v = if value.is_empty() { "(on)" } else { value };
+        if markdown {
+            s.push_str(&format!("| `{flag}` | `{v}` | {source} |\n"));
+        } else {
+            s.push_str(&format!("    {flag:<18} {v:<22} {source}\n"));
+        }
+    };
+    if markdown {
+        s.push_str(&format!(
+            "## `{}`\n\n{}.\n\nSource: {}.\n\n",
+            p.name, p.title, p.source
+        ));
+        s.push_str("| setting | value | from |\n|---|---|---|\n");
+    } else {
+        s.push_str(&format!(
+            "{}\n  {}\n  source: {}\n  sets:\n",
+            p.name, p.title, p.source
+        ));
+    }
+    for set in p.sweep {
+        row(&mut s, set.flag, set.value, set.source);
+    }
+    for set in p.input {
+        let src = format!(
+            "{} (model input: a model that declares its own keeps it)",
+            set.source
+        );
+        row(&mut s, set.flag, set.value, &src);
+    }
+    let labels = if p.labels_optional {
+        "labels: optional"
+    } else {
+        "labels: required"
+    };
+    if markdown {
+        s.push_str(&format!(
+            "\nReports: {}. {}.\n\n",
+            figure_names(p),
+            capital(labels)
+        ));
+        s.push_str("Differences from the published data:\n\n");
+        for d in p.differences {
+            s.push_str(&format!("- {d}\n"));
+        }
+        s.push('\n');
+    } else {
+        s.push_str(&format!(
+            "  reports: {}\n  {labels}\n  differences:\n",
+            figure_names(p)
+        ));
+        for d in p.differences {
+            s.push_str(&format!("    - {d}\n"));
+        }
+    }
+    s
+}
+
+fn capital(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map_or(String::new(), |f| f.to_uppercase().chain(c).collect())
+}
+
+/// The names of the figures a protocol reports, for its description.
+fn figure_names(p: &Protocol) -> &'static str {
+    match p.figures {
+        Figures::Stability => "flip_probability and top5_distance at the difficulty (and relative_flip_probability, relative_top5_distance with --relative-to)",
+        Figures::Conditions => "accuracy at each condition (accuracy_0, accuracy_90, ...) and ood_accuracy, their mean without 0 degrees",
+        Figures::Spatial => "natural_accuracy, random_accuracy, worst_of_k_accuracy and grid_accuracy",
     }
 }

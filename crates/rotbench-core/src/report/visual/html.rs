@@ -668,6 +668,34 @@ fn metadata(out: &mut String, view: &View<'_>, wall_seconds: Option<f64>) {
             ),
         );
     }
+    if let Some(p) = &set.protocol {
+        let changed: Vec<String> = p
+            .overrides
+            .iter()
+            .map(|o| format!("{} {} (protocol: {})", o.flag, o.given, o.protocol))
+            .collect();
+        let mut text = format!("{} ({})", p.name, p.source);
+        if !changed.is_empty() {
+            text.push_str(&format!(
+                "; changed by flags, so not the published protocol: {}",
+                changed.join(", ")
+            ));
+        }
+        if let Some(r) = &p.relative_to {
+            text.push_str(&format!("; relative figures against {r}"));
+        }
+        row(out, "Protocol", escape(&text));
+    }
+    if set.difficulty != 1 {
+        row(
+            out,
+            "Difficulty",
+            format!(
+                "{}: flips and ranking distances compare each angle with the one {} places on",
+                set.difficulty, set.difficulty
+            ),
+        );
+    }
     let mut angles = describe_angles(&set.angles);
     if set.reference_added {
         angles.push_str("; 0° added as the reference");
