@@ -4,6 +4,7 @@
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Parser, Subcommand};
 use rotbench::dataset::ClassFolders;
+use rotbench::protocols::human16;
 use rotbench::results::BatchSize;
 use rotbench::rotate::{Fill, Interpolation, RotateOptions};
 use rotbench::spec::{
@@ -381,6 +382,10 @@ pub struct SweepArgs {
     /// run then becomes the baseline that later runs compare with).
     #[arg(long, requires = "save_baseline")]
     pub save_baseline_on_failure: bool,
+    /// The HTML report's URL or path (a CI artifact, a Pages site), linked from the
+    /// gate's output and Markdown.
+    #[arg(long, value_name = "URL", requires = "gate_config")]
+    pub report_url: Option<String>,
     /// Where baselines live (overrides `baseline_dir` in the --gate-config table)
     /// [default: .rotbench/baselines].
     #[arg(long, value_name = "DIR")]
@@ -493,6 +498,10 @@ pub struct GateArgs {
     /// Write a Markdown table (also appended to $GITHUB_STEP_SUMMARY when set).
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
+    /// The HTML report's URL or path (a CI artifact, a Pages site), linked from the
+    /// gate's output and Markdown.
+    #[arg(long, value_name = "URL")]
+    pub report_url: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -653,6 +662,10 @@ impl SpecArgs {
             },
             class_map: match &self.class_map {
                 None => None,
+                // `model-vs-human-16` (when no file has that name): the bundled map.
+                Some(p) if p.as_os_str() == human16::MAP_NAME && !p.exists() => {
+                    Some((p.clone(), human16::lines()))
+                }
                 Some(p) => Some((p.clone(), read_map_file(p)?)),
             },
             class_map_rule: self.class_map_rule,

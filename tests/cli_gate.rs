@@ -702,3 +702,95 @@ fn comparing_with_a_baseline_needs_the_results_predictions() {
         r.stderr
     );
 }
+
+/// Issue 33: a saved baseline records where it came from (when, the git commit of
+/// the working directory and whether it had uncommitted changes), and the gate
+/// shows that with the baseline's settings, and links the report (`--report-url`).
+#[test]
+fn a_baseline_records_its_commit_and_date_and_the_gate_shows_them_with_the_report_url() {
+    let t = tempfile::tempdir().unwrap();
+    let repo = t.path();
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(repo)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let head = git(&["init", "-q"]).and_then(|_| {
+        fs::write(repo.join("train.py"), "print('model')\n").unwrap();
+        git(&["add", "train.py"])?;
+        git(&["commit", "-q", "-m", "model"])?;
+        git(&["rev-parse", "HEAD"])
+    });
+    rotbench()
+        .current_dir(repo)
+        .args(["sweep", "--quiet", "--no-report", "--model"])
+        .arg(bundled_model())
+        .arg("--data")
+        .arg(mnist())
+        .args([
+            "--angles",
+            "0:360:90",
+            "--limit",
+            "200",
+            "--save-baseline",
+            "main",
+        ])
+        .args(["--baseline-dir", "b", "--out", "o"])
+        .assert()
+        .success();
+    let origin = read_json(&repo.join("b/main/origin.json"));
+    let saved = origin["saved_utc"].as_str().unwrap();
+    assert!(
+        saved.starts_with("20") && saved.ends_with(" UTC"),
+        "{saved}"
+    );
+    match &head {
+        Some(h) => {
+            assert_eq!(origin["git_commit"].as_str(), Some(h.as_str()));
+            assert_eq!(origin["git_dirty"], false);
+        }
+        None => assert!(origin.get("git_commit").is_none(), "no git here: {origin}"),
+    }
+    let url = "https://ci.example/run/7/report/index.html";
+    let r = gate(
+        &[
+            "--results",
+            "o",
+            "--baseline",
+            "main",
+            "--baseline-dir",
+            "b",
+            "--markdown",
+            "gate.md",
+            "--report-url",
+            url,
+        ],
+        |c| {
+            c.current_dir(repo);
+        },
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let md = fs::read_to_string(repo.join("gate.md")).unwrap();
+    for text in [&r.stdout, &md] {
+        assert!(
+            text.contains(&format!("baseline `main`: saved {saved}")),
+            "{text}"
+        );
+        assert!(
+            text.contains("4 angles, the first 200 samples (--limit), interpolation bilinear"),
+            "{text}"
+        );
+        assert!(text.contains(&format!("HTML report: {url}")), "{text}");
+        if let Some(h) = &head {
+            assert!(
+                text.contains(&format!("at git commit {}", &h[..12])),
+                "{text}"
+            );
+        }
+    }
+}

@@ -73,12 +73,15 @@ pub fn gate(args: GateArgs) -> Result<ExitCode> {
         None => None,
         Some(b) => Some(current_predictions(&summary_path, &summary, b)?),
     };
-    let verdict = gate::evaluate(
+    let mut verdict = gate::evaluate(
         &summary,
         &checks,
         baseline.as_ref().zip(current.as_ref()),
         &shown,
     )?;
+    verdict
+        .notes
+        .extend(context_notes(baseline.as_ref(), args.report_url.as_deref()));
     out!("{}", gate::render_text(&verdict));
     if let Some(p) = &args.junit {
         write_file(p, "--junit", &gate::render_junit(&verdict))?;
@@ -89,6 +92,43 @@ pub fn gate(args: GateArgs) -> Result<ExitCode> {
     }
     append_step_summary(&md)?;
     Ok(exit_code(&verdict))
+}
+
+/// The gate's notes on what it compared with and where the report is: the
+/// baseline's origin and settings, and `--report-url`.
+pub(super) fn context_notes(baseline: Option<&Baseline>, report_url: Option<&str>) -> Vec<String> {
+    let mut notes: Vec<String> = baseline.map(gate::describe_baseline).into_iter().collect();
+    if let Some(u) = report_url {
+        notes.push(format!("HTML report: {u}"));
+    }
+    notes
+}
+
+/// Where this run's baseline comes from, for its origin.json: now, and the git
+/// commit of the working directory when it is inside a repository.
+pub(super) fn baseline_origin() -> gate::BaselineOrigin {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let git_commit = git(&["rev-parse", "HEAD"]).filter(|c| !c.is_empty());
+    let git_dirty = git_commit
+        .as_ref()
+        .and_then(|_| git(&["status", "--porcelain", "--untracked-files=no"]))
+        .map(|s| !s.is_empty());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    gate::BaselineOrigin {
+        saved_utc: rotbench::format::utc(now),
+        git_commit,
+        git_dirty,
+    }
 }
 
 /// The baseline named by the checks, if any, from their (layered) baseline folder.

@@ -154,7 +154,11 @@ fn print_preprocessing(model: &Model) -> Result<()> {
             g.name()
         ),
     };
-    outln!("grey     {grey}   from {}", src("grayscale"));
+    let from = match src("grayscale") {
+        s if s.is_empty() => "default".to_string(),
+        s => s,
+    };
+    outln!("grey     {grey}   from {from}");
     if let Some(rule) = model
         .spec
         .class_map

@@ -567,12 +567,7 @@ pub fn read_subset_file(path: &Path) -> Result<Vec<String>> {
 /// Read a `--class-map` file: lines `model class,coarse class` (the model class by
 /// name, or by index when no class has that name); coarse classes are numbered in
 /// the order they first appear. Blank lines and `#` comments are ignored.
-/// `model-vs-human-16` (when no file has that name) is the bundled map of
-/// model-vs-human's 16 categories ([`crate::protocols::human16`]).
 pub fn read_map_file(path: &Path) -> Result<Vec<(String, String)>> {
-    if path == Path::new(crate::protocols::human16::MAP_NAME) && !path.exists() {
-        return Ok(crate::protocols::human16::lines());
-    }
     read_pairs(path, "--class-map", "model class,coarse class")
 }
 
@@ -1060,8 +1055,16 @@ impl<'a> Resolver<'a> {
         preprocess!(order, "order");
         preprocess!(channel_order, "channel-order");
         preprocess!(value_range, "value-range");
-        preprocess!(grayscale, "grayscale");
-        preprocess!(desaturate, "desaturate");
+        // Recorded only when a layer sets them, so that specs without them keep
+        // their sources (and summary.json its bytes).
+        if let Some((v, layer)) = self.layered(self.flags.grayscale, |s| s.grayscale) {
+            pre.grayscale = v;
+            self.pick("grayscale", None, layer);
+        }
+        if let Some((v, layer)) = self.layered(self.flags.desaturate, |s| s.desaturate) {
+            pre.desaturate = v;
+            self.pick("desaturate", None, layer);
+        }
         if pre.value_range != 1.0 && pre.value_range != 255.0 {
             bail!(
                 "{}: value_range must be 1 (pixels in [0,1]) or 255 (pixels in [0,255]), got {}",

@@ -76,7 +76,7 @@ pub struct Settings {
     /// `--protocol NAME`: the published protocol that set the sweep, and what the
     /// user's flags changed of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub protocol: Option<crate::protocols::ProtocolUse>,
+    pub protocol: Option<ProtocolUse>,
 }
 
 fn one() -> usize {
@@ -454,7 +454,7 @@ pub struct Summary {
     /// `--protocol`: each model's figures under it (the protocol itself and any
     /// override are in `settings.protocol`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub protocol: Option<crate::protocols::ProtocolFigures>,
+    pub protocol: Option<ProtocolFigures>,
     /// sha256 of each deterministic result file written beside this summary.json
     /// (per_angle.csv, per_class.csv, confusion.csv, examples.json and, unless
     /// --no-predictions, predictions.csv). Readers check a file against it before
@@ -947,4 +947,52 @@ impl Summary {
         }
         Ok(())
     }
+}
+
+// `--protocol`'s records in summary.json (the protocols themselves are in
+// `crate::protocols`).
+
+/// What a run recorded of its protocol (summary.json `settings.protocol`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProtocolUse {
+    pub name: String,
+    pub source: String,
+    /// The protocol's settings that flags given beside it changed.
+    #[serde(default)]
+    pub overrides: Vec<Override>,
+    /// `--relative-to DIR`: the reference run the relative figures divide by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relative_to: Option<String>,
+}
+
+/// One protocol setting a user's flag changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Override {
+    pub flag: String,
+    pub protocol: String,
+    pub given: String,
+}
+
+/// summary.json's `protocol`: the figures of every model, and the reference
+/// model of `--relative-to`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProtocolFigures {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relative_to_model: Option<String>,
+    pub models: Vec<ModelFigures>,
+}
+
+/// One figure a protocol reports for a model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Figure {
+    pub name: String,
+    pub value: f64,
+}
+
+/// A model's protocol figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelFigures {
+    pub model: String,
+    pub figures: Vec<Figure>,
 }

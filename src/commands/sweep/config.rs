@@ -65,6 +65,8 @@ pub struct SweepConfig {
     pub gate: Option<Checks>,
     pub save_baseline: Option<String>,
     pub save_baseline_on_failure: bool,
+    /// `--report-url`: linked from the gate's output.
+    pub report_url: Option<String>,
     /// Where baselines are compared with and saved: `--baseline-dir`, else the
     /// `[gate]` table's `baseline_dir`, else the default.
     pub baseline_dir: PathBuf,
@@ -91,47 +93,7 @@ impl SweepArgs {
             .transpose()
             .map_err(|e| anyhow!("{e}"))?;
         let mut spec = self.spec.check()?;
-        let protocol = match (&self.protocol, self.protocol_use) {
-            (None, _) => None,
-            (Some(name), used) => {
-                let p = protocols::find(name).ok_or_else(|| {
-                    anyhow!(
-                        "--protocol {name}: no such protocol; use one of {}",
-                        protocols::names()
-                    )
-                })?;
-                let mut used = used.unwrap_or_else(|| ProtocolUse {
-                    name: p.name.to_string(),
-                    source: p.source.to_string(),
-                    overrides: vec![],
-                    relative_to: None,
-                });
-                used.relative_to = self.relative_to.as_ref().map(|d| d.display().to_string());
-                if self.relative_to.is_some() && p.figures != protocols::Figures::Stability {
-                    bail!("--relative-to: the {} protocol has no relative figures (imagenet-p-rotate does)", p.name);
-                }
-                spec.protocol = Some((p.name.to_string(), p.spec_layer()));
-                Some((p, used))
-            }
-        };
-        // The reference is read and checked now, not after the sweep.
-        let relative_to = match (&self.relative_to, &protocol) {
-            (Some(dir), Some((p, _))) => {
-                let file = if dir.is_dir() {
-                    dir.join("summary.json")
-                } else {
-                    dir.clone()
-                };
-                let s: rotbench::summary::Summary =
-                    crate::commands::report::read_json(&file, "rotbench summary.json")
-                        .map_err(|e| anyhow!("--relative-to: {e:#}"))?;
-                Some(
-                    protocols::reference_model(dir, &s, p, self.difficulty)
-                        .map_err(|e| anyhow!(e))?,
-                )
-            }
-            _ => None,
-        };
+        let (protocol, relative_to) = self.protocol(&mut spec)?;
         let device = parse_device(&self.device)?;
         let rotate = self.rotation.options();
         let pil = rotate.interpolation == Interpolation::PilBilinear;
@@ -232,6 +194,7 @@ impl SweepArgs {
             gate,
             save_baseline: self.save_baseline,
             save_baseline_on_failure: self.save_baseline_on_failure,
+            report_url: self.report_url.clone(),
             baseline_dir,
         })
     }
@@ -269,4 +232,61 @@ fn model_names(args: &[ModelArg]) -> Result<Vec<(String, PathBuf)>> {
         out.push((name, a.path.clone()));
     }
     Ok(out)
+}
+
+impl SweepArgs {
+    /// `--protocol` and `--relative-to`, checked: the protocol with what the run
+    /// records of it (its model-input settings become `spec`'s lowest layer), and
+    /// the reference run's one model, read now rather than after the sweep.
+    #[allow(clippy::type_complexity)]
+    fn protocol(
+        &self,
+        spec: &mut SpecFlags,
+    ) -> Result<(
+        Option<(&'static Protocol, ProtocolUse)>,
+        Option<rotbench::summary::ModelSummary>,
+    )> {
+        let protocol = match (&self.protocol, self.protocol_use.clone()) {
+            (None, _) => None,
+            (Some(name), used) => {
+                let p = protocols::find(name).ok_or_else(|| {
+                    anyhow!(
+                        "--protocol {name}: no such protocol; use one of {}",
+                        protocols::names()
+                    )
+                })?;
+                let mut used = used.unwrap_or_else(|| ProtocolUse {
+                    name: p.name.to_string(),
+                    source: p.source.to_string(),
+                    overrides: vec![],
+                    relative_to: None,
+                });
+                used.relative_to = self.relative_to.as_ref().map(|d| d.display().to_string());
+                if self.relative_to.is_some() && p.figures != protocols::Figures::Stability {
+                    bail!("--relative-to: the {} protocol has no relative figures (imagenet-p-rotate does)", p.name);
+                }
+                spec.protocol = Some((p.name.to_string(), p.spec_layer()));
+                Some((p, used))
+            }
+        };
+        // The reference is read and checked now, not after the sweep.
+        let relative_to = match (&self.relative_to, &protocol) {
+            (Some(dir), Some((p, _))) => {
+                let file = if dir.is_dir() {
+                    dir.join("summary.json")
+                } else {
+                    dir.clone()
+                };
+                let s: rotbench::summary::Summary =
+                    crate::commands::report::read_json(&file, "rotbench summary.json")
+                        .map_err(|e| anyhow!("--relative-to: {e:#}"))?;
+                Some(
+                    protocols::reference_model(dir, &s, p, self.difficulty)
+                        .map_err(|e| anyhow!(e))?,
+                )
+            }
+            _ => None,
+        };
+        Ok((protocol, relative_to))
+    }
 }

@@ -53,6 +53,7 @@ pub fn sweep_gate(
             path: compare_path.clone().unwrap_or_default(),
             summary: summary.clone(),
             predictions: predictions.clone(),
+            origin: None,
         })
     } else {
         load_named_baseline(&checks)?
@@ -61,6 +62,10 @@ pub fn sweep_gate(
     let current = baseline.as_ref().map(|_| &predictions);
     let mut verdict = gate::evaluate(summary, &checks, baseline.as_ref().zip(current), &shown)?;
     verdict.notes.extend(notes);
+    verdict.notes.extend(super::super::gate::context_notes(
+        baseline.as_ref().filter(|_| !first_save),
+        cfg.report_url.as_deref(),
+    ));
     let markdown = gate::render_markdown(&verdict);
     let files = vec![
         ("junit.xml".to_string(), gate::render_junit(&verdict)),
@@ -100,7 +105,11 @@ pub fn after_sweep(
             output::replace_set(
                 &folder,
                 gate::BASELINE_FILES,
-                &gate::baseline_files(summary, predictions_csv)?,
+                &gate::baseline_files(
+                    summary,
+                    predictions_csv,
+                    &super::super::gate::baseline_origin(),
+                )?,
             )?;
             if !cfg.quiet {
                 outln!("saved baseline `{name}` in {}", folder.display());

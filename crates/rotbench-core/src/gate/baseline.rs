@@ -245,6 +245,55 @@ pub struct Baseline {
     pub path: PathBuf,
     pub summary: Summary,
     pub predictions: Predictions,
+    /// Where it came from (`origin.json`; absent from baselines saved before it).
+    pub origin: Option<BaselineOrigin>,
+}
+
+/// Where a baseline came from: when it was saved, and the git commit of the
+/// working directory (inside a repository) with whether it had uncommitted
+/// changes. rotbench's version and the run's settings are in its summary.json.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BaselineOrigin {
+    pub saved_utc: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_dirty: Option<bool>,
+}
+
+/// The gate's note on the baseline it compared with: its name, where it came
+/// from, and the settings its sweep ran with.
+pub fn describe_baseline(b: &Baseline) -> String {
+    let s = &b.summary;
+    let mut text = format!("baseline `{}`", b.label);
+    match &b.origin {
+        Some(o) => {
+            text.push_str(&format!(": saved {}", o.saved_utc));
+            if let Some(c) = &o.git_commit {
+                let dirty = if o.git_dirty == Some(true) {
+                    " with uncommitted changes"
+                } else {
+                    ""
+                };
+                text.push_str(&format!(" at git commit {}{dirty}", &c[..c.len().min(12)]));
+            }
+        }
+        None => text.push_str(": saved before baselines recorded their origin"),
+    }
+    let set = &s.settings;
+    let samples = match (set.sample, set.limit) {
+        (Some(n), _) => format!("{n} samples drawn with --sample, seed {}", set.seed),
+        (None, Some(n)) => format!("the first {n} samples (--limit)"),
+        (None, None) => format!("all {} samples", s.dataset.n),
+    };
+    text.push_str(&format!(
+        ", by rotbench {}; {} angles, {samples}, interpolation {}, fill {}",
+        s.rotbench_version,
+        set.angles.len(),
+        set.interpolation.name(),
+        set.fill
+    ));
+    text
 }
 
 /// Is `name` usable as a baseline name (a single folder name, no separators)?
@@ -262,13 +311,14 @@ pub fn check_baseline_name(name: &str) -> Result<()> {
 }
 
 /// The names a baseline folder holds.
-pub const BASELINE_FILES: &[&str] = &["summary.json", "predictions.csv"];
+pub const BASELINE_FILES: &[&str] = &["summary.json", "predictions.csv", "origin.json"];
 
 /// The files of a baseline folder: `summary.json`, bound to the sweep's
 /// `predictions.csv` bytes ([`crate::report::csv::predictions_csv`]).
 pub fn baseline_files(
     summary: &Summary,
     predictions_csv: Vec<u8>,
+    origin: &BaselineOrigin,
 ) -> Result<Vec<(String, Vec<u8>)>> {
     // The baseline's summary.json names its own companion, so that a
     // predictions.csv from another baseline is never read with it.
@@ -280,9 +330,12 @@ pub fn baseline_files(
     .into();
     let mut s = serde_json::to_vec_pretty(&bound)?;
     s.push(b'\n');
+    let mut o = serde_json::to_vec_pretty(origin)?;
+    o.push(b'\n');
     Ok(vec![
         ("summary.json".into(), s),
         ("predictions.csv".into(), predictions_csv),
+        ("origin.json".into(), o),
     ])
 }
 
@@ -344,11 +397,22 @@ pub fn load_baseline(value: &str, dir: &Path) -> Result<Baseline> {
     let predictions = Predictions::from_csv(&bytes, &pred_path, &summary)
         .map_err(|e| anyhow!("--baseline {value}: {e:#}"))?;
     predictions.check_shape(&pred_path)?;
+    let origin_path = path.join("origin.json");
+    let origin = match std::fs::read(&origin_path) {
+        Err(_) => None,
+        Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| {
+            anyhow!(
+                "--baseline {value}: {}: not a baseline origin ({e}); save the baseline again",
+                origin_path.display()
+            )
+        })?),
+    };
     Ok(Baseline {
         label: value.to_string(),
         path,
         summary,
         predictions,
+        origin,
     })
 }
 

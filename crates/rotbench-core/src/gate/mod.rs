@@ -31,8 +31,9 @@ mod render;
 mod verdict;
 
 pub use baseline::{
-    baseline_files, check_baseline_name, load_baseline, read_summary, resolve_baseline,
-    AnglePredictions, Baseline, ModelPredictions, Predictions, BASELINE_FILES,
+    baseline_files, check_baseline_name, describe_baseline, load_baseline, read_summary,
+    resolve_baseline, AnglePredictions, Baseline, BaselineOrigin, ModelPredictions, Predictions,
+    BASELINE_FILES,
 };
 pub use config::{parse_config, read_config, AngleSel, Checks, Origin};
 pub use evaluate::evaluate;

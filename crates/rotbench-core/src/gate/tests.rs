@@ -634,7 +634,17 @@ fn base_sweep(both: usize, b: usize) -> (Summary, SweepResult) {
 /// The files `--save-baseline` writes for [`base_sweep`].
 fn saved(both: usize, b: usize) -> Vec<(String, Vec<u8>)> {
     let (bs, br) = base_sweep(both, b);
-    baseline_files(&bs, crate::report::csv::predictions_csv(&bs, &br).unwrap()).unwrap()
+    let origin = crate::gate::BaselineOrigin {
+        saved_utc: "2026-12-07 01:30:00 UTC".into(),
+        git_commit: None,
+        git_dirty: None,
+    };
+    baseline_files(
+        &bs,
+        crate::report::csv::predictions_csv(&bs, &br).unwrap(),
+        &origin,
+    )
+    .unwrap()
 }
 
 fn pair(both: usize, b: usize, c: usize) -> (Summary, Predictions, Baseline) {
@@ -664,6 +674,7 @@ fn pair(both: usize, b: usize, c: usize) -> (Summary, Predictions, Baseline) {
         path: PathBuf::from("b/main"),
         summary: bs,
         predictions: bp,
+        origin: None,
     };
     (cs, cp, baseline)
 }
@@ -1055,6 +1066,7 @@ fn shrunk() -> (Summary, Predictions, Baseline) {
         path: PathBuf::from("b/main"),
         predictions: Predictions::from_sweep(&bs, &br),
         summary: bs,
+        origin: None,
     };
     let cp = Predictions::from_sweep(&cs, &cr);
     (cs, cp, baseline)

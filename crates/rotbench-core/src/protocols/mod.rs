@@ -14,8 +14,8 @@
 pub mod human16;
 
 use crate::spec::{ChannelOrder, CropOrder, Grayscale, Resize, SpecFile};
+pub use crate::summary::{Figure, ModelFigures, Override, ProtocolFigures, ProtocolUse};
 use crate::summary::{ModelSummary, Summary};
-use serde::{Deserialize, Serialize};
 
 /// One setting: the flag, its value (empty for a switch) and where the number
 /// comes from.
@@ -99,20 +99,20 @@ pub const ALL: &[Protocol] = &[
     Protocol {
         name: "model-vs-human-rotation",
         title: "model-vs-human rotation: 16-class accuracy at 0, 90, 180 and 270 degrees",
-        source: "bethgelab/model-vs-human (helper/human_categories.py, datasets/decision_mappings.py, datasets/dataloaders.py, plotting/plot.py); stimuli by rgeirhos/generalisation-humans-DNNs (code/image_manipulation.py)",
+        source: "bethgelab/model-vs-human (modelvshuman/helper/human_categories.py, modelvshuman/datasets/decision_mappings.py, modelvshuman/datasets/dataloaders.py, modelvshuman/plotting/plot.py); stimuli by rgeirhos/generalisation-humans-DNNs (code/image_manipulation.py)",
         sweep: &[
-            set("--angles", "0,90,180,270", "data_conditions [\"0\", \"90\", \"180\", \"270\"] (model-vs-human datasets/experiments.py); exact quarter turns, counter-clockwise (rotate90: transpose then flip rows, image_manipulation.py)"),
-            set("--class-map", human16::MAP_NAME, "the 16 categories' ImageNet indices (model-vs-human helper/human_categories.py)"),
-            set("--class-map-rule", "mean", "ImageNetProbabilitiesTo16ClassesMapping, aggregation np.mean (model-vs-human datasets/decision_mappings.py)"),
+            set("--angles", "0,90,180,270", "data_conditions [\"0\", \"90\", \"180\", \"270\"] (model-vs-human modelvshuman/datasets/experiments.py); exact quarter turns, counter-clockwise (rotate90: transpose then flip rows, image_manipulation.py)"),
+            set("--class-map", human16::MAP_NAME, "the 16 categories' ImageNet indices (model-vs-human modelvshuman/helper/human_categories.py)"),
+            set("--class-map-rule", "mean", "ImageNetProbabilitiesTo16ClassesMapping, aggregation np.mean (model-vs-human modelvshuman/datasets/decision_mappings.py)"),
         ],
         input: &[
-            set("--input-size", "3x224x224", "224-pixel stimuli, no resize (model-vs-human datasets/base.py: resize only when image_size != 224)"),
+            set("--input-size", "3x224x224", "224-pixel stimuli, no resize (model-vs-human modelvshuman/datasets/base.py: resize only when image_size != 224)"),
             set("--desaturate", "", "rgb2gray, stacked to three channels (image_manipulation.py rotate90/180/270)"),
             set("--grayscale", "rec709", "scikit-image rgb2gray weights 0.2125, 0.7154, 0.0721; save_img truncates x 255 to uint8 (image_manipulation.py)"),
-            set("--mean", IMAGENET_MEAN, "transforms.Normalize (model-vs-human datasets/dataloaders.py)"),
-            set("--std", IMAGENET_STD, "transforms.Normalize (model-vs-human datasets/dataloaders.py)"),
-            set("--value-range", "1", "transforms.ToTensor() (model-vs-human datasets/dataloaders.py)"),
-            set("--channel-order", "rgb", "PIL images (model-vs-human datasets/dataloaders.py)"),
+            set("--mean", IMAGENET_MEAN, "transforms.Normalize (model-vs-human modelvshuman/datasets/dataloaders.py)"),
+            set("--std", IMAGENET_STD, "transforms.Normalize (model-vs-human modelvshuman/datasets/dataloaders.py)"),
+            set("--value-range", "1", "transforms.ToTensor() (model-vs-human modelvshuman/datasets/dataloaders.py)"),
+            set("--channel-order", "rgb", "PIL images (model-vs-human modelvshuman/datasets/dataloaders.py)"),
         ],
         labels_optional: false,
         figures: Figures::Conditions,
@@ -230,27 +230,6 @@ impl Protocol {
     }
 }
 
-/// What a run recorded of its protocol (summary.json `settings.protocol`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProtocolUse {
-    pub name: String,
-    pub source: String,
-    /// The protocol's settings that flags given beside it changed.
-    #[serde(default)]
-    pub overrides: Vec<Override>,
-    /// `--relative-to DIR`: the reference run the relative figures divide by.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub relative_to: Option<String>,
-}
-
-/// One protocol setting a user's flag changed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Override {
-    pub flag: String,
-    pub protocol: String,
-    pub given: String,
-}
-
 impl Override {
     /// The `note:` line for it.
     pub fn note(&self, protocol: &str) -> String {
@@ -269,23 +248,6 @@ impl Override {
             self.flag, self.flag
         )
     }
-}
-
-/// One figure a protocol reports for a model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Figure {
-    pub name: String,
-    pub value: f64,
-}
-
-/// summary.json's `protocol`: the figures of every model, and the reference
-/// model of `--relative-to`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProtocolFigures {
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub relative_to_model: Option<String>,
-    pub models: Vec<ModelFigures>,
 }
 
 /// The reference model of `--relative-to DIR`, from that run's summary: it must
@@ -324,13 +286,6 @@ pub fn reference_model(
             ms.iter().map(|m| m.id.name.as_str()).collect::<Vec<_>>().join(", ")
         )),
     }
-}
-
-/// A model's protocol figures.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelFigures {
-    pub model: String,
-    pub figures: Vec<Figure>,
 }
 
 /// The figures of each model under its protocol, and relative ones against a

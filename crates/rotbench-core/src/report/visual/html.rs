@@ -617,6 +617,40 @@ fn model_rows(out: &mut String, i: usize, m: &ModelSummary) {
     );
 }
 
+/// The run card's rows for `--protocol` (its overrides and `--relative-to`) and
+/// for a difficulty other than 1.
+fn protocol_rows(out: &mut String, set: &crate::summary::Settings) {
+    let row = |out: &mut String, k: &str, v: String| w!(out, "<tr><th>{k}</th><td>{v}</td></tr>");
+    if let Some(p) = &set.protocol {
+        let changed: Vec<String> = p
+            .overrides
+            .iter()
+            .map(|o| format!("{} {} (protocol: {})", o.flag, o.given, o.protocol))
+            .collect();
+        let mut text = format!("{} ({})", p.name, p.source);
+        if !changed.is_empty() {
+            text.push_str(&format!(
+                "; changed by flags, so not the published protocol: {}",
+                changed.join(", ")
+            ));
+        }
+        if let Some(r) = &p.relative_to {
+            text.push_str(&format!("; relative figures against {r}"));
+        }
+        row(out, "Protocol", escape(&text));
+    }
+    if set.difficulty != 1 {
+        row(
+            out,
+            "Difficulty",
+            format!(
+                "{}: flips and ranking distances compare each angle with the one {} places on",
+                set.difficulty, set.difficulty
+            ),
+        );
+    }
+}
+
 fn metadata(out: &mut String, view: &View<'_>, wall_seconds: Option<f64>) {
     let s = view.summary;
     let set = &s.settings;
@@ -668,34 +702,7 @@ fn metadata(out: &mut String, view: &View<'_>, wall_seconds: Option<f64>) {
             ),
         );
     }
-    if let Some(p) = &set.protocol {
-        let changed: Vec<String> = p
-            .overrides
-            .iter()
-            .map(|o| format!("{} {} (protocol: {})", o.flag, o.given, o.protocol))
-            .collect();
-        let mut text = format!("{} ({})", p.name, p.source);
-        if !changed.is_empty() {
-            text.push_str(&format!(
-                "; changed by flags, so not the published protocol: {}",
-                changed.join(", ")
-            ));
-        }
-        if let Some(r) = &p.relative_to {
-            text.push_str(&format!("; relative figures against {r}"));
-        }
-        row(out, "Protocol", escape(&text));
-    }
-    if set.difficulty != 1 {
-        row(
-            out,
-            "Difficulty",
-            format!(
-                "{}: flips and ranking distances compare each angle with the one {} places on",
-                set.difficulty, set.difficulty
-            ),
-        );
-    }
+    protocol_rows(out, set);
     let mut angles = describe_angles(&set.angles);
     if set.reference_added {
         angles.push_str("; 0° added as the reference");
