@@ -35,6 +35,7 @@ pub fn gate(args: GateArgs) -> Result<ExitCode> {
         max_flip_probability: args.max_flip_probability,
         min_top_k_accuracy: args.min_top_k_accuracy,
         angles: args.angles.clone().map(AngleSel::Spec),
+        check_angles: None,
         models: (!args.models.is_empty()).then(|| args.models.clone()),
         baseline: args.baseline.clone(),
         baseline_dir: args.baseline_dir.clone(),

@@ -59,6 +59,10 @@ pub struct Checks {
     pub min_top_k_accuracy: Option<f64>,
     /// Limit the checked angles.
     pub angles: Option<AngleSel>,
+    /// Angles of single checks (`[gate.check_angles]`, e.g. `min_accuracy = [0]`),
+    /// instead of `angles`: "0° at least 0.85, and no regression at any angle" in
+    /// one file. Keys are the per-angle checks ([`PER_ANGLE_CHECKS`]).
+    pub check_angles: Option<std::collections::BTreeMap<String, AngleSel>>,
     /// Limit the checked models (`model` is accepted too).
     #[serde(default, alias = "model", deserialize_with = "one_or_many")]
     pub models: Option<Vec<String>>,
@@ -119,6 +123,7 @@ impl Checks {
             max_flip_probability: over(flags.max_flip_probability, file.max_flip_probability),
             min_top_k_accuracy: over(flags.min_top_k_accuracy, file.min_top_k_accuracy),
             angles: over(flags.angles, file.angles),
+            check_angles: over(flags.check_angles, file.check_angles),
             models_from: if flag_models.is_some() {
                 flags.models_from
             } else {
@@ -196,16 +201,18 @@ impl Checks {
                 );
             }
         }
-        if let Some(AngleSel::Spec(s)) = &self.angles {
-            angles::parse(s).map_err(|e| anyhow!("{}: {e}", origin.name("angles")))?;
+        if let Some(sel) = &self.angles {
+            sel_angles(sel, &origin.name("angles"))?;
         }
-        if let Some(AngleSel::List(v)) = &self.angles {
-            if v.is_empty() || v.iter().any(|a| !a.is_finite()) {
+        for (key, sel) in self.check_angles.iter().flatten() {
+            let name = origin.name(&format!("check_angles.{key}"));
+            if !PER_ANGLE_CHECKS.contains(&key.as_str()) {
                 bail!(
-                    "{}: give a non-empty list of finite angles, or a spec like \"0:360:30\"",
-                    origin.name("angles")
+                    "{name}: not a per-angle check; check_angles takes {} (the others cover the whole sweep)",
+                    PER_ANGLE_CHECKS.join(", ")
                 );
             }
+            sel_angles(sel, &name)?;
         }
         if let Some(b) = &self.baseline {
             if b.trim().is_empty() {
@@ -220,6 +227,7 @@ impl Checks {
 
     /// Checks that only make sense once flags and file are merged.
     pub fn validate_merged(&self) -> Result<()> {
+        self.check_angles_set()?;
         if self.max_regression.is_some() && self.baseline.is_none() {
             bail!("--max-regression needs a baseline to compare with: add --baseline NAME (saved by `rotbench sweep ... --save-baseline NAME`)");
         }
@@ -242,11 +250,56 @@ impl Checks {
     }
 
     pub(crate) fn angle_list(&self) -> Option<Vec<f64>> {
-        match &self.angles {
-            None => None,
-            Some(AngleSel::Spec(s)) => angles::parse(s).ok(),
-            Some(AngleSel::List(v)) => Some(v.clone()),
+        self.angles.as_ref().and_then(|a| sel_angles(a, "angles").ok())
+    }
+
+    /// The angles of check `key` (snake_case): its own `check_angles`, else `angles`.
+    pub(crate) fn angles_of(&self, key: &str) -> Option<Vec<f64>> {
+        match self.check_angles.as_ref().and_then(|c| c.get(key)) {
+            Some(sel) => sel_angles(sel, key).ok(),
+            None => self.angle_list(),
         }
+    }
+
+    /// A `check_angles` key for a check that is not set is a typo or a leftover.
+    fn check_angles_set(&self) -> Result<()> {
+        let set = [
+            ("min_accuracy", self.min_accuracy.is_some()),
+            ("min_mean_accuracy", self.min_mean_accuracy.is_some()),
+            ("max_drop", self.max_drop.is_some()),
+            ("min_consistency", self.min_consistency.is_some()),
+            ("max_ece", self.max_ece.is_some()),
+            ("min_top_k_accuracy", self.min_top_k_accuracy.is_some()),
+            ("max_regression", self.baseline.is_some()),
+        ];
+        for key in self.check_angles.iter().flat_map(|c| c.keys()) {
+            if !set.iter().any(|(k, on)| k == key && *on) {
+                bail!("[gate.check_angles] {key}: that check is not set; set `{key}` too, or drop its angles");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The checks that look at each angle, which `check_angles` may narrow.
+pub const PER_ANGLE_CHECKS: &[&str] = &[
+    "min_accuracy",
+    "min_mean_accuracy",
+    "max_drop",
+    "min_consistency",
+    "max_ece",
+    "min_top_k_accuracy",
+    "max_regression",
+];
+
+/// An angle selection's angles, or an error naming `name`.
+fn sel_angles(sel: &AngleSel, name: &str) -> Result<Vec<f64>> {
+    match sel {
+        AngleSel::Spec(s) => angles::parse(s).map_err(|e| anyhow!("{name}: {e}")),
+        AngleSel::List(v) if v.is_empty() || v.iter().any(|a| !a.is_finite()) => bail!(
+            "{name}: give a non-empty list of finite angles, or a spec like \"0:360:30\""
+        ),
+        AngleSel::List(v) => Ok(v.clone()),
     }
 }
 
@@ -274,7 +327,7 @@ pub fn parse_config(text: &str, path: &Path) -> Result<Checks> {
     let mut checks: Checks = table.try_into().map_err(|e: toml::de::Error| {
         anyhow!(
             "{}: [gate]: {}; the keys are min_accuracy, min_mean_accuracy, max_drop, min_consistency, \
-             min_worst_of_sweep (or min_grid_accuracy), min_worst_of_k_accuracy, max_ece, max_flip_probability, min_top_k_accuracy, angles, models, \
+             min_worst_of_sweep (or min_grid_accuracy), min_worst_of_k_accuracy, max_ece, max_flip_probability, min_top_k_accuracy, angles, check_angles, models, \
              baseline, baseline_dir, max_regression, significance, allow_new_models, allow_missing",
             path.display(),
             e.message().trim()

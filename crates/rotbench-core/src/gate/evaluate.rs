@@ -173,8 +173,10 @@ pub fn evaluate(
         let model = ModelChecks::new(summary, results, m, checked_angles(m, sel.as_deref())?);
         verdict.checks.extend(model.thresholds(checks)?);
         if let Some((b, cur)) = baseline {
+            let own = checks.angles_of("max_regression");
+            let model = ModelChecks::new(summary, results, m, checked_angles(m, own.as_deref())?);
             // Without --angles, every baseline pose must be in the results.
-            let swept_all: Option<Vec<Pose>> = sel
+            let swept_all: Option<Vec<Pose>> = own
                 .is_none()
                 .then(|| m.angles.iter().map(|a| a.pose()).collect());
             verdict.checks.push(regression(
@@ -253,6 +255,17 @@ impl<'a> ModelChecks<'a> {
         }
     }
 
+    /// The same model with the angles of check `key` when `[gate.check_angles]`
+    /// gives it its own.
+    fn for_check(&self, checks: &Checks, key: &str) -> Result<ModelChecks<'a>> {
+        let angles = match checks.check_angles.as_ref().and_then(|c| c.get(key)) {
+            None => self.angles.clone(),
+            Some(_) => checked_angles(self.m, checks.angles_of(key).as_deref())
+                .map_err(|e| anyhow::anyhow!("[gate.check_angles] {key}: {e:#}"))?,
+        };
+        Ok(ModelChecks::new(self.summary, self.results, self.m, angles))
+    }
+
     /// Every threshold check that `checks` sets, in a fixed order.
     fn thresholds(&self, checks: &Checks) -> Result<Vec<CheckResult>> {
         let mut out = Vec::new();
@@ -261,19 +274,21 @@ impl<'a> ModelChecks<'a> {
                 self.name,
                 "min-accuracy",
                 t,
-                &self.angles,
+                &self.for_check(checks, "min_accuracy")?.angles,
                 |a| a.accuracy,
                 |a, v| frac(a, v, t),
             ));
         }
         if let Some(t) = checks.min_mean_accuracy {
-            out.push(self.min_mean_accuracy(t));
+            out.push(self.for_check(checks, "min_mean_accuracy")?.min_mean_accuracy(t));
         }
         if let Some(t) = checks.max_drop {
-            out.push(self.each_angle("max-drop", t, |a| a.accuracy_drop));
+            let c = self.for_check(checks, "max_drop")?;
+            out.push(c.each_angle("max-drop", t, |a| a.accuracy_drop));
         }
         if let Some(t) = checks.min_consistency {
-            out.push(self.each_angle("min-consistency", t, |a| a.consistency));
+            let c = self.for_check(checks, "min_consistency")?;
+            out.push(c.each_angle("min-consistency", t, |a| a.consistency));
         }
         if let Some(t) = checks.min_worst_of_sweep {
             out.push(self.min_worst_of_sweep(t));
@@ -282,10 +297,11 @@ impl<'a> ModelChecks<'a> {
             out.push(self.min_worst_of_k(t)?);
         }
         if let Some(t) = checks.max_ece {
-            out.push(self.each_angle("max-ece", t, |a| a.ece));
+            let c = self.for_check(checks, "max_ece")?;
+            out.push(c.each_angle("max-ece", t, |a| a.ece));
         }
         if let Some(t) = checks.min_top_k_accuracy {
-            out.push(self.min_top_k_accuracy(t)?);
+            out.push(self.for_check(checks, "min_top_k_accuracy")?.min_top_k_accuracy(t)?);
         }
         if let Some(t) = checks.max_flip_probability {
             out.push(self.max_flip_probability(t)?);

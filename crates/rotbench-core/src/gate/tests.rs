@@ -1141,3 +1141,38 @@ fn issue31_models_and_angles_the_user_names_limit_what_must_be_compared() {
     let c = parse_config("[gate]\nallow_missing = true\n", Path::new("g.toml")).unwrap();
     assert_eq!(c.allow_missing, Some(true));
 }
+
+/// Issue 33: `[gate.check_angles]` gives one check its own angles, so "0° at
+/// least 0.95, and no drop over 0.35 at any angle" is one file; a key for a check
+/// that is not set, or for a sweep-wide check, is refused.
+#[test]
+fn check_angles_narrow_one_check_and_leave_the_others_on_every_angle() {
+    let s = ten();
+    let c = parse_config(
+        "[gate]\nmin_accuracy = 0.95\nmax_drop = 0.25\n[gate.check_angles]\nmin_accuracy = [0]\n",
+        Path::new("g.toml"),
+    )
+    .unwrap();
+    let v = evaluate(&s, &c, None, "r").unwrap();
+    let acc = v.checks.iter().find(|c| c.title.contains("accuracy")).unwrap();
+    assert!(acc.passed, "0° alone: 10/10 >= 0.95: {acc:?}");
+    assert!(acc.detail.contains("1 of 1 angle") || acc.detail.contains("at 0°"), "{}", acc.detail);
+    let drop = v.checks.iter().find(|c| c.title.contains("drop")).unwrap();
+    assert!(!drop.passed, "180° drops 0.3 > 0.25: {drop:?}");
+    assert_eq!(drop.failing[0].pose.angle, 180.0);
+    // Without check_angles, min_accuracy sees 180° too and fails.
+    let all = Checks {
+        check_angles: None,
+        ..c.clone()
+    };
+    let v = evaluate(&s, &all, None, "r").unwrap();
+    assert!(!v.checks.iter().find(|c| c.title.contains("accuracy")).unwrap().passed);
+    let e = parse_config("[gate]\nmax_drop = 0.1\n[gate.check_angles]\nmin_accuracy = [0]\n", Path::new("g.toml"))
+        .unwrap()
+        .validate_merged()
+        .unwrap_err();
+    assert!(format!("{e:#}").contains("min_accuracy: that check is not set"), "{e:#}");
+    let e = parse_config("[gate]\nmax_flip_probability = 0.1\n[gate.check_angles]\nmax_flip_probability = [0]\n", Path::new("g.toml"))
+        .unwrap_err();
+    assert!(format!("{e:#}").contains("not a per-angle check"), "{e:#}");
+}
