@@ -492,6 +492,11 @@ pub struct GateArgs {
     /// was never compared fails.
     #[arg(long)]
     pub allow_missing: bool,
+    /// With --baseline: a threshold check fails only at angles where the baseline
+    /// passes it; failures the baseline has too are marked "already failing" and
+    /// noted (judge a pull request on what it changes).
+    #[arg(long, requires = "baseline")]
+    pub only_new_failures: bool,
     /// Write JUnit XML (one testcase per model x check).
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,

@@ -43,6 +43,7 @@ pub fn gate(args: GateArgs) -> Result<ExitCode> {
         significance: args.significance,
         allow_new_models: args.allow_new_models.then_some(true),
         allow_missing: args.allow_missing.then_some(true),
+        only_new_failures: args.only_new_failures.then_some(true),
         models_from: Some("--model".into()),
     };
     flags.validate(&Origin::Flags)?;

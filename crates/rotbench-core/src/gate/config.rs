@@ -80,6 +80,10 @@ pub struct Checks {
     /// a model's results, passes with a note instead of failing the regression
     /// check: the user says that part of the baseline is expected to drop out.
     pub allow_missing: Option<bool>,
+    /// Against a baseline, a threshold check fails only where the baseline
+    /// passes: failures the baseline has too are marked and noted, not counted
+    /// (pull requests are judged on what they change).
+    pub only_new_failures: Option<bool>,
     /// Where `models` was set (`--model`, or the file and key), for messages.
     #[serde(skip)]
     pub models_from: Option<String>,
@@ -136,6 +140,7 @@ impl Checks {
             significance: over(flags.significance, file.significance),
             allow_new_models: over(flags.allow_new_models, file.allow_new_models),
             allow_missing: over(flags.allow_missing, file.allow_missing),
+            only_new_failures: over(flags.only_new_failures, file.only_new_failures),
         }
     }
 
@@ -228,6 +233,9 @@ impl Checks {
     /// Checks that only make sense once flags and file are merged.
     pub fn validate_merged(&self) -> Result<()> {
         self.check_angles_set()?;
+        if self.only_new_failures == Some(true) && self.baseline.is_none() {
+            bail!("--only-new-failures (only_new_failures) tells new failures from the baseline's: add --baseline NAME");
+        }
         if self.max_regression.is_some() && self.baseline.is_none() {
             bail!("--max-regression needs a baseline to compare with: add --baseline NAME (saved by `rotbench sweep ... --save-baseline NAME`)");
         }
@@ -250,7 +258,9 @@ impl Checks {
     }
 
     pub(crate) fn angle_list(&self) -> Option<Vec<f64>> {
-        self.angles.as_ref().and_then(|a| sel_angles(a, "angles").ok())
+        self.angles
+            .as_ref()
+            .and_then(|a| sel_angles(a, "angles").ok())
     }
 
     /// The angles of check `key` (snake_case): its own `check_angles`, else `angles`.
@@ -296,9 +306,9 @@ pub const PER_ANGLE_CHECKS: &[&str] = &[
 fn sel_angles(sel: &AngleSel, name: &str) -> Result<Vec<f64>> {
     match sel {
         AngleSel::Spec(s) => angles::parse(s).map_err(|e| anyhow!("{name}: {e}")),
-        AngleSel::List(v) if v.is_empty() || v.iter().any(|a| !a.is_finite()) => bail!(
-            "{name}: give a non-empty list of finite angles, or a spec like \"0:360:30\""
-        ),
+        AngleSel::List(v) if v.is_empty() || v.iter().any(|a| !a.is_finite()) => {
+            bail!("{name}: give a non-empty list of finite angles, or a spec like \"0:360:30\"")
+        }
         AngleSel::List(v) => Ok(v.clone()),
     }
 }
@@ -328,7 +338,7 @@ pub fn parse_config(text: &str, path: &Path) -> Result<Checks> {
         anyhow!(
             "{}: [gate]: {}; the keys are min_accuracy, min_mean_accuracy, max_drop, min_consistency, \
              min_worst_of_sweep (or min_grid_accuracy), min_worst_of_k_accuracy, max_ece, max_flip_probability, min_top_k_accuracy, angles, check_angles, models, \
-             baseline, baseline_dir, max_regression, significance, allow_new_models, allow_missing",
+             baseline, baseline_dir, max_regression, significance, allow_new_models, allow_missing, only_new_failures",
             path.display(),
             e.message().trim()
         )

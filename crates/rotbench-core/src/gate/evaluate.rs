@@ -5,7 +5,7 @@
 use super::baseline::{Baseline, Predictions};
 use super::config::Checks;
 use super::regression::{missing_model, regression};
-use super::verdict::{at_least, at_most, list, AngleValue, CheckResult, Verdict};
+use super::verdict::{at_least, at_most, list, AngleRow, AngleValue, CheckResult, Mark, Verdict};
 use super::EPSILON;
 use crate::format::{apart, format_angle, plain};
 use crate::poses::Pose;
@@ -66,6 +66,16 @@ fn per_angle(
                 Some(if worse { a } else { w })
             }
         });
+    let rows = angles
+        .iter()
+        .map(|a| AngleRow {
+            pose: a.pose(),
+            baseline: None,
+            now: value(a),
+            p: None,
+            mark: if ok(value(a)) { Mark::Pass } else { Mark::Fail },
+        })
+        .collect();
     let n = angles.len();
     let detail = if failing.is_empty() {
         match worst {
@@ -88,6 +98,8 @@ fn per_angle(
         )
     };
     CheckResult {
+        rows,
+        baseline_failed: None,
         model: model.to_string(),
         check: check.to_string(),
         threshold,
@@ -171,7 +183,12 @@ pub fn evaluate(
     }
     for m in models {
         let model = ModelChecks::new(summary, results, m, checked_angles(m, sel.as_deref())?);
-        verdict.checks.extend(model.thresholds(checks)?);
+        let mut mine = model.thresholds(checks)?;
+        if let Some((b, _)) = baseline {
+            against_baseline(&mut mine, b, m, checks, sel.as_deref(), results);
+        }
+        let first = verdict.checks.len();
+        verdict.checks.extend(mine);
         if let Some((b, cur)) = baseline {
             let own = checks.angles_of("max_regression");
             let model = ModelChecks::new(summary, results, m, checked_angles(m, own.as_deref())?);
@@ -179,17 +196,89 @@ pub fn evaluate(
             let swept_all: Option<Vec<Pose>> = own
                 .is_none()
                 .then(|| m.angles.iter().map(|a| a.pose()).collect());
-            verdict.checks.push(regression(
+            let reg = regression(
                 model.name,
                 &model.angles,
                 swept_all.as_deref(),
                 b,
                 cur,
                 checks,
-            )?);
+            )?;
+            // The paired p of each angle's accuracy, beside min-accuracy's values.
+            for c in verdict.checks[first..]
+                .iter_mut()
+                .filter(|c| c.check == "min-accuracy")
+            {
+                for row in &mut c.rows {
+                    row.p = reg
+                        .rows
+                        .iter()
+                        .find(|r| r.pose == row.pose)
+                        .and_then(|r| r.p);
+                }
+            }
+            verdict.checks.push(reg);
         }
     }
     Ok(verdict)
+}
+
+/// Mark each threshold check's failures as new or already failing on the
+/// baseline (the same checks run on the baseline's summary), with the baseline's
+/// value at each angle; with `only_new_failures`, a check that fails only where
+/// the baseline fails too passes, with a note. A baseline that cannot be checked
+/// the same way (an angle it lacks) leaves the marks unset.
+fn against_baseline(
+    mine: &mut [CheckResult],
+    b: &Baseline,
+    m: &ModelSummary,
+    checks: &Checks,
+    sel: Option<&[f64]>,
+    results: &str,
+) {
+    let Some(bm) = b.summary.models.iter().find(|x| x.id.name == m.id.name) else {
+        return;
+    };
+    let Ok(angles) = checked_angles(bm, sel) else {
+        return;
+    };
+    let Ok(theirs) = ModelChecks::new(&b.summary, results, bm, angles).thresholds(checks) else {
+        return;
+    };
+    for c in mine.iter_mut() {
+        let Some(t) = theirs.iter().find(|t| t.check == c.check) else {
+            continue;
+        };
+        c.baseline_failed = Some(!t.passed);
+        for row in &mut c.rows {
+            let base = t.rows.iter().find(|r| r.pose == row.pose);
+            row.baseline = base.map(|r| r.now);
+            if row.mark == Mark::Fail {
+                row.mark = match base.map(|r| r.mark) {
+                    Some(Mark::Fail) => Mark::Old,
+                    _ => Mark::New,
+                };
+            }
+        }
+        if checks.only_new_failures != Some(true) || c.passed {
+            continue;
+        }
+        let old = c.rows.iter().filter(|r| r.mark == Mark::Old).count();
+        let new = c.rows.iter().any(|r| r.mark == Mark::New);
+        let whole_sweep_old = c.rows.is_empty() && !t.passed;
+        if (!new && old > 0) || whole_sweep_old {
+            c.passed = true;
+            c.notes.push(format!(
+                "fails only where baseline {} fails too{}; passed (only_new_failures)",
+                b.label,
+                if old > 0 {
+                    format!(" ({old} angle{})", if old == 1 { "" } else { "s" })
+                } else {
+                    String::new()
+                }
+            ));
+        }
+    }
 }
 
 /// The models to check: all of them, or those `--model` names (each once).
@@ -280,7 +369,10 @@ impl<'a> ModelChecks<'a> {
             ));
         }
         if let Some(t) = checks.min_mean_accuracy {
-            out.push(self.for_check(checks, "min_mean_accuracy")?.min_mean_accuracy(t));
+            out.push(
+                self.for_check(checks, "min_mean_accuracy")?
+                    .min_mean_accuracy(t),
+            );
         }
         if let Some(t) = checks.max_drop {
             let c = self.for_check(checks, "max_drop")?;
@@ -301,7 +393,10 @@ impl<'a> ModelChecks<'a> {
             out.push(c.each_angle("max-ece", t, |a| a.ece));
         }
         if let Some(t) = checks.min_top_k_accuracy {
-            out.push(self.for_check(checks, "min_top_k_accuracy")?.min_top_k_accuracy(t)?);
+            out.push(
+                self.for_check(checks, "min_top_k_accuracy")?
+                    .min_top_k_accuracy(t)?,
+            );
         }
         if let Some(t) = checks.max_flip_probability {
             out.push(self.max_flip_probability(t)?);
@@ -325,6 +420,8 @@ impl<'a> ModelChecks<'a> {
         };
         let passed = at_least(mean, t);
         CheckResult {
+            rows: Vec::new(),
+            baseline_failed: None,
             model: self.name.into(),
             check: "min-mean-accuracy".into(),
             threshold: t,
@@ -356,6 +453,8 @@ impl<'a> ModelChecks<'a> {
             );
         }
         CheckResult {
+            rows: Vec::new(),
+            baseline_failed: None,
             model: self.name.into(),
             check: "min-worst-of-sweep".into(),
             threshold: t,
@@ -393,6 +492,8 @@ impl<'a> ModelChecks<'a> {
         };
         let passed = at_least(w.accuracy, t);
         Ok(CheckResult {
+            rows: Vec::new(),
+            baseline_failed: None,
             model: name.into(),
             check: "min-worst-of-k-accuracy".into(),
             threshold: t,
@@ -455,6 +556,8 @@ impl<'a> ModelChecks<'a> {
             );
         }
         Ok(CheckResult {
+            rows: Vec::new(),
+            baseline_failed: None,
             model: name.into(),
             check: "max-flip-probability".into(),
             threshold: t,

@@ -38,7 +38,7 @@ pub use baseline::{
 pub use config::{parse_config, read_config, AngleSel, Checks, Origin};
 pub use evaluate::evaluate;
 pub use render::{render_junit, render_markdown, render_text, xml_escape};
-pub use verdict::{AngleValue, CheckResult, Verdict};
+pub use verdict::{AngleRow, AngleValue, CheckResult, Mark, Verdict};
 
 /// Slack on the passing side of every comparison (see the module docs).
 pub const EPSILON: f64 = 1e-12;

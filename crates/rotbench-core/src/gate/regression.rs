@@ -7,6 +7,7 @@
 use super::baseline::{Baseline, Predictions};
 use super::config::Checks;
 use super::verdict::{at_most, list, AngleValue, CheckResult};
+use super::verdict::{AngleRow, Mark};
 use super::{DEFAULT_SIGNIFICANCE, EPSILON};
 use crate::format::{apart, format_p, plain};
 use crate::metrics::Paired;
@@ -43,6 +44,8 @@ pub(super) fn missing_model(
         )
     };
     CheckResult {
+        rows: Vec::new(),
+        baseline_failed: None,
         model: model.into(),
         check: "max-regression".into(),
         threshold: checks.max_regression.unwrap_or(0.0),
@@ -73,6 +76,8 @@ pub(super) fn regression(
     let r = checks.max_regression.unwrap_or(0.0);
     let alpha = checks.significance.unwrap_or(DEFAULT_SIGNIFICANCE);
     let mut res = CheckResult {
+        rows: Vec::new(),
+        baseline_failed: None,
         model: model.into(),
         check: "max-regression".into(),
         threshold: r,
@@ -212,6 +217,14 @@ fn compare(
         if falls.worst.is_none_or(|(f, _, _)| fall > f) {
             falls.worst = Some((fall, pose, pv));
         }
+        let fails = !at_most(fall, r) && significant;
+        res.rows.push(AngleRow {
+            pose,
+            baseline: Some(acc_base),
+            now: acc_now,
+            p: Some(pv),
+            mark: if fails { Mark::New } else { Mark::Pass },
+        });
         if !at_most(fall, r) {
             if significant {
                 res.failing.push(AngleValue {

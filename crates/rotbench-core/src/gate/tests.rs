@@ -981,6 +981,8 @@ fn xml_escaping_drops_forbidden_control_characters() {
         results: "r".into(),
         samples: 1,
         checks: vec![CheckResult {
+            rows: Vec::new(),
+            baseline_failed: None,
             model: "m\u{0}".into(),
             check: "c".into(),
             threshold: 0.0,
@@ -1015,8 +1017,12 @@ fn text_and_markdown_say_pass_or_fail_for_every_check() {
         md.starts_with("### rotbench gate: ❌ failed (2 of 4 checks failed)"),
         "{md}"
     );
+    let summary_table = md.split("<details").next().unwrap();
     assert_eq!(
-        md.lines().filter(|l| l.starts_with("| ")).count(),
+        summary_table
+            .lines()
+            .filter(|l| l.starts_with("| "))
+            .count(),
         5,
         "{md}"
     );
@@ -1154,9 +1160,17 @@ fn check_angles_narrow_one_check_and_leave_the_others_on_every_angle() {
     )
     .unwrap();
     let v = evaluate(&s, &c, None, "r").unwrap();
-    let acc = v.checks.iter().find(|c| c.title.contains("accuracy")).unwrap();
+    let acc = v
+        .checks
+        .iter()
+        .find(|c| c.title.contains("accuracy"))
+        .unwrap();
     assert!(acc.passed, "0° alone: 10/10 >= 0.95: {acc:?}");
-    assert!(acc.detail.contains("1 of 1 angle") || acc.detail.contains("at 0°"), "{}", acc.detail);
+    assert!(
+        acc.detail.contains("1 of 1 angle") || acc.detail.contains("at 0°"),
+        "{}",
+        acc.detail
+    );
     let drop = v.checks.iter().find(|c| c.title.contains("drop")).unwrap();
     assert!(!drop.passed, "180° drops 0.3 > 0.25: {drop:?}");
     assert_eq!(drop.failing[0].pose.angle, 180.0);
@@ -1166,13 +1180,89 @@ fn check_angles_narrow_one_check_and_leave_the_others_on_every_angle() {
         ..c.clone()
     };
     let v = evaluate(&s, &all, None, "r").unwrap();
-    assert!(!v.checks.iter().find(|c| c.title.contains("accuracy")).unwrap().passed);
-    let e = parse_config("[gate]\nmax_drop = 0.1\n[gate.check_angles]\nmin_accuracy = [0]\n", Path::new("g.toml"))
-        .unwrap()
-        .validate_merged()
-        .unwrap_err();
-    assert!(format!("{e:#}").contains("min_accuracy: that check is not set"), "{e:#}");
-    let e = parse_config("[gate]\nmax_flip_probability = 0.1\n[gate.check_angles]\nmax_flip_probability = [0]\n", Path::new("g.toml"))
-        .unwrap_err();
+    assert!(
+        !v.checks
+            .iter()
+            .find(|c| c.title.contains("accuracy"))
+            .unwrap()
+            .passed
+    );
+    let e = parse_config(
+        "[gate]\nmax_drop = 0.1\n[gate.check_angles]\nmin_accuracy = [0]\n",
+        Path::new("g.toml"),
+    )
+    .unwrap()
+    .validate_merged()
+    .unwrap_err();
+    assert!(
+        format!("{e:#}").contains("min_accuracy: that check is not set"),
+        "{e:#}"
+    );
+    let e = parse_config(
+        "[gate]\nmax_flip_probability = 0.1\n[gate.check_angles]\nmax_flip_probability = [0]\n",
+        Path::new("g.toml"),
+    )
+    .unwrap_err();
     assert!(format!("{e:#}").contains("not a per-angle check"), "{e:#}");
+}
+
+/// Issue 33: against a baseline, each failing angle of a threshold check is marked
+/// new (the baseline passes there) or already failing; `only_new_failures` fails a
+/// check only on new ones; the Markdown holds a per-angle table per check with the
+/// baseline's value, this run's, the change and the paired p.
+#[test]
+fn failures_are_marked_new_or_already_failing_and_only_new_ones_can_fail_the_gate() {
+    // At 90°: baseline 70/100 right, now 65/100 (60 in both, 10 only before, 5 only now).
+    let (s, cur, base) = pair(60, 10, 5);
+    let run = |t: f64, only_new: bool| {
+        let checks = Checks {
+            min_accuracy: Some(t),
+            baseline: Some("main".into()),
+            max_regression: Some(0.1),
+            only_new_failures: only_new.then_some(true),
+            ..Default::default()
+        };
+        evaluate(&s, &checks, Some((&base, &cur)), "r").unwrap()
+    };
+    // 0.8: both runs fail at 90°: already failing.
+    let v = run(0.8, false);
+    let acc = &v.checks[0];
+    assert!(!acc.passed);
+    let r90 = acc.rows.iter().find(|r| r.pose.angle == 90.0).unwrap();
+    assert_eq!(r90.mark, Mark::Old);
+    assert_eq!((r90.baseline, r90.now), (Some(0.7), 0.65));
+    assert_eq!(r90.p, Some(crate::metrics::mcnemar_exact(10, 5)));
+    assert_eq!(acc.baseline_failed, Some(true));
+    let md = render_markdown(&v);
+    assert!(md.contains("| 90° | 0.7000 | 0.6500 | -0.0500 |"), "{md}");
+    assert!(
+        md.contains("| Angle | Baseline | Now | Change | p | |\n|---|---|---|---|---|---|\n"),
+        "{md}"
+    );
+    assert!(md.contains("⚠️ already failing on the baseline"), "{md}");
+    let v = run(0.8, true);
+    assert!(v.checks[0].passed, "{:?}", v.checks[0]);
+    assert!(v.checks[0]
+        .notes
+        .iter()
+        .any(|n| n.contains("fails only where baseline main fails too")));
+    // 0.68: the baseline (0.70) passes, this run (0.65) does not: new, and it fails
+    // the gate even with only_new_failures.
+    let v = run(0.68, true);
+    let acc = &v.checks[0];
+    assert!(!acc.passed);
+    assert_eq!(
+        acc.rows.iter().find(|r| r.pose.angle == 90.0).unwrap().mark,
+        Mark::New
+    );
+    assert!(render_markdown(&v).contains("❌ **new**"));
+    // only_new_failures without a baseline is refused.
+    let e = Checks {
+        min_accuracy: Some(0.5),
+        only_new_failures: Some(true),
+        ..Default::default()
+    }
+    .validate_merged()
+    .unwrap_err();
+    assert!(format!("{e:#}").contains("add --baseline NAME"), "{e:#}");
 }

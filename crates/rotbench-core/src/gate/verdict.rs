@@ -31,6 +31,37 @@ pub struct CheckResult {
     pub detail: String,
     pub failing: Vec<AngleValue>,
     pub notes: Vec<String>,
+    /// A per-angle check's every checked angle, for the pull-request table.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rows: Vec<AngleRow>,
+    /// A whole-sweep check against a baseline: whether it failed there too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_failed: Option<bool>,
+}
+
+/// How an angle of a check came out, against the baseline when there is one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mark {
+    Pass,
+    /// Failing, with no baseline to tell new from old.
+    Fail,
+    /// Failing here, passing (or absent) on the baseline: this change's doing.
+    New,
+    /// Failing here and on the baseline already.
+    Old,
+}
+
+/// One checked angle of a per-angle check: the baseline's value and this run's,
+/// the paired McNemar p of the accuracy there (when a baseline was compared), and
+/// the mark.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AngleRow {
+    pub pose: Pose,
+    pub baseline: Option<f64>,
+    pub now: f64,
+    pub p: Option<f64>,
+    pub mark: Mark,
 }
 
 /// Every check on every model, plus notes about the run as a whole.

@@ -1,0 +1,124 @@
+//! Issue 33: docs/ci.md's GitHub Actions workflow, run as written. The Sweep,
+//! Gate and "Promote the baseline" steps' scripts are read out of the page and run
+//! with bash, first as a push to main (no baseline yet: thresholds only, then the
+//! baseline is promoted), then as a pull request (gated against main's baseline,
+//! with --only-new-failures and the report link). Two substitutions keep it
+//! fast and offline: `target/release/rotbench` is this build's binary, and the
+//! sweep reads the first 300 MNIST digits (`--limit 300`). `${{ ... }}` expressions
+//! get the values GitHub would give. The config is docs/rotbench.example.toml.
+
+mod common;
+use common::*;
+use std::path::Path;
+
+/// The body of the `run:` script of the step named `name` in the page's first
+/// yaml block after `## GitHub Actions`, dedented.
+fn step(doc: &str, name: &str) -> String {
+    let gh = &doc[doc
+        .find("## GitHub Actions")
+        .expect("a GitHub Actions section")..];
+    let yaml = &gh[gh.find("```yaml").unwrap()..];
+    let yaml = &yaml[..yaml[7..].find("```").unwrap() + 7];
+    let lines: Vec<&str> = yaml.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.trim() == format!("- name: {name}"))
+        .unwrap_or_else(|| panic!("no step `{name}` in docs/ci.md"));
+    let run = (at..lines.len())
+        .find(|&i| lines[i].trim_start().starts_with("run:"))
+        .unwrap();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let first = lines[run].trim_start().trim_start_matches("run:").trim();
+    if first != "|" {
+        return first.to_string();
+    }
+    let base = indent(lines[run]);
+    let body: Vec<&str> = lines[run + 1..]
+        .iter()
+        .take_while(|l| l.trim().is_empty() || indent(l) > base)
+        .copied()
+        .collect();
+    let cut = body
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| indent(l))
+        .min()
+        .unwrap_or(0);
+    body.iter()
+        .map(|l| l.get(cut..).unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn bash(dir: &Path, script: &str, main: bool) -> (i32, String) {
+    let bin = env!("CARGO_BIN_EXE_rotbench");
+    let script = script
+        .replace("target/release/rotbench", bin)
+        .replace("--data datasets/mnist", "--data datasets/mnist --limit 300")
+        .replace("${{ github.server_url }}", "https://github.com")
+        .replace("${{ github.repository }}", "o/r")
+        .replace("${{ github.run_id }}", "7")
+        .replace(
+            "github.ref == 'refs/heads/main'",
+            if main { "true" } else { "false" },
+        );
+    assert!(
+        !script.contains("${{"),
+        "an expression the test does not know: {script}"
+    );
+    let o = std::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn the_documented_github_workflow_gates_main_then_a_pull_request_against_mains_baseline() {
+    let doc = std::fs::read_to_string(root().join("docs/ci.md")).unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    for link in ["models", "datasets"] {
+        std::os::unix::fs::symlink(root().join(link), dir.join(link)).unwrap();
+    }
+    std::fs::copy(
+        root().join("docs/rotbench.example.toml"),
+        dir.join("rotbench.toml"),
+    )
+    .unwrap();
+    let (sweep, gate, promote) = (
+        step(&doc, "Sweep"),
+        step(&doc, "Gate"),
+        step(&doc, "Promote the baseline"),
+    );
+    // A push to main: no baseline yet, thresholds only; then promoted.
+    let (code, out) = bash(dir, &sweep, true);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = bash(dir, &gate, true);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("no rotbench baseline yet"), "{out}");
+    let (code, out) = bash(dir, &promote, true);
+    assert_eq!(code, 0, "{out}");
+    assert!(dir.join(".rotbench/baselines/main/origin.json").is_file());
+    // A pull request: the same model, gated against main's baseline.
+    std::fs::remove_dir_all(dir.join("out")).unwrap();
+    assert_eq!(bash(dir, &sweep, false).0, 0);
+    let (code, out) = bash(dir, &gate, false);
+    assert_eq!(code, 0, "{out}");
+    let md = std::fs::read_to_string(dir.join("out/rot/gate.md")).unwrap();
+    for want in [
+        "max-regression",
+        "baseline `main`: saved ",
+        "HTML report: https://github.com/o/r/actions/runs/7",
+        "| Angle | Baseline | Now | Change | p |",
+    ] {
+        assert!(md.contains(want), "gate.md lacks `{want}`:\n{md}");
+    }
+    assert!(dir.join("out/rot/junit.xml").is_file());
+}
