@@ -675,6 +675,7 @@ impl SpecArgs {
             },
             class_map_rule: self.class_map_rule,
             protocol: None,
+            index_labels: false,
             grayscale: self.grayscale,
             desaturate: self.desaturate.then_some(true),
         })

@@ -54,7 +54,13 @@ impl Model {
     ) -> Result<Model> {
         let opened = Net::open(path, device, inference)?;
         let embedded = opened.embedded.as_ref().map(|(from, e)| (*from, e));
-        let (spec, provenance) = model_spec(path, flags, embedded, &opened.returns)?;
+        let (spec, provenance) = if flags.index_labels
+            && !rotbench_core::spec::declares_classes(path, flags, embedded)?
+        {
+            default_classes(path, flags, embedded, &opened, device)?
+        } else {
+            model_spec(path, flags, embedded, &opened.returns)?
+        };
         let output_key = match &spec.output_key {
             None => None,
             Some(k) => Some(CString::new(k.as_str()).map_err(|_| {
@@ -373,4 +379,59 @@ impl crate::classifier::Classifier for Model {
     fn forward_raw(&self, raw: &Tensor) -> Result<Tensor> {
         Model::forward_raw(self, raw)
     }
+}
+
+/// A model that names no classes, on data whose labels are class indices: the
+/// spec with classes `0..C-1`, C the width of its output on one blank input
+/// (run with every other field of the spec resolved), the default recorded as
+/// the classes' source.
+fn default_classes(
+    path: &Path,
+    flags: &SpecFlags,
+    embedded: Option<(&str, &rotbench_core::spec::SpecFile)>,
+    opened: &crate::backend::Opened,
+    device: Device,
+) -> Result<(ModelSpec, Provenance)> {
+    let mut probe = flags.clone();
+    probe.classes = Some(("(probe)".into(), vec!["0".into()]));
+    let (spec, _) = model_spec(path, &probe, embedded, &opened.returns)?;
+    let (c, h, w) = (
+        spec.channels() as i64,
+        spec.height() as i64,
+        spec.width() as i64,
+    );
+    let x = Tensor::zeros([1, c, h, w], (Kind::Float, device));
+    let key = spec
+        .output_key
+        .as_deref()
+        .map(CString::new)
+        .transpose()
+        .map_err(|_| anyhow!("{}: output_key holds a NUL byte", path.display()))?;
+    let out = opened
+        .net
+        .forward(&x, spec.output_index, key.as_deref())
+        .map_err(|_| {
+            anyhow!(
+                "{}: the model names no classes and failed on a blank input; give --classes FILE or `classes` in the spec",
+                path.display()
+            )
+        })?;
+    let width = match out.size().as_slice() {
+        [1, n] if *n > 0 => *n as usize,
+        shape => bail!(
+            "{}: the model returned shape {shape:?} for one image; rotbench needs logits of shape [N, classes]",
+            path.display()
+        ),
+    };
+    let mut named = flags.clone();
+    named.classes = Some((
+        "(default)".into(),
+        (0..width).map(|i| i.to_string()).collect(),
+    ));
+    let (spec, mut prov) = model_spec(path, &named, embedded, &opened.returns)?;
+    prov.insert(
+        "classes".into(),
+        rotbench_core::spec::default_classes_source(width),
+    );
+    Ok((spec, prov))
 }

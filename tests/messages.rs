@@ -224,3 +224,82 @@ fn a_baseline_of_a_stratified_sample_says_to_rerun_with_that_sample() {
         r.stderr
     );
 }
+
+/// Issue 33: on MNIST IDX (labels are class indices), a model that names no
+/// classes gets 0..C-1, C its output width, with a note and the source recorded;
+/// on an image folder (labels are names) the missing classes are still an error.
+#[test]
+fn a_model_without_class_names_gets_indices_on_index_labelled_data_only() {
+    let t = tempfile::tempdir().unwrap();
+    let model = t.path().join("nameless.pt");
+    fs::copy(root().join("tests/fixtures/models/wide_1000.pt"), &model).unwrap();
+    let out = t.path().join("o");
+    let spec = [
+        "--input-size",
+        "1x28x28",
+        "--mean",
+        "0.1307",
+        "--std",
+        "0.3081",
+    ];
+    let mut a = vec![
+        "sweep",
+        "--model",
+        s(&model),
+        "--data",
+        s(&mnist()),
+        "--limit",
+        "50",
+    ];
+    a.extend_from_slice(&[
+        "--angles",
+        "0,90",
+        "--out",
+        s(&out),
+        "--no-report",
+        "--no-cache",
+        "--bootstrap",
+        "0",
+    ]);
+    a.extend_from_slice(&spec);
+    let r = run(&a, None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("note: nameless: classes default: 0..999"),
+        "{}",
+        r.stderr
+    );
+    let sm = summary(&out);
+    assert_eq!(
+        sm["models"][0]["spec"]["classes"].as_array().unwrap().len(),
+        1000
+    );
+    assert_eq!(sm["models"][0]["spec"]["classes"][7], "7");
+    assert!(sm["models"][0]["spec_sources"]["classes"]
+        .as_str()
+        .unwrap()
+        .starts_with("default: 0..999"));
+    // An image folder's labels are folder names: nothing to default to.
+    let folder = root().join("tests/fixtures/jpeg224");
+    let mut a = vec![
+        "sweep",
+        "--model",
+        s(&model),
+        "--data",
+        s(&folder),
+        "--limit",
+        "5",
+    ];
+    a.extend_from_slice(&[
+        "--angles",
+        "0",
+        "--out",
+        s(&t.path().join("p")),
+        "--no-report",
+        "--no-cache",
+    ]);
+    a.extend_from_slice(&spec);
+    let r = run(&a, None);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("classes"), "{}", r.stderr);
+}

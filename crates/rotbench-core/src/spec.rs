@@ -525,6 +525,9 @@ pub struct SpecFlags {
     /// `--protocol NAME`: its model-input settings, the lowest layer (beneath the
     /// model's sidecar and embedded spec).
     pub protocol: Option<(String, SpecFile)>,
+    /// The data's labels are class indices (MNIST IDX, CIFAR): a model that names
+    /// no classes gets `0..C-1`, C its output width.
+    pub index_labels: bool,
     pub grayscale: Option<Grayscale>,
     pub desaturate: Option<bool>,
 }
@@ -1257,6 +1260,35 @@ pub fn model_spec(
     let (mut spec, mut prov) = load_spec_with(path, flags, embedded)?;
     spec.choose_output(&mut prov, returns, path)?;
     Ok((spec, prov))
+}
+
+/// Whether any layer (the flags, the sidecar beside `path`, the embedded spec)
+/// names the model's classes.
+pub fn declares_classes(
+    path: &Path,
+    flags: &SpecFlags,
+    embedded: Option<(&str, &SpecFile)>,
+) -> Result<bool> {
+    if flags.classes.is_some() || embedded.is_some_and(|(_, e)| e.classes.is_some()) {
+        return Ok(true);
+    }
+    let side = sidecar_path(path);
+    if !side.is_file() {
+        return Ok(false);
+    }
+    let text = read_user_text(&side)
+        .with_context(|| format!("{}: cannot read the sidecar", side.display()))?;
+    Ok(SpecFile::parse(&text, &side.display().to_string())?
+        .classes
+        .is_some())
+}
+
+/// The source of default classes `0..width-1`, for provenance and notes.
+pub fn default_classes_source(width: usize) -> String {
+    format!(
+        "default: 0..{} (the data's labels are class indices and the model names no classes; give --classes FILE or `classes` in the spec to name them)",
+        width.saturating_sub(1)
+    )
 }
 
 /// Load the spec for a model path: sidecar (if present), embedded (if present), flags.

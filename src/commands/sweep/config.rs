@@ -94,6 +94,10 @@ impl SweepArgs {
             .map_err(|e| anyhow!("{e}"))?;
         let mut spec = self.spec.check()?;
         let (protocol, relative_to) = self.protocol(&mut spec)?;
+        // MNIST IDX and CIFAR labels are class indices: a model without class
+        // names gets 0..C-1.
+        spec.index_labels = rotbench::dataset::idx::looks_like_idx(&self.data)
+            || rotbench::dataset::cifar::find(&self.data).is_some();
         let device = parse_device(&self.device)?;
         let rotate = self.rotation.options();
         let pil = rotate.interpolation == Interpolation::PilBilinear;

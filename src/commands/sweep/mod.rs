@@ -74,6 +74,13 @@ fn load_models(cfg: &SweepConfig) -> Result<Vec<Model>> {
         if let Some(n) = m.output_note() {
             eprintln!("note: {n}");
         }
+        if let Some(src) = m
+            .provenance
+            .get("classes")
+            .filter(|s| s.starts_with("default: 0.."))
+        {
+            eprintln!("note: {}: classes {src}", m.name);
+        }
         for (key, src) in &m.provenance {
             if src.contains("the model's own, not protocol") {
                 eprintln!(
