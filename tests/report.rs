@@ -86,6 +86,16 @@ fn a_sweep_writes_every_plot_and_a_self_contained_page() {
     assert_eq!(png_size(&dir.join("plots/consistency.png")), (800, 450));
     assert_eq!(png_size(&dir.join("plots/polar.png")), (560, 560));
     let html = fs::read_to_string(dir.join("index.html")).unwrap();
+    // Issue 33: a reliability diagram takes a full row (it left half of one empty,
+    // with its text shrunk to half), drawn at that width.
+    assert!(
+        html.contains(r#"<figure class="plot wide" id="plot-reliability-mnist-cnn">"#),
+        "the reliability diagram is not a full-width figure"
+    );
+    assert_eq!(
+        png_size(&dir.join("plots/reliability-mnist-cnn.png")),
+        (1200, 480)
+    );
     // Heatmaps and the strip are embedded as PNGs whose size the page states.
     for f in [
         "plots/recall-mnist-cnn.png",

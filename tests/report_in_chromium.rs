@@ -60,3 +60,52 @@ fn the_three_model_report_opens_in_chromium_cleanly_its_table_fits_at_1280_and_1
         assert!(png.is_file(), "no screenshot at {width} px:\n{log}");
     }
 }
+
+/// Issue 33: with ten long class names, the angle explorer's confusion matrix and
+/// per-class table fit their columns at 1400 px without a sideways scroll (the
+/// matrix's column heads run vertically), and so does the summary table.
+#[test]
+fn ten_long_class_names_fit_the_explorer_and_the_table_at_1400_px() {
+    if !have("chromium") || !have("node") {
+        eprintln!("skipped: needs `chromium` and `node` (see the test above)");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let names: Vec<String> = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+    ]
+    .iter()
+    .map(|n| format!("handwritten digit {n}, as written by a person"))
+    .collect();
+    let classes = t.path().join("classes.txt");
+    std::fs::write(&classes, names.join("\n") + "\n").unwrap();
+    let out = t.path().join("o");
+    rotbench()
+        .args(["sweep", "--quiet", "--model"])
+        .arg(bundled_model())
+        .arg("--classes")
+        .arg(&classes)
+        .arg("--data")
+        .arg(mnist())
+        .args(["--angles", "0:360:90", "--limit", "200", "--out"])
+        .arg(&out)
+        .assert()
+        .success();
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(html.contains("data-fit=\"the explorer's confusion matrix\""));
+    assert!(html.contains(&names[7]));
+    let png = t.path().join("shot.png");
+    let o = Command::new("bash")
+        .arg(root().join("scripts/screenshot.sh"))
+        .arg(out.join("index.html"))
+        .arg(&png)
+        .env("SCREENSHOT_SIZE", "1400,1200")
+        .output()
+        .unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "at 1400 px:\n{log}");
+}

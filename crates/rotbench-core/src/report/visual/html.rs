@@ -130,7 +130,7 @@ table.data{width:100%}
 table.data th,table.data td{padding:6px 8px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
 table.data th:first-child,table.data td:first-child{text-align:left;padding-left:0}
 table.data thead th{font-weight:600;color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.03em;white-space:normal;vertical-align:bottom;line-height:1.3}
-table.data td.wrap{white-space:normal}
+table.data td.wrap{white-space:normal;overflow-wrap:anywhere}
 table.data .ci{white-space:nowrap}
 table.meta th{text-align:left;color:var(--muted);font-weight:500;padding:4px 18px 4px 0;vertical-align:top;white-space:nowrap}
 table.meta td{padding:4px 0;overflow-wrap:anywhere}
@@ -156,6 +156,7 @@ figcaption{color:var(--muted);font-size:12px;margin-top:4px;text-align:center}
 @media (max-width:900px){.cols{grid-template-columns:1fr}}
 table.cm td,table.cm th{border:1px solid #fff;padding:0;text-align:center;font-size:12px;min-width:34px;height:30px}
 table.cm th{color:var(--muted);font-weight:500;padding:0 6px;max-width:110px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+table.cm thead th:not(.corner){writing-mode:vertical-rl;transform:rotate(180deg);max-width:none;max-height:110px;padding:6px 0;vertical-align:bottom;text-align:left}
 table.cm th.corner{font-size:11px}
 .scroll{overflow:auto;max-width:100%}
 .gallery{display:flex;flex-wrap:wrap;gap:12px}
@@ -259,7 +260,7 @@ const JS: &str = r#"
     (a.zd || []).forEach(function (c) { zd[c] = true; });
     m.classes.forEach(function (c, i) {
       var tr = el('tr');
-      var name = el('td', null, c);
+      var name = el('td', 'wrap', c);
       if (zd[i]) { var star = el('span', 'zd', ' *'); star.title = 'a denominator was 0; the value is 0'; name.appendChild(star); }
       tr.appendChild(name);
       [a.p[i], a.r[i], a.f[i]].forEach(function (v) { tr.appendChild(el('td', null, num(v))); });
@@ -884,7 +885,7 @@ pub(crate) fn page(
         }
         out.push_str("</select>");
     }
-    out.push_str("</div>\n<div class=\"chips\" id=\"rb-stats\"></div>\n<div class=\"cols\"><div><h3>Confusion matrix</h3><div class=\"scroll\" id=\"rb-confusion\"></div></div><div><h3>Per-class scores</h3><div class=\"scroll\" id=\"rb-perclass\"></div></div></div>\n");
+    out.push_str("</div>\n<div class=\"chips\" id=\"rb-stats\"></div>\n<div class=\"cols\"><div><h3>Confusion matrix</h3><div class=\"scroll\" id=\"rb-confusion\" data-fit=\"the explorer's confusion matrix\"></div></div><div><h3>Per-class scores</h3><div class=\"scroll\" id=\"rb-perclass\" data-fit=\"the explorer's per-class scores\"></div></div></div>\n");
     w!(
         out,
         "<h3 id=\"gallery\">Misclassified examples at this angle</h3><p class=\"note\" id=\"rb-gallery-info\"></p><div class=\"gallery\" id=\"rb-gallery\"></div>\n<p class=\"note\">The gallery draws from the first samples of the dataset (kept in examples.json) and shows up to {GALLERY_CAP} mistakes per model and angle.</p>\n"

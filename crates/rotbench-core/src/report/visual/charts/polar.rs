@@ -41,6 +41,43 @@ struct PolarChart {
     series: Vec<Series>,
 }
 
+/// A text label of the polar grid: where it is anchored and how.
+struct Label {
+    text: String,
+    at: (i32, i32),
+    size: f64,
+    h: HPos,
+    v: VPos,
+}
+
+/// The grid's labels: each 30° spoke named just outside the circle, and each
+/// ring's accuracy (25% ... 100%) just right of the 90° spoke and below its ring,
+/// so "100%" stays inside the circle, clear of "60°" and "90°" outside it.
+fn labels(radius: f64, ts: f64, at: &dyn Fn(f64, f64) -> (i32, i32)) -> Vec<Label> {
+    let mut out = vec![];
+    for k in 0..12 {
+        let a = k as f64 * 30.0;
+        out.push(Label {
+            text: deg(a),
+            at: at(a, 1.0 + (8.0 + 12.0 * ts) / radius),
+            size: 14.0 * ts,
+            h: HPos::Center,
+            v: VPos::Center,
+        });
+    }
+    for k in 1..=4 {
+        let (x, y) = at(90.0, k as f64 / 4.0);
+        out.push(Label {
+            text: format!("{}%", k * 25),
+            at: (x + 4, y + 3),
+            size: 12.0 * ts,
+            h: HPos::Left,
+            v: VPos::Top,
+        });
+    }
+    out
+}
+
 /// Angles (mod 360) in the order to join them, starting after the widest gap,
 /// and whether the path closes (the sweep goes all the way round evenly).
 fn polar_path(points: &[(f64, f64)]) -> (Vec<(f64, f64)>, bool) {
@@ -109,22 +146,6 @@ fn polar_chart<DB: DrawingBackend>(
         let a = k as f64 * 30.0;
         body.draw(&PathElement::new(vec![at(a, 0.0), at(a, 1.0)], grid))
             .pe()?;
-        let (lx, ly) = at(a, 1.0 + (8.0 + 12.0 * ts) / radius);
-        body.draw(&Text::new(
-            deg(a),
-            (lx, ly),
-            anchored(font(14.0 * ts).color(&MUTED), HPos::Center, VPos::Center),
-        ))
-        .pe()?;
-    }
-    for k in 1..=4 {
-        let (x, y) = at(75.0, k as f64 / 4.0);
-        body.draw(&Text::new(
-            format!("{}%", k * 25),
-            (x + 3, y),
-            anchored(font(12.0 * ts).color(&MUTED), HPos::Left, VPos::Bottom),
-        ))
-        .pe()?;
     }
     for s in &c.series {
         let (pts, closed) = polar_path(&s.points);
@@ -143,12 +164,83 @@ fn polar_chart<DB: DrawingBackend>(
             }
         }
     }
+    // Labels last: a ring's label sits inside the circle, where a path may pass,
+    // so it gets a white box (its estimated extent) to stay legible.
+    for l in labels(radius, ts, &at) {
+        if l.text.ends_with('%') {
+            let (bw, bh) = extent(&l);
+            body.draw(&Rectangle::new(
+                [
+                    (l.at.0 - 1, l.at.1 - 1),
+                    (l.at.0 + bw as i32, l.at.1 + bh as i32),
+                ],
+                WHITE.mix(0.85).filled(),
+            ))
+            .pe()?;
+        }
+        body.draw(&Text::new(
+            l.text,
+            l.at,
+            anchored(font(l.size).color(&MUTED), l.h, l.v),
+        ))
+        .pe()?;
+    }
     Ok(())
+}
+
+/// A label's width and height, estimated generously (0.62 em a character, 1.2 em).
+fn extent(l: &Label) -> (f64, f64) {
+    (0.62 * l.size * l.text.chars().count() as f64, 1.2 * l.size)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 33: the ring labels ("100%") do not overlap the angle labels ("60°"),
+    /// at the PNG's text scale and the SVG's, with text boxes estimated
+    /// generously (0.62 em a character, 1.2 em high).
+    #[test]
+    fn no_ring_label_overlaps_an_angle_label() {
+        for ts in [1.0, SVG_TEXT] {
+            let (w, h) = (POLAR_SIZE.0 as f64, POLAR_SIZE.1 as f64 - 60.0);
+            let (cx, cy) = (w / 2.0, h / 2.0);
+            let radius = (w.min(h) / 2.0 - 30.0 - 8.0 * ts).max(20.0);
+            let at = |a: f64, r: f64| {
+                let t = a.to_radians();
+                (
+                    (cx + r * radius * t.cos()).round() as i32,
+                    (cy - r * radius * t.sin()).round() as i32,
+                )
+            };
+            let boxes: Vec<(String, [f64; 4])> = labels(radius, ts, &at)
+                .into_iter()
+                .map(|l| {
+                    let (bw, bh) = extent(&l);
+                    let x0 = match l.h {
+                        HPos::Left => l.at.0 as f64,
+                        HPos::Center => l.at.0 as f64 - bw / 2.0,
+                        HPos::Right => l.at.0 as f64 - bw,
+                    };
+                    let y0 = match l.v {
+                        VPos::Top => l.at.1 as f64,
+                        VPos::Center => l.at.1 as f64 - bh / 2.0,
+                        VPos::Bottom => l.at.1 as f64 - bh,
+                    };
+                    (l.text, [x0, y0, x0 + bw, y0 + bh])
+                })
+                .collect();
+            for (a, ba) in boxes.iter().filter(|(t, _)| t.ends_with('%')) {
+                for (b, bb) in boxes.iter().filter(|(t, _)| t.ends_with('°')) {
+                    let overlap = ba[0] < bb[2] && bb[0] < ba[2] && ba[1] < bb[3] && bb[1] < ba[3];
+                    assert!(
+                        !overlap,
+                        "{a} {ba:?} overlaps {b} {bb:?} at text scale {ts}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn a_full_sweep_closes_the_polar_path_and_a_partial_one_does_not() {

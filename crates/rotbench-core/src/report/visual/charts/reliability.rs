@@ -16,8 +16,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
-/// A reliability diagram: two square panels side by side.
-pub const RELIABILITY_SIZE: (u32, u32) = (800, 440);
+/// A reliability diagram: two panels side by side, drawn for a full row of the
+/// report (a half-width cell shrank its text and left half the row empty).
+pub const RELIABILITY_SIZE: (u32, u32) = (1200, 480);
 
 /// Model `i`'s reliability diagram at its `reference` angle (0°) and at the
 /// swept angle of its worst ECE.
@@ -39,7 +40,7 @@ pub(super) fn plot(view: &View<'_>, i: usize, m: &ModelSummary, reference: usize
         stem: format!("reliability-{}", view.slugs[i]),
         title: rd.title.clone(),
         caption: "Reliability at 0° and at the angle of largest ECE: each bar is one of 15 confidence bins (confidence 1.0 joins the last), its height the accuracy of the samples in it; the red part is the gap to their mean confidence, the dashed diagonal perfect calibration. Bars are faded by how few samples they hold.",
-        wide: false,
+        wide: true,
         model: Some(i),
         width: RELIABILITY_SIZE.0,
         height: RELIABILITY_SIZE.1,
@@ -66,10 +67,10 @@ fn reliability<DB: DrawingBackend>(
     root.draw(&Text::new(
         c.title.clone(),
         (w as i32 / 2, 12),
-        anchored(font(20.0), HPos::Center, VPos::Top),
+        anchored(font(26.0), HPos::Center, VPos::Top),
     ))
     .pe()?;
-    let body = root.split_vertically(44).1;
+    let body = root.split_vertically(52).1;
     let panes = body.split_evenly((1, c.panels.len().max(1)));
     for (pane, a) in panes.iter().zip(&c.panels) {
         let r = &a.reliability;
@@ -99,10 +100,10 @@ fn reliability<DB: DrawingBackend>(
         );
         let ticks: Vec<f64> = (0..=5).map(|i| i as f64 / 5.0).collect();
         let mut chart = ChartBuilder::on(pane)
-            .caption(caption, font(15.0))
-            .margin(8)
-            .x_label_area_size(40)
-            .y_label_area_size(52)
+            .caption(caption, font(19.0))
+            .margin(10)
+            .x_label_area_size(50)
+            .y_label_area_size(64)
             .build_cartesian_2d(
                 Axis::new(0.0, 1.0, ticks.clone()),
                 Axis::new(0.0, 1.0, ticks),
@@ -117,8 +118,8 @@ fn reliability<DB: DrawingBackend>(
             .bold_line_style(GRID)
             .light_line_style(TRANSPARENT)
             .axis_style(MUTED)
-            .label_style(font(13.0).color(&MUTED))
-            .axis_desc_style(font(14.0))
+            .label_style(font(17.0).color(&MUTED))
+            .axis_desc_style(font(18.0))
             .draw()
             .pe()?;
         for b in 0..bins {
