@@ -122,3 +122,92 @@ fn the_documented_github_workflow_gates_main_then_a_pull_request_against_mains_b
     }
     assert!(dir.join("out/rot/junit.xml").is_file());
 }
+
+/// The `script:` items of the page's GitLab job, each folded onto one line as
+/// YAML folds a plain multi-line item; comments left out.
+fn gitlab_script(doc: &str) -> Vec<String> {
+    let gl = &doc[doc.find("## GitLab CI").expect("a GitLab CI section")..];
+    let yaml = &gl[gl.find("```yaml").unwrap()..];
+    let lines: Vec<&str> = yaml.lines().collect();
+    let at = lines.iter().position(|l| l.trim() == "script:").unwrap();
+    let base = lines[at].len() - lines[at].trim_start().len();
+    let mut items: Vec<String> = vec![];
+    for l in &lines[at + 1..] {
+        let indent = l.len() - l.trim_start().len();
+        if !l.trim().is_empty() && indent <= base {
+            break;
+        }
+        let t = l.trim();
+        if t.starts_with('#') || t.is_empty() {
+            continue;
+        }
+        match t.strip_prefix("- ") {
+            Some(item) => items.push(item.to_string()),
+            None => {
+                let last = items.last_mut().unwrap();
+                last.push(' ');
+                last.push_str(t);
+            }
+        }
+    }
+    items
+}
+
+#[test]
+fn the_documented_gitlab_job_gates_main_then_a_merge_request_against_mains_baseline() {
+    let doc = std::fs::read_to_string(root().join("docs/ci.md")).unwrap();
+    let items = gitlab_script(&doc);
+    assert_eq!(items.first().map(String::as_str), Some("make build"));
+    let script = items[1..]
+        .iter()
+        .map(|i| {
+            i.replace("target/release/rotbench", env!("CARGO_BIN_EXE_rotbench"))
+                .replace("--data datasets/mnist", "--data datasets/mnist --limit 300")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    for link in ["models", "datasets"] {
+        std::os::unix::fs::symlink(root().join(link), dir.join(link)).unwrap();
+    }
+    std::fs::copy(
+        root().join("docs/rotbench.example.toml"),
+        dir.join("rotbench.toml"),
+    )
+    .unwrap();
+    // GitLab runs the items in one shell that stops at the first failing one.
+    let job = |branch: &str| {
+        let o = std::process::Command::new("bash")
+            .args(["-e", "-c", &script])
+            .current_dir(dir)
+            .env("CI_COMMIT_BRANCH", branch)
+            .env("CI_DEFAULT_BRANCH", "main")
+            .env("CI_JOB_URL", "https://gitlab.example/g/p/-/jobs/9")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        (o.status.code().unwrap_or(-1), text)
+    };
+    let (code, out) = job("main");
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        dir.join(".rotbench/baselines/main/summary.json").is_file(),
+        "main did not promote its baseline:\n{out}"
+    );
+    std::fs::remove_dir_all(dir.join("out")).unwrap();
+    let (code, out) = job("feature");
+    assert_eq!(code, 0, "{out}");
+    let md = std::fs::read_to_string(dir.join("out/rot/gate.md")).unwrap();
+    for want in [
+        "max-regression",
+        "baseline `main`: saved ",
+        "HTML report: https://gitlab.example/g/p/-/jobs/9/artifacts/browse/out/rot",
+    ] {
+        assert!(md.contains(want), "gate.md lacks `{want}`:\n{md}");
+    }
+}
