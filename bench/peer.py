@@ -114,6 +114,7 @@ def main():
     ap.add_argument("--batch", type=int, default=0, help="default 256 (tensors), 64 (JPEG folder)")
     ap.add_argument("--workers", type=int, default=0, help="DataLoader workers (default: cores)")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--limit", type=int, default=0, help="the first N images only (tensor data)")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -126,6 +127,8 @@ def main():
         return
     a.batch = a.batch or 256
     x, y = read_cifar(data) if data.suffix == ".bin" else read_idx(data)
+    if a.limit:
+        x, y = x[: a.limit], y[: a.limit]
     x = torch.from_numpy(x.copy()).float().div_(255.0)
     mean = torch.tensor(spec["mean"]).view(1, -1, 1, 1)
     std = torch.tensor(spec["std"]).view(1, -1, 1, 1)

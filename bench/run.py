@@ -60,11 +60,11 @@ def predictions_by_angle(path):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--only", default="all", help="comma list of: mnist, rgb32, r224, spatial, backends, rest (default all)")
+    ap.add_argument("--only", default="all", help="comma list of: mnist, rgb32, r224, spatial, backends, busy, rest (default all)")
     ap.add_argument("--spatial-limit", type=int, default=10_000, help="MNIST digits for the spatial grid (default all 10,000)")
     args = ap.parse_args()
     reps = args.repeat
-    only = set(args.only.split(",")) if args.only != "all" else {"mnist", "rgb32", "r224", "spatial", "backends", "rest"}
+    only = set(args.only.split(",")) if args.only != "all" else {"mnist", "rgb32", "r224", "spatial", "backends", "busy", "rest"}
     cache = pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home() / ".cache")) / "rotbench"
     rgb = cache / "bench/rgb10k/test_batch.bin"
     if "rgb32" in only and not rgb.exists():
@@ -146,6 +146,8 @@ def main():
         spatial(reps, tmp, args.spatial_limit)
     if "backends" in only:
         backends(reps, tmp)
+    if "busy" in only:
+        busy(reps, tmp)
     if "rest" not in only:
         return
 
@@ -176,6 +178,38 @@ def main():
     print(f"bootstrap 1000 on the demo (3 models x 72 angles x 10k): {cost:.2f} s "
           f"(cached re-runs {with_b:.2f} s with, {without_b:.2f} s without) = "
           f"{100 * cost / t_demo:.1f}% of the demo sweep from scratch ({t_demo:.2f} s)")
+
+
+def busy(reps, tmp):
+    """Issue 36: a busy machine. The bundled MNIST CNN, 3,000 digits x 12 angles,
+    first idle, then with one `sh -c 'while :; do :; done'` per core running (started
+    and stopped here): rotbench's default threads against --threads 1 and --threads 2,
+    and the peer under the same load. Interleaved rounds, medians of reps."""
+    base = [ROT, "sweep", "--quiet", "--no-cache", "--no-report", "--bootstrap", "0", "--model", str(ROOT / "models/mnist-cnn.pt"),
+            "--data", str(ROOT / "datasets/mnist"), "--limit", "3000", "--angles", ANGLES, "--out", f"{tmp}/busy"]
+    peer = [PY, str(ROOT / "bench/peer.py"), "--model", str(ROOT / "models/mnist-cnn.pt"),
+            "--data", str(ROOT / "datasets/mnist/t10k-images.idx3-ubyte.gz"), "--angles", ANGLES, "--limit", "3000"]
+    cmds = {"default": base, "threads 1": base + ["--threads", "1"], "threads 2": base + ["--threads", "2"], "peer": peer}
+    result = {}
+    for state in ("idle", "busy"):
+        load = []
+        if state == "busy":
+            load = [subprocess.Popen(["sh", "-c", "while :; do :; done"]) for _ in range(os.cpu_count() or 1)]
+        try:
+            got = {k: [] for k in cmds}
+            for _ in range(reps):
+                for k, cmd in cmds.items():
+                    got[k].append(timed(cmd)[0])
+            result[state] = {k: statistics.median(v) for k, v in got.items()}
+        finally:
+            for p in load:
+                p.kill()
+                p.wait()
+    print(f"\nbusy machine (MNIST CNN, 3,000 x {ANGLES}; busy = {os.cpu_count()} spinning shells), median of {reps}:")
+    print(f"{'state':<6} {'default':>9} {'threads 1':>10} {'threads 2':>10} {'peer':>8} {'default / best of 1, 2':>24}")
+    for state, r in result.items():
+        best = min(r["threads 1"], r["threads 2"])
+        print(f"{state:<6} {r['default']:>8.2f}s {r['threads 1']:>9.2f}s {r['threads 2']:>9.2f}s {r['peer']:>7.2f}s {r['default'] / best:>24.2f}")
 
 
 def spatial(reps, tmp, limit):
