@@ -47,10 +47,8 @@ pub struct SweepConfig {
     pub seed: u64,
     pub device: Device,
     pub rotate_on: RotateOn,
-    /// libtorch's intra-op threads (`--threads`, else [`default_threads`]).
+    /// libtorch's intra-op threads (all cores unless `--threads`).
     pub threads: usize,
-    /// Why the default took fewer threads than cores, for a `note:`.
-    pub threads_note: Option<String>,
     pub inference: Inference,
     pub spec: SpecFlags,
     pub allow_training_mode: bool,
@@ -152,10 +150,9 @@ impl SweepArgs {
             Some(p) => Some((p.clone(), read_folder_map_file(p)?)),
         };
         let models = model_names(&self.models)?;
-        let (threads, threads_note) = match self.threads {
-            Some(t) => (t, None),
-            None => default_threads(),
-        };
+        let threads = self
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         Ok(SweepConfig {
             models,
             data: self.data,
@@ -177,7 +174,6 @@ impl SweepArgs {
             device,
             rotate_on,
             threads,
-            threads_note,
             inference: if self.exact {
                 Inference::Exact
             } else {
@@ -297,45 +293,4 @@ impl SweepArgs {
         };
         Ok((protocol, relative_to))
     }
-}
-
-/// The default number of libtorch threads: the cores this process may use, less
-/// the other processes running on them right now, at least 1. A busy machine
-/// made every default thread spin in OpenMP's barrier while the other processes
-/// held the cores: 2 threads took 13-24 s where 1 took 6.6 s (issue 36,
-/// docs/performance.md). Running processes come from /proc/loadavg's fourth field
-/// (`running/total`, this process included), read five times a millisecond apart,
-/// the fewest taken, so a moment's burst does not count. Returns the note that
-/// says so when it takes fewer threads than cores.
-pub fn default_threads() -> (usize, Option<String>) {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let running = || -> Option<usize> {
-        let text = std::fs::read_to_string("/proc/loadavg").ok()?;
-        text.split_whitespace()
-            .nth(3)?
-            .split('/')
-            .next()?
-            .parse()
-            .ok()
-    };
-    let mut others: Option<usize> = None;
-    for i in 0..5 {
-        if i > 0 {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        if let Some(r) = running() {
-            let o = r.saturating_sub(1);
-            others = Some(others.map_or(o, |m: usize| m.min(o)));
-        }
-    }
-    let others = others.unwrap_or(0);
-    let threads = cores.saturating_sub(others).max(1);
-    let note = (threads < cores).then(|| {
-        format!(
-            "{others} other process{} running on this machine's {cores} cores; using {threads} thread{} (threads that wait spin in OpenMP and slow a busy machine down); --threads N chooses",
-            if others == 1 { " is" } else { "es are" },
-            if threads == 1 { "" } else { "s" }
-        )
-    });
-    (threads, note)
 }

@@ -35,9 +35,6 @@ const KEEP_EXAMPLES: usize = 256;
 
 pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     let cfg = args.check()?;
-    if let (Some(n), false) = (&cfg.threads_note, cfg.quiet) {
-        eprintln!("note: {n}");
-    }
     if let Some((_, used)) = &cfg.protocol {
         for o in &used.overrides {
             eprintln!("note: {}", o.note(&used.name));
