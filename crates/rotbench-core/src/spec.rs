@@ -776,36 +776,7 @@ pub fn resolve_spec_from(
     let output = r.output_kind();
     let space = r.class_space(classes)?;
     if let Some((name, p)) = &flags.protocol {
-        // The model's own value wins over the protocol's (it is part of the model);
-        // where they differ, its source says so (summary.json, inspect, a note).
-        let differs = [
-            (
-                "input-size",
-                p.input.as_ref().is_some_and(|v| v[..] != input[..]),
-                format!("{:?}", p.input),
-            ),
-            (
-                "mean",
-                p.mean.as_ref().is_some_and(|v| *v != mean),
-                format!("{:?}", p.mean),
-            ),
-            (
-                "std",
-                p.std.as_ref().is_some_and(|v| *v != std),
-                format!("{:?}", p.std),
-            ),
-            (
-                "resize",
-                p.resize.is_some() && p.resize != preprocess.resize,
-                format!("{:?}", p.resize),
-            ),
-        ];
-        for (key, differs, theirs) in differs {
-            if let (true, Some(src)) = (differs, r.prov.get_mut(key)) {
-                let theirs = theirs.trim_start_matches("Some(").trim_end_matches(')');
-                *src = format!("{src} (the model's own, not protocol {name}'s {theirs})");
-            }
-        }
+        note_protocol_differences(&mut r.prov, name, p, input, &mean, &std, preprocess.resize);
     }
     Ok((
         ModelSpec {
@@ -827,6 +798,42 @@ pub fn resolve_spec_from(
         },
         r.prov,
     ))
+}
+
+/// The model's own value wins over a protocol's (it is part of the model): where
+/// they differ, the field's source says so, for summary.json, inspect and a note.
+fn note_protocol_differences(
+    prov: &mut Provenance,
+    name: &str,
+    p: &SpecFile,
+    input: [usize; 3],
+    mean: &[f32],
+    std: &[f32],
+    resize: Option<Resize>,
+) {
+    let mut theirs: Vec<(&str, String)> = vec![];
+    if let Some(v) = p.input.as_ref().filter(|v| v[..] != input[..]) {
+        let dims: Vec<String> = v.iter().map(|d| d.to_string()).collect();
+        theirs.push(("input-size", dims.join("x")));
+    }
+    if let Some(v) = p.mean.as_ref().filter(|v| v[..] != *mean) {
+        theirs.push(("mean", format!("{v:?}")));
+    }
+    if let Some(v) = p.std.as_ref().filter(|v| v[..] != *std) {
+        theirs.push(("std", format!("{v:?}")));
+    }
+    if let Some(v) = p.resize.filter(|v| Some(*v) != resize) {
+        let text = match v {
+            Resize::Shorter(n) => n.to_string(),
+            Resize::Exact([h, w]) => format!("{h}x{w}"),
+        };
+        theirs.push(("resize", text));
+    }
+    for (key, value) in theirs {
+        if let Some(src) = prov.get_mut(key) {
+            *src = format!("{src} (the model's own, not protocol {name}'s {value})");
+        }
+    }
 }
 
 /// One model's three spec layers (flags, sidecar, embedded) and the provenance
@@ -1758,5 +1765,52 @@ mod issue31_tests {
         let (spec, _) =
             load_spec_with(&d.path().join("m.pt"), &SpecFlags::default(), None).unwrap();
         assert_eq!(spec.classes, ["a"]);
+    }
+}
+
+#[cfg(test)]
+mod protocol_difference_tests {
+    use super::*;
+
+    /// A model's own input size, mean and resize, where a protocol's differ, keep
+    /// their source and say what the protocol's value was, written as its flag takes it.
+    #[test]
+    fn the_source_names_the_protocols_value_where_the_models_own_differs() {
+        let p = SpecFile {
+            input: Some(vec![3, 224, 224]),
+            mean: Some(vec![0.485, 0.456, 0.406]),
+            std: Some(vec![0.5, 0.5, 0.5]),
+            resize: Some(Resize::Shorter(256)),
+            ..Default::default()
+        };
+        let mut prov = Provenance::new();
+        for k in ["input-size", "mean", "std", "resize"] {
+            prov.insert(k.into(), "sidecar m.json".into());
+        }
+        note_protocol_differences(
+            &mut prov,
+            "x",
+            &p,
+            [3, 299, 299],
+            &[0.5, 0.5, 0.5],
+            &[0.5, 0.5, 0.5],
+            Some(Resize::Exact([320, 320])),
+        );
+        assert_eq!(
+            prov["input-size"],
+            "sidecar m.json (the model's own, not protocol x's 3x224x224)"
+        );
+        assert_eq!(
+            prov["mean"],
+            "sidecar m.json (the model's own, not protocol x's [0.485, 0.456, 0.406])"
+        );
+        assert_eq!(
+            prov["std"], "sidecar m.json",
+            "the same std: nothing to say"
+        );
+        assert_eq!(
+            prov["resize"],
+            "sidecar m.json (the model's own, not protocol x's 256)"
+        );
     }
 }
