@@ -859,7 +859,7 @@ pub fn expand_protocol(
     Vec<std::ffi::OsString>,
     Option<rotbench::protocols::ProtocolUse>,
 )> {
-    use rotbench::protocols::{self, Override, ProtocolUse};
+    use rotbench::protocols::{self, Override};
     let words: Vec<String> = argv
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
@@ -912,11 +912,5 @@ pub fn expand_protocol(
         .collect();
     let mut out = argv;
     out.extend(p.tokens(&flags).into_iter().map(Into::into));
-    let used = ProtocolUse {
-        name: p.name.to_string(),
-        source: p.source.to_string(),
-        overrides,
-        relative_to: None,
-    };
-    Ok((out, Some(used)))
+    Ok((out, Some(p.record(overrides))))
 }

@@ -61,12 +61,7 @@ impl Model {
         } else {
             model_spec(path, flags, embedded, &opened.returns)?
         };
-        let output_key = match &spec.output_key {
-            None => None,
-            Some(k) => Some(CString::new(k.as_str()).map_err(|_| {
-                anyhow!("{}: output_key holds a NUL byte", provenance["output-key"])
-            })?),
-        };
+        let output_key = output_key(&spec, &provenance)?;
         opened.net.check(
             path,
             &spec,
@@ -381,6 +376,17 @@ impl crate::classifier::Classifier for Model {
     }
 }
 
+/// The spec's `output_key` as the C string forward takes.
+fn output_key(spec: &ModelSpec, prov: &Provenance) -> Result<Option<CString>> {
+    spec.output_key
+        .as_deref()
+        .map(|k| {
+            CString::new(k)
+                .map_err(|_| anyhow!("{}: output_key holds a NUL byte", prov["output-key"]))
+        })
+        .transpose()
+}
+
 /// A model that names no classes, on data whose labels are class indices: the
 /// spec with classes `0..C-1`, C the width of its output on one blank input
 /// (run with every other field of the spec resolved), the default recorded as
@@ -394,19 +400,14 @@ fn default_classes(
 ) -> Result<(ModelSpec, Provenance)> {
     let mut probe = flags.clone();
     probe.classes = Some(("(probe)".into(), vec!["0".into()]));
-    let (spec, _) = model_spec(path, &probe, embedded, &opened.returns)?;
+    let (spec, prov) = model_spec(path, &probe, embedded, &opened.returns)?;
     let (c, h, w) = (
         spec.channels() as i64,
         spec.height() as i64,
         spec.width() as i64,
     );
     let x = Tensor::zeros([1, c, h, w], (Kind::Float, device));
-    let key = spec
-        .output_key
-        .as_deref()
-        .map(CString::new)
-        .transpose()
-        .map_err(|_| anyhow!("{}: output_key holds a NUL byte", path.display()))?;
+    let key = output_key(&spec, &prov)?;
     let out = opened
         .net
         .forward(&x, spec.output_index, key.as_deref())

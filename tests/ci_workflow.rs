@@ -11,6 +11,21 @@ mod common;
 use common::*;
 use std::path::Path;
 
+/// A stand-in for a CI job's checkout: the models and data of this repository,
+/// and `rotbench.toml` from docs/rotbench.example.toml.
+fn checkout() -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    for link in ["models", "datasets"] {
+        std::os::unix::fs::symlink(root().join(link), t.path().join(link)).unwrap();
+    }
+    std::fs::copy(
+        root().join("docs/rotbench.example.toml"),
+        t.path().join("rotbench.toml"),
+    )
+    .unwrap();
+    t
+}
+
 /// The body of the `run:` script of the step named `name` in the page's first
 /// yaml block after `## GitHub Actions`, dedented.
 fn step(doc: &str, name: &str) -> String {
@@ -82,16 +97,8 @@ fn bash(dir: &Path, script: &str, main: bool) -> (i32, String) {
 #[test]
 fn the_documented_github_workflow_gates_main_then_a_pull_request_against_mains_baseline() {
     let doc = std::fs::read_to_string(root().join("docs/ci.md")).unwrap();
-    let t = tempfile::tempdir().unwrap();
+    let t = checkout();
     let dir = t.path();
-    for link in ["models", "datasets"] {
-        std::os::unix::fs::symlink(root().join(link), dir.join(link)).unwrap();
-    }
-    std::fs::copy(
-        root().join("docs/rotbench.example.toml"),
-        dir.join("rotbench.toml"),
-    )
-    .unwrap();
     let (sweep, gate, promote) = (
         step(&doc, "Sweep"),
         step(&doc, "Gate"),
@@ -166,16 +173,8 @@ fn the_documented_gitlab_job_gates_main_then_a_merge_request_against_mains_basel
         })
         .collect::<Vec<_>>()
         .join("\n");
-    let t = tempfile::tempdir().unwrap();
+    let t = checkout();
     let dir = t.path();
-    for link in ["models", "datasets"] {
-        std::os::unix::fs::symlink(root().join(link), dir.join(link)).unwrap();
-    }
-    std::fs::copy(
-        root().join("docs/rotbench.example.toml"),
-        dir.join("rotbench.toml"),
-    )
-    .unwrap();
     // GitLab runs the items in one shell that stops at the first failing one.
     let job = |branch: &str| {
         let o = std::process::Command::new("bash")

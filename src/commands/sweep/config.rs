@@ -259,12 +259,7 @@ impl SweepArgs {
                         protocols::names()
                     )
                 })?;
-                let mut used = used.unwrap_or_else(|| ProtocolUse {
-                    name: p.name.to_string(),
-                    source: p.source.to_string(),
-                    overrides: vec![],
-                    relative_to: None,
-                });
+                let mut used = used.unwrap_or_else(|| p.record(vec![]));
                 used.relative_to = self.relative_to.as_ref().map(|d| d.display().to_string());
                 if self.relative_to.is_some() && p.figures != protocols::Figures::Stability {
                     bail!("--relative-to: the {} protocol has no relative figures (imagenet-p-rotate does)", p.name);

@@ -265,10 +265,13 @@ impl Checks {
 
     /// The angles of check `key` (snake_case): its own `check_angles`, else `angles`.
     pub(crate) fn angles_of(&self, key: &str) -> Option<Vec<f64>> {
-        match self.check_angles.as_ref().and_then(|c| c.get(key)) {
-            Some(sel) => sel_angles(sel, key).ok(),
-            None => self.angle_list(),
-        }
+        self.own_angles(key).or_else(|| self.angle_list())
+    }
+
+    /// The angles `[gate.check_angles]` gives check `key`, if any.
+    pub(crate) fn own_angles(&self, key: &str) -> Option<Vec<f64>> {
+        let sel = self.check_angles.as_ref()?.get(key)?;
+        sel_angles(sel, key).ok()
     }
 
     /// A `check_angles` key for a check that is not set is a typo or a leftover.

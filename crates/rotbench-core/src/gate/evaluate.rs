@@ -347,9 +347,9 @@ impl<'a> ModelChecks<'a> {
     /// The same model with the angles of check `key` when `[gate.check_angles]`
     /// gives it its own.
     fn for_check(&self, checks: &Checks, key: &str) -> Result<ModelChecks<'a>> {
-        let angles = match checks.check_angles.as_ref().and_then(|c| c.get(key)) {
+        let angles = match checks.own_angles(key) {
             None => self.angles.clone(),
-            Some(_) => checked_angles(self.m, checks.angles_of(key).as_deref())
+            Some(own) => checked_angles(self.m, Some(&own))
                 .map_err(|e| anyhow::anyhow!("[gate.check_angles] {key}: {e:#}"))?,
         };
         Ok(ModelChecks::new(self.summary, self.results, self.m, angles))

@@ -56,8 +56,6 @@ pub struct Protocol {
     pub sweep: &'static [Setting],
     /// Model-input settings (the spec's lowest layer); flags name their spec keys.
     pub input: &'static [Setting],
-    /// Whether a data folder without labels is accepted (images straight in it).
-    pub labels_optional: bool,
     pub figures: Figures,
     /// How rotbench's numbers differ from the published data or code.
     pub differences: &'static [&'static str],
@@ -88,7 +86,6 @@ pub const ALL: &[Protocol] = &[
             set("--value-range", "1", "trn.ToTensor() (test.py)"),
             set("--channel-order", "rgb", ".convert('RGB'); the loader turns cv2's BGR into RGB (video_loader.py)"),
         ],
-        labels_optional: false,
         figures: Figures::Stability,
         differences: &[
             "The released ImageNet-P frames are H.264 videos (libx264, -crf 20), so they are lossy; rotbench computes each frame exactly from the image, so its figures differ from those on the videos.",
@@ -114,7 +111,6 @@ pub const ALL: &[Protocol] = &[
             set("--value-range", "1", "transforms.ToTensor() (model-vs-human modelvshuman/datasets/dataloaders.py)"),
             set("--channel-order", "rgb", "PIL images (model-vs-human modelvshuman/datasets/dataloaders.py)"),
         ],
-        labels_optional: false,
         figures: Figures::Conditions,
         differences: &[
             "model-vs-human scores released stimuli (grey PNGs, already rotated); rotbench makes them from colour images with the same grey formula and 8-bit truncation, so from the released stimuli's source images it gives the same pixels.",
@@ -136,7 +132,6 @@ pub const ALL: &[Protocol] = &[
             set("--seed", "0", "rotbench's draws; the published code draws with numpy's global state"),
         ],
         input: &[],
-        labels_optional: false,
         figures: Figures::Spatial,
         differences: &[
             "The published code rotates, then translates with a second bilinear sampling; rotbench samples the pose once, so fractional shifts are not blurred twice (docs/spatial.md measures the difference).",
@@ -165,7 +160,6 @@ pub const ALL: &[Protocol] = &[
             set("--value-range", "1", "ToTensor()"),
             set("--channel-order", "rgb", "PIL images"),
         ],
-        labels_optional: false,
         figures: Figures::Spatial,
         differences: &[
             "rotbench samples the pose once (grid_sample also does); the random draws are rotbench's, with --seed.",
@@ -210,6 +204,16 @@ impl Protocol {
             }
         }
         s
+    }
+
+    /// What a run records of this protocol, with the flags that changed it.
+    pub fn record(&self, overrides: Vec<Override>) -> ProtocolUse {
+        ProtocolUse {
+            name: self.name.to_string(),
+            source: self.source.to_string(),
+            overrides,
+            relative_to: None,
+        }
     }
 
     /// The protocol's sweep flags as command-line tokens, leaving out those whose
@@ -434,38 +438,20 @@ pub fn describe(p: &Protocol, markdown: bool) -> String {
         );
         row(&mut s, set.flag, set.value, &src);
     }
-    let labels = if p.labels_optional {
-        "labels: optional"
-    } else {
-        "labels: required"
-    };
     if markdown {
-        s.push_str(&format!(
-            "\nReports: {}. {}.\n\n",
-            figure_names(p),
-            capital(labels)
-        ));
+        s.push_str(&format!("\nReports: {}.\n\n", figure_names(p)));
         s.push_str("Differences from the published data:\n\n");
         for d in p.differences {
             s.push_str(&format!("- {d}\n"));
         }
         s.push('\n');
     } else {
-        s.push_str(&format!(
-            "  reports: {}\n  {labels}\n  differences:\n",
-            figure_names(p)
-        ));
+        s.push_str(&format!("  reports: {}\n  differences:\n", figure_names(p)));
         for d in p.differences {
             s.push_str(&format!("    - {d}\n"));
         }
     }
     s
-}
-
-fn capital(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map_or(String::new(), |f| f.to_uppercase().chain(c).collect())
 }
 
 /// The names of the figures a protocol reports, for its description.
