@@ -9,7 +9,7 @@
 
 pub use rotbench_core::{
     angles, dataset, format, gate, hash, metrics, poses, protocols, report, results, rotate, shard,
-    spec, store, summary,
+    spec, store, summary, unlabelled,
 };
 
 pub mod backend;

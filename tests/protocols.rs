@@ -2,7 +2,8 @@
 //! transcription of its reference code (`tests/fixtures/protocols/make_protocols.py`,
 //! run on the models and images it made): ImageNet-P rotate (hendrycks/robustness)
 //! with a ResNet-18-layout model over 20 JPEGs x 31 frames, and model-vs-human's
-//! rotation with a 1,000-class model over 16 category folders; the overrides, the
+//! rotation with a 1,000-class model over 16 category folders; ImageNet-P on a
+//! folder of the same images without labels; the overrides, the
 //! `rotbench protocols` listing and docs/protocols.md.
 
 mod common;
@@ -88,14 +89,42 @@ fn imagenet_p_rotate_predicts_every_frame_as_the_transcription_of_hendrycks_robu
         s["settings"]["protocol"]["overrides"],
         serde_json::json!([])
     );
+    assert_eq!(
+        frames_as_transcribed(&out, &want, &|f| f.to_string()),
+        20 * 31
+    );
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9;
+    let fp = figure(&out, "flip_probability");
+    let t5 = figure(&out, "top5_distance");
+    assert!(
+        close(fp, want["flip_probability"]["1"].as_f64().unwrap()),
+        "{fp}"
+    );
+    assert!(
+        close(t5, want["top5_distance"]["1"].as_f64().unwrap()),
+        "{t5}"
+    );
+    assert!(
+        r.stdout.contains("--protocol imagenet-p-rotate:"),
+        "{}",
+        r.stdout
+    );
+}
+
+/// Check every frame's top-1 and top-5 in `out`'s predictions.csv against the
+/// transcription's, the file `f` of the fixture being `source(f)` in the run;
+/// returns the rows checked.
+fn frames_as_transcribed(out: &Path, want: &Value, source: &dyn Fn(&str) -> String) -> usize {
+    let frames = want["angles"].as_array().unwrap();
     let rows = read_csv(&out.join("predictions.csv"));
     let mut checked = 0;
     for (fi, file) in want["files"].as_array().unwrap().iter().enumerate() {
-        let file = file.as_str().unwrap();
+        let file = source(file.as_str().unwrap());
         for (k, angle) in frames.iter().enumerate() {
+            let angle = angle.as_f64().unwrap();
             let row = rows
                 .iter()
-                .find(|r| r["source"] == file && r["angle"].parse::<f64>().unwrap() == *angle)
+                .find(|r| r["source"] == file && r["angle"].parse::<f64>().unwrap() == angle)
                 .unwrap_or_else(|| panic!("no row for {file} at {angle}"));
             let top1 = want["top1"][fi][k].as_i64().unwrap();
             assert_eq!(row["pred"], top1.to_string(), "{file} frame {k} ({angle}°)");
@@ -113,23 +142,211 @@ fn imagenet_p_rotate_predicts_every_frame_as_the_transcription_of_hendrycks_robu
             checked += 1;
         }
     }
-    assert_eq!(checked, 20 * 31);
+    checked
+}
+
+/// The ImageNet-P fixture's 20 JPEGs in one folder without class folders, each
+/// named `<class>-<file>` (the transcription's `<class>/<file>`).
+fn imagenet_p_without_labels(dir: &Path) -> PathBuf {
+    let flat = dir.join("frames");
+    std::fs::create_dir_all(&flat).unwrap();
+    let want = reference("imagenet_p_reference.json");
+    for f in want["files"].as_array().unwrap() {
+        let f = f.as_str().unwrap();
+        std::fs::copy(
+            fixtures().join("imagenet_p").join(f),
+            flat.join(f.replace('/', "-")),
+        )
+        .unwrap();
+    }
+    flat
+}
+
+#[test]
+fn imagenet_p_rotate_reads_a_folder_without_labels_and_computes_only_label_free_figures() {
+    let want = reference("imagenet_p_reference.json");
+    let t = tempfile::tempdir().unwrap();
+    let flat = imagenet_p_without_labels(t.path());
     let close = |a: f64, b: f64| (a - b).abs() <= 1e-9;
-    let fp = figure(&out, "flip_probability");
-    let t5 = figure(&out, "top5_distance");
-    assert!(
-        close(fp, want["flip_probability"]["1"].as_f64().unwrap()),
-        "{fp}"
+    for d in ["1", "2"] {
+        let out = t.path().join(format!("d{d}"));
+        let model = fixtures().join("resnet18_mini.pt");
+        let r = run(
+            &[
+                "sweep",
+                "--protocol",
+                "imagenet-p-rotate",
+                "--model",
+                s(&model),
+                "--data",
+                s(&flat),
+                "--out",
+                s(&out),
+                "--no-cache",
+                "--difficulty",
+                d,
+                "--bootstrap",
+                "200",
+            ],
+            None,
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let n = frames_as_transcribed(&out, &want, &|f| f.replace('/', "-"));
+        assert_eq!(n, 20 * 31);
+        let fp = figure(&out, "flip_probability");
+        let t5 = figure(&out, "top5_distance");
+        assert!(
+            close(fp, want["flip_probability"][d].as_f64().unwrap()),
+            "d {d}: {fp}"
+        );
+        assert!(
+            close(t5, want["top5_distance"][d].as_f64().unwrap()),
+            "d {d}: {t5}"
+        );
+        // Nothing that needs a label is in any file, not even as a zero.
+        let s = summary(&out);
+        assert_eq!(s["dataset"]["labelled"], false);
+        assert_eq!(s["dataset"]["format"], "image-folder-unlabelled");
+        let text = std::fs::read_to_string(out.join("summary.json")).unwrap();
+        for word in ["accuracy", "\"ece\"", "f1_", "confusion", "\"label\""] {
+            assert!(!text.contains(word), "summary.json holds {word}");
+        }
+        let per_angle = std::fs::read_to_string(out.join("per_angle.csv")).unwrap();
+        let preds = std::fs::read_to_string(out.join("predictions.csv")).unwrap();
+        for head in [
+            per_angle.lines().next().unwrap(),
+            preds.lines().next().unwrap(),
+        ] {
+            for word in ["accuracy", "label", "correct", "p_true", "ece"] {
+                assert!(!head.contains(word), "{head}");
+            }
+        }
+        for absent in [
+            "per_class.csv",
+            "confusion.csv",
+            "summary.csv",
+            "index.html",
+        ] {
+            assert!(!out.join(absent).exists(), "{absent}");
+        }
+        let m = &s["models"][0];
+        assert_eq!(m["flip_probability"].as_f64().unwrap(), fp);
+        let [lo, hi] = [0, 1].map(|i| m["flip_probability_ci"][i].as_f64().unwrap());
+        assert!(lo <= fp && fp <= hi, "{lo} {fp} {hi}");
+        assert!(r.stdout.contains("samples without labels"), "{}", r.stdout);
+    }
+}
+
+#[test]
+fn a_run_without_labels_is_refused_by_the_gate_and_the_report_and_serves_as_a_reference() {
+    let t = tempfile::tempdir().unwrap();
+    let flat = imagenet_p_without_labels(t.path());
+    let base = t.path().join("base");
+    let r = sweep(
+        &base,
+        "imagenet-p-rotate",
+        "resnet18_mini.pt",
+        s(&flat),
+        &[],
     );
-    assert!(
-        close(t5, want["top5_distance"]["1"].as_f64().unwrap()),
-        "{t5}"
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let gate = run(
+        &["gate", "--results", s(&base), "--min-accuracy", "0.5"],
+        None,
     );
+    assert_eq!(gate.code, 2, "{}", gate.stderr);
     assert!(
-        r.stdout.contains("--protocol imagenet-p-rotate:"),
+        gate.stderr.contains("without labels") && gate.stderr.contains("summary.json"),
         "{}",
-        r.stdout
+        gate.stderr
     );
+    let report = run(&["report", s(&base)], None);
+    assert_eq!(report.code, 2, "{}", report.stderr);
+    assert!(
+        report
+            .stderr
+            .contains("`rotbench report` needs a labelled run"),
+        "{}",
+        report.stderr
+    );
+    // A labelled run relative to the unlabelled one: the same model, the same frames.
+    let out = t.path().join("o");
+    let r = imagenet_p(&out, &["--relative-to", s(&base)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(figure(&out, "relative_flip_probability"), 1.0);
+    assert_eq!(figure(&out, "relative_top5_distance"), 1.0);
+    // And the other way round.
+    let back = t.path().join("back");
+    let r = sweep(
+        &back,
+        "imagenet-p-rotate",
+        "resnet18_mini.pt",
+        s(&flat),
+        &["--relative-to", s(&out)],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(figure(&back, "relative_top5_distance"), 1.0);
+}
+
+#[test]
+fn a_folder_without_class_folders_needs_a_protocol_without_labels_and_refuses_label_flags() {
+    let t = tempfile::tempdir().unwrap();
+    let flat = imagenet_p_without_labels(t.path());
+    let model = fixtures().join("resnet18_mini.pt");
+    let plain = run(
+        &[
+            "sweep",
+            "--model",
+            s(&model),
+            "--data",
+            s(&flat),
+            "--angles",
+            "0,90",
+            "--out",
+            s(&t.path().join("a")),
+            "--no-cache",
+        ],
+        None,
+    );
+    assert_eq!(plain.code, 2, "{}", plain.stderr);
+    assert!(
+        plain.stderr.contains("no class folders")
+            && plain.stderr.contains("--protocol imagenet-p-rotate"),
+        "{}",
+        plain.stderr
+    );
+    let mvh = sweep(
+        &t.path().join("b"),
+        "model-vs-human-rotation",
+        "wide_1000_rgb224.pt",
+        s(&flat),
+        &[],
+    );
+    assert_eq!(mvh.code, 2, "{}", mvh.stderr);
+    assert!(mvh.stderr.contains("no class folders"), "{}", mvh.stderr);
+    let cfg = t.path().join("gate.toml");
+    std::fs::write(&cfg, "[gate]\nmin_accuracy = 0.5\n").unwrap();
+    for extra in [
+        vec!["--gate-config", s(&cfg)],
+        vec!["--shard", "0/2"],
+        vec!["--worst-of", "3"],
+    ] {
+        let r = sweep(
+            &t.path().join("c"),
+            "imagenet-p-rotate",
+            "resnet18_mini.pt",
+            s(&flat),
+            &extra,
+        );
+        assert_eq!(r.code, 2, "{extra:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!("{}: --data", extra[0]))
+                && r.stderr.contains("without labels"),
+            "{}",
+            r.stderr
+        );
+        assert!(!t.path().join("c").join("summary.json").exists());
+    }
 }
 
 #[test]

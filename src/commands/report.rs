@@ -41,7 +41,14 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
     }
     let summary_bytes = std::fs::read(&summary_path)
         .map_err(|e| anyhow!("{}: cannot read ({e})", summary_path.display()))?;
-    let summary: Summary = read_json(&summary_path, "rotbench summary.json")?;
+    let v: serde_json::Value = read_json(&summary_path, "rotbench summary.json")?;
+    rotbench::summary::require_labels(&v, &summary_path, "`rotbench report`")?;
+    let summary: Summary = serde_json::from_value(v).map_err(|e| {
+        anyhow!(
+            "{}: not a valid rotbench summary.json ({e}); re-run `rotbench sweep` to write it again",
+            summary_path.display()
+        )
+    })?;
     // Every file read here must come from the run that wrote summary.json.
     let examples_path = dir.join("examples.json");
     let examples: Option<ExamplesFile> = if examples_path.is_file() {

@@ -7,6 +7,7 @@ use rotbench::output;
 use rotbench::report::{self, csv as csvx, json::SummaryJson, Export, Results};
 use rotbench::results::SweepResult;
 use rotbench::summary::Summary;
+use rotbench::unlabelled::{self, UnlabelledSummary};
 use sha2::Digest;
 use std::path::Path;
 
@@ -103,6 +104,69 @@ pub fn write_results(
     }
     if !o.quiet {
         out!("{}", report::table::render(summary));
+    }
+    Ok(bound)
+}
+
+/// Write the results of a sweep without labels as one set, as [`write_results`]
+/// does: summary.json, per_angle.csv, predictions.csv (unless --no-predictions)
+/// and timing.json. There is no report: its charts and tables are of accuracy
+/// and calibration, which need labels. Returns the summary as written.
+pub fn write_unlabelled(
+    o: &Outputs<'_>,
+    summary: &UnlabelledSummary,
+    result: &SweepResult,
+    mut timing: serde_json::Value,
+) -> Result<UnlabelledSummary> {
+    let per_angle = unlabelled::per_angle_csv(summary)?;
+    let mut bound = summary.clone();
+    bound
+        .files
+        .insert("per_angle.csv".into(), content_hash(&per_angle));
+    let write_predictions =
+        |w: &mut dyn std::io::Write| unlabelled::write_predictions(summary, result, w);
+    if !o.no_predictions {
+        let mut h = sha2::Sha256::new();
+        write_predictions(&mut h)?;
+        bound
+            .files
+            .insert("predictions.csv".into(), rotbench::hash::hex(&h.finalize()));
+    }
+    let mut summary_bytes = serde_json::to_vec_pretty(&bound)?;
+    summary_bytes.push(b'\n');
+    if let Some(t) = timing.as_object_mut() {
+        t.insert("summary_sha256".into(), content_hash(&summary_bytes).into());
+    }
+    let files = vec![
+        ("summary.json".to_string(), summary_bytes),
+        ("per_angle.csv".to_string(), per_angle),
+        ("timing.json".into(), serde_json::to_vec_pretty(&timing)?),
+    ];
+    let streamed: Vec<output::Streamed<'_>> = if o.no_predictions {
+        vec![]
+    } else {
+        vec![("predictions.csv".into(), &write_predictions)]
+    };
+    output::replace_set_streaming(o.out, report::files::RESULT_FILES, &files, &streamed)?;
+    for m in &bound.models {
+        if m.nonfinite_logits > 0 {
+            eprintln!(
+                "warning: {}: {} predictions had NaN or inf logits (nonfinite in per_angle.csv)",
+                m.id.name, m.nonfinite_logits
+            );
+        }
+    }
+    if !bound.dataset.ignored.is_empty() {
+        eprintln!(
+            "note: {} files in the image folder are not samples (other extensions, or hidden; listed under dataset.ignored in summary.json)",
+            bound.dataset.ignored.len()
+        );
+    }
+    if !o.no_report {
+        eprintln!("note: no report (index.html, plots/): a sweep without labels has no accuracy or calibration to chart; its figures are in summary.json and per_angle.csv");
+    }
+    if !o.quiet {
+        out!("{}", unlabelled::table(&bound));
     }
     Ok(bound)
 }

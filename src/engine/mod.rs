@@ -682,6 +682,7 @@ mod tests {
                     sha256: String::new(),
                     class_names: None,
                     class_order: "labels".into(),
+                    labelled: true,
                     class_map: vec![],
                     skipped: vec![],
                     ignored: vec![],

@@ -1,5 +1,5 @@
 //! Numbers as text, in one home: the exact forms the CSVs and summary.json
-//! write ([`num`], [`shorter`]), angles ([`format_angle`], [`deg`]),
+//! write ([`num`], [`num32`], [`shorter`]), angles ([`format_angle`], [`deg`]),
 //! percentages, p-values, thresholds and durations as the report, the console
 //! table and the gate show them. Pure functions; nothing here knows a file.
 
@@ -11,6 +11,16 @@ pub fn num(v: f64) -> String {
         String::new()
     } else {
         shorter(format!("{v}"), format!("{v:e}"))
+    }
+}
+
+/// [`num`] for an f32 (a per-sample confidence or probability): the shortest
+/// text that parses back to the same f32; NaN becomes an empty field.
+pub fn num32(v: f32) -> String {
+    if v.is_nan() {
+        String::new()
+    } else {
+        shorter(v.to_string(), format!("{v:e}"))
     }
 }
 

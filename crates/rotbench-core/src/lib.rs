@@ -5,6 +5,7 @@
 //! links libtorch) runs the models and fills [`results`]; [`metrics`] scores
 //! them, [`summary`] and [`store`]/[`shard`] keep them, and [`gate`] and
 //! [`report`] judge and show them. [`spec`] says what a model expects.
+//! [`unlabelled`] keeps a sweep of images without labels (its label-free figures).
 //! [`format`] writes numbers as text for all of them, [`hash`] names bytes by sha256.
 //!
 //! No libtorch here, no printing and no file writes: exporters return bytes and
@@ -25,3 +26,4 @@ pub mod shard;
 pub mod spec;
 pub mod store;
 pub mod summary;
+pub mod unlabelled;

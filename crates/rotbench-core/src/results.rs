@@ -560,11 +560,7 @@ fn angle_text<S: serde::Serializer>(a: &f64, s: S) -> std::result::Result<S::Ok,
 }
 
 fn confidence_text<S: serde::Serializer>(c: &f32, s: S) -> std::result::Result<S::Ok, S::Error> {
-    if c.is_nan() {
-        s.serialize_str("")
-    } else {
-        s.serialize_str(&crate::format::shorter(c.to_string(), format!("{c:e}")))
-    }
+    s.serialize_str(&crate::format::num32(*c))
 }
 
 fn confidence_value<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f32, D::Error> {

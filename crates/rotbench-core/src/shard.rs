@@ -163,6 +163,7 @@ pub fn merge(mut shards: Vec<Loaded>) -> Result<(Evaluations, ShardManifest, Dat
         sha256: d.sha256.clone(),
         class_names: d.class_names.clone(),
         class_order: d.class_order.clone(),
+        labelled: d.labelled,
         class_map: d.class_map.clone(),
         skipped,
         ignored: d.ignored.clone(),

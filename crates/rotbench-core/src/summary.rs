@@ -160,6 +160,11 @@ pub struct DatasetSummary {
     pub total: usize,
     pub sha256: String,
     pub class_order: String,
+    /// False for data without labels (a folder of images without class folders,
+    /// under `--protocol imagenet-p-rotate`): its summary.json is a
+    /// [`crate::unlabelled::UnlabelledSummary`], with no figure that needs a label.
+    #[serde(default = "labelled", skip_serializing_if = "is_labelled")]
+    pub labelled: bool,
     pub class_names: Option<Vec<String>>,
     /// Image folders: each class folder and its class index (absent for other formats).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -197,6 +202,7 @@ impl From<&DatasetInfo> for DatasetSummary {
             total: d.total,
             sha256: d.sha256.clone(),
             class_order: d.class_order.clone(),
+            labelled: d.labelled,
             class_names: d.class_names.clone(),
             class_map: d.class_map.clone(),
             skipped: d.skipped.clone(),
@@ -462,6 +468,30 @@ pub struct Summary {
     pub files: std::collections::BTreeMap<String, String>,
 }
 
+fn labelled() -> bool {
+    true
+}
+
+fn is_labelled(l: &bool) -> bool {
+    *l
+}
+
+/// Refuse a summary.json of data without labels where `what` needs a labelled
+/// run, naming the file and what the run holds instead.
+pub fn require_labels(
+    v: &serde_json::Value,
+    path: &std::path::Path,
+    what: &str,
+) -> anyhow::Result<()> {
+    if v.pointer("/dataset/labelled") == Some(&serde_json::Value::Bool(false)) {
+        anyhow::bail!(
+            "{}: that sweep read a folder of images without labels, so it holds only the figures that need none (consistency, flip probability, top-5 distance); {what} needs a labelled run: sweep a folder with one subfolder per class, or an IDX, CIFAR or CSV dataset",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 fn div(a: f64, b: f64) -> f64 {
     if b == 0.0 {
         0.0
@@ -522,25 +552,33 @@ fn probabilistic(
         nll: mean(col.p_true.iter().map(|&p| nll_term(p as f64)).sum()),
         brier: mean(col.brier.iter().map(|&b| b as f64).sum()),
         calibration,
-        flip_next: next.map(|b| {
-            mean(
-                (0..n)
-                    .filter(|&i| col.preds[i] != ms.cols[b].preds[i])
-                    .count() as f64,
-            )
-        }),
-        top_k_distance_next: next.zip(top_k).map(|(b, _)| {
-            mean(
-                (0..n)
-                    .map(|i| ranking_distance(ms.top_k_list(a, i), ms.top_k_list(b, i)) as f64)
-                    .sum(),
-            )
-        }),
+        flip_next: next.map(|b| flip_rate(ms, a, b)),
+        top_k_distance_next: next
+            .zip(top_k)
+            .map(|(b, _)| mean_ranking_distance(ms, a, b)),
     }
 }
 
+/// The share of samples whose top-1 prediction differs between angles `a` and
+/// `b` (ImageNet-P's flip rate of one pair; labelled or not).
+pub(crate) fn flip_rate(ms: &ModelSweep, a: usize, b: usize) -> f64 {
+    let (pa, pb) = (ms.preds(a), ms.preds(b));
+    let flips = pa.iter().zip(pb).filter(|(x, y)| x != y).count();
+    div(flips as f64, pa.len() as f64)
+}
+
+/// The mean top-K ranking distance (ImageNet-P's `ranking_dist`) between the
+/// samples' lists at angles `a` and `b`.
+pub(crate) fn mean_ranking_distance(ms: &ModelSweep, a: usize, b: usize) -> f64 {
+    let n = ms.preds(a).len();
+    let sum: f64 = (0..n)
+        .map(|i| ranking_distance(ms.top_k_list(a, i), ms.top_k_list(b, i)) as f64)
+        .sum();
+    div(sum, n as f64)
+}
+
 /// The mean over the pairs that have a next angle (the user's angles only).
-fn pair_mean(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+pub(crate) fn pair_mean(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
     let v: Vec<f64> = values.flatten().collect();
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }

@@ -143,7 +143,7 @@ class Results:
                 "worst_accuracy": sw.get("worst_accuracy"),
                 "worst_of_sweep": sw.get("worst_of_sweep_accuracy"),
                 "relative_robustness": sw.get("relative_robustness"),
-                "flip_probability": sw.get("flip_probability"),
+                "flip_probability": sw.get("flip_probability", m.get("flip_probability")),
                 "ece_at_0": ref.get("ece"),
                 "ece_at_worst_angle": _ece_at(angles, sw.get("worst_angle")),
                 "worst_ece": sw.get("worst_ece"),

@@ -36,7 +36,10 @@ pub struct SweepConfig {
     /// `--protocol NAME`: the protocol and what the run records of it.
     pub protocol: Option<(&'static Protocol, ProtocolUse)>,
     /// `--relative-to DIR`: the reference run's one model, checked.
-    pub relative_to: Option<rotbench::summary::ModelSummary>,
+    pub relative_to: Option<protocols::Reference>,
+    /// The data is a folder of images without class folders, read without
+    /// labels (a protocol whose figures need none): only label-free figures.
+    pub unlabelled: bool,
     pub rotate: RotateOptions,
     pub batch: BatchSize,
     pub limit: Option<usize>,
@@ -96,8 +99,10 @@ impl SweepArgs {
         let (protocol, relative_to) = self.protocol(&mut spec)?;
         // MNIST IDX and CIFAR labels are class indices: a model without class
         // names gets 0..C-1.
+        let unlabelled = self.unlabelled(protocol.as_ref().map(|(p, _)| *p))?;
         spec.index_labels = rotbench::dataset::idx::looks_like_idx(&self.data)
-            || rotbench::dataset::cifar::find(&self.data).is_some();
+            || rotbench::dataset::cifar::find(&self.data).is_some()
+            || unlabelled;
         let device = parse_device(&self.device)?;
         let rotate = self.rotation.options();
         let pil = rotate.interpolation == Interpolation::PilBilinear;
@@ -164,6 +169,7 @@ impl SweepArgs {
             difficulty: self.difficulty,
             protocol,
             relative_to,
+            unlabelled,
             rotate,
             batch: self.batch_size,
             limit: self.limit,
@@ -201,6 +207,36 @@ impl SweepArgs {
             report_url: self.report_url.clone(),
             baseline_dir,
         })
+    }
+}
+
+impl SweepArgs {
+    /// Whether `--data` is read without labels: a folder of images without class
+    /// folders, under a protocol whose figures need none. What needs labels is
+    /// refused beside it, before any work.
+    fn unlabelled(&self, protocol: Option<&Protocol>) -> Result<bool> {
+        let flat = rotbench::dataset::is_image_folder(&self.data)
+            && rotbench::dataset::folder::is_flat(&self.data);
+        if !flat || protocol.is_none_or(|p| p.needs_labels()) {
+            return Ok(false);
+        }
+        let data = self.data.display();
+        let refused = [
+            ("--gate-config", self.gate_config.is_some()),
+            ("--save-baseline", self.save_baseline.is_some()),
+            ("--shard", self.shard.is_some()),
+            ("--worst-of", self.worst_of.is_some()),
+            ("--grid-early-stop", self.grid_early_stop),
+            ("--class-folders", self.class_folders.is_some()),
+            ("--class-folder-map", self.class_folder_map.is_some()),
+            ("--drop-unscored", self.drop_unscored),
+        ];
+        if let Some((flag, _)) = refused.iter().find(|(_, given)| *given) {
+            bail!(
+                "{flag}: --data {data} is a folder of images without class folders, read without labels, and {flag} needs labels; put the images in one subfolder per class, or drop {flag}"
+            );
+        }
+        Ok(true)
     }
 }
 
@@ -248,7 +284,7 @@ impl SweepArgs {
         spec: &mut SpecFlags,
     ) -> Result<(
         Option<(&'static Protocol, ProtocolUse)>,
-        Option<rotbench::summary::ModelSummary>,
+        Option<protocols::Reference>,
     )> {
         let protocol = match (&self.protocol, self.protocol_use.clone()) {
             (None, _) => None,
@@ -276,11 +312,11 @@ impl SweepArgs {
                 } else {
                     dir.clone()
                 };
-                let s: rotbench::summary::Summary =
+                let v: serde_json::Value =
                     crate::commands::report::read_json(&file, "rotbench summary.json")
                         .map_err(|e| anyhow!("--relative-to: {e:#}"))?;
                 Some(
-                    protocols::reference_model(dir, &s, p, self.difficulty)
+                    protocols::reference_model(dir, v, p, self.difficulty)
                         .map_err(|e| anyhow!(e))?,
                 )
             }

@@ -8,7 +8,7 @@ mod config;
 mod gate;
 mod shard;
 
-use super::write::{write_results, Outputs};
+use super::write::{write_results, write_unlabelled, Outputs};
 use crate::cli::SweepArgs;
 use crate::run::cache::Cache;
 use crate::run::cache_plan::CachePlan;
@@ -130,6 +130,7 @@ fn open_data(cfg: &SweepConfig, models: &[Model]) -> Result<Data> {
         folder_map: cfg.labels.folder_map.clone(),
         grayscale: spec.preprocess.grayscale,
         desaturate: spec.preprocess.desaturate,
+        unlabelled: cfg.unlabelled,
     };
     let space = LabelSpace::of_spec(spec, cfg.labels.drop_unscored);
     let source = dataset::open(&cfg.data, target, &space, &open)?;
@@ -367,6 +368,55 @@ fn finish(
     let (batch_used, batch_timings) = (raw.batch_size, std::mem::take(&mut raw.batch_timings));
     let n_classes = models[0].spec.classes.len();
     let result = raw.tally(n_classes, &info.sources)?;
+    let timing = |cached_pairs: usize| {
+        // The work this process did: the samples left after a resume, decoded ones only.
+        let evaluated = (result.indices.len() - plan.done_before) as u64 * plan.per_sample;
+        json!({
+            "wall_seconds": wall,
+            "finished_unix": SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            "evaluations": evaluated,
+            "evaluations_per_second": evaluated as f64 / wall.max(1e-9),
+            "cached_pairs": cached_pairs,
+            "resumed_samples": plan.done_before,
+            "threads": cfg.threads,
+            "batch_size": batch_used,
+            "batch_timings": batch_timings,
+            "malloc": malloc_setting(malloc),
+        })
+    };
+    let cached_pairs = plan.cache_plan.cached_pairs();
+    let outs = Outputs {
+        out: &cfg.out,
+        no_predictions: cfg.no_predictions,
+        no_report: cfg.no_report,
+        quiet: cfg.quiet,
+    };
+    if cfg.unlabelled {
+        let mut s = rotbench::unlabelled::build(
+            &result,
+            &ids,
+            info,
+            plan.settings,
+            rotbench::libtorch::version(),
+        );
+        s.protocol = cfg
+            .protocol
+            .as_ref()
+            .map(|(p, _)| rotbench::protocols::ProtocolFigures {
+                name: p.name.to_string(),
+                relative_to_model: cfg.relative_to.as_ref().map(|r| r.model.clone()),
+                models: rotbench::protocols::unlabelled_figures(&s, cfg.relative_to.as_ref()),
+            });
+        let s = write_unlabelled(&outs, &s, &result, timing(cached_pairs))?;
+        plan.checkpoint.finish()?;
+        if !cfg.quiet {
+            outln!("wrote {} ({:.1} s)", cfg.out.display(), wall);
+            if let Some(f) = &s.protocol {
+                print_protocol(f);
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut summary = summary::build(
         &result,
         &ids,
@@ -377,7 +427,7 @@ fn finish(
     if let Some((p, _)) = &cfg.protocol {
         summary.protocol = Some(rotbench::protocols::ProtocolFigures {
             name: p.name.to_string(),
-            relative_to_model: cfg.relative_to.as_ref().map(|m| m.id.name.clone()),
+            relative_to_model: cfg.relative_to.as_ref().map(|r| r.model.clone()),
             models: rotbench::protocols::figures(p, &summary, cfg.relative_to.as_ref()),
         });
     }
@@ -388,34 +438,13 @@ fn finish(
             eprintln!("warning: {w}");
         }
     }
-    let cached_pairs = plan.cache_plan.cached_pairs();
-    // The work this process did: the samples left after a resume, decoded ones only.
-    let evaluated = (result.indices.len() - plan.done_before) as u64 * plan.per_sample;
-    let timing = json!({
-        "wall_seconds": wall,
-        "finished_unix": SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-        "evaluations": evaluated,
-        "evaluations_per_second": evaluated as f64 / wall.max(1e-9),
-        "cached_pairs": cached_pairs,
-        "resumed_samples": plan.done_before,
-        "threads": cfg.threads,
-        "batch_size": batch_used,
-        "batch_timings": batch_timings,
-        "malloc": malloc_setting(malloc),
-    });
-    let outs = Outputs {
-        out: &cfg.out,
-        no_predictions: cfg.no_predictions,
-        no_report: cfg.no_report,
-        quiet: cfg.quiet,
-    };
     // The gate runs before anything is written, so its files join the one result set.
     let mut gate = gate::sweep_gate(cfg, &summary, &result)?;
     let extra = gate
         .as_mut()
         .map(|g| std::mem::take(&mut g.files))
         .unwrap_or_default();
-    let summary = write_results(&outs, &summary, &result, timing, extra)?;
+    let summary = write_results(&outs, &summary, &result, timing(cached_pairs), extra)?;
     plan.checkpoint.finish()?;
     if !cfg.quiet {
         let note = match cached_pairs {

@@ -126,6 +126,7 @@ impl CifarSource {
             sha256: content_hash(&bytes),
             class_names,
             class_order: "CIFAR labels are class indices into the model's classes".into(),
+            labelled: true,
             class_map: vec![],
             skipped: vec![],
             ignored: vec![],

@@ -178,6 +178,7 @@ impl FilesSource {
             sha256: crate::hash::hex(&hasher.finalize()),
             class_names,
             class_order,
+            labelled: true,
             class_map: vec![],
             skipped: vec![],
             ignored: vec![],
@@ -253,8 +254,13 @@ pub fn class_map(
         .collect();
     if class_dirs.is_empty() {
         bail!(
-            "--data {}: the image folder has no class folders; put images in one subfolder per class (ROOT/<class>/<image>.png)",
-            root.display()
+            "--data {}: the image folder has no class folders; put images in one subfolder per class (ROOT/<class>/<image>.png){}",
+            root.display(),
+            if is_flat(root) {
+                " (a folder of images without labels is read only under --protocol imagenet-p-rotate, whose figures compare predictions with each other)"
+            } else {
+                ""
+            }
         );
     }
     let names: Vec<String> = class_dirs
@@ -498,7 +504,55 @@ fn not_classes(root: &Path, names: &[String], space: &LabelSpace, lead: &str) ->
     msg
 }
 
+/// Whether `root` is a folder of images without class folders: image files
+/// directly in it, and no folder beside them (hidden ones aside).
+pub fn is_flat(root: &Path) -> bool {
+    match sorted_entries(root, &mut Vec::new()) {
+        Ok(entries) => {
+            !entries.iter().any(|p| p.is_dir()) && entries.iter().any(|p| is_image_file(p))
+        }
+        Err(_) => false,
+    }
+}
+
+/// How an unlabelled folder's samples are described in summary.json.
+pub const UNLABELLED_ORDER: &str = "none: a folder of images without class folders carries no labels; only figures that compare a model's predictions with each other are computed";
+
 impl FolderSource {
+    /// A folder of images without class folders, read without labels
+    /// ([`OpenOptions::unlabelled`]): its image files in name order, each with
+    /// the placeholder [`UNLABELLED`](super::UNLABELLED).
+    fn open_unlabelled(root: &Path, target: Target, opts: &OpenOptions) -> Result<FilesSource> {
+        let mut hidden = Vec::new();
+        let entries = sorted_entries(root, &mut hidden)?;
+        let (images, other): (Vec<PathBuf>, Vec<PathBuf>) =
+            entries.into_iter().partition(|p| is_image_file(p));
+        let rel = |p: &Path| display(p.strip_prefix(root).unwrap_or(p));
+        let mut ignored: Vec<SkippedFile> = other
+            .iter()
+            .map(|p| (p, NOT_AN_IMAGE))
+            .chain(hidden.iter().map(|p| (p, HIDDEN)))
+            .map(|(p, reason)| SkippedFile {
+                path: rel(p),
+                reason: reason.into(),
+            })
+            .collect();
+        ignored.sort_by(|a, b| a.path.cmp(&b.path));
+        let files = images.into_iter().map(|f| (f, super::UNLABELLED)).collect();
+        let mut source = FilesSource::new(
+            "image-folder-unlabelled",
+            root,
+            files,
+            None,
+            UNLABELLED_ORDER.into(),
+            target,
+            opts,
+        )?;
+        source.info.labelled = false;
+        source.info.ignored = ignored;
+        Ok(source)
+    }
+
     #[allow(clippy::new_ret_no_self)]
     pub fn open(
         root: &Path,
@@ -506,6 +560,9 @@ impl FolderSource {
         space: &LabelSpace,
         opts: &OpenOptions,
     ) -> Result<FilesSource> {
+        if opts.unlabelled {
+            return Self::open_unlabelled(root, target, opts);
+        }
         let classes = class_map(root, space, opts.class_folders, opts.folder_map.as_ref())?;
         let (class_dirs, map) = (&classes.dirs, &classes.map);
         let rel = |p: &Path| display(p.strip_prefix(root).unwrap_or(p));

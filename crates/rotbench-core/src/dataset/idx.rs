@@ -294,6 +294,7 @@ impl IdxSource {
             sha256: crate::hash::hex(&hasher.finalize()),
             class_names: None,
             class_order: "IDX labels are class indices into the model's classes".into(),
+            labelled: true,
             class_map: vec![],
             skipped: vec![],
             ignored: vec![],

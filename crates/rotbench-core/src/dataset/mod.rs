@@ -81,6 +81,10 @@ pub struct DatasetInfo {
     pub class_names: Option<Vec<String>>,
     /// How class indices were assigned.
     pub class_order: String,
+    /// False for a folder of images without class folders, read under a protocol
+    /// whose figures need no labels ([`OpenOptions::unlabelled`]): every sample
+    /// then carries [`UNLABELLED`], which no figure may read.
+    pub labelled: bool,
     /// Image folders: each class folder and the class index its images get.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub class_map: Vec<ClassFolder>,
@@ -190,7 +194,16 @@ pub struct OpenOptions {
     pub grayscale: crate::spec::Grayscale,
     /// Make every image grey in all of the model's channels.
     pub desaturate: bool,
+    /// Image folders: read a folder of images without class folders, as samples
+    /// without labels (`--protocol imagenet-p-rotate`, whose figures compare a
+    /// model's predictions with each other, not with labels).
+    pub unlabelled: bool,
 }
+
+/// The label every sample of data without labels carries: a placeholder that
+/// keeps the engine's per-sample arrays aligned. Only the label-free summary
+/// ([`crate::unlabelled`]) is built from such data, and it reads no label.
+pub const UNLABELLED: u32 = 0;
 
 /// Shard `index` of `count` (0-based). Shards are runs of whole batches, so a
 /// shard feeds the model exactly the batches a single run would, and a merge

@@ -432,6 +432,7 @@ pub fn read_summary(path: &Path) -> Result<Summary> {
         Some(s) => bail!("{}: summary schema {s}, this rotbench reads {SCHEMA_VERSION}; rerun the sweep with this version", path.display()),
         None => bail!("{}: not a rotbench summary.json (no `schema`); give the summary.json written by `rotbench sweep`", path.display()),
     }
+    crate::summary::require_labels(&v, path, "the gate")?;
     serde_json::from_value(v).map_err(|e| {
         anyhow!(
             "{}: not a rotbench summary.json ({e}); rerun the sweep with this version of rotbench",

@@ -109,6 +109,7 @@ fn fake(
         sha256: sha.into(),
         class_names: None,
         class_order: "model".into(),
+        labelled: true,
         class_map: vec![],
         skipped: vec![],
         ignored: vec![],

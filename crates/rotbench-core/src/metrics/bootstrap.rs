@@ -199,6 +199,27 @@ pub fn stats(
     }
 }
 
+/// The two figures of [`stats`] that need no label, over weighted samples:
+/// consistency with the reference and the flip rate to the next angle (NaN
+/// without one). A sweep without labels ([`crate::unlabelled`]) takes its
+/// intervals from these; the counts are those of [`stats`].
+pub fn agreement(input: &AngleInput, weights: &[u32]) -> (f64, f64) {
+    let (mut total, mut consistent, mut flips) = (0u64, 0u64, 0u64);
+    let next = input.next.unwrap_or(input.preds);
+    for (i, &w) in weights.iter().enumerate() {
+        let (w64, p) = (w as u64, input.preds[i]);
+        total += w64;
+        consistent += w64 * (p != INVALID && p == input.reference[i]) as u64;
+        flips += w64 * (p != next[i]) as u64;
+    }
+    let div = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let flip = match input.next {
+        Some(_) => div(flips, total),
+        None => f64::NAN,
+    };
+    (div(consistent, total), flip)
+}
+
 /// Each sample's confidence slot ([`Calibration::slot`]), computed once for all replicates.
 pub fn slots(confidence: &[f64]) -> Vec<u8> {
     let cal = Calibration::new(ECE_BINS);
@@ -253,6 +274,31 @@ pub fn replicates(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn agreement_counts_as_stats_does() {
+        let n = 50;
+        let preds: Vec<i32> = (0..n).map(|i| (i * 7 % 5) as i32 - 1).collect();
+        let reference: Vec<i32> = (0..n).map(|i| (i * 3 % 5) as i32).collect();
+        let next: Vec<i32> = (0..n).map(|i| (i * 11 % 4) as i32).collect();
+        let labels: Vec<u32> = (0..n).map(|i| (i % 4) as u32).collect();
+        let confidence: Vec<f64> = (0..n).map(|i| (i as f64 + 0.5) / n as f64).collect();
+        for next in [Some(next.as_slice()), None] {
+            let input = AngleInput {
+                preds: &preds,
+                reference: &reference,
+                next,
+                confidence: &confidence,
+            };
+            for r in 0..20 {
+                let w = weights(3, r, n);
+                let s = stats(&input, &slots(&confidence), &labels, &w, 5);
+                let (c, f) = agreement(&input, &w);
+                assert_eq!(c, s.consistency);
+                assert!(f == s.flip_next || (f.is_nan() && s.flip_next.is_nan()));
+            }
+        }
+    }
 
     #[test]
     fn draws_are_in_range_and_keyed_by_seed_replicate_and_draw() {

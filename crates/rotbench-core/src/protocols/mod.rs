@@ -15,7 +15,8 @@ pub mod human16;
 
 use crate::spec::{ChannelOrder, CropOrder, Grayscale, Resize, SpecFile};
 pub use crate::summary::{Figure, ModelFigures, Override, ProtocolFigures, ProtocolUse};
-use crate::summary::{ModelSummary, Summary};
+use crate::summary::{Settings, Summary};
+use crate::unlabelled::UnlabelledSummary;
 
 /// One setting: the flag, its value (empty for a switch) and where the number
 /// comes from.
@@ -59,6 +60,14 @@ pub struct Protocol {
     pub figures: Figures,
     /// How rotbench's numbers differ from the published data or code.
     pub differences: &'static [&'static str],
+}
+
+impl Protocol {
+    /// Whether every figure of the protocol compares a model's predictions with
+    /// each other, so that a folder of images without labels can be swept.
+    pub fn needs_labels(&self) -> bool {
+        self.figures != Figures::Stability
+    }
 }
 
 const IMAGENET_MEAN: &str = "0.485,0.456,0.406";
@@ -254,20 +263,46 @@ impl Override {
     }
 }
 
-/// The reference model of `--relative-to DIR`, from that run's summary: it must
-/// hold one model, swept under the same protocol at the same difficulty.
+/// What `--relative-to DIR` divides by: the reference run's one model and its
+/// two label-free figures (from a labelled run or one without labels).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reference {
+    pub model: String,
+    pub flip_probability: Option<f64>,
+    pub top5_distance: Option<f64>,
+}
+
+/// The reference of `--relative-to DIR`, from that run's summary.json (`v`): it
+/// must hold one model, swept under the same protocol at the same difficulty.
 pub fn reference_model(
     dir: &std::path::Path,
-    reference: &Summary,
+    v: serde_json::Value,
     p: &Protocol,
     difficulty: usize,
-) -> Result<ModelSummary, String> {
+) -> Result<Reference, String> {
     let d = dir.display();
-    let theirs = reference
-        .settings
-        .protocol
-        .as_ref()
-        .map(|u| u.name.as_str());
+    let bad = |e: serde_json::Error| {
+        format!("--relative-to {d}: not a summary.json this rotbench reads ({e}); rerun the reference sweep with this version")
+    };
+    let (settings, models): (Settings, Vec<Reference>) =
+        if v.pointer("/dataset/labelled") == Some(&serde_json::Value::Bool(false)) {
+            let s: UnlabelledSummary = serde_json::from_value(v).map_err(bad)?;
+            let models = s.models.iter().map(|m| Reference {
+                model: m.id.name.clone(),
+                flip_probability: m.flip_probability,
+                top5_distance: m.mean_top_k_distance,
+            });
+            (s.settings.clone(), models.collect())
+        } else {
+            let s: Summary = serde_json::from_value(v).map_err(bad)?;
+            let models = s.models.iter().map(|m| Reference {
+                model: m.id.name.clone(),
+                flip_probability: m.sweep.flip_probability,
+                top5_distance: m.sweep.mean_top_k_distance,
+            });
+            (s.settings.clone(), models.collect())
+        };
+    let theirs = settings.protocol.as_ref().map(|u| u.name.as_str());
     if theirs != Some(p.name) {
         return Err(format!(
             "--relative-to {d}: that run was {}, not --protocol {}; relative figures divide like by like (rerun the reference with --protocol {})",
@@ -276,83 +311,103 @@ pub fn reference_model(
             p.name
         ));
     }
-    if reference.settings.difficulty != difficulty {
+    if settings.difficulty != difficulty {
         return Err(format!(
             "--relative-to {d}: that run used --difficulty {}, this one {difficulty}; use the same difficulty",
-            reference.settings.difficulty
+            settings.difficulty
         ));
     }
-    match reference.models.as_slice() {
-        [m] => Ok(m.clone()),
-        ms => Err(format!(
+    match <[Reference; 1]>::try_from(models) {
+        Ok([m]) => Ok(m),
+        Err(ms) => Err(format!(
             "--relative-to {d}: that run holds {} models ({}); the reference must be one model (sweep it alone)",
             ms.len(),
-            ms.iter().map(|m| m.id.name.as_str()).collect::<Vec<_>>().join(", ")
+            ms.iter().map(|m| m.model.as_str()).collect::<Vec<_>>().join(", ")
         )),
     }
 }
 
+/// ImageNet-P's figures of one model, and relative ones against the reference.
+fn stability(fp: Option<f64>, t5: Option<f64>, reference: Option<&Reference>) -> Vec<Figure> {
+    let mut f = vec![("flip_probability", fp), ("top5_distance", t5)];
+    if let Some(r) = reference {
+        f.push(("relative_flip_probability", ratio(fp, r.flip_probability)));
+        f.push(("relative_top5_distance", ratio(t5, r.top5_distance)));
+    }
+    f.into_iter()
+        .filter_map(|(name, v)| {
+            v.map(|value| Figure {
+                name: name.to_string(),
+                value,
+            })
+        })
+        .collect()
+}
+
+/// The figures of each model of a sweep without labels (a protocol whose
+/// figures need none, [`Protocol::needs_labels`]).
+pub fn unlabelled_figures(
+    s: &UnlabelledSummary,
+    reference: Option<&Reference>,
+) -> Vec<ModelFigures> {
+    s.models
+        .iter()
+        .map(|m| ModelFigures {
+            model: m.id.name.clone(),
+            figures: stability(m.flip_probability, m.mean_top_k_distance, reference),
+        })
+        .collect()
+}
+
 /// The figures of each model under its protocol, and relative ones against a
 /// reference run's single model (`--relative-to`).
-pub fn figures(p: &Protocol, s: &Summary, reference: Option<&ModelSummary>) -> Vec<ModelFigures> {
+pub fn figures(p: &Protocol, s: &Summary, reference: Option<&Reference>) -> Vec<ModelFigures> {
     s.models
         .iter()
         .map(|m| {
-            let mut f = vec![];
-            let mut put = |name: &str, v: Option<f64>| {
-                if let Some(value) = v {
-                    f.push(Figure {
-                        name: name.to_string(),
-                        value,
-                    })
-                }
-            };
+            let mut f: Vec<(String, Option<f64>)> = vec![];
             match p.figures {
                 Figures::Stability => {
-                    let fp = m.sweep.flip_probability;
-                    let t5 = m.sweep.mean_top_k_distance;
-                    put("flip_probability", fp);
-                    put("top5_distance", t5);
-                    if let Some(r) = reference {
-                        put(
-                            "relative_flip_probability",
-                            ratio(fp, r.sweep.flip_probability),
-                        );
-                        put(
-                            "relative_top5_distance",
-                            ratio(t5, r.sweep.mean_top_k_distance),
-                        );
-                    }
+                    return ModelFigures {
+                        model: m.id.name.clone(),
+                        figures: stability(
+                            m.sweep.flip_probability,
+                            m.sweep.mean_top_k_distance,
+                            reference,
+                        ),
+                    };
                 }
                 Figures::Conditions => {
                     let mut ood = vec![];
                     for a in m.angles.iter().filter(|a| a.in_sweep) {
-                        put(
-                            &format!("accuracy_{}", crate::format::format_angle(a.angle)),
-                            Some(a.accuracy),
-                        );
+                        let name = format!("accuracy_{}", crate::format::format_angle(a.angle));
+                        f.push((name, Some(a.accuracy)));
                         if a.angle != 0.0 {
                             ood.push(a.accuracy);
                         }
                     }
                     let n = ood.len() as f64;
-                    put(
-                        "ood_accuracy",
-                        (n > 0.0).then(|| ood.iter().sum::<f64>() / n),
-                    );
+                    let mean = (n > 0.0).then(|| ood.iter().sum::<f64>() / n);
+                    f.push(("ood_accuracy".into(), mean));
                 }
                 Figures::Spatial => {
-                    put("natural_accuracy", Some(m.sweep.accuracy_at_reference));
+                    f.push((
+                        "natural_accuracy".into(),
+                        Some(m.sweep.accuracy_at_reference),
+                    ));
                     if let Some(w) = &m.sweep.worst_of_k {
-                        put("random_accuracy", Some(w.random_accuracy));
-                        put("worst_of_k_accuracy", Some(w.accuracy));
+                        f.push(("random_accuracy".into(), Some(w.random_accuracy)));
+                        f.push(("worst_of_k_accuracy".into(), Some(w.accuracy)));
                     }
-                    put("grid_accuracy", Some(m.sweep.grid_accuracy));
+                    f.push(("grid_accuracy".into(), Some(m.sweep.grid_accuracy)));
                 }
             }
             ModelFigures {
                 model: m.id.name.clone(),
-                figures: f,
+                figures: f
+                    .into_iter()
+                    .filter_map(|(name, v)| v.map(|value| Figure { name, value }))
+                    .collect(),
             }
         })
         .collect()
@@ -439,19 +494,36 @@ pub fn describe(p: &Protocol, markdown: bool) -> String {
         row(&mut s, set.flag, set.value, &src);
     }
     if markdown {
-        s.push_str(&format!("\nReports: {}.\n\n", figure_names(p)));
+        s.push_str(&format!(
+            "\nReports: {}.\n\nData: {}.\n\n",
+            figure_names(p),
+            data_kinds(p)
+        ));
         s.push_str("Differences from the published data:\n\n");
         for d in p.differences {
             s.push_str(&format!("- {d}\n"));
         }
         s.push('\n');
     } else {
-        s.push_str(&format!("  reports: {}\n  differences:\n", figure_names(p)));
+        s.push_str(&format!(
+            "  reports: {}\n  data: {}\n  differences:\n",
+            figure_names(p),
+            data_kinds(p)
+        ));
         for d in p.differences {
             s.push_str(&format!("    - {d}\n"));
         }
     }
     s
+}
+
+/// The data a protocol reads, for its description.
+fn data_kinds(p: &Protocol) -> &'static str {
+    if p.needs_labels() {
+        "labelled: one subfolder per class, or an IDX, CIFAR or CSV dataset"
+    } else {
+        "labelled (the sweep's accuracy figures come beside the protocol's), or a folder of images without class folders, read without labels (then only the figures that need none: consistency, flip probability, top-5 distance)"
+    }
 }
 
 /// The names of the figures a protocol reports, for its description.
