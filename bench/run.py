@@ -242,29 +242,44 @@ def spatial(reps, tmp, limit):
 def backends(reps, tmp):
     """The same three bundled models through each backend rotbench reads: optimised
     TorchScript (.pt), AOTInductor (.pt2) and ONNX Runtime (.onnx), 10k MNIST digits x
-    12 angles, whole sweeps in interleaved rounds; ratios against TorchScript."""
+    12 angles, whole sweeps in interleaved rounds; ratios against TorchScript, and
+    against each runtime's own forward-pass floor (issue 36: bench/floor.py, the sum
+    over the three models of InferenceSession.run, aoti_load_package's runner, or the
+    optimised TorchScript module with rotbench's allocator settings; batch 256)."""
     fmts = [("torchscript (.pt)", "pt"), ("aotinductor (.pt2)", "pt2"), ("onnxruntime (.onnx)", "onnx")]
+    models = ("mnist-cnn", "mnist-cnn-aug", "mnist-p4cnn")
+    tuned_env = dict(os.environ, GLIBC_TUNABLES=TUNED)
     cmds = {}
+    floors = {}
     for name, ext in fmts:
         cmd = [ROT, "sweep", "--quiet", "--no-cache", "--no-report", "--data", str(ROOT / "datasets/mnist"), "--angles", ANGLES, "--out", f"{tmp}/be-{ext}"]
-        for m in ("mnist-cnn", "mnist-cnn-aug", "mnist-p4cnn"):
+        for m in models:
             cmd += ["--model", str(ROOT / f"models/{m}.{ext}")]
         cmds[name] = cmd
+        floors[name] = [[PY, str(ROOT / "bench/floor.py"), "--model", str(ROOT / f"models/{m}.{ext}"), "--shape", "1,28,28",
+                         "--images", "120000", "--batch", "256"] + (["--optimized"] if ext == "pt" else []) for m in models]
     # ONNX Runtime is fetched on its first use: not inside a timed run.
     warm = [a if a != f"{tmp}/be-onnx" else f"{tmp}/be-warm" for a in cmds["onnxruntime (.onnx)"]]
     subprocess.run(warm + ["--limit", "1"], check=True, capture_output=True)
     got = {k: ([], []) for k in cmds}
+    floor_got = {k: [] for k in cmds}
     for _ in range(reps):
         for k, cmd in cmds.items():
             w, m, _ = timed(cmd)
             got[k][0].append(w)
             got[k][1].append(m)
+            total = 0.0
+            for f in floors[k]:
+                _, _, out = timed(f, tuned_env if k.startswith("torchscript") else None)
+                total += json.loads(out.strip().splitlines()[-1])["forward_seconds"]
+            floor_got[k].append(total)
     base = statistics.median(got["torchscript (.pt)"][0])
     print(f"\nbackends: the three bundled models, 10,000 x {ANGLES}, median of {reps} whole sweeps, {os.cpu_count()} cores")
-    print(f"{'backend':<22} {'wall':>9} {'/ torchscript':>14} {'peak RSS MB':>12}")
+    print(f"{'backend':<22} {'wall':>9} {'/ torchscript':>14} {'own floor':>10} {'/ own floor':>12} {'peak RSS MB':>12}")
     for k in cmds:
         w = statistics.median(got[k][0])
-        print(f"{k:<22} {w:>8.2f}s {w / base:>14.2f} {max(got[k][1]):>12.0f}")
+        fl = statistics.median(floor_got[k])
+        print(f"{k:<22} {w:>8.2f}s {w / base:>14.2f} {fl:>9.2f}s {w / fl:>12.2f} {max(got[k][1]):>12.0f}")
     import csv
 
     def rows(ext):

@@ -213,6 +213,11 @@ impl Model {
         self.net.backend()
     }
 
+    /// Whether its forward pass runs outside libtorch ([`Net::runs_outside_libtorch`]).
+    pub fn runs_outside_libtorch(&self) -> bool {
+        self.net.runs_outside_libtorch()
+    }
+
     /// The backend with its version and what it knows of the file (inspect, doctor).
     pub fn backend_details(&self) -> String {
         self.net.details()

@@ -120,6 +120,16 @@ fn the_onnx_and_pt2_exports_predict_what_torchscript_predicts_on_the_full_test_s
     agreement(None, "0:360:15", 72);
 }
 
+/// timing.json's `threads` (the run's) and `libtorch_threads`.
+fn threads_of(out: &std::path::Path) -> (u64, u64) {
+    let t: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("timing.json")).unwrap()).unwrap();
+    (
+        t["threads"].as_u64().unwrap(),
+        t["libtorch_threads"].as_u64().unwrap(),
+    )
+}
+
 #[test]
 fn one_sweep_mixes_formats_and_each_model_predicts_as_it_does_alone() {
     let t = tempfile::tempdir().unwrap();
@@ -145,6 +155,8 @@ fn one_sweep_mixes_formats_and_each_model_predicts_as_it_does_alone() {
         "{backend}"
     );
     assert!(backend.ends_with("+torchscript"), "{backend}");
+    let (threads, libtorch) = threads_of(&mixed);
+    assert_eq!(libtorch, threads, "a mixed sweep keeps libtorch's threads");
     let together = preds(&mixed, &[]);
     for m in &models {
         let alone = t.path().join(m.file_name().unwrap());
@@ -164,6 +176,13 @@ fn one_sweep_mixes_formats_and_each_model_predicts_as_it_does_alone() {
             s(&alone),
         ]);
         assert_eq!(r.code, 0, "{}", r.stderr);
+        // Issue 36: ONNX Runtime runs an ONNX model alone on its own pool, and
+        // libtorch, left to normalise the batches, gets one thread.
+        let timing = threads_of(&alone);
+        match m.extension().and_then(|e| e.to_str()) {
+            Some("onnx") => assert_eq!(timing.1, 1, "{m:?}"),
+            _ => assert_eq!(timing.1, timing.0, "{m:?}"),
+        }
         let one = preds(&alone, &[]);
         assert_eq!(one.len(), 900);
         for (k, v) in &one {

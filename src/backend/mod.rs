@@ -185,8 +185,7 @@ impl Net {
                         path.display()
                     );
                 }
-                let threads = usize::try_from(tch::get_num_threads()).unwrap_or(1);
-                let (net, embedded) = onnx::OnnxNet::load(path, threads)?;
+                let (net, embedded) = onnx::OnnxNet::load(path)?;
                 Ok(Opened {
                     net: Net::Onnx(net),
                     embedded: embedded.map(|e| (ONNX_EMBEDDED, e)),
@@ -257,6 +256,12 @@ impl Net {
             Net::Onnx(n) => n.forward(x).map_err(ForwardError::Raised),
             Net::Pt2(n) => n.forward(x).map_err(ForwardError::Raised),
         }
+    }
+
+    /// Whether the network's forward pass runs outside libtorch (ONNX Runtime's
+    /// own thread pool); libtorch then only scales and normalises its batches.
+    pub fn runs_outside_libtorch(&self) -> bool {
+        matches!(self, Net::Onnx(_))
     }
 
     /// The backend, as summary.json and the cache keys record it: `torchscript`,

@@ -148,6 +148,17 @@ pub fn fetch(notify: &dyn Fn(&str)) -> Result<PathBuf> {
 
 static RUNTIME: OnceLock<std::result::Result<Runtime, String>> = OnceLock::new();
 
+/// The one thread pool every ONNX model of the process runs on: `threads`
+/// intra-op threads (libtorch's count when the runtime starts, `--threads` in a
+/// sweep) and no inter-op pool. A pool per session let each model's idle
+/// workers spin while another model ran: three ONNX models in one sweep took
+/// 65-114 s on 2 cores against 43 s for the three alone (issue 36).
+fn shared_pool(threads: usize) -> ort::Result<ort::environment::GlobalThreadPoolOptions> {
+    ort::environment::GlobalThreadPoolOptions::default()
+        .with_intra_threads(threads.max(1))?
+        .with_inter_threads(1)
+}
+
 /// ONNX Runtime, loaded once per process: found, or fetched when it is nowhere.
 pub fn ensure_runtime(notify: &dyn Fn(&str)) -> Result<&'static Runtime> {
     let r = RUNTIME.get_or_init(|| {
@@ -164,7 +175,12 @@ pub fn ensure_runtime(notify: &dyn Fn(&str)) -> Result<&'static Runtime> {
                 path.display()
             ));
         }
-        match ort::init_from(&path).map(|b| b.with_name("rotbench").build()) {
+        let threads = usize::try_from(tch::get_num_threads()).unwrap_or(1);
+        let env = ort::init_from(&path).map(|b| {
+            shared_pool(threads)
+                .and_then(|pool| b.with_name("rotbench").with_global_thread_pool(pool).build())
+        });
+        match env {
             Ok(Ok(env)) => match library_version(&path) {
                 Some(version) => Ok(Runtime {
                     path,
@@ -276,15 +292,13 @@ fn shape_text(shape: &[i64]) -> String {
 }
 
 impl OnnxNet {
-    /// Open `path` in a session on the CPU with `threads` intra-op threads, and
-    /// check that it takes one float32 NCHW tensor and returns a float32 tensor.
-    pub fn load(path: &Path, threads: usize) -> Result<(OnnxNet, Option<SpecFile>)> {
+    /// Open `path` in a session on the CPU, on the process's one thread pool
+    /// ([`shared_pool`]), and check that it takes one float32 NCHW tensor and
+    /// returns a float32 tensor.
+    pub fn load(path: &Path) -> Result<(OnnxNet, Option<SpecFile>)> {
         let rt = ensure_runtime(&|m| eprintln!("rotbench: {m}"))?;
-        let builder = Session::builder(&rt.env)
+        let mut builder = Session::builder(&rt.env)
             .map_err(|e| anyhow!("ONNX Runtime: cannot make a session: {}", ort_message(e)))?;
-        let mut builder = builder
-            .with_intra_threads(threads.max(1))
-            .map_err(|e| anyhow!("ONNX Runtime: cannot set threads: {}", ort_message(e)))?;
         let session = builder
             .commit_from_file(path)
             .map_err(|e| load_error(path, &ort_message(e)))?;

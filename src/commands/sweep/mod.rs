@@ -49,6 +49,15 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     tch::set_num_threads(cfg.threads as i32);
     let t0 = Instant::now();
     let models = load_models(&cfg)?;
+    // ONNX Runtime ran each ONNX model on its own pool of cfg.threads (set at load).
+    // When every model is such, libtorch only scales and normalises the batches,
+    // and its idle OpenMP workers, spinning beside ONNX Runtime's, made the sweep
+    // 3-4x slower on 2 cores (docs/performance.md, issue 36): one thread for it.
+    let libtorch_threads = match models.iter().all(Model::runs_outside_libtorch) {
+        true => 1,
+        false => cfg.threads,
+    };
+    tch::set_num_threads(libtorch_threads as i32);
     let mut data = open_data(&cfg, &models)?;
     let mut plan = plan_run(&cfg, &models, &data)?;
     let raw = run_engine(&cfg, &models, &mut data, &mut plan)?;
@@ -379,6 +388,7 @@ fn finish(
             "cached_pairs": cached_pairs,
             "resumed_samples": plan.done_before,
             "threads": cfg.threads,
+            "libtorch_threads": tch::get_num_threads(),
             "batch_size": batch_used,
             "batch_timings": batch_timings,
             "malloc": malloc_setting(malloc),
