@@ -324,6 +324,24 @@ fn a_folder_without_class_folders_needs_a_protocol_without_labels_and_refuses_la
     );
     assert_eq!(mvh.code, 2, "{}", mvh.stderr);
     assert!(mvh.stderr.contains("no class folders"), "{}", mvh.stderr);
+    let inspect = run(
+        &[
+            "inspect",
+            s(&model),
+            "--protocol",
+            "imagenet-p-rotate",
+            "--data",
+            s(&flat),
+        ],
+        None,
+    );
+    assert_eq!(inspect.code, 0, "{}", inspect.stderr);
+    assert!(
+        inspect.stdout.contains("20 images, no class folders")
+            && inspect.stdout.contains("without labels"),
+        "{}",
+        inspect.stdout
+    );
     let cfg = t.path().join("gate.toml");
     std::fs::write(&cfg, "[gate]\nmin_accuracy = 0.5\n").unwrap();
     for extra in [

@@ -14,6 +14,7 @@ use tch::Tensor;
 
 pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
     let mut flags = args.spec.check()?;
+    let mut protocol = None;
     if let Some(name) = &args.protocol {
         let p = rotbench::protocols::find(name).ok_or_else(|| {
             anyhow::anyhow!(
@@ -22,6 +23,7 @@ pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
             )
         })?;
         flags.protocol = Some((p.name.to_string(), p.spec_layer()));
+        protocol = Some(p);
         outln!("protocol {} ({}): fields from `protocol {}` below are its; `rotbench protocols {}` lists its sweep settings", p.name, p.source, p.name, p.name);
     }
     let device = parse_device(&args.device)?;
@@ -33,8 +35,16 @@ pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
     // Loaded even in training mode: inspect shows that instead of refusing.
     let model = Model::load(&args.model, &flags, device, inference, true)?;
     let s = &model.spec;
+    // A folder of images without class folders, under a protocol whose figures
+    // need no labels: a sweep reads it without labels (no class map to show).
+    let unlabelled = args.data.as_ref().filter(|d| {
+        protocol.is_some_and(|p| !p.needs_labels())
+            && dataset::is_image_folder(d)
+            && folder::is_flat(d)
+    });
     let data = match &args.data {
         None => None,
+        Some(_) if unlabelled.is_some() => None,
         Some(dir) if !dir.exists() => bail!("--data {}: no such folder; give an image folder with one subfolder per class", dir.display()),
         Some(dir) if !dataset::is_image_folder(dir) => bail!(
             "--data {}: not an image folder; inspect shows how the class folders of an image folder map to the model's classes (MNIST IDX, CIFAR and CSV labels are class indices already)",
@@ -56,6 +66,20 @@ pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
     print_output(&model)?;
     if let Some((dir, classes)) = data {
         print_folders(&model, dir, &classes);
+    }
+    if let (Some(dir), Some(p)) = (unlabelled, protocol) {
+        let images = std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| folder::is_image_file(&e.path()))
+                    .count()
+            })
+            .unwrap_or(0);
+        outln!(
+            "data     {}   {images} images, no class folders: a sweep under --protocol {} reads them without labels (dataset.labelled false) and computes only the figures that need none",
+            dir.display(),
+            p.name
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
