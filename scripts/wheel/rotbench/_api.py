@@ -242,7 +242,7 @@ def _error_text(stderr, stdout, returncode):
     return (stdout.strip().splitlines() or [f"rotbench exited {returncode}"])[-1]
 
 
-def sweep(model, data, angles="0:360:15", out=None, *, input_size=None, mean=None, std=None,
+def sweep(model, data, angles=None, out=None, *, input_size=None, mean=None, std=None,
           classes=None, name=None, quiet=True, **flags):
     """Sweep models over a dataset at many rotation angles; returns a Results.
 
@@ -255,7 +255,9 @@ def sweep(model, data, angles="0:360:15", out=None, *, input_size=None, mean=Non
         module they are the modules' spec only.
     data: the dataset (an MNIST IDX folder, a CIFAR batch, a CSV manifest or an image
         folder), as --data.
-    angles: "0:360:15", "0,90,180", a range or a list of numbers.
+    angles: "0:360:15", "0,90,180", a range or a list of numbers. None (the default):
+        "0:360:15", or the protocol's own angles with protocol="imagenet-p-rotate" and
+        the like (angles given beside a protocol override it, as the flag does).
     out: the output folder; None: a new temporary folder (kept; Results.out says where).
     quiet: True passes --quiet; False shows rotbench's table on stdout.
     **flags: any other flag of `rotbench sweep`: limit=500 -> --limit 500,
@@ -312,7 +314,12 @@ def sweep(model, data, angles="0:360:15", out=None, *, input_size=None, mean=Non
                 f.parent.mkdir(exist_ok=True)
                 f.write_text("".join(c + "\n" for c in _class_names(classes)))
                 args += ["--classes", str(f)]
-    args += ["--data", os.fspath(data), "--angles", _angles_arg(angles), "--out", str(out)]
+    if angles is None and flags.get("protocol") is None:
+        angles = "0:360:15"
+    args += ["--data", os.fspath(data)]
+    if angles is not None:
+        args += ["--angles", _angles_arg(angles)]
+    args += ["--out", str(out)]
     if quiet:
         args.append("--quiet")
     args += _flag_args(flags)

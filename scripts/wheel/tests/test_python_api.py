@@ -115,6 +115,20 @@ def a_failed_run_raises_rotbench_error_with_the_message_and_exit_code_and_the_pr
     check(res.summary_rows()[0]["n"] == 50, res.summary_rows())
 
 
+def a_protocol_keeps_its_own_angles_unless_angles_are_given():
+    res = rotbench.sweep(CNN, MNIST, out=WORK / "protocol", protocol="imagenet-p-rotate", limit=20,
+                         no_report=True)
+    st = res.raw["settings"]
+    check(len(st["angles"]) == 31 and st["angles"][0] == 15.0, st["angles"])
+    check(st["protocol"]["overrides"] == [], st["protocol"])
+    check(res.summary_rows()[0]["flip_probability"] is not None, res.summary_rows())
+    res = rotbench.sweep(CNN, MNIST, angles="0,1", out=WORK / "protocol2", protocol="imagenet-p-rotate",
+                         limit=20, no_report=True)
+    st = res.raw["settings"]
+    check(st["angles"] == [0.0, 1.0], st["angles"])
+    check([o["flag"] for o in st["protocol"]["overrides"]] == ["--angles"], st["protocol"])
+
+
 def load_of_a_folder_that_is_no_sweep_raises_naming_it():
     (WORK / "empty").mkdir(exist_ok=True)
     e = raises(rotbench.RotbenchError, rotbench.load, WORK / "empty")
@@ -383,6 +397,7 @@ PHASES = {
         without_pandas_a_dataframe_raises_import_error_naming_the_pip_command,
         a_failed_run_raises_rotbench_error_with_the_message_and_exit_code_and_the_process_goes_on,
         load_of_a_folder_that_is_no_sweep_raises_naming_it,
+        a_protocol_keeps_its_own_angles_unless_angles_are_given,
         the_console_command_still_runs_and_exits_with_the_code_of_rotbench,
     ],
     "pandas": [
