@@ -50,15 +50,12 @@ pub fn write_results(
         .iter()
         .map(|(n, b)| (n.clone(), content_hash(b)))
         .collect();
-    // predictions.csv is streamed: hashed in one pass, written in another.
     let write_predictions =
         |w: &mut dyn std::io::Write| csvx::write_predictions(summary, result, w);
     if !o.no_predictions {
-        let mut h = sha2::Sha256::new();
-        write_predictions(&mut h)?;
         bound
             .files
-            .insert("predictions.csv".into(), rotbench::hash::hex(&h.finalize()));
+            .insert("predictions.csv".into(), streamed_hash(&write_predictions)?);
     }
     let summary = &bound;
     let summary_bytes = SummaryJson.render(&Results {
@@ -76,12 +73,7 @@ pub fn write_results(
     }
     files.push(("timing.json".into(), serde_json::to_vec_pretty(&timing)?));
     files.extend(extra);
-    let streamed: Vec<output::Streamed<'_>> = if o.no_predictions {
-        vec![]
-    } else {
-        vec![("predictions.csv".into(), &write_predictions)]
-    };
-    output::replace_set_streaming(o.out, report::files::RESULT_FILES, &files, &streamed)?;
+    replace_set(o, &files, &write_predictions)?;
     for m in &summary.models {
         if m.nonfinite_logits > 0 {
             eprintln!(
@@ -90,18 +82,7 @@ pub fn write_results(
             );
         }
     }
-    if !summary.dataset.skipped.is_empty() {
-        eprintln!(
-            "warning: skipped {} unreadable images (listed under dataset.skipped in summary.json)",
-            summary.dataset.skipped.len()
-        );
-    }
-    if !summary.dataset.ignored.is_empty() {
-        eprintln!(
-            "note: {} files under the image folder are not samples (other extensions, outside the class folders, or hidden; listed under dataset.ignored in summary.json)",
-            summary.dataset.ignored.len()
-        );
-    }
+    data_notes(&summary.dataset);
     if !o.quiet {
         out!("{}", report::table::render(summary));
     }
@@ -126,11 +107,9 @@ pub fn write_unlabelled(
     let write_predictions =
         |w: &mut dyn std::io::Write| unlabelled::write_predictions(summary, result, w);
     if !o.no_predictions {
-        let mut h = sha2::Sha256::new();
-        write_predictions(&mut h)?;
         bound
             .files
-            .insert("predictions.csv".into(), rotbench::hash::hex(&h.finalize()));
+            .insert("predictions.csv".into(), streamed_hash(&write_predictions)?);
     }
     let mut summary_bytes = serde_json::to_vec_pretty(&bound)?;
     summary_bytes.push(b'\n');
@@ -142,12 +121,7 @@ pub fn write_unlabelled(
         ("per_angle.csv".to_string(), per_angle),
         ("timing.json".into(), serde_json::to_vec_pretty(&timing)?),
     ];
-    let streamed: Vec<output::Streamed<'_>> = if o.no_predictions {
-        vec![]
-    } else {
-        vec![("predictions.csv".into(), &write_predictions)]
-    };
-    output::replace_set_streaming(o.out, report::files::RESULT_FILES, &files, &streamed)?;
+    replace_set(o, &files, &write_predictions)?;
     for m in &bound.models {
         if m.nonfinite_logits > 0 {
             eprintln!(
@@ -156,12 +130,7 @@ pub fn write_unlabelled(
             );
         }
     }
-    if !bound.dataset.ignored.is_empty() {
-        eprintln!(
-            "note: {} files in the image folder are not samples (other extensions, or hidden; listed under dataset.ignored in summary.json)",
-            bound.dataset.ignored.len()
-        );
-    }
+    data_notes(&bound.dataset);
     if !o.no_report {
         eprintln!("note: no report (index.html, plots/): a sweep without labels has no accuracy or calibration to chart; its figures are in summary.json and per_angle.csv");
     }
@@ -169,4 +138,43 @@ pub fn write_unlabelled(
         out!("{}", unlabelled::table(&bound));
     }
     Ok(bound)
+}
+
+/// The sha256 of predictions.csv, which is streamed: hashed in one pass, written
+/// in another (it has a row per model x angle x sample).
+fn streamed_hash(write: &dyn Fn(&mut dyn std::io::Write) -> Result<()>) -> Result<String> {
+    let mut h = sha2::Sha256::new();
+    write(&mut h)?;
+    Ok(rotbench::hash::hex(&h.finalize()))
+}
+
+/// Write `files`, and predictions.csv unless --no-predictions, as one set.
+fn replace_set(
+    o: &Outputs<'_>,
+    files: &[(String, Vec<u8>)],
+    write_predictions: &dyn Fn(&mut dyn std::io::Write) -> Result<()>,
+) -> Result<()> {
+    let streamed: Vec<output::Streamed<'_>> = if o.no_predictions {
+        vec![]
+    } else {
+        vec![("predictions.csv".into(), write_predictions)]
+    };
+    output::replace_set_streaming(o.out, report::files::RESULT_FILES, files, &streamed)
+}
+
+/// What the user should know of the data as read: unreadable images skipped,
+/// files that are not samples.
+fn data_notes(d: &rotbench::summary::DatasetSummary) {
+    if !d.skipped.is_empty() {
+        eprintln!(
+            "warning: skipped {} unreadable images (listed under dataset.skipped in summary.json)",
+            d.skipped.len()
+        );
+    }
+    if !d.ignored.is_empty() {
+        eprintln!(
+            "note: {} files under the image folder are not samples (other extensions, outside the class folders, or hidden; listed under dataset.ignored in summary.json)",
+            d.ignored.len()
+        );
+    }
 }
