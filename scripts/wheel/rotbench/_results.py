@@ -256,7 +256,8 @@ class Results:
         """predictions.csv: model x angle x sample, with label_name and pred_name."""
         def build():
             df = self._csv("predictions.csv", "Results.predictions")
-            df.insert(df.columns.get_loc("label") + 1, "label_name", self._names(df, "label"))
+            if "label" in df.columns:  # absent for a sweep without labels
+                df.insert(df.columns.get_loc("label") + 1, "label_name", self._names(df, "label"))
             df.insert(df.columns.get_loc("pred") + 1, "pred_name", self._names(df, "pred"))
             return df
         return self._frame("predictions", build)
@@ -345,12 +346,22 @@ class Results:
         parts.append("</div>")
         return "\n".join(parts)
 
+    @property
+    def labelled(self):
+        """False for a sweep of images without labels (summary.json dataset.labelled):
+        it holds only the figures that need none (consistency, flip rate, top-5 distance)."""
+        return self.raw.get("dataset", {}).get("labelled", True)
+
     def __repr__(self):
         lines = [self._header()]
         for row in self.summary_rows():
             def f(k, fmt="{:.4f}"):
                 v = row.get(k)
                 return "?" if v is None else fmt.format(v)
+            if not self.labelled:
+                lines.append(f"  {row['model']}: no labels, so no accuracy; flip probability "
+                             f"{f('flip_probability')}")
+                continue
             lines.append(
                 f"  {row['model']}: accuracy at 0° {f('accuracy_at_0')}, mean accuracy {f('mean_accuracy')}, "
                 f"worst {f('worst_accuracy')} at {f('worst_angle', '{:g}')}°, worst-of-sweep "

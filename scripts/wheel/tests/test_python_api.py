@@ -235,6 +235,24 @@ def summary_is_one_typed_row_per_model():
         check(row["accuracy_at_0"] == ref.loc[str(row["model"]), "accuracy"], row)
 
 
+def a_sweep_without_labels_loads_with_only_its_label_free_columns():
+    frames = WORK / "frames"
+    frames.mkdir()
+    src = ROOT / "tests" / "fixtures" / "protocols" / "imagenet_p"
+    for f in sorted(src.glob("*/*.jpg")):
+        shutil.copy(f, frames / f"{f.parent.name}-{f.name}")
+    model = ROOT / "tests" / "fixtures" / "protocols" / "resnet18_mini.pt"
+    res = rotbench.sweep(model, frames, out=WORK / "nolabels", protocol="imagenet-p-rotate",
+                         no_report=True, bootstrap=0)
+    check(res.labelled is False and res.raw["dataset"]["labelled"] is False, res.raw["dataset"])
+    cols = list(res.predictions.columns)
+    check("label" not in cols and "label_name" not in cols and "pred_name" in cols, cols)
+    check(len(res.predictions) == 20 * 31, len(res.predictions))
+    check("no labels" in repr(res), repr(res))
+    check(res.summary_rows()[0]["flip_probability"] is not None, res.summary_rows())
+    check(two_model_sweep().labelled is True, "a labelled sweep")
+
+
 def load_reads_what_sweep_returned():
     import pandas as pd
 
@@ -406,6 +424,7 @@ PHASES = {
         dataframes_have_typed_columns_and_the_values_of_the_csv_files,
         summary_is_one_typed_row_per_model,
         load_reads_what_sweep_returned,
+        a_sweep_without_labels_loads_with_only_its_label_free_columns,
         a_csv_of_another_run_is_refused,
         spec_keywords_become_flags_for_a_model_file_and_name_the_classes,
         a_module_without_its_spec_is_refused_naming_every_missing_field,
