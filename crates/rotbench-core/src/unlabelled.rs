@@ -12,6 +12,7 @@ use crate::dataset::DatasetInfo;
 use crate::format::{format_angle, num, num32};
 use crate::metrics::bootstrap::{self, AngleInput};
 use crate::metrics::calibration::{Calibration, ECE_BINS};
+use crate::report::csv as csvx;
 use crate::results::{top_k_text, ModelId, ModelSweep, SweepResult};
 use crate::summary::{
     flip_rate, mean_ranking_distance, next_angles, pair_mean, DatasetSummary, ProtocolFigures,
@@ -246,19 +247,13 @@ pub fn per_angle_columns(top_k: usize) -> Vec<String> {
     c
 }
 
-fn opt(v: Option<f64>) -> String {
-    v.map_or_else(String::new, num)
-}
-
 /// `per_angle.csv` of a sweep without labels: a row per model and pose.
 pub fn per_angle_csv(s: &UnlabelledSummary) -> Result<Vec<u8>> {
-    let mut w = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(Vec::new());
+    let mut w = csvx::writer();
     w.write_record(per_angle_columns(s.settings.top_k))?;
     for m in &s.models {
         for a in &m.angles {
-            w.write_record([
+            let mut row = vec![
                 m.id.name.clone(),
                 format_angle(a.angle),
                 format_angle(a.dx),
@@ -270,16 +265,15 @@ pub fn per_angle_csv(s: &UnlabelledSummary) -> Result<Vec<u8>> {
                 num(a.prob_shift),
                 num(a.mean_confidence),
                 a.nonfinite.to_string(),
-                opt(a.flip_next),
-                opt(a.top_k_distance_next),
-                opt(a.consistency_ci.map(|c| c[0])),
-                opt(a.consistency_ci.map(|c| c[1])),
-                opt(a.flip_next_ci.map(|c| c[0])),
-                opt(a.flip_next_ci.map(|c| c[1])),
-            ])?;
+                csvx::opt(a.flip_next),
+                csvx::opt(a.top_k_distance_next),
+            ];
+            row.extend(csvx::ci(a.consistency_ci));
+            row.extend(csvx::ci(a.flip_next_ci));
+            w.write_record(&row)?;
         }
     }
-    w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))
+    csvx::finish(w)
 }
 
 /// The columns of a label-free `predictions.csv`: [`crate::results::PREDICTION_COLUMNS`]

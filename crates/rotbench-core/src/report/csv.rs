@@ -8,14 +8,27 @@ use crate::results::{top_k_text, PredictionRow, SweepResult, PREDICTION_COLUMNS}
 use crate::summary::Summary;
 use anyhow::Result;
 
-fn writer() -> csv::Writer<Vec<u8>> {
+pub(crate) fn writer() -> csv::Writer<Vec<u8>> {
     csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
         .from_writer(Vec::new())
 }
 
-fn finish(w: csv::Writer<Vec<u8>>) -> Result<Vec<u8>> {
+pub(crate) fn finish(w: csv::Writer<Vec<u8>>) -> Result<Vec<u8>> {
     Ok(w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))?)
+}
+
+/// An optional figure as a field: empty when absent.
+pub(crate) fn opt(v: Option<f64>) -> String {
+    v.map_or(String::new(), num)
+}
+
+/// An optional interval as its two fields: both empty when absent.
+pub(crate) fn ci(v: Option<[f64; 2]>) -> [String; 2] {
+    match v {
+        Some([lo, hi]) => [num(lo), num(hi)],
+        None => [String::new(), String::new()],
+    }
 }
 
 pub const PER_ANGLE_COLUMNS: [&str; 26] = [
@@ -155,11 +168,6 @@ impl Export for PerAngle {
                 .copied()
                 .chain(extra.iter().map(String::as_str)),
         )?;
-        let opt = |v: Option<f64>| v.map_or(String::new(), num);
-        let ci = |v: Option<[f64; 2]>| match v {
-            Some([lo, hi]) => [num(lo), num(hi)],
-            None => [String::new(), String::new()],
-        };
         for m in &r.summary.models {
             for a in &m.angles {
                 let mut row: Vec<String> =
