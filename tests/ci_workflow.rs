@@ -65,11 +65,33 @@ fn step(doc: &str, name: &str) -> String {
         .join("\n")
 }
 
-fn bash(dir: &Path, script: &str, main: bool) -> (i32, String) {
-    let bin = env!("CARGO_BIN_EXE_rotbench");
-    let script = script
-        .replace("target/release/rotbench", bin)
+/// The docs' commands as this test runs them: this build's binary, 300 digits.
+fn this_build(script: &str) -> String {
+    script
+        .replace("target/release/rotbench", env!("CARGO_BIN_EXE_rotbench"))
         .replace("--data datasets/mnist", "--data datasets/mnist --limit 300")
+}
+
+/// Run `script` with `bash FLAGS -c` in `dir` with `env`: its exit code, then
+/// its stdout and stderr.
+fn run_bash(dir: &Path, flags: &[&str], script: &str, env: &[(&str, &str)]) -> (i32, String) {
+    let o = std::process::Command::new("bash")
+        .args(flags)
+        .args(["-c", script])
+        .current_dir(dir)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o.status.code().unwrap_or(-1), text)
+}
+
+fn bash(dir: &Path, script: &str, main: bool) -> (i32, String) {
+    let script = this_build(script)
         .replace("${{ github.server_url }}", "https://github.com")
         .replace("${{ github.repository }}", "o/r")
         .replace("${{ github.run_id }}", "7")
@@ -81,17 +103,7 @@ fn bash(dir: &Path, script: &str, main: bool) -> (i32, String) {
         !script.contains("${{"),
         "an expression the test does not know: {script}"
     );
-    let o = std::process::Command::new("bash")
-        .args(["-euo", "pipefail", "-c", &script])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    (o.status.code().unwrap_or(-1), text)
+    run_bash(dir, &["-euo", "pipefail"], &script, &[])
 }
 
 #[test]
@@ -167,30 +179,19 @@ fn the_documented_gitlab_job_gates_main_then_a_merge_request_against_mains_basel
     assert_eq!(items.first().map(String::as_str), Some("make build"));
     let script = items[1..]
         .iter()
-        .map(|i| {
-            i.replace("target/release/rotbench", env!("CARGO_BIN_EXE_rotbench"))
-                .replace("--data datasets/mnist", "--data datasets/mnist --limit 300")
-        })
+        .map(|i| this_build(i))
         .collect::<Vec<_>>()
         .join("\n");
     let t = checkout();
     let dir = t.path();
     // GitLab runs the items in one shell that stops at the first failing one.
     let job = |branch: &str| {
-        let o = std::process::Command::new("bash")
-            .args(["-e", "-c", &script])
-            .current_dir(dir)
-            .env("CI_COMMIT_BRANCH", branch)
-            .env("CI_DEFAULT_BRANCH", "main")
-            .env("CI_JOB_URL", "https://gitlab.example/g/p/-/jobs/9")
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        (o.status.code().unwrap_or(-1), text)
+        let env = [
+            ("CI_COMMIT_BRANCH", branch),
+            ("CI_DEFAULT_BRANCH", "main"),
+            ("CI_JOB_URL", "https://gitlab.example/g/p/-/jobs/9"),
+        ];
+        run_bash(dir, &["-e"], &script, &env)
     };
     let (code, out) = job("main");
     assert_eq!(code, 0, "{out}");
