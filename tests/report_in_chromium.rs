@@ -44,19 +44,7 @@ fn the_three_model_report_opens_in_chromium_cleanly_its_table_fits_at_1280_and_1
         .success();
     for width in [1280, 1400] {
         let png = t.path().join(format!("shot-{width}.png"));
-        let o = Command::new("bash")
-            .arg(root().join("scripts/screenshot.sh"))
-            .arg(out.join("index.html"))
-            .arg(&png)
-            .env("SCREENSHOT_SIZE", format!("{width},1200"))
-            .output()
-            .unwrap();
-        let log = format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        assert!(o.status.success(), "at {width} px:\n{log}");
+        let log = screenshot(&out, &png, width);
         assert!(png.is_file(), "no screenshot at {width} px:\n{log}");
     }
 }
@@ -94,12 +82,18 @@ fn ten_long_class_names_fit_the_explorer_and_the_table_at_1400_px() {
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
     assert!(html.contains("data-fit=\"the explorer's confusion matrix\""));
     assert!(html.contains(&names[7]));
-    let png = t.path().join("shot.png");
+    screenshot(&out, &t.path().join("shot.png"), 1400);
+}
+
+/// Render `out`'s report in Chromium at `width` x 1200 into `png`
+/// (scripts/screenshot.sh, which fails when a `data-fit` box scrolls sideways);
+/// asserts that it succeeded and returns its output.
+fn screenshot(out: &std::path::Path, png: &std::path::Path, width: u32) -> String {
     let o = Command::new("bash")
         .arg(root().join("scripts/screenshot.sh"))
         .arg(out.join("index.html"))
-        .arg(&png)
-        .env("SCREENSHOT_SIZE", "1400,1200")
+        .arg(png)
+        .env("SCREENSHOT_SIZE", format!("{width},1200"))
         .output()
         .unwrap();
     let log = format!(
@@ -107,5 +101,6 @@ fn ten_long_class_names_fit_the_explorer_and_the_table_at_1400_px() {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
-    assert!(o.status.success(), "at 1400 px:\n{log}");
+    assert!(o.status.success(), "at {width} px:\n{log}");
+    log
 }
