@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Issue 36: how libgomp's wait settings change a sweep idle and on a busy machine
 # (two spinning shells, one per core of the 2-core machine). Three interleaved
-# rounds of one run per setting; prints "state setting seconds" lines.
+# rounds of one run per setting; prints "state setting seconds" lines. rotbench sets
+# GOMP_SPINCOUNT=10000 itself unless the environment sets it (src/openmp_wait.rs):
+# "libgomp" is libgomp's own default, 300000.
 # Usage: bash bench/openmp_wait.sh   (from the repository root, after a release build)
 set -u
 cmd="target/release/rotbench sweep --model models/mnist-cnn.pt --data datasets/mnist --limit 3000 --angles 0:360:30 --no-cache --no-report --quiet --bootstrap 0 --out ${TMPDIR:-/tmp}/openmp-wait"
@@ -20,6 +22,7 @@ for state in idle busy; do
   fi
   for _ in 1 2 3; do
     run default X=1
+    run libgomp GOMP_SPINCOUNT=300000
     run spin10k GOMP_SPINCOUNT=10000
     run spin1k GOMP_SPINCOUNT=1000
     run passive OMP_WAIT_POLICY=PASSIVE

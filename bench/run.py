@@ -19,7 +19,8 @@ import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PY = sys.executable
-ROT = str(ROOT / "target/release/rotbench")
+# ROTBENCH_BIN: another build (an earlier commit's, copied aside) for a before/after in one sitting.
+ROT = os.environ.get("ROTBENCH_BIN", str(ROOT / "target/release/rotbench"))
 ANGLES = "0:360:30"
 # rotbench's allocator settings (src/malloc.rs), for the allocator-matched floor.
 TUNED = "glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824"

@@ -22,4 +22,13 @@ pub trait Classifier {
     /// checked to be `[N, classes]` first. The classifier does its own scaling,
     /// normalisation and channel order (from [`Classifier::spec`]).
     fn forward_raw(&self, raw: &Tensor) -> Result<Tensor>;
+    /// Whether the engine may split a batch into slices and run
+    /// [`Classifier::forward_raw`] on them from several threads at once, each
+    /// thread with one libtorch thread (`--threads` > 1). A classifier that
+    /// says yes promises that concurrent calls on one instance are sound: the
+    /// engine shares it across its slice threads on that promise. The default,
+    /// no: each batch runs whole on the calling thread.
+    fn splits_batches(&self) -> bool {
+        false
+    }
 }

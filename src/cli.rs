@@ -331,7 +331,9 @@ pub struct SweepArgs {
     /// ops on the model's device from one upload per batch) or auto (device for CUDA).
     #[arg(long, value_enum, default_value_t = RotateOnFlag::Auto, value_name = "WHERE")]
     pub rotate_on: RotateOnFlag,
-    /// libtorch intra-op threads (default: all cores).
+    /// CPU threads for the forward passes (default: all cores). TorchScript on the CPU
+    /// splits each batch into N slices, one thread each; ONNX Runtime and .pt2 packages
+    /// use N intra-op threads.
     #[arg(long, value_name = "N", value_parser = positive)]
     pub threads: Option<usize>,
     #[command(flatten)]

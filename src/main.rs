@@ -6,6 +6,7 @@
 mod console;
 mod cli;
 mod commands;
+mod openmp_wait;
 mod run;
 
 use clap::Parser;

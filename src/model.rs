@@ -379,6 +379,20 @@ impl crate::classifier::Classifier for Model {
     fn forward_raw(&self, raw: &Tensor) -> Result<Tensor> {
         Model::forward_raw(self, raw)
     }
+    /// TorchScript on the CPU: a batch's slices run on several threads, each
+    /// with one libtorch thread, instead of one batch on libtorch's OpenMP
+    /// threads. OpenMP's workers meet at a barrier after every parallel region,
+    /// dozens per forward pass; on a machine whose cores other processes share,
+    /// a descheduled worker stalls each of them. Split, the threads meet once per
+    /// batch (docs/performance.md, "A busy machine", has the measurements).
+    ///
+    /// Concurrent calls are sound: `torch::jit::Module::forward` is safe to call
+    /// from several threads, the normalisation tensors are only read (libtorch
+    /// counts references atomically), and the output check is an atomic flag.
+    /// ONNX Runtime and AOTInductor run their own threads: never split.
+    fn splits_batches(&self) -> bool {
+        matches!(self.net, Net::Script(_)) && self.device == Device::Cpu
+    }
 }
 
 /// The spec's `output_key` as the C string forward takes.

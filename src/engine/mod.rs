@@ -19,6 +19,7 @@ use crate::rotate::{Geometry, RotateOptions, RotationPlan};
 use anyhow::{bail, Result};
 use batch_size::{AutoBatch, Step};
 use producer::{Message, Producer};
+use rayon::prelude::*;
 use rotbench_core::poses::{Draws, Pose};
 use rotbench_core::results::{
     examples_to_keep, BatchSize, Evaluations, Examples, PosePlan, RotateOn, SampleData,
@@ -47,6 +48,9 @@ pub struct SweepSettings {
     /// `--top-k`: how many of each sample's best classes to keep (capped at the
     /// class count).
     pub top_k: usize,
+    /// `--threads`: the slices a batch is split into for a model that allows it
+    /// ([`Classifier::splits_batches`]), one thread each; 1: never split.
+    pub threads: usize,
 }
 
 /// What a run must compute, and what it may skip.
@@ -209,6 +213,7 @@ pub fn run<C: Classifier>(
         device_plans: (0..na).map(|_| None).collect(),
         timing: ChunkTiming::new(order.len()),
         done: 0,
+        slices: Slices::new(settings.threads, models, target)?,
     };
     std::thread::scope(|scope| -> Result<()> {
         let producer = Producer {
@@ -291,6 +296,7 @@ struct Consumer<'a, C: Classifier> {
     device_plans: Vec<Option<crate::rotate_device::DevicePlan>>,
     timing: ChunkTiming,
     done: u64,
+    slices: Option<Slices>,
 }
 
 impl<C: Classifier> Consumer<'_, C> {
@@ -386,7 +392,7 @@ impl<C: Classifier> Consumer<'_, C> {
                 Some(e) if angle != self.reference && angle < e.poses => Some(e.alive[mi].clone()),
                 _ => None,
             };
-            let logits = forward_some(model, &input, alive.as_deref())?;
+            let logits = forward_some(model, &input, alive.as_deref(), self.slices.as_ref())?;
             if calibrating {
                 self.timing.add(started.elapsed().as_secs_f64(), n);
             }
@@ -454,19 +460,16 @@ fn forward_some<C: Classifier>(
     model: &C,
     input: &Tensor,
     alive: Option<&[bool]>,
+    slices: Option<&Slices>,
 ) -> Result<Vec<f32>> {
-    let read = |t: &Tensor| {
-        Vec::<f32>::try_from(t)
-            .map_err(|e| anyhow::anyhow!("{}: cannot read the logits: {e}", model.path().display()))
-    };
     let Some(alive) = alive else {
-        return read(&model.forward_raw(input)?);
+        return forward_rows(model, input, slices);
     };
     let rows: Vec<i64> = (0..alive.len() as i64)
         .filter(|&k| alive[k as usize])
         .collect();
     if rows.len() == alive.len() {
-        return read(&model.forward_raw(input)?);
+        return forward_rows(model, input, slices);
     }
     // No sample left: one row tells the output's width; all rows are skipped.
     let pick = if rows.is_empty() {
@@ -475,7 +478,7 @@ fn forward_some<C: Classifier>(
         rows.clone()
     };
     let idx = Tensor::from_slice(&pick).to_device(input.device());
-    let some = read(&model.forward_raw(&input.index_select(0, &idx))?)?;
+    let some = forward_rows(model, &input.index_select(0, &idx), slices)?;
     let w = some.len() / pick.len();
     let mut full = vec![0f32; alive.len() * w];
     for (j, &k) in rows.iter().enumerate() {
@@ -484,6 +487,118 @@ fn forward_some<C: Classifier>(
     }
     Ok(full)
 }
+
+/// The model's logits for every row of `input`, flat: the whole batch, or, for
+/// a model that splits batches of small images, its slices of [`SLICE`] rows
+/// (the last one shorter), on the slice threads as they come free or one after
+/// the other on this thread with `--threads 1`, joined in order.
+fn forward_rows<C: Classifier>(
+    model: &C,
+    input: &Tensor,
+    slices: Option<&Slices>,
+) -> Result<Vec<f32>> {
+    let read = |c: &C, t: &Tensor| {
+        Vec::<f32>::try_from(t)
+            .map_err(|e| anyhow::anyhow!("{}: cannot read the logits: {e}", c.path().display()))
+    };
+    let n = input.size().first().copied().unwrap_or(0);
+    let slices = match slices {
+        Some(s) if model.splits_batches() && n > SLICE => s,
+        _ => return read(model, &model.forward_raw(input)?),
+    };
+    let parts: Vec<Tensor> = (0..n)
+        .step_by(SLICE as usize)
+        .map(|at| input.narrow(0, at, SLICE.min(n - at)))
+        .collect();
+    let logits: Vec<Result<Vec<f32>>> = match &slices.pool {
+        None => parts
+            .iter()
+            .map(|part| read(model, &model.forward_raw(part)?))
+            .collect(),
+        Some(pool) => {
+            let shared = Shared(model);
+            pool.install(|| {
+                parts
+                    .into_par_iter()
+                    .with_max_len(1)
+                    .map(|part| {
+                        let model = &shared;
+                        read(model.0, &model.0.forward_raw(&part)?)
+                    })
+                    .collect()
+            })
+        }
+    };
+    let mut all = Vec::new();
+    for part in logits {
+        all.extend(part?);
+    }
+    Ok(all)
+}
+
+/// The rows of one slice. Fixed, so that which rows run together depends on the
+/// batch alone, never on `--threads`: libtorch's kernels can round a row
+/// differently in batches of different sizes (an odd batch of the bundled CNN
+/// does, in the last bits of a confidence), and predictions must be the same at
+/// every thread count. 16 rows keep 16 threads busy at batch 256.
+const SLICE: i64 = 16;
+
+/// The largest image (channels × height × width) whose batches are split: 64×64
+/// RGB. A larger image's forward pass is long enough per layer that libtorch's own
+/// threads share it well, and slices of 16 such images would leave most of a
+/// large machine's cores idle at the batch sizes those images run at.
+const SPLIT_MAX_PIXELS: usize = 3 * 64 * 64;
+
+/// How a run splits batches ([`Classifier::splits_batches`]): in slices of
+/// [`SLICE`] rows, on `pool`'s threads (one libtorch thread each), or on the
+/// calling thread when `--threads` is 1.
+struct Slices {
+    pool: Option<rayon::ThreadPool>,
+}
+
+impl Slices {
+    /// None when no batch is split ([`splits`]); else the pool of [`slice_threads`].
+    fn new<C: Classifier>(threads: usize, models: &[C], target: Target) -> Result<Option<Slices>> {
+        if !splits(models, target) {
+            return Ok(None);
+        }
+        let threads = slice_threads(threads, models, target);
+        if threads == 0 {
+            return Ok(Some(Slices { pool: None }));
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("rotbench-slice-{i}"))
+            // libtorch's thread count is per thread: one OpenMP thread each.
+            .start_handler(|_| tch::set_num_threads(1))
+            .build()
+            .map_err(|e| anyhow::anyhow!("cannot start {threads} threads (--threads): {e}"))?;
+        Ok(Some(Slices { pool: Some(pool) }))
+    }
+}
+
+/// Whether a run of `models` on images of `target`'s size splits batches: some
+/// model allows it and the images are at most [`SPLIT_MAX_PIXELS`].
+pub fn splits<C: Classifier>(models: &[C], target: Target) -> bool {
+    target.pixels() <= SPLIT_MAX_PIXELS && models.iter().any(Classifier::splits_batches)
+}
+
+/// The threads that run the slices of a run with `--threads threads`: 0 when
+/// there is one thread or no batch is split ([`splits`]).
+pub fn slice_threads<C: Classifier>(threads: usize, models: &[C], target: Target) -> usize {
+    match threads > 1 && splits(models, target) {
+        true => threads,
+        false => 0,
+    }
+}
+
+/// A classifier shared with the slice threads.
+struct Shared<'a, C>(&'a C);
+
+// SAFETY: only built in forward_rows for a model whose splits_batches() is true,
+// whose contract is that concurrent forward_raw calls on it are sound; the slice
+// threads call nothing else on it but path(), which only reads.
+unsafe impl<C> Sync for Shared<'_, C> {}
 
 /// A rotation plan for each angle that some model computes.
 fn rotation_plans(
@@ -588,20 +703,27 @@ mod tests {
     use crate::dataset::DatasetInfo;
     use crate::results::{AUTO_CANDIDATES, AUTO_FALLBACK};
     use rotbench_core::spec::ModelSpec;
-    use std::cell::Cell;
+    use std::collections::BTreeSet;
     use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    use std::sync::Mutex;
     use std::time::Duration;
 
     const CLASSES: usize = 3;
 
     /// Logits are fixed, position-weighted sums of the pixels, so predictions
     /// depend on the rotation but not on the batch; it counts what it evaluates and
-    /// sleeps `sleep(n)` per call, to steer `--batch-size auto`.
+    /// sleeps `sleep(n)` per call, to steer `--batch-size auto`. With `split`, it
+    /// lets the engine split batches, and records the threads each call ran on
+    /// with their libtorch thread count.
     struct Fake {
         path: PathBuf,
         spec: ModelSpec,
-        images: Cell<usize>,
+        images: AtomicUsize,
+        calls: AtomicUsize,
         sleep: fn(usize) -> Duration,
+        split: bool,
+        threads: Mutex<BTreeSet<(String, i32)>>,
     }
 
     impl Fake {
@@ -622,8 +744,11 @@ mod tests {
                     class_map: None,
                     class_map_rule: Default::default(),
                 },
-                images: Cell::new(0),
+                images: AtomicUsize::new(0),
+                calls: AtomicUsize::new(0),
                 sleep,
+                split: false,
+                threads: Mutex::new(BTreeSet::new()),
             }
         }
     }
@@ -652,9 +777,18 @@ mod tests {
                         .sum();
                 }
             }
-            self.images.set(self.images.get() + n);
+            self.images.fetch_add(n, Relaxed);
+            self.calls.fetch_add(1, Relaxed);
+            let name = std::thread::current().name().unwrap_or("").to_string();
+            self.threads
+                .lock()
+                .unwrap()
+                .insert((name, tch::get_num_threads()));
             std::thread::sleep((self.sleep)(n));
             Ok(Tensor::from_slice(&logits))
+        }
+        fn splits_batches(&self) -> bool {
+            self.split
         }
     }
 
@@ -732,6 +866,7 @@ mod tests {
             rotate_on: RotateOn::Host,
             keep_examples: 0,
             top_k: 2,
+            threads: 1,
         }
     }
 
@@ -779,7 +914,7 @@ mod tests {
         let (full, chunks) = sweep(&full_fake, 40, &s, &WorkOrder::default());
         assert_eq!(chunks, [8, 8, 8, 8, 8]);
         assert_eq!(
-            full_fake.images.get(),
+            full_fake.images.load(Relaxed),
             40 * 3,
             "0 is added as the reference"
         );
@@ -795,7 +930,7 @@ mod tests {
         };
         let (resumed, chunks) = sweep(&fake, 40, &s, &work);
         assert_eq!(
-            fake.images.get(),
+            fake.images.load(Relaxed),
             (40 - 16) * 3,
             "resumed samples are not evaluated again"
         );
@@ -816,7 +951,7 @@ mod tests {
         let fake = Fake::new(5, no_sleep);
         let (resumed, chunks) = sweep(&fake, 30, &s, &work);
         assert_eq!(chunks, [8, 8, 1]);
-        assert_eq!(fake.images.get(), 17 * 2);
+        assert_eq!(fake.images.load(Relaxed), 17 * 2);
         assert_eq!(resumed.data, full.data);
     }
 
@@ -829,7 +964,11 @@ mod tests {
             resume: None,
         };
         let (raw, _) = sweep(&fake, 20, &s, &work);
-        assert_eq!(fake.images.get(), 20 * 2, "180 and its reference, not 90");
+        assert_eq!(
+            fake.images.load(Relaxed),
+            20 * 2,
+            "180 and its reference, not 90"
+        );
         assert_eq!(raw.data.cols[0][0].preds.len(), 20);
         assert!(raw.data.cols[0][1].preds.is_empty());
         assert_eq!(raw.data.cols[0][2].preds.len(), 20);
@@ -859,7 +998,11 @@ mod tests {
         assert_eq!(tried, AUTO_CANDIDATES);
         assert_eq!(raw.batch_size, 512);
         assert_eq!(chunks, [64, 128, 256, 512, 100]);
-        assert_eq!(fake.images.get(), n * 2, "nothing is computed twice");
+        assert_eq!(
+            fake.images.load(Relaxed),
+            n * 2,
+            "nothing is computed twice"
+        );
         let fixed = Fake::new(4, no_sleep);
         let (same, _) = sweep(
             &fixed,
@@ -898,5 +1041,102 @@ mod tests {
         assert!(raw.batch_timings.is_empty());
         assert_eq!(raw.batch_size, AUTO_FALLBACK);
         assert_eq!(chunks, [256, 44]);
+    }
+
+    #[test]
+    fn a_split_batch_runs_in_slices_of_16_on_the_slice_threads_and_equals_the_whole_batch() {
+        let mut s = settings(&[90.0, 45.0], BatchSize::Fixed(40));
+        let whole = Fake::new(6, |_| Duration::from_millis(2));
+        let (a, _) = sweep(&whole, 80, &s, &WorkOrder::default());
+        s.threads = 3;
+        let split = Fake {
+            split: true,
+            ..Fake::new(6, |_| Duration::from_millis(2))
+        };
+        let (b, _) = sweep(&split, 80, &s, &WorkOrder::default());
+        assert_eq!(a.data, b.data);
+        assert_eq!(split.images.load(Relaxed), 80 * 3);
+        // 2 chunks x 3 angles, each batch of 40 in slices of 16, 16 and 8.
+        assert_eq!(whole.calls.load(Relaxed), 6);
+        assert_eq!(split.calls.load(Relaxed), 18);
+        let threads = split.threads.lock().unwrap().clone();
+        assert!(
+            threads.len() >= 2,
+            "one thread ran every slice: {threads:?}"
+        );
+        for (name, libtorch) in &threads {
+            assert!(name.starts_with("rotbench-slice-"), "{name}");
+            assert_eq!(*libtorch, 1, "{name} ran with {libtorch} libtorch threads");
+        }
+    }
+
+    #[test]
+    fn the_slices_are_the_same_at_every_thread_count() {
+        let mut s = settings(&[90.0], BatchSize::Fixed(40));
+        let mut calls = vec![];
+        for threads in [1, 2, 5] {
+            s.threads = threads;
+            let fake = Fake {
+                split: true,
+                ..Fake::new(5, no_sleep)
+            };
+            sweep(&fake, 40, &s, &WorkOrder::default());
+            calls.push(fake.calls.load(Relaxed));
+        }
+        assert_eq!(calls, [6, 6, 6], "3 slices (16, 16, 8) at each of 2 angles");
+    }
+
+    #[test]
+    fn one_thread_runs_the_same_slices_one_after_the_other() {
+        let s = settings(&[90.0], BatchSize::Fixed(40));
+        let fake = Fake {
+            split: true,
+            ..Fake::new(5, no_sleep)
+        };
+        sweep(&fake, 40, &s, &WorkOrder::default());
+        assert_eq!(fake.calls.load(Relaxed), 6);
+        let threads = fake.threads.lock().unwrap().clone();
+        assert!(threads
+            .iter()
+            .all(|(n, _)| !n.starts_with("rotbench-slice-")));
+    }
+
+    #[test]
+    fn a_model_that_does_not_split_or_a_batch_of_16_runs_whole() {
+        let mut s = settings(&[90.0], BatchSize::Fixed(40));
+        s.threads = 4;
+        let fake = Fake::new(6, no_sleep);
+        sweep(&fake, 80, &s, &WorkOrder::default());
+        assert_eq!(fake.calls.load(Relaxed), 2 * 2);
+        let threads = fake.threads.lock().unwrap().clone();
+        assert!(threads
+            .iter()
+            .all(|(n, _)| !n.starts_with("rotbench-slice-")));
+        let mut s = settings(&[90.0], BatchSize::Fixed(16));
+        s.threads = 4;
+        let fake = Fake {
+            split: true,
+            ..Fake::new(6, no_sleep)
+        };
+        sweep(&fake, 32, &s, &WorkOrder::default());
+        assert_eq!(fake.calls.load(Relaxed), 2 * 2);
+    }
+
+    #[test]
+    fn only_small_images_are_split() {
+        let fake = Fake {
+            split: true,
+            ..Fake::new(6, no_sleep)
+        };
+        let t = |c, side| Target {
+            channels: c,
+            height: side,
+            width: side,
+        };
+        let models = std::slice::from_ref(&fake);
+        assert_eq!(slice_threads(4, models, t(3, 64)), 4);
+        assert_eq!(slice_threads(4, models, t(3, 65)), 0);
+        assert_eq!(slice_threads(1, models, t(1, 28)), 0);
+        assert_eq!(slice_threads(4, &[Fake::new(6, no_sleep)], t(1, 28)), 0);
     }
 }

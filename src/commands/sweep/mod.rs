@@ -17,6 +17,7 @@ use crate::run::interrupt;
 use anyhow::{anyhow, bail, Result};
 pub use config::SweepConfig;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rotbench::classifier::Classifier;
 use rotbench::dataset::{self, LabelSpace, OpenOptions, ShardSpec, Source, Target};
 use rotbench::device::device_name;
 use rotbench::engine::{self, SweepSettings, WorkOrder};
@@ -49,11 +50,17 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     tch::set_num_threads(cfg.threads as i32);
     let t0 = Instant::now();
     let models = load_models(&cfg)?;
-    // ONNX Runtime ran each ONNX model on its own pool of cfg.threads (set at load).
-    // When every model is such, libtorch only scales and normalises the batches,
-    // and its idle OpenMP workers, spinning beside ONNX Runtime's, made the sweep
-    // 3-4x slower on 2 cores (docs/performance.md, issue 36): one thread for it.
-    let libtorch_threads = match models.iter().all(Model::runs_outside_libtorch) {
+    // ONNX Runtime runs ONNX models on its own threads, and TorchScript on the
+    // CPU splits small images' batches over --threads slice threads of one
+    // libtorch thread each (engine::slice_threads). When every model is such,
+    // this thread's libtorch only scales and normalises the batches, and idle
+    // OpenMP workers spinning beside the others' made the sweep 3-4x slower on
+    // 2 cores (docs/performance.md, issue 36): one thread for it.
+    let split = engine::slice_threads(cfg.threads, &models, engine::shared_target(&models)?) > 0;
+    let libtorch_threads = match models
+        .iter()
+        .all(|m| m.runs_outside_libtorch() || (split && m.splits_batches()))
+    {
         true => 1,
         false => cfg.threads,
     };
@@ -310,6 +317,7 @@ fn run_engine(
         batch: data.batch,
         keep_examples: KEEP_EXAMPLES,
         top_k: cfg.top_k,
+        threads: cfg.threads,
     };
     let work = WorkOrder {
         compute: Some(plan.cache_plan.compute.clone()),
@@ -389,6 +397,9 @@ fn finish(
             "resumed_samples": plan.done_before,
             "threads": cfg.threads,
             "libtorch_threads": tch::get_num_threads(),
+            "slice_threads": engine::shared_target(models)
+                .map_or(0, |t| engine::slice_threads(cfg.threads, models, t)),
+            "openmp_wait": crate::openmp_wait::setting(),
             "batch_size": batch_used,
             "batch_timings": batch_timings,
             "malloc": malloc_setting(malloc),
