@@ -4,9 +4,12 @@
 # rounds of one run per setting; prints "state setting seconds" lines. rotbench sets
 # GOMP_SPINCOUNT=10000 itself unless the environment sets it (src/openmp_wait.rs):
 # "libgomp" is libgomp's own default, 300000.
-# Usage: bash bench/openmp_wait.sh   (from the repository root, after a release build)
+# TorchScript on small images runs no OpenMP threads at all since issue 36 (its
+# batches are split over slice threads), so the settings matter for .pt2 packages,
+# large images and mixed runs: MODEL=models/mnist-cnn.pt2 measures a .pt2.
+# Usage: [MODEL=path] bash bench/openmp_wait.sh   (from the repository root, after a release build)
 set -u
-cmd="target/release/rotbench sweep --model models/mnist-cnn.pt --data datasets/mnist --limit 3000 --angles 0:360:30 --no-cache --no-report --quiet --bootstrap 0 --out ${TMPDIR:-/tmp}/openmp-wait"
+cmd="target/release/rotbench sweep --model ${MODEL:-models/mnist-cnn.pt} --data datasets/mnist --limit 3000 --angles 0:360:30 --no-cache --no-report --quiet --bootstrap 0 --out ${TMPDIR:-/tmp}/openmp-wait"
 run() {
   local label=$1; shift
   local t0 t1
