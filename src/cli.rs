@@ -332,8 +332,8 @@ pub struct SweepArgs {
     #[arg(long, value_enum, default_value_t = RotateOnFlag::Auto, value_name = "WHERE")]
     pub rotate_on: RotateOnFlag,
     /// CPU threads for the forward passes (default: all cores). TorchScript on the CPU
-    /// splits each batch into N slices, one thread each; ONNX Runtime and .pt2 packages
-    /// use N intra-op threads.
+    /// runs small images' batches as 16-row slices on N threads; ONNX Runtime, .pt2
+    /// packages and larger images use N intra-op threads.
     #[arg(long, value_name = "N", value_parser = positive)]
     pub threads: Option<usize>,
     #[command(flatten)]

@@ -48,8 +48,9 @@ pub struct SweepSettings {
     /// `--top-k`: how many of each sample's best classes to keep (capped at the
     /// class count).
     pub top_k: usize,
-    /// `--threads`: the slices a batch is split into for a model that allows it
-    /// ([`Classifier::splits_batches`]), one thread each; 1: never split.
+    /// `--threads`: the threads that run a split batch's 16-row slices for a model
+    /// that allows it ([`Classifier::splits_batches`]); with 1, the slices run one
+    /// after the other on the calling thread.
     pub threads: usize,
 }
 
