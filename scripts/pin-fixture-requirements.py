@@ -21,7 +21,10 @@ from pathlib import Path
 from packaging.version import InvalidVersion, Version
 
 OUT = Path(__file__).resolve().parent / "requirements-fixtures.txt"
-SKIP = {"pip", "setuptools", "wheel"}  # the venv's own tooling
+# The venv's own tooling; setuptools is pinned: torch 2.13 requires setuptools>=77.0.3,
+# newer than the one `python3 -m venv` brings on Python 3.11, and --require-hashes
+# refuses a requirement it would have to upgrade without a pin.
+SKIP = {"pip", "wheel"}
 
 
 def canonical(name):
