@@ -332,7 +332,7 @@ pub struct SweepArgs {
     #[arg(long, value_enum, default_value_t = RotateOnFlag::Auto, value_name = "WHERE")]
     pub rotate_on: RotateOnFlag,
     /// CPU threads for the forward passes (default: all cores). TorchScript on the CPU
-    /// runs small images' batches as 16-row slices on N threads; ONNX Runtime, .pt2
+    /// runs small images' batches as 64-row slices on N threads; ONNX Runtime, .pt2
     /// packages and larger images use N intra-op threads.
     #[arg(long, value_name = "N", value_parser = positive)]
     pub threads: Option<usize>,

@@ -31,10 +31,10 @@ fn sweep_model(model: &str, out: &Path, extra: &[&str], env: &[(&str, &OsStr)]) 
         "--data",
         s(mnist()),
         "--limit",
-        "299",
-        // Chunks of 50 and a last one of 49: slices of 16, 16, 16 and 2 (or 1).
+        "599",
+        // Chunks of 150 and a last one of 149: slices of 64, 64 and 22 (or 21).
         "--batch-size",
-        "50",
+        "150",
         "--angles",
         "0,45,90",
         "--out",

@@ -7,6 +7,7 @@
 //! for the rest of the sweep). The results of calibration chunks are kept, so
 //! nothing is computed twice.
 
+use crate::results::AUTO_FALLBACK as AUTO_FALLBACK_UNSCALED;
 use crate::results::{auto_candidates, auto_fallback};
 use crate::results::{fastest, BatchSize, BatchTiming};
 #[cfg(test)]
@@ -37,12 +38,26 @@ impl AutoBatch {
     /// values per image; `auto` tries only the sizes whose input fits
     /// [`AUTO_MAX_INPUT_BYTES`](crate::results::AUTO_MAX_INPUT_BYTES).
     pub fn new(batch: BatchSize, timed_angles: usize, floats: usize) -> AutoBatch {
+        AutoBatch::spread(batch, timed_angles, floats, 0)
+    }
+
+    /// [`AutoBatch::new`] for a run whose batches are cut into slices on several
+    /// threads, `rows` being the rows one batch needs to give each of them a
+    /// slice: `auto`'s sizes are scaled up by the power of two that brings its
+    /// untimed size to at least `rows`, so that no thread waits for want of a
+    /// slice. Every size stays a multiple of the slice, so which rows run
+    /// together (and so every prediction) does not depend on the size chosen.
+    pub fn spread(batch: BatchSize, timed_angles: usize, floats: usize, rows: usize) -> AutoBatch {
+        let scale = rows
+            .div_ceil(AUTO_FALLBACK_UNSCALED)
+            .max(1)
+            .next_power_of_two();
         let (fixed, schedule) = match batch {
             BatchSize::Fixed(b) => (b, vec![]),
             BatchSize::Auto if timed_angles >= 2 => {
-                (auto_fallback(floats), auto_candidates(floats))
+                (auto_fallback(floats, scale), auto_candidates(floats, scale))
             }
-            BatchSize::Auto => (auto_fallback(floats), vec![]),
+            BatchSize::Auto => (auto_fallback(floats, scale), vec![]),
         };
         let chosen = schedule.is_empty().then_some(fixed);
         AutoBatch {
@@ -176,6 +191,48 @@ mod tests {
             AutoBatch::new(BatchSize::Fixed(512), 3, 3 * 224 * 224).fixed(),
             512
         );
+    }
+
+    #[test]
+    fn auto_scales_its_sizes_so_that_every_slice_thread_has_a_slice() {
+        // 2 slice threads x 64 rows = 128 rows: within 256, unscaled.
+        let two = AutoBatch::spread(BatchSize::Auto, 3, 784, 128);
+        assert_eq!(
+            (two.schedule(), two.fixed()),
+            (&AUTO_CANDIDATES[..], AUTO_FALLBACK)
+        );
+        // 8 threads (512 rows): x2. 16 (1024 rows): x4. 12 (768 rows): x4, a power of two.
+        let eight = AutoBatch::spread(BatchSize::Auto, 3, 784, 512);
+        assert_eq!(
+            (eight.schedule(), eight.fixed()),
+            (&[128, 256, 512, 1024][..], 512)
+        );
+        let sixteen = AutoBatch::spread(BatchSize::Auto, 3, 784, 1024);
+        assert_eq!(
+            (sixteen.schedule(), sixteen.fixed()),
+            (&[256, 512, 1024, 2048][..], 1024)
+        );
+        assert_eq!(
+            AutoBatch::spread(BatchSize::Auto, 3, 784, 768).fixed(),
+            1024
+        );
+        // 64x64 RGB (48 KB an image) at 16 threads: 64 MiB holds 1365, so not 2048.
+        let rgb = AutoBatch::spread(BatchSize::Auto, 3, 3 * 64 * 64, 1024);
+        assert_eq!((rgb.schedule(), rgb.fixed()), (&[256, 512, 1024][..], 1024));
+        // One angle: the scaled size, untimed. A fixed size stays the user's.
+        assert_eq!(
+            AutoBatch::spread(BatchSize::Auto, 1, 784, 1024).fixed(),
+            1024
+        );
+        assert_eq!(
+            AutoBatch::spread(BatchSize::Fixed(100), 3, 784, 1024).fixed(),
+            100
+        );
+        // Every size is a multiple of the 64-row slice.
+        for rows in [0, 64, 128, 512, 768, 1024, 4096] {
+            let c = AutoBatch::spread(BatchSize::Auto, 3, 784, rows);
+            assert!(c.schedule().iter().chain([&c.fixed()]).all(|b| b % 64 == 0));
+        }
     }
 
     /// Feed `rates` (images per second) for the candidates in order; returns the

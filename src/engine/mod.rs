@@ -27,6 +27,7 @@ use rotbench_core::results::{
 };
 use scoring::Scorer;
 use std::sync::mpsc::sync_channel;
+use std::sync::Arc;
 use std::time::Instant;
 use tch::Tensor;
 
@@ -48,7 +49,7 @@ pub struct SweepSettings {
     /// `--top-k`: how many of each sample's best classes to keep (capped at the
     /// class count).
     pub top_k: usize,
-    /// `--threads`: the threads that run a split batch's 16-row slices for a model
+    /// `--threads`: the threads that run a split batch's 64-row slices for a model
     /// that allows it ([`Classifier::splits_batches`]); with 1, the slices run one
     /// after the other on the calling thread.
     pub threads: usize,
@@ -178,7 +179,9 @@ pub fn run<C: Classifier>(
     let (tx, rx) = sync_channel::<Message>(2);
     // Auto: one chunk per candidate (after any resumed samples), then the producer
     // waits for the consumer's choice (batch_size::Step, sent as 0 or the size).
-    let mut auto_batch = AutoBatch::new(settings.batch, order.len(), target.pixels());
+    // Split batches need a slice for every slice thread.
+    let rows = SLICE as usize * slice_threads(settings.threads, models, target);
+    let mut auto_batch = AutoBatch::spread(settings.batch, order.len(), target.pixels(), rows);
     let (choice_tx, choice_rx) = sync_channel::<usize>(1);
     let mut consumer = Consumer {
         models,
@@ -229,6 +232,7 @@ pub fn run<C: Classifier>(
             fixed: auto_batch.fixed(),
             max_chunk: auto_batch.max_chunk(),
             schedule: auto_batch.schedule().to_vec(),
+            pool: consumer.slices.as_ref().and_then(|s| s.pool.clone()),
         };
         scope.spawn(move || producer.run(source, tx, choice_rx));
         // Owned here so that an early return drops it and a producer waiting for the
@@ -541,12 +545,17 @@ fn forward_rows<C: Classifier>(
 /// batch alone, never on `--threads`: libtorch's kernels can round a row
 /// differently in batches of different sizes (an odd batch of the bundled CNN
 /// does, in the last bits of a confidence), and predictions must be the same at
-/// every thread count. 16 rows keep 16 threads busy at batch 256.
-const SLICE: i64 = 16;
+/// every thread count. 64 rows: one libtorch thread runs the three bench CNNs
+/// faster per image at 64 rows than at 16 (the 32x32 RGB CNN 1.4-1.7x, PyTorch's
+/// example CNN 1.15x; `bench/slice_rows.py`), and two such threads beat one batch of
+/// 256 on two OpenMP threads. `auto` scales its batch sizes so that a batch has a
+/// slice for every thread ([`AutoBatch::spread`]); every `auto` size is a multiple
+/// of 64, so the size it picks does not change which rows run together either.
+const SLICE: i64 = 64;
 
 /// The largest image (channels × height × width) whose batches are split: 64×64
 /// RGB. A larger image's forward pass is long enough per layer that libtorch's own
-/// threads share it well, and slices of 16 such images would leave most of a
+/// threads share it well, and slices of 64 such images would leave most of a
 /// large machine's cores idle at the batch sizes those images run at.
 const SPLIT_MAX_PIXELS: usize = 3 * 64 * 64;
 
@@ -554,7 +563,7 @@ const SPLIT_MAX_PIXELS: usize = 3 * 64 * 64;
 /// [`SLICE`] rows, on `pool`'s threads (one libtorch thread each), or on the
 /// calling thread when `--threads` is 1.
 struct Slices {
-    pool: Option<rayon::ThreadPool>,
+    pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 impl Slices {
@@ -574,7 +583,9 @@ impl Slices {
             .start_handler(|_| tch::set_num_threads(1))
             .build()
             .map_err(|e| anyhow::anyhow!("cannot start {threads} threads (--threads): {e}"))?;
-        Ok(Some(Slices { pool: Some(pool) }))
+        Ok(Some(Slices {
+            pool: Some(Arc::new(pool)),
+        }))
     }
 }
 
@@ -1034,6 +1045,25 @@ mod tests {
     }
 
     #[test]
+    fn auto_gives_every_slice_thread_a_slice() {
+        // 8 slice threads need 8 x 64 rows: auto's sizes double (not so unsplit).
+        let n = 128 + 256 + 512 + 1024 + 100;
+        let mut s = settings(&[90.0], BatchSize::Auto);
+        s.threads = 8;
+        let split = Fake {
+            split: true,
+            ..Fake::new(4, flat)
+        };
+        let (raw, chunks) = sweep(&split, n, &s, &WorkOrder::default());
+        let tried: Vec<usize> = raw.batch_timings.iter().map(|t| t.batch_size).collect();
+        assert_eq!(tried, [128, 256, 512, 1024]);
+        assert_eq!(chunks, [128, 256, 512, 1024, 100]);
+        let whole = Fake::new(4, flat);
+        let (raw, _) = sweep(&whole, n, &s, &WorkOrder::default());
+        assert_eq!(raw.batch_timings[0].batch_size, 64);
+    }
+
+    #[test]
     fn auto_batch_with_one_angle_uses_the_fallback_untimed() {
         let fake = Fake::new(4, no_sleep);
         let mut s = settings(&[0.0], BatchSize::Auto);
@@ -1045,19 +1075,19 @@ mod tests {
     }
 
     #[test]
-    fn a_split_batch_runs_in_slices_of_16_on_the_slice_threads_and_equals_the_whole_batch() {
-        let mut s = settings(&[90.0, 45.0], BatchSize::Fixed(40));
+    fn a_split_batch_runs_in_slices_of_64_on_the_slice_threads_and_equals_the_whole_batch() {
+        let mut s = settings(&[90.0, 45.0], BatchSize::Fixed(160));
         let whole = Fake::new(6, |_| Duration::from_millis(2));
-        let (a, _) = sweep(&whole, 80, &s, &WorkOrder::default());
+        let (a, _) = sweep(&whole, 320, &s, &WorkOrder::default());
         s.threads = 3;
         let split = Fake {
             split: true,
             ..Fake::new(6, |_| Duration::from_millis(2))
         };
-        let (b, _) = sweep(&split, 80, &s, &WorkOrder::default());
+        let (b, _) = sweep(&split, 320, &s, &WorkOrder::default());
         assert_eq!(a.data, b.data);
-        assert_eq!(split.images.load(Relaxed), 80 * 3);
-        // 2 chunks x 3 angles, each batch of 40 in slices of 16, 16 and 8.
+        assert_eq!(split.images.load(Relaxed), 320 * 3);
+        // 2 chunks x 3 angles, each batch of 160 in slices of 64, 64 and 32.
         assert_eq!(whole.calls.load(Relaxed), 6);
         assert_eq!(split.calls.load(Relaxed), 18);
         let threads = split.threads.lock().unwrap().clone();
@@ -1073,7 +1103,7 @@ mod tests {
 
     #[test]
     fn the_slices_are_the_same_at_every_thread_count() {
-        let mut s = settings(&[90.0], BatchSize::Fixed(40));
+        let mut s = settings(&[90.0], BatchSize::Fixed(160));
         let mut calls = vec![];
         for threads in [1, 2, 5] {
             s.threads = threads;
@@ -1081,20 +1111,24 @@ mod tests {
                 split: true,
                 ..Fake::new(5, no_sleep)
             };
-            sweep(&fake, 40, &s, &WorkOrder::default());
+            sweep(&fake, 160, &s, &WorkOrder::default());
             calls.push(fake.calls.load(Relaxed));
         }
-        assert_eq!(calls, [6, 6, 6], "3 slices (16, 16, 8) at each of 2 angles");
+        assert_eq!(
+            calls,
+            [6, 6, 6],
+            "3 slices (64, 64, 32) at each of 2 angles"
+        );
     }
 
     #[test]
     fn one_thread_runs_the_same_slices_one_after_the_other() {
-        let s = settings(&[90.0], BatchSize::Fixed(40));
+        let s = settings(&[90.0], BatchSize::Fixed(160));
         let fake = Fake {
             split: true,
             ..Fake::new(5, no_sleep)
         };
-        sweep(&fake, 40, &s, &WorkOrder::default());
+        sweep(&fake, 160, &s, &WorkOrder::default());
         assert_eq!(fake.calls.load(Relaxed), 6);
         let threads = fake.threads.lock().unwrap().clone();
         assert!(threads
@@ -1103,23 +1137,23 @@ mod tests {
     }
 
     #[test]
-    fn a_model_that_does_not_split_or_a_batch_of_16_runs_whole() {
-        let mut s = settings(&[90.0], BatchSize::Fixed(40));
+    fn a_model_that_does_not_split_or_a_batch_of_64_runs_whole() {
+        let mut s = settings(&[90.0], BatchSize::Fixed(160));
         s.threads = 4;
         let fake = Fake::new(6, no_sleep);
-        sweep(&fake, 80, &s, &WorkOrder::default());
+        sweep(&fake, 320, &s, &WorkOrder::default());
         assert_eq!(fake.calls.load(Relaxed), 2 * 2);
         let threads = fake.threads.lock().unwrap().clone();
         assert!(threads
             .iter()
             .all(|(n, _)| !n.starts_with("rotbench-slice-")));
-        let mut s = settings(&[90.0], BatchSize::Fixed(16));
+        let mut s = settings(&[90.0], BatchSize::Fixed(64));
         s.threads = 4;
         let fake = Fake {
             split: true,
             ..Fake::new(6, no_sleep)
         };
-        sweep(&fake, 32, &s, &WorkOrder::default());
+        sweep(&fake, 128, &s, &WorkOrder::default());
         assert_eq!(fake.calls.load(Relaxed), 2 * 2);
     }
 

@@ -40,6 +40,10 @@ pub struct Producer<'a> {
     pub max_chunk: usize,
     /// `--batch-size auto`'s candidates; empty when nothing is timed.
     pub schedule: Vec<usize>,
+    /// The slice threads, where batches are split: rotation runs on them too, so
+    /// that a slice thread without a slice rotates the next angle instead of
+    /// waiting, and no more threads than `--threads` compete for the cores.
+    pub pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 impl Producer<'_> {
@@ -128,12 +132,14 @@ impl Producer<'_> {
                 if by_consumer {
                     // nothing to do here
                 } else if sized.is_empty() {
-                    pixels
-                        .par_chunks_mut(px)
-                        .zip(chunk.pixels.par_chunks(px))
-                        .for_each(|(out, src)| {
-                            plan.apply(src, self.target.channels, out);
-                        });
+                    self.on_pool(|| {
+                        pixels
+                            .par_chunks_mut(px)
+                            .zip(chunk.pixels.par_chunks(px))
+                            .for_each(|(out, src)| {
+                                plan.apply(src, self.target.channels, out);
+                            })
+                    });
                 } else {
                     // Sizes vary (rotate-then-crop of resized images): each image is
                     // rotated straight into its crop, computing only the pixels the
@@ -154,6 +160,15 @@ impl Producer<'_> {
                     return;
                 }
             }
+        }
+    }
+
+    /// Run `work` (rayon's parallel loops) on the slice threads where there are
+    /// some, else on rayon's global pool.
+    fn on_pool<R: Send>(&self, work: impl FnOnce() -> R + Send) -> R {
+        match &self.pool {
+            Some(pool) => pool.install(work),
+            None => work(),
         }
     }
 

@@ -60,27 +60,30 @@ pub const AUTO_FALLBACK: usize = 256;
 /// and 32x32 RGB (12 KB) keep every candidate; 224x224 RGB (588 KB) keeps 64 only.
 pub const AUTO_MAX_INPUT_BYTES: usize = 64 << 20;
 
-/// `auto`'s candidates for images of `floats` input values each: those whose batch
-/// fits [`AUTO_MAX_INPUT_BYTES`], and always the first (64).
-pub fn auto_candidates(floats: usize) -> Vec<usize> {
+/// `auto`'s candidates for images of `floats` input values each: [`AUTO_CANDIDATES`]
+/// times `scale` (1, or a power of two for a run that splits its batches over many
+/// threads), those whose batch fits [`AUTO_MAX_INPUT_BYTES`], and always the first.
+pub fn auto_candidates(floats: usize, scale: usize) -> Vec<usize> {
     let fits = |b: usize| b.saturating_mul(floats).saturating_mul(4) <= AUTO_MAX_INPUT_BYTES;
     AUTO_CANDIDATES
         .iter()
-        .copied()
+        .map(|&b| b.saturating_mul(scale.max(1)))
         .enumerate()
         .filter(|&(i, b)| i == 0 || fits(b))
         .map(|(_, b)| b)
         .collect()
 }
 
-/// `auto`'s untimed size for such images: [`AUTO_FALLBACK`], or the largest candidate
-/// below it that fits.
-pub fn auto_fallback(floats: usize) -> usize {
-    auto_candidates(floats)
+/// `auto`'s untimed size for such images: [`AUTO_FALLBACK`] times `scale`, or the
+/// largest candidate below it that fits.
+pub fn auto_fallback(floats: usize, scale: usize) -> usize {
+    let candidates = auto_candidates(floats, scale);
+    let first = candidates[0];
+    candidates
         .into_iter()
-        .filter(|&b| b <= AUTO_FALLBACK)
+        .filter(|&b| b <= AUTO_FALLBACK.saturating_mul(scale.max(1)))
         .max()
-        .unwrap_or(AUTO_CANDIDATES[0])
+        .unwrap_or(first)
 }
 
 /// One candidate's measured forward throughput (all models together).

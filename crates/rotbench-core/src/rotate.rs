@@ -670,28 +670,52 @@ impl RotationPlan {
         let (ip, op) = (g.in_h * g.in_w, g.out_h * g.out_w);
         debug_assert_eq!(src.len(), channels * ip);
         debug_assert_eq!(out.len(), channels * op);
-        for ch in 0..channels {
-            let plane = &src[ch * ip..(ch + 1) * ip];
-            let dst = &mut out[ch * op..(ch + 1) * op];
-            if let Some(taps) = &self.pil {
-                for (d, &t) in dst.iter_mut().zip(taps) {
-                    *d = pil::sample(plane, t, self.fill_255);
-                }
-            } else if self.taps == 1 {
-                for p in 0..op {
-                    dst[p] = self.wts[p] * plane[self.idx[p] as usize] as f32
-                        + self.fill_w[p] * self.fill_255;
-                }
-            } else {
-                let t = self.taps;
-                for p in 0..op {
-                    let base = p * t;
-                    let mut acc = 0.0f32;
-                    for k in 0..t {
-                        acc += self.wts[base + k] * plane[self.idx[base + k] as usize] as f32;
+        let planes = src.chunks_exact(ip).zip(out.chunks_exact_mut(op));
+        match (&self.pil, self.taps) {
+            (Some(taps), _) => {
+                for (plane, dst) in planes.take(channels) {
+                    for (d, &t) in dst.iter_mut().zip(taps) {
+                        *d = pil::sample(plane, t, self.fill_255);
                     }
-                    dst[p] = acc * self.keep[p] + self.fill_w[p] * self.fill_255;
                 }
+            }
+            (None, 1) => {
+                for (plane, dst) in planes.take(channels) {
+                    for p in 0..op {
+                        dst[p] = self.wts[p] * plane[self.idx[p] as usize] as f32
+                            + self.fill_w[p] * self.fill_255;
+                    }
+                }
+            }
+            // A plan holds 1 tap a pixel (integral sources), 4 (bilinear) or 16 (bicubic).
+            (None, 4) => self.apply_taps::<4>(src, channels, out),
+            (None, _) => self.apply_taps::<MAX_TAPS>(src, channels, out),
+        }
+    }
+}
+
+impl RotationPlan {
+    /// [`RotationPlan::apply`] for a plan of `N` taps a pixel, pixel by pixel: each
+    /// pixel's taps are read once for all its channels, and the sum runs over a
+    /// fixed number of terms. The same sums in the same order as the general
+    /// path, so the same bits.
+    fn apply_taps<const N: usize>(&self, src: &[u8], channels: usize, out: &mut [f32]) {
+        let g = self.geometry;
+        let (ip, op) = (g.in_h * g.in_w, g.out_h * g.out_w);
+        // The source as f32 once (a vectorised pass), not once per tap.
+        let floats: Vec<f32> = src.iter().map(|&v| v as f32).collect();
+        let planes: Vec<&[f32]> = floats.chunks_exact(ip).take(channels).collect();
+        let mut dst: Vec<&mut [f32]> = out.chunks_exact_mut(op).take(channels).collect();
+        let taps = self.idx.chunks_exact(N).zip(self.wts.chunks_exact(N));
+        let cover = self.keep.iter().zip(&self.fill_w);
+        for (p, ((i, w), (&keep, &fill_w))) in taps.zip(cover).enumerate() {
+            let fill = fill_w * self.fill_255;
+            for (plane, d) in planes.iter().zip(dst.iter_mut()) {
+                let mut acc = 0.0f32;
+                for k in 0..N {
+                    acc += w[k] * plane[i[k] as usize];
+                }
+                d[p] = acc * keep + fill;
             }
         }
     }

@@ -129,7 +129,7 @@ fn open_data(cfg: &SweepConfig, models: &[Model]) -> Result<Data> {
         count,
         batch_size: match cfg.batch {
             BatchSize::Fixed(b) => b,
-            BatchSize::Auto => rotbench::results::auto_fallback(target.pixels()),
+            BatchSize::Auto => rotbench::results::auto_fallback(target.pixels(), 1),
         },
     });
     let batch = shard.map_or(cfg.batch, |s| BatchSize::Fixed(s.batch_size));
