@@ -18,17 +18,16 @@ import subprocess
 import sys
 import tempfile
 
+from run import TUNED, timed  # bench/run.py: the same timing and allocator settings as make bench
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PY = sys.executable
-TUNED = "glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824"
 
 
 def wall(cmd, env=None):
-    with tempfile.NamedTemporaryFile("r") as tf:
-        r = subprocess.run(["/usr/bin/time", "-f", "%e", "-o", tf.name] + cmd, capture_output=True, text=True, env=env)
-        if r.returncode != 0:
-            sys.exit(f"failed: {' '.join(cmd)}\n{r.stderr}")
-        return float(tf.read().split()[-1]), r.stdout
+    """Wall seconds and stdout of cmd (exits on failure)."""
+    seconds, _, out = timed(cmd, env)
+    return seconds, out
 
 
 def main():
