@@ -130,60 +130,6 @@ pub struct Stats {
     pub flip_next: f64,
 }
 
-/// Statistics of one model at one angle over weighted samples (weights 1 give
-/// the plain figures, equal to the ones the summary reports).
-pub fn stats(
-    input: &AngleInput,
-    slots: &[u8],
-    labels: &[u32],
-    weights: &[u32],
-    n_classes: usize,
-) -> Stats {
-    let mut ts = vec![0u64; n_classes];
-    let mut ps = vec![0u64; n_classes];
-    let mut tp = vec![0u64; n_classes];
-    let mut cal = Calibration::new(ECE_BINS);
-    let bins = cal.count.len();
-    // Integer weights count exactly in any order; the confidence sum keeps the
-    // sample order. No branch on the weight: a sample drawn 0 times adds 0 to every
-    // sum (the result is bit for bit that of skipping it), and about 37% of the
-    // weights are 0, a branch the CPU cannot predict.
-    let (mut n_bin, mut right_bin) = (vec![0u64; bins], vec![0u64; bins]);
-    let (mut total, mut correct, mut consistent, mut flips) = (0u64, 0u64, 0u64, 0u64);
-    // Without a next angle the flip count is 0 and not reported (NaN below).
-    let next = input.next.unwrap_or(input.preds);
-    for (i, &w) in weights.iter().enumerate() {
-        let w64 = w as u64;
-        let (y, p) = (labels[i] as usize, input.preds[i]);
-        total += w64;
-        ts[y] += w64;
-        // INVALID is negative: never a label.
-        let right = (p == y as i32) as u64;
-        if p != INVALID {
-            ps[p as usize] += w64;
-        }
-        tp[y] += w64 * right;
-        correct += w64 * right;
-        consistent += w64 * (p != INVALID && p == input.reference[i]) as u64;
-        flips += w64 * (p != next[i]) as u64;
-        let slot = slots[i] as usize;
-        let c = input.confidence[i];
-        let c = if c.is_nan() { 1.0 } else { c };
-        n_bin[slot] += w64;
-        right_bin[slot] += w64 * right;
-        cal.confidence_sum[slot] += c * w as f64;
-    }
-    let counts = [total, correct, consistent, flips];
-    finish(
-        &ts,
-        &ps,
-        &tp,
-        (&n_bin, &right_bin, cal),
-        counts,
-        input.next.is_some(),
-    )
-}
-
 /// [`Stats`] from the weighted counts: true (`ts`), predicted (`ps`) and right
 /// (`tp`) per class; samples and right ones per confidence slot, with the slots'
 /// confidence sums; and the total, right, consistent and flipping samples.
@@ -222,12 +168,12 @@ fn finish(
     }
 }
 
-/// One model at one angle, arranged once for all replicates so that
-/// [`Prepared::stats`] gives [`stats`]'s figures bit for bit with two gathers a
-/// sample instead of six counters: samples grouped by what the counts read (their
-/// label, prediction, slot, and whether they are right, consistent and flip),
-/// and by slot alone, in sample order, for the confidence sums (a float sum
-/// keeps its order).
+/// One model at one angle, arranged once for all replicates so that a replicate
+/// ([`Prepared::stats`]) costs two gathers a sample: samples grouped by what the
+/// counts read (their label, prediction, slot, and whether they are right,
+/// consistent and flip), and by slot alone, in sample order, for the confidence
+/// sums (a float sum keeps its order, so the figures are those of adding the
+/// samples up one by one, bit for bit; the tests hold that plain loop).
 pub struct Prepared {
     /// The samples, grouped by cell; `cell_end[k]` ends cell `k`'s run.
     by_cell: Vec<u32>,
@@ -241,7 +187,7 @@ pub struct Prepared {
     has_next: bool,
 }
 
-/// What the counts of [`stats`] read of a sample.
+/// What the counts of [`Prepared::stats`] read of a sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Cell {
     label: u32,
@@ -305,7 +251,8 @@ impl Prepared {
         }
     }
 
-    /// [`stats`] of these samples over `weights`.
+    /// Statistics of these samples over `weights` (weights 1 give the plain
+    /// figures, equal to the ones the summary reports).
     pub fn stats(&self, weights: &[u32], n_classes: usize) -> Stats {
         let mut ts = vec![0u64; n_classes];
         let mut ps = vec![0u64; n_classes];
@@ -361,10 +308,10 @@ impl Prepared {
     }
 }
 
-/// The two figures of [`stats`] that need no label, over weighted samples:
+/// The two figures of [`Prepared::stats`] that need no label, over weighted samples:
 /// consistency with the reference and the flip rate to the next angle (NaN
 /// without one). A sweep without labels ([`crate::unlabelled`]) takes its
-/// intervals from these; the counts are those of [`stats`].
+/// intervals from these; the counts are those of [`Prepared::stats`].
 pub fn agreement(input: &AngleInput, weights: &[u32]) -> (f64, f64) {
     let (mut total, mut consistent, mut flips) = (0u64, 0u64, 0u64);
     let next = input.next.unwrap_or(input.preds);
@@ -435,6 +382,59 @@ pub fn replicates(
 mod tests {
     use super::*;
 
+    /// The figures summed sample by sample: what [`Prepared::stats`] must equal.
+    fn stats(
+        input: &AngleInput,
+        slots: &[u8],
+        labels: &[u32],
+        weights: &[u32],
+        n_classes: usize,
+    ) -> Stats {
+        let mut ts = vec![0u64; n_classes];
+        let mut ps = vec![0u64; n_classes];
+        let mut tp = vec![0u64; n_classes];
+        let mut cal = Calibration::new(ECE_BINS);
+        let bins = cal.count.len();
+        // Integer weights count exactly in any order; the confidence sum keeps the
+        // sample order. No branch on the weight: a sample drawn 0 times adds 0 to every
+        // sum (the result is bit for bit that of skipping it), and about 37% of the
+        // weights are 0, a branch the CPU cannot predict.
+        let (mut n_bin, mut right_bin) = (vec![0u64; bins], vec![0u64; bins]);
+        let (mut total, mut correct, mut consistent, mut flips) = (0u64, 0u64, 0u64, 0u64);
+        // Without a next angle the flip count is 0 and not reported (NaN below).
+        let next = input.next.unwrap_or(input.preds);
+        for (i, &w) in weights.iter().enumerate() {
+            let w64 = w as u64;
+            let (y, p) = (labels[i] as usize, input.preds[i]);
+            total += w64;
+            ts[y] += w64;
+            // INVALID is negative: never a label.
+            let right = (p == y as i32) as u64;
+            if p != INVALID {
+                ps[p as usize] += w64;
+            }
+            tp[y] += w64 * right;
+            correct += w64 * right;
+            consistent += w64 * (p != INVALID && p == input.reference[i]) as u64;
+            flips += w64 * (p != next[i]) as u64;
+            let slot = slots[i] as usize;
+            let c = input.confidence[i];
+            let c = if c.is_nan() { 1.0 } else { c };
+            n_bin[slot] += w64;
+            right_bin[slot] += w64 * right;
+            cal.confidence_sum[slot] += c * w as f64;
+        }
+        let counts = [total, correct, consistent, flips];
+        finish(
+            &ts,
+            &ps,
+            &tp,
+            (&n_bin, &right_bin, cal),
+            counts,
+            input.next.is_some(),
+        )
+    }
+
     #[test]
     fn agreement_counts_as_stats_does() {
         let n = 50;
@@ -452,7 +452,7 @@ mod tests {
             };
             for r in 0..20 {
                 let w = weights(3, r, n);
-                let s = stats(&input, &slots(&confidence), &labels, &w, 5);
+                let s = Prepared::new(&input, &slots(&confidence), &labels).stats(&w, 5);
                 let (c, f) = agreement(&input, &w);
                 assert_eq!(c, s.consistency);
                 assert!(f == s.flip_next || (f.is_nan() && s.flip_next.is_nan()));
@@ -571,7 +571,7 @@ mod tests {
             next: Some(&next),
             confidence: &confidence,
         };
-        let s = stats(&input, &slots(&confidence), &labels, &[1; 4], 3);
+        let s = Prepared::new(&input, &slots(&confidence), &labels).stats(&[1; 4], 3);
         let cm = crate::metrics::Confusion::from_labels(&labels, &preds, 3);
         let r = crate::metrics::report(&cm);
         assert_eq!(s.accuracy, r.accuracy);
