@@ -246,8 +246,30 @@ pub struct RotationPlan {
     /// torchvision's coverage factor for a constant fill: 1 - fill_w (1 for edge/reflect).
     keep: Vec<f32>,
     fill_255: f32,
+    /// How a 1-tap plan can be applied without its weights ([`Copying`]).
+    copying: Copying,
     /// `pil-bilinear`: each output pixel's Pillow taps (the other fields unused).
     pil: Option<Vec<pil::PilTap>>,
+}
+
+/// A 1-tap plan whose every weight is 1 and every fill share 0 (a turn by a
+/// multiple of 90 degrees with nothing rotated in) copies source pixels: its sum
+/// `1 * v + 0 * fill` is `v` to the bit, for the byte values `v` and finite fills,
+/// so applying it can skip the arithmetic; and at 0 degrees it copies them in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Copying {
+    /// Weights and fill shares apply.
+    No,
+    /// Output pixel `p` is source pixel `idx[p]`.
+    Permutation,
+    /// Output pixel `p` is source pixel `p`.
+    Identity,
+}
+
+thread_local! {
+    /// [`RotationPlan::apply`]'s scratch: the source image as f32, one per thread,
+    /// so that rotating an image allocates nothing.
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// `angle_deg` reduced into [0, 360): the same turn. The remainder `%` is exact for
@@ -605,6 +627,7 @@ impl RotationPlan {
             fill_w: vec![0.0; n],
             keep: vec![1.0; n],
             fill_255: opts.fill.constant_255(),
+            copying: Copying::No,
             pil: None,
         };
         for (p, &(x, y, sample)) in src.iter().enumerate() {
@@ -616,7 +639,27 @@ impl RotationPlan {
             plan.fill_w[p] = t.fill_w;
             plan.keep[p] = 1.0 - t.fill_w;
         }
+        plan.copying = plan.copying();
         plan
+    }
+
+    /// Whether this plan only copies pixels ([`Copying`]).
+    fn copying(&self) -> Copying {
+        let g = self.geometry;
+        let copies = self.pil.is_none()
+            && self.taps == 1
+            && self.fill_255.is_finite()
+            && self.wts.iter().all(|&w| w == 1.0)
+            && self.fill_w.iter().all(|&f| f == 0.0);
+        if !copies {
+            Copying::No
+        } else if (g.in_h, g.in_w) == (g.out_h, g.out_w)
+            && self.idx.iter().enumerate().all(|(p, &i)| i as usize == p)
+        {
+            Copying::Identity
+        } else {
+            Copying::Permutation
+        }
     }
 
     /// A `pil-bilinear` plan: Pillow's taps for every output pixel.
@@ -637,6 +680,7 @@ impl RotationPlan {
             fill_w: vec![],
             keep: vec![],
             fill_255: pil::fill_u8(opts),
+            copying: Copying::No,
             pil: Some(taps),
         }
     }
@@ -679,14 +723,30 @@ impl RotationPlan {
                     }
                 }
             }
-            (None, 1) => {
-                for (plane, dst) in planes.take(channels) {
-                    for p in 0..op {
-                        dst[p] = self.wts[p] * plane[self.idx[p] as usize] as f32
-                            + self.fill_w[p] * self.fill_255;
+            (None, 1) => match self.copying {
+                Copying::Identity => {
+                    for (plane, dst) in planes.take(channels) {
+                        for (d, &v) in dst.iter_mut().zip(plane) {
+                            *d = v as f32;
+                        }
                     }
                 }
-            }
+                Copying::Permutation => {
+                    for (plane, dst) in planes.take(channels) {
+                        for (d, &i) in dst.iter_mut().zip(&self.idx) {
+                            *d = plane[i as usize] as f32;
+                        }
+                    }
+                }
+                Copying::No => {
+                    for (plane, dst) in planes.take(channels) {
+                        for p in 0..op {
+                            dst[p] = self.wts[p] * plane[self.idx[p] as usize] as f32
+                                + self.fill_w[p] * self.fill_255;
+                        }
+                    }
+                }
+            },
             // A plan holds 1 tap a pixel (integral sources), 4 (bilinear) or 16 (bicubic).
             (None, 4) => self.apply_taps::<4>(src, channels, out),
             (None, _) => self.apply_taps::<MAX_TAPS>(src, channels, out),
@@ -700,6 +760,48 @@ impl RotationPlan {
     /// fixed number of terms. The same sums in the same order as the general
     /// path, so the same bits.
     fn apply_taps<const N: usize>(&self, src: &[u8], channels: usize, out: &mut [f32]) {
+        match channels {
+            1 => self.apply_pixels::<N, 1>(src, out),
+            3 => self.apply_pixels::<N, 3>(src, out),
+            _ => self.apply_planes::<N>(src, channels, out),
+        }
+    }
+
+    /// [`RotationPlan::apply_taps`] for a channel count known when compiling (1 and
+    /// 3, the common ones): the source as f32 in this thread's scratch, and the
+    /// channel loop unrolled (timed by `cargo run --release -p rotbench-core
+    /// --example rotate_speed`; docs/performance.md has the figures).
+    fn apply_pixels<const N: usize, const C: usize>(&self, src: &[u8], out: &mut [f32]) {
+        let g = self.geometry;
+        let (ip, op) = (g.in_h * g.in_w, g.out_h * g.out_w);
+        SCRATCH.with(|cell| {
+            let mut floats = cell.borrow_mut();
+            floats.clear();
+            floats.extend(src[..C * ip].iter().map(|&v| v as f32));
+            let mut chunks = floats.chunks_exact(ip);
+            let planes: [&[f32]; C] = std::array::from_fn(|_| chunks.next().unwrap_or_default());
+            let mut outs = out.chunks_exact_mut(op);
+            let dst: [&mut [f32]; C] = std::array::from_fn(|_| outs.next().unwrap_or_default());
+            let taps = self.idx.chunks_exact(N).zip(self.wts.chunks_exact(N));
+            let cover = self.keep.iter().zip(&self.fill_w);
+            for (p, ((i, w), (&keep, &fill_w))) in taps.zip(cover).enumerate().take(op) {
+                let fill = fill_w * self.fill_255;
+                for c in 0..C {
+                    let plane = planes[c];
+                    let mut acc = 0.0f32;
+                    for k in 0..N {
+                        acc += w[k] * plane[i[k] as usize];
+                    }
+                    if let Some(d) = dst[c].get_mut(p) {
+                        *d = acc * keep + fill;
+                    }
+                }
+            }
+        })
+    }
+
+    /// [`RotationPlan::apply_taps`] for any number of channels, plane by plane.
+    fn apply_planes<const N: usize>(&self, src: &[u8], channels: usize, out: &mut [f32]) {
         let g = self.geometry;
         let (ip, op) = (g.in_h * g.in_w, g.out_h * g.out_w);
         // The source as f32 once (a vectorised pass), not once per tap.
@@ -796,34 +898,37 @@ mod tests {
     fn rotating_without_a_plan_is_bit_for_bit_the_plans_result() {
         // Every interpolation, fill and mask, at angles that are exact permutations,
         // near-permutations and neither, into a centre crop (odd and even offsets)
-        // and at the same size: rotate_into must equal RotationPlan::apply to the bit.
+        // and at the same size, for 1 to 4 channels (each count has its own path in
+        // `apply`): rotate_into must equal RotationPlan::apply to the bit.
         let mut state = 7u64;
         let mut next = || {
             state = crate::metrics::bootstrap::mix(state);
             state
         };
-        let (h, w, c) = (23, 30, 3);
-        let img: Vec<u8> = (0..c * h * w).map(|_| next() as u8).collect();
-        let geometries = [
-            Geometry::same(h, w),
-            Geometry::centre_crop(h, w, 16, 16),
-            Geometry::centre_crop(h, w, 17, 20),
-        ];
+        let (h, w) = (23, 30);
         let mut checked = 0;
-        for opts in RotateOptions::every_combination() {
-            for angle in [0.0, 90.0, 180.0, 270.0, 1e-10, 17.5, 45.0, -33.0, 200.25] {
-                for g in geometries {
-                    let n = c * g.out_h * g.out_w;
-                    let (mut a, mut b) = (vec![0f32; n], vec![0f32; n]);
-                    RotationPlan::new(g, angle, &opts).apply(&img, c, &mut a);
-                    rotate_into(g, angle, &opts, &img, c, &mut b);
-                    let same = a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits());
-                    assert!(same, "{opts:?} {angle} {g:?}");
-                    checked += 1;
+        for c in 1..=4 {
+            let img: Vec<u8> = (0..c * h * w).map(|_| next() as u8).collect();
+            let geometries = [
+                Geometry::same(h, w),
+                Geometry::centre_crop(h, w, 16, 16),
+                Geometry::centre_crop(h, w, 17, 20),
+            ];
+            for opts in RotateOptions::every_combination() {
+                for angle in [0.0, 90.0, 180.0, 270.0, 1e-10, 17.5, 45.0, -33.0, 200.25] {
+                    for g in geometries {
+                        let n = c * g.out_h * g.out_w;
+                        let (mut a, mut b) = (vec![0f32; n], vec![0f32; n]);
+                        RotationPlan::new(g, angle, &opts).apply(&img, c, &mut a);
+                        rotate_into(g, angle, &opts, &img, c, &mut b);
+                        let same = a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits());
+                        assert!(same, "{c} channels, {opts:?} {angle} {g:?}");
+                        checked += 1;
+                    }
                 }
             }
         }
-        assert_eq!(checked, 3 * 4 * 2 * 9 * 3);
+        assert_eq!(checked, 4 * 3 * 4 * 2 * 9 * 3);
     }
 
     fn marked(h: usize, w: usize, r: usize, c: usize) -> Vec<u8> {
