@@ -45,7 +45,7 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         eprintln!("error: internal error (please report it): {info}");
     }));
-    match std::panic::catch_unwind(run) {
+    let code = match std::panic::catch_unwind(run) {
         Ok(Ok(code)) => code,
         Ok(Err(e)) => match e.downcast_ref::<run::interrupt::Interrupted>() {
             // Ctrl-C: how far it got and how to continue, exit 130 as a shell's.
@@ -59,5 +59,24 @@ fn main() -> ExitCode {
             }
         },
         Err(_) => ExitCode::from(2),
+    };
+    exit_now(code)
+}
+
+/// End the process without running libtorch's static destructors, which
+/// unregister its thousands of operators one by one (0.1 s of every run, as much
+/// as a tenth of a small sweep; docs/performance.md). Everything rotbench writes
+/// is on disk by now (each result file is synced before it is swapped in), and
+/// stderr is unbuffered; stdout is flushed here. Where the exit code cannot be
+/// read back, the process ends the usual way.
+fn exit_now(code: ExitCode) -> ExitCode {
+    use std::io::Write;
+    let Some(value) = [0u8, 1, 2, 130].into_iter().find(|&v| ExitCode::from(v) == code) else {
+        return code;
+    };
+    if std::io::stdout().flush().is_err() {
+        return ExitCode::from(2);
     }
+    // SAFETY: `_exit` ends the process at once; no Rust state is used after it.
+    unsafe { libc::_exit(i32::from(value)) }
 }

@@ -258,28 +258,32 @@ pub fn recover(dir: &Path) -> Result<()> {
 /// afterwards every owned name holds this call's file or nothing. On an error the
 /// previous set is left as it was. Every file's top-level name must be owned.
 pub fn replace_set(dir: &Path, owned: &[&str], files: &[(String, Vec<u8>)]) -> Result<()> {
-    replace_set_streaming(dir, owned, files, &[])
+    replace_set_streaming(dir, owned, &[], |_| Ok(files.to_vec()))
 }
 
 /// A result file too large to hold in memory: a function that writes its bytes.
 pub type Streamed<'a> = (String, &'a dyn Fn(&mut dyn Write) -> Result<()>);
 
 /// [`replace_set`] with some files written by functions (`streamed`) instead of
-/// held as bytes; they are staged, and swapped in, with the rest.
+/// held as bytes. They are staged first, each hashed as it is written (sha256,
+/// lower-case hex, as `rotbench::hash::content_hash` gives it), and `files` makes
+/// the held files from those hashes (summary.json records them), so a streamed
+/// file is made once, not once to hash and again to write. All are then swapped
+/// in as one set.
 pub fn replace_set_streaming(
     dir: &Path,
     owned: &[&str],
-    files: &[(String, Vec<u8>)],
     streamed: &[Streamed<'_>],
+    files: impl FnOnce(&[String]) -> Result<Vec<(String, Vec<u8>)>>,
 ) -> Result<()> {
-    for name in files
-        .iter()
-        .map(|f| &f.0)
-        .chain(streamed.iter().map(|f| &f.0))
-    {
+    let check = |name: &str| -> Result<()> {
         if !owned.contains(&top_name(name)) || name.split('/').any(|c| c.is_empty() || c == "..") {
             bail!("internal: result file `{name}` is not among the names this command owns");
         }
+        Ok(())
+    };
+    for (name, _) in streamed {
+        check(name)?;
     }
     fs::create_dir_all(dir)
         .map_err(|e| anyhow!("{}: cannot create the folder ({e})", dir.display()))?;
@@ -291,28 +295,37 @@ pub fn replace_set_streaming(
     remove(&stage)?;
     remove(&backup)?;
 
-    // 1. Stage every file; nothing in the folder changes yet.
+    // 1. Stage every file; nothing in the folder changes yet. A failure in `files`
+    // (an internal error) also leaves the folder as it was.
+    let mut names: Vec<String> = streamed.iter().map(|(n, _)| n.clone()).collect();
     let staged = (|| -> Result<()> {
         fs::create_dir_all(&stage)?;
-        for (name, bytes) in files {
-            let p = stage.join(name);
-            if let Some(parent) = p.parent() {
-                fs::create_dir_all(parent)?;
-            }
-            let mut f = fs::File::create(&p)
-                .with_context(|| format!("{}: cannot write", dir.join(name).display()))?;
-            f.write_all(bytes)
-                .and_then(|_| f.sync_all())
-                .with_context(|| format!("{}: cannot write", dir.join(name).display()))?;
-        }
+        let mut hashes = Vec::with_capacity(streamed.len());
         for (name, write) in streamed {
             let p = stage.join(name);
             let f = fs::File::create(&p)
                 .with_context(|| format!("{}: cannot write", dir.join(name).display()))?;
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+            let mut w = Hashing {
+                file: std::io::BufWriter::with_capacity(1 << 20, f),
+                hash: sha2::Sha256::default(),
+            };
             write(&mut w)
-                .and_then(|_| Ok(w.into_inner().map_err(|e| e.into_error())?.sync_all()?))
+                .and_then(|_| Ok(w.file.into_inner().map_err(|e| e.into_error())?.sync_all()?))
                 .with_context(|| format!("{}: cannot write", dir.join(name).display()))?;
+            hashes.push(crate::hash::hex(&sha2::Digest::finalize(w.hash)));
+        }
+        for (name, bytes) in files(&hashes)? {
+            check(&name)?;
+            let p = stage.join(&name);
+            if let Some(parent) = p.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            let mut f = fs::File::create(&p)
+                .with_context(|| format!("{}: cannot write", dir.join(&name).display()))?;
+            f.write_all(&bytes)
+                .and_then(|_| f.sync_all())
+                .with_context(|| format!("{}: cannot write", dir.join(&name).display()))?;
+            names.push(name);
         }
         Ok(())
     })();
@@ -325,12 +338,7 @@ pub fn replace_set_streaming(
     }
 
     // 2. The journal: from here until its removal, a kill is rolled back by the next writer.
-    let mut new: Vec<String> = files
-        .iter()
-        .map(|(n, _)| n)
-        .chain(streamed.iter().map(|(n, _)| n))
-        .map(|n| top_name(n).to_string())
-        .collect();
+    let mut new: Vec<String> = names.iter().map(|n| top_name(n).to_string()).collect();
     new.sort();
     new.dedup();
     let existed: Vec<String> = owned
@@ -397,6 +405,23 @@ pub fn replace_set_streaming(
     let _ = remove(&backup);
     let _ = remove(&stage);
     Ok(())
+}
+
+/// A streamed file's writer: the file, and the sha256 of what went into it.
+struct Hashing<W: Write> {
+    file: W,
+    hash: sha2::Sha256,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        sha2::Digest::update(&mut self.hash, &buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
 }
 
 /// Remove a file or folder if present.

@@ -8,7 +8,6 @@ use rotbench::report::{self, csv as csvx, json::SummaryJson, Export, Results};
 use rotbench::results::SweepResult;
 use rotbench::summary::Summary;
 use rotbench::unlabelled::{self, UnlabelledSummary};
-use sha2::Digest;
 use std::path::Path;
 
 pub struct Outputs<'a> {
@@ -52,28 +51,31 @@ pub fn write_results(
         .collect();
     let write_predictions =
         |w: &mut dyn std::io::Write| csvx::write_predictions(summary, result, w);
-    if !o.no_predictions {
-        bound
-            .files
-            .insert("predictions.csv".into(), streamed_hash(&write_predictions)?);
-    }
+    // predictions.csv is written first; the rest, summary.json with its hash, after.
+    let make = |hashes: &[String]| -> Result<Vec<(String, Vec<u8>)>> {
+        if let Some(h) = hashes.first() {
+            bound.files.insert("predictions.csv".into(), h.clone());
+        }
+        let summary = &bound;
+        let summary_bytes = SummaryJson.render(&Results {
+            summary,
+            sweep: Some(result),
+        })?;
+        if let Some(t) = timing.as_object_mut() {
+            t.insert("summary_sha256".into(), content_hash(&summary_bytes).into());
+        }
+        files.insert(0, ("summary.json".to_string(), summary_bytes));
+        if !o.no_report {
+            let examples = report::examples::build(&results);
+            let wall = timing.get("wall_seconds").and_then(|v| v.as_f64());
+            files.extend(report::visual::render(summary, examples.as_ref(), wall)?);
+        }
+        files.push(("timing.json".into(), serde_json::to_vec_pretty(&timing)?));
+        files.extend(extra);
+        Ok(files)
+    };
+    replace_set(o, &write_predictions, make)?;
     let summary = &bound;
-    let summary_bytes = SummaryJson.render(&Results {
-        summary,
-        sweep: Some(result),
-    })?;
-    if let Some(t) = timing.as_object_mut() {
-        t.insert("summary_sha256".into(), content_hash(&summary_bytes).into());
-    }
-    files.insert(0, ("summary.json".to_string(), summary_bytes));
-    if !o.no_report {
-        let examples = report::examples::build(&results);
-        let wall = timing.get("wall_seconds").and_then(|v| v.as_f64());
-        files.extend(report::visual::render(summary, examples.as_ref(), wall)?);
-    }
-    files.push(("timing.json".into(), serde_json::to_vec_pretty(&timing)?));
-    files.extend(extra);
-    replace_set(o, &files, &write_predictions)?;
     for m in &summary.models {
         if m.nonfinite_logits > 0 {
             eprintln!(
@@ -106,22 +108,22 @@ pub fn write_unlabelled(
         .insert("per_angle.csv".into(), content_hash(&per_angle));
     let write_predictions =
         |w: &mut dyn std::io::Write| unlabelled::write_predictions(summary, result, w);
-    if !o.no_predictions {
-        bound
-            .files
-            .insert("predictions.csv".into(), streamed_hash(&write_predictions)?);
-    }
-    let mut summary_bytes = serde_json::to_vec_pretty(&bound)?;
-    summary_bytes.push(b'\n');
-    if let Some(t) = timing.as_object_mut() {
-        t.insert("summary_sha256".into(), content_hash(&summary_bytes).into());
-    }
-    let files = vec![
-        ("summary.json".to_string(), summary_bytes),
-        ("per_angle.csv".to_string(), per_angle),
-        ("timing.json".into(), serde_json::to_vec_pretty(&timing)?),
-    ];
-    replace_set(o, &files, &write_predictions)?;
+    let make = |hashes: &[String]| -> Result<Vec<(String, Vec<u8>)>> {
+        if let Some(h) = hashes.first() {
+            bound.files.insert("predictions.csv".into(), h.clone());
+        }
+        let mut summary_bytes = serde_json::to_vec_pretty(&bound)?;
+        summary_bytes.push(b'\n');
+        if let Some(t) = timing.as_object_mut() {
+            t.insert("summary_sha256".into(), content_hash(&summary_bytes).into());
+        }
+        Ok(vec![
+            ("summary.json".to_string(), summary_bytes),
+            ("per_angle.csv".to_string(), per_angle),
+            ("timing.json".into(), serde_json::to_vec_pretty(&timing)?),
+        ])
+    };
+    replace_set(o, &write_predictions, make)?;
     for m in &bound.models {
         if m.nonfinite_logits > 0 {
             eprintln!(
@@ -140,26 +142,19 @@ pub fn write_unlabelled(
     Ok(bound)
 }
 
-/// The sha256 of predictions.csv, which is streamed: hashed in one pass, written
-/// in another (it has a row per model x angle x sample).
-fn streamed_hash(write: &dyn Fn(&mut dyn std::io::Write) -> Result<()>) -> Result<String> {
-    let mut h = sha2::Sha256::new();
-    write(&mut h)?;
-    Ok(rotbench::hash::hex(&h.finalize()))
-}
-
-/// Write `files`, and predictions.csv unless --no-predictions, as one set.
+/// Write predictions.csv (unless --no-predictions), then the files `make` gives
+/// from its hash (none when there is no predictions.csv), as one set.
 fn replace_set(
     o: &Outputs<'_>,
-    files: &[(String, Vec<u8>)],
     write_predictions: &dyn Fn(&mut dyn std::io::Write) -> Result<()>,
+    make: impl FnOnce(&[String]) -> Result<Vec<(String, Vec<u8>)>>,
 ) -> Result<()> {
     let streamed: Vec<output::Streamed<'_>> = if o.no_predictions {
         vec![]
     } else {
         vec![("predictions.csv".into(), write_predictions)]
     };
-    output::replace_set_streaming(o.out, report::files::RESULT_FILES, files, &streamed)
+    output::replace_set_streaming(o.out, report::files::RESULT_FILES, &streamed, make)
 }
 
 /// What the user should know of the data as read: unreadable images skipped,

@@ -183,6 +183,9 @@ pub fn run<C: Classifier>(
     let rows = SLICE as usize * slice_threads(settings.threads, models, target);
     let mut auto_batch = AutoBatch::spread(settings.batch, order.len(), target.pixels(), rows);
     let (choice_tx, choice_rx) = sync_channel::<usize>(1);
+    // Scored batches' buffers go back to the producer, which rotates into them
+    // instead of zeroing new ones.
+    let (spent_tx, spent_rx) = std::sync::mpsc::channel::<Vec<f32>>();
     let mut consumer = Consumer {
         models,
         compute: &compute,
@@ -233,6 +236,7 @@ pub fn run<C: Classifier>(
             max_chunk: auto_batch.max_chunk(),
             schedule: auto_batch.schedule().to_vec(),
             pool: consumer.slices.as_ref().and_then(|s| s.pool.clone()),
+            spent: std::sync::Mutex::new(spent_rx),
         };
         scope.spawn(move || producer.run(source, tx, choice_rx));
         // Owned here so that an early return drops it and a producer waiting for the
@@ -246,7 +250,11 @@ pub fn run<C: Classifier>(
                 consumer.start_chunk(&chunk)?;
                 continue;
             };
-            let calibrating = consumer.score_angle(&chunk, rotated, &auto_batch, progress)?;
+            let calibrating = consumer.score_angle(&chunk, &rotated, &auto_batch, progress)?;
+            if !rotated.pixels.is_empty() {
+                // Fails only if the producer has ended.
+                let _ = spent_tx.send(rotated.pixels);
+            }
             if calibrating && consumer.timing.angle_msgs == order.len() {
                 let t = &consumer.timing;
                 let step =
@@ -361,11 +369,11 @@ impl<C: Classifier> Consumer<'_, C> {
     fn score_angle(
         &mut self,
         chunk: &Chunk,
-        rotated: Rotated,
+        rotated: &Rotated,
         auto_batch: &AutoBatch,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<bool> {
-        let Rotated { angle, pixels } = rotated;
+        let Rotated { angle, ref pixels } = *rotated;
         self.timing.angle_msgs += 1;
         let calibrating = auto_batch.is_timing(self.timing.computed_chunks);
         let n = chunk.len();
@@ -380,12 +388,7 @@ impl<C: Classifier> Consumer<'_, C> {
                     .get_or_insert_with(|| crate::rotate_device::DevicePlan::new(plan, device))
                     .apply(src)
             }
-            _ => Tensor::from_slice(&pixels).view([
-                n as i64,
-                t.channels as i64,
-                t.height as i64,
-                t.width as i64,
-            ]),
+            _ => host_batch(pixels, [n, t.channels, t.height, t.width])?,
         };
         for (mi, model) in self.models.iter().enumerate() {
             if !self.compute[mi][angle] {
@@ -461,6 +464,30 @@ impl EarlyStop {
 /// The model's logits for the batch, as a flat row-major vector; with `alive`,
 /// only those rows are run, and the others hold zeros (scored, then marked
 /// [`SKIPPED`]).
+/// A rotated batch as a tensor over the producer's buffer, without a copy. The
+/// tensor borrows `pixels`: the caller declares it after `pixels`, so that it is
+/// dropped first, and every model makes new tensors from it (scaling and
+/// normalising) rather than keeping it.
+fn host_batch(pixels: &[f32], shape: [usize; 4]) -> Result<Tensor> {
+    if pixels.len() != shape.iter().product::<usize>() {
+        bail!("internal: a rotated batch of {} values for shape {shape:?}", pixels.len());
+    }
+    let size: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+    let strides: Vec<i64> = (0..4).map(|k| shape[k + 1..].iter().product::<usize>() as i64).collect();
+    // SAFETY: `pixels` holds exactly `size`'s contiguous f32 values and outlives
+    // the tensor (see above); libtorch neither frees nor resizes a blob.
+    unsafe {
+        Tensor::f_from_blob(
+            pixels.as_ptr().cast(),
+            &size,
+            &strides,
+            tch::Kind::Float,
+            tch::Device::Cpu,
+        )
+    }
+    .map_err(|e| anyhow::anyhow!("internal: cannot wrap a rotated batch: {e}"))
+}
+
 fn forward_some<C: Classifier>(
     model: &C,
     input: &Tensor,

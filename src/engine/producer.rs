@@ -44,6 +44,9 @@ pub struct Producer<'a> {
     /// that a slice thread without a slice rotates the next angle instead of
     /// waiting, and no more threads than `--threads` compete for the cores.
     pub pool: Option<Arc<rayon::ThreadPool>>,
+    /// Buffers of batches the consumer has scored, to rotate into again.
+    /// (In a mutex only because the rotation's closures share the producer.)
+    pub spent: std::sync::Mutex<Receiver<Vec<f32>>>,
 }
 
 impl Producer<'_> {
@@ -127,7 +130,7 @@ impl Producer<'_> {
                 let mut pixels = if by_consumer {
                     vec![]
                 } else {
-                    vec![0f32; chunk.len() * px]
+                    self.buffer(chunk.len() * px)
                 };
                 if by_consumer {
                     // nothing to do here
@@ -163,6 +166,20 @@ impl Producer<'_> {
         }
     }
 
+    /// A buffer of `len` values for a rotated batch: a scored batch's, whose old
+    /// values the rotation overwrites (every rotation writes every value of its
+    /// output), or a new one.
+    fn buffer(&self, len: usize) -> Vec<f32> {
+        let spent = self.spent.lock().ok().and_then(|r| r.try_recv().ok());
+        match spent {
+            Some(mut v) => {
+                v.resize(len, 0.0);
+                v
+            }
+            None => vec![0f32; len],
+        }
+    }
+
     /// Run `work` (rayon's parallel loops) on the slice threads where there are
     /// some, else on rayon's global pool.
     fn on_pool<R: Send>(&self, work: impl FnOnce() -> R + Send) -> R {
@@ -180,7 +197,7 @@ impl Producer<'_> {
         };
         let px = self.target.pixels();
         let (th, tw, c) = (self.target.height, self.target.width, self.target.channels);
-        let mut pixels = vec![0f32; chunk.len() * px];
+        let mut pixels = self.buffer(chunk.len() * px);
         pixels.par_chunks_mut(px).enumerate().for_each(|(k, out)| {
             let pose = draws.pose(chunk.indices[k], d);
             let (g, src) = match chunk.dims.get(k) {

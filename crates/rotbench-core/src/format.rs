@@ -19,6 +19,13 @@ pub fn num(v: f64) -> String {
 pub fn num32(v: f32) -> String {
     if v.is_nan() {
         String::new()
+    } else if v == 0.0 || (0.1..10.0).contains(&v.abs()) {
+        // Positional is the shorter here, so the scientific form need not be made:
+        // with d significant digits, `0.d…` takes d + 2 characters (d + 3 with a
+        // sign) against `d.…e-1`'s d + 3 or more, and `d.…` d + 1 against
+        // `d.…e0`'s d + 2 or more; 0 is `0` against `0e0`. Most confidences and
+        // probabilities fall here (`num32_positional_range_needs_no_scientific_form`).
+        v.to_string()
     } else {
         shorter(v.to_string(), format!("{v:e}"))
     }
@@ -109,6 +116,29 @@ pub fn duration(secs: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn num32_positional_range_needs_no_scientific_form() {
+        // num32 skips the scientific form for 0 and 0.1 <= |v| < 10: it must give
+        // what comparing both forms gives, at the range's edges, and for a million
+        // f32s drawn from every bit pattern there and around it.
+        let both = |v: f32| shorter(v.to_string(), format!("{v:e}"));
+        let mut values = vec![0.0f32, -0.0, 0.1, -0.1, 10.0, 1.0, 9.999999, 0.099999994];
+        values.extend([0.1f32, 10.0].iter().flat_map(|&e| {
+            let b = e.to_bits();
+            [f32::from_bits(b - 1), f32::from_bits(b + 1)]
+        }));
+        let (lo, hi) = (1e-6f32.to_bits(), 1e6f32.to_bits());
+        let mut state = 3u64;
+        for _ in 0..1_000_000 {
+            state = crate::metrics::bootstrap::mix(state);
+            let v = f32::from_bits(lo + (state % u64::from(hi - lo)) as u32);
+            values.push(if state >> 63 == 1 { -v } else { v });
+        }
+        for v in values {
+            assert_eq!(num32(v), both(v), "{v:e}");
+        }
+    }
 
     #[test]
     fn numbers_take_their_shorter_exact_form() {

@@ -322,45 +322,78 @@ pub fn predictions_csv(summary: &Summary, sweep: &SweepResult) -> Result<Vec<u8>
 
 /// The bytes of [`predictions_csv`], streamed into `out` rather than held: the
 /// file has a row per model x angle x sample (2.2 million rows, 200 MB, for the
-/// demo), so the sweep hashes and writes it in passes instead of keeping it.
+/// demo), so the sweep writes it in pieces instead of keeping it. The pieces (up
+/// to [`PREDICTION_PIECE`] rows of one model at one pose) are formatted on
+/// rayon's threads, a round of one per thread at a time, and written in order:
+/// the bytes are those of one writer formatting every row in turn, since a CSV
+/// row's text depends on that row alone.
 pub fn write_predictions(
     summary: &Summary,
     sweep: &SweepResult,
     out: &mut dyn std::io::Write,
 ) -> Result<()> {
-    let mut w = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::Any(b'\n'))
-        .has_headers(false)
-        .from_writer(out);
-    w.write_record(PREDICTION_COLUMNS)?;
+    use rayon::prelude::*;
+    let rows = || {
+        csv::WriterBuilder::new()
+            .terminator(csv::Terminator::Any(b'\n'))
+            .has_headers(false)
+            .from_writer(Vec::new())
+    };
+    let mut head = rows();
+    head.write_record(PREDICTION_COLUMNS)?;
+    out.write_all(&finish(head)?)?;
+    let n = sweep.labels.len();
+    let round = rayon::current_num_threads().max(1);
     for (m, ms) in summary.models.iter().zip(&sweep.models) {
-        for (ai, pose) in sweep.poses.iter().enumerate() {
-            for s in 0..sweep.labels.len() {
-                w.serialize(PredictionRow {
-                    model: m.id.name.as_str().into(),
-                    angle: pose.angle,
-                    dx: pose.dx,
-                    dy: pose.dy,
-                    index: sweep.indices[s],
-                    label: sweep.labels[s],
-                    pred: ms.cols[ai].preds[s],
-                    confidence: ms.cols[ai].confidence[s],
-                    source: sweep.sources[s].as_str().into(),
-                    p_true: ms.cols[ai].p_true[s],
-                    brier: ms.cols[ai].brier[s],
-                    top_k: top_k_text(ms.top_k_list(ai, s)).into(),
-                    draw: None,
-                    worst: None,
-                })?;
+        let pieces: Vec<(usize, usize)> = (0..sweep.poses.len())
+            .flat_map(|ai| (0..n).step_by(PREDICTION_PIECE).map(move |at| (ai, at)))
+            .collect();
+        for group in pieces.chunks(round) {
+            let texts: Vec<Result<Vec<u8>>> = group
+                .par_iter()
+                .map(|&(ai, at)| {
+                    let pose = sweep.poses[ai];
+                    let col = &ms.cols[ai];
+                    let mut piece = rows();
+                    for s in at..(at + PREDICTION_PIECE).min(n) {
+                        piece.serialize(PredictionRow {
+                            model: m.id.name.as_str().into(),
+                            angle: pose.angle,
+                            dx: pose.dx,
+                            dy: pose.dy,
+                            index: sweep.indices[s],
+                            label: sweep.labels[s],
+                            pred: col.preds[s],
+                            confidence: col.confidence[s],
+                            source: sweep.sources[s].as_str().into(),
+                            p_true: col.p_true[s],
+                            brier: col.brier[s],
+                            top_k: top_k_text(ms.top_k_list(ai, s)).into(),
+                            draw: None,
+                            worst: None,
+                        })?;
+                    }
+                    finish(piece)
+                })
+                .collect();
+            for text in texts {
+                out.write_all(&text?)?;
             }
         }
         if let Some(draws) = &sweep.draws {
+            let mut w = csv::WriterBuilder::new()
+                .terminator(csv::Terminator::Any(b'\n'))
+                .has_headers(false)
+                .from_writer(&mut *out);
             write_draws(&mut w, m.id.name.as_str(), sweep, ms, draws)?;
+            w.flush()?;
         }
     }
-    w.flush()?;
     Ok(())
 }
+
+/// The most rows of predictions.csv formatted as one piece (about 1.5 MB of text).
+const PREDICTION_PIECE: usize = 16_384;
 
 /// `--worst-of K`'s rows of one model: each sample's K draws, at the sample's
 /// own pose, after the grid's rows, the worst draw marked.
