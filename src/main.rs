@@ -74,9 +74,9 @@ fn exit_now(code: ExitCode) -> ExitCode {
     let Some(value) = [0u8, 1, 2, 130].into_iter().find(|&v| ExitCode::from(v) == code) else {
         return code;
     };
-    if std::io::stdout().flush().is_err() {
-        return ExitCode::from(2);
-    }
+    // As at a normal exit, a stdout that cannot take the rest (a closed pipe) is
+    // not an error: the console already stopped writing to it.
+    let _ = std::io::stdout().flush();
     // SAFETY: `_exit` ends the process at once; no Rust state is used after it.
     unsafe { libc::_exit(i32::from(value)) }
 }

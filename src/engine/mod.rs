@@ -163,10 +163,9 @@ pub fn run<C: Classifier>(
         reference,
     } = plan;
     let angle_needed: Vec<bool> = (0..na).map(|a| compute.iter().any(|c| c[a])).collect();
-    let plans = rotation_plans(&poses, &angle_needed, target, &settings.rotate);
-    let mut plans = plans;
+    let mut plans = rotation_plans(&poses, &angle_needed, target, &settings.rotate);
     plans.resize_with(na, || None); // a draw has a pose per sample, no plan
-                                    // Work order inside a chunk: the reference first, so later angles compare to it.
+    // Work order inside a chunk: the reference first, so later angles compare to it.
     let order: Vec<usize> = std::iter::once(reference)
         .chain((0..na).filter(|&i| i != reference))
         .filter(|&a| angle_needed[a])
@@ -183,8 +182,7 @@ pub fn run<C: Classifier>(
     let rows = SLICE as usize * slice_threads(settings.threads, models, target);
     let mut auto_batch = AutoBatch::spread(settings.batch, order.len(), target.pixels(), rows);
     let (choice_tx, choice_rx) = sync_channel::<usize>(1);
-    // Scored batches' buffers go back to the producer, which rotates into them
-    // instead of zeroing new ones.
+    // Scored batches' buffers go back to the producer to rotate into (not zeroed).
     let (spent_tx, spent_rx) = std::sync::mpsc::channel::<Vec<f32>>();
     let mut consumer = Consumer {
         models,
