@@ -356,22 +356,8 @@ pub fn write_predictions(
                     let col = &ms.cols[ai];
                     let mut piece = rows();
                     for s in at..(at + PREDICTION_PIECE).min(n) {
-                        piece.serialize(PredictionRow {
-                            model: m.id.name.as_str().into(),
-                            angle: pose.angle,
-                            dx: pose.dx,
-                            dy: pose.dy,
-                            index: sweep.indices[s],
-                            label: sweep.labels[s],
-                            pred: col.preds[s],
-                            confidence: col.confidence[s],
-                            source: sweep.sources[s].as_str().into(),
-                            p_true: col.p_true[s],
-                            brier: col.brier[s],
-                            top_k: top_k_text(ms.top_k_list(ai, s)).into(),
-                            draw: None,
-                            worst: None,
-                        })?;
+                        let top_k = top_k_text(ms.top_k_list(ai, s));
+                        piece.serialize(prediction_row(&m.id.name, pose, sweep, col, s, top_k))?;
                     }
                     finish(piece)
                 })
@@ -390,6 +376,33 @@ pub fn write_predictions(
         }
     }
     Ok(())
+}
+
+/// Sample `s`'s row of predictions.csv, from its column `col` at `pose` (no draw).
+fn prediction_row<'a>(
+    model: &'a str,
+    pose: crate::poses::Pose,
+    sweep: &'a SweepResult,
+    col: &crate::results::Column,
+    s: usize,
+    top_k: String,
+) -> PredictionRow<'a> {
+    PredictionRow {
+        model: model.into(),
+        angle: pose.angle,
+        dx: pose.dx,
+        dy: pose.dy,
+        index: sweep.indices[s],
+        label: sweep.labels[s],
+        pred: col.preds[s],
+        confidence: col.confidence[s],
+        source: sweep.sources[s].as_str().into(),
+        p_true: col.p_true[s],
+        brier: col.brier[s],
+        top_k: top_k.into(),
+        draw: None,
+        worst: None,
+    }
 }
 
 /// The most rows of predictions.csv formatted as one piece (about 1.5 MB of text).
@@ -414,21 +427,11 @@ fn write_draws<W: std::io::Write>(
         let worst = crate::poses::worst_draw(&correct, &p_true);
         for (d, c) in ms.draws.iter().enumerate() {
             let pose = draws.pose(sweep.indices[s], d);
+            let top_k = top_k_text(&c.top_k[s * ms.top_k..(s + 1) * ms.top_k]);
             w.serialize(PredictionRow {
-                model: model.into(),
-                angle: pose.angle,
-                dx: pose.dx,
-                dy: pose.dy,
-                index: sweep.indices[s],
-                label: sweep.labels[s],
-                pred: c.preds[s],
-                confidence: c.confidence[s],
-                source: sweep.sources[s].as_str().into(),
-                p_true: c.p_true[s],
-                brier: c.brier[s],
-                top_k: top_k_text(&c.top_k[s * ms.top_k..(s + 1) * ms.top_k]).into(),
                 draw: Some(d as u32),
                 worst: Some(worst == Some(d)),
+                ..prediction_row(model, pose, sweep, c, s, top_k)
             })?;
         }
     }
