@@ -133,38 +133,79 @@ pub struct Stats {
 /// [`Stats`] from the weighted counts: true (`ts`), predicted (`ps`) and right
 /// (`tp`) per class; samples and right ones per confidence slot, with the slots'
 /// confidence sums; and the total, right, consistent and flipping samples.
-fn finish(
-    ts: &[u64],
-    ps: &[u64],
-    tp: &[u64],
-    (n_bin, right_bin, mut cal): (&[u64], &[u64], Calibration),
-    [total, correct, consistent, flips]: [u64; 4],
-    has_next: bool,
-) -> Stats {
-    for b in 0..n_bin.len() {
-        cal.count[b] = n_bin[b] as f64;
-        cal.correct_sum[b] = right_bin[b] as f64;
+/// The weighted counts of one replicate, before they become [`Stats`].
+struct Sums {
+    /// Per class: samples labelled it, predicted it, and both.
+    ts: Vec<u64>,
+    ps: Vec<u64>,
+    tp: Vec<u64>,
+    /// Per confidence bin: samples, right ones; `cal` takes their confidence sums.
+    n_bin: Vec<u64>,
+    right_bin: Vec<u64>,
+    cal: Calibration,
+    total: u64,
+    correct: u64,
+    consistent: u64,
+    flips: u64,
+}
+
+impl Sums {
+    fn new(n_classes: usize) -> Sums {
+        let cal = Calibration::new(ECE_BINS);
+        let bins = cal.count.len();
+        Sums {
+            ts: vec![0; n_classes],
+            ps: vec![0; n_classes],
+            tp: vec![0; n_classes],
+            n_bin: vec![0; bins],
+            right_bin: vec![0; bins],
+            cal,
+            total: 0,
+            correct: 0,
+            consistent: 0,
+            flips: 0,
+        }
     }
-    let n_classes = ts.len();
-    let div = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-    let f1_macro = if n_classes == 0 {
-        0.0
-    } else {
-        (0..n_classes)
-            .map(|c| div(2 * tp[c], ts[c] + ps[c]))
-            .sum::<f64>()
-            / n_classes as f64
-    };
-    Stats {
-        accuracy: div(correct, total),
-        f1_macro,
-        consistency: div(consistent, total),
-        ece: cal.ece(),
-        flip_next: if has_next {
-            div(flips, total)
+
+    /// The figures; `has_next`: whether there is a next angle to flip to (NaN if not).
+    fn finish(self, has_next: bool) -> Stats {
+        let Sums {
+            ts,
+            ps,
+            tp,
+            n_bin,
+            right_bin,
+            mut cal,
+            total,
+            correct,
+            consistent,
+            flips,
+        } = self;
+        for b in 0..n_bin.len() {
+            cal.count[b] = n_bin[b] as f64;
+            cal.correct_sum[b] = right_bin[b] as f64;
+        }
+        let n_classes = ts.len();
+        let div = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        let f1_macro = if n_classes == 0 {
+            0.0
         } else {
-            f64::NAN
-        },
+            (0..n_classes)
+                .map(|c| div(2 * tp[c], ts[c] + ps[c]))
+                .sum::<f64>()
+                / n_classes as f64
+        };
+        Stats {
+            accuracy: div(correct, total),
+            f1_macro,
+            consistency: div(consistent, total),
+            ece: cal.ece(),
+            flip_next: if has_next {
+                div(flips, total)
+            } else {
+                f64::NAN
+            },
+        }
     }
 }
 
@@ -254,13 +295,7 @@ impl Prepared {
     /// Statistics of these samples over `weights` (weights 1 give the plain
     /// figures, equal to the ones the summary reports).
     pub fn stats(&self, weights: &[u32], n_classes: usize) -> Stats {
-        let mut ts = vec![0u64; n_classes];
-        let mut ps = vec![0u64; n_classes];
-        let mut tp = vec![0u64; n_classes];
-        let mut cal = Calibration::new(ECE_BINS);
-        let bins = cal.count.len();
-        let (mut n_bin, mut right_bin) = (vec![0u64; bins], vec![0u64; bins]);
-        let (mut total, mut correct, mut consistent, mut flips) = (0u64, 0u64, 0u64, 0u64);
+        let mut s = Sums::new(n_classes);
         let mut start = 0;
         for (c, &end) in self.cells.iter().zip(&self.cell_end) {
             let w: u64 = self.by_cell[start..end]
@@ -269,20 +304,20 @@ impl Prepared {
                 .sum();
             start = end;
             let y = c.label as usize;
-            total += w;
-            ts[y] += w;
+            s.total += w;
+            s.ts[y] += w;
             if c.pred != INVALID {
-                ps[c.pred as usize] += w;
+                s.ps[c.pred as usize] += w;
             }
             let slot = c.slot as usize;
-            n_bin[slot] += w;
+            s.n_bin[slot] += w;
             if c.right {
-                tp[y] += w;
-                correct += w;
-                right_bin[slot] += w;
+                s.tp[y] += w;
+                s.correct += w;
+                s.right_bin[slot] += w;
             }
-            consistent += w * c.consistent as u64;
-            flips += w * c.flip as u64;
+            s.consistent += w * c.consistent as u64;
+            s.flips += w * c.flip as u64;
         }
         let mut start = 0;
         for (b, &end) in self.slot_end.iter().enumerate() {
@@ -293,18 +328,10 @@ impl Prepared {
             {
                 sum += c * weights[i as usize] as f64;
             }
-            cal.confidence_sum[b] = sum;
+            s.cal.confidence_sum[b] = sum;
             start = end;
         }
-        let counts = [total, correct, consistent, flips];
-        finish(
-            &ts,
-            &ps,
-            &tp,
-            (&n_bin, &right_bin, cal),
-            counts,
-            self.has_next,
-        )
+        s.finish(self.has_next)
     }
 }
 
@@ -390,49 +417,31 @@ mod tests {
         weights: &[u32],
         n_classes: usize,
     ) -> Stats {
-        let mut ts = vec![0u64; n_classes];
-        let mut ps = vec![0u64; n_classes];
-        let mut tp = vec![0u64; n_classes];
-        let mut cal = Calibration::new(ECE_BINS);
-        let bins = cal.count.len();
-        // Integer weights count exactly in any order; the confidence sum keeps the
-        // sample order. No branch on the weight: a sample drawn 0 times adds 0 to every
-        // sum (the result is bit for bit that of skipping it), and about 37% of the
-        // weights are 0, a branch the CPU cannot predict.
-        let (mut n_bin, mut right_bin) = (vec![0u64; bins], vec![0u64; bins]);
-        let (mut total, mut correct, mut consistent, mut flips) = (0u64, 0u64, 0u64, 0u64);
+        let mut s = Sums::new(n_classes);
         // Without a next angle the flip count is 0 and not reported (NaN below).
         let next = input.next.unwrap_or(input.preds);
         for (i, &w) in weights.iter().enumerate() {
             let w64 = w as u64;
             let (y, p) = (labels[i] as usize, input.preds[i]);
-            total += w64;
-            ts[y] += w64;
+            s.total += w64;
+            s.ts[y] += w64;
             // INVALID is negative: never a label.
             let right = (p == y as i32) as u64;
             if p != INVALID {
-                ps[p as usize] += w64;
+                s.ps[p as usize] += w64;
             }
-            tp[y] += w64 * right;
-            correct += w64 * right;
-            consistent += w64 * (p != INVALID && p == input.reference[i]) as u64;
-            flips += w64 * (p != next[i]) as u64;
+            s.tp[y] += w64 * right;
+            s.correct += w64 * right;
+            s.consistent += w64 * (p != INVALID && p == input.reference[i]) as u64;
+            s.flips += w64 * (p != next[i]) as u64;
             let slot = slots[i] as usize;
             let c = input.confidence[i];
             let c = if c.is_nan() { 1.0 } else { c };
-            n_bin[slot] += w64;
-            right_bin[slot] += w64 * right;
-            cal.confidence_sum[slot] += c * w as f64;
+            s.n_bin[slot] += w64;
+            s.right_bin[slot] += w64 * right;
+            s.cal.confidence_sum[slot] += c * w as f64;
         }
-        let counts = [total, correct, consistent, flips];
-        finish(
-            &ts,
-            &ps,
-            &tp,
-            (&n_bin, &right_bin, cal),
-            counts,
-            input.next.is_some(),
-        )
+        s.finish(input.next.is_some())
     }
 
     #[test]
