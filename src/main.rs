@@ -71,7 +71,10 @@ fn main() -> ExitCode {
 /// read back, the process ends the usual way.
 fn exit_now(code: ExitCode) -> ExitCode {
     use std::io::Write;
-    let Some(value) = [0u8, 1, 2, 130].into_iter().find(|&v| ExitCode::from(v) == code) else {
+    let Some(value) = [0u8, 1, 2, 130]
+        .into_iter()
+        .find(|&v| ExitCode::from(v) == code)
+    else {
         return code;
     };
     // As at a normal exit, a stdout that cannot take the rest (a closed pipe) is

@@ -164,8 +164,9 @@ pub fn run<C: Classifier>(
     } = plan;
     let angle_needed: Vec<bool> = (0..na).map(|a| compute.iter().any(|c| c[a])).collect();
     let mut plans = rotation_plans(&poses, &angle_needed, target, &settings.rotate);
-    plans.resize_with(na, || None); // a draw has a pose per sample, no plan
-    // Work order inside a chunk: the reference first, so later angles compare to it.
+    // A draw has a pose per sample, no plan. The order inside a chunk: the
+    // reference first, so later angles compare to it.
+    plans.resize_with(na, || None);
     let order: Vec<usize> = std::iter::once(reference)
         .chain((0..na).filter(|&i| i != reference))
         .filter(|&a| angle_needed[a])
@@ -234,9 +235,8 @@ pub fn run<C: Classifier>(
             max_chunk: auto_batch.max_chunk(),
             schedule: auto_batch.schedule().to_vec(),
             pool: consumer.slices.as_ref().and_then(|s| s.pool.clone()),
-            spent: std::sync::Mutex::new(spent_rx),
         };
-        scope.spawn(move || producer.run(source, tx, choice_rx));
+        scope.spawn(move || producer.run(source, tx, choice_rx, spent_rx));
         // Owned here so that an early return drops it and a producer waiting for the
         // choice wakes up and ends.
         let choice_tx = choice_tx;
@@ -459,19 +459,21 @@ impl EarlyStop {
     }
 }
 
-/// The model's logits for the batch, as a flat row-major vector; with `alive`,
-/// only those rows are run, and the others hold zeros (scored, then marked
-/// [`SKIPPED`]).
 /// A rotated batch as a tensor over the producer's buffer, without a copy. The
-/// tensor borrows `pixels`: the caller declares it after `pixels`, so that it is
-/// dropped first, and every model makes new tensors from it (scaling and
-/// normalising) rather than keeping it.
+/// tensor borrows `pixels`, which outlive it: `score_angle` drops the tensor
+/// before it returns the batch, and every model makes new tensors from it
+/// (scaling and normalising) rather than keeping it.
 fn host_batch(pixels: &[f32], shape: [usize; 4]) -> Result<Tensor> {
     if pixels.len() != shape.iter().product::<usize>() {
-        bail!("internal: a rotated batch of {} values for shape {shape:?}", pixels.len());
+        bail!(
+            "internal: a rotated batch of {} values for shape {shape:?}",
+            pixels.len()
+        );
     }
     let size: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-    let strides: Vec<i64> = (0..4).map(|k| shape[k + 1..].iter().product::<usize>() as i64).collect();
+    let strides: Vec<i64> = (0..4)
+        .map(|k| shape[k + 1..].iter().product::<usize>() as i64)
+        .collect();
     // SAFETY: `pixels` holds exactly `size`'s contiguous f32 values and outlives
     // the tensor (see above); libtorch neither frees nor resizes a blob.
     unsafe {
@@ -486,6 +488,9 @@ fn host_batch(pixels: &[f32], shape: [usize; 4]) -> Result<Tensor> {
     .map_err(|e| anyhow::anyhow!("internal: cannot wrap a rotated batch: {e}"))
 }
 
+/// The model's logits for the batch, as a flat row-major vector; with `alive`,
+/// only those rows are run, and the others hold zeros (scored, then marked
+/// [`SKIPPED`]).
 fn forward_some<C: Classifier>(
     model: &C,
     input: &Tensor,

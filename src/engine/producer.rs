@@ -44,14 +44,18 @@ pub struct Producer<'a> {
     /// that a slice thread without a slice rotates the next angle instead of
     /// waiting, and no more threads than `--threads` compete for the cores.
     pub pool: Option<Arc<rayon::ThreadPool>>,
-    /// Buffers of batches the consumer has scored, to rotate into again.
-    /// (In a mutex only because the rotation's closures share the producer.)
-    pub spent: std::sync::Mutex<Receiver<Vec<f32>>>,
 }
 
 impl Producer<'_> {
     /// Stream `source` to `tx` until the data ends, an error, or the driver hangs up.
-    pub fn run(self, source: &mut dyn Source, tx: SyncSender<Message>, choice_rx: Receiver<usize>) {
+    /// `spent`: the buffers of batches the driver has scored, to rotate into again.
+    pub fn run(
+        self,
+        source: &mut dyn Source,
+        tx: SyncSender<Message>,
+        choice_rx: Receiver<usize>,
+        spent: Receiver<Vec<f32>>,
+    ) {
         let px = self.target.pixels();
         let mut seen = 0usize;
         let mut calibrated = 0usize;
@@ -115,7 +119,8 @@ impl Producer<'_> {
                 .collect();
             for &a in self.order {
                 if a >= self.poses.len() {
-                    let pixels = self.drawn(&chunk, a - self.poses.len(), &offsets);
+                    let buf = buffer(&spent, chunk.len() * px);
+                    let pixels = self.drawn(&chunk, a - self.poses.len(), &offsets, buf);
                     if tx
                         .send(Ok((chunk.clone(), Some(Rotated { angle: a, pixels }))))
                         .is_err()
@@ -130,7 +135,7 @@ impl Producer<'_> {
                 let mut pixels = if by_consumer {
                     vec![]
                 } else {
-                    self.buffer(chunk.len() * px)
+                    buffer(&spent, chunk.len() * px)
                 };
                 if by_consumer {
                     // nothing to do here
@@ -166,20 +171,6 @@ impl Producer<'_> {
         }
     }
 
-    /// A buffer of `len` values for a rotated batch: a scored batch's, whose old
-    /// values the rotation overwrites (every rotation writes every value of its
-    /// output), or a new one.
-    fn buffer(&self, len: usize) -> Vec<f32> {
-        let spent = self.spent.lock().ok().and_then(|r| r.try_recv().ok());
-        match spent {
-            Some(mut v) => {
-                v.resize(len, 0.0);
-                v
-            }
-            None => vec![0f32; len],
-        }
-    }
-
     /// Run `work` (rayon's parallel loops) on the slice threads where there are
     /// some, else on rayon's global pool.
     fn on_pool<R: Send>(&self, work: impl FnOnce() -> R + Send) -> R {
@@ -191,13 +182,13 @@ impl Producer<'_> {
 
     /// The chunk at draw `d` of --worst-of: each image at its own pose (from the
     /// seed, its dataset position and `d`), rotated on the host.
-    fn drawn(&self, chunk: &Chunk, d: usize, offsets: &[usize]) -> Vec<f32> {
+    /// `pixels`: a buffer of the chunk's size, to rotate into.
+    fn drawn(&self, chunk: &Chunk, d: usize, offsets: &[usize], mut pixels: Vec<f32>) -> Vec<f32> {
         let Some(draws) = self.draws else {
             return vec![];
         };
         let px = self.target.pixels();
         let (th, tw, c) = (self.target.height, self.target.width, self.target.channels);
-        let mut pixels = self.buffer(chunk.len() * px);
         pixels.par_chunks_mut(px).enumerate().for_each(|(k, out)| {
             let pose = draws.pose(chunk.indices[k], d);
             let (g, src) = match chunk.dims.get(k) {
@@ -210,5 +201,18 @@ impl Producer<'_> {
             rotate_into(g, pose, &self.rotate, src, c, out);
         });
         pixels
+    }
+}
+
+/// A buffer of `len` values for a rotated batch: a scored batch's from `spent`,
+/// whose old values the rotation overwrites (every rotation writes every value of
+/// its output), or a new one.
+fn buffer(spent: &Receiver<Vec<f32>>, len: usize) -> Vec<f32> {
+    match spent.try_recv() {
+        Ok(mut v) => {
+            v.resize(len, 0.0);
+            v
+        }
+        Err(_) => vec![0f32; len],
     }
 }
