@@ -258,7 +258,8 @@ pub fn recover(dir: &Path) -> Result<()> {
 /// afterwards every owned name holds this call's file or nothing. On an error the
 /// previous set is left as it was. Every file's top-level name must be owned.
 pub fn replace_set(dir: &Path, owned: &[&str], files: &[(String, Vec<u8>)]) -> Result<()> {
-    replace_set_streaming(dir, owned, &[], |_| Ok(files.to_vec()))
+    let held = files.iter().map(|(n, b)| (n.clone(), b.as_slice()));
+    replace_set_streaming(dir, owned, &[], |_| Ok(held.collect()))
 }
 
 /// A result file too large to hold in memory: a function that writes its bytes.
@@ -269,12 +270,12 @@ pub type Streamed<'a> = (String, &'a dyn Fn(&mut dyn Write) -> Result<()>);
 /// lower-case hex, as `rotbench::hash::content_hash` gives it), and `files` makes
 /// the held files from those hashes (summary.json records them), so a streamed
 /// file is made once, not once to hash and again to write. All are then swapped
-/// in as one set.
-pub fn replace_set_streaming(
+/// in as one set. The held files' bytes may be owned or borrowed (`B`).
+pub fn replace_set_streaming<B: AsRef<[u8]>>(
     dir: &Path,
     owned: &[&str],
     streamed: &[Streamed<'_>],
-    files: impl FnOnce(&[String]) -> Result<Vec<(String, Vec<u8>)>>,
+    files: impl FnOnce(&[String]) -> Result<Vec<(String, B)>>,
 ) -> Result<()> {
     let check = |name: &str| -> Result<()> {
         if !owned.contains(&top_name(name)) || name.split('/').any(|c| c.is_empty() || c == "..") {
@@ -310,7 +311,12 @@ pub fn replace_set_streaming(
                 hash: sha2::Sha256::default(),
             };
             write(&mut w)
-                .and_then(|_| Ok(w.file.into_inner().map_err(|e| e.into_error())?.sync_all()?))
+                .and_then(|_| {
+                    Ok(w.file
+                        .into_inner()
+                        .map_err(|e| e.into_error())?
+                        .sync_all()?)
+                })
                 .with_context(|| format!("{}: cannot write", dir.join(name).display()))?;
             hashes.push(crate::hash::hex(&sha2::Digest::finalize(w.hash)));
         }
@@ -322,7 +328,7 @@ pub fn replace_set_streaming(
             }
             let mut f = fs::File::create(&p)
                 .with_context(|| format!("{}: cannot write", dir.join(&name).display()))?;
-            f.write_all(&bytes)
+            f.write_all(bytes.as_ref())
                 .and_then(|_| f.sync_all())
                 .with_context(|| format!("{}: cannot write", dir.join(&name).display()))?;
             names.push(name);
