@@ -333,13 +333,7 @@ pub fn write_predictions(
     out: &mut dyn std::io::Write,
 ) -> Result<()> {
     use rayon::prelude::*;
-    let rows = || {
-        csv::WriterBuilder::new()
-            .terminator(csv::Terminator::Any(b'\n'))
-            .has_headers(false)
-            .from_writer(Vec::new())
-    };
-    let mut head = rows();
+    let mut head = rows(Vec::new());
     head.write_record(PREDICTION_COLUMNS)?;
     out.write_all(&finish(head)?)?;
     let n = sweep.labels.len();
@@ -354,7 +348,7 @@ pub fn write_predictions(
                 .map(|&(ai, at)| {
                     let pose = sweep.poses[ai];
                     let col = &ms.cols[ai];
-                    let mut piece = rows();
+                    let mut piece = rows(Vec::new());
                     for s in at..(at + PREDICTION_PIECE).min(n) {
                         let top_k = top_k_text(ms.top_k_list(ai, s));
                         piece.serialize(prediction_row(&m.id.name, pose, sweep, col, s, top_k))?;
@@ -367,15 +361,21 @@ pub fn write_predictions(
             }
         }
         if let Some(draws) = &sweep.draws {
-            let mut w = csv::WriterBuilder::new()
-                .terminator(csv::Terminator::Any(b'\n'))
-                .has_headers(false)
-                .from_writer(&mut *out);
+            let mut w = rows(&mut *out);
             write_draws(&mut w, m.id.name.as_str(), sweep, ms, draws)?;
             w.flush()?;
         }
     }
     Ok(())
+}
+
+/// A writer of predictions.csv's rows as they are given: `\n` line ends, and no
+/// header of its own (the struct rows would otherwise add one).
+fn rows<W: std::io::Write>(out: W) -> csv::Writer<W> {
+    csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .has_headers(false)
+        .from_writer(out)
 }
 
 /// Sample `s`'s row of predictions.csv, from its column `col` at `pose` (no draw).
