@@ -167,6 +167,25 @@ impl Sums {
         }
     }
 
+    /// `w` weighted samples of one [`Cell`].
+    fn add_cell(&mut self, c: &Cell, w: u64) {
+        let y = c.label as usize;
+        self.total += w;
+        self.ts[y] += w;
+        if c.pred != INVALID {
+            self.ps[c.pred as usize] += w;
+        }
+        let slot = c.slot as usize;
+        self.n_bin[slot] += w;
+        if c.pred == c.label as i32 {
+            self.tp[y] += w;
+            self.correct += w;
+            self.right_bin[slot] += w;
+        }
+        self.consistent += w * c.consistent as u64;
+        self.flips += w * c.flip as u64;
+    }
+
     /// The figures; `has_next`: whether there is a next angle to flip to (NaN if not).
     fn finish(self, has_next: bool) -> Stats {
         let Sums {
@@ -210,31 +229,31 @@ impl Sums {
 }
 
 /// One model at one angle, arranged once for all replicates so that a replicate
-/// ([`Prepared::stats`]) costs two gathers a sample: samples grouped by what the
-/// counts read (their label, prediction, slot, and whether they are right,
-/// consistent and flip), and by slot alone, in sample order, for the confidence
-/// sums (a float sum keeps its order, so the figures are those of adding the
-/// samples up one by one, bit for bit; the tests hold that plain loop).
+/// ([`Prepared::stats`]) is one pass over the samples in order, reading its
+/// weights one after the other: each sample's cell (what the counts read of it:
+/// its label, prediction, slot, and whether it is consistent and flips), its
+/// slot again (read beside the cell, not through it) and its confidence. A cell's weighted count is then a sum, and a slot's
+/// confidence sum runs in sample order (a float sum keeps its order, so the
+/// figures are those of adding the samples up one by one, bit for bit; the tests
+/// hold that plain loop).
 pub struct Prepared {
-    /// The samples, grouped by cell; `cell_end[k]` ends cell `k`'s run.
-    by_cell: Vec<u32>,
-    cell_end: Vec<usize>,
+    /// Every sample's cell, an index into `cells`.
+    cell_of: Vec<u32>,
     cells: Vec<Cell>,
-    /// The samples grouped by slot, in sample order within each; `slot_end[b]` ends slot `b`'s.
-    by_slot: Vec<u32>,
-    slot_end: Vec<usize>,
-    /// The confidence of each entry of `by_slot` (1 for an invalid prediction).
+    /// Every sample's confidence slot.
+    slot_of: Vec<u8>,
+    /// Every sample's confidence (1 for an invalid prediction).
     confidence: Vec<f64>,
+    bins: usize,
     has_next: bool,
 }
 
 /// What the counts of [`Prepared::stats`] read of a sample.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Cell {
     label: u32,
     pred: i32,
     slot: u8,
-    right: bool,
     consistent: bool,
     flip: bool,
 }
@@ -242,52 +261,35 @@ struct Cell {
 impl Prepared {
     pub fn new(input: &AngleInput, slots: &[u8], labels: &[u32]) -> Prepared {
         let next = input.next.unwrap_or(input.preds);
-        let cell_of = |i: usize| {
-            let p = input.preds[i];
-            Cell {
-                label: labels[i],
-                pred: p,
-                slot: slots[i],
-                right: p == labels[i] as i32,
-                consistent: p != INVALID && p == input.reference[i],
-                flip: p != next[i],
-            }
-        };
-        let mut by_cell: Vec<u32> = (0..labels.len() as u32).collect();
-        by_cell.sort_by_key(|&i| cell_of(i as usize));
-        let (mut cells, mut cell_end) = (Vec::new(), Vec::new());
-        for (j, &i) in by_cell.iter().enumerate() {
-            let c = cell_of(i as usize);
-            if cells.last() != Some(&c) {
-                if !cells.is_empty() {
-                    cell_end.push(j);
-                }
-                cells.push(c);
-            }
-        }
-        if !cells.is_empty() {
-            cell_end.push(by_cell.len());
-        }
-        let mut by_slot: Vec<u32> = (0..labels.len() as u32).collect();
-        by_slot.sort_by_key(|&i| slots[i as usize]); // stable: sample order within a slot
-        let bins = Calibration::new(ECE_BINS).count.len();
-        let slot_end = (0..bins)
-            .map(|b| by_slot.partition_point(|&i| (slots[i as usize] as usize) <= b))
-            .collect();
-        let confidence = by_slot
-            .iter()
-            .map(|&i| match input.confidence[i as usize] {
-                c if c.is_nan() => 1.0,
-                c => c,
+        let mut ids = std::collections::HashMap::new();
+        let mut cells = Vec::new();
+        let cell_of = (0..labels.len())
+            .map(|i| {
+                let p = input.preds[i];
+                let cell = Cell {
+                    label: labels[i],
+                    pred: p,
+                    slot: slots[i],
+                    consistent: p != INVALID && p == input.reference[i],
+                    flip: p != next[i],
+                };
+                *ids.entry(cell).or_insert_with(|| {
+                    cells.push(cell);
+                    cells.len() as u32 - 1
+                })
             })
             .collect();
+        let confidence = input
+            .confidence
+            .iter()
+            .map(|&c| if c.is_nan() { 1.0 } else { c })
+            .collect();
         Prepared {
-            by_cell,
-            cell_end,
+            cell_of,
             cells,
-            by_slot,
-            slot_end,
+            slot_of: slots.to_vec(),
             confidence,
+            bins: Calibration::new(ECE_BINS).count.len(),
             has_next: input.next.is_some(),
         }
     }
@@ -295,43 +297,38 @@ impl Prepared {
     /// Statistics of these samples over `weights` (weights 1 give the plain
     /// figures, equal to the ones the summary reports).
     pub fn stats(&self, weights: &[u32], n_classes: usize) -> Stats {
-        let mut s = Sums::new(n_classes);
-        let mut start = 0;
-        for (c, &end) in self.cells.iter().zip(&self.cell_end) {
-            let w: u64 = self.by_cell[start..end]
-                .iter()
-                .map(|&i| weights[i as usize] as u64)
-                .sum();
-            start = end;
-            let y = c.label as usize;
-            s.total += w;
-            s.ts[y] += w;
-            if c.pred != INVALID {
-                s.ps[c.pred as usize] += w;
+        let [s] = self.stats_of([weights], n_classes);
+        s
+    }
+
+    /// [`Prepared::stats`] of `R` replicates in one pass over the samples. Each
+    /// replicate's sums run in sample order as they would alone (the same bits);
+    /// interleaved, the `R` chains of dependent float additions (a slot's
+    /// confidence sum) overlap instead of waiting on one another.
+    pub fn stats_of<const R: usize>(&self, weights: [&[u32]; R], n_classes: usize) -> [Stats; R] {
+        let n = self.cell_of.len();
+        let weights = weights.map(|w| &w[..n]);
+        let mut count = vec![[0u64; R]; self.cells.len()];
+        let mut confidence_sum = vec![[0.0f64; R]; self.bins];
+        let samples = self.cell_of.iter().zip(&self.slot_of).zip(&self.confidence);
+        for (i, ((&cell, &b), &c)) in samples.enumerate() {
+            let (k, b) = (cell as usize, b as usize);
+            for r in 0..R {
+                let w = weights[r][i];
+                count[k][r] += w as u64;
+                confidence_sum[b][r] += c * w as f64;
             }
-            let slot = c.slot as usize;
-            s.n_bin[slot] += w;
-            if c.right {
-                s.tp[y] += w;
-                s.correct += w;
-                s.right_bin[slot] += w;
-            }
-            s.consistent += w * c.consistent as u64;
-            s.flips += w * c.flip as u64;
         }
-        let mut start = 0;
-        for (b, &end) in self.slot_end.iter().enumerate() {
-            let mut sum = 0.0f64;
-            for (&i, &c) in self.by_slot[start..end]
-                .iter()
-                .zip(&self.confidence[start..end])
-            {
-                sum += c * weights[i as usize] as f64;
+        std::array::from_fn(|r| {
+            let mut s = Sums::new(n_classes);
+            for (cell, w) in self.cells.iter().zip(&count) {
+                s.add_cell(cell, w[r]);
             }
-            s.cal.confidence_sum[b] = sum;
-            start = end;
-        }
-        s.finish(self.has_next)
+            for (b, sums) in confidence_sum.iter().enumerate() {
+                s.cal.confidence_sum[b] = sums[r];
+            }
+            s.finish(self.has_next)
+        })
     }
 }
 
@@ -362,6 +359,9 @@ pub fn slots(confidence: &[f64]) -> Vec<u8> {
     confidence.iter().map(|&c| cal.slot(c) as u8).collect()
 }
 
+/// How many replicates [`replicates`] runs in one pass ([`Prepared::stats_of`]).
+const GROUP: usize = 4;
+
 /// `replicates` bootstrap replicates of every model (outer) at every angle
 /// (inner): `out[model][angle][replicate]`. Replicates run in parallel; each
 /// writes its own slot, so the result does not depend on the thread count.
@@ -381,13 +381,23 @@ pub fn replicates(
                 .collect()
         })
         .collect();
-    let per_rep: Vec<Vec<Vec<Stats>>> = (0..replicates as u64)
+    // Replicates in groups of GROUP ([`Prepared::stats_of`]), a short last group
+    // one by one; each group gives `[model][angle]` its replicates, in order.
+    let groups: Vec<Vec<Vec<Vec<Stats>>>> = (0..replicates.div_ceil(GROUP) as u64)
         .into_par_iter()
-        .map(|r| {
-            let w = weights(seed, r, n);
+        .map(|g| {
+            let first = g * GROUP as u64;
+            let last = (first + GROUP as u64).min(replicates as u64);
+            let w: Vec<Vec<u32>> = (first..last).map(|r| weights(seed, r, n)).collect();
+            let group = |p: &Prepared| match <&[Vec<u32>; GROUP]>::try_from(w.as_slice()) {
+                Ok(full) => p
+                    .stats_of(full.each_ref().map(Vec::as_slice), n_classes)
+                    .to_vec(),
+                Err(_) => w.iter().map(|w| p.stats(w, n_classes)).collect(),
+            };
             prepared
                 .iter()
-                .map(|m| m.iter().map(|p| p.stats(&w, n_classes)).collect())
+                .map(|m| m.iter().map(group).collect())
                 .collect()
         })
         .collect();
@@ -395,10 +405,10 @@ pub fn replicates(
         .iter()
         .map(|m| vec![Vec::with_capacity(replicates); m.len()])
         .collect();
-    for rep in per_rep {
-        for (m, per_angle) in rep.into_iter().enumerate() {
-            for (a, s) in per_angle.into_iter().enumerate() {
-                out[m][a].push(s);
+    for group in groups {
+        for (m, per_angle) in group.into_iter().enumerate() {
+            for (a, stats) in per_angle.into_iter().enumerate() {
+                out[m][a].extend(stats);
             }
         }
     }
@@ -554,6 +564,35 @@ mod tests {
             })
         };
         assert_eq!(run(1), run(4));
+    }
+
+    #[test]
+    fn replicates_in_groups_are_each_replicate_alone() {
+        // 11 replicates: two full groups and a short one.
+        let n = 400;
+        let labels: Vec<u32> = (0..n).map(|i| (i % 5) as u32).collect();
+        let preds: Vec<i32> = (0..n).map(|i| ((i * 7) % 6) as i32 - 1).collect();
+        let other: Vec<i32> = (0..n).map(|i| ((i * 3) % 5) as i32).collect();
+        let conf: Vec<f64> = (0..n).map(|i| ((i * 37) % 101) as f64 / 100.0).collect();
+        let input = AngleInput {
+            preds: &preds,
+            reference: &other,
+            next: Some(&other),
+            confidence: &conf,
+        };
+        let prepared = Prepared::new(&input, &slots(&conf), &labels);
+        let got = replicates(&[vec![input]], &labels, 5, 8, 11);
+        let alone: Vec<Stats> = (0..11)
+            .map(|r| prepared.stats(&weights(8, r, n), 5))
+            .collect();
+        let bits = |v: &[Stats]| -> Vec<[u64; 5]> {
+            v.iter()
+                .map(|s| {
+                    [s.accuracy, s.f1_macro, s.consistency, s.ece, s.flip_next].map(f64::to_bits)
+                })
+                .collect()
+        };
+        assert_eq!(bits(&got[0][0]), bits(&alone));
     }
 
     #[test]
