@@ -5,6 +5,7 @@
 //! [`Classifier`](crate::classifier::Classifier).
 
 use crate::backend::{output_error, ForwardError, Net, Opened, TrainingMode};
+use crate::classifier::Normalisation;
 use crate::ffi::first_line;
 use anyhow::{anyhow, bail, Result};
 use rotbench_core::hash::sha256_file;
@@ -33,8 +34,9 @@ pub struct Model {
     net: Net,
     /// `spec.output_key` for the shim.
     output_key: Option<CString>,
-    mean: Tensor,
-    inv_std: Tensor,
+    normalisation: Normalisation,
+    /// `normalisation`'s mean and 1/std as tensors on `device`.
+    normalisation_tensors: (Tensor, Tensor),
     /// Set once the first real batch's outputs were checked against `spec.output`.
     output_checked: std::sync::atomic::AtomicBool,
 }
@@ -99,13 +101,8 @@ impl Model {
             training,
             ..
         } = opened;
-        let c = spec.channels() as i64;
-        let mean = Tensor::from_slice(&spec.mean)
-            .view([1, c, 1, 1])
-            .to_device(device);
-        let inv_std = Tensor::from_slice(&spec.std.iter().map(|s| 1.0 / s).collect::<Vec<f32>>())
-            .view([1, c, 1, 1])
-            .to_device(device);
+        let normalisation = Normalisation::of_spec(&spec);
+        let normalisation_tensors = normalisation.tensors(device);
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -123,8 +120,8 @@ impl Model {
             warnings,
             net,
             output_key,
-            mean,
-            inv_std,
+            normalisation,
+            normalisation_tensors,
             output_checked: std::sync::atomic::AtomicBool::new(false),
         };
         let scale = model.spec.scale_warnings(&model.provenance);
@@ -158,7 +155,7 @@ impl Model {
             };
         }
         let raw = Tensor::from_slice(&px).view([4, c, h, w]);
-        let out = self.forward_outputs(&raw)?;
+        let out = self.forward_outputs(self.normalised(&raw))?;
         let values = Vec::<f32>::try_from(&out)
             .map_err(|e| anyhow!("{}: cannot read the outputs: {e}", self.path.display()))?;
         let seen = OutputKind::of_rows(&values, self.spec.output_width());
@@ -230,7 +227,25 @@ impl Model {
     /// so a probability of 0 stays finite), whose softmax gives them back. The
     /// first batch's outputs are checked against the output kind.
     pub fn forward_raw(&self, raw: &Tensor) -> Result<Tensor> {
-        let out = self.forward_outputs(raw)?;
+        self.logits_of(self.normalised(raw))
+    }
+
+    /// Raw pixels (any device) scaled and normalised on the model's device.
+    fn normalised(&self, raw: &Tensor) -> Tensor {
+        let x = raw.to_device(self.device);
+        self.normalisation
+            .apply_tensor(&x, &self.normalisation_tensors)
+    }
+
+    /// [`Model::forward_raw`] for a batch already scaled and normalised
+    /// ([`Normalisation::apply`]).
+    pub fn forward_normalised(&self, x: &Tensor) -> Result<Tensor> {
+        self.logits_of(x.to_device(self.device))
+    }
+
+    /// The logits of a normalised batch on the model's device (see [`Model::forward_raw`]).
+    fn logits_of(&self, x: Tensor) -> Result<Tensor> {
+        let out = self.forward_outputs(x)?;
         if !self
             .output_checked
             .swap(true, std::sync::atomic::Ordering::Relaxed)
@@ -252,21 +267,10 @@ impl Model {
         })
     }
 
-    /// The forward pass: the model's outputs as they are, flat, on the CPU.
-    fn forward_outputs(&self, raw: &Tensor) -> Result<Tensor> {
+    /// The forward pass of a normalised batch on the model's device: the model's
+    /// outputs as they are, flat, on the CPU.
+    fn forward_outputs(&self, mut x: Tensor) -> Result<Tensor> {
         let pre = &self.spec.preprocess;
-        let x = raw.to_device(self.device);
-        // One new tensor (the input may be shared by several models), then in place:
-        // the same operations in the same order as `(x / 255 - mean) * inv_std`,
-        // without two more batch-sized allocations.
-        let mut x = if pre.value_range == 1.0 {
-            let mut x = x * (1.0 / 255.0);
-            let _ = x.g_sub_(&self.mean);
-            x
-        } else {
-            x - &self.mean
-        };
-        let _ = x.g_mul_(&self.inv_std);
         // mean/std are given in RGB order; a BGR model gets the normalised channels reversed.
         if pre.channel_order == ChannelOrder::Bgr {
             x = x.flip([1]);
@@ -378,6 +382,14 @@ impl crate::classifier::Classifier for Model {
     }
     fn forward_raw(&self, raw: &Tensor) -> Result<Tensor> {
         Model::forward_raw(self, raw)
+    }
+    fn forward_normalised(&self, x: &Tensor) -> Result<Tensor> {
+        Model::forward_normalised(self, x)
+    }
+    /// On the CPU: the engine then normalises each image as it rotates it, while
+    /// it is in the cache, instead of libtorch making a new batch for it.
+    fn host_normalisation(&self) -> Option<Normalisation> {
+        (self.device == Device::Cpu).then(|| self.normalisation.clone())
     }
     /// TorchScript on the CPU: a batch's slices run on several threads, each
     /// with one libtorch thread, instead of one batch on libtorch's OpenMP

@@ -13,7 +13,7 @@ pub mod batch_size;
 pub mod producer;
 pub mod scoring;
 
-use crate::classifier::Classifier;
+use crate::classifier::{Classifier, Normalisation};
 use crate::dataset::{Chunk, Source, Target};
 use crate::rotate::{Geometry, RotateOptions, RotationPlan};
 use anyhow::{bail, Result};
@@ -176,6 +176,7 @@ pub fn run<C: Classifier>(
         .clone()
         .unwrap_or_else(|| SampleData::empty(nm, na, top_k));
     let resumed = data.len();
+    let normalise = host_normalisation(models, settings.rotate_on);
     let (tx, rx) = sync_channel::<Message>(2);
     // Auto: one chunk per candidate (after any resumed samples), then the producer
     // waits for the consumer's choice (batch_size::Step, sent as 0 or the size).
@@ -220,6 +221,7 @@ pub fn run<C: Classifier>(
         timing: ChunkTiming::new(order.len()),
         done: 0,
         slices: Slices::new(settings.threads, models, target)?,
+        host_normalised: normalise.is_some(),
     };
     std::thread::scope(|scope| -> Result<()> {
         let producer = Producer {
@@ -235,6 +237,7 @@ pub fn run<C: Classifier>(
             max_chunk: auto_batch.max_chunk(),
             schedule: auto_batch.schedule().to_vec(),
             pool: consumer.slices.as_ref().and_then(|s| s.pool.clone()),
+            normalise,
         };
         scope.spawn(move || producer.run(source, tx, choice_rx, spent_rx));
         // Owned here so that an early return drops it and a producer waiting for the
@@ -308,6 +311,8 @@ struct Consumer<'a, C: Classifier> {
     timing: ChunkTiming,
     done: u64,
     slices: Option<Slices>,
+    /// The producer normalises what it rotates on the host ([`Producer::normalise`]).
+    host_normalised: bool,
 }
 
 impl<C: Classifier> Consumer<'_, C> {
@@ -382,11 +387,18 @@ impl<C: Classifier> Consumer<'_, C> {
                     bail!("internal: no rotation plan for column {angle}")
                 };
                 let device = self.device;
-                self.device_plans[angle]
+                let batch = self.device_plans[angle]
                     .get_or_insert_with(|| crate::rotate_device::DevicePlan::new(plan, device))
-                    .apply(src)
+                    .apply(src);
+                Input {
+                    batch,
+                    normalised: false,
+                }
             }
-            _ => host_batch(pixels, [n, t.channels, t.height, t.width])?,
+            _ => Input {
+                batch: host_batch(pixels, [n, t.channels, t.height, t.width])?,
+                normalised: self.host_normalised,
+            },
         };
         for (mi, model) in self.models.iter().enumerate() {
             if !self.compute[mi][angle] {
@@ -459,10 +471,17 @@ impl EarlyStop {
     }
 }
 
+/// A batch for the models: raw pixels, or normalised on the host as they were
+/// rotated ([`Classifier::host_normalisation`]).
+struct Input {
+    batch: Tensor,
+    normalised: bool,
+}
+
 /// A rotated batch as a tensor over the producer's buffer, without a copy. The
 /// tensor borrows `pixels`, which outlive it: `score_angle` drops the tensor
-/// before it returns the batch, and every model makes new tensors from it
-/// (scaling and normalising) rather than keeping it.
+/// before it returns the batch, and no model keeps its input (its logits are
+/// copied out before the call returns).
 fn host_batch(pixels: &[f32], shape: [usize; 4]) -> Result<Tensor> {
     if pixels.len() != shape.iter().product::<usize>() {
         bail!(
@@ -493,7 +512,7 @@ fn host_batch(pixels: &[f32], shape: [usize; 4]) -> Result<Tensor> {
 /// [`SKIPPED`]).
 fn forward_some<C: Classifier>(
     model: &C,
-    input: &Tensor,
+    input: &Input,
     alive: Option<&[bool]>,
     slices: Option<&Slices>,
 ) -> Result<Vec<f32>> {
@@ -512,8 +531,12 @@ fn forward_some<C: Classifier>(
     } else {
         rows.clone()
     };
-    let idx = Tensor::from_slice(&pick).to_device(input.device());
-    let some = forward_rows(model, &input.index_select(0, &idx), slices)?;
+    let idx = Tensor::from_slice(&pick).to_device(input.batch.device());
+    let some = Input {
+        batch: input.batch.index_select(0, &idx),
+        normalised: input.normalised,
+    };
+    let some = forward_rows(model, &some, slices)?;
     let w = some.len() / pick.len();
     let mut full = vec![0f32; alive.len() * w];
     for (j, &k) in rows.iter().enumerate() {
@@ -529,27 +552,30 @@ fn forward_some<C: Classifier>(
 /// the other on this thread with `--threads 1`, joined in order.
 fn forward_rows<C: Classifier>(
     model: &C,
-    input: &Tensor,
+    input: &Input,
     slices: Option<&Slices>,
 ) -> Result<Vec<f32>> {
+    let normalised = input.normalised;
     let read = |c: &C, t: &Tensor| {
-        Vec::<f32>::try_from(t)
+        let logits = match normalised {
+            true => c.forward_normalised(t)?,
+            false => c.forward_raw(t)?,
+        };
+        Vec::<f32>::try_from(&logits)
             .map_err(|e| anyhow::anyhow!("{}: cannot read the logits: {e}", c.path().display()))
     };
+    let input = &input.batch;
     let n = input.size().first().copied().unwrap_or(0);
     let slices = match slices {
         Some(s) if model.splits_batches() && n > SLICE => s,
-        _ => return read(model, &model.forward_raw(input)?),
+        _ => return read(model, input),
     };
     let parts: Vec<Tensor> = (0..n)
         .step_by(SLICE as usize)
         .map(|at| input.narrow(0, at, SLICE.min(n - at)))
         .collect();
     let logits: Vec<Result<Vec<f32>>> = match &slices.pool {
-        None => parts
-            .iter()
-            .map(|part| read(model, &model.forward_raw(part)?))
-            .collect(),
+        None => parts.iter().map(|part| read(model, part)).collect(),
         Some(pool) => {
             let shared = Shared(model);
             pool.install(|| {
@@ -558,7 +584,7 @@ fn forward_rows<C: Classifier>(
                     .with_max_len(1)
                     .map(|part| {
                         let model = &shared;
-                        read(model.0, &model.0.forward_raw(&part)?)
+                        read(model.0, &part)
                     })
                     .collect()
             })
@@ -641,6 +667,18 @@ struct Shared<'a, C>(&'a C);
 // whose contract is that concurrent forward_raw calls on it are sound; the slice
 // threads call nothing else on it but path(), which only reads.
 unsafe impl<C> Sync for Shared<'_, C> {}
+
+/// The normalisation the producer applies as it rotates: the model's, when one
+/// model runs ([`Classifier::host_normalisation`]) and the host rotates. Several
+/// models share each batch, and a model may change its input in place, so they
+/// each normalise their own copy as before; and a batch rotated on the device
+/// stays there.
+fn host_normalisation<C: Classifier>(models: &[C], rotate_on: RotateOn) -> Option<Normalisation> {
+    match models {
+        [model] if rotate_on != RotateOn::Device => model.host_normalisation(),
+        _ => None,
+    }
+}
 
 /// A rotation plan for each angle that some model computes.
 fn rotation_plans(
@@ -766,6 +804,8 @@ mod tests {
         sleep: fn(usize) -> Duration,
         split: bool,
         threads: Mutex<BTreeSet<(String, i32)>>,
+        /// Its normalisation of raw pixels, and whether it offers it to the engine.
+        normalisation: Option<(Normalisation, bool)>,
     }
 
     impl Fake {
@@ -791,6 +831,7 @@ mod tests {
                 sleep,
                 split: false,
                 threads: Mutex::new(BTreeSet::new()),
+                normalisation: None,
             }
         }
     }
@@ -806,8 +847,17 @@ mod tests {
             tch::Device::Cpu
         }
         fn forward_raw(&self, raw: &Tensor) -> Result<Tensor> {
+            let mut px: Vec<f32> = Vec::try_from(raw.flatten(0, -1))?;
             let n = raw.size()[0] as usize;
-            let px: Vec<f32> = Vec::try_from(raw.flatten(0, -1))?;
+            if let Some((norm, _)) = &self.normalisation {
+                let per = px.len() / n;
+                px.chunks_exact_mut(per).for_each(|image| norm.apply(image));
+            }
+            self.forward_normalised(&Tensor::from_slice(&px).view(raw.size().as_slice()))
+        }
+        fn forward_normalised(&self, x: &Tensor) -> Result<Tensor> {
+            let n = x.size()[0] as usize;
+            let px: Vec<f32> = Vec::try_from(x.flatten(0, -1))?;
             let per = px.len() / n;
             let mut logits = vec![0f32; n * CLASSES];
             for i in 0..n {
@@ -831,6 +881,11 @@ mod tests {
         }
         fn splits_batches(&self) -> bool {
             self.split
+        }
+        fn host_normalisation(&self) -> Option<Normalisation> {
+            self.normalisation
+                .as_ref()
+                .and_then(|(n, offered)| offered.then(|| n.clone()))
         }
     }
 
@@ -946,6 +1001,40 @@ mod tests {
                 .iter()
                 .map(|m| m.iter().map(|a| a.slice(0..k, d.top_k)).collect())
                 .collect(),
+        }
+    }
+
+    #[test]
+    fn images_normalised_as_they_are_rotated_score_as_the_model_normalising_them() {
+        // Rotated by a plan, and drawn per sample (--worst-of), split and whole.
+        let mut s = settings(&[0.0, 30.0, 90.0], BatchSize::Fixed(80));
+        s.draws = Some(Draws {
+            k: 2,
+            seed: 3,
+            ranges: rotbench_core::poses::Ranges::of(&[-30.0, 30.0], &[-2.0, 2.0], &[0.0]),
+        });
+        let norm = Normalisation {
+            scale: true,
+            mean: vec![0.3],
+            inv_std: vec![1.0 / 0.2],
+        };
+        for threads in [1, 2] {
+            s.threads = threads;
+            let run_with = |offered: bool| {
+                let mut fake = Fake::new(6, no_sleep);
+                fake.split = true;
+                fake.normalisation = Some((norm.clone(), offered));
+                let (e, _) = sweep(&fake, 150, &s, &WorkOrder::default());
+                assert_eq!(host_normalisation(&[fake], s.rotate_on).is_some(), offered);
+                e.data
+            };
+            let (on_host, by_model) = (run_with(true), run_with(false));
+            assert_eq!(on_host, by_model, "--threads {threads}");
+            let unnormalised = sweep(&Fake::new(6, no_sleep), 150, &s, &WorkOrder::default()).0;
+            assert_ne!(
+                on_host, unnormalised.data,
+                "the normalisation changes the logits"
+            );
         }
     }
 

@@ -7,6 +7,7 @@
 //! use it), then chunks of the chosen size.
 
 use super::{Chunk, Rotated};
+use crate::classifier::Normalisation;
 use crate::dataset::{Source, Target};
 use crate::rotate::{rotate_into, Geometry, RotateOptions, RotationPlan};
 use anyhow::Result;
@@ -44,6 +45,9 @@ pub struct Producer<'a> {
     /// that a slice thread without a slice rotates the next angle instead of
     /// waiting, and no more threads than `--threads` compete for the cores.
     pub pool: Option<Arc<rayon::ThreadPool>>,
+    /// The model's scaling and normalisation, applied to each image as it is
+    /// rotated on the host, while it is in the cache ([`super::host_normalisation`]).
+    pub normalise: Option<Normalisation>,
 }
 
 impl Producer<'_> {
@@ -146,6 +150,7 @@ impl Producer<'_> {
                             .zip(chunk.pixels.par_chunks(px))
                             .for_each(|(out, src)| {
                                 plan.apply(src, self.target.channels, out);
+                                self.normalised(out);
                             })
                     });
                 } else {
@@ -159,6 +164,7 @@ impl Producer<'_> {
                         let src = &chunk.pixels[offsets[k]..offsets[k] + c * h * w];
                         let g = Geometry::centre_crop(h, w, th, tw);
                         rotate_into(g, pose, &self.rotate, src, c, out);
+                        self.normalised(out);
                     });
                 }
                 if tx
@@ -199,8 +205,16 @@ impl Producer<'_> {
                 None => (Geometry::same(th, tw), &chunk.pixels[k * px..(k + 1) * px]),
             };
             rotate_into(g, pose, &self.rotate, src, c, out);
+            self.normalised(out);
         });
         pixels
+    }
+
+    /// Normalise a rotated image in place, when the producer does ([`Producer::normalise`]).
+    fn normalised(&self, image: &mut [f32]) {
+        if let Some(n) = &self.normalise {
+            n.apply(image);
+        }
     }
 }
 
