@@ -17,17 +17,25 @@ pub fn num(v: f64) -> String {
 /// [`num`] for an f32 (a per-sample confidence or probability): the shortest
 /// text that parses back to the same f32; NaN becomes an empty field.
 pub fn num32(v: f32) -> String {
+    let mut text = String::new();
+    push_num32(&mut text, v);
+    text
+}
+
+/// [`num32`] appended to `out`: without a `String` of its own for the common
+/// case (predictions.csv writes three a row).
+pub fn push_num32(out: &mut String, v: f32) {
+    use std::fmt::Write;
     if v.is_nan() {
-        String::new()
     } else if v == 0.0 || (0.1..10.0).contains(&v.abs()) {
         // Positional is the shorter here, so the scientific form need not be made:
         // with d significant digits, `0.d…` takes d + 2 characters (d + 3 with a
         // sign) against `d.…e-1`'s d + 3 or more, and `d.…` d + 1 against
         // `d.…e0`'s d + 2 or more; 0 is `0` against `0e0`. Most confidences and
         // probabilities fall here (`num32_positional_range_needs_no_scientific_form`).
-        v.to_string()
+        let _ = write!(out, "{v}");
     } else {
-        shorter(v.to_string(), format!("{v:e}"))
+        out.push_str(&shorter(v.to_string(), format!("{v:e}")));
     }
 }
 
@@ -43,13 +51,21 @@ pub fn shorter(positional: String, scientific: String) -> String {
 /// Shortest text for an angle: `90`, `137.5`, `-30`, and `7e299` from 1e15 on
 /// (plain digits would print all 300 of them).
 pub fn format_angle(a: f64) -> String {
-    if a.abs() >= 1e15 {
-        format!("{a:e}")
+    let mut text = String::new();
+    push_angle(&mut text, a);
+    text
+}
+
+/// [`format_angle`] appended to `out`.
+pub fn push_angle(out: &mut String, a: f64) {
+    use std::fmt::Write;
+    let _ = if a.abs() >= 1e15 {
+        write!(out, "{a:e}")
     } else if a.fract() == 0.0 {
-        format!("{}", a as i64)
+        write!(out, "{}", a as i64)
     } else {
-        format!("{a}")
-    }
+        write!(out, "{a}")
+    };
 }
 
 /// An angle as text with its unit: `15°`, `-7.5°`.

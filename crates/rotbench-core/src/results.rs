@@ -6,7 +6,6 @@
 //! (batch size, where rotation runs). The engine fills these; summary, store,
 //! shard, gate and report read them.
 
-use crate::format::format_angle;
 use crate::metrics::{Confusion, Paired, INVALID};
 use crate::poses::{Draws, Pose};
 use crate::spec::{ModelSpec, Provenance};
@@ -464,7 +463,7 @@ pub fn softmax_row(logits: &[f32], probs: &mut [f32]) -> Option<(usize, f32)> {
 
 /// One row of `predictions.csv`: one model's prediction for one sample at one
 /// angle. The report's CSV exporter writes these and the gate reads them back,
-/// through this one type: the angle as [`format_angle`] writes it (`90`, `137.5`),
+/// through this one type: the angle as [`crate::format::format_angle`] writes it (`90`, `137.5`),
 /// the confidence in shortest round-trip form and empty for an invalid prediction
 /// (`pred` is [`INVALID`], -1), read back as NaN.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -527,17 +526,24 @@ fn nan() -> f32 {
 /// A top-k list as `predictions.csv` writes it: the classes separated by single
 /// spaces, best first; an invalid prediction's list is empty.
 pub fn top_k_text(list: &[u32]) -> String {
-    let mut s = String::new();
+    let mut text = String::new();
+    push_top_k(&mut text, list);
+    text
+}
+
+/// [`top_k_text`] appended to `out`.
+pub fn push_top_k(out: &mut String, list: &[u32]) {
+    use std::fmt::Write;
+    let start = out.len();
     for c in list
         .iter()
         .take_while(|&&c| c != crate::metrics::calibration::NO_CLASS)
     {
-        if !s.is_empty() {
-            s.push(' ');
+        if out.len() > start {
+            out.push(' ');
         }
-        s.push_str(&c.to_string());
+        let _ = write!(out, "{c}");
     }
-    s
 }
 
 /// The column names of `predictions.csv`, in order.
@@ -559,11 +565,37 @@ pub const PREDICTION_COLUMNS: [&str; 14] = [
 ];
 
 fn angle_text<S: serde::Serializer>(a: &f64, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(&format_angle(*a))
+    with_text(|t| crate::format::push_angle(t, *a), s)
 }
 
 fn confidence_text<S: serde::Serializer>(c: &f32, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(&crate::format::num32(*c))
+    with_text(|t| crate::format::push_num32(t, *c), s)
+}
+
+thread_local! {
+    /// The text of a field being written: one buffer a thread, reused, so that a
+    /// predictions.csv row allocates nothing for its numbers.
+    static FIELD: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Serialise the text `fill` writes, made in this thread's field buffer.
+fn with_text<S: serde::Serializer>(
+    fill: impl FnOnce(&mut String),
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    FIELD.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut text) => {
+            text.clear();
+            fill(&mut text);
+            s.serialize_str(&text)
+        }
+        // Only if a serialiser called back into a field of this kind: a new one.
+        Err(_) => {
+            let mut text = String::new();
+            fill(&mut text);
+            s.serialize_str(&text)
+        }
+    })
 }
 
 fn confidence_value<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f32, D::Error> {

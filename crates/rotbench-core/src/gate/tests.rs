@@ -1267,3 +1267,42 @@ fn failures_are_marked_new_or_already_failing_and_only_new_ones_can_fail_the_gat
     .unwrap_err();
     assert!(format!("{e:#}").contains("add --baseline NAME"), "{e:#}");
 }
+
+/// predictions.csv, which a baseline stores, is written in pieces formatted a
+/// round at a time beside the writer: its bytes must be one writer's, row by row,
+/// at any thread count (here more pieces than a round, and a model name that
+/// needs quotes).
+#[test]
+fn predictions_csv_in_pieces_is_one_writer_row_by_row() {
+    use crate::report::csv::{prediction_row, predictions_csv, rows};
+    use crate::results::{top_k_text, PREDICTION_COLUMNS};
+    let n = 40_000;
+    let labels: Vec<u32> = (0..n).map(|s| (s % 10) as u32).collect();
+    let p = |k: usize| -> Vec<i32> { (0..n).map(|s| ((s * k + s / 7) % 10) as i32).collect() };
+    let models = [
+        ("a", vec![p(1), p(3), p(7)]),
+        ("b,c", vec![p(2), p(5), p(9)]),
+    ];
+    let (summary, sweep) = fake(&[0.0, 37.5, 90.0], &labels, &models, SHA);
+    let mut one = rows(Vec::new());
+    one.write_record(PREDICTION_COLUMNS).unwrap();
+    for (m, ms) in summary.models.iter().zip(&sweep.models) {
+        for (ai, &pose) in sweep.poses.iter().enumerate() {
+            for s in 0..n {
+                let top_k = top_k_text(ms.top_k_list(ai, s));
+                let row = prediction_row(&m.id.name, pose, &sweep, &ms.cols[ai], s, &top_k);
+                one.serialize(row).unwrap();
+            }
+        }
+    }
+    let one = one.into_inner().unwrap();
+    assert!(one.len() > 200_000);
+    for threads in [1, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let pieces = pool.install(|| predictions_csv(&summary, &sweep)).unwrap();
+        assert!(pieces == one, "{threads} threads: the bytes differ");
+    }
+}

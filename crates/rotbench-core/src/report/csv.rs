@@ -4,7 +4,7 @@
 
 use super::{Export, Results};
 use crate::format::{format_angle, num};
-use crate::results::{top_k_text, PredictionRow, SweepResult, PREDICTION_COLUMNS};
+use crate::results::{push_top_k, top_k_text, PredictionRow, SweepResult, PREDICTION_COLUMNS};
 use crate::summary::Summary;
 use anyhow::Result;
 
@@ -324,7 +324,8 @@ pub fn predictions_csv(summary: &Summary, sweep: &SweepResult) -> Result<Vec<u8>
 /// file has a row per model x angle x sample (2.2 million rows, 200 MB, for the
 /// demo), so the sweep writes it in pieces instead of keeping it. The pieces (up
 /// to [`PREDICTION_PIECE`] rows of one model at one pose) are formatted on
-/// rayon's threads, a round of one per thread at a time, and written in order:
+/// rayon's threads, a round of one per thread at a time (the next round while
+/// this thread writes the last), and written in order:
 /// the bytes are those of one writer formatting every row in turn, since a CSV
 /// row's text depends on that row alone.
 pub fn write_predictions(
@@ -342,24 +343,36 @@ pub fn write_predictions(
         let pieces: Vec<(usize, usize)> = (0..sweep.poses.len())
             .flat_map(|ai| (0..n).step_by(PREDICTION_PIECE).map(move |at| (ai, at)))
             .collect();
-        for group in pieces.chunks(round) {
-            let texts: Vec<Result<Vec<u8>>> = group
-                .par_iter()
-                .map(|&(ai, at)| {
-                    let pose = sweep.poses[ai];
-                    let col = &ms.cols[ai];
-                    let mut piece = rows(Vec::new());
-                    for s in at..(at + PREDICTION_PIECE).min(n) {
-                        let top_k = top_k_text(ms.top_k_list(ai, s));
-                        piece.serialize(prediction_row(&m.id.name, pose, sweep, col, s, top_k))?;
+        let piece = |&(ai, at): &(usize, usize)| -> Result<Vec<u8>> {
+            let (pose, col) = (sweep.poses[ai], &ms.cols[ai]);
+            let end = (at + PREDICTION_PIECE).min(n);
+            let mut piece = rows(Vec::with_capacity((end - at) * ROW_BYTES));
+            let mut top_k = String::new();
+            for s in at..end {
+                top_k.clear();
+                push_top_k(&mut top_k, ms.top_k_list(ai, s));
+                piece.serialize(prediction_row(&m.id.name, pose, sweep, col, s, &top_k))?;
+            }
+            finish(piece)
+        };
+        // A thread formats the rounds while this one writes the last round's pieces.
+        std::thread::scope(|scope| -> Result<()> {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<u8>>>(round);
+            scope.spawn(move || {
+                for group in pieces.chunks(round) {
+                    let texts: Vec<Result<Vec<u8>>> = group.par_iter().map(piece).collect();
+                    for text in texts {
+                        if tx.send(text).is_err() {
+                            return; // the writer stopped
+                        }
                     }
-                    finish(piece)
-                })
-                .collect();
-            for text in texts {
+                }
+            });
+            for text in rx {
                 out.write_all(&text?)?;
             }
-        }
+            Ok(())
+        })?;
         if let Some(draws) = &sweep.draws {
             let mut w = rows(&mut *out);
             write_draws(&mut w, m.id.name.as_str(), sweep, ms, draws)?;
@@ -371,7 +384,7 @@ pub fn write_predictions(
 
 /// A writer of predictions.csv's rows as they are given: `\n` line ends, and no
 /// header of its own (the struct rows would otherwise add one).
-fn rows<W: std::io::Write>(out: W) -> csv::Writer<W> {
+pub(crate) fn rows<W: std::io::Write>(out: W) -> csv::Writer<W> {
     csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
         .has_headers(false)
@@ -379,13 +392,13 @@ fn rows<W: std::io::Write>(out: W) -> csv::Writer<W> {
 }
 
 /// Sample `s`'s row of predictions.csv, from its column `col` at `pose` (no draw).
-fn prediction_row<'a>(
+pub(crate) fn prediction_row<'a>(
     model: &'a str,
     pose: crate::poses::Pose,
     sweep: &'a SweepResult,
     col: &crate::results::Column,
     s: usize,
-    top_k: String,
+    top_k: &'a str,
 ) -> PredictionRow<'a> {
     PredictionRow {
         model: model.into(),
@@ -407,6 +420,10 @@ fn prediction_row<'a>(
 
 /// The most rows of predictions.csv formatted as one piece (about 1.5 MB of text).
 const PREDICTION_PIECE: usize = 16_384;
+
+/// A row's length to reserve a piece's bytes for (most are 80 to 100), so that
+/// the piece seldom grows and copies itself.
+const ROW_BYTES: usize = 96;
 
 /// `--worst-of K`'s rows of one model: each sample's K draws, at the sample's
 /// own pose, after the grid's rows, the worst draw marked.
@@ -431,7 +448,7 @@ fn write_draws<W: std::io::Write>(
             w.serialize(PredictionRow {
                 draw: Some(d as u32),
                 worst: Some(worst == Some(d)),
-                ..prediction_row(model, pose, sweep, c, s, top_k)
+                ..prediction_row(model, pose, sweep, c, s, &top_k)
             })?;
         }
     }
