@@ -204,13 +204,7 @@ pub fn run<C: Classifier>(
         ),
         current: SampleData::empty(nm, na, top_k),
         data,
-        examples: Examples {
-            channels: target.channels,
-            height: target.height,
-            width: target.width,
-            count: 0,
-            pixels: vec![],
-        },
+        examples: no_examples(target),
         samples_seen: 0,
         early_stop: settings.early_stop.then(|| EarlyStop {
             poses: poses.len(),
@@ -667,6 +661,17 @@ struct Shared<'a, C>(&'a C);
 // whose contract is that concurrent forward_raw calls on it are sound; the slice
 // threads call nothing else on it but path(), which only reads.
 unsafe impl<C> Sync for Shared<'_, C> {}
+
+/// No examples yet, of `target`'s image size.
+fn no_examples(target: Target) -> Examples {
+    Examples {
+        channels: target.channels,
+        height: target.height,
+        width: target.width,
+        count: 0,
+        pixels: vec![],
+    }
+}
 
 /// The normalisation the producer applies as it rotates: the model's, when one
 /// model runs ([`Classifier::host_normalisation`]) and the host rotates. Several
