@@ -583,18 +583,16 @@ fn with_text<S: serde::Serializer>(
     fill: impl FnOnce(&mut String),
     s: S,
 ) -> std::result::Result<S::Ok, S::Error> {
-    FIELD.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut text) => {
-            text.clear();
-            fill(&mut text);
-            s.serialize_str(&text)
-        }
-        // Only if a serialiser called back into a field of this kind: a new one.
-        Err(_) => {
-            let mut text = String::new();
-            fill(&mut text);
-            s.serialize_str(&text)
-        }
+    FIELD.with(|cell| {
+        // A new buffer only if a serialiser called back into a field of this kind.
+        let (mut shared, mut own) = (cell.try_borrow_mut(), String::new());
+        let text = match &mut shared {
+            Ok(text) => text,
+            Err(_) => &mut own,
+        };
+        text.clear();
+        fill(text);
+        s.serialize_str(text)
     })
 }
 

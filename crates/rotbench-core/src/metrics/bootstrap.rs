@@ -130,10 +130,10 @@ pub struct Stats {
     pub flip_next: f64,
 }
 
-/// [`Stats`] from the weighted counts: true (`ts`), predicted (`ps`) and right
-/// (`tp`) per class; samples and right ones per confidence slot, with the slots'
-/// confidence sums; and the total, right, consistent and flipping samples.
-/// The weighted counts of one replicate, before they become [`Stats`].
+/// The weighted counts of one replicate, before they become [`Stats`]: true
+/// (`ts`), predicted (`ps`) and right (`tp`) per class; samples and right ones per
+/// confidence slot, with the slots' confidence sums; and the total, right,
+/// consistent and flipping samples.
 struct Sums {
     /// Per class: samples labelled it, predicted it, and both.
     ts: Vec<u64>,
@@ -232,10 +232,10 @@ impl Sums {
 /// ([`Prepared::stats`]) is one pass over the samples in order, reading its
 /// weights one after the other: each sample's cell (what the counts read of it:
 /// its label, prediction, slot, and whether it is consistent and flips), its
-/// slot again (read beside the cell, not through it) and its confidence. A cell's weighted count is then a sum, and a slot's
-/// confidence sum runs in sample order (a float sum keeps its order, so the
-/// figures are those of adding the samples up one by one, bit for bit; the tests
-/// hold that plain loop).
+/// slot again (read beside the cell, not through it) and its confidence. A
+/// cell's weighted count is then a sum, and a slot's confidence sum runs in
+/// sample order (a float sum keeps its order, so the figures are those of adding
+/// the samples up one by one, bit for bit; the tests hold that plain loop).
 pub struct Prepared {
     /// Every sample's cell, an index into `cells`.
     cell_of: Vec<u32>,
