@@ -773,10 +773,10 @@ impl RotationPlan {
         }
     }
 
-    /// [`RotationPlan::apply_taps`] for a channel count known when compiling (1 and
-    /// 3, the common ones): the source as f32 in this thread's scratch, and the
-    /// channel loop unrolled (timed by `cargo run --release -p rotbench-core
-    /// --example rotate_speed`; docs/performance.md has the figures).
+    /// [`RotationPlan::apply_taps`] for a channel count known when compiling (1, and
+    /// 3 off x86-64, where `apply_lanes` does not exist): the source as f32 in this
+    /// thread's scratch, and the channel loop unrolled (timed by `cargo run --release
+    /// -p rotbench-core --example rotate_speed`; docs/performance.md has the figures).
     fn apply_pixels<const N: usize, const C: usize>(&self, src: &[u8], out: &mut [f32]) {
         let g = self.geometry;
         let (ip, op) = (g.in_h * g.in_w, g.out_h * g.out_w);
