@@ -820,22 +820,15 @@ impl RotationPlan {
     fn apply_lanes<const N: usize>(&self, src: &[u8], out: &mut [f32]) {
         let g = self.geometry;
         let (ip, op) = (g.in_h * g.in_w, g.out_h * g.out_w);
-        let taps = lanes::Taps {
-            idx: &self.idx,
-            wts: &self.wts,
-            keep: &self.keep,
-            fill_w: &self.fill_w,
-            fill_255: self.fill_255,
-        };
         let (red, rest) = src.split_at(ip);
         let (green, blue) = rest.split_at(ip);
         let (d0, rest) = out.split_at_mut(op);
         let (d1, d2) = rest.split_at_mut(op);
         LANES.with(|cell| {
             lanes::rotate::<N>(
+                self,
                 [red, green, &blue[..ip]],
                 &mut cell.borrow_mut(),
-                &taps,
                 [d0, d1, &mut d2[..op]],
             )
         })
@@ -877,35 +870,28 @@ mod lanes {
         _mm_set_ps, _mm_setzero_ps, _mm_shuffle_ps, _mm_unpackhi_ps, _mm_unpacklo_ps,
     };
 
+    use super::RotationPlan;
+
     pub type Lanes = __m128;
 
-    /// A plan's taps, as [`RotationPlan`](super::RotationPlan) holds them.
-    pub struct Taps<'a> {
-        pub idx: &'a [u32],
-        pub wts: &'a [f32],
-        pub keep: &'a [f32],
-        pub fill_w: &'a [f32],
-        pub fill_255: f32,
-    }
-
-    /// Rotate the three planes `src` into `dst` by `taps` (`N` a pixel), the
-    /// source interleaved into `pixels` first.
+    /// Rotate the three planes `src` into `dst` by plan `t` (`N` taps a pixel),
+    /// the source interleaved into `pixels` first.
     pub fn rotate<const N: usize>(
+        t: &RotationPlan,
         src: [&[u8]; 3],
         pixels: &mut Vec<Lanes>,
-        taps: &Taps,
         dst: [&mut [f32]; 3],
     ) {
         // SAFETY: `kernel`'s only requirement is SSE, which every x86-64 CPU has:
         // it is part of the baseline that Rust's x86_64 targets compile for.
-        unsafe { kernel::<N>(src, pixels, taps, dst) }
+        unsafe { kernel::<N>(t, src, pixels, dst) }
     }
 
     #[target_feature(enable = "sse")]
     fn kernel<const N: usize>(
+        t: &RotationPlan,
         [red, green, blue]: [&[u8]; 3],
         pixels: &mut Vec<Lanes>,
-        t: &Taps,
         [d0, d1, d2]: [&mut [f32]; 3],
     ) {
         pixels.clear();
@@ -920,7 +906,7 @@ mod lanes {
         let rest = red[tail..].iter().zip(&green[tail..]).zip(&blue[tail..]);
         pixels.extend(rest.map(|((&r, &g), &b)| from_rgb(r as f32, g as f32, b as f32)));
         let taps = t.idx.chunks_exact(N).zip(t.wts.chunks_exact(N));
-        let cover = t.keep.iter().zip(t.fill_w);
+        let cover = t.keep.iter().zip(&t.fill_w);
         let dst = d0.iter_mut().zip(d1.iter_mut()).zip(d2.iter_mut());
         for (((i, w), (&keep, &fill_w)), ((r, g), b)) in taps.zip(cover).zip(dst) {
             let mut acc = zero();
