@@ -3,13 +3,16 @@
 //! per-sample predictions. No I/O besides the dataset stream; no printing.
 //!
 //! Rotation runs on a producer thread (rayon across the chunk's images) while
-//! the models run on the calling thread; a bounded channel keeps memory flat.
+//! the models run on the calling thread, or on the slice threads for small
+//! images, where a batch stays in flight while the next one starts
+//! ([`inflight`]); a bounded channel keeps memory flat.
 //! Models are anything behind [`Classifier`]; `--batch-size auto` is decided by
 //! [`batch_size`]; [`producer`] reads and rotates; [`scoring`] turns logits into
 //! per-sample scores. What the engine fills is the results model of
 //! `rotbench_core::results` ([`run`] returns its [`Evaluations`]).
 
 pub mod batch_size;
+mod inflight;
 pub mod producer;
 pub mod scoring;
 
@@ -18,6 +21,7 @@ use crate::dataset::{Chunk, Source, Target};
 use crate::rotate::{Geometry, RotateOptions, RotationPlan};
 use anyhow::{bail, Result};
 use batch_size::{AutoBatch, Step};
+use inflight::{InFlight, Logits};
 use producer::{Message, Producer};
 use rayon::prelude::*;
 use rotbench_core::poses::{Draws, Pose};
@@ -26,7 +30,7 @@ use rotbench_core::results::{
     SweepResult, SKIPPED,
 };
 use scoring::Scorer;
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{sync_channel, Receiver, Sender, SyncSender};
 use std::sync::Arc;
 use std::time::Instant;
 use tch::Tensor;
@@ -234,34 +238,14 @@ pub fn run<C: Classifier>(
             normalise,
         };
         scope.spawn(move || producer.run(source, tx, choice_rx, spent_rx));
-        // Owned here so that an early return drops it and a producer waiting for the
-        // choice wakes up and ends.
-        let choice_tx = choice_tx;
-        for msg in rx {
-            let (chunk, rotated) = msg?;
-            let Some(rotated) = rotated else {
-                // A new chunk: the previous one is complete.
-                consumer.flush(on_chunk)?;
-                consumer.start_chunk(&chunk)?;
-                continue;
-            };
-            let calibrating = consumer.score_angle(&chunk, &rotated, &auto_batch, progress)?;
-            if !rotated.pixels.is_empty() {
-                // Fails only if the producer has ended.
-                let _ = spent_tx.send(rotated.pixels);
-            }
-            if calibrating && consumer.timing.angle_msgs == order.len() {
-                let t = &consumer.timing;
-                let step =
-                    auto_batch.record(t.computed_chunks, chunk.len(), t.seconds, t.images, t.calls);
-                // Sends fail only if the producer has ended (end of data).
-                let _ = match step {
-                    Step::Next => choice_tx.send(0),
-                    Step::Use(b) => choice_tx.send(b),
-                };
-            }
-        }
-        consumer.flush(on_chunk)
+        let ends = Ends {
+            rx,
+            spent: spent_tx,
+            // Owned by the loop so that an early return drops it and a producer
+            // waiting for the choice wakes up and ends.
+            choice: choice_tx,
+        };
+        consumer.consume_all(ends, &mut auto_batch, order.len(), progress, on_chunk)
     })?;
     let Consumer { data, examples, .. } = consumer;
     if data.is_empty() {
@@ -309,7 +293,7 @@ struct Consumer<'a, C: Classifier> {
     host_normalised: bool,
 }
 
-impl<C: Classifier> Consumer<'_, C> {
+impl<'a, C: Classifier> Consumer<'a, C> {
     /// Hand the finished chunk to `on_chunk` and keep it.
     fn flush(&mut self, on_chunk: &mut dyn FnMut(&SampleData) -> Result<()>) -> Result<()> {
         if !self.current.is_empty() {
@@ -408,29 +392,217 @@ impl<C: Classifier> Consumer<'_, C> {
             if calibrating {
                 self.timing.add(started.elapsed().as_secs_f64(), n);
             }
-            let col = &mut self.current.cols[mi][angle];
-            let at = col.len();
-            self.scorer.score(
-                mi,
-                angle == self.reference,
-                &logits,
-                &self.current.labels,
-                col,
-            );
-            if let Some(e) = &mut self.early_stop {
-                e.update(
-                    mi,
-                    angle,
-                    alive.as_deref(),
-                    &mut col.preds[at..],
-                    &self.current.labels[at..],
-                );
-            }
-            self.done += n as u64;
-            progress(self.done);
+            self.record(mi, angle, n, &logits, alive.as_deref(), progress);
         }
         Ok(calibrating)
     }
+
+    /// Score model `mi`'s logits for the `n` rows of column `angle`; `alive`: the
+    /// rows it ran under `--grid-early-stop`.
+    fn record(
+        &mut self,
+        mi: usize,
+        angle: usize,
+        n: usize,
+        logits: &[f32],
+        alive: Option<&[bool]>,
+        progress: &(dyn Fn(u64) + Sync),
+    ) {
+        let col = &mut self.current.cols[mi][angle];
+        let at = col.len();
+        self.scorer.score(
+            mi,
+            angle == self.reference,
+            logits,
+            &self.current.labels,
+            col,
+        );
+        if let Some(e) = &mut self.early_stop {
+            e.update(
+                mi,
+                angle,
+                alive,
+                &mut col.preds[at..],
+                &self.current.labels[at..],
+            );
+        }
+        self.done += n as u64;
+        progress(self.done);
+    }
+
+    /// Whether a rotated batch may stay in flight while the next one starts
+    /// ([`inflight`]): on the host, without `--grid-early-stop`, and not timed
+    /// for `--batch-size auto`.
+    fn can_defer(&self, rotated: &Rotated, auto_batch: &AutoBatch) -> bool {
+        !rotated.pixels.is_empty()
+            && self.device_chunk.is_none()
+            && self.early_stop.is_none()
+            && !auto_batch.is_timing(self.timing.computed_chunks)
+    }
+
+    /// Start every model's forward pass of a rotated host batch of `n` rows: a
+    /// model that splits batches on `scope`'s pool (collected by [`Consumer::land`]),
+    /// any other here.
+    fn take_off<'s>(
+        &mut self,
+        scope: &rayon::ScopeFifo<'s>,
+        rotated: Rotated,
+        n: usize,
+    ) -> Result<InFlight>
+    where
+        'a: 's,
+    {
+        let Rotated { angle, pixels } = rotated;
+        self.timing.angle_msgs += 1;
+        let t = self.target;
+        let models: &'a [C] = self.models;
+        let pixels = Arc::new(pixels);
+        let mut logits = Vec::with_capacity(models.len());
+        for (mi, model) in models.iter().enumerate() {
+            logits.push(match self.compute[mi][angle] {
+                false => None,
+                true if model.splits_batches() && n > SLICE as usize => {
+                    Some(inflight::spawn_slices(
+                        scope,
+                        model,
+                        &pixels,
+                        n,
+                        [t.channels, t.height, t.width],
+                        self.host_normalised,
+                    ))
+                }
+                true => {
+                    let batch = host_batch(&pixels, [n, t.channels, t.height, t.width])?;
+                    Some(Logits::Ready(read_logits(
+                        model,
+                        &batch,
+                        self.host_normalised,
+                    )?))
+                }
+            });
+        }
+        Ok(InFlight {
+            angle,
+            rows: n,
+            pixels,
+            logits,
+        })
+    }
+
+    /// Wait for an in-flight batch's logits and score them, in model order; its
+    /// buffer goes back to the producer.
+    fn land(
+        &mut self,
+        flight: InFlight,
+        progress: &(dyn Fn(u64) + Sync),
+        spent: &Sender<Vec<f32>>,
+    ) -> Result<()> {
+        let InFlight {
+            angle,
+            rows,
+            pixels,
+            logits,
+        } = flight;
+        for (mi, logits) in logits.into_iter().enumerate() {
+            if let Some(logits) = logits {
+                let logits = logits.collect()?;
+                self.record(mi, angle, rows, &logits, None, progress);
+            }
+        }
+        // Every slice has dropped its reference by now (before sending its logits).
+        if let Ok(pixels) = Arc::try_unwrap(pixels) {
+            // Fails only if the producer has ended.
+            let _ = spent.send(pixels);
+        }
+        Ok(())
+    }
+
+    /// Score every message of the producer until the data ends: batches in
+    /// flight on the slice threads' pool where there is one ([`inflight`]).
+    fn consume_all(
+        &mut self,
+        ends: Ends,
+        auto_batch: &mut AutoBatch,
+        angles: usize,
+        progress: &(dyn Fn(u64) + Sync),
+        on_chunk: &mut dyn FnMut(&SampleData) -> Result<()>,
+    ) -> Result<()> {
+        match self.slices.as_ref().and_then(|s| s.pool.clone()) {
+            Some(pool) => pool.in_place_scope_fifo(|scope| {
+                self.consume(Some(scope), ends, auto_batch, angles, progress, on_chunk)
+            }),
+            None => self.consume(None, ends, auto_batch, angles, progress, on_chunk),
+        }
+    }
+
+    /// [`Consumer::consume_all`]'s loop: a new chunk flushes the last one; a
+    /// rotated batch is scored now, or taken off ([`Consumer::take_off`]) and
+    /// landed when the next one has taken off. Batches are scored in the order
+    /// they came.
+    fn consume<'s>(
+        &mut self,
+        scope: Option<&rayon::ScopeFifo<'s>>,
+        ends: Ends,
+        auto_batch: &mut AutoBatch,
+        angles: usize,
+        progress: &(dyn Fn(u64) + Sync),
+        on_chunk: &mut dyn FnMut(&SampleData) -> Result<()>,
+    ) -> Result<()>
+    where
+        'a: 's,
+    {
+        let Ends { rx, spent, choice } = ends;
+        let mut flying: Option<InFlight> = None;
+        for msg in rx {
+            let (chunk, rotated) = msg?;
+            let Some(rotated) = rotated else {
+                // A new chunk: the previous one is complete.
+                if let Some(f) = flying.take() {
+                    self.land(f, progress, &spent)?;
+                }
+                self.flush(on_chunk)?;
+                self.start_chunk(&chunk)?;
+                continue;
+            };
+            if let Some(scope) = scope.filter(|_| self.can_defer(&rotated, auto_batch)) {
+                let next = self.take_off(scope, rotated, chunk.len())?;
+                if let Some(f) = flying.replace(next) {
+                    self.land(f, progress, &spent)?;
+                }
+                continue;
+            }
+            if let Some(f) = flying.take() {
+                self.land(f, progress, &spent)?;
+            }
+            let calibrating = self.score_angle(&chunk, &rotated, auto_batch, progress)?;
+            if !rotated.pixels.is_empty() {
+                // Fails only if the producer has ended.
+                let _ = spent.send(rotated.pixels);
+            }
+            if calibrating && self.timing.angle_msgs == angles {
+                let t = &self.timing;
+                let step =
+                    auto_batch.record(t.computed_chunks, chunk.len(), t.seconds, t.images, t.calls);
+                // Sends fail only if the producer has ended (end of data).
+                let _ = match step {
+                    Step::Next => choice.send(0),
+                    Step::Use(b) => choice.send(b),
+                };
+            }
+        }
+        if let Some(f) = flying.take() {
+            self.land(f, progress, &spent)?;
+        }
+        self.flush(on_chunk)
+    }
+}
+
+/// The consumer's ends of the channels to the producer: its messages, the
+/// scored batches' buffers going back, and `--batch-size auto`'s choice.
+struct Ends {
+    rx: Receiver<Message>,
+    spent: Sender<Vec<f32>>,
+    choice: SyncSender<usize>,
 }
 
 /// `--grid-early-stop`'s state for the chunk being scored.
@@ -550,14 +722,7 @@ fn forward_rows<C: Classifier>(
     slices: Option<&Slices>,
 ) -> Result<Vec<f32>> {
     let normalised = input.normalised;
-    let read = |c: &C, t: &Tensor| {
-        let logits = match normalised {
-            true => c.forward_normalised(t)?,
-            false => c.forward_raw(t)?,
-        };
-        Vec::<f32>::try_from(&logits)
-            .map_err(|e| anyhow::anyhow!("{}: cannot read the logits: {e}", c.path().display()))
-    };
+    let read = |c: &C, t: &Tensor| read_logits(c, t, normalised);
     let input = &input.batch;
     let n = input.size().first().copied().unwrap_or(0);
     let slices = match slices {
@@ -654,13 +819,37 @@ pub fn slice_threads<C: Classifier>(threads: usize, models: &[C], target: Target
     }
 }
 
+/// A model's logits for a batch on the CPU (`normalised`: by the host, see
+/// [`Input`]), flat and row-major.
+fn read_logits<C: Classifier>(model: &C, batch: &Tensor, normalised: bool) -> Result<Vec<f32>> {
+    let logits = match normalised {
+        true => model.forward_normalised(batch)?,
+        false => model.forward_raw(batch)?,
+    };
+    Vec::<f32>::try_from(&logits)
+        .map_err(|e| anyhow::anyhow!("{}: cannot read the logits: {e}", model.path().display()))
+}
+
 /// A classifier shared with the slice threads.
 struct Shared<'a, C>(&'a C);
 
-// SAFETY: only built in forward_rows for a model whose splits_batches() is true,
+impl<'a, C> Shared<'a, C> {
+    fn model(self) -> &'a C {
+        self.0
+    }
+}
+
+// SAFETY: only built in forward_rows and inflight::spawn_slices for a model
+// whose splits_batches() is true,
 // whose contract is that concurrent forward_raw calls on it are sound; the slice
 // threads call nothing else on it but path(), which only reads.
 unsafe impl<C> Sync for Shared<'_, C> {}
+
+// SAFETY: the same contract: a slice job that gets a `Shared` calls forward_raw
+// (or forward_normalised) and path() on the model from its thread, which is
+// what sharing it (Sync above) allows; the model outlives the jobs (they run in
+// a scope that borrows it).
+unsafe impl<C> Send for Shared<'_, C> {}
 
 /// No examples yet, of `target`'s image size.
 fn no_examples(target: Target) -> Examples {
@@ -811,6 +1000,10 @@ mod tests {
         threads: Mutex<BTreeSet<(String, i32)>>,
         /// Its normalisation of raw pixels, and whether it offers it to the engine.
         normalisation: Option<(Normalisation, bool)>,
+        /// Each call's rows, start and end.
+        spans: Mutex<Vec<(usize, Instant, Instant)>>,
+        /// Fail every call from this many calls on.
+        fail_from: Option<usize>,
     }
 
     impl Fake {
@@ -837,6 +1030,8 @@ mod tests {
                 split: false,
                 threads: Mutex::new(BTreeSet::new()),
                 normalisation: None,
+                spans: Mutex::new(vec![]),
+                fail_from: None,
             }
         }
     }
@@ -874,14 +1069,20 @@ mod tests {
                         .sum();
                 }
             }
+            let started = Instant::now();
             self.images.fetch_add(n, Relaxed);
-            self.calls.fetch_add(1, Relaxed);
+            let call = self.calls.fetch_add(1, Relaxed);
+            if self.fail_from.is_some_and(|k| call >= k) {
+                anyhow::bail!("fake.pt: call {call} fails");
+            }
             let name = std::thread::current().name().unwrap_or("").to_string();
             self.threads
                 .lock()
                 .unwrap()
                 .insert((name, tch::get_num_threads()));
             std::thread::sleep((self.sleep)(n));
+            let span = (n, started, Instant::now());
+            self.spans.lock().unwrap().push(span);
             Ok(Tensor::from_slice(&logits))
         }
         fn splits_batches(&self) -> bool {
@@ -1222,6 +1423,63 @@ mod tests {
         for (name, libtorch) in &threads {
             assert!(name.starts_with("rotbench-slice-"), "{name}");
             assert_eq!(*libtorch, 1, "{name} ran with {libtorch} libtorch threads");
+        }
+    }
+
+    #[test]
+    fn the_next_batch_starts_while_the_last_slice_of_this_one_runs() {
+        // Batches of 160 rows: slices of 64, 64 and 32, queued in that order; the
+        // 32-row slice takes 30 ms, the others 5. A consumer that waited for each
+        // batch would start no slice while a batch's last slice runs; with batches
+        // in flight, the next batch's slices run beside it on the other thread.
+        let mut s = settings(&[0.0, 90.0, 180.0], BatchSize::Fixed(160));
+        let one = Fake::new(4, no_sleep);
+        let (a, _) = sweep(&one, 320, &s, &WorkOrder::default());
+        s.threads = 2;
+        let split = Fake {
+            split: true,
+            ..Fake::new(4, |n| Duration::from_millis(if n == 32 { 30 } else { 5 }))
+        };
+        let (b, _) = sweep(&split, 320, &s, &WorkOrder::default());
+        assert_eq!(a.data, b.data);
+        let spans = split.spans.lock().unwrap().clone();
+        assert_eq!(spans.len(), 2 * 3 * 3, "2 chunks x 3 angles x 3 slices");
+        let inside = spans
+            .iter()
+            .filter(|&&(n, start, end)| {
+                n == 64
+                    && spans
+                        .iter()
+                        .any(|&(m, s, e)| m == 32 && s < start && end < e)
+            })
+            .count();
+        assert!(
+            inside > 0,
+            "no slice ran inside a batch's last slice: {spans:?}"
+        );
+    }
+
+    #[test]
+    fn a_slice_that_fails_in_flight_ends_the_sweep_with_its_error() {
+        let mut s = settings(&[0.0, 90.0, 180.0], BatchSize::Fixed(160));
+        s.threads = 2;
+        for fail_from in [0, 4, 10] {
+            let split = Fake {
+                split: true,
+                fail_from: Some(fail_from),
+                ..Fake::new(4, |_| Duration::from_millis(1))
+            };
+            let err = run(
+                std::slice::from_ref(&split),
+                &mut Memory::new(640, 4),
+                &s,
+                &WorkOrder::default(),
+                &|_| {},
+                &mut |_| Ok(()),
+            )
+            .err()
+            .unwrap_or_else(|| panic!("no error when calls fail from {fail_from}"));
+            assert!(format!("{err:#}").contains("fails"), "{err:#}");
         }
     }
 
