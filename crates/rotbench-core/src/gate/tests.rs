@@ -1269,9 +1269,10 @@ fn failures_are_marked_new_or_already_failing_and_only_new_ones_can_fail_the_gat
 }
 
 /// predictions.csv, which a baseline stores, is written in pieces formatted a
-/// round at a time beside the writer: its bytes must be one writer's, row by row,
-/// at any thread count (here more pieces than a round, and a model name that
-/// needs quotes).
+/// round at a time beside the writer, each row straight into bytes: its bytes
+/// must be one csv writer's, row by row, at any thread count (here more pieces
+/// than a round; model names and sources that need quotes; a translated pose;
+/// numbers of every size, NaN and invalid predictions).
 #[test]
 fn predictions_csv_in_pieces_is_one_writer_row_by_row() {
     use crate::report::csv::{prediction_row, predictions_csv, rows};
@@ -1282,8 +1283,31 @@ fn predictions_csv_in_pieces_is_one_writer_row_by_row() {
     let models = [
         ("a", vec![p(1), p(3), p(7)]),
         ("b,c", vec![p(2), p(5), p(9)]),
+        ("say \"d\"\n", vec![p(4), p(6), p(8)]),
     ];
-    let (summary, sweep) = fake(&[0.0, 37.5, 90.0], &labels, &models, SHA);
+    let (summary, mut sweep) = fake(&[0.0, 37.5, 90.0], &labels, &models, SHA);
+    sweep.poses[1].dx = -2.5;
+    sweep.poses[1].dy = 1e16;
+    let sources = ["x.png", "a,b.png", "q\"uote.png", "line\rbreak", ""];
+    for (s, source) in sweep.sources.iter_mut().enumerate() {
+        *source = format!("{}#{s}", sources[s % sources.len()]);
+    }
+    let mut state = 5u64;
+    let mut draw = || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+        f32::from_bits((state >> 32) as u32)
+    };
+    for col in sweep.models.iter_mut().flat_map(|m| m.cols.iter_mut()) {
+        for s in 0..n {
+            col.confidence[s] = draw();
+            col.p_true[s] = draw().abs();
+            col.brier[s] = draw();
+            if s % 97 == 0 {
+                col.preds[s] = crate::metrics::INVALID;
+                col.confidence[s] = f32::NAN;
+            }
+        }
+    }
     let mut one = rows(Vec::new());
     one.write_record(PREDICTION_COLUMNS).unwrap();
     for (m, ms) in summary.models.iter().zip(&sweep.models) {

@@ -325,9 +325,9 @@ pub fn predictions_csv(summary: &Summary, sweep: &SweepResult) -> Result<Vec<u8>
 /// demo), so the sweep writes it in pieces instead of keeping it. The pieces (up
 /// to [`PREDICTION_PIECE`] rows of one model at one pose) are formatted on
 /// rayon's threads, a round of one per thread at a time (the next round while
-/// this thread writes the last), and written in order:
-/// the bytes are those of one writer formatting every row in turn, since a CSV
-/// row's text depends on that row alone.
+/// this thread writes the last), and written in order, each row straight into
+/// bytes ([`RowText`]): the bytes are those of one csv writer serialising every
+/// row in turn, since a CSV row's text depends on that row alone.
 pub fn write_predictions(
     summary: &Summary,
     sweep: &SweepResult,
@@ -344,16 +344,21 @@ pub fn write_predictions(
             .flat_map(|ai| (0..n).step_by(PREDICTION_PIECE).map(move |at| (ai, at)))
             .collect();
         let piece = |&(ai, at): &(usize, usize)| -> Result<Vec<u8>> {
-            let (pose, col) = (sweep.poses[ai], &ms.cols[ai]);
             let end = (at + PREDICTION_PIECE).min(n);
-            let mut piece = rows(Vec::with_capacity((end - at) * ROW_BYTES));
-            let mut top_k = String::new();
+            let mut piece = Vec::with_capacity((end - at) * ROW_BYTES);
+            let row = RowText::new(&m.id.name, sweep.poses[ai]);
+            let mut text = String::new();
             for s in at..end {
-                top_k.clear();
-                push_top_k(&mut top_k, ms.top_k_list(ai, s));
-                piece.serialize(prediction_row(&m.id.name, pose, sweep, col, s, &top_k))?;
+                row.push(
+                    &mut piece,
+                    sweep,
+                    &ms.cols[ai],
+                    s,
+                    ms.top_k_list(ai, s),
+                    &mut text,
+                );
             }
-            finish(piece)
+            Ok(piece)
         };
         // A thread formats the rounds while this one writes the last round's pieces.
         std::thread::scope(|scope| -> Result<()> {
@@ -416,6 +421,90 @@ pub(crate) fn prediction_row<'a>(
         draw: None,
         worst: None,
     }
+}
+
+/// The rows of one model at one pose as text, written straight into bytes: the
+/// bytes the csv writer makes of each [`prediction_row`] (same quoting, same
+/// number forms; `predictions_csv_in_pieces_is_one_writer_row_by_row`), for a
+/// fraction of its cost, which was most of the time a sweep of small images spent
+/// after its last forward pass (issue 36).
+struct RowText {
+    /// `model,angle,dx,dy,`, the same on every row.
+    prefix: Vec<u8>,
+}
+
+impl RowText {
+    fn new(model: &str, pose: crate::poses::Pose) -> RowText {
+        let mut prefix = Vec::new();
+        push_field(&mut prefix, model.as_bytes());
+        let mut text = String::new();
+        for v in [pose.angle, pose.dx, pose.dy] {
+            text.clear();
+            crate::format::push_angle(&mut text, v);
+            prefix.push(b',');
+            push_field(&mut prefix, text.as_bytes());
+        }
+        prefix.push(b',');
+        RowText { prefix }
+    }
+
+    /// Sample `s`'s row of column `col` (no draw); `text`: a buffer to reuse.
+    fn push(
+        &self,
+        out: &mut Vec<u8>,
+        sweep: &SweepResult,
+        col: &crate::results::Column,
+        s: usize,
+        top_k: &[u32],
+        text: &mut String,
+    ) {
+        let mut int = itoa::Buffer::new();
+        out.extend_from_slice(&self.prefix);
+        out.extend_from_slice(int.format(sweep.indices[s]).as_bytes());
+        out.push(b',');
+        out.extend_from_slice(int.format(sweep.labels[s]).as_bytes());
+        out.push(b',');
+        out.extend_from_slice(int.format(col.preds[s]).as_bytes());
+        out.push(b',');
+        let mut number = |out: &mut Vec<u8>, v: f32| {
+            text.clear();
+            crate::format::push_num32(text, v);
+            push_field(out, text.as_bytes());
+        };
+        number(out, col.confidence[s]);
+        out.push(b',');
+        push_field(out, sweep.sources[s].as_bytes());
+        out.push(b',');
+        number(out, col.p_true[s]);
+        out.push(b',');
+        number(out, col.brier[s]);
+        out.push(b',');
+        text.clear();
+        push_top_k(text, top_k);
+        push_field(out, text.as_bytes());
+        // No draw, no worst.
+        out.extend_from_slice(b",,\n");
+    }
+}
+
+/// A field as [`rows`]'s writer writes it: as is, or in double quotes (doubling
+/// those inside) when it holds a comma, a double quote or a line break.
+fn push_field(out: &mut Vec<u8>, field: &[u8]) {
+    if !field
+        .iter()
+        .any(|&b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
+    {
+        out.extend_from_slice(field);
+        return;
+    }
+    out.push(b'"');
+    for &b in field {
+        if b == b'"' {
+            out.push(b'"');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
 }
 
 /// The most rows of predictions.csv formatted as one piece (about 1.5 MB of text).
