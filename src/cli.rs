@@ -301,6 +301,9 @@ pub struct SweepArgs {
     /// Images per forward pass, or `auto`: time 64, 128, 256 and 512 on the first
     /// batches (their results are kept; stop at the first slower one) and use the fastest.
     /// `auto` skips sizes whose float input exceeds 64 MiB (224x224 RGB: 64 only).
+    /// TorchScript on the CPU runs images up to 64x64 RGB in slices of 64 rows whatever
+    /// the batch: there `auto` times nothing and takes the largest size (512, doubled
+    /// from 5 threads and again from 9).
     #[arg(long, default_value = "auto", value_name = "N|auto", value_parser = clap::value_parser!(BatchSize))]
     pub batch_size: BatchSize,
     /// Use only the first N samples.

@@ -127,6 +127,8 @@ fn device_cuda_without_cuda_and_bad_device_or_input_size_values_are_errors_that_
     assert!(!t.path().join("o/summary.json").exists());
 }
 
+/// A model that runs whole batches (a .pt2 package; TorchScript's sliced batches
+/// take the largest size untimed, tests/cli_sweep.rs).
 #[test]
 fn batch_size_auto_with_one_angle_uses_256() {
     let t = tempfile::tempdir().unwrap();
@@ -137,7 +139,7 @@ fn batch_size_auto_with_one_angle_uses_256() {
             "--no-report",
             "--no-cache",
             "--model",
-            s(bundled_model()),
+            s(root().join("models/mnist-cnn.pt2")),
             "--data",
             s(mnist()),
             "--angles",

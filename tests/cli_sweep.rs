@@ -132,29 +132,35 @@ fn inspect_prints_the_spec_and_the_output_width() {
         .stdout(predicates::str::contains("sidecar"));
 }
 
+/// Sweep `models` (files under models/) at 0:360:90 on 1,500 MNIST images into
+/// `out`, with `extra` flags.
+fn sweep_models(models: &[&str], out: &std::path::Path, extra: &[&str]) {
+    let mut c = rotbench();
+    c.args(["sweep", "--quiet"]);
+    for m in models {
+        c.arg("--model").arg(root().join(format!("models/{m}")));
+    }
+    c.arg("--data")
+        .arg(mnist())
+        .args(["--angles", "0:360:90", "--limit", "1500", "--out"])
+        .arg(out)
+        .args(extra);
+    c.assert().success();
+}
+
+fn timing_of(out: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&fs::read(out.join("timing.json")).unwrap()).unwrap()
+}
+
 #[test]
 fn batch_size_auto_times_ascending_candidates_until_one_is_slower_and_predictions_do_not_depend_on_the_batch_size(
 ) {
+    // A .pt2 package runs whole batches, so auto times them (TorchScript's sliced
+    // batches are not timed: the next test).
     let (auto, fixed) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let models = ["mnist-cnn", "mnist-cnn-aug", "mnist-p4cnn"];
-    for (out, extra) in [
-        (auto.path(), vec![]),
-        (fixed.path(), vec!["--batch-size", "100"]),
-    ] {
-        let mut c = rotbench();
-        c.args(["sweep", "--quiet"]);
-        for m in models {
-            c.arg("--model").arg(root().join(format!("models/{m}.pt")));
-        }
-        c.arg("--data")
-            .arg(mnist())
-            .args(["--angles", "0:360:90", "--limit", "1500", "--out"])
-            .arg(out)
-            .args(&extra);
-        c.assert().success();
-    }
-    let t: serde_json::Value =
-        serde_json::from_slice(&fs::read(auto.path().join("timing.json")).unwrap()).unwrap();
+    sweep_models(&["mnist-cnn.pt2"], auto.path(), &[]);
+    sweep_models(&["mnist-cnn.pt2"], fixed.path(), &["--batch-size", "100"]);
+    let t = timing_of(auto.path());
     let timed: Vec<u64> = t["batch_timings"]
         .as_array()
         .unwrap()
@@ -207,7 +213,40 @@ fn batch_size_auto_times_ascending_candidates_until_one_is_slower_and_prediction
     assert_eq!(summary(auto.path())["settings"]["batch_size"], "auto");
     assert_eq!(summary(fixed.path())["settings"]["batch_size"], 100);
     // Chunks of 64..512 then the chosen size against chunks of 100: the same predictions,
-    // confidences and metrics, to the last digit, for every bundled model.
+    // confidences and metrics, to the last digit.
+    assert_same_files(
+        auto.path(),
+        fixed.path(),
+        &[
+            "predictions.csv",
+            "per_angle.csv",
+            "per_class.csv",
+            "confusion.csv",
+        ],
+    );
+}
+
+#[test]
+fn batch_size_auto_with_sliced_batches_times_nothing_and_takes_the_largest_size_and_predictions_do_not_depend_on_it(
+) {
+    // TorchScript on the CPU runs 28x28 batches in slices of 64 rows: auto times
+    // nothing and takes the largest candidate, scaled for the slice threads (512
+    // up to 4 threads, 1024 from 5 to 8, ...).
+    let (auto, fixed) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let models = ["mnist-cnn.pt", "mnist-cnn-aug.pt", "mnist-p4cnn.pt"];
+    sweep_models(&models, auto.path(), &[]);
+    sweep_models(&models, fixed.path(), &["--batch-size", "100"]);
+    let t = timing_of(auto.path());
+    assert_eq!(t["batch_timings"].as_array().unwrap().len(), 0, "{t}");
+    let size = t["batch_size"].as_u64().unwrap();
+    let threads = t["slice_threads"].as_u64().unwrap();
+    assert!(
+        size >= 512 && size.is_power_of_two() && size >= 64 * threads,
+        "{t}"
+    );
+    assert_eq!(summary(auto.path())["settings"]["batch_size"], "auto");
+    // Every bundled model, batches of the largest size against batches of 100: the
+    // same predictions, confidences and metrics, to the last digit.
     assert_same_files(
         auto.path(),
         fixed.path(),

@@ -5,7 +5,8 @@
 //! the driver reports the chunk's forward timing with [`AutoBatch::record`] and
 //! gets back [`Step::Next`] (cut the next candidate) or [`Step::Use`] (the size
 //! for the rest of the sweep). The results of calibration chunks are kept, so
-//! nothing is computed twice.
+//! nothing is computed twice. A run that cuts its batches into slices times
+//! nothing: its size is the largest that fits ([`AutoBatch::sliced`]).
 
 use crate::results::AUTO_FALLBACK as AUTO_FALLBACK_UNSCALED;
 use crate::results::{auto_candidates, auto_fallback};
@@ -38,26 +39,12 @@ impl AutoBatch {
     /// values per image; `auto` tries only the sizes whose input fits
     /// [`AUTO_MAX_INPUT_BYTES`](crate::results::AUTO_MAX_INPUT_BYTES).
     pub fn new(batch: BatchSize, timed_angles: usize, floats: usize) -> AutoBatch {
-        AutoBatch::spread(batch, timed_angles, floats, 0)
-    }
-
-    /// [`AutoBatch::new`] for a run whose batches are cut into slices on several
-    /// threads, `rows` being the rows one batch needs to give each of them a
-    /// slice: `auto`'s sizes are scaled up by the power of two that brings its
-    /// untimed size to at least `rows`, so that no thread waits for want of a
-    /// slice. Every size stays a multiple of the slice, so which rows run
-    /// together (and so every prediction) does not depend on the size chosen.
-    pub fn spread(batch: BatchSize, timed_angles: usize, floats: usize, rows: usize) -> AutoBatch {
-        let scale = rows
-            .div_ceil(AUTO_FALLBACK_UNSCALED)
-            .max(1)
-            .next_power_of_two();
         let (fixed, schedule) = match batch {
             BatchSize::Fixed(b) => (b, vec![]),
             BatchSize::Auto if timed_angles >= 2 => {
-                (auto_fallback(floats, scale), auto_candidates(floats, scale))
+                (auto_fallback(floats, 1), auto_candidates(floats, 1))
             }
-            BatchSize::Auto => (auto_fallback(floats, scale), vec![]),
+            BatchSize::Auto => (auto_fallback(floats, 1), vec![]),
         };
         let chosen = schedule.is_empty().then_some(fixed);
         AutoBatch {
@@ -65,6 +52,38 @@ impl AutoBatch {
             fixed,
             timings: vec![],
             chosen,
+        }
+    }
+
+    /// `auto` for a run that cuts its batches into slices of 64 rows
+    /// ([`super::splits`]): the forward passes are the same slices whatever the
+    /// batch size, which only sets how many slices a batch queues at once, so
+    /// nothing is timed. Timing measured the calibration's own cost and noise (a
+    /// first chunk of 64 rows is one slice, on one thread) and chose smaller
+    /// batches than the largest, which was the fastest in each of the three bench
+    /// sweeps once batches stayed in flight (docs/performance.md, issue 36). The
+    /// largest candidate that fits, scaled by the power of two that brings the
+    /// unscaled untimed size to at least `rows` (the rows that give each slice
+    /// thread a slice, 0 with one thread). Every size stays a multiple of the
+    /// slice, so which rows run together (and so every prediction) does not depend
+    /// on the size.
+    pub fn sliced(batch: BatchSize, floats: usize, rows: usize) -> AutoBatch {
+        let scale = rows
+            .div_ceil(AUTO_FALLBACK_UNSCALED)
+            .max(1)
+            .next_power_of_two();
+        let fixed = match batch {
+            BatchSize::Fixed(b) => b,
+            BatchSize::Auto => auto_candidates(floats, scale)
+                .last()
+                .copied()
+                .unwrap_or(AUTO_FALLBACK_UNSCALED),
+        };
+        AutoBatch {
+            schedule: vec![],
+            fixed,
+            timings: vec![],
+            chosen: Some(fixed),
         }
     }
 
@@ -194,44 +213,38 @@ mod tests {
     }
 
     #[test]
-    fn auto_scales_its_sizes_so_that_every_slice_thread_has_a_slice() {
-        // 2 slice threads x 64 rows = 128 rows: within 256, unscaled.
-        let two = AutoBatch::spread(BatchSize::Auto, 3, 784, 128);
-        assert_eq!(
-            (two.schedule(), two.fixed()),
-            (&AUTO_CANDIDATES[..], AUTO_FALLBACK)
-        );
+    fn auto_with_slices_takes_the_largest_size_that_fits_scaled_for_every_slice_thread() {
+        // No slice threads, or 2 x 64 rows = 128 (within 256): unscaled, 512.
+        for rows in [0, 128] {
+            let c = AutoBatch::sliced(BatchSize::Auto, 784, rows);
+            assert_eq!(
+                (c.schedule(), c.fixed(), c.batch_size()),
+                (&[][..], 512, 512)
+            );
+            assert!(!c.is_timing(1));
+        }
         // 8 threads (512 rows): x2. 16 (1024 rows): x4. 12 (768 rows): x4, a power of two.
-        let eight = AutoBatch::spread(BatchSize::Auto, 3, 784, 512);
+        for (rows, size) in [(512, 1024), (1024, 2048), (768, 2048)] {
+            assert_eq!(AutoBatch::sliced(BatchSize::Auto, 784, rows).fixed(), size);
+        }
+        // 64x64 RGB (48 KB an image) at 16 threads: 64 MiB holds 1365, so 1024.
         assert_eq!(
-            (eight.schedule(), eight.fixed()),
-            (&[128, 256, 512, 1024][..], 512)
-        );
-        let sixteen = AutoBatch::spread(BatchSize::Auto, 3, 784, 1024);
-        assert_eq!(
-            (sixteen.schedule(), sixteen.fixed()),
-            (&[256, 512, 1024, 2048][..], 1024)
-        );
-        assert_eq!(
-            AutoBatch::spread(BatchSize::Auto, 3, 784, 768).fixed(),
+            AutoBatch::sliced(BatchSize::Auto, 3 * 64 * 64, 1024).fixed(),
             1024
         );
-        // 64x64 RGB (48 KB an image) at 16 threads: 64 MiB holds 1365, so not 2048.
-        let rgb = AutoBatch::spread(BatchSize::Auto, 3, 3 * 64 * 64, 1024);
-        assert_eq!((rgb.schedule(), rgb.fixed()), (&[256, 512, 1024][..], 1024));
-        // One angle: the scaled size, untimed. A fixed size stays the user's.
+        // A fixed size stays the user's.
         assert_eq!(
-            AutoBatch::spread(BatchSize::Auto, 1, 784, 1024).fixed(),
-            1024
-        );
-        assert_eq!(
-            AutoBatch::spread(BatchSize::Fixed(100), 3, 784, 1024).fixed(),
+            AutoBatch::sliced(BatchSize::Fixed(100), 784, 1024).fixed(),
             100
         );
         // Every size is a multiple of the 64-row slice.
         for rows in [0, 64, 128, 512, 768, 1024, 4096] {
-            let c = AutoBatch::spread(BatchSize::Auto, 3, 784, rows);
-            assert!(c.schedule().iter().chain([&c.fixed()]).all(|b| b % 64 == 0));
+            for floats in [784, 3 * 32 * 32, 3 * 64 * 64] {
+                assert_eq!(
+                    AutoBatch::sliced(BatchSize::Auto, floats, rows).fixed() % 64,
+                    0
+                );
+            }
         }
     }
 

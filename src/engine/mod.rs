@@ -184,9 +184,14 @@ pub fn run<C: Classifier>(
     let (tx, rx) = sync_channel::<Message>(2);
     // Auto: one chunk per candidate (after any resumed samples), then the producer
     // waits for the consumer's choice (batch_size::Step, sent as 0 or the size).
-    // Split batches need a slice for every slice thread.
-    let rows = SLICE as usize * slice_threads(settings.threads, models, target);
-    let mut auto_batch = AutoBatch::spread(settings.batch, order.len(), target.pixels(), rows);
+    // Split batches time nothing, and need a slice for every slice thread.
+    let mut auto_batch = match splits(models, target) {
+        true => {
+            let rows = SLICE as usize * slice_threads(settings.threads, models, target);
+            AutoBatch::sliced(settings.batch, target.pixels(), rows)
+        }
+        false => AutoBatch::new(settings.batch, order.len(), target.pixels()),
+    };
     let (choice_tx, choice_rx) = sync_channel::<usize>(1);
     // Scored batches' buffers go back to the producer to rotate into (not zeroed).
     let (spent_tx, spent_rx) = std::sync::mpsc::channel::<Vec<f32>>();
@@ -1370,19 +1375,26 @@ mod tests {
     }
 
     #[test]
-    fn auto_gives_every_slice_thread_a_slice() {
-        // 8 slice threads need 8 x 64 rows: auto's sizes double (not so unsplit).
-        let n = 128 + 256 + 512 + 1024 + 100;
-        let mut s = settings(&[90.0], BatchSize::Auto);
-        s.threads = 8;
-        let split = Fake {
-            split: true,
-            ..Fake::new(4, flat)
-        };
-        let (raw, chunks) = sweep(&split, n, &s, &WorkOrder::default());
-        let tried: Vec<usize> = raw.batch_timings.iter().map(|t| t.batch_size).collect();
-        assert_eq!(tried, [128, 256, 512, 1024]);
-        assert_eq!(chunks, [128, 256, 512, 1024, 100]);
+    fn auto_with_slices_times_nothing_and_takes_the_largest_size_scaled_for_the_threads() {
+        // Split batches run the same 64-row slices at any size: the largest
+        // candidate, untimed; 8 slice threads need 8 x 64 rows, so sizes double:
+        // 1024. With one thread (no slice threads), 512. Unsplit, auto times from 64.
+        let n = 2500;
+        let mut s = settings(&[0.0, 90.0], BatchSize::Auto);
+        for (threads, size) in [(8, 1024), (1, 512)] {
+            s.threads = threads;
+            let split = Fake {
+                split: true,
+                ..Fake::new(4, no_sleep)
+            };
+            let (raw, chunks) = sweep(&split, n, &s, &WorkOrder::default());
+            assert!(raw.batch_timings.is_empty(), "{:?}", raw.batch_timings);
+            assert_eq!(raw.batch_size, size);
+            assert!(
+                chunks.iter().rev().skip(1).all(|&c| c == size),
+                "{chunks:?}"
+            );
+        }
         let whole = Fake::new(4, flat);
         let (raw, _) = sweep(&whole, n, &s, &WorkOrder::default());
         assert_eq!(raw.batch_timings[0].batch_size, 64);
