@@ -148,6 +148,14 @@ fn sweep_models(models: &[&str], out: &std::path::Path, extra: &[&str]) {
     c.assert().success();
 }
 
+/// The files of predictions and the metrics made of them.
+const SCORED_FILES: [&str; 4] = [
+    "predictions.csv",
+    "per_angle.csv",
+    "per_class.csv",
+    "confusion.csv",
+];
+
 fn timing_of(out: &std::path::Path) -> serde_json::Value {
     serde_json::from_slice(&fs::read(out.join("timing.json")).unwrap()).unwrap()
 }
@@ -214,16 +222,7 @@ fn batch_size_auto_times_ascending_candidates_until_one_is_slower_and_prediction
     assert_eq!(summary(fixed.path())["settings"]["batch_size"], 100);
     // Chunks of 64..512 then the chosen size against chunks of 100: the same predictions,
     // confidences and metrics, to the last digit.
-    assert_same_files(
-        auto.path(),
-        fixed.path(),
-        &[
-            "predictions.csv",
-            "per_angle.csv",
-            "per_class.csv",
-            "confusion.csv",
-        ],
-    );
+    assert_same_files(auto.path(), fixed.path(), &SCORED_FILES);
 }
 
 #[test]
@@ -247,16 +246,7 @@ fn batch_size_auto_with_sliced_batches_times_nothing_and_takes_the_largest_size_
     assert_eq!(summary(auto.path())["settings"]["batch_size"], "auto");
     // Every bundled model, batches of the largest size against batches of 100: the
     // same predictions, confidences and metrics, to the last digit.
-    assert_same_files(
-        auto.path(),
-        fixed.path(),
-        &[
-            "predictions.csv",
-            "per_angle.csv",
-            "per_class.csv",
-            "confusion.csv",
-        ],
-    );
+    assert_same_files(auto.path(), fixed.path(), &SCORED_FILES);
 }
 
 #[test]
