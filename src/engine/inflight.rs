@@ -4,9 +4,9 @@
 //! slice of a batch while the other had none (issue 36: the slice threads were
 //! 89% and 94% busy in the 32x32 RGB sweep on 2 cores).
 //!
-//! Only what the consumer can defer goes here: a host batch, no
-//! `--grid-early-stop` (its next angle depends on this one's predictions), and no
-//! `--batch-size auto` timing (which times each call). The rows that run together
+//! Only what the consumer can defer goes here: a host batch, and no
+//! `--grid-early-stop` (its next angle depends on this one's predictions); a run
+//! with slice threads times no `--batch-size auto` calls. The rows that run together
 //! are the same [`SLICE`] rows as when the consumer waits, so the logits are the
 //! same bits.
 

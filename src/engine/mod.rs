@@ -436,13 +436,10 @@ impl<'a, C: Classifier> Consumer<'a, C> {
     }
 
     /// Whether a rotated batch may stay in flight while the next one starts
-    /// ([`inflight`]): on the host, without `--grid-early-stop`, and not timed
-    /// for `--batch-size auto`.
-    fn can_defer(&self, rotated: &Rotated, auto_batch: &AutoBatch) -> bool {
-        !rotated.pixels.is_empty()
-            && self.device_chunk.is_none()
-            && self.early_stop.is_none()
-            && !auto_batch.is_timing(self.timing.computed_chunks)
+    /// ([`inflight`]): on the host and without `--grid-early-stop`. (A run with
+    /// slice threads never times `--batch-size auto`: [`AutoBatch::sliced`].)
+    fn can_defer(&self, rotated: &Rotated) -> bool {
+        !rotated.pixels.is_empty() && self.device_chunk.is_none() && self.early_stop.is_none()
     }
 
     /// Start every model's forward pass of a rotated host batch of `n` rows: a
@@ -466,16 +463,14 @@ impl<'a, C: Classifier> Consumer<'a, C> {
         for (mi, model) in models.iter().enumerate() {
             logits.push(match self.compute[mi][angle] {
                 false => None,
-                true if model.splits_batches() && n > SLICE as usize => {
-                    Some(inflight::spawn_slices(
-                        scope,
-                        model,
-                        &pixels,
-                        n,
-                        [t.channels, t.height, t.width],
-                        self.host_normalised,
-                    ))
-                }
+                true if in_slices(model, n) => Some(inflight::spawn_slices(
+                    scope,
+                    model,
+                    &pixels,
+                    n,
+                    [t.channels, t.height, t.width],
+                    self.host_normalised,
+                )),
                 true => {
                     let batch = host_batch(&pixels, [n, t.channels, t.height, t.width])?;
                     Some(Logits::Ready(read_logits(
@@ -569,7 +564,7 @@ impl<'a, C: Classifier> Consumer<'a, C> {
                 self.start_chunk(&chunk)?;
                 continue;
             };
-            if let Some(scope) = scope.filter(|_| self.can_defer(&rotated, auto_batch)) {
+            if let Some(scope) = scope.filter(|_| self.can_defer(&rotated)) {
                 let next = self.take_off(scope, rotated, chunk.len())?;
                 if let Some(f) = flying.replace(next) {
                     self.land(f, progress, &spent)?;
@@ -731,7 +726,7 @@ fn forward_rows<C: Classifier>(
     let input = &input.batch;
     let n = input.size().first().copied().unwrap_or(0);
     let slices = match slices {
-        Some(s) if model.splits_batches() && n > SLICE => s,
+        Some(s) if in_slices(model, n as usize) => s,
         _ => return read(model, input),
     };
     let parts: Vec<Tensor> = (0..n)
@@ -759,6 +754,12 @@ fn forward_rows<C: Classifier>(
         all.extend(part?);
     }
     Ok(all)
+}
+
+/// Whether `model` runs a batch of `rows` rows in slices: it splits batches and
+/// the batch is longer than one slice.
+fn in_slices<C: Classifier>(model: &C, rows: usize) -> bool {
+    model.splits_batches() && rows > SLICE as usize
 }
 
 /// The rows of one slice. Fixed, so that which rows run together depends on the
@@ -845,8 +846,7 @@ impl<'a, C> Shared<'a, C> {
 }
 
 // SAFETY: only built in forward_rows and inflight::spawn_slices for a model
-// whose splits_batches() is true,
-// whose contract is that concurrent forward_raw calls on it are sound; the slice
+// whose splits_batches() is true, whose contract is that concurrent forward_raw calls on it are sound; the slice
 // threads call nothing else on it but path(), which only reads.
 unsafe impl<C> Sync for Shared<'_, C> {}
 
